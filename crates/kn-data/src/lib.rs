@@ -1,0 +1,1 @@
+//! PARAREL and BINGREL datasets and user fact files

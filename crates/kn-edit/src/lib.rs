@@ -1,0 +1,1 @@
+//! Interventions on knowledge neurons and knowledge editing

@@ -1,0 +1,1 @@
+//! Knowledge-neuron selection, refinement and statistics

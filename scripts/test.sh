@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Quick start, second command: installs what is missing, then runs every test of the
+# workspace (unit, integration, parity against the committed golden fixtures, doc tests).
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+bash "$REPO_ROOT/scripts/setup.sh"
+cd "$REPO_ROOT"
+cargo test --workspace --release "$@"
