@@ -52,12 +52,13 @@ pub(crate) fn dequantize_named(
         detail,
     };
     let n = n_elements as u64;
-    if n % block != 0 {
+    let n_blocks = n / block;
+    if n_blocks * block != n {
         return Err(length_error(format!(
             "{n_elements} elements is not a multiple of the block size {block}"
         )));
     }
-    let expected = (n / block).checked_mul(size);
+    let expected = n_blocks.checked_mul(size);
     if expected != Some(bytes.len() as u64) {
         return Err(length_error(format!(
             "{n_elements} elements need {} bytes, but {} were given",
