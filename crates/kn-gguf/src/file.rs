@@ -500,10 +500,14 @@ fn read_tensor_info(c: &mut Cursor<'_>, i: usize, alignment: u64) -> Result<(Ten
     let Some((block, type_size)) = dtype.block_layout() else {
         return Err(GgufError::UnknownTensorType { file: file.to_string(), tensor: name, type_id });
     };
-    let n_elements = dims
+    // The product of the non-zero dims must fit in i64 (as ggml requires), even when another
+    // dim is 0: then every partial product of the shape, in any order, fits as well, and callers
+    // can multiply dims without overflow checks.
+    let fits = dims
         .iter()
-        .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-        .filter(|&n| n <= i64::MAX as u64);
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d.max(1)))
+        .is_some_and(|n| n <= i64::MAX as u64);
+    let n_elements = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).filter(|_| fits);
     let size = n_elements.and_then(|n| (n / block).checked_mul(type_size));
     let Some(size) = size.filter(|&s| s <= i64::MAX as u64) else {
         return Err(GgufError::ShapeOverflow { file: file.to_string(), tensor: name, dims });

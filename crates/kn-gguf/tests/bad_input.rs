@@ -326,6 +326,21 @@ fn dims_product_overflows() {
     w.tensor("t", &[1 << 62, 2], 0, 0).pad(32);
     let e = parse_err(&w);
     assert!(matches!(e, GgufError::ShapeOverflow { .. }), "{e}");
+    // An empty tensor whose other dims multiply past i64 (found by the fuzzer: the row-major
+    // shape's product overflowed in the caller).
+    let mut w = W::header(3, 1, 0);
+    w.tensor("t", &[0, 1 << 32, 1 << 32], 0, 0).pad(32);
+    let e = parse_err(&w);
+    assert!(matches!(e, GgufError::ShapeOverflow { .. }), "{e}");
+}
+
+#[test]
+fn empty_tensor_is_fine() {
+    let mut w = W::header(3, 2, 0);
+    w.tensor("empty", &[0, 7], 2, 0).tensor("t", &[1], 0, 0).pad(32).f32s(&[2.0]);
+    let f = parse(w.bytes()).expect("empty tensor");
+    assert_eq!(f.tensor_f32("empty").expect("empty").1, vec![7, 0]);
+    assert_eq!(f.tensor_f32("t").expect("t").0, vec![2.0]);
 }
 
 #[test]

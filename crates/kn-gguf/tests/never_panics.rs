@@ -2,7 +2,8 @@
 //! `GgufFile::from_bytes` accepts must also be safe to query and to dequantize.
 //!
 //! The seeds are the gguf-py fixture (`fixtures/gguf/quant_types.gguf`, every value type and
-//! every supported tensor type) and a small hand-built v2 file. Mutations favour the header (where
+//! every supported tensor type) and a small hand-built v2 file. The fuzz target's seeds
+//! (`fuzz/seeds/gguf_parse`, including regression inputs the fuzzer found) are replayed too. Mutations favour the header (where
 //! counts, lengths, types and offsets live) and write "interesting" integers there.
 
 use std::path::PathBuf;
@@ -73,7 +74,9 @@ fn exercise(bytes: Vec<u8>) {
         }
         for t in f.tensors() {
             if let Ok((values, shape)) = f.tensor_f32(&t.name) {
-                assert_eq!(values.len(), shape.iter().product::<usize>());
+                // Every shape must be safe to multiply out, even for empty tensors.
+                let product = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+                assert_eq!(Some(values.len()), product);
             }
         }
     }
@@ -202,4 +205,24 @@ fn every_prefix_of_the_fixture_header_is_handled() {
     for len in (0..bytes.len()).step_by(7) {
         exercise(bytes[..len].to_vec());
     }
+}
+
+#[test]
+fn fuzz_seeds_parse_and_decode() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/gguf_parse");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("dir entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("gguf") {
+            // Regression inputs found by the fuzzer: must not panic, need not parse.
+            exercise(std::fs::read(&path).expect("seed"));
+            continue;
+        }
+        let f = GgufFile::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        for t in f.tensors() {
+            f.tensor_f32(&t.name).unwrap_or_else(|e| panic!("{e}"));
+        }
+        seen += 1;
+    }
+    assert!(seen >= 3, "expected the generated seeds in {}", dir.display());
 }
