@@ -15,7 +15,7 @@ It writes (paths relative to the repository root):
 * ``fixtures/tokenizer/pretokenizer_golden.json`` -- pre-tokenizer splits (GPT-2, SmolLM,
   Llama-3) and ids for a Llama-3-style pipeline (ignore_merges) over the SmolLM2 vocabulary.
 * ``fixtures/tokenizer/bert-vocab-cased.txt``, ``fixtures/tokenizer/bert-vocab-uncased.txt`` --
-  small WordPiece vocabularies trained here on PARAREL text.
+  small WordPiece vocabularies built here (deterministically) from PARAREL text.
 * ``fixtures/golden/wordpiece_tokens.json`` -- ``transformers.BertTokenizer`` ids (cased and
   uncased) for ~100 masked PARAREL prompts plus hard strings.
 
@@ -48,14 +48,14 @@ import re
 import shutil
 import sys
 import tempfile
-import unicodedata
+from collections import Counter
 from pathlib import Path
 
 import gguf
 import tokenizers
 import transformers
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers
-from tokenizers import pre_tokenizers, processors, trainers
+from tokenizers import pre_tokenizers, processors
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 20261126
@@ -119,6 +119,10 @@ HARD_CAUSAL = [
     ("!!!???...", "x"),
     ("Ünïcödé ÄÖÜ äöü ß", "x"),
     ("Hello world", "!"),
+    # Bytes whose byte-level symbol is not in the SmolLM2 vocabulary (0x04, 0x06, 0x13, 0x14,
+    # 0x16, 0x1d; lead bytes 0xf1/0xf2 of planes 4-11): Hugging Face drops them silently.
+    ("ctrl\x04char\x06 \x13\x14\x16\x1d end", "x"),
+    ("plane four \U00040000 and eleven \U000B0001 here", "x"),
 ]
 
 # Hard strings for WordPiece (masked).
@@ -422,21 +426,50 @@ def make_pretokenizer_golden(meta, causal_cases):
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def train_wordpiece_vocab(corpus, lowercase: bool, vocab_size: int, out_path: Path):
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
-                                                strip_accents=None, lowercase=lowercase)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
-                                        continuing_subword_prefix="##", show_progress=False,
-                                        limit_alphabet=300)
-    tok.train_from_iterator(corpus, trainer=trainer)
-    vocab = tok.get_vocab()
-    ordered = sorted(vocab.items(), key=lambda kv: kv[1])
-    assert [t for t, _ in ordered[:5]] == SPECIALS
-    assert [i for _, i in ordered] == list(range(len(ordered)))
-    out_path.write_text("".join(t + "\n" for t, _ in ordered), encoding="utf-8")
-    return len(ordered)
+def build_wordpiece_vocab(corpus, lowercase: bool, vocab_size: int, out_path: Path):
+    """A small, deterministic WordPiece vocabulary built from word / piece frequencies.
+
+    (``tokenizers``' WordPieceTrainer is not deterministic across runs: ties are broken in hash
+    order.) Layout: the 5 special tokens, frequent single characters and their ``##`` forms,
+    then the most frequent whole words, word-initial pieces and ``##`` suffix pieces (2-5
+    characters), ordered by decreasing count then by string.
+    """
+    normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                            strip_accents=None, lowercase=lowercase)
+    pre = pre_tokenizers.BertPreTokenizer()
+    words = Counter()
+    for text in corpus:
+        for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(text)):
+            words[w] += 1
+    chars = Counter()
+    pieces = Counter()
+    for w, n in words.items():
+        for c in w:
+            chars[c] += n
+        for k in range(2, 6):
+            if len(w) > k:
+                pieces[w[:k]] += n
+                pieces["##" + w[-k:]] += n
+    by_count = lambda counter: sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))  # noqa: E731
+    vocab = list(SPECIALS)
+    seen = set(vocab)
+
+    def add(tok):
+        if tok not in seen and len(vocab) < vocab_size:
+            seen.add(tok)
+            vocab.append(tok)
+
+    for c, n in by_count(chars):
+        if n >= 3:
+            add(c)
+            add("##" + c)
+    word_budget = (vocab_size - len(vocab)) // 2
+    for w, _ in by_count(words)[:word_budget]:
+        add(w)
+    for p, _ in by_count(pieces):
+        add(p)
+    out_path.write_text("".join(t + "\n" for t in vocab), encoding="utf-8")
+    return len(vocab)
 
 
 def load_hf_bert(vocab_path: Path, lowercase: bool):
@@ -461,8 +494,8 @@ def make_wordpiece(templates, pairs):
             corpus.append(tmpl.replace("[X]", subj).replace("[Y]", obj))
     cased_path = ROOT / "fixtures/tokenizer/bert-vocab-cased.txt"
     uncased_path = ROOT / "fixtures/tokenizer/bert-vocab-uncased.txt"
-    n_cased = train_wordpiece_vocab(corpus, lowercase=False, vocab_size=3000, out_path=cased_path)
-    n_uncased = train_wordpiece_vocab(corpus, lowercase=True, vocab_size=2000, out_path=uncased_path)
+    n_cased = build_wordpiece_vocab(corpus, lowercase=False, vocab_size=3000, out_path=cased_path)
+    n_uncased = build_wordpiece_vocab(corpus, lowercase=True, vocab_size=2000, out_path=uncased_path)
     print(f"WordPiece vocabularies: cased {n_cased}, uncased {n_uncased}")
 
     cased = load_hf_bert(cased_path, lowercase=False)

@@ -1,0 +1,141 @@
+//! The error type shared by every tokenizer in this crate.
+//!
+//! Each variant names the file, token, merge line or id involved, so that a failure to load a
+//! model's tokenizer can be traced back to the offending input without a debugger.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while building a tokenizer or encoding / decoding with it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenizerError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file that could not be read.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A `tokenizer.json` file is not valid JSON.
+    #[error("{path} is not valid JSON: {source}")]
+    Json {
+        /// The file that failed to parse.
+        path: PathBuf,
+        /// The underlying JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A `tokenizer.json` file is valid JSON but lacks a field or has a field of the wrong shape.
+    #[error("{path}: invalid tokenizer.json at `{field}`: {reason}")]
+    InvalidTokenizerJson {
+        /// The file in question.
+        path: PathBuf,
+        /// JSON path of the offending field (e.g. `model.vocab`).
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A `tokenizer.json` file uses a feature this crate does not implement.
+    #[error("{path}: unsupported tokenizer.json feature at `{field}`: {what}")]
+    Unsupported {
+        /// The file in question.
+        path: PathBuf,
+        /// JSON path of the offending field (e.g. `normalizer`).
+        field: String,
+        /// Description of the unsupported value.
+        what: String,
+    },
+
+    /// The vocabulary has no tokens.
+    #[error("the vocabulary is empty")]
+    EmptyVocab,
+
+    /// A merge rule is not of the form `"left right"` (exactly one space).
+    #[error("merge #{index} ({merge:?}) is not of the form \"left right\"")]
+    MalformedMerge {
+        /// Zero-based position of the merge in the merge list (its rank).
+        index: usize,
+        /// The merge as given.
+        merge: String,
+    },
+
+    /// A merge rule names a token (or produces a token) that is not in the vocabulary.
+    #[error("merge #{index} ({merge:?}) names token {token:?}, which is not in the vocabulary")]
+    MergeUnknownToken {
+        /// Zero-based position of the merge in the merge list (its rank).
+        index: usize,
+        /// The merge as given.
+        merge: String,
+        /// The missing token (one side of the merge, or their concatenation).
+        token: String,
+    },
+
+    /// A special token that the caller (or the tokenizer format) requires is not in the vocabulary.
+    #[error("special token {token:?} is not in the vocabulary{}", location.as_ref().map(|p| format!(" of {}", p.display())).unwrap_or_default())]
+    MissingSpecialToken {
+        /// The token that is missing.
+        token: String,
+        /// The vocabulary file, when there is one.
+        location: Option<PathBuf>,
+    },
+
+    /// An unknown `tokenizer.ggml.pre` name.
+    #[error("unknown pre-tokenizer name {name:?}; supported: {supported}")]
+    UnknownPreTokenizer {
+        /// The name given.
+        name: String,
+        /// Comma-separated list of the supported names.
+        supported: String,
+    },
+
+    /// `token_types` does not have one entry per token.
+    #[error("token_types has {types} entries but there are {tokens} tokens")]
+    TokenTypesLength {
+        /// Number of tokens.
+        tokens: usize,
+        /// Number of token types.
+        types: usize,
+    },
+
+    /// A token id does not fit the vocabulary (e.g. in `decode`), or an id given in a
+    /// `tokenizer.json` is out of range / conflicting.
+    #[error("token id {id} is not in the vocabulary (size {vocab_size})")]
+    UnknownId {
+        /// The offending id.
+        id: u64,
+        /// The vocabulary size.
+        vocab_size: usize,
+    },
+
+    /// A pre-tokenizer regex failed to compile or to run (e.g. backtracking limit).
+    #[error("pre-tokenizer regex {pattern:?} failed: {message}")]
+    Regex {
+        /// The regex pattern.
+        pattern: String,
+        /// The regex engine's message.
+        message: String,
+    },
+
+    /// A WordPiece `vocab.txt` could not be used.
+    #[error("WordPiece vocabulary {path}: {reason}")]
+    WordPieceVocab {
+        /// The vocabulary file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The underlying `rust_tokenizers` BERT tokenizer reported an error or panicked.
+    #[error("WordPiece tokenization of {text:?} failed: {message}")]
+    WordPiece {
+        /// The text being tokenized (truncated to 80 characters).
+        text: String,
+        /// The message from `rust_tokenizers`.
+        message: String,
+    },
+}

@@ -1,0 +1,127 @@
+//! SmolLM2 byte-level BPE against Hugging Face reference ids (fixtures/golden/smollm2_tokens.json,
+//! written by scripts/reference/make_tokenizer_fixtures.py), through both constructors:
+//! `from_tokenizer_json` and `from_gguf_metadata`.
+
+mod common;
+
+use std::time::Instant;
+
+use common::{fixture, ids, read_json, smollm2, smollm2_gguf_like_metadata};
+use kn_tokenizer::{ByteLevelBpe, PreTokenizer, Tokenizer};
+use serde_json::Value;
+
+fn golden() -> Value {
+    read_json("golden/smollm2_tokens.json")
+}
+
+/// Compares every case; returns the mismatch descriptions.
+fn mismatches(tok: &dyn Tokenizer, golden: &Value) -> Vec<String> {
+    let mut bad = Vec::new();
+    for case in golden["cases"].as_array().expect("cases") {
+        let prompt = case["prompt"].as_str().expect("prompt");
+        let answer = case["answer"].as_str().expect("answer");
+        for (text, want) in [
+            (prompt, ids(&case["prompt_ids"])),
+            (answer, ids(&case["answer_ids"])),
+        ] {
+            match tok.encode(text) {
+                Ok(got) if got == want => {}
+                Ok(got) => bad.push(format!("{text:?}: got {got:?}, want {want:?}")),
+                Err(e) => bad.push(format!("{text:?}: error {e}")),
+            }
+        }
+        let want_decoded = case["decoded"].as_str().expect("decoded");
+        match tok.decode(&ids(&case["prompt_ids"])) {
+            Ok(d) if d == want_decoded => {}
+            Ok(d) => bad.push(format!(
+                "decode of {prompt:?}: got {d:?}, want {want_decoded:?}"
+            )),
+            Err(e) => bad.push(format!("decode of {prompt:?}: error {e}")),
+        }
+    }
+    bad
+}
+
+#[test]
+fn fixture_has_enough_pararel_prompts_and_names_its_reference() {
+    let g = golden();
+    let cases = g["cases"].as_array().expect("cases");
+    let pararel = cases.iter().filter(|c| c["kind"] == "pararel").count();
+    assert!(pararel >= 600, "only {pararel} PARAREL prompts");
+    assert!(g["reference"]["used"].is_string());
+}
+
+#[test]
+fn from_tokenizer_json_matches_hugging_face_on_all_prompts() {
+    let g = golden();
+    let tok = smollm2();
+    assert_eq!(tok.vocab_size(), 49152);
+    assert_eq!(tok.num_merges(), 48900);
+    assert_eq!(tok.pre_tokenizer(), &PreTokenizer::SmolLm);
+    let bad = mismatches(tok, &g);
+    assert!(
+        bad.is_empty(),
+        "{} mismatches:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn from_gguf_metadata_matches_hugging_face_on_all_prompts() {
+    let (tokens, merges, types) = smollm2_gguf_like_metadata();
+    let tok = ByteLevelBpe::from_gguf_metadata(tokens, merges, Some(types), "smollm")
+        .expect("build from metadata");
+    assert_eq!(tok.vocab_size(), 49152);
+    assert_eq!(tok.added_tokens().len(), 17);
+    let bad = mismatches(&tok, &golden());
+    assert!(
+        bad.is_empty(),
+        "{} mismatches:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn special_tokens_and_vocab_lookups() {
+    let tok = smollm2();
+    assert_eq!(tok.token_to_id("<|im_start|>"), Some(1));
+    assert_eq!(tok.id_to_token(1), Some("<|im_start|>"));
+    assert_eq!(tok.encode("<|im_end|>").unwrap(), vec![2]);
+    assert!(tok.is_added_token(0));
+    assert_eq!(tok.id_to_token(49152), None);
+    let ids = tok.encode(" Paris").unwrap();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(tok.id_to_token(ids[0]), Some("ĠParis"));
+}
+
+#[test]
+fn encoding_600_prompts_takes_milliseconds() {
+    let g = golden();
+    let prompts: Vec<String> = g["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .map(|c| c["prompt"].as_str().expect("prompt").to_owned())
+        .collect();
+    // A fresh tokenizer so the cache starts cold.
+    let tok = ByteLevelBpe::from_tokenizer_json(&fixture(common::SMOLLM2_JSON)).expect("load");
+    let t0 = Instant::now();
+    let n: usize = prompts
+        .iter()
+        .map(|p| tok.encode(p).expect("encode").len())
+        .sum();
+    let cold = t0.elapsed();
+    let t1 = Instant::now();
+    for p in &prompts {
+        tok.encode(p).expect("encode");
+    }
+    let warm = t1.elapsed();
+    eprintln!(
+        "encoded {} prompts ({n} tokens): cold {cold:?}, warm {warm:?}",
+        prompts.len()
+    );
+    // Generous bound (debug-ish CI machines); typical is a few milliseconds in release.
+    assert!(cold.as_millis() < 2000, "cold encode took {cold:?}");
+}
