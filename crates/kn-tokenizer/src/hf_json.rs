@@ -128,8 +128,19 @@ fn type_of(v: &Value) -> Option<&str> {
 }
 
 impl ByteLevelBpe {
-    /// Loads a byte-level BPE from a Hugging Face `tokenizer.json` (see the module docs of
-    /// `hf_json` for what is supported).
+    /// Loads a byte-level BPE from a Hugging Face `tokenizer.json`.
+    ///
+    /// Supported: `model.type == "BPE"` with `vocab` and `merges` (`"a b"` strings or
+    /// `["a", "b"]` pairs), optional `unk_token` / `fuse_unk` / `ignore_merges`;
+    /// `normalizer: null`; `added_tokens` (matched literally, `lstrip` / `rstrip` honoured);
+    /// decoder `ByteLevel` or null; and the pre-tokenizers
+    /// `ByteLevel(use_regex=true)` ([`PreTokenizer::Gpt2`]),
+    /// `Sequence[Digits(individual_digits=true), ByteLevel(use_regex=true)]` ([`PreTokenizer::SmolLm`]) and
+    /// `Sequence[Split({"Regex": p}, "Isolated"), ByteLevel(use_regex=false)]`
+    /// ([`PreTokenizer::Llama3`] for Llama 3's pattern, [`PreTokenizer::Regex`] for others).
+    /// `add_prefix_space = true`, dropout, subword prefixes/suffixes, byte fallback,
+    /// `single_word` added tokens and normalizers are rejected. The post-processor is ignored
+    /// (`encode` never adds special tokens).
     ///
     /// # Errors
     /// [`TokenizerError::Io`], [`TokenizerError::Json`], [`TokenizerError::InvalidTokenizerJson`],
