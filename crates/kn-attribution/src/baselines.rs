@@ -1,0 +1,49 @@
+//! The cheap scores users compare integrated gradients with: the activation itself (the
+//! paper's baseline method) and gradient x activation (one gradient step at alpha = 1).
+
+use crate::error::Result;
+use crate::integrated_gradients::{require_answer, resolve_layers, target_values, to_array2, Target};
+use kn_model::tch::{Kind, Tensor};
+use kn_model::{guard, EncodedPrompt, KnowledgeModel};
+use ndarray::Array2;
+
+/// Clean FFN activations at the answer position, `[layers, ffn_width]` (all layers when
+/// `layers` is `None`). The prompt needs no answer.
+pub fn activation_scores(model: &dyn KnowledgeModel, prompt: &EncodedPrompt, layers: Option<&[usize]>) -> Result<Array2<f32>> {
+    let layers = resolve_layers(model, layers)?;
+    let output = model.forward(std::slice::from_ref(prompt), &[], true)?;
+    let Some(activations) = output.activations else {
+        return Err(kn_model::ModelError::Torch("the model returned no activations".into()).into());
+    };
+    let index: Vec<i64> = layers.iter().map(|&l| l as i64).collect();
+    let selected = guard(|| Ok(activations.get(0).index_select(0, &Tensor::from_slice(&index).to_device(model.device()))))?;
+    to_array2(&selected)
+}
+
+/// Gradient x activation, `[layers, ffn_width]`: the gradient of the target at the clean
+/// activations, times the activations. The prompt needs an answer.
+pub fn gradient_x_activation(
+    model: &dyn KnowledgeModel,
+    prompt: &EncodedPrompt,
+    layers: Option<&[usize]>,
+    target: Target,
+) -> Result<Array2<f32>> {
+    require_answer(prompt)?;
+    let layers = resolve_layers(model, layers)?;
+    let clean = model.clean_pass(prompt)?;
+    let mut rows = Vec::with_capacity(layers.len());
+    for &layer in &layers {
+        let row = guard(|| {
+            let activation = clean.activations.get(layer as i64).unsqueeze(0).detach().set_requires_grad(true);
+            let logits = model.forward_from_layer(&clean, layer, &activation)?;
+            let value = target_values(&logits, prompt, target).sum(Kind::Float);
+            let gradients = Tensor::run_backward(&[value], &[&activation], false, false);
+            let Some(gradient) = gradients.into_iter().next() else {
+                return Err(kn_model::ModelError::Torch("no gradient returned".into()));
+            };
+            Ok((gradient * activation.detach()).squeeze_dim(0))
+        })?;
+        rows.push(row);
+    }
+    to_array2(&Tensor::stack(&rows, 0))
+}

@@ -1,0 +1,264 @@
+//! Integrated gradients over the FFN neurons of one prompt (Dai et al., 2022, eq. 3).
+//!
+//! For layer `l`, let `a` be the FFN activation vector at the answer position on the clean
+//! pass. The whole vector is scaled by `alpha` (zero baseline) while everything else stays as
+//! the model computes it, and the gradient of the target (the answer's probability by
+//! default) with respect to the scaled vector is taken at the rule's points. Attribution of
+//! neuron `i` = `a_i` x the weighted mean of those gradients.
+//!
+//! Speed comes from the model layer: each pass starts at layer `l` from the clean pass's
+//! cached hidden states (causal models recompute only the answer position, reusing cached keys
+//! and values), gradients flow only to the scaled activations (weights never require grad),
+//! and the integration points are batched, `batch_size` rows at a time.
+
+use crate::error::{AttributionError, Result};
+use crate::rules::IntegrationRule;
+use kn_model::tch::{Device, Kind, Tensor};
+use kn_model::{guard, CleanPass, EncodedPrompt, KnowledgeModel};
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+
+/// What is differentiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// The answer's probability (for a whole multi-token answer: the product of its tokens'
+    /// teacher-forced probabilities). The paper's target. Default.
+    #[default]
+    Probability,
+    /// The log of that probability (the sum of the tokens' log-probabilities).
+    LogProbability,
+}
+
+impl Target {
+    /// Parses `prob` / `probability` or `logprob` / `log-probability`.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "prob" | "probability" => Ok(Self::Probability),
+            "logprob" | "log-probability" => Ok(Self::LogProbability),
+            other => Err(AttributionError::InvalidConfig(format!(
+                "unknown target {other:?}: use probability or log-probability"
+            ))),
+        }
+    }
+}
+
+/// Settings of an integrated-gradients run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttributionConfig {
+    /// Number of integration points m (paper: 20).
+    pub steps: usize,
+    /// Integration rule (paper: left Riemann).
+    pub rule: IntegrationRule,
+    /// What is differentiated (paper: probability).
+    pub target: Target,
+    /// Layers to attribute, in this order; `None` for all layers.
+    pub layers: Option<Vec<usize>>,
+    /// Most integration points per batched pass (bounds memory); 0 means all at once.
+    pub batch_size: usize,
+}
+
+impl Default for AttributionConfig {
+    fn default() -> Self {
+        Self { steps: 20, rule: IntegrationRule::Left, target: Target::Probability, layers: None, batch_size: 0 }
+    }
+}
+
+/// Whether `m` integration points were enough, for one layer: the attributions should sum to
+/// F(alpha=1) - F(alpha=0) (the completeness axiom).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerCompleteness {
+    /// Layer index.
+    pub layer: usize,
+    /// Sum of the layer's attributions.
+    pub attribution_sum: f64,
+    /// Target with the layer's activations as they are (the clean pass).
+    pub target_at_one: f64,
+    /// Target with the layer's activations at the answer position zeroed.
+    pub target_at_zero: f64,
+    /// `attribution_sum - (target_at_one - target_at_zero)`.
+    pub gap: f64,
+}
+
+/// One neuron and its score.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct NeuronScore {
+    /// Layer index.
+    pub layer: usize,
+    /// Neuron index within the layer.
+    pub neuron: usize,
+    /// Attribution score.
+    pub score: f32,
+}
+
+/// Attribution of one prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attribution {
+    /// The attributed layers; row `r` of the matrices is layer `layers[r]`.
+    pub layers: Vec<usize>,
+    /// Attribution scores, `[layers.len(), ffn_width]`.
+    pub scores: Array2<f32>,
+    /// Clean FFN activations at the answer position, `[layers.len(), ffn_width]`.
+    pub activations: Array2<f32>,
+    /// Probability of the answer's first token on the clean pass.
+    pub clean_prob: f64,
+    /// The target on the clean pass.
+    pub clean_target: f64,
+    /// Per-layer completeness check.
+    pub completeness: Vec<LayerCompleteness>,
+}
+
+impl Attribution {
+    /// The `k` highest-scoring neurons, in descending score (ties: lower layer, then lower
+    /// neuron first).
+    pub fn top(&self, k: usize) -> Vec<NeuronScore> {
+        top_neurons(&self.layers, &self.scores, k)
+    }
+
+    /// The largest absolute score (0 for an empty matrix).
+    pub fn max_abs(&self) -> f32 {
+        self.scores.iter().fold(0f32, |m, s| m.max(s.abs()))
+    }
+}
+
+/// The `k` highest entries of a `[layers, width]` score matrix whose row `r` is `layers[r]`.
+pub fn top_neurons(layers: &[usize], scores: &Array2<f32>, k: usize) -> Vec<NeuronScore> {
+    let mut all: Vec<NeuronScore> = scores
+        .outer_iter()
+        .zip(layers)
+        .flat_map(|(row, &layer)| row.iter().enumerate().map(move |(neuron, &score)| NeuronScore { layer, neuron, score }).collect::<Vec<_>>())
+        .collect();
+    all.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.layer.cmp(&b.layer)).then(a.neuron.cmp(&b.neuron)));
+    all.truncate(k);
+    all
+}
+
+/// The target of each row of `logits` (`[n, targets, vocab]`) for the prompt's targets.
+pub(crate) fn target_values(logits: &Tensor, prompt: &EncodedPrompt, target: Target) -> Tensor {
+    let ids: Vec<i64> = prompt.targets.iter().map(|&(_, id)| id).collect();
+    let ids = Tensor::from_slice(&ids).to_device(logits.device());
+    let n = logits.size()[0];
+    let log_probs = logits.log_softmax(-1, Kind::Float);
+    let index = ids.unsqueeze(0).unsqueeze(-1).expand([n, -1, 1], false);
+    let sum = log_probs.gather(-1, &index, false).squeeze_dim(-1).sum_dim_intlist(1, false, Kind::Float);
+    match target {
+        Target::Probability => sum.exp(),
+        Target::LogProbability => sum,
+    }
+}
+
+/// Checks the settings against the model and returns the layers to attribute.
+pub(crate) fn resolve_layers(model: &dyn KnowledgeModel, layers: Option<&[usize]>) -> Result<Vec<usize>> {
+    let count = model.info().num_layers;
+    let layers: Vec<usize> = match layers {
+        None => (0..count).collect(),
+        Some(list) => list.to_vec(),
+    };
+    if layers.is_empty() {
+        return Err(AttributionError::InvalidConfig("no layers to attribute".into()));
+    }
+    for (i, &layer) in layers.iter().enumerate() {
+        if layer >= count {
+            return Err(kn_model::ModelError::LayerOutOfRange { layer, layers: count }.into());
+        }
+        if layers[..i].contains(&layer) {
+            return Err(AttributionError::InvalidConfig(format!("layer {layer} is listed twice")));
+        }
+    }
+    Ok(layers)
+}
+
+pub(crate) fn require_answer(prompt: &EncodedPrompt) -> Result<()> {
+    if prompt.targets.is_empty() {
+        return Err(AttributionError::NoAnswer(prompt.text.clone()));
+    }
+    Ok(())
+}
+
+/// Copies a 2-D float tensor into an ndarray matrix.
+pub(crate) fn to_array2(tensor: &Tensor) -> Result<Array2<f32>> {
+    let size = tensor.size();
+    let (rows, cols) = (size[0] as usize, size[1] as usize);
+    let values: Vec<f32> = Vec::try_from(tensor.to_device(Device::Cpu).to_kind(Kind::Float).contiguous().flatten(0, -1))?;
+    Array2::from_shape_vec((rows, cols), values)
+        .map_err(|e| AttributionError::InvalidConfig(format!("internal shape error: {e}")))
+}
+
+/// Integrated-gradients attribution of every FFN neuron of the chosen layers for one prompt
+/// (which must have been encoded with its answer).
+pub fn integrated_gradients(model: &dyn KnowledgeModel, prompt: &EncodedPrompt, config: &AttributionConfig) -> Result<Attribution> {
+    require_answer(prompt)?;
+    let layers = resolve_layers(model, config.layers.as_deref())?;
+    let points = config.rule.points(config.steps)?;
+    let clean = model.clean_pass(prompt)?;
+    attribute_with_clean_pass(model, &clean, &layers, &points, config)
+}
+
+fn attribute_with_clean_pass(
+    model: &dyn KnowledgeModel,
+    clean: &CleanPass,
+    layers: &[usize],
+    points: &[(f64, f64)],
+    config: &AttributionConfig,
+) -> Result<Attribution> {
+    let prompt = &clean.prompt;
+    let device = model.device();
+    let (clean_target, clean_prob) = guard(|| {
+        let logits = clean.target_logits.unsqueeze(0);
+        let target = target_values(&logits, prompt, config.target).double_value(&[0]);
+        let first = logits.get(0).get(0).softmax(-1, Kind::Float).double_value(&[prompt.targets[0].1]);
+        Ok((target, first))
+    })?;
+    // Rows of one layer's pass: the rule's points, plus alpha = 0 (weight 0) for the
+    // completeness check when the rule has no such point.
+    let mut rows: Vec<(f64, f64)> = points.to_vec();
+    let zero_row = match rows.iter().position(|&(alpha, _)| alpha == 0.0) {
+        Some(index) => index,
+        None => {
+            rows.push((0.0, 0.0));
+            rows.len() - 1
+        }
+    };
+    let batch = if config.batch_size == 0 { rows.len() } else { config.batch_size };
+    let mut score_rows = Vec::with_capacity(layers.len());
+    let mut completeness = Vec::with_capacity(layers.len());
+    for &layer in layers {
+        let (scores, target_at_zero) = guard(|| {
+            let activation = clean.activations.get(layer as i64); // [F]
+            let mut weighted_gradient = Tensor::zeros_like(&activation);
+            let mut target_at_zero = f64::NAN;
+            for (chunk_index, chunk) in rows.chunks(batch).enumerate() {
+                let alphas: Vec<f32> = chunk.iter().map(|&(a, _)| a as f32).collect();
+                let weights: Vec<f32> = chunk.iter().map(|&(_, w)| w as f32).collect();
+                let alphas = Tensor::from_slice(&alphas).to_device(device).unsqueeze(1);
+                let weights = Tensor::from_slice(&weights).to_device(device).unsqueeze(1);
+                let scaled = (&alphas * activation.unsqueeze(0)).detach().set_requires_grad(true);
+                let logits = model.forward_from_layer(clean, layer, &scaled)?;
+                let values = target_values(&logits, prompt, config.target);
+                let start = chunk_index * batch;
+                if (start..start + chunk.len()).contains(&zero_row) {
+                    target_at_zero = values.double_value(&[(zero_row - start) as i64]);
+                }
+                let gradients = Tensor::run_backward(&[values.sum(Kind::Float)], &[&scaled], false, false);
+                let Some(gradient) = gradients.into_iter().next() else {
+                    return Err(kn_model::ModelError::Torch("no gradient returned".into()));
+                };
+                weighted_gradient += (gradient * weights).sum_dim_intlist(0, false, Kind::Float);
+            }
+            Ok((activation * weighted_gradient, target_at_zero))
+        })?;
+        let attribution_sum = scores.sum(Kind::Double).double_value(&[]);
+        completeness.push(LayerCompleteness {
+            layer,
+            attribution_sum,
+            target_at_one: clean_target,
+            target_at_zero,
+            gap: attribution_sum - (clean_target - target_at_zero),
+        });
+        score_rows.push(scores);
+    }
+    let scores = to_array2(&Tensor::stack(&score_rows, 0))?;
+    let index: Vec<i64> = layers.iter().map(|&l| l as i64).collect();
+    let activations = to_array2(&clean.activations.index_select(0, &Tensor::from_slice(&index).to_device(device)))?;
+    Ok(Attribution { layers: layers.to_vec(), scores, activations, clean_prob, clean_target, completeness })
+}

@@ -1,0 +1,37 @@
+//! Knowledge attribution: which FFN neurons of a transformer express a fact.
+//!
+//! The main entry point is [`integrated_gradients`], the paper's method (Dai et al., ACL 2022):
+//! integrated gradients over the FFN intermediate neurons, of the probability of the correct
+//! answer at the answer position, with a zero baseline. [`activation_scores`] and
+//! [`gradient_x_activation`] are the cheap scores it is usually compared with.
+//!
+//! Everything works through [`kn_model::KnowledgeModel`], so any architecture that implements
+//! it can be attributed. Multi-token answers: by default only the first token is scored (the
+//! paper's single-token objects); encode the prompt with
+//! [`kn_model::AnswerPolicy::WholeAnswer`] (causal models) to score the sum of the answer
+//! tokens' teacher-forced log-probabilities (or its exponential, the joint probability).
+//!
+//! ```no_run
+//! use kn_attribution::{integrated_gradients, AttributionConfig};
+//! use kn_model::{load_model, AnswerPolicy, tch::Device};
+//!
+//! let model = load_model("default", Device::Cpu)?;
+//! let prompt = model.encode("The capital of France is", Some("Paris"), AnswerPolicy::FirstToken)?;
+//! let attribution = integrated_gradients(model.as_ref(), &prompt, &AttributionConfig::default())?;
+//! for neuron in attribution.top(5) {
+//!     println!("layer {} neuron {}: {:.4}", neuron.layer, neuron.neuron, neuron.score);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod baselines;
+mod error;
+mod integrated_gradients;
+mod rules;
+
+pub use baselines::{activation_scores, gradient_x_activation};
+pub use error::{AttributionError, Result};
+pub use integrated_gradients::{
+    integrated_gradients, top_neurons, Attribution, AttributionConfig, LayerCompleteness, NeuronScore, Target,
+};
+pub use rules::IntegrationRule;

@@ -1,0 +1,33 @@
+//! CLI errors and their exit codes: 2 for bad input, 3 for internal failures.
+
+use kn_model::ModelError;
+
+/// An error that ends a `kn` command.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The user's input is wrong (arguments, files, prompts).
+    #[error("{0}")]
+    BadInput(String),
+    /// Something failed inside (libtorch, I/O on outputs).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl CliError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::BadInput(_) => 2,
+            CliError::Internal(_) => 3,
+        }
+    }
+}
+
+impl From<ModelError> for CliError {
+    fn from(error: ModelError) -> Self {
+        match error {
+            ModelError::Torch(_) => CliError::Internal(error.to_string()),
+            other => CliError::BadInput(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The kn command-line tool

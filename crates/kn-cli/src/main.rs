@@ -1,0 +1,37 @@
+//! `kn`: the command-line face of the knowledge-neurons toolkit.
+//!
+//! Results go to stdout (JSON with `--json`), logs to stderr. Exit codes: 0 success,
+//! 2 bad input (usage, missing or malformed files, bad prompts), 3 internal failure.
+
+mod exit;
+mod options;
+mod predict;
+
+use clap::{Parser, Subcommand};
+use exit::CliError;
+
+/// Find, inspect and edit knowledge neurons in pretrained transformers.
+#[derive(Debug, Parser)]
+#[command(name = "kn", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show the model's top predictions for a prompt (the mask position for masked LMs, the
+    /// next token for causal LMs).
+    Predict(predict::PredictArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result: Result<(), CliError> = match cli.command {
+        Command::Predict(args) => predict::run(args),
+    };
+    if let Err(error) = result {
+        eprintln!("kn: error: {error}");
+        std::process::exit(error.exit_code());
+    }
+}

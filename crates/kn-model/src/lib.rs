@@ -1,0 +1,39 @@
+//! The model layer of the knowledge-neurons toolkit.
+//!
+//! Everything above this crate (attribution, selection, interventions, editing) talks to a
+//! model through the [`KnowledgeModel`] trait. Two implementations ship:
+//! - [`BertMaskedLm`]: BERT with its masked-LM head (the paper's model), from a Hugging Face
+//!   directory;
+//! - [`LlamaCausalLm`]: Llama-family causal LMs (the default SmolLM2-135M-Instruct), from GGUF
+//!   or a Hugging Face directory.
+//!
+//! [`load_model`] opens either from a path or `default`; [`parse_device`] picks CPU or CUDA.
+
+mod bert;
+mod common;
+mod device;
+mod error;
+mod llama;
+mod load;
+mod model;
+mod weights;
+
+pub use bert::BertMaskedLm;
+pub use device::parse_device;
+pub use error::{guard, ModelError, Result};
+pub use kn_tokenizer::Tokenizer;
+pub use llama::LlamaCausalLm;
+pub use load::{default_model_path, load_model, resolve_model_path, DEFAULT_MODEL_FILE};
+pub use model::{
+    ActivationEdit, ActivationOp, AnswerPolicy, CleanPass, EncodedPrompt, ForwardOutput, KnowledgeModel, ModelInfo,
+    ModelKind,
+};
+pub use tch;
+pub use weights::fingerprint;
+
+/// Sets the number of threads libtorch uses for intra-op parallelism (0 keeps its default).
+pub fn set_threads(threads: usize) {
+    if threads > 0 {
+        tch::set_num_threads(threads as i32);
+    }
+}

@@ -1,0 +1,584 @@
+//! Llama-family causal language model on libtorch (SmolLM2, Llama 2/3 style): RMSNorm, RoPE,
+//! grouped-query attention, SwiGLU FFN, optionally tied embeddings. Loaded from a GGUF file
+//! (any tensor type `kn-gguf` dequantizes; the Q/K row permutation of llama.cpp's converter is
+//! undone) or from a Hugging Face directory (`config.json`, `model.safetensors`,
+//! `tokenizer.json`).
+//!
+//! Neuron = `silu(gate(x)) * up(x)` at the last prompt token, the input of `down_proj`;
+//! value slot = column of `down_proj.weight`.
+
+use crate::common::{self, answer_positions, apply_edits, check_batch, check_layer, check_neurons, rows_at};
+use crate::error::{guard, ModelError, Result};
+use crate::model::{
+    ActivationEdit, AnswerPolicy, CleanPass, EncodedPrompt, ForwardOutput, KnowledgeModel, ModelInfo, ModelKind,
+};
+use crate::weights::{fingerprint, read_file, WeightMap};
+use kn_tokenizer::{ByteLevelBpe, Tokenizer};
+use std::path::Path;
+use tch::{Device, Kind, Tensor};
+
+/// Hyper-parameters of a Llama-family model.
+#[derive(Debug, Clone, PartialEq)]
+struct LlamaConfig {
+    /// Whether the output projection may be the input embedding when the file has none.
+    tied_embeddings: bool,
+    vocab_size: usize,
+    hidden_size: usize,
+    num_layers: usize,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    ffn_width: usize,
+    rope_base: f64,
+    rms_eps: f64,
+    max_positions: usize,
+    add_bos: bool,
+    bos_id: Option<i64>,
+}
+
+struct LlamaLayer {
+    attn_norm: Tensor,
+    wq: Tensor,
+    wk: Tensor,
+    wv: Tensor,
+    wo: Tensor,
+    ffn_norm: Tensor,
+    gate: Tensor,
+    up: Tensor,
+    down: Tensor,
+}
+
+/// A Llama-family causal LM.
+pub struct LlamaCausalLm {
+    info: ModelInfo,
+    config: LlamaConfig,
+    device: Device,
+    tokenizer: ByteLevelBpe,
+    embeddings: Tensor,
+    layers: Vec<LlamaLayer>,
+    output_norm: Tensor,
+    lm_head: Tensor,
+    /// RoPE inverse frequencies, `[head_dim / 2]`.
+    inv_freq: Tensor,
+}
+
+/// Names of one layer's tensors in a given file layout.
+struct TensorNames {
+    embeddings: &'static str,
+    output_norm: &'static str,
+    lm_head: &'static str,
+    layer: fn(usize, &str) -> String,
+}
+
+const GGUF_NAMES: TensorNames = TensorNames {
+    embeddings: "token_embd.weight",
+    output_norm: "output_norm.weight",
+    lm_head: "output.weight",
+    layer: |l, part| {
+        let name = match part {
+            "attn_norm" => "attn_norm",
+            "q" => "attn_q",
+            "k" => "attn_k",
+            "v" => "attn_v",
+            "o" => "attn_output",
+            "ffn_norm" => "ffn_norm",
+            "gate" => "ffn_gate",
+            "up" => "ffn_up",
+            _ => "ffn_down",
+        };
+        format!("blk.{l}.{name}.weight")
+    },
+};
+
+const HF_NAMES: TensorNames = TensorNames {
+    embeddings: "model.embed_tokens.weight",
+    output_norm: "model.norm.weight",
+    lm_head: "lm_head.weight",
+    layer: |l, part| {
+        let name = match part {
+            "attn_norm" => "input_layernorm",
+            "q" => "self_attn.q_proj",
+            "k" => "self_attn.k_proj",
+            "v" => "self_attn.v_proj",
+            "o" => "self_attn.o_proj",
+            "ffn_norm" => "post_attention_layernorm",
+            "gate" => "mlp.gate_proj",
+            "up" => "mlp.up_proj",
+            _ => "mlp.down_proj",
+        };
+        format!("model.layers.{l}.{name}.weight")
+    },
+};
+
+impl LlamaCausalLm {
+    /// Loads a GGUF file (llama architecture, gpt2-style BPE tokenizer).
+    pub fn load_gguf(path: &Path, device: Device) -> Result<Self> {
+        let bytes = read_file(path)?;
+        let fingerprint = fingerprint(&bytes);
+        let file = kn_gguf::GgufFile::from_bytes(bytes, &path.display().to_string())?;
+        let config_error = |reason: String| ModelError::Config { path: path.to_path_buf(), reason };
+        let arch = file.get_str("general.architecture")?.to_string();
+        if arch != "llama" {
+            return Err(config_error(format!("architecture {arch:?} is not supported (only \"llama\")")));
+        }
+        let key = |name: &str| format!("{arch}.{name}");
+        let usize_key = |name: &str| -> Result<usize> {
+            let value = file.get_u64(&key(name))?;
+            usize::try_from(value).map_err(|_| config_error(format!("{} = {value} is too large", key(name))))
+        };
+        let hidden_size = usize_key("embedding_length")?;
+        let heads = usize_key("attention.head_count")?;
+        let kv_heads = match file.get(&key("attention.head_count_kv")) {
+            Some(_) => usize_key("attention.head_count_kv")?,
+            None => heads,
+        };
+        let head_dim = match file.get(&key("rope.dimension_count")) {
+            Some(_) => usize_key("rope.dimension_count")?,
+            None => hidden_size / heads.max(1),
+        };
+        let model = file.get_str("tokenizer.ggml.model")?;
+        if model != "gpt2" {
+            return Err(config_error(format!(
+                "tokenizer model {model:?} is not supported (only the byte-level BPE \"gpt2\")"
+            )));
+        }
+        let tokens: Vec<String> = file.get_str_array("tokenizer.ggml.tokens")?.into_iter().map(String::from).collect();
+        let merges: Vec<String> = file.get_str_array("tokenizer.ggml.merges")?.into_iter().map(String::from).collect();
+        let token_types = file.get_i64_array("tokenizer.ggml.token_type").ok();
+        let pre = file.get_str("tokenizer.ggml.pre").unwrap_or("default").to_string();
+        let vocab_size = match file.get(&key("vocab_size")) {
+            Some(_) => usize_key("vocab_size")?,
+            None => tokens.len(),
+        };
+        let add_bos = matches!(file.get("tokenizer.ggml.add_bos_token"), Some(kn_gguf::MetadataValue::Bool(true)));
+        let bos_id = file.get_u64("tokenizer.ggml.bos_token_id").ok().map(|id| id as i64);
+        let config = LlamaConfig {
+            // GGUF has no flag: a missing output.weight means tied.
+            tied_embeddings: true,
+            vocab_size,
+            hidden_size,
+            num_layers: usize_key("block_count")?,
+            heads,
+            kv_heads,
+            head_dim,
+            ffn_width: usize_key("feed_forward_length")?,
+            rope_base: file.get_f32(&key("rope.freq_base")).map(f64::from).unwrap_or(10_000.0),
+            rms_eps: f64::from(file.get_f32(&key("attention.layer_norm_rms_epsilon"))?),
+            max_positions: usize_key("context_length")?,
+            add_bos,
+            bos_id,
+        };
+        validate_config(&config).map_err(config_error)?;
+        let tokenizer = ByteLevelBpe::from_gguf_metadata(tokens, merges, token_types, &pre)?;
+        let mut weights = WeightMap::from_gguf(&file, path, device)?;
+        drop(file);
+        Self::from_weights(config, tokenizer, &mut weights, &GGUF_NAMES, true, path, fingerprint, device)
+    }
+
+    /// Loads a Hugging Face directory: `config.json`, `model.safetensors`, `tokenizer.json`.
+    pub fn load_hf_dir(dir: &Path, device: Device) -> Result<Self> {
+        let config_path = dir.join("config.json");
+        let text = std::fs::read_to_string(&config_path).map_err(|source| ModelError::Io { path: config_path.clone(), source })?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| ModelError::Config { path: config_path.clone(), reason: e.to_string() })?;
+        let config_error = |reason: String| ModelError::Config { path: config_path.clone(), reason };
+        let get_usize = |name: &str| -> Result<usize> {
+            json.get(name)
+                .and_then(serde_json::Value::as_u64)
+                .map(|v| v as usize)
+                .ok_or_else(|| config_error(format!("missing or non-integer key {name:?}")))
+        };
+        if let Some(scaling) = json.get("rope_scaling").filter(|v| !v.is_null()) {
+            let kind = scaling.get("rope_type").or_else(|| scaling.get("type")).and_then(|v| v.as_str()).unwrap_or("?");
+            if kind != "default" {
+                return Err(config_error(format!("rope_scaling of type {kind:?} is not supported")));
+            }
+        }
+        let hidden_size = get_usize("hidden_size")?;
+        let heads = get_usize("num_attention_heads")?;
+        let rope_base = json
+            .get("rope_theta")
+            .or_else(|| json.get("rope_parameters").and_then(|p| p.get("rope_theta")))
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(10_000.0);
+        let tokenizer_config = std::fs::read_to_string(dir.join("tokenizer_config.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+        let add_bos = tokenizer_config
+            .as_ref()
+            .and_then(|c| c.get("add_bos_token"))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        let tied = json.get("tie_word_embeddings").and_then(serde_json::Value::as_bool).unwrap_or(false);
+        let config = LlamaConfig {
+            tied_embeddings: tied,
+            vocab_size: get_usize("vocab_size")?,
+            hidden_size,
+            num_layers: get_usize("num_hidden_layers")?,
+            heads,
+            kv_heads: get_usize("num_key_value_heads").unwrap_or(heads),
+            head_dim: get_usize("head_dim").unwrap_or(hidden_size / heads.max(1)),
+            ffn_width: get_usize("intermediate_size")?,
+            rope_base,
+            rms_eps: json.get("rms_norm_eps").and_then(serde_json::Value::as_f64).unwrap_or(1e-6),
+            max_positions: get_usize("max_position_embeddings")?,
+            add_bos,
+            bos_id: json.get("bos_token_id").and_then(serde_json::Value::as_i64),
+        };
+        validate_config(&config).map_err(config_error)?;
+        let tokenizer = ByteLevelBpe::from_tokenizer_json(&dir.join("tokenizer.json"))?;
+        let weights_path = dir.join("model.safetensors");
+        let bytes = read_file(&weights_path)?;
+        let fingerprint = fingerprint(&bytes);
+        let mut weights = WeightMap::from_safetensors(&bytes, &weights_path, device)?;
+        drop(bytes);
+        Self::from_weights(config, tokenizer, &mut weights, &HF_NAMES, false, dir, fingerprint, device)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn from_weights(
+        config: LlamaConfig,
+        tokenizer: ByteLevelBpe,
+        weights: &mut WeightMap,
+        names: &TensorNames,
+        gguf_permuted: bool,
+        source: &Path,
+        fingerprint: String,
+        device: Device,
+    ) -> Result<Self> {
+        let (v, d, f) = (config.vocab_size as i64, config.hidden_size as i64, config.ffn_width as i64);
+        let q_rows = (config.heads * config.head_dim) as i64;
+        let kv_rows = (config.kv_heads * config.head_dim) as i64;
+        let embeddings = weights.take(&[names.embeddings], &[v, d])?;
+        let output_norm = weights.take(&[names.output_norm], &[d])?;
+        let lm_head = match weights.take_optional(&[names.lm_head], &[v, d])? {
+            Some(head) => head,
+            None if config.tied_embeddings => embeddings.shallow_clone(),
+            None => weights.take(&[names.lm_head], &[v, d])?, // the MissingTensor error
+        };
+        let mut layers = Vec::with_capacity(config.num_layers);
+        for l in 0..config.num_layers {
+            let mut take = |part: &str, shape: &[i64]| weights.take(&[(names.layer)(l, part).as_str()], shape);
+            let mut wq = take("q", &[q_rows, d])?;
+            let mut wk = take("k", &[kv_rows, d])?;
+            if gguf_permuted {
+                wq = unpermute_rows(&wq, config.heads as i64);
+                wk = unpermute_rows(&wk, config.kv_heads as i64);
+            }
+            layers.push(LlamaLayer {
+                attn_norm: take("attn_norm", &[d])?,
+                wq,
+                wk,
+                wv: take("v", &[kv_rows, d])?,
+                wo: take("o", &[d, q_rows])?,
+                ffn_norm: take("ffn_norm", &[d])?,
+                gate: take("gate", &[f, d])?,
+                up: take("up", &[f, d])?,
+                down: take("down", &[d, f])?,
+            });
+        }
+        let half = (config.head_dim / 2) as i64;
+        let inv_freq = guard(|| {
+            let exponents = Tensor::arange(half, (Kind::Double, Device::Cpu)) * 2.0 / config.head_dim as f64;
+            Ok(Tensor::from(config.rope_base).pow(&exponents).reciprocal().to_kind(Kind::Float).to_device(device))
+        })?;
+        let info = ModelInfo {
+            architecture: "llama".into(),
+            kind: ModelKind::Causal,
+            num_layers: config.num_layers,
+            ffn_width: config.ffn_width,
+            hidden_size: config.hidden_size,
+            vocab_size: config.vocab_size,
+            max_positions: config.max_positions,
+            source: source.display().to_string(),
+            fingerprint,
+        };
+        Ok(Self { info, config, device, tokenizer, embeddings, layers, output_norm, lm_head, inv_freq })
+    }
+
+    fn rms_norm(&self, x: &Tensor, weight: &Tensor) -> Tensor {
+        let variance = x.pow_tensor_scalar(2).mean_dim(-1, true, Kind::Float);
+        x * (variance + self.config.rms_eps).rsqrt() * weight
+    }
+
+    /// cos and sin tables for `positions` (`[T]`), each `[T, head_dim]`.
+    fn rope_tables(&self, positions: &Tensor) -> (Tensor, Tensor) {
+        let angles = positions.to_kind(Kind::Float).unsqueeze(1) * self.inv_freq.unsqueeze(0);
+        let angles = Tensor::cat(&[&angles, &angles], 1);
+        (angles.cos(), angles.sin())
+    }
+
+    /// Rotary embedding of `x` (`[..., T, head_dim]`), the rotate-half form of Hugging Face.
+    fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
+        let half = x.size()[x.dim() - 1] / 2;
+        let first = x.narrow(-1, 0, half);
+        let second = x.narrow(-1, half, half);
+        let rotated = Tensor::cat(&[&second.neg(), &first], -1);
+        x * cos + rotated * sin
+    }
+
+    /// Queries, keys and values of `h` (`[B, S, d]`, already normed) at absolute `positions`.
+    /// Returns q `[B, H, S, hd]`, k and v `[B, KV, S, hd]` (RoPE applied to q and k).
+    fn qkv(&self, layer: &LlamaLayer, h: &Tensor, positions: &Tensor) -> (Tensor, Tensor, Tensor) {
+        let (batch, length) = (h.size()[0], h.size()[1]);
+        let hd = self.config.head_dim as i64;
+        let split = |t: Tensor, heads: usize| t.reshape([batch, length, heads as i64, hd]).transpose(1, 2);
+        let (cos, sin) = self.rope_tables(positions);
+        let q = Self::rope(&split(h.linear::<Tensor>(&layer.wq, None), self.config.heads), &cos, &sin);
+        let k = Self::rope(&split(h.linear::<Tensor>(&layer.wk, None), self.config.kv_heads), &cos, &sin);
+        let v = split(h.linear::<Tensor>(&layer.wv, None), self.config.kv_heads);
+        (q, k, v)
+    }
+
+    /// Attention of queries `q` (`[B, H, S, hd]`, at absolute positions `offset..offset+S`)
+    /// over keys/values `[B, KV, T, hd]` (positions `0..T`), causal. Returns `[B, S, H*hd]`.
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, offset: i64) -> Tensor {
+        let groups = (self.config.heads / self.config.kv_heads) as i64;
+        let (k, v) = if groups > 1 {
+            (k.repeat_interleave_self_int(groups, 1, None), v.repeat_interleave_self_int(groups, 1, None))
+        } else {
+            (k.shallow_clone(), v.shallow_clone())
+        };
+        let (batch, queries, total) = (q.size()[0], q.size()[2], k.size()[2]);
+        let hd = self.config.head_dim as i64;
+        let scores = q.matmul(&k.transpose(-1, -2)) / (hd as f64).sqrt();
+        let device = q.device();
+        let query_pos = Tensor::arange(queries, (Kind::Int64, device)).unsqueeze(1) + offset;
+        let key_pos = Tensor::arange(total, (Kind::Int64, device)).unsqueeze(0);
+        let future = key_pos.gt_tensor(&query_pos);
+        let scores = scores.masked_fill(&future, f64::NEG_INFINITY);
+        scores.softmax(-1, Kind::Float).matmul(&v).transpose(1, 2).reshape([batch, queries, -1])
+    }
+
+    fn ffn_activation(&self, layer: &LlamaLayer, x: &Tensor) -> Tensor {
+        let h = self.rms_norm(x, &layer.ffn_norm);
+        h.linear::<Tensor>(&layer.gate, None).silu() * h.linear::<Tensor>(&layer.up, None)
+    }
+
+    fn logits(&self, x: &Tensor) -> Tensor {
+        self.rms_norm(x, &self.output_norm).linear::<Tensor>(&self.lm_head, None)
+    }
+}
+
+/// Checks a configuration for values that would make the model meaningless or panic.
+fn validate_config(config: &LlamaConfig) -> std::result::Result<(), String> {
+    if config.num_layers == 0 || config.hidden_size == 0 || config.ffn_width == 0 || config.vocab_size == 0 {
+        return Err("block count, hidden size, FFN width and vocabulary size must be positive".into());
+    }
+    if config.heads == 0 || config.kv_heads == 0 || config.heads % config.kv_heads != 0 {
+        return Err(format!("{} attention heads cannot be grouped over {} key-value heads", config.heads, config.kv_heads));
+    }
+    if config.head_dim == 0 || config.head_dim % 2 != 0 {
+        return Err(format!("head dimension {} must be positive and even for RoPE", config.head_dim));
+    }
+    if config.max_positions == 0 {
+        return Err("context length must be positive".into());
+    }
+    Ok(())
+}
+
+/// Undoes llama.cpp's conversion permutation of Q/K rows (`[heads * hd, in]`): GGUF stores
+/// each head's rows interleaved in pairs, Hugging Face as two halves.
+fn unpermute_rows(weight: &Tensor, heads: i64) -> Tensor {
+    let size = weight.size();
+    let (rows, cols) = (size[0], size[1]);
+    weight.reshape([heads, rows / heads / 2, 2, cols]).transpose(1, 2).reshape([rows, cols]).contiguous()
+}
+
+impl KnowledgeModel for LlamaCausalLm {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn device(&self) -> Device {
+        self.device
+    }
+
+    fn tokenizer(&self) -> &dyn Tokenizer {
+        &self.tokenizer
+    }
+
+    fn token_text(&self, id: i64) -> String {
+        u32::try_from(id).ok().and_then(|id| self.tokenizer.decode(&[id]).ok()).unwrap_or_else(|| "<?>".to_string())
+    }
+
+    fn encode(&self, prompt: &str, answer: Option<&str>, policy: AnswerPolicy) -> Result<EncodedPrompt> {
+        // The answer is the next token(s); it is tokenized with a leading space, so trailing
+        // whitespace of the prompt is dropped.
+        let prompt_text = prompt.trim_end();
+        if prompt_text.is_empty() {
+            return Err(ModelError::EmptyPrompt);
+        }
+        let mut token_ids: Vec<i64> = Vec::new();
+        if self.config.add_bos {
+            if let Some(bos) = self.config.bos_id {
+                token_ids.push(bos);
+            }
+        }
+        token_ids.extend(self.tokenizer.encode(prompt_text)?.into_iter().map(i64::from));
+        let answer_position = token_ids.len() - 1;
+        let (answer_ids, targets) = match answer {
+            None => (Vec::new(), Vec::new()),
+            Some(answer) => {
+                let text = format!(" {}", answer.trim());
+                let ids: Vec<i64> = if answer.trim().is_empty() {
+                    Vec::new()
+                } else {
+                    self.tokenizer.encode(&text)?.into_iter().map(i64::from).collect()
+                };
+                let (appended, targets) = common::answer_targets(answer, &ids, answer_position, policy, true)?;
+                token_ids.extend(appended);
+                (ids, targets)
+            }
+        };
+        if token_ids.len() > self.info.max_positions {
+            return Err(ModelError::PromptTooLong { tokens: token_ids.len(), max: self.info.max_positions });
+        }
+        Ok(EncodedPrompt { text: prompt.to_string(), token_ids, answer_position, answer_ids, targets })
+    }
+
+    fn forward(&self, prompts: &[EncodedPrompt], edits: &[ActivationEdit], capture_activations: bool) -> Result<ForwardOutput> {
+        let longest = check_batch(&self.info, prompts)?;
+        common::check_edits(&self.info, edits)?;
+        guard(|| {
+            tch::no_grad(|| {
+                // Right padding: causal attention keeps real tokens blind to the padding after them.
+                let (ids, _) = common::pad_batch(prompts, longest, 0, self.device);
+                let answer = answer_positions(prompts, self.device);
+                let positions = Tensor::arange(longest as i64, (Kind::Int64, self.device));
+                let (batch, length) = (ids.size()[0], ids.size()[1]);
+                let mut x = self.embeddings.index_select(0, &ids.flatten(0, -1)).reshape([batch, length, -1]);
+                let mut captured = Vec::new();
+                for (l, layer) in self.layers.iter().enumerate() {
+                    let (q, k, v) = self.qkv(layer, &self.rms_norm(&x, &layer.attn_norm), &positions);
+                    x = x + self.attend(&q, &k, &v, 0).linear::<Tensor>(&layer.wo, None);
+                    let mut act = self.ffn_activation(layer, &x);
+                    apply_edits(&mut act, l, edits, &answer);
+                    if capture_activations {
+                        captured.push(rows_at(&act, &answer));
+                    }
+                    x = x + act.linear::<Tensor>(&layer.down, None);
+                }
+                let logits = self.logits(&rows_at(&x, &answer));
+                let activations = capture_activations.then(|| Tensor::stack(&captured, 1));
+                Ok(ForwardOutput { logits, activations })
+            })
+        })
+    }
+
+    fn clean_pass(&self, prompt: &EncodedPrompt) -> Result<CleanPass> {
+        check_batch(&self.info, std::slice::from_ref(prompt))?;
+        guard(|| {
+            tch::no_grad(|| {
+                let ids = Tensor::from_slice(&prompt.token_ids).to_device(self.device);
+                let length = ids.size()[0];
+                let positions = Tensor::arange(length, (Kind::Int64, self.device));
+                let answer = prompt.answer_position as i64;
+                let mut x = self.embeddings.index_select(0, &ids).unsqueeze(0);
+                let mut hidden_in = vec![x.get(0)];
+                let (mut residuals, mut activations, mut keys, mut values) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                for layer in &self.layers {
+                    let (q, k, v) = self.qkv(layer, &self.rms_norm(&x, &layer.attn_norm), &positions);
+                    x = x + self.attend(&q, &k, &v, 0).linear::<Tensor>(&layer.wo, None);
+                    let act = self.ffn_activation(layer, &x);
+                    activations.push(act.get(0).get(answer));
+                    residuals.push(x.get(0));
+                    keys.push(k.get(0));
+                    values.push(v.get(0));
+                    x = x + act.linear::<Tensor>(&layer.down, None);
+                    hidden_in.push(x.get(0));
+                }
+                let targets: Vec<i64> = prompt.targets.iter().map(|&(p, _)| p as i64).collect();
+                let index = Tensor::from_slice(&targets).to_device(self.device);
+                let target_logits = self.logits(&x.get(0).index_select(0, &index));
+                Ok(CleanPass {
+                    prompt: prompt.clone(),
+                    hidden_in,
+                    ffn_input_residual: residuals,
+                    activations: Tensor::stack(&activations, 0),
+                    keys,
+                    values,
+                    target_logits,
+                })
+            })
+        })
+    }
+
+    fn forward_from_layer(&self, clean: &CleanPass, layer: usize, activations: &Tensor) -> Result<Tensor> {
+        check_layer(&self.info, layer)?;
+        let width = self.info.ffn_width as i64;
+        if activations.dim() != 2 || activations.size()[1] != width {
+            return Err(ModelError::InvalidArgument(format!(
+                "activations must be [n, {width}], got {:?}",
+                activations.size()
+            )));
+        }
+        if clean.keys.len() != self.info.num_layers || clean.hidden_in.len() != self.info.num_layers + 1 {
+            return Err(ModelError::InvalidArgument("the clean pass is not from this model".into()));
+        }
+        guard(|| {
+            let n = activations.size()[0];
+            let start = clean.prompt.answer_position as i64;
+            let length = clean.prompt.token_ids.len() as i64;
+            let suffix = length - start;
+            // Layer `layer`: only the answer position's FFN output changes.
+            let changed = clean.ffn_input_residual[layer].get(start).unsqueeze(0)
+                + activations.linear::<Tensor>(&self.layers[layer].down, None); // [n, d]
+            let mut parts = vec![changed.unsqueeze(1)];
+            if suffix > 1 {
+                let rest = clean.hidden_in[layer + 1].narrow(0, start + 1, suffix - 1);
+                parts.push(rest.unsqueeze(0).expand([n, suffix - 1, -1], false));
+            }
+            let mut x = Tensor::cat(&parts, 1); // [n, suffix, d]
+            let positions = Tensor::arange_start(start, length, (Kind::Int64, self.device));
+            for (j, weights) in self.layers.iter().enumerate().skip(layer + 1) {
+                let (q, k, v) = self.qkv(weights, &self.rms_norm(&x, &weights.attn_norm), &positions);
+                let prefix_k = clean.keys[j].narrow(1, 0, start).unsqueeze(0).expand([n, -1, -1, -1], false);
+                let prefix_v = clean.values[j].narrow(1, 0, start).unsqueeze(0).expand([n, -1, -1, -1], false);
+                let k = Tensor::cat(&[prefix_k, k], 2);
+                let v = Tensor::cat(&[prefix_v, v], 2);
+                x = x + self.attend(&q, &k, &v, start).linear::<Tensor>(&weights.wo, None);
+                let act = self.ffn_activation(weights, &x);
+                x = x + act.linear::<Tensor>(&weights.down, None);
+            }
+            let targets: Vec<i64> = clean.prompt.targets.iter().map(|&(p, _)| p as i64 - start).collect();
+            let index = Tensor::from_slice(&targets).to_device(self.device);
+            Ok(self.logits(&x.index_select(1, &index)))
+        })
+    }
+
+    fn value_slots(&self, layer: usize, neurons: &[usize]) -> Result<Tensor> {
+        check_layer(&self.info, layer)?;
+        check_neurons(&self.info, neurons)?;
+        let index: Vec<i64> = neurons.iter().map(|&n| n as i64).collect();
+        guard(|| {
+            let index = Tensor::from_slice(&index).to_device(self.device);
+            Ok(self.layers[layer].down.index_select(1, &index).transpose(0, 1).contiguous())
+        })
+    }
+
+    fn set_value_slots(&mut self, layer: usize, neurons: &[usize], values: &Tensor) -> Result<()> {
+        check_layer(&self.info, layer)?;
+        check_neurons(&self.info, neurons)?;
+        let expected = [neurons.len() as i64, self.info.hidden_size as i64];
+        if values.size() != expected {
+            return Err(ModelError::InvalidArgument(format!("value slots must be {expected:?}, got {:?}", values.size())));
+        }
+        let index: Vec<i64> = neurons.iter().map(|&n| n as i64).collect();
+        let device = self.device;
+        let weight = &mut self.layers[layer].down;
+        guard(|| {
+            tch::no_grad(|| {
+                let index = Tensor::from_slice(&index).to_device(device);
+                let source = values.to_device(device).to_kind(Kind::Float).transpose(0, 1);
+                let _ = weight.index_copy_(1, &index, &source);
+            });
+            Ok(())
+        })
+    }
+
+    fn output_embedding(&self, token: i64) -> Result<Tensor> {
+        common::check_token(&self.info, token)?;
+        guard(|| Ok(self.lm_head.get(token).copy()))
+    }
+}

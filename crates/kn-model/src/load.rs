@@ -1,0 +1,83 @@
+//! Opening a model from what a user types: `default`, a GGUF file, or a Hugging Face style
+//! directory whose `config.json` names a BERT or Llama model.
+
+use crate::bert::BertMaskedLm;
+use crate::error::{ModelError, Result};
+use crate::llama::LlamaCausalLm;
+use crate::model::KnowledgeModel;
+use std::path::{Path, PathBuf};
+use tch::Device;
+
+/// File name of the default model, SmolLM2-135M-Instruct (Q4_1 GGUF).
+pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// Where the default model is expected: `$KN_MODEL_DIR`, else `$KN_CACHE_DIR/models`, else
+/// `$XDG_CACHE_HOME/knowledge-neurons/models`, else `~/.cache/knowledge-neurons/models`
+/// (the same rule as `scripts/fetch-model.sh`).
+pub fn default_model_path() -> PathBuf {
+    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let dir = env("KN_MODEL_DIR").unwrap_or_else(|| {
+        let cache = env("KN_CACHE_DIR").unwrap_or_else(|| {
+            env("XDG_CACHE_HOME")
+                .unwrap_or_else(|| env("HOME").unwrap_or_else(|| PathBuf::from(".")).join(".cache"))
+                .join("knowledge-neurons")
+        });
+        cache.join("models")
+    });
+    dir.join(DEFAULT_MODEL_FILE)
+}
+
+/// Resolves a model argument (`default`, a path) to a path.
+pub fn resolve_model_path(spec: &str) -> PathBuf {
+    if spec == "default" {
+        default_model_path()
+    } else {
+        PathBuf::from(spec)
+    }
+}
+
+/// Loads the model named by `spec` (`default`, a `.gguf` file or a model directory) onto
+/// `device`.
+pub fn load_model(spec: &str, device: Device) -> Result<Box<dyn KnowledgeModel>> {
+    let path = resolve_model_path(spec);
+    if !path.exists() {
+        let hint = if spec == "default" { " (run scripts/fetch-model.sh to fetch the default model)" } else { "" };
+        return Err(ModelError::UnknownModelFormat { path, reason: format!("no such file or directory{hint}") });
+    }
+    if path.is_dir() {
+        return load_directory(&path, device);
+    }
+    if has_gguf_magic(&path)? {
+        return Ok(Box::new(LlamaCausalLm::load_gguf(&path, device)?));
+    }
+    Err(ModelError::UnknownModelFormat {
+        path,
+        reason: "not a GGUF file (bad magic) and not a model directory".into(),
+    })
+}
+
+fn has_gguf_magic(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
+    let mut magic = [0u8; 4];
+    match file.read_exact(&mut magic) {
+        Ok(()) => Ok(&magic == b"GGUF"),
+        Err(_) => Ok(false),
+    }
+}
+
+fn load_directory(dir: &Path, device: Device) -> Result<Box<dyn KnowledgeModel>> {
+    let config_path = dir.join("config.json");
+    let text = std::fs::read_to_string(&config_path).map_err(|source| ModelError::Io { path: config_path.clone(), source })?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| ModelError::Config { path: config_path.clone(), reason: e.to_string() })?;
+    let model_type = json.get("model_type").and_then(|v| v.as_str()).unwrap_or("");
+    match model_type {
+        "bert" => Ok(Box::new(BertMaskedLm::load(dir, device)?)),
+        "llama" | "mistral" => Ok(Box::new(LlamaCausalLm::load_hf_dir(dir, device)?)),
+        other => Err(ModelError::Config {
+            path: config_path,
+            reason: format!("model_type {other:?} is not supported (bert, llama)"),
+        }),
+    }
+}

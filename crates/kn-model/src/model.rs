@@ -1,0 +1,187 @@
+//! The interface every architecture implements: [`KnowledgeModel`].
+//!
+//! Attribution, selection, interventions and editing work only through this trait, so a new
+//! architecture plugs in by implementing it. A "neuron" is one unit of the FFN intermediate
+//! layer (the activation after the nonlinearity, i.e. the input of the FFN output projection);
+//! its "value slot" is the matching column of that output projection.
+
+use crate::error::Result;
+use kn_tokenizer::Tokenizer;
+use serde::{Deserialize, Serialize};
+use tch::{Device, Tensor};
+
+/// Whether the model predicts a masked token or the next token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// Masked language model (BERT): the answer is predicted at the mask token.
+    Masked,
+    /// Causal language model (Llama): the answer is the next token after the prompt.
+    Causal,
+}
+
+/// Architecture facts of a loaded model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Architecture name ("bert", "llama").
+    pub architecture: String,
+    /// Masked or causal.
+    pub kind: ModelKind,
+    /// Number of transformer layers.
+    pub num_layers: usize,
+    /// FFN intermediate width (neurons per layer).
+    pub ffn_width: usize,
+    /// Hidden size.
+    pub hidden_size: usize,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Longest input, in tokens.
+    pub max_positions: usize,
+    /// Where the model was loaded from.
+    pub source: String,
+    /// A fingerprint of the weights file(s) (FNV-1a 64 of the bytes, hex), used to check that
+    /// results and patches belong to this model.
+    pub fingerprint: String,
+}
+
+/// How an answer of several tokens is scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AnswerPolicy {
+    /// Score the first token of the answer (the paper's single-token objects). Default.
+    #[default]
+    FirstToken,
+    /// Refuse answers that are not exactly one token.
+    SingleToken,
+    /// Causal models only: score every token of the answer, teacher-forced (the prompt is
+    /// followed by the answer's tokens but the last). Targets are the answer's tokens at the
+    /// answer position and the positions after it.
+    WholeAnswer,
+}
+
+/// A prompt encoded for a model, with where and what the answer is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncodedPrompt {
+    /// The prompt text as given.
+    pub text: String,
+    /// Token ids fed to the model (special tokens included; for
+    /// [`AnswerPolicy::WholeAnswer`] the answer's tokens but the last follow the prompt).
+    pub token_ids: Vec<i64>,
+    /// Position whose FFN activations are attributed and edited: the mask token for masked
+    /// LMs, the last prompt token for causal LMs.
+    pub answer_position: usize,
+    /// Token ids of the whole answer (empty when no answer was given).
+    pub answer_ids: Vec<i64>,
+    /// The scored (position, token) pairs: one for the first-token policies, one per answer
+    /// token for [`AnswerPolicy::WholeAnswer`]. Empty when no answer was given.
+    pub targets: Vec<(usize, i64)>,
+}
+
+/// What to do to one neuron's activation at the answer position.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum ActivationOp {
+    /// Multiply by this factor (0 suppresses, 2 amplifies).
+    Scale(f64),
+    /// Replace by this value.
+    Set(f64),
+}
+
+/// An edit of one neuron's activation at the answer position of every prompt in a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ActivationEdit {
+    /// Layer index.
+    pub layer: usize,
+    /// Neuron index within the layer.
+    pub neuron: usize,
+    /// The operation.
+    pub op: ActivationOp,
+}
+
+/// Output of a batched forward pass.
+#[derive(Debug)]
+pub struct ForwardOutput {
+    /// Logits at each prompt's answer position, `[batch, vocab]`, float32.
+    pub logits: Tensor,
+    /// FFN activations at each prompt's answer position, `[batch, layers, ffn_width]`, when
+    /// they were asked for (after the edits were applied).
+    pub activations: Option<Tensor>,
+}
+
+/// What a clean (unedited) pass leaves behind so that a later pass can start at any layer.
+///
+/// Tensors are those of one prompt, without a batch dimension. `hidden_in[l]` is the hidden
+/// state entering layer `l` (`hidden_in[num_layers]` leaves the last layer), `[T, d]`.
+/// `ffn_input_residual[l]` is the residual stream the FFN output of layer `l` is added to
+/// (after attention), `[T, d]`. `activations` are the FFN activations at the answer position,
+/// `[layers, ffn_width]`. For causal models `keys`/`values` hold each layer's attention keys
+/// and values (after RoPE) of all positions, `[kv_heads, T, head_dim]`.
+#[derive(Debug)]
+pub struct CleanPass {
+    /// The prompt this pass is for.
+    pub prompt: EncodedPrompt,
+    /// Hidden state entering each layer, and leaving the last: `num_layers + 1` tensors `[T, d]`.
+    pub hidden_in: Vec<Tensor>,
+    /// Residual after attention, per layer, `[T, d]`.
+    pub ffn_input_residual: Vec<Tensor>,
+    /// FFN activations at the answer position, `[layers, ffn_width]`.
+    pub activations: Tensor,
+    /// Attention keys per layer (causal models), `[kv_heads, T, head_dim]`.
+    pub keys: Vec<Tensor>,
+    /// Attention values per layer (causal models), `[kv_heads, T, head_dim]`.
+    pub values: Vec<Tensor>,
+    /// Logits at the target positions, `[targets, vocab]`.
+    pub target_logits: Tensor,
+}
+
+/// A pretrained transformer whose FFN neurons can be read, edited and attributed.
+///
+/// Implementations: [`crate::BertMaskedLm`], [`crate::LlamaCausalLm`]. All tensors returned
+/// are float32 on [`KnowledgeModel::device`]. Methods never panic on user input.
+pub trait KnowledgeModel: Send {
+    /// Architecture facts.
+    fn info(&self) -> &ModelInfo;
+
+    /// Where the weights live.
+    fn device(&self) -> Device;
+
+    /// The model's tokenizer.
+    fn tokenizer(&self) -> &dyn Tokenizer;
+
+    /// Human-readable form of one token id (as the tokenizer decodes it).
+    fn token_text(&self, id: i64) -> String;
+
+    /// Encodes `prompt` and, when given, its `answer` according to `policy`.
+    ///
+    /// Masked LMs need exactly one mask token in the prompt (written `[MASK]`, or the model's
+    /// own mask token); causal LMs predict the token after the prompt (the answer is
+    /// tokenized with a leading space).
+    fn encode(&self, prompt: &str, answer: Option<&str>, policy: AnswerPolicy) -> Result<EncodedPrompt>;
+
+    /// One batched forward pass over `prompts` (padded internally), with `edits` applied to
+    /// the FFN activations at every prompt's answer position. With `capture_activations`, the
+    /// (edited) activations at the answer positions are returned too.
+    fn forward(&self, prompts: &[EncodedPrompt], edits: &[ActivationEdit], capture_activations: bool) -> Result<ForwardOutput>;
+
+    /// A clean pass over one prompt keeping what [`KnowledgeModel::forward_from_layer`] needs.
+    fn clean_pass(&self, prompt: &EncodedPrompt) -> Result<CleanPass>;
+
+    /// Starts a pass at `layer` from `clean`: the layer's FFN activation vector at the answer
+    /// position is replaced by each row of `activations` (`[n, ffn_width]`), everything else
+    /// is as in the clean pass; returns the logits at the prompt's target positions,
+    /// `[n, targets, vocab]`. Differentiable with respect to `activations`. Nothing below
+    /// `layer` is recomputed; causal models recompute only the positions from the answer
+    /// position on, reusing the clean pass's keys and values.
+    fn forward_from_layer(&self, clean: &CleanPass, layer: usize, activations: &Tensor) -> Result<Tensor>;
+
+    /// Value slots of `neurons` in `layer`: row `i` is the output-projection column of
+    /// `neurons[i]`, `[neurons.len(), hidden]` (a copy).
+    fn value_slots(&self, layer: usize, neurons: &[usize]) -> Result<Tensor>;
+
+    /// Overwrites the value slots of `neurons` in `layer` with the rows of `values`
+    /// (`[neurons.len(), hidden]`). Checks everything before writing anything.
+    fn set_value_slots(&mut self, layer: usize, neurons: &[usize], values: &Tensor) -> Result<()>;
+
+    /// The output embedding of `token` (its row of the output projection onto the
+    /// vocabulary), `[hidden]` (a copy).
+    fn output_embedding(&self, token: i64) -> Result<Tensor>;
+}

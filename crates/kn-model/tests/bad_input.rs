@@ -1,0 +1,175 @@
+//! Bad input to the model layer: every case gives a typed error naming the problem, never a
+//! panic. Uses the committed tiny fixtures, altered in temporary copies.
+
+use kn_model::tch::Device;
+use kn_model::{load_model, AnswerPolicy, ModelError};
+use std::path::{Path, PathBuf};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(name)
+}
+
+/// A temporary copy of a fixture directory.
+fn copy_dir(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixture(name)).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    dir
+}
+
+fn edit_config(dir: &Path, key: &str, value: serde_json::Value) {
+    let path = dir.join("config.json");
+    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    json[key] = value;
+    std::fs::write(&path, serde_json::to_string(&json).unwrap()).unwrap();
+}
+
+fn load_error(path: &Path) -> ModelError {
+    match load_model(path.to_str().unwrap(), Device::Cpu) {
+        Ok(_) => panic!("{} loaded but should not have", path.display()),
+        Err(error) => error,
+    }
+}
+
+#[test]
+fn missing_path_names_the_path() {
+    let error = load_error(Path::new("/nonexistent/model.gguf"));
+    assert!(matches!(error, ModelError::UnknownModelFormat { .. }), "{error}");
+    assert!(error.to_string().contains("/nonexistent/model.gguf"));
+}
+
+#[test]
+fn a_file_that_is_not_gguf_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.bin");
+    std::fs::write(&path, b"not a model at all").unwrap();
+    assert!(matches!(load_error(&path), ModelError::UnknownModelFormat { .. }));
+}
+
+#[test]
+fn truncated_gguf_is_a_gguf_error() {
+    let bytes = std::fs::read(fixture("tiny-llama.gguf")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for cut in [10, 200, bytes.len() / 2, bytes.len() - 1] {
+        let path = dir.path().join(format!("cut{cut}.gguf"));
+        std::fs::write(&path, &bytes[..cut]).unwrap();
+        let error = load_error(&path);
+        assert!(matches!(error, ModelError::Gguf(_)), "cut at {cut}: {error}");
+    }
+}
+
+#[test]
+fn directory_without_config_is_an_io_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let error = load_error(dir.path());
+    assert!(matches!(error, ModelError::Io { .. }), "{error}");
+    assert!(error.to_string().contains("config.json"));
+}
+
+#[test]
+fn unsupported_model_type_is_a_config_error() {
+    let dir = copy_dir("tiny-bert");
+    edit_config(dir.path(), "model_type", "gpt_neox".into());
+    assert!(matches!(load_error(dir.path()), ModelError::Config { .. }));
+}
+
+#[test]
+fn config_and_weights_disagreeing_is_a_shape_error() {
+    let dir = copy_dir("tiny-bert");
+    edit_config(dir.path(), "intermediate_size", 80.into());
+    let error = load_error(dir.path());
+    assert!(matches!(error, ModelError::ShapeMismatch { .. }), "{error}");
+    assert!(error.to_string().contains("intermediate.dense"));
+
+    let dir = copy_dir("tiny-llama");
+    edit_config(dir.path(), "num_hidden_layers", 4.into());
+    assert!(matches!(load_error(dir.path()), ModelError::MissingTensor { .. }));
+}
+
+#[test]
+fn impossible_head_counts_are_config_errors() {
+    let dir = copy_dir("tiny-llama");
+    edit_config(dir.path(), "num_key_value_heads", 3.into());
+    assert!(matches!(load_error(dir.path()), ModelError::Config { .. }));
+    let dir = copy_dir("tiny-bert");
+    edit_config(dir.path(), "num_attention_heads", 5.into());
+    assert!(matches!(load_error(dir.path()), ModelError::Config { .. }));
+}
+
+#[test]
+fn truncated_or_corrupt_safetensors_is_a_weights_error() {
+    let dir = copy_dir("tiny-bert");
+    let path = dir.path().join("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 3]).unwrap();
+    assert!(matches!(load_error(dir.path()), ModelError::Weights { .. }));
+    // A header length far past the end of the file.
+    let mut corrupt = bytes.clone();
+    corrupt[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    std::fs::write(&path, &corrupt).unwrap();
+    assert!(matches!(load_error(dir.path()), ModelError::Weights { .. }));
+}
+
+#[test]
+fn missing_weights_file_names_it() {
+    let dir = copy_dir("tiny-bert");
+    std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
+    let error = load_error(dir.path());
+    assert!(error.to_string().contains("model.safetensors"), "{error}");
+}
+
+#[test]
+fn masked_prompts_need_exactly_one_mask() {
+    let model = load_model(fixture("tiny-bert").to_str().unwrap(), Device::Cpu).unwrap();
+    let error = model.encode("The capital of France is Paris .", None, AnswerPolicy::FirstToken).unwrap_err();
+    assert!(matches!(error, ModelError::NoMask { .. }), "{error}");
+    let error = model.encode("[MASK] is the capital of [MASK] .", None, AnswerPolicy::FirstToken).unwrap_err();
+    assert!(matches!(error, ModelError::SeveralMasks { count: 2, .. }), "{error}");
+    assert!(matches!(model.encode("  ", None, AnswerPolicy::FirstToken), Err(ModelError::EmptyPrompt)));
+}
+
+#[test]
+fn answers_must_tokenize_as_the_policy_needs() {
+    let bert = load_model(fixture("tiny-bert").to_str().unwrap(), Device::Cpu).unwrap();
+    let error = bert.encode("The capital of France is [MASK] .", Some("iPhone"), AnswerPolicy::FirstToken).unwrap_err();
+    assert!(matches!(error, ModelError::BadAnswer { .. }), "{error}");
+    let error = bert.encode("The capital of France is [MASK] .", Some("Paris"), AnswerPolicy::WholeAnswer).unwrap_err();
+    assert!(matches!(error, ModelError::BadAnswer { .. }), "{error}");
+
+    let llama = load_model(fixture("tiny-llama").to_str().unwrap(), Device::Cpu).unwrap();
+    let error = llama.encode("The capital of France is", Some("   "), AnswerPolicy::FirstToken).unwrap_err();
+    assert!(matches!(error, ModelError::BadAnswer { .. }), "{error}");
+    let long = llama.encode("The capital of France is", Some("Xyzzyq Quuxplugh"), AnswerPolicy::FirstToken).unwrap();
+    assert!(long.answer_ids.len() > 1);
+    let error = llama.encode("The capital of France is", Some("Xyzzyq Quuxplugh"), AnswerPolicy::SingleToken).unwrap_err();
+    assert!(matches!(error, ModelError::BadAnswer { .. }), "{error}");
+}
+
+#[test]
+fn prompts_longer_than_the_context_are_refused() {
+    let llama = load_model(fixture("tiny-llama").to_str().unwrap(), Device::Cpu).unwrap();
+    let long = "word ".repeat(400);
+    assert!(matches!(
+        llama.encode(&long, None, AnswerPolicy::FirstToken),
+        Err(ModelError::PromptTooLong { max: 256, .. })
+    ));
+}
+
+#[test]
+fn layer_neuron_and_token_indices_are_checked() {
+    let mut model = load_model(fixture("tiny-llama").to_str().unwrap(), Device::Cpu).unwrap();
+    assert!(matches!(model.value_slots(3, &[0]), Err(ModelError::LayerOutOfRange { layer: 3, layers: 3 })));
+    assert!(matches!(model.value_slots(0, &[96]), Err(ModelError::NeuronOutOfRange { neuron: 96, width: 96 })));
+    assert!(matches!(model.output_embedding(600), Err(ModelError::TokenOutOfRange { .. })));
+    assert!(matches!(model.output_embedding(-1), Err(ModelError::TokenOutOfRange { .. })));
+    let wrong_shape = kn_model::tch::Tensor::zeros([2, 64], (kn_model::tch::Kind::Float, Device::Cpu));
+    assert!(matches!(model.set_value_slots(0, &[1], &wrong_shape), Err(ModelError::InvalidArgument(_))));
+    assert!(matches!(model.forward(&[], &[], false), Err(ModelError::InvalidArgument(_))));
+}
+
+#[test]
+fn unknown_devices_are_refused() {
+    assert!(kn_model::parse_device("gpu0").is_err());
+}
