@@ -16,6 +16,8 @@ Outputs (under fixtures/gguf/ in the repository):
 * smollm2_samples.json: when the default model (SmolLM2-135M-Instruct.Q4_1.gguf, fetched by
   scripts/fetch-model.sh) is present, sample values of a few of its tensors as dequantized by
   gguf-py: the first 64 values and ~100 strided ones. Skipped (with a message) when it is absent.
+* fuzz/seeds/gguf_parse/*.gguf: small valid files (v3 from gguf-py, a hand-packed v2 file, a
+  metadata-only file) that seed the `gguf_parse` fuzz target.
 
 Usage: /tmp/pyref/bin/python scripts/reference/make_gguf_fixtures.py  (any Python with gguf==0.19.0
 and numpy). The output is deterministic (fixed seed).
@@ -36,6 +38,7 @@ from gguf import GGUFValueType as V
 
 REPO = Path(__file__).resolve().parents[2]
 OUT_DIR = REPO / "fixtures" / "gguf"
+SEED_DIR = REPO / "fuzz" / "seeds" / "gguf_parse"
 QK_K = 256
 
 # (type, rows, columns) of each fixture tensor; columns are a multiple of the block size.
@@ -230,6 +233,52 @@ def write_model_samples() -> None:
     print("wrote smollm2_samples.json", file=sys.stderr)
 
 
+def write_fuzz_seeds() -> None:
+    import struct
+
+    SEED_DIR.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+
+    # A small v3 file from gguf-py: a few metadata types and one tensor of several kinds.
+    path = SEED_DIR / "tiny_v3.gguf"
+    w = gguf.GGUFWriter(path, arch="llama")
+    w.add_uint32("llama.block_count", 1)
+    w.add_float32("llama.rope.freq_base", 10000.0)
+    w.add_array("tokenizer.ggml.tokens", ["<s>", "a", "b"])
+    w.add_key_value("tokenizer.ggml.token_type", [1, 1, 3], V.ARRAY, sub_type=V.INT32)
+    w.add_bool("tokenizer.ggml.add_bos_token", True)
+    w.add_tensor("norm", rng.standard_normal(4).astype(np.float32))
+    w.add_tensor("half", rng.standard_normal(8).astype(np.float16))
+    q8 = gguf.quants.quantize(rng.standard_normal((2, 32)).astype(np.float32), T.Q8_0)
+    w.add_tensor("q8", q8, raw_dtype=T.Q8_0)
+    q41 = gguf.quants.quantize(rng.standard_normal((1, 64)).astype(np.float32), T.Q4_1)
+    w.add_tensor("q41", q41, raw_dtype=T.Q4_1)
+    w.add_tensor("q4k", random_blocks(rng, T.Q4_K, 1).reshape(1, -1), raw_dtype=T.Q4_K)
+    w.add_tensor("q6k", random_blocks(rng, T.Q6_K, 1).reshape(1, -1), raw_dtype=T.Q6_K)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+    # A hand-packed v2 file with a nested array and a Q4_0 tensor.
+    def s(text: str) -> bytes:
+        b = text.encode()
+        return struct.pack("<Q", len(b)) + b
+
+    head = b"GGUF" + struct.pack("<IQQ", 2, 1, 2)
+    head += s("general.name") + struct.pack("<I", 8) + s("v2")
+    head += s("nested") + struct.pack("<IIQ", 9, 9, 1) + struct.pack("<IQ", 4, 2) + struct.pack("<II", 5, 6)
+    head += s("w") + struct.pack("<I", 2) + struct.pack("<QQ", 32, 1) + struct.pack("<IQ", 2, 0)
+    head += b"\0" * (-len(head) % 32)
+    block = np.float16(0.25).tobytes() + bytes(range(0, 256, 16))
+    (SEED_DIR / "hand_v2.gguf").write_bytes(head + block)
+
+    # Metadata only, no tensors and no padding.
+    meta = b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + s("general.alignment") + struct.pack("<II", 4, 64)
+    (SEED_DIR / "metadata_only.gguf").write_bytes(meta)
+    print(f"wrote fuzz seeds to {SEED_DIR}", file=sys.stderr)
+
+
 def gguf_version() -> str:
     try:
         from importlib.metadata import version
@@ -250,6 +299,7 @@ def main() -> None:
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     write_quant_types()
     write_model_samples()
+    write_fuzz_seeds()
 
 
 if __name__ == "__main__":
