@@ -191,10 +191,23 @@ pub fn integrated_gradients(model: &dyn KnowledgeModel, prompt: &EncodedPrompt, 
     let layers = resolve_layers(model, config.layers.as_deref())?;
     let points = config.rule.points(config.steps)?;
     let clean = model.clean_pass(prompt)?;
-    attribute_with_clean_pass(model, &clean, &layers, &points, config)
+    attribute_layers(model, &clean, &layers, &points, config)
 }
 
-fn attribute_with_clean_pass(
+/// [`integrated_gradients`] from an existing clean pass (to reuse one pass across settings,
+/// or to attribute a modified clean pass).
+pub fn integrated_gradients_from_clean_pass(
+    model: &dyn KnowledgeModel,
+    clean: &CleanPass,
+    config: &AttributionConfig,
+) -> Result<Attribution> {
+    require_answer(&clean.prompt)?;
+    let layers = resolve_layers(model, config.layers.as_deref())?;
+    let points = config.rule.points(config.steps)?;
+    attribute_layers(model, clean, &layers, &points, config)
+}
+
+fn attribute_layers(
     model: &dyn KnowledgeModel,
     clean: &CleanPass,
     layers: &[usize],

@@ -32,6 +32,6 @@ mod rules;
 pub use baselines::{activation_scores, gradient_x_activation};
 pub use error::{AttributionError, Result};
 pub use integrated_gradients::{
-    integrated_gradients, top_neurons, Attribution, AttributionConfig, LayerCompleteness, NeuronScore, Target,
+    integrated_gradients, integrated_gradients_from_clean_pass, top_neurons, Attribution, AttributionConfig, LayerCompleteness, NeuronScore, Target,
 };
 pub use rules::IntegrationRule;
