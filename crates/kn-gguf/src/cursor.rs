@@ -15,7 +15,11 @@ pub(crate) struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     pub(crate) fn new(bytes: &'a [u8], file: &'a str) -> Self {
-        Cursor { bytes, pos: 0, file }
+        Cursor {
+            bytes,
+            pos: 0,
+            file,
+        }
     }
 
     /// The current byte offset.
@@ -33,7 +37,11 @@ impl<'a> Cursor<'a> {
     }
 
     /// Takes the next `n` bytes, or fails with `Truncated` naming `what`.
-    pub(crate) fn take(&mut self, n: usize, what: &dyn Fn() -> String) -> Result<&'a [u8], GgufError> {
+    pub(crate) fn take(
+        &mut self,
+        n: usize,
+        what: &dyn Fn() -> String,
+    ) -> Result<&'a [u8], GgufError> {
         let end = self.pos.checked_add(n);
         match end.and_then(|end| self.bytes.get(self.pos..end).map(|s| (s, end))) {
             Some((slice, end)) => {
@@ -50,7 +58,10 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    fn take_array<const N: usize>(&mut self, what: &dyn Fn() -> String) -> Result<[u8; N], GgufError> {
+    fn take_array<const N: usize>(
+        &mut self,
+        what: &dyn Fn() -> String,
+    ) -> Result<[u8; N], GgufError> {
         let slice = self.take(N, what)?;
         let mut out = [0u8; N];
         out.copy_from_slice(slice);
@@ -128,7 +139,14 @@ mod tests {
         assert_eq!(c.u8(&what).ok(), Some(1));
         assert_eq!(c.u32(&what).ok(), Some(0x0504_0302));
         assert_eq!(c.remaining(), 4);
-        assert!(matches!(c.u64(&what), Err(GgufError::Truncated { needed: 8, available: 4, .. })));
+        assert!(matches!(
+            c.u64(&what),
+            Err(GgufError::Truncated {
+                needed: 8,
+                available: 4,
+                ..
+            })
+        ));
         // A failed read does not move the position.
         assert_eq!(c.u32(&what).ok(), Some(0x0908_0706));
     }
@@ -138,7 +156,14 @@ mod tests {
         let mut bytes = u64::MAX.to_le_bytes().to_vec();
         bytes.extend_from_slice(b"abc");
         let mut c = Cursor::new(&bytes, "mem");
-        assert!(matches!(c.string(&what), Err(GgufError::CountOutOfRange { value: u64::MAX, max: 3, .. })));
+        assert!(matches!(
+            c.string(&what),
+            Err(GgufError::CountOutOfRange {
+                value: u64::MAX,
+                max: 3,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -146,6 +171,9 @@ mod tests {
         let mut bytes = 2u64.to_le_bytes().to_vec();
         bytes.extend_from_slice(&[0xff, 0xfe]);
         let mut c = Cursor::new(&bytes, "mem");
-        assert!(matches!(c.string(&what), Err(GgufError::InvalidUtf8 { offset: 8, .. })));
+        assert!(matches!(
+            c.string(&what),
+            Err(GgufError::InvalidUtf8 { offset: 8, .. })
+        ));
     }
 }

@@ -200,7 +200,11 @@ fn q3_k(b: &[u8; 110], y: &mut [f32; QK_K]) {
     let d = f16(b[108], b[109]);
     let mut scales = [0f32; 16];
     for (k, s) in scales.iter_mut().enumerate() {
-        let low = if k < 8 { b[96 + k] & 0x0F } else { b[96 + k - 8] >> 4 };
+        let low = if k < 8 {
+            b[96 + k] & 0x0F
+        } else {
+            b[96 + k - 8] >> 4
+        };
         let high = (b[96 + 8 + k % 4] >> (2 * (k / 4))) & 3;
         *s = d * f32::from(((low | (high << 4)) as i8).wrapping_sub(32));
     }
@@ -221,7 +225,10 @@ fn scale_min_k4(j: usize, s: &[u8; 12]) -> (u8, u8) {
     if j < 4 {
         (s[j] & 63, s[j + 4] & 63)
     } else {
-        ((s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4), (s[j + 4] >> 4) | ((s[j] >> 6) << 4))
+        (
+            (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4),
+            (s[j + 4] >> 4) | ((s[j] >> 6) << 4),
+        )
     }
 }
 
@@ -318,12 +325,24 @@ mod tests {
 
     #[test]
     fn f32_f16_bf16() {
-        let bytes: Vec<u8> = [1.5f32, -2.25].iter().flat_map(|v| v.to_le_bytes()).collect();
-        assert_eq!(dequantize(GgmlType::F32, &bytes, 2).ok(), Some(vec![1.5, -2.25]));
+        let bytes: Vec<u8> = [1.5f32, -2.25]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        assert_eq!(
+            dequantize(GgmlType::F32, &bytes, 2).ok(),
+            Some(vec![1.5, -2.25])
+        );
         let bytes: Vec<u8> = [0.5f32, -3.0].iter().flat_map(|&v| h(v)).collect();
-        assert_eq!(dequantize(GgmlType::F16, &bytes, 2).ok(), Some(vec![0.5, -3.0]));
+        assert_eq!(
+            dequantize(GgmlType::F16, &bytes, 2).ok(),
+            Some(vec![0.5, -3.0])
+        );
         // bf16 1.0 = 0x3f80.
-        assert_eq!(dequantize(GgmlType::BF16, &[0x80, 0x3f, 0x00, 0xc0], 2).ok(), Some(vec![1.0, -2.0]));
+        assert_eq!(
+            dequantize(GgmlType::BF16, &[0x80, 0x3f, 0x00, 0xc0], 2).ok(),
+            Some(vec![1.0, -2.0])
+        );
     }
 
     #[test]
@@ -394,15 +413,27 @@ mod tests {
 
     #[test]
     fn length_errors() {
-        assert!(matches!(dequantize(GgmlType::Q8_0, &[0u8; 34], 31), Err(GgufError::DataLength { .. })));
-        assert!(matches!(dequantize(GgmlType::Q8_0, &[0u8; 33], 32), Err(GgufError::DataLength { .. })));
-        assert!(matches!(dequantize(GgmlType::F32, &[0u8; 4], usize::MAX), Err(GgufError::DataLength { .. })));
+        assert!(matches!(
+            dequantize(GgmlType::Q8_0, &[0u8; 34], 31),
+            Err(GgufError::DataLength { .. })
+        ));
+        assert!(matches!(
+            dequantize(GgmlType::Q8_0, &[0u8; 33], 32),
+            Err(GgufError::DataLength { .. })
+        ));
+        assert!(matches!(
+            dequantize(GgmlType::F32, &[0u8; 4], usize::MAX),
+            Err(GgufError::DataLength { .. })
+        ));
         assert!(matches!(
             dequantize(GgmlType::Other(9), &[0u8; 40], 32),
             Err(GgufError::UnsupportedType { .. })
         ));
         // A hand-built `Other` with a supported id decodes like the named variant.
-        assert_eq!(dequantize(GgmlType::Other(0), &1.0f32.to_le_bytes(), 1).ok(), Some(vec![1.0]));
+        assert_eq!(
+            dequantize(GgmlType::Other(0), &1.0f32.to_le_bytes(), 1).ok(),
+            Some(vec![1.0])
+        );
         assert_eq!(dequantize(GgmlType::Q4_K, &[], 0).ok(), Some(vec![]));
     }
 }

@@ -149,7 +149,9 @@ pub enum GgufError {
     },
 
     /// The product of a tensor's dimensions (or its size in bytes) does not fit in 63 bits.
-    #[error("{file}: tensor '{tensor}' has dims {dims:?} whose element count or byte size overflows")]
+    #[error(
+        "{file}: tensor '{tensor}' has dims {dims:?} whose element count or byte size overflows"
+    )]
     ShapeOverflow {
         /// The file being read.
         file: String,
@@ -275,9 +277,9 @@ pub enum GgufError {
     /// The bytes handed to dequantization do not match the element count.
     #[error("{file}: tensor '{tensor}' of type {dtype}: {detail}")]
     DataLength {
-        /// The file the data came from (or "<buffer>" for [`crate::dequantize`]).
+        /// The file the data came from (or `"<buffer>"` for [`crate::dequantize`]).
         file: String,
-        /// The tensor (or "<unnamed>").
+        /// The tensor (or `"<unnamed>"`).
         tensor: String,
         /// The type being decoded.
         dtype: GgmlType,

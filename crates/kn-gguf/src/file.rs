@@ -63,7 +63,10 @@ impl GgufFile {
     /// Reads the whole file at `path` into memory and parses it. Errors name the path.
     pub fn open(path: &Path) -> Result<GgufFile, GgufError> {
         let source = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|error| GgufError::Io { file: source.clone(), error })?;
+        let bytes = std::fs::read(path).map_err(|error| GgufError::Io {
+            file: source.clone(),
+            error,
+        })?;
         GgufFile::from_bytes(bytes, &source)
     }
 
@@ -144,13 +147,15 @@ impl GgufFile {
     /// The value of `key` as `f32`: an `f32`, or an `f64` rounded to `f32`.
     pub fn get_f32(&self, key: &str) -> Result<f32, GgufError> {
         let v = self.require(key)?;
-        v.as_f32().ok_or_else(|| self.wrong_type(key, "a float", describe(v)))
+        v.as_f32()
+            .ok_or_else(|| self.wrong_type(key, "a float", describe(v)))
     }
 
     /// The value of `key` as a string.
     pub fn get_str(&self, key: &str) -> Result<&str, GgufError> {
         let v = self.require(key)?;
-        v.as_str().ok_or_else(|| self.wrong_type(key, "a string", describe(v)))
+        v.as_str()
+            .ok_or_else(|| self.wrong_type(key, "a string", describe(v)))
     }
 
     /// The value of `key` as an array of strings (an empty array is accepted).
@@ -207,10 +212,11 @@ impl GgufFile {
     }
 
     fn find(&self, name: &str) -> Result<&TensorInfo, GgufError> {
-        self.tensor_info(name).ok_or_else(|| GgufError::TensorNotFound {
-            file: self.source.clone(),
-            name: name.to_string(),
-        })
+        self.tensor_info(name)
+            .ok_or_else(|| GgufError::TensorNotFound {
+                file: self.source.clone(),
+                name: name.to_string(),
+            })
     }
 
     /// The raw (still quantized) bytes of the tensor called `name`.
@@ -233,11 +239,16 @@ impl GgufFile {
             tensor: info.name.clone(),
             dims: info.dims.clone(),
         })?;
-        let end = info.offset.checked_add(size).ok_or_else(|| out_of_bounds(u64::MAX))?;
+        let end = info
+            .offset
+            .checked_add(size)
+            .ok_or_else(|| out_of_bounds(u64::MAX))?;
         let range = usize::try_from(info.offset)
             .ok()
             .zip(usize::try_from(end).ok())
-            .and_then(|(s, e)| Some(self.data_offset.checked_add(s)?..self.data_offset.checked_add(e)?));
+            .and_then(|(s, e)| {
+                Some(self.data_offset.checked_add(s)?..self.data_offset.checked_add(e)?)
+            });
         range
             .and_then(|r| self.bytes.get(r))
             .ok_or_else(|| out_of_bounds(end))
@@ -286,26 +297,37 @@ fn parse(bytes: &[u8], file: &str) -> Result<Header, GgufError> {
 
     let magic = bytes.get(..4).unwrap_or(bytes);
     if magic != &b"GGUF"[..magic.len()] || magic.is_empty() {
-        return Err(GgufError::BadMagic { file: file.to_string(), found: magic.to_vec() });
+        return Err(GgufError::BadMagic {
+            file: file.to_string(),
+            found: magic.to_vec(),
+        });
     }
     c.take(4, &|| "the magic \"GGUF\"".into())?;
 
     let version = c.u32(&|| "the version".into())?;
     if version != 2 && version != 3 {
         let detail = if version == 1 {
-            "version 1 uses 32-bit counts and is not supported; only versions 2 and 3 are".to_string()
+            "version 1 uses 32-bit counts and is not supported; only versions 2 and 3 are"
+                .to_string()
         } else if matches!(version.swap_bytes(), 1..=3) {
-            "this looks like a big-endian GGUF file; only little-endian files are supported".to_string()
+            "this looks like a big-endian GGUF file; only little-endian files are supported"
+                .to_string()
         } else {
             "only versions 2 and 3 are supported".to_string()
         };
-        return Err(GgufError::UnsupportedVersion { file: file.to_string(), version, detail });
+        return Err(GgufError::UnsupportedVersion {
+            file: file.to_string(),
+            version,
+            detail,
+        });
     }
 
     let tensor_count = c.u64(&|| "tensor_count".into())?;
     let kv_count = c.u64(&|| "metadata_kv_count".into())?;
     let kv_count = c.check_count(kv_count, MIN_KV_SIZE, &|| "metadata_kv_count".into())?;
-    c.check_count(tensor_count, MIN_TENSOR_INFO_SIZE, &|| "tensor_count".into())?;
+    c.check_count(tensor_count, MIN_TENSOR_INFO_SIZE, &|| {
+        "tensor_count".into()
+    })?;
 
     let mut metadata = BTreeMap::new();
     for i in 0..kv_count {
@@ -314,7 +336,10 @@ fn parse(bytes: &[u8], file: &str) -> Result<Header, GgufError> {
         let type_id = c.u32(&|| format!("value type of metadata key '{key}'"))?;
         let value = read_value(&mut c, type_id, type_offset, &key, 1)?;
         if metadata.contains_key(&key) {
-            return Err(GgufError::DuplicateKey { file: file.to_string(), key });
+            return Err(GgufError::DuplicateKey {
+                file: file.to_string(),
+                key,
+            });
         }
         metadata.insert(key, value);
     }
@@ -347,7 +372,10 @@ fn parse(bytes: &[u8], file: &str) -> Result<Header, GgufError> {
     for i in 0..tensor_count {
         let (info, size) = read_tensor_info(&mut c, i, alignment)?;
         if names.insert(info.name.clone(), i).is_some() {
-            return Err(GgufError::DuplicateTensor { file: file.to_string(), name: info.name });
+            return Err(GgufError::DuplicateTensor {
+                file: file.to_string(),
+                name: info.name,
+            });
         }
         tensors.push(info);
         sizes.push(size);
@@ -401,7 +429,13 @@ fn parse(bytes: &[u8], file: &str) -> Result<Header, GgufError> {
         }
     }
 
-    Ok(Header { version, metadata, tensors, data_offset, alignment })
+    Ok(Header {
+        version,
+        metadata,
+        tensors,
+        data_offset,
+        alignment,
+    })
 }
 
 /// Smallest encoded size of one value of GGUF type `type_id`, or `None` for an unknown type.
@@ -447,12 +481,13 @@ fn read_value(
             let elem_offset = c.pos() as u64;
             let elem_type = c.u32(&|| format!("element type of array for metadata key '{key}'"))?;
             let count = c.u64(&|| format!("length of array for metadata key '{key}'"))?;
-            let min_size = min_value_size(elem_type).ok_or_else(|| GgufError::UnknownValueType {
-                file: c.file().to_string(),
-                key: key.to_string(),
-                type_id: elem_type,
-                offset: elem_offset,
-            })?;
+            let min_size =
+                min_value_size(elem_type).ok_or_else(|| GgufError::UnknownValueType {
+                    file: c.file().to_string(),
+                    key: key.to_string(),
+                    type_id: elem_type,
+                    offset: elem_offset,
+                })?;
             let count = c.check_count(count, min_size, &|| {
                 format!("length of array for metadata key '{key}'")
             })?;
@@ -477,7 +512,11 @@ fn read_value(
 }
 
 /// Reads and validates one tensor directory entry; returns it with its size in bytes.
-fn read_tensor_info(c: &mut Cursor<'_>, i: usize, alignment: u64) -> Result<(TensorInfo, u64), GgufError> {
+fn read_tensor_info(
+    c: &mut Cursor<'_>,
+    i: usize,
+    alignment: u64,
+) -> Result<(TensorInfo, u64), GgufError> {
     let file = c.file();
     let name = c.string(&|| format!("name of tensor #{i}"))?;
     let n_dims = c.u32(&|| format!("n_dims of tensor '{name}'"))?;
@@ -498,7 +537,11 @@ fn read_tensor_info(c: &mut Cursor<'_>, i: usize, alignment: u64) -> Result<(Ten
 
     let dtype = GgmlType::from_id(type_id);
     let Some((block, type_size)) = dtype.block_layout() else {
-        return Err(GgufError::UnknownTensorType { file: file.to_string(), tensor: name, type_id });
+        return Err(GgufError::UnknownTensorType {
+            file: file.to_string(),
+            tensor: name,
+            type_id,
+        });
     };
     // The product of the non-zero dims must fit in i64 (as ggml requires), even when another
     // dim is 0: then every partial product of the shape, in any order, fits as well, and callers
@@ -507,10 +550,17 @@ fn read_tensor_info(c: &mut Cursor<'_>, i: usize, alignment: u64) -> Result<(Ten
         .iter()
         .try_fold(1u64, |acc, &d| acc.checked_mul(d.max(1)))
         .is_some_and(|n| n <= i64::MAX as u64);
-    let n_elements = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).filter(|_| fits);
+    let n_elements = dims
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+        .filter(|_| fits);
     let size = n_elements.and_then(|n| (n / block).checked_mul(type_size));
     let Some(size) = size.filter(|&s| s <= i64::MAX as u64) else {
-        return Err(GgufError::ShapeOverflow { file: file.to_string(), tensor: name, dims });
+        return Err(GgufError::ShapeOverflow {
+            file: file.to_string(),
+            tensor: name,
+            dims,
+        });
     };
     let ne0 = dims.first().copied().unwrap_or(1);
     if ne0 % block != 0 {
@@ -530,5 +580,13 @@ fn read_tensor_info(c: &mut Cursor<'_>, i: usize, alignment: u64) -> Result<(Ten
             alignment,
         });
     }
-    Ok((TensorInfo { name, dims, dtype, offset }, size))
+    Ok((
+        TensorInfo {
+            name,
+            dims,
+            dtype,
+            offset,
+        },
+        size,
+    ))
 }

@@ -13,7 +13,10 @@
 //!
 //! The reader is written for untrusted input: every count, length, shape and offset is checked
 //! against the file before it is used or allocated for, and every problem is a typed
-//! [`GgufError`] that names the file. Memory use is bounded by a small multiple of the file size.
+//! [`GgufError`] that names the file. Nothing is allocated on the strength of a count alone:
+//! parsed metadata takes at most ~32 bytes per byte of file (the worst case is a large array of
+//! 1-byte values, each held as a [`MetadataValue`]), and a dequantized tensor at most 12 bytes per
+//! byte of its data (Q2_K). Nested metadata arrays are limited to [`MAX_ARRAY_DEPTH`] levels.
 //!
 //! Dequantization ([`dequantize`]) supports F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K,
 //! Q3_K, Q4_K, Q5_K, Q6_K and Q8_K with ggml's exact block layouts and arithmetic.

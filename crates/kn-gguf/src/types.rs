@@ -130,7 +130,9 @@ impl TensorInfo {
     /// Number of elements (product of the dims; 1 for zero dims), or `None` on overflow. For
     /// entries read by [`crate::GgufFile`] this never overflows.
     pub fn n_elements(&self) -> Option<u64> {
-        self.dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))
+        self.dims
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
     }
 
     /// Size of the data in bytes, or `None` if the type's layout is unknown, the rows are not a
@@ -352,9 +354,15 @@ mod tests {
         assert_eq!(t.n_elements(), Some(192));
         assert_eq!(t.byte_size(), Some(6 * 18));
         assert_eq!(t.shape(), vec![3, 64]);
-        let bad = TensorInfo { dims: vec![33, 1], ..t.clone() };
+        let bad = TensorInfo {
+            dims: vec![33, 1],
+            ..t.clone()
+        };
         assert_eq!(bad.byte_size(), None);
-        let huge = TensorInfo { dims: vec![u64::MAX, 2], ..t };
+        let huge = TensorInfo {
+            dims: vec![u64::MAX, 2],
+            ..t
+        };
         assert_eq!(huge.n_elements(), None);
     }
 }

@@ -15,7 +15,9 @@ struct W {
 impl W {
     /// Magic, version and the two counts.
     fn header(version: u32, tensor_count: u64, kv_count: u64) -> W {
-        let mut w = W { buf: b"GGUF".to_vec() };
+        let mut w = W {
+            buf: b"GGUF".to_vec(),
+        };
         w.u32(version).u64(tensor_count).u64(kv_count);
         w
     }
@@ -72,7 +74,8 @@ impl W {
 /// A valid file: two metadata entries, an F32 [4] tensor and a Q8_0 [32, 2] tensor.
 fn valid(version: u32) -> W {
     let mut w = W::header(version, 2, 2);
-    w.kv_str("general.architecture", "llama").kv_u32("llama.block_count", 30);
+    w.kv_str("general.architecture", "llama")
+        .kv_u32("llama.block_count", 30);
     w.tensor("norm", &[4], 0, 0).tensor("q8", &[32, 2], 8, 32);
     w.pad(32);
     w.f32s(&[1.0, 2.0, 3.0, 4.0]).pad(32);
@@ -131,14 +134,21 @@ fn bad_magic() {
     let mut w = valid(3);
     w.buf[..4].copy_from_slice(b"GGML");
     let e = parse_err(&w);
-    assert!(matches!(e, GgufError::BadMagic { ref found, .. } if found == b"GGML"), "{e}");
+    assert!(
+        matches!(e, GgufError::BadMagic { ref found, .. } if found == b"GGML"),
+        "{e}"
+    );
 }
 
 #[test]
 fn truncated_magic_and_header() {
-    let e = parse_err(&W { buf: b"GG".to_vec() });
+    let e = parse_err(&W {
+        buf: b"GG".to_vec(),
+    });
     assert!(matches!(e, GgufError::Truncated { .. }), "{e}");
-    let e = parse_err(&W { buf: b"GGUF\x03\x00".to_vec() });
+    let e = parse_err(&W {
+        buf: b"GGUF\x03\x00".to_vec(),
+    });
     assert!(matches!(e, GgufError::Truncated { .. }), "{e}");
 }
 
@@ -155,7 +165,10 @@ fn every_truncation_is_an_error() {
 fn unsupported_versions() {
     for version in [0u32, 1, 4, 0xFFFF_FFFF] {
         let e = parse_err(&valid(version));
-        assert!(matches!(e, GgufError::UnsupportedVersion { version: v, .. } if v == version), "{e}");
+        assert!(
+            matches!(e, GgufError::UnsupportedVersion { version: v, .. } if v == version),
+            "{e}"
+        );
     }
     // A big-endian v3 file reads as version 0x03000000 little-endian.
     let e = parse_err(&valid(3u32.swap_bytes()));
@@ -165,7 +178,16 @@ fn unsupported_versions() {
 #[test]
 fn kv_count_out_of_range() {
     let e = parse_err(&W::header(3, 0, u64::MAX));
-    assert!(matches!(e, GgufError::CountOutOfRange { value: u64::MAX, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            GgufError::CountOutOfRange {
+                value: u64::MAX,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -173,7 +195,10 @@ fn tensor_count_out_of_range() {
     let mut w = W::header(3, 1 << 40, 1);
     w.kv_u32("a", 1);
     let e = parse_err(&w);
-    assert!(matches!(e, GgufError::CountOutOfRange { value, .. } if value == 1 << 40), "{e}");
+    assert!(
+        matches!(e, GgufError::CountOutOfRange { value, .. } if value == 1 << 40),
+        "{e}"
+    );
 }
 
 #[test]
@@ -189,7 +214,10 @@ fn huge_string_value_length() {
     let mut w = W::header(3, 0, 1);
     w.str("k").u32(8).u64(1 << 50).raw(b"short");
     let e = parse_err(&w);
-    assert!(matches!(e, GgufError::CountOutOfRange { value, .. } if value == 1 << 50), "{e}");
+    assert!(
+        matches!(e, GgufError::CountOutOfRange { value, .. } if value == 1 << 50),
+        "{e}"
+    );
 }
 
 #[test]
@@ -198,13 +226,20 @@ fn huge_array_length() {
     let mut w = W::header(3, 0, 1);
     w.str("k").u32(9).u32(4).u64(1 << 40).u64(0);
     let e = parse_err(&w);
-    assert!(matches!(e, GgufError::CountOutOfRange { max: 2, .. }), "{e}");
+    assert!(
+        matches!(e, GgufError::CountOutOfRange { max: 2, .. }),
+        "{e}"
+    );
 }
 
 #[test]
 fn huge_string_array_length() {
     let mut w = W::header(3, 0, 1);
-    w.str("tokenizer.ggml.tokens").u32(9).u32(8).u64(u64::MAX / 2).str("a");
+    w.str("tokenizer.ggml.tokens")
+        .u32(9)
+        .u32(8)
+        .u64(u64::MAX / 2)
+        .str("a");
     let e = parse_err(&w);
     assert!(matches!(e, GgufError::CountOutOfRange { .. }), "{e}");
     assert!(e.to_string().contains("tokenizer.ggml.tokens"), "{e}");
@@ -217,7 +252,17 @@ fn array_elements_truncated() {
     let mut w = W::header(3, 0, 1);
     w.str("k").u32(9).u32(8).u64(2).str("a").u64(5).raw(b"ab");
     let e = parse_err(&w);
-    assert!(matches!(e, GgufError::CountOutOfRange { value: 5, max: 2, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            GgufError::CountOutOfRange {
+                value: 5,
+                max: 2,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -225,7 +270,10 @@ fn unknown_value_type() {
     let mut w = W::header(3, 0, 1);
     w.str("k").u32(13).u64(0);
     let e = parse_err(&w);
-    assert!(matches!(e, GgufError::UnknownValueType { type_id: 13, .. }), "{e}");
+    assert!(
+        matches!(e, GgufError::UnknownValueType { type_id: 13, .. }),
+        "{e}"
+    );
 }
 
 #[test]
@@ -233,7 +281,10 @@ fn unknown_array_element_type() {
     let mut w = W::header(3, 0, 1);
     w.str("k").u32(9).u32(99).u64(0);
     let e = parse_err(&w);
-    assert!(matches!(e, GgufError::UnknownValueType { type_id: 99, .. }), "{e}");
+    assert!(
+        matches!(e, GgufError::UnknownValueType { type_id: 99, .. }),
+        "{e}"
+    );
 }
 
 #[test]
@@ -267,7 +318,10 @@ fn invalid_utf8_key() {
     let mut w = W::header(3, 0, 1);
     w.u64(2).raw(&[0xC3, 0x28]).u32(4).u32(1);
     let e = parse_err(&w);
-    assert!(matches!(e, GgufError::InvalidUtf8 { offset: 32, .. }), "{e}");
+    assert!(
+        matches!(e, GgufError::InvalidUtf8 { offset: 32, .. }),
+        "{e}"
+    );
 }
 
 #[test]
@@ -275,7 +329,10 @@ fn duplicate_key() {
     let mut w = W::header(3, 0, 2);
     w.kv_u32("a", 1).kv_u32("a", 2);
     let e = parse_err(&w);
-    assert!(matches!(e, GgufError::DuplicateKey { ref key, .. } if key == "a"), "{e}");
+    assert!(
+        matches!(e, GgufError::DuplicateKey { ref key, .. } if key == "a"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -284,7 +341,10 @@ fn invalid_alignment() {
         let mut w = W::header(3, 0, 1);
         w.kv_u32("general.alignment", bad);
         let e = parse_err(&w);
-        assert!(matches!(e, GgufError::InvalidAlignment { .. }), "{bad}: {e}");
+        assert!(
+            matches!(e, GgufError::InvalidAlignment { .. }),
+            "{bad}: {e}"
+        );
     }
     let mut w = W::header(3, 0, 1);
     w.kv_str("general.alignment", "32");
@@ -295,7 +355,10 @@ fn invalid_alignment() {
 #[test]
 fn custom_alignment_is_used() {
     let mut w = W::header(3, 1, 1);
-    w.kv_u32("general.alignment", 128).tensor("t", &[2], 0, 0).pad(128).f32s(&[5.0, 6.0]);
+    w.kv_u32("general.alignment", 128)
+        .tensor("t", &[2], 0, 0)
+        .pad(128)
+        .f32s(&[5.0, 6.0]);
     let f = parse(w.bytes()).expect("aligned file");
     assert_eq!(f.alignment(), 128);
     assert_eq!(f.data_offset() % 128, 0);
@@ -337,7 +400,10 @@ fn dims_product_overflows() {
 #[test]
 fn empty_tensor_is_fine() {
     let mut w = W::header(3, 2, 0);
-    w.tensor("empty", &[0, 7], 2, 0).tensor("t", &[1], 0, 0).pad(32).f32s(&[2.0]);
+    w.tensor("empty", &[0, 7], 2, 0)
+        .tensor("t", &[1], 0, 0)
+        .pad(32)
+        .f32s(&[2.0]);
     let f = parse(w.bytes()).expect("empty tensor");
     assert_eq!(f.tensor_f32("empty").expect("empty").1, vec![7, 0]);
     assert_eq!(f.tensor_f32("t").expect("t").0, vec![2.0]);
@@ -349,7 +415,10 @@ fn unknown_tensor_type() {
         let mut w = W::header(3, 1, 0);
         w.tensor("t", &[32], id, 0).pad(32).raw(&[0; 64]);
         let e = parse_err(&w);
-        assert!(matches!(e, GgufError::UnknownTensorType { type_id, .. } if type_id == id), "{e}");
+        assert!(
+            matches!(e, GgufError::UnknownTensorType { type_id, .. } if type_id == id),
+            "{e}"
+        );
     }
 }
 
@@ -358,7 +427,17 @@ fn row_not_a_whole_number_of_blocks() {
     let mut w = W::header(3, 1, 0);
     w.tensor("t", &[33, 2], 2, 0).pad(32).raw(&[0; 64]);
     let e = parse_err(&w);
-    assert!(matches!(e, GgufError::BadRowSize { ne0: 33, block_size: 32, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            GgufError::BadRowSize {
+                ne0: 33,
+                block_size: 32,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -366,7 +445,17 @@ fn tensor_data_beyond_end_of_file() {
     let mut w = W::header(3, 1, 0);
     w.tensor("t", &[16], 0, 0).pad(32).f32s(&[0.0; 15]);
     let e = parse_err(&w);
-    assert!(matches!(e, GgufError::TensorOutOfBounds { end: 64, data_len: 60, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            GgufError::TensorOutOfBounds {
+                end: 64,
+                data_len: 60,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -388,7 +477,10 @@ fn missing_data_section() {
     let mut w = W::header(3, 1, 0);
     w.tensor("t", &[1], 0, 0);
     let e = parse_err(&w);
-    assert!(matches!(e, GgufError::TensorOutOfBounds { data_len: 0, .. }), "{e}");
+    assert!(
+        matches!(e, GgufError::TensorOutOfBounds { data_len: 0, .. }),
+        "{e}"
+    );
 }
 
 #[test]
@@ -404,13 +496,25 @@ fn misaligned_offset() {
     let mut w = W::header(3, 1, 0);
     w.tensor("t", &[1], 0, 4).pad(32).f32s(&[0.0; 8]);
     let e = parse_err(&w);
-    assert!(matches!(e, GgufError::MisalignedTensor { offset: 4, alignment: 32, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            GgufError::MisalignedTensor {
+                offset: 4,
+                alignment: 32,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
 fn overlapping_tensors() {
     let mut w = W::header(3, 3, 0);
-    w.tensor("a", &[16], 0, 0).tensor("empty", &[0], 0, 32).tensor("b", &[8], 0, 32);
+    w.tensor("a", &[16], 0, 0)
+        .tensor("empty", &[0], 0, 32)
+        .tensor("b", &[8], 0, 32);
     w.pad(32).f32s(&[0.0; 24]);
     let e = parse_err(&w);
     assert!(
@@ -422,9 +526,15 @@ fn overlapping_tensors() {
 #[test]
 fn duplicate_tensor_name() {
     let mut w = W::header(3, 2, 0);
-    w.tensor("t", &[8], 0, 0).tensor("t", &[8], 0, 32).pad(32).f32s(&[0.0; 16]);
+    w.tensor("t", &[8], 0, 0)
+        .tensor("t", &[8], 0, 32)
+        .pad(32)
+        .f32s(&[0.0; 16]);
     let e = parse_err(&w);
-    assert!(matches!(e, GgufError::DuplicateTensor { ref name, .. } if name == "t"), "{e}");
+    assert!(
+        matches!(e, GgufError::DuplicateTensor { ref name, .. } if name == "t"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -434,9 +544,21 @@ fn undecodable_type_is_a_typed_error_on_access() {
     w.tensor("iq", &[32], 20, 0).pad(32).raw(&[0; 18]);
     let f = parse(w.bytes()).expect("IQ4_NL tensor parses");
     let e = f.tensor_f32("iq").expect_err("no IQ4_NL decoder");
-    assert!(matches!(e, GgufError::UnsupportedType { dtype: GgmlType::Other(20), .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            GgufError::UnsupportedType {
+                dtype: GgmlType::Other(20),
+                ..
+            }
+        ),
+        "{e}"
+    );
     let msg = e.to_string();
-    assert!(msg.contains("iq") && msg.contains("IQ4_NL") && msg.contains(FILE), "{msg}");
+    assert!(
+        msg.contains("iq") && msg.contains("IQ4_NL") && msg.contains(FILE),
+        "{msg}"
+    );
     assert_eq!(f.tensor_data("iq").map(<[u8]>::len).ok(), Some(18));
 }
 
@@ -461,13 +583,21 @@ fn accessor_errors_name_key_and_file() {
         let msg = e.to_string();
         assert!(msg.contains(FILE), "{msg}");
         assert!(
-            ["missing", "'s'", "'neg'", "'u'", "'ints'", "nope"].iter().any(|k| msg.contains(k)),
+            ["missing", "'s'", "'neg'", "'u'", "'ints'", "nope"]
+                .iter()
+                .any(|k| msg.contains(k)),
             "{msg}"
         );
     }
-    assert!(matches!(f.get_u64("missing"), Err(GgufError::MissingKey { .. })));
+    assert!(matches!(
+        f.get_u64("missing"),
+        Err(GgufError::MissingKey { .. })
+    ));
     assert!(matches!(f.get_u64("s"), Err(GgufError::WrongType { .. })));
-    assert!(matches!(f.tensor_f32("nope"), Err(GgufError::TensorNotFound { .. })));
+    assert!(matches!(
+        f.tensor_f32("nope"),
+        Err(GgufError::TensorNotFound { .. })
+    ));
 }
 
 #[test]

@@ -10,7 +10,9 @@ use kn_gguf::{dequantize, GgmlType, GgufFile, MetadataValue};
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/gguf").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/gguf")
+        .join(name)
 }
 
 fn open_fixture() -> GgufFile {
@@ -18,7 +20,8 @@ fn open_fixture() -> GgufFile {
 }
 
 fn expected() -> Value {
-    let text = std::fs::read_to_string(fixture("quant_types_expected.json")).expect("expected json");
+    let text =
+        std::fs::read_to_string(fixture("quant_types_expected.json")).expect("expected json");
     serde_json::from_str(&text).expect("valid json")
 }
 
@@ -26,7 +29,9 @@ fn expected() -> Value {
 fn close(got: f32, want: f32) -> bool {
     got.to_bits() == want.to_bits()
         || got == want
-        || (got.is_finite() && want.is_finite() && (got - want).abs() <= 1e-6 * got.abs().max(want.abs()))
+        || (got.is_finite()
+            && want.is_finite()
+            && (got - want).abs() <= 1e-6 * got.abs().max(want.abs()))
 }
 
 #[test]
@@ -58,7 +63,10 @@ fn every_type_matches_gguf_py() {
         assert_eq!(got.len(), want.len(), "{name}");
         let mut inexact = 0;
         for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
-            assert!(close(g, w), "{name} ({type_name}) element {i}: got {g:e}, gguf-py {w:e}");
+            assert!(
+                close(g, w),
+                "{name} ({type_name}) element {i}: got {g:e}, gguf-py {w:e}"
+            );
             if g.to_bits() != w.to_bits() {
                 inexact += 1;
             }
@@ -111,17 +119,29 @@ fn metadata_of_every_value_type() {
     assert_eq!(f.get("test.i32"), Some(&MetadataValue::I32(-2_000_000_000)));
     assert_eq!(f.get("test.f32"), Some(&MetadataValue::F32(0.15625)));
     assert_eq!(f.get("test.bool"), Some(&MetadataValue::Bool(true)));
-    assert_eq!(f.get_str("test.string").ok(), Some("h\u{e9}llo w\u{f6}rld \u{2713}"));
+    assert_eq!(
+        f.get_str("test.string").ok(),
+        Some("h\u{e9}llo w\u{f6}rld \u{2713}")
+    );
     assert_eq!(f.get("test.u64"), Some(&MetadataValue::U64((1 << 63) + 5)));
     assert_eq!(f.get("test.i64"), Some(&MetadataValue::I64(-(1 << 62))));
-    assert_eq!(f.get("test.f64"), Some(&MetadataValue::F64(std::f64::consts::PI)));
+    assert_eq!(
+        f.get("test.f64"),
+        Some(&MetadataValue::F64(std::f64::consts::PI))
+    );
     assert_eq!(f.get_u64("test.u8").ok(), Some(200));
     assert_eq!(f.get_u64("test.u64").ok(), Some((1 << 63) + 5));
     assert!(f.get_u64("test.i8").is_err());
-    assert_eq!(f.get_f32("test.f64").ok(), Some(std::f64::consts::PI as f32));
+    assert_eq!(
+        f.get_f32("test.f64").ok(),
+        Some(std::f64::consts::PI as f32)
+    );
     assert_eq!(f.get_i64_array("test.array_i32").ok(), Some(vec![1, -2, 3]));
     assert_eq!(f.get_i64_array("test.array_u16").ok(), Some(vec![7, 65535]));
-    assert_eq!(f.get_str_array("test.array_str").ok(), Some(vec!["a", "bb", ""]));
+    assert_eq!(
+        f.get_str_array("test.array_str").ok(),
+        Some(vec!["a", "bb", ""])
+    );
     assert_eq!(
         f.get("test.nested"),
         Some(&MetadataValue::Array(vec![

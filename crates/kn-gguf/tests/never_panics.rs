@@ -15,7 +15,8 @@ use proptest::prelude::*;
 fn fixture() -> &'static [u8] {
     static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
     BYTES.get_or_init(|| {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/gguf/quant_types.gguf");
+        let path =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/gguf/quant_types.gguf");
         std::fs::read(path).expect("fixtures/gguf/quant_types.gguf")
     })
 }
@@ -224,5 +225,9 @@ fn fuzz_seeds_parse_and_decode() {
         }
         seen += 1;
     }
-    assert!(seen >= 3, "expected the generated seeds in {}", dir.display());
+    assert!(
+        seen >= 3,
+        "expected the generated seeds in {}",
+        dir.display()
+    );
 }
