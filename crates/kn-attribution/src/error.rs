@@ -14,8 +14,8 @@ pub enum AttributionError {
     NoAnswer(String),
 }
 
-impl From<tch::TchError> for AttributionError {
-    fn from(error: tch::TchError) -> Self {
+impl From<kn_model::tch::TchError> for AttributionError {
+    fn from(error: kn_model::tch::TchError) -> Self {
         AttributionError::Model(kn_model::ModelError::from(error))
     }
 }

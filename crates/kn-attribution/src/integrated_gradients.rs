@@ -18,6 +18,10 @@ use kn_model::{guard, CleanPass, EncodedPrompt, KnowledgeModel};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
+/// Default cap on the rows (layer x integration point) of one batched pass: large enough for
+/// efficient matrix products, small enough to keep SmolLM2's peak memory low.
+pub const DEFAULT_ROWS_PER_PASS: usize = 256;
+
 /// What is differentiated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -54,7 +58,8 @@ pub struct AttributionConfig {
     pub target: Target,
     /// Layers to attribute, in this order; `None` for all layers.
     pub layers: Option<Vec<usize>>,
-    /// Most integration points per batched pass (bounds memory); 0 means all at once.
+    /// Most rows (layer x integration point) per batched pass, which bounds memory; 0 means
+    /// [`DEFAULT_ROWS_PER_PASS`]. Results do not depend on it (up to float rounding).
     pub batch_size: usize,
 }
 
@@ -222,8 +227,8 @@ fn attribute_layers(
         let first = logits.get(0).get(0).softmax(-1, Kind::Float).double_value(&[prompt.targets[0].1]);
         Ok((target, first))
     })?;
-    // Rows of one layer's pass: the rule's points, plus alpha = 0 (weight 0) for the
-    // completeness check when the rule has no such point.
+    // Rows of one layer: the rule's points, plus alpha = 0 (weight 0) for the completeness
+    // check when the rule has no such point.
     let mut rows: Vec<(f64, f64)> = points.to_vec();
     let zero_row = match rows.iter().position(|&(alpha, _)| alpha == 0.0) {
         Some(index) => index,
@@ -232,35 +237,52 @@ fn attribute_layers(
             rows.len() - 1
         }
     };
-    let batch = if config.batch_size == 0 { rows.len() } else { config.batch_size };
-    let mut score_rows = Vec::with_capacity(layers.len());
-    let mut completeness = Vec::with_capacity(layers.len());
-    for &layer in layers {
-        let (scores, target_at_zero) = guard(|| {
-            let activation = clean.activations.get(layer as i64); // [F]
-            let mut weighted_gradient = Tensor::zeros_like(&activation);
-            let mut target_at_zero = f64::NAN;
-            for (chunk_index, chunk) in rows.chunks(batch).enumerate() {
+    // One batched pass covers several layers x several points (the model shares the work
+    // of rows that start at different layers from where they meet), at most `cap` rows.
+    let cap = if config.batch_size == 0 { DEFAULT_ROWS_PER_PASS } else { config.batch_size };
+    let layers_per_pass = layers.len().min(cap).max(1);
+    let points_per_pass = (cap / layers_per_pass).clamp(1, rows.len());
+    let (weighted_gradients, targets_at_zero) = guard(|| {
+        let mut weighted: Vec<Tensor> = layers.iter().map(|&l| Tensor::zeros_like(&clean.activations.get(l as i64))).collect();
+        let mut at_zero = vec![f64::NAN; layers.len()];
+        for (group_index, group) in layers.chunks(layers_per_pass).enumerate() {
+            let first_layer = group_index * layers_per_pass;
+            for (chunk_index, chunk) in rows.chunks(points_per_pass).enumerate() {
+                let first_row = chunk_index * points_per_pass;
                 let alphas: Vec<f32> = chunk.iter().map(|&(a, _)| a as f32).collect();
                 let weights: Vec<f32> = chunk.iter().map(|&(_, w)| w as f32).collect();
                 let alphas = Tensor::from_slice(&alphas).to_device(device).unsqueeze(1);
                 let weights = Tensor::from_slice(&weights).to_device(device).unsqueeze(1);
-                let scaled = (&alphas * activation.unsqueeze(0)).detach().set_requires_grad(true);
-                let logits = model.forward_from_layer(clean, layer, &scaled)?;
-                let values = target_values(&logits, prompt, config.target);
-                let start = chunk_index * batch;
-                if (start..start + chunk.len()).contains(&zero_row) {
-                    target_at_zero = values.double_value(&[(zero_row - start) as i64]);
+                let starts: Vec<(usize, Tensor)> = group
+                    .iter()
+                    .map(|&layer| {
+                        let scaled = (&alphas * clean.activations.get(layer as i64).unsqueeze(0)).detach();
+                        (layer, scaled.set_requires_grad(true))
+                    })
+                    .collect();
+                let logits = model.forward_from_layers(clean, &starts)?;
+                let values = target_values(&logits, prompt, config.target); // [group x chunk]
+                let inputs: Vec<&Tensor> = starts.iter().map(|(_, t)| t).collect();
+                let gradients = Tensor::run_backward(&[values.sum(Kind::Float)], &inputs, false, false);
+                if gradients.len() != group.len() {
+                    return Err(kn_model::ModelError::Torch("missing gradients".into()));
                 }
-                let gradients = Tensor::run_backward(&[values.sum(Kind::Float)], &[&scaled], false, false);
-                let Some(gradient) = gradients.into_iter().next() else {
-                    return Err(kn_model::ModelError::Torch("no gradient returned".into()));
-                };
-                weighted_gradient += (gradient * weights).sum_dim_intlist(0, false, Kind::Float);
+                let values = values.reshape([group.len() as i64, chunk.len() as i64]);
+                for (k, gradient) in gradients.into_iter().enumerate() {
+                    weighted[first_layer + k] += (gradient * &weights).sum_dim_intlist(0, false, Kind::Float);
+                    if (first_row..first_row + chunk.len()).contains(&zero_row) {
+                        at_zero[first_layer + k] = values.double_value(&[k as i64, (zero_row - first_row) as i64]);
+                    }
+                }
             }
-            Ok((activation * weighted_gradient, target_at_zero))
-        })?;
-        let attribution_sum = scores.sum(Kind::Double).double_value(&[]);
+        }
+        Ok((weighted, at_zero))
+    })?;
+    let mut score_rows = Vec::with_capacity(layers.len());
+    let mut completeness = Vec::with_capacity(layers.len());
+    for ((&layer, weighted), target_at_zero) in layers.iter().zip(weighted_gradients).zip(targets_at_zero) {
+        let scores = guard(|| Ok(clean.activations.get(layer as i64) * weighted))?;
+        let attribution_sum = guard(|| Ok(scores.sum(Kind::Double).double_value(&[])))?;
         completeness.push(LayerCompleteness {
             layer,
             attribution_sum,

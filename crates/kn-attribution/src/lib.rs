@@ -27,11 +27,13 @@
 mod baselines;
 mod error;
 mod integrated_gradients;
+mod output;
 mod rules;
 
 pub use baselines::{activation_scores, gradient_x_activation};
 pub use error::{AttributionError, Result};
 pub use integrated_gradients::{
-    integrated_gradients, integrated_gradients_from_clean_pass, top_neurons, Attribution, AttributionConfig, LayerCompleteness, NeuronScore, Target,
+    integrated_gradients, integrated_gradients_from_clean_pass, top_neurons, DEFAULT_ROWS_PER_PASS, Attribution, AttributionConfig, LayerCompleteness, NeuronScore, Target,
 };
+pub use output::{npy_bytes, save_scores, write_atomically, SaveError};
 pub use rules::IntegrationRule;

@@ -31,3 +31,12 @@ impl From<ModelError> for CliError {
         }
     }
 }
+
+impl From<kn_attribution::AttributionError> for CliError {
+    fn from(error: kn_attribution::AttributionError) -> Self {
+        match error {
+            kn_attribution::AttributionError::Model(model) => model.into(),
+            other => CliError::BadInput(other.to_string()),
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //! Results go to stdout (JSON with `--json`), logs to stderr. Exit codes: 0 success,
 //! 2 bad input (usage, missing or malformed files, bad prompts), 3 internal failure.
 
+mod attribute;
 mod exit;
 mod options;
 mod predict;
@@ -23,12 +24,15 @@ enum Command {
     /// Show the model's top predictions for a prompt (the mask position for masked LMs, the
     /// next token for causal LMs).
     Predict(predict::PredictArgs),
+    /// Integrated-gradients attribution of a prompt's answer over the FFN neurons.
+    Attribute(attribute::AttributeArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result: Result<(), CliError> = match cli.command {
         Command::Predict(args) => predict::run(args),
+        Command::Attribute(args) => attribute::run(args),
     };
     if let Err(error) = result {
         eprintln!("kn: error: {error}");

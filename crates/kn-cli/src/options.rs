@@ -44,3 +44,46 @@ impl ModelOptions {
         Ok(model)
     }
 }
+
+/// Parses a layer list: `all`, `3`, `0-29`, `0,5,7-9` (checked against `num_layers`).
+pub fn parse_layers(spec: &str, num_layers: usize) -> Result<Vec<usize>, CliError> {
+    let bad = |why: String| CliError::BadInput(format!("--layers {spec:?}: {why}"));
+    if spec.trim() == "all" {
+        return Ok((0..num_layers).collect());
+    }
+    let mut layers = Vec::new();
+    for part in spec.split(',').map(str::trim) {
+        let number = |s: &str| s.trim().parse::<usize>().map_err(|_| bad(format!("{s:?} is not a layer number")));
+        let (start, end) = match part.split_once('-') {
+            Some((a, b)) => (number(a)?, number(b)?),
+            None => (number(part)?, number(part)?),
+        };
+        if start > end {
+            return Err(bad(format!("the range {part} is empty")));
+        }
+        if end >= num_layers {
+            return Err(bad(format!("layer {end} is out of range: the model has {num_layers} layers (0-{})", num_layers.saturating_sub(1))));
+        }
+        for layer in start..=end {
+            if !layers.contains(&layer) {
+                layers.push(layer);
+            }
+        }
+    }
+    Ok(layers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_lists_parse() {
+        assert_eq!(parse_layers("all", 3).unwrap(), vec![0, 1, 2]);
+        assert_eq!(parse_layers("0-2", 30).unwrap(), vec![0, 1, 2]);
+        assert_eq!(parse_layers("5, 1-2,5", 30).unwrap(), vec![5, 1, 2]);
+        assert!(parse_layers("0-30", 30).is_err());
+        assert!(parse_layers("3-1", 30).is_err());
+        assert!(parse_layers("x", 30).is_err());
+    }
+}

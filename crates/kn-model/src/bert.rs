@@ -416,42 +416,49 @@ impl KnowledgeModel for BertMaskedLm {
         })
     }
 
-    fn forward_from_layer(&self, clean: &CleanPass, layer: usize, activations: &Tensor) -> Result<Tensor> {
-        check_layer(&self.info, layer)?;
-        let width = self.info.ffn_width as i64;
-        if activations.dim() != 2 || activations.size()[1] != width {
-            return Err(ModelError::InvalidArgument(format!(
-                "activations must be [n, {width}], got {:?}",
-                activations.size()
-            )));
-        }
-        if clean.hidden_in.len() != self.info.num_layers + 1 {
-            return Err(ModelError::InvalidArgument("the clean pass is not from this model".into()));
-        }
+    fn forward_from_layers(&self, clean: &CleanPass, starts: &[(usize, Tensor)]) -> Result<Tensor> {
+        let (order, _) = common::check_starts(&self.info, clean, starts)?;
         guard(|| {
-            let n = activations.size()[0];
             let position = clean.prompt.answer_position as i64;
-            let residual = &clean.ffn_input_residual[layer];
-            let length = residual.size()[0];
-            let weights = &self.layers[layer];
-            let changed = self.ffn_output(weights, activations, &residual.get(position).unsqueeze(0)); // [n, d]
-            let clean_out = clean.hidden_in[layer + 1].unsqueeze(0).expand([n, length, -1], false);
-            let mut x = Tensor::cat(
-                &[
-                    clean_out.narrow(1, 0, position),
-                    changed.unsqueeze(1),
-                    clean_out.narrow(1, position + 1, length - position - 1),
-                ],
-                1,
-            );
-            for weights in &self.layers[layer + 1..] {
-                let residual = self.attention(weights, &x, None);
-                let act = self.ffn_activation(weights, &residual);
-                x = self.ffn_output(weights, &act, &residual);
+            let length = clean.hidden_in[0].size()[0];
+            let mut pending = order.iter().peekable();
+            let mut x: Option<Tensor> = None; // [rows so far, T, d]
+            for (j, weights) in self.layers.iter().enumerate() {
+                if let Some(current) = x.take() {
+                    let residual = self.attention(weights, &current, None);
+                    let act = self.ffn_activation(weights, &residual);
+                    x = Some(self.ffn_output(weights, &act, &residual));
+                }
+                while let Some(&&i) = pending.peek().filter(|&&&i| starts[i].0 == j) {
+                    pending.next();
+                    let activations = &starts[i].1;
+                    let n = activations.size()[0];
+                    // Layer j: only the answer position's FFN output changes.
+                    let residual = clean.ffn_input_residual[j].get(position).unsqueeze(0);
+                    let changed = self.ffn_output(weights, activations, &residual); // [n, d]
+                    let clean_out = clean.hidden_in[j + 1].unsqueeze(0).expand([n, length, -1], false);
+                    let rows = Tensor::cat(
+                        &[
+                            clean_out.narrow(1, 0, position),
+                            changed.unsqueeze(1),
+                            clean_out.narrow(1, position + 1, length - position - 1),
+                        ],
+                        1,
+                    );
+                    x = Some(match x.take() {
+                        Some(current) => Tensor::cat(&[current, rows], 0),
+                        None => rows,
+                    });
+                }
             }
+            let Some(x) = x else {
+                return Err(ModelError::InvalidArgument("no rows to run".into()));
+            };
             let targets: Vec<i64> = clean.prompt.targets.iter().map(|&(p, _)| p as i64).collect();
             let index = Tensor::from_slice(&targets).to_device(self.device);
-            Ok(self.mlm_logits(&x.index_select(1, &index)))
+            let logits = self.mlm_logits(&x.index_select(1, &index));
+            let sizes: Vec<i64> = starts.iter().map(|(_, a)| a.size()[0]).collect();
+            Ok(common::restore_row_order(&logits, &order, &sizes))
         })
     }
 

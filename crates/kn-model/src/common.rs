@@ -214,3 +214,48 @@ mod tests {
         assert_eq!(&values[12..], &expected_b1);
     }
 }
+
+/// Checks the `starts` of a `forward_from_layers` call and returns the order in which to add
+/// them to the batch (by layer, stable) and the total number of rows.
+pub fn check_starts(info: &ModelInfo, clean: &crate::model::CleanPass, starts: &[(usize, Tensor)]) -> Result<(Vec<usize>, i64)> {
+    if starts.is_empty() {
+        return Err(ModelError::InvalidArgument("no starting layers given".into()));
+    }
+    if clean.hidden_in.len() != info.num_layers + 1 || clean.ffn_input_residual.len() != info.num_layers {
+        return Err(ModelError::InvalidArgument("the clean pass is not from this model".into()));
+    }
+    if clean.prompt.targets.is_empty() {
+        return Err(ModelError::InvalidArgument(format!("the prompt {:?} has no answer targets", clean.prompt.text)));
+    }
+    let width = info.ffn_width as i64;
+    let mut rows = 0;
+    for (layer, activations) in starts {
+        check_layer(info, *layer)?;
+        if activations.dim() != 2 || activations.size()[1] != width {
+            return Err(ModelError::InvalidArgument(format!(
+                "activations must be [n, {width}], got {:?}",
+                activations.size()
+            )));
+        }
+        rows += activations.size()[0];
+    }
+    let mut order: Vec<usize> = (0..starts.len()).collect();
+    order.sort_by_key(|&i| starts[i].0);
+    Ok((order, rows))
+}
+
+/// Puts rows computed in `order` (groups of `sizes[order[k]]` rows) back in the callers'
+/// order.
+pub fn restore_row_order(x: &Tensor, order: &[usize], sizes: &[i64]) -> Tensor {
+    let mut offsets = vec![0i64; sizes.len()];
+    let mut offset = 0;
+    for &i in order {
+        offsets[i] = offset;
+        offset += sizes[i];
+    }
+    let index: Vec<i64> = (0..sizes.len()).flat_map(|i| offsets[i]..offsets[i] + sizes[i]).collect();
+    if index.iter().enumerate().all(|(k, &i)| k as i64 == i) {
+        return x.shallow_clone();
+    }
+    x.index_select(0, &Tensor::from_slice(&index).to_device(x.device()))
+}

@@ -350,6 +350,20 @@ impl LlamaCausalLm {
         scores.softmax(-1, Kind::Float).matmul(&v).transpose(1, 2).reshape([batch, queries, -1])
     }
 
+    /// One layer over the positions from the answer position on (`x`: `[n, suffix, d]`),
+    /// attending to the clean pass's cached keys and values of the earlier positions.
+    fn resume_layer(&self, clean: &CleanPass, j: usize, weights: &LlamaLayer, x: Tensor, positions: &Tensor, start: i64) -> Tensor {
+        let n = x.size()[0];
+        let (q, k, v) = self.qkv(weights, &self.rms_norm(&x, &weights.attn_norm), positions);
+        let prefix_k = clean.keys[j].narrow(1, 0, start).unsqueeze(0).expand([n, -1, -1, -1], false);
+        let prefix_v = clean.values[j].narrow(1, 0, start).unsqueeze(0).expand([n, -1, -1, -1], false);
+        let k = Tensor::cat(&[prefix_k, k], 2);
+        let v = Tensor::cat(&[prefix_v, v], 2);
+        let x = x + self.attend(&q, &k, &v, start).linear::<Tensor>(&weights.wo, None);
+        let act = self.ffn_activation(weights, &x);
+        x + act.linear::<Tensor>(&weights.down, None)
+    }
+
     fn ffn_activation(&self, layer: &LlamaLayer, x: &Tensor) -> Tensor {
         let h = self.rms_norm(x, &layer.ffn_norm);
         h.linear::<Tensor>(&layer.gate, None).silu() * h.linear::<Tensor>(&layer.up, None)
@@ -504,46 +518,49 @@ impl KnowledgeModel for LlamaCausalLm {
         })
     }
 
-    fn forward_from_layer(&self, clean: &CleanPass, layer: usize, activations: &Tensor) -> Result<Tensor> {
-        check_layer(&self.info, layer)?;
-        let width = self.info.ffn_width as i64;
-        if activations.dim() != 2 || activations.size()[1] != width {
-            return Err(ModelError::InvalidArgument(format!(
-                "activations must be [n, {width}], got {:?}",
-                activations.size()
-            )));
-        }
-        if clean.keys.len() != self.info.num_layers || clean.hidden_in.len() != self.info.num_layers + 1 {
+    fn forward_from_layers(&self, clean: &CleanPass, starts: &[(usize, Tensor)]) -> Result<Tensor> {
+        let (order, _) = common::check_starts(&self.info, clean, starts)?;
+        if clean.keys.len() != self.info.num_layers {
             return Err(ModelError::InvalidArgument("the clean pass is not from this model".into()));
         }
         guard(|| {
-            let n = activations.size()[0];
             let start = clean.prompt.answer_position as i64;
             let length = clean.prompt.token_ids.len() as i64;
             let suffix = length - start;
-            // Layer `layer`: only the answer position's FFN output changes.
-            let changed = clean.ffn_input_residual[layer].get(start).unsqueeze(0)
-                + activations.linear::<Tensor>(&self.layers[layer].down, None); // [n, d]
-            let mut parts = vec![changed.unsqueeze(1)];
-            if suffix > 1 {
-                let rest = clean.hidden_in[layer + 1].narrow(0, start + 1, suffix - 1);
-                parts.push(rest.unsqueeze(0).expand([n, suffix - 1, -1], false));
-            }
-            let mut x = Tensor::cat(&parts, 1); // [n, suffix, d]
             let positions = Tensor::arange_start(start, length, (Kind::Int64, self.device));
-            for (j, weights) in self.layers.iter().enumerate().skip(layer + 1) {
-                let (q, k, v) = self.qkv(weights, &self.rms_norm(&x, &weights.attn_norm), &positions);
-                let prefix_k = clean.keys[j].narrow(1, 0, start).unsqueeze(0).expand([n, -1, -1, -1], false);
-                let prefix_v = clean.values[j].narrow(1, 0, start).unsqueeze(0).expand([n, -1, -1, -1], false);
-                let k = Tensor::cat(&[prefix_k, k], 2);
-                let v = Tensor::cat(&[prefix_v, v], 2);
-                x = x + self.attend(&q, &k, &v, start).linear::<Tensor>(&weights.wo, None);
-                let act = self.ffn_activation(weights, &x);
-                x = x + act.linear::<Tensor>(&weights.down, None);
+            let mut pending = order.iter().peekable();
+            let mut x: Option<Tensor> = None; // [rows so far, suffix, d]
+            for (j, weights) in self.layers.iter().enumerate() {
+                if let Some(current) = x.take() {
+                    x = Some(self.resume_layer(clean, j, weights, current, &positions, start));
+                }
+                while let Some(&&i) = pending.peek().filter(|&&&i| starts[i].0 == j) {
+                    pending.next();
+                    let activations = &starts[i].1;
+                    let n = activations.size()[0];
+                    // Only the answer position's FFN output of layer j changes.
+                    let changed = clean.ffn_input_residual[j].get(start).unsqueeze(0)
+                        + activations.linear::<Tensor>(&weights.down, None);
+                    let mut parts = vec![changed.unsqueeze(1)];
+                    if suffix > 1 {
+                        let rest = clean.hidden_in[j + 1].narrow(0, start + 1, suffix - 1);
+                        parts.push(rest.unsqueeze(0).expand([n, suffix - 1, -1], false));
+                    }
+                    let rows = Tensor::cat(&parts, 1);
+                    x = Some(match x.take() {
+                        Some(current) => Tensor::cat(&[current, rows], 0),
+                        None => rows,
+                    });
+                }
             }
+            let Some(x) = x else {
+                return Err(ModelError::InvalidArgument("no rows to run".into()));
+            };
             let targets: Vec<i64> = clean.prompt.targets.iter().map(|&(p, _)| p as i64 - start).collect();
             let index = Tensor::from_slice(&targets).to_device(self.device);
-            Ok(self.logits(&x.index_select(1, &index)))
+            let logits = self.logits(&x.index_select(1, &index));
+            let sizes: Vec<i64> = starts.iter().map(|(_, a)| a.size()[0]).collect();
+            Ok(common::restore_row_order(&logits, &order, &sizes))
         })
     }
 

@@ -165,13 +165,21 @@ pub trait KnowledgeModel: Send {
     /// A clean pass over one prompt keeping what [`KnowledgeModel::forward_from_layer`] needs.
     fn clean_pass(&self, prompt: &EncodedPrompt) -> Result<CleanPass>;
 
-    /// Starts a pass at `layer` from `clean`: the layer's FFN activation vector at the answer
-    /// position is replaced by each row of `activations` (`[n, ffn_width]`), everything else
-    /// is as in the clean pass; returns the logits at the prompt's target positions,
-    /// `[n, targets, vocab]`. Differentiable with respect to `activations`. Nothing below
-    /// `layer` is recomputed; causal models recompute only the positions from the answer
-    /// position on, reusing the clean pass's keys and values.
-    fn forward_from_layer(&self, clean: &CleanPass, layer: usize, activations: &Tensor) -> Result<Tensor>;
+    /// Starts passes from `clean` at several layers at once: for each `(layer, activations)`
+    /// of `starts`, the layer's FFN activation vector at the answer position is replaced by
+    /// each row of `activations` (`[n, ffn_width]`), everything else is as in the clean pass.
+    /// Returns the logits at the prompt's target positions, `[total rows, targets, vocab]`,
+    /// rows in the order of `starts`. Differentiable with respect to every `activations`.
+    ///
+    /// Nothing below a row's layer is recomputed, and rows that start at different layers
+    /// share one batched pass from the layer where they meet; causal models recompute only
+    /// the positions from the answer position on, reusing the clean pass's keys and values.
+    fn forward_from_layers(&self, clean: &CleanPass, starts: &[(usize, Tensor)]) -> Result<Tensor>;
+
+    /// [`KnowledgeModel::forward_from_layers`] for one layer: `[n, targets, vocab]`.
+    fn forward_from_layer(&self, clean: &CleanPass, layer: usize, activations: &Tensor) -> Result<Tensor> {
+        self.forward_from_layers(clean, &[(layer, activations.shallow_clone())])
+    }
 
     /// Value slots of `neurons` in `layer`: row `i` is the output-projection column of
     /// `neurons[i]`, `[neurons.len(), hidden]` (a copy).
