@@ -332,22 +332,27 @@ impl LlamaCausalLm {
 
     /// Attention of queries `q` (`[B, H, S, hd]`, at absolute positions `offset..offset+S`)
     /// over keys/values `[B, KV, T, hd]` (positions `0..T`), causal. Returns `[B, S, H*hd]`.
+    /// Grouped-query attention without copying keys: the `H / KV` query heads that share a
+    /// key-value head are stacked along the query axis.
     fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, offset: i64) -> Tensor {
         let groups = (self.config.heads / self.config.kv_heads) as i64;
-        let (k, v) = if groups > 1 {
-            (k.repeat_interleave_self_int(groups, 1, None), v.repeat_interleave_self_int(groups, 1, None))
-        } else {
-            (k.shallow_clone(), v.shallow_clone())
-        };
+        let kv_heads = self.config.kv_heads as i64;
         let (batch, queries, total) = (q.size()[0], q.size()[2], k.size()[2]);
         let hd = self.config.head_dim as i64;
-        let scores = q.matmul(&k.transpose(-1, -2)) / (hd as f64).sqrt();
-        let device = q.device();
-        let query_pos = Tensor::arange(queries, (Kind::Int64, device)).unsqueeze(1) + offset;
-        let key_pos = Tensor::arange(total, (Kind::Int64, device)).unsqueeze(0);
-        let future = key_pos.gt_tensor(&query_pos);
-        let scores = scores.masked_fill(&future, f64::NEG_INFINITY);
-        scores.softmax(-1, Kind::Float).matmul(&v).transpose(1, 2).reshape([batch, queries, -1])
+        let q = q.reshape([batch, kv_heads, groups * queries, hd]);
+        let mut scores = q.matmul(&k.transpose(-1, -2)) / (hd as f64).sqrt(); // [B, KV, G*S, T]
+        if offset + queries < total || queries > 1 {
+            let device = q.device();
+            let query_pos = Tensor::arange(groups * queries, (Kind::Int64, device)).remainder(queries).unsqueeze(1) + offset;
+            let key_pos = Tensor::arange(total, (Kind::Int64, device)).unsqueeze(0);
+            scores = scores.masked_fill(&key_pos.gt_tensor(&query_pos), f64::NEG_INFINITY);
+        }
+        scores
+            .softmax(-1, Kind::Float)
+            .matmul(v)
+            .reshape([batch, self.config.heads as i64, queries, hd])
+            .transpose(1, 2)
+            .reshape([batch, queries, -1])
     }
 
     /// One layer over the positions from the answer position on (`x`: `[n, suffix, d]`),

@@ -1,1 +1,0 @@
-//! The kn command-line tool
