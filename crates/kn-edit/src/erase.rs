@@ -1,0 +1,252 @@
+//! Erasing a relation (Dai et al. 2022, section 5.2): the relation's most frequent knowledge
+//! neurons get their value slots overwritten, and the paper's metrics of that.
+//!
+//! The neurons are the [`EraseConfig::top_n`] (default 20) most frequent in the relation's
+//! [`NeuronFrequencies`] (ties by `(layer, neuron)`). Each value slot becomes
+//! ([`ErasureValue`]):
+//!
+//! - [`ErasureValue::UnknownToken`] (default): the output embedding of the model's unknown
+//!   token, looked up by name in the tokenizer: masked models `[UNK]` (then `<unk>`), as in the
+//!   paper; causal models the first present of `<unk>`, `<|endoftext|>`, `</s>`,
+//!   `<|end_of_text|>`, `<eos>` (SmolLM2 and the tiny Llama fixture: `<|endoftext|>`, id 0, the
+//!   document-end token that their tokenizers also name as unknown token). None present:
+//!   [`EditError::NoErasureToken`]; pick one with [`ErasureValue::Token`] or
+//!   [`ErasureValue::TokenText`];
+//! - [`ErasureValue::Zero`]: zeros;
+//! - [`ErasureValue::Token`] / [`ErasureValue::TokenText`]: the output embedding of a token the
+//!   caller chooses, by id or by its raw vocabulary string.
+//!
+//! [`evaluate_erasure`] measures accuracy (answer top-1) and perplexity of the first answer
+//! token on the erased relation's prompts and on other relations' prompts, before and after,
+//! plus a random-neuron control (as many random neurons in the same layers, seeded, erased the
+//! same way, measured and undone).
+
+use crate::error::{check_batch_size, torch, EditError, Result};
+use crate::neurons::{NeuronFrequencies, NeuronSet};
+use crate::patch::{edit_value_slots, EditHandle};
+use crate::scoring::{answer_quality, check_prompts, check_token, AnswerQuality};
+use crate::update::EvaluationConfig;
+use kn_model::tch::{Device, Kind};
+use kn_model::{EncodedPrompt, KnowledgeModel, ModelError, ModelKind};
+use serde::{Deserialize, Serialize};
+
+/// Unknown-token names tried for masked models, in order.
+pub const MASKED_UNKNOWN_TOKENS: &[&str] = &["[UNK]", "<unk>"];
+/// Unknown-token names tried for causal models, in order.
+pub const CAUSAL_UNKNOWN_TOKENS: &[&str] = &["<unk>", "<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>"];
+
+/// What an erased value slot becomes.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErasureValue {
+    /// The output embedding of the model's unknown token (see the module docs). Default.
+    #[default]
+    UnknownToken,
+    /// Zeros.
+    Zero,
+    /// The output embedding of this token id.
+    Token(i64),
+    /// The output embedding of the token with this raw vocabulary string.
+    TokenText(String),
+}
+
+/// Settings of [`erase_relation`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EraseConfig {
+    /// How many of the most frequent neurons to erase. Default 20.
+    pub top_n: usize,
+    /// What their value slots become.
+    pub value: ErasureValue,
+}
+
+impl Default for EraseConfig {
+    fn default() -> Self {
+        Self { top_n: 20, value: ErasureValue::UnknownToken }
+    }
+}
+
+/// An applied erasure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EraseOutcome {
+    /// Undoes the erasure.
+    pub handle: EditHandle,
+    /// The neurons erased.
+    pub neurons: NeuronSet,
+    /// The token whose embedding was written (`None` for zeros).
+    pub token: Option<i64>,
+}
+
+/// Resolves an [`ErasureValue`] to the token whose output embedding is written (`None` for
+/// [`ErasureValue::Zero`]).
+pub fn erasure_token(model: &dyn KnowledgeModel, value: &ErasureValue) -> Result<Option<i64>> {
+    let token = match value {
+        ErasureValue::Zero => return Ok(None),
+        ErasureValue::Token(id) => *id,
+        ErasureValue::TokenText(text) => model
+            .tokenizer()
+            .token_to_id(text)
+            .map(i64::from)
+            .ok_or_else(|| EditError::NoErasureToken { reason: format!("{text:?} is not in the model's vocabulary") })?,
+        ErasureValue::UnknownToken => {
+            let names = match model.info().kind {
+                ModelKind::Masked => MASKED_UNKNOWN_TOKENS,
+                ModelKind::Causal => CAUSAL_UNKNOWN_TOKENS,
+            };
+            names.iter().find_map(|name| model.tokenizer().token_to_id(name)).map(i64::from).ok_or_else(|| {
+                EditError::NoErasureToken {
+                    reason: format!("the vocabulary has none of {names:?}; choose a token (ErasureValue::Token or TokenText) or zeros"),
+                }
+            })?
+        }
+    };
+    check_token(model, token)?;
+    Ok(Some(token))
+}
+
+/// Overwrites the value slots of `neurons` as `value` says; checks everything first.
+pub fn erase_neurons(model: &mut dyn KnowledgeModel, neurons: &NeuronSet, value: &ErasureValue, description: &str) -> Result<EraseOutcome> {
+    neurons.require_non_empty("an erasure")?;
+    neurons.validate(model.info())?;
+    let token = erasure_token(model, value)?;
+    let hidden = model.info().hidden_size;
+    let row: Vec<f32> = match token {
+        None => vec![0.0; hidden],
+        Some(token) => {
+            let e = model.output_embedding(token)?;
+            torch(|| Vec::<f32>::try_from(&e.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1)))?
+                .map_err(|e| EditError::Model(ModelError::from(e)))?
+        }
+    };
+    let values: Vec<f32> = std::iter::repeat(row).take(neurons.len()).flatten().collect();
+    let what = match token {
+        None => "zeros".to_string(),
+        Some(t) => format!("embedding of {:?} ({t})", model.token_text(t)),
+    };
+    let handle = edit_value_slots(model, neurons.as_slice(), &values, &format!("{description}: {} neurons set to {what}", neurons.len()))?;
+    Ok(EraseOutcome { handle, neurons: neurons.clone(), token })
+}
+
+/// Erases `relation`: its `config.top_n` most frequent knowledge neurons get the value of
+/// `config.value`. Errors (weights untouched) when no neuron was counted, `top_n` is 0 or the
+/// erasure token cannot be found.
+pub fn erase_relation(model: &mut dyn KnowledgeModel, relation: &str, frequencies: &NeuronFrequencies, config: &EraseConfig) -> Result<EraseOutcome> {
+    if config.top_n == 0 {
+        return Err(EditError::InvalidParameter { name: "top_n", reason: "must be at least 1".into() });
+    }
+    let neurons = frequencies.top(config.top_n);
+    erase_neurons(model, &neurons, &config.value, &format!("erase relation {relation}"))
+}
+
+/// Accuracy and perplexity on the erased relation and on the others, at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErasureMetrics {
+    /// On the erased relation's prompts.
+    pub erased_relation: AnswerQuality,
+    /// On other relations' prompts (`None` when none were given).
+    pub other_relations: Option<AnswerQuality>,
+}
+
+/// What [`evaluate_erasure`] measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErasureEvaluation {
+    /// The relation erased.
+    pub relation: String,
+    /// The settings.
+    pub config: EraseConfig,
+    /// The neurons erased.
+    pub neurons: NeuronSet,
+    /// The token whose embedding was written (`None` for zeros).
+    pub token: Option<i64>,
+    /// That token as text.
+    pub token_text: Option<String>,
+    /// Before the erasure.
+    pub before: ErasureMetrics,
+    /// After it.
+    pub after: ErasureMetrics,
+    /// The random control's neurons.
+    pub random_neurons: Option<NeuronSet>,
+    /// After erasing the random neurons instead (undone since).
+    pub random_control: Option<ErasureMetrics>,
+}
+
+fn erasure_metrics(model: &dyn KnowledgeModel, relation_prompts: &[EncodedPrompt], other: &[EncodedPrompt], batch: usize) -> Result<ErasureMetrics> {
+    Ok(ErasureMetrics {
+        erased_relation: answer_quality(model, relation_prompts, batch)?,
+        other_relations: if other.is_empty() { None } else { Some(answer_quality(model, other, batch)?) },
+    })
+}
+
+/// Measures, erases `relation` (see [`erase_relation`]), measures again and returns the
+/// evaluation with the erasure **still applied** (undo it with the outcome's handle).
+/// `relation_prompts` must not be empty; `other_prompts` may be. With `eval.random_control`,
+/// as many random neurons in the same layers (seed key `erase-random/<relation>`) are erased
+/// first, measured and restored. A failed measurement after an edit undoes it.
+pub fn evaluate_erasure(
+    model: &mut dyn KnowledgeModel,
+    relation: &str,
+    frequencies: &NeuronFrequencies,
+    relation_prompts: &[EncodedPrompt],
+    other_prompts: &[EncodedPrompt],
+    config: &EraseConfig,
+    eval: &EvaluationConfig,
+) -> Result<(ErasureEvaluation, EraseOutcome)> {
+    check_batch_size(eval.batch_size)?;
+    check_prompts(relation_prompts, "measuring an erasure")?;
+    if !other_prompts.is_empty() {
+        check_prompts(other_prompts, "measuring an erasure")?;
+    }
+    if config.top_n == 0 {
+        return Err(EditError::InvalidParameter { name: "top_n", reason: "must be at least 1".into() });
+    }
+    let neurons = frequencies.top(config.top_n);
+    neurons.require_non_empty("an erasure")?;
+    neurons.validate(model.info())?;
+    let token = erasure_token(model, &config.value)?;
+    let before = erasure_metrics(model, relation_prompts, other_prompts, eval.batch_size)?;
+    let (random_neurons, random_control) = if eval.random_control {
+        let random = neurons.random_like(model.info(), eval.seed, &format!("erase-random/{relation}"))?;
+        let outcome = erase_neurons(model, &random, &config.value, &format!("random control for relation {relation}"))?;
+        let measured = erasure_metrics(model, relation_prompts, other_prompts, eval.batch_size);
+        outcome.handle.restore(model)?;
+        (Some(random), Some(measured?))
+    } else {
+        (None, None)
+    };
+    let outcome = erase_relation(model, relation, frequencies, config)?;
+    let after = match erasure_metrics(model, relation_prompts, other_prompts, eval.batch_size) {
+        Ok(after) => after,
+        Err(error) => {
+            outcome.handle.restore(model)?;
+            return Err(error);
+        }
+    };
+    let evaluation = ErasureEvaluation {
+        relation: relation.to_string(),
+        config: config.clone(),
+        neurons,
+        token,
+        token_text: token.map(|t| model.token_text(t)),
+        before,
+        after,
+        random_neurons,
+        random_control,
+    };
+    Ok((evaluation, outcome))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_and_json() {
+        let c = EraseConfig::default();
+        assert_eq!(c.top_n, 20);
+        assert_eq!(c.value, ErasureValue::UnknownToken);
+        let parsed: EraseConfig = serde_json::from_str(r#"{"value": {"token": 5}}"#).unwrap();
+        assert_eq!(parsed.value, ErasureValue::Token(5));
+        let parsed: EraseConfig = serde_json::from_str(r#"{"value": "zero", "top_n": 3}"#).unwrap();
+        assert_eq!((parsed.value, parsed.top_n), (ErasureValue::Zero, 3));
+    }
+}
