@@ -13,6 +13,9 @@
 //! Facts are identified everywhere by [`FactId`], written `RELATION:INDEX` (`P36:12`).
 //! All randomness is seeded and platform-independent ([`seed`]).
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod bingrel;
 pub mod dataset;
 pub mod error;

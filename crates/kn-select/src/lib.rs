@@ -25,6 +25,9 @@
 //! assert_eq!(fact.neurons, [Neuron::new(0, 0)]); // 3/3 > 0.7, but 2/3 is not
 //! ```
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod coarse;
 pub mod error;
 pub mod neuron;
