@@ -1,0 +1,97 @@
+//! The machine's float32 matrix-multiply rate through libtorch, at the shapes attribution
+//! uses, as the yardstick for "how close to the hardware limit" (docs/performance.md).
+//!
+//! ```sh
+//! cargo run --release --example gemm_bench -- [--threads 2] [--reps 20]
+//! ```
+//!
+//! Each line multiplies `x [m x k]` by a weight stored like a linear layer's (`w [n x k]`,
+//! used transposed, i.e. `x.linear(w)`, exactly what the models call; for the backward line
+//! `w [k x n]` untransposed, as the input gradient uses it) and reports the best
+//! and median time over `reps` runs after a warm-up, and GFLOP/s = 2 m n k / time.
+
+use kn_model::tch::{self, Device, Kind, Tensor};
+use std::time::Instant;
+
+struct Shape {
+    what: &'static str,
+    m: i64,
+    k: i64,
+    n: i64,
+    /// `x.linear(w)` with `w [n x k]` (forward of a linear layer); false: `x.mm(w)` with
+    /// `w [k x n]` (what the input gradient of a linear layer computes: grad x W).
+    linear: bool,
+}
+
+const SHAPES: &[Shape] = &[
+    // SmolLM2 (hidden 576, FFN 1536, vocabulary 49152), one attribution pass = 240 rows
+    // (30 layers x 8 points, answer position only).
+    Shape { what: "SmolLM2 gate/up  [240x576]x[576x1536]", m: 240, k: 576, n: 1536, linear: true },
+    Shape { what: "SmolLM2 down     [240x1536]x[1536x576]", m: 240, k: 1536, n: 576, linear: true },
+    Shape { what: "SmolLM2 q/o      [240x576]x[576x576]", m: 240, k: 576, n: 576, linear: true },
+    Shape { what: "SmolLM2 k/v      [240x576]x[576x192]", m: 240, k: 576, n: 192, linear: true },
+    Shape { what: "SmolLM2 LM head  [240x576]x[576x49152]", m: 240, k: 576, n: 49152, linear: true },
+    Shape { what: "SmolLM2 LM head backward [240x49152]x[49152x576]", m: 240, k: 49152, n: 576, linear: false },
+    Shape { what: "600 rows         [600x576]x[576x1536]", m: 600, k: 576, n: 1536, linear: true },
+    Shape { what: "600 rows LM head [600x576]x[576x49152]", m: 600, k: 576, n: 49152, linear: true },
+    Shape { what: "20 rows          [20x576]x[576x1536]", m: 20, k: 576, n: 1536, linear: true },
+    // BERT-base (hidden 768, FFN 3072, vocabulary 28996): 240 rows x 10 tokens.
+    Shape { what: "BERT-base FFN in [2400x768]x[768x3072]", m: 2400, k: 768, n: 3072, linear: true },
+    Shape { what: "BERT-base FFN out [2400x3072]x[3072x768]", m: 2400, k: 3072, n: 768, linear: true },
+    Shape { what: "BERT-base q/k/v/o [2400x768]x[768x768]", m: 2400, k: 768, n: 768, linear: true },
+    Shape { what: "BERT-base MLM head [240x768]x[768x28996]", m: 240, k: 768, n: 28996, linear: true },
+    // Large and square: the best case.
+    Shape { what: "square           [2048x2048]x[2048x2048]", m: 2048, k: 2048, n: 2048, linear: true },
+];
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let threads = arg("--threads", 2);
+    let reps = arg("--reps", 20).max(1);
+    tch::set_num_threads(threads as i32);
+    tch::manual_seed(0);
+    println!(
+        "libtorch float32 GEMM, {} threads (mkl {}, mkldnn {}), best/median of {reps} runs",
+        tch::get_num_threads(),
+        tch::utils::has_mkl(),
+        tch::utils::has_mkldnn()
+    );
+    println!("{:<50} {:>10} {:>10} {:>9} {:>9}", "shape", "best ms", "median ms", "GFLOP/s", "(median)");
+    let opts = (Kind::Float, Device::Cpu);
+    let _guard = tch::no_grad_guard();
+    for shape in SHAPES {
+        let x = Tensor::randn([shape.m, shape.k], opts);
+        let w = if shape.linear { Tensor::randn([shape.n, shape.k], opts) } else { Tensor::randn([shape.k, shape.n], opts) };
+        let multiply = || if shape.linear { x.linear::<Tensor>(&w, None) } else { x.mm(&w) };
+        for _ in 0..3 {
+            let _ = multiply();
+        }
+        let mut times: Vec<f64> = (0..reps)
+            .map(|_| {
+                let started = Instant::now();
+                let y = multiply();
+                let _ = y.double_value(&[0, 0]);
+                started.elapsed().as_secs_f64()
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        let flops = 2.0 * (shape.m * shape.k * shape.n) as f64;
+        let (best, median) = (times[0], times[times.len() / 2]);
+        println!(
+            "{:<50} {:>10.3} {:>10.3} {:>9.1} {:>9.1}",
+            shape.what,
+            best * 1e3,
+            median * 1e3,
+            flops / best / 1e9,
+            flops / median / 1e9
+        );
+    }
+}
