@@ -12,7 +12,7 @@
 //!   document-end token that their tokenizers also name as unknown token). None present:
 //!   [`EditError::NoErasureToken`]; pick one with [`ErasureValue::Token`] or
 //!   [`ErasureValue::TokenText`];
-//! - [`ErasureValue::Zero`]: zeros;
+//! - zeros, with [`ErasureValue::Zero`];
 //! - [`ErasureValue::Token`] / [`ErasureValue::TokenText`]: the output embedding of a token the
 //!   caller chooses, by id or by its raw vocabulary string.
 //!
@@ -33,7 +33,8 @@ use serde::{Deserialize, Serialize};
 /// Unknown-token names tried for masked models, in order.
 pub const MASKED_UNKNOWN_TOKENS: &[&str] = &["[UNK]", "<unk>"];
 /// Unknown-token names tried for causal models, in order.
-pub const CAUSAL_UNKNOWN_TOKENS: &[&str] = &["<unk>", "<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>"];
+pub const CAUSAL_UNKNOWN_TOKENS: &[&str] =
+    &["<unk>", "<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>"];
 
 /// What an erased value slot becomes.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -62,7 +63,10 @@ pub struct EraseConfig {
 
 impl Default for EraseConfig {
     fn default() -> Self {
-        Self { top_n: 20, value: ErasureValue::UnknownToken }
+        Self {
+            top_n: 20,
+            value: ErasureValue::UnknownToken,
+        }
     }
 }
 
@@ -87,7 +91,9 @@ pub fn erasure_token(model: &dyn KnowledgeModel, value: &ErasureValue) -> Result
             .tokenizer()
             .token_to_id(text)
             .map(i64::from)
-            .ok_or_else(|| EditError::NoErasureToken { reason: format!("{text:?} is not in the model's vocabulary") })?,
+            .ok_or_else(|| EditError::NoErasureToken {
+                reason: format!("{text:?} is not in the model's vocabulary"),
+            })?,
         ErasureValue::UnknownToken => {
             let names = match model.info().kind {
                 ModelKind::Masked => MASKED_UNKNOWN_TOKENS,
@@ -105,7 +111,12 @@ pub fn erasure_token(model: &dyn KnowledgeModel, value: &ErasureValue) -> Result
 }
 
 /// Overwrites the value slots of `neurons` as `value` says; checks everything first.
-pub fn erase_neurons(model: &mut dyn KnowledgeModel, neurons: &NeuronSet, value: &ErasureValue, description: &str) -> Result<EraseOutcome> {
+pub fn erase_neurons(
+    model: &mut dyn KnowledgeModel,
+    neurons: &NeuronSet,
+    value: &ErasureValue,
+    description: &str,
+) -> Result<EraseOutcome> {
     neurons.require_non_empty("an erasure")?;
     neurons.validate(model.info())?;
     let token = erasure_token(model, value)?;
@@ -114,28 +125,55 @@ pub fn erase_neurons(model: &mut dyn KnowledgeModel, neurons: &NeuronSet, value:
         None => vec![0.0; hidden],
         Some(token) => {
             let e = model.output_embedding(token)?;
-            torch(|| Vec::<f32>::try_from(&e.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1)))?
-                .map_err(|e| EditError::Model(ModelError::from(e)))?
+            torch(|| {
+                Vec::<f32>::try_from(&e.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1))
+            })?
+            .map_err(|e| EditError::Model(ModelError::from(e)))?
         }
     };
-    let values: Vec<f32> = std::iter::repeat(row).take(neurons.len()).flatten().collect();
+    let mut values = Vec::with_capacity(row.len() * neurons.len());
+    for _ in 0..neurons.len() {
+        values.extend_from_slice(&row);
+    }
     let what = match token {
         None => "zeros".to_string(),
         Some(t) => format!("embedding of {:?} ({t})", model.token_text(t)),
     };
-    let handle = edit_value_slots(model, neurons.as_slice(), &values, &format!("{description}: {} neurons set to {what}", neurons.len()))?;
-    Ok(EraseOutcome { handle, neurons: neurons.clone(), token })
+    let handle = edit_value_slots(
+        model,
+        neurons.as_slice(),
+        &values,
+        &format!("{description}: {} neurons set to {what}", neurons.len()),
+    )?;
+    Ok(EraseOutcome {
+        handle,
+        neurons: neurons.clone(),
+        token,
+    })
 }
 
 /// Erases `relation`: its `config.top_n` most frequent knowledge neurons get the value of
 /// `config.value`. Errors (weights untouched) when no neuron was counted, `top_n` is 0 or the
 /// erasure token cannot be found.
-pub fn erase_relation(model: &mut dyn KnowledgeModel, relation: &str, frequencies: &NeuronFrequencies, config: &EraseConfig) -> Result<EraseOutcome> {
+pub fn erase_relation(
+    model: &mut dyn KnowledgeModel,
+    relation: &str,
+    frequencies: &NeuronFrequencies,
+    config: &EraseConfig,
+) -> Result<EraseOutcome> {
     if config.top_n == 0 {
-        return Err(EditError::InvalidParameter { name: "top_n", reason: "must be at least 1".into() });
+        return Err(EditError::InvalidParameter {
+            name: "top_n",
+            reason: "must be at least 1".into(),
+        });
     }
     let neurons = frequencies.top(config.top_n);
-    erase_neurons(model, &neurons, &config.value, &format!("erase relation {relation}"))
+    erase_neurons(
+        model,
+        &neurons,
+        &config.value,
+        &format!("erase relation {relation}"),
+    )
 }
 
 /// Accuracy and perplexity on the erased relation and on the others, at one moment.
@@ -170,10 +208,19 @@ pub struct ErasureEvaluation {
     pub random_control: Option<ErasureMetrics>,
 }
 
-fn erasure_metrics(model: &dyn KnowledgeModel, relation_prompts: &[EncodedPrompt], other: &[EncodedPrompt], batch: usize) -> Result<ErasureMetrics> {
+fn erasure_metrics(
+    model: &dyn KnowledgeModel,
+    relation_prompts: &[EncodedPrompt],
+    other: &[EncodedPrompt],
+    batch: usize,
+) -> Result<ErasureMetrics> {
     Ok(ErasureMetrics {
         erased_relation: answer_quality(model, relation_prompts, batch)?,
-        other_relations: if other.is_empty() { None } else { Some(answer_quality(model, other, batch)?) },
+        other_relations: if other.is_empty() {
+            None
+        } else {
+            Some(answer_quality(model, other, batch)?)
+        },
     })
 }
 
@@ -197,7 +244,10 @@ pub fn evaluate_erasure(
         check_prompts(other_prompts, "measuring an erasure")?;
     }
     if config.top_n == 0 {
-        return Err(EditError::InvalidParameter { name: "top_n", reason: "must be at least 1".into() });
+        return Err(EditError::InvalidParameter {
+            name: "top_n",
+            reason: "must be at least 1".into(),
+        });
     }
     let neurons = frequencies.top(config.top_n);
     neurons.require_non_empty("an erasure")?;
@@ -205,8 +255,14 @@ pub fn evaluate_erasure(
     let token = erasure_token(model, &config.value)?;
     let before = erasure_metrics(model, relation_prompts, other_prompts, eval.batch_size)?;
     let (random_neurons, random_control) = if eval.random_control {
-        let random = neurons.random_like(model.info(), eval.seed, &format!("erase-random/{relation}"))?;
-        let outcome = erase_neurons(model, &random, &config.value, &format!("random control for relation {relation}"))?;
+        let random =
+            neurons.random_like(model.info(), eval.seed, &format!("erase-random/{relation}"))?;
+        let outcome = erase_neurons(
+            model,
+            &random,
+            &config.value,
+            &format!("random control for relation {relation}"),
+        )?;
         let measured = erasure_metrics(model, relation_prompts, other_prompts, eval.batch_size);
         outcome.handle.restore(model)?;
         (Some(random), Some(measured?))

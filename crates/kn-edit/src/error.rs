@@ -21,7 +21,9 @@ pub enum EditError {
         layers: usize,
     },
     /// A neuron index is past the FFN width.
-    #[error("neuron {neuron} of layer {layer} is out of range: the FFN has {width} neurons per layer")]
+    #[error(
+        "neuron {neuron} of layer {layer} is out of range: the FFN has {width} neurons per layer"
+    )]
     NeuronOutOfRange {
         /// Its layer.
         layer: usize,
@@ -49,7 +51,9 @@ pub enum EditError {
         prompt: String,
     },
     /// The prompts of one fact do not share the first answer token.
-    #[error("the prompts of fact {fact} disagree on the answer's first token ({first} vs {other})")]
+    #[error(
+        "the prompts of fact {fact} disagree on the answer's first token ({first} vs {other})"
+    )]
     InconsistentAnswer {
         /// The fact id.
         fact: String,
@@ -69,7 +73,9 @@ pub enum EditError {
         pieces: Vec<String>,
     },
     /// The new answer is the old answer's token.
-    #[error("the new answer is the same token as the old one ({token}, {text:?}): nothing to update")]
+    #[error(
+        "the new answer is the same token as the old one ({token}, {text:?}): nothing to update"
+    )]
     SameTarget {
         /// The token id.
         token: i64,
@@ -99,7 +105,9 @@ pub enum EditError {
         reason: String,
     },
     /// An edit would write NaN or infinite values.
-    #[error("the new value slot of neuron {neuron} in layer {layer} is not finite (NaN or infinite)")]
+    #[error(
+        "the new value slot of neuron {neuron} in layer {layer} is not finite (NaN or infinite)"
+    )]
     NonFiniteValues {
         /// Layer of the offending neuron.
         layer: usize,
@@ -153,7 +161,10 @@ pub(crate) fn torch<T>(f: impl FnOnce() -> T) -> Result<T> {
 /// Checks that `batch_size` is positive.
 pub(crate) fn check_batch_size(batch_size: usize) -> Result<()> {
     if batch_size == 0 {
-        return Err(EditError::InvalidParameter { name: "batch_size", reason: "must be at least 1".into() });
+        return Err(EditError::InvalidParameter {
+            name: "batch_size",
+            reason: "must be at least 1".into(),
+        });
     }
     Ok(())
 }
@@ -161,7 +172,10 @@ pub(crate) fn check_batch_size(batch_size: usize) -> Result<()> {
 /// Checks that a float parameter is finite.
 pub(crate) fn check_finite(name: &'static str, value: f64) -> Result<()> {
     if !value.is_finite() {
-        return Err(EditError::InvalidParameter { name, reason: format!("must be finite, got {value}") });
+        return Err(EditError::InvalidParameter {
+            name,
+            reason: format!("must be finite, got {value}"),
+        });
     }
     Ok(())
 }
@@ -172,9 +186,16 @@ mod tests {
 
     #[test]
     fn messages_name_the_problem() {
-        let error = EditError::NeuronOutOfRange { layer: 2, neuron: 99, width: 64 };
+        let error = EditError::NeuronOutOfRange {
+            layer: 2,
+            neuron: 99,
+            width: 64,
+        };
         assert!(error.to_string().contains("99") && error.to_string().contains("64"));
-        let error = EditError::LayerOutOfRange { layer: 5, layers: 3 };
+        let error = EditError::LayerOutOfRange {
+            layer: 5,
+            layers: 3,
+        };
         assert!(error.to_string().contains("0..=2"));
     }
 

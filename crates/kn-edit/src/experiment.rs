@@ -276,7 +276,10 @@ impl AccTable {
     }
 
     fn table(&self) -> ConditionTable {
-        let pair = |accs: &[Acc; 2]| OpEffects { suppress: accs[0].summary(), amplify: accs[1].summary() };
+        let pair = |accs: &[Acc; 2]| OpEffects {
+            suppress: accs[0].summary(),
+            amplify: accs[1].summary(),
+        };
         ConditionTable {
             own: pair(&self.own),
             other_relations: pair(&self.other),
@@ -308,8 +311,16 @@ impl GroupAcc {
 }
 
 /// Answer probabilities of the prompts with `edits`.
-fn probs(model: &dyn KnowledgeModel, prompts: &[EncodedPrompt], edits: &[ActivationEdit], batch_size: usize) -> Result<Vec<f64>> {
-    Ok(score_all(model, prompts, edits, &[], batch_size)?.into_iter().map(|s| s.answer.prob).collect())
+fn probs(
+    model: &dyn KnowledgeModel,
+    prompts: &[EncodedPrompt],
+    edits: &[ActivationEdit],
+    batch_size: usize,
+) -> Result<Vec<f64>> {
+    Ok(score_all(model, prompts, edits, &[], batch_size)?
+        .into_iter()
+        .map(|s| s.answer.prob)
+        .collect())
 }
 
 /// Clean answer probabilities of each fact, computed once.
@@ -325,7 +336,9 @@ impl CleanCache<'_> {
             return Ok(cached.clone());
         }
         let Some(fact) = self.facts.get(index) else {
-            return Err(EditError::NoPrompts { context: format!("fact number {index}") });
+            return Err(EditError::NoPrompts {
+                context: format!("fact number {index}"),
+            });
         };
         let computed = probs(model, &fact.prompts, &[], self.batch_size)?;
         if let Some(slot) = self.probs.get_mut(index) {
@@ -349,7 +362,9 @@ pub fn suppress_amplify_experiment(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<ExperimentReport> {
     if facts.is_empty() {
-        return Err(EditError::NoPrompts { context: "the suppression/amplification experiment (no facts given)".into() });
+        return Err(EditError::NoPrompts {
+            context: "the suppression/amplification experiment (no facts given)".into(),
+        });
     }
     check_batch_size(config.batch_size)?;
     check_finite("suppress_factor", config.suppress_factor)?;
@@ -362,8 +377,15 @@ pub fn suppress_amplify_experiment(
             baseline.validate(info)?;
         }
     }
-    let ops = [ActivationOp::Scale(config.suppress_factor), ActivationOp::Scale(config.amplify_factor)];
-    let mut cache = CleanCache { facts, probs: vec![None; facts.len()], batch_size: config.batch_size };
+    let ops = [
+        ActivationOp::Scale(config.suppress_factor),
+        ActivationOp::Scale(config.amplify_factor),
+    ];
+    let mut cache = CleanCache {
+        facts,
+        probs: vec![None; facts.len()],
+        batch_size: config.batch_size,
+    };
     let mut overall = GroupAcc::default();
     let mut relations: BTreeMap<String, GroupAcc> = BTreeMap::new();
     let mut reports = Vec::with_capacity(facts.len());
@@ -393,26 +415,45 @@ pub fn suppress_amplify_experiment(
         let clean = cache.get(model, index)?;
         // The fact's own prompts with its own neurons, random neurons and baseline neurons.
         let random = if config.random_control {
-            Some(fact.neurons.random_like(info, config.seed, &format!("random/{}/{}", fact.relation, fact.id))?)
+            Some(fact.neurons.random_like(
+                info,
+                config.seed,
+                &format!("random/{}/{}", fact.relation, fact.id),
+            )?)
         } else {
             None
         };
         let baseline = fact.activation_baseline.as_ref().filter(|b| !b.is_empty());
         for (slot, op) in ops.iter().enumerate() {
-            let own = probs(model, &fact.prompts, &fact.neurons.edits(*op), config.batch_size)?;
+            let own = probs(
+                model,
+                &fact.prompts,
+                &fact.neurons.edits(*op),
+                config.batch_size,
+            )?;
             table.own[slot].add_fact(&clean, &own);
             if let Some(random) = &random {
                 let after = probs(model, &fact.prompts, &random.edits(*op), config.batch_size)?;
                 table.random[slot].add_fact(&clean, &after);
             }
             if let Some(baseline) = baseline {
-                let after = probs(model, &fact.prompts, &baseline.edits(*op), config.batch_size)?;
+                let after = probs(
+                    model,
+                    &fact.prompts,
+                    &baseline.edits(*op),
+                    config.batch_size,
+                )?;
                 table.baseline[slot].add_fact(&clean, &after);
             }
         }
         // The same neurons on facts of other relations, pooled as one group for this fact.
-        let pool: Vec<usize> = (0..facts.len()).filter(|&j| facts.get(j).is_some_and(|f| f.relation != fact.relation)).collect();
-        let mut rng = rng_for(config.seed, &format!("other-relations/{}/{}", fact.relation, fact.id));
+        let pool: Vec<usize> = (0..facts.len())
+            .filter(|&j| facts.get(j).is_some_and(|f| f.relation != fact.relation))
+            .collect();
+        let mut rng = rng_for(
+            config.seed,
+            &format!("other-relations/{}/{}", fact.relation, fact.id),
+        );
         let chosen = sample(&mut rng, pool, config.other_relation_facts);
         let mut other_before = Vec::new();
         let mut other_after: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
@@ -422,7 +463,12 @@ pub fn suppress_amplify_experiment(
             other_before.extend(cache.get(model, j)?);
             for (slot, op) in ops.iter().enumerate() {
                 if let Some(after) = other_after.get_mut(slot) {
-                    after.extend(probs(model, &other.prompts, &fact.neurons.edits(*op), config.batch_size)?);
+                    after.extend(probs(
+                        model,
+                        &other.prompts,
+                        &fact.neurons.edits(*op),
+                        config.batch_size,
+                    )?);
                 }
             }
         }
@@ -434,7 +480,10 @@ pub fn suppress_amplify_experiment(
         report.evaluated = true;
         report.random_neurons = random;
         report.conditions = table.table();
-        for group in [&mut overall, relations.entry(fact.relation.clone()).or_default()] {
+        for group in [
+            &mut overall,
+            relations.entry(fact.relation.clone()).or_default(),
+        ] {
             group.evaluated += 1;
             group.prompts += fact.prompts.len();
             group.table.merge(&table);
@@ -447,7 +496,10 @@ pub fn suppress_amplify_experiment(
         fingerprint: info.fingerprint.clone(),
         config: *config,
         overall: overall.report(),
-        relations: relations.into_iter().map(|(r, g)| (r, g.report())).collect(),
+        relations: relations
+            .into_iter()
+            .map(|(r, g)| (r, g.report()))
+            .collect(),
         facts: reports,
     })
 }

@@ -31,7 +31,9 @@ pub struct InterventionConfig {
 
 impl Default for InterventionConfig {
     fn default() -> Self {
-        Self { batch_size: DEFAULT_BATCH_SIZE }
+        Self {
+            batch_size: DEFAULT_BATCH_SIZE,
+        }
     }
 }
 
@@ -132,7 +134,10 @@ mod tests {
         };
         assert_eq!(effect.change(), 0.25);
         assert_eq!(effect.relative_change(), Some(1.0));
-        let zero = PromptEffect { prob_before: 0.0, ..effect };
+        let zero = PromptEffect {
+            prob_before: 0.0,
+            ..effect
+        };
         assert_eq!(zero.relative_change(), None);
     }
 

@@ -70,20 +70,25 @@ mod seed;
 mod update;
 
 pub use erase::{
-    erase_neurons, erase_relation, erasure_token, evaluate_erasure, EraseConfig, EraseOutcome, ErasureEvaluation,
-    ErasureMetrics, ErasureValue, CAUSAL_UNKNOWN_TOKENS, MASKED_UNKNOWN_TOKENS,
+    erase_neurons, erase_relation, erasure_token, evaluate_erasure, EraseConfig, EraseOutcome,
+    ErasureEvaluation, ErasureMetrics, ErasureValue, CAUSAL_UNKNOWN_TOKENS, MASKED_UNKNOWN_TOKENS,
 };
 pub use error::{EditError, Result};
 pub use experiment::{
-    suppress_amplify_experiment, ChangeSummary, ConditionTable, ExperimentConfig, ExperimentReport, FactNeurons,
-    FactReport, GroupReport, OpEffects,
+    suppress_amplify_experiment, ChangeSummary, ConditionTable, ExperimentConfig, ExperimentReport,
+    FactNeurons, FactReport, GroupReport, OpEffects,
 };
-pub use intervene::{intervene, InterventionConfig, PromptEffect, AMPLIFY, DEFAULT_BATCH_SIZE, SUPPRESS};
+pub use intervene::{
+    intervene, InterventionConfig, PromptEffect, AMPLIFY, DEFAULT_BATCH_SIZE, SUPPRESS,
+};
 pub use neurons::{NeuronFrequencies, NeuronSet};
-pub use patch::{apply_patch, edit_value_slots, EditHandle, ModelIdentity, Patch, PATCH_FORMAT, PATCH_METADATA_KEY, PATCH_VERSION};
+pub use patch::{
+    apply_patch, edit_value_slots, EditHandle, ModelIdentity, Patch, PATCH_FORMAT,
+    PATCH_METADATA_KEY, PATCH_VERSION,
+};
 pub use scoring::{answer_quality, AnswerQuality};
 pub use seed::derive_seed;
 pub use update::{
-    evaluate_update, fact_answer_token, new_answer_token, update_fact, update_tokens, EvaluationConfig, UpdateConfig,
-    UpdateEvaluation, UpdateMetrics, UpdateOutcome,
+    evaluate_update, fact_answer_token, new_answer_token, update_fact, update_tokens,
+    EvaluationConfig, UpdateConfig, UpdateEvaluation, UpdateMetrics, UpdateOutcome,
 };

@@ -44,11 +44,16 @@ impl NeuronSet {
     /// against any model: see [`NeuronSet::validate`] and [`NeuronSet::for_model`].
     pub fn new(neurons: impl IntoIterator<Item = (usize, usize)>) -> Self {
         let set: BTreeSet<(usize, usize)> = neurons.into_iter().collect();
-        Self { neurons: set.into_iter().collect() }
+        Self {
+            neurons: set.into_iter().collect(),
+        }
     }
 
     /// [`NeuronSet::new`] followed by [`NeuronSet::validate`] against `info`.
-    pub fn for_model(neurons: impl IntoIterator<Item = (usize, usize)>, info: &ModelInfo) -> Result<Self> {
+    pub fn for_model(
+        neurons: impl IntoIterator<Item = (usize, usize)>,
+        info: &ModelInfo,
+    ) -> Result<Self> {
         let set = Self::new(neurons);
         set.validate(info)?;
         Ok(set)
@@ -58,10 +63,17 @@ impl NeuronSet {
     pub fn validate(&self, info: &ModelInfo) -> Result<()> {
         for &(layer, neuron) in &self.neurons {
             if layer >= info.num_layers {
-                return Err(EditError::LayerOutOfRange { layer, layers: info.num_layers });
+                return Err(EditError::LayerOutOfRange {
+                    layer,
+                    layers: info.num_layers,
+                });
             }
             if neuron >= info.ffn_width {
-                return Err(EditError::NeuronOutOfRange { layer, neuron, width: info.ffn_width });
+                return Err(EditError::NeuronOutOfRange {
+                    layer,
+                    neuron,
+                    width: info.ffn_width,
+                });
             }
         }
         Ok(())
@@ -70,7 +82,9 @@ impl NeuronSet {
     /// [`EditError::EmptyNeuronSet`] naming `context` when the set is empty.
     pub fn require_non_empty(&self, context: &str) -> Result<()> {
         if self.neurons.is_empty() {
-            return Err(EditError::EmptyNeuronSet { context: context.to_string() });
+            return Err(EditError::EmptyNeuronSet {
+                context: context.to_string(),
+            });
         }
         Ok(())
     }
@@ -116,12 +130,20 @@ impl NeuronSet {
 
     /// The activation edits applying `op` to every neuron of the set.
     pub fn edits(&self, op: ActivationOp) -> Vec<ActivationEdit> {
-        self.neurons.iter().map(|&(layer, neuron)| ActivationEdit { layer, neuron, op }).collect()
+        self.neurons
+            .iter()
+            .map(|&(layer, neuron)| ActivationEdit { layer, neuron, op })
+            .collect()
     }
 
     /// The set without the neurons of `other`.
     pub fn difference(&self, other: &NeuronSet) -> NeuronSet {
-        NeuronSet { neurons: self.iter().filter(|&(l, n)| !other.contains(l, n)).collect() }
+        NeuronSet {
+            neurons: self
+                .iter()
+                .filter(|&(l, n)| !other.contains(l, n))
+                .collect(),
+        }
     }
 
     /// A random set with as many neurons as this one in each of its layers (seeded by `seed`
@@ -134,9 +156,19 @@ impl NeuronSet {
         let mut rng = rng_for(seed, key);
         let mut out = Vec::with_capacity(self.len());
         for (layer, own) in self.by_layer() {
-            let others: Vec<usize> = (0..info.ffn_width).filter(|n| own.binary_search(n).is_err()).collect();
-            let pool = if others.len() >= own.len() { others } else { (0..info.ffn_width).collect() };
-            out.extend(sample(&mut rng, pool, own.len()).into_iter().map(|n| (layer, n)));
+            let others: Vec<usize> = (0..info.ffn_width)
+                .filter(|n| own.binary_search(n).is_err())
+                .collect();
+            let pool = if others.len() >= own.len() {
+                others
+            } else {
+                (0..info.ffn_width).collect()
+            };
+            out.extend(
+                sample(&mut rng, pool, own.len())
+                    .into_iter()
+                    .map(|n| (layer, n)),
+            );
         }
         Ok(NeuronSet::new(out))
     }
@@ -160,14 +192,20 @@ struct FrequencyRepr {
 
 impl From<NeuronFrequencies> for FrequencyRepr {
     fn from(f: NeuronFrequencies) -> Self {
-        FrequencyRepr { facts: f.facts, counts: f.counts.into_iter().map(|((l, n), c)| (l, n, c)).collect() }
+        FrequencyRepr {
+            facts: f.facts,
+            counts: f.counts.into_iter().map(|((l, n), c)| (l, n, c)).collect(),
+        }
     }
 }
 
 impl TryFrom<FrequencyRepr> for NeuronFrequencies {
     type Error = EditError;
     fn try_from(repr: FrequencyRepr) -> Result<Self> {
-        NeuronFrequencies::from_counts(repr.facts, repr.counts.into_iter().map(|(l, n, c)| ((l, n), c)))
+        NeuronFrequencies::from_counts(
+            repr.facts,
+            repr.counts.into_iter().map(|(l, n, c)| ((l, n), c)),
+        )
     }
 }
 
@@ -187,7 +225,10 @@ impl NeuronFrequencies {
 
     /// From ready counts: `facts` facts, and how many of them hold each neuron. A neuron listed
     /// twice has its counts added; a count above `facts` is an error.
-    pub fn from_counts(facts: usize, counts: impl IntoIterator<Item = ((usize, usize), usize)>) -> Result<Self> {
+    pub fn from_counts(
+        facts: usize,
+        counts: impl IntoIterator<Item = ((usize, usize), usize)>,
+    ) -> Result<Self> {
         let mut map: BTreeMap<(usize, usize), usize> = BTreeMap::new();
         for (pair, count) in counts {
             let entry = map.entry(pair).or_default();
@@ -195,7 +236,10 @@ impl NeuronFrequencies {
             if *entry > facts {
                 return Err(EditError::InvalidParameter {
                     name: "counts",
-                    reason: format!("neuron {pair:?} is counted {} times but there are only {facts} facts", *entry),
+                    reason: format!(
+                        "neuron {pair:?} is counted {} times but there are only {facts} facts",
+                        *entry
+                    ),
                 });
             }
         }
@@ -223,7 +267,8 @@ impl NeuronFrequencies {
 
     /// Every counted neuron with its count, most frequent first (ties by `(layer, neuron)`).
     pub fn ranked(&self) -> Vec<((usize, usize), usize)> {
-        let mut ranked: Vec<((usize, usize), usize)> = self.counts.iter().map(|(&p, &c)| (p, c)).collect();
+        let mut ranked: Vec<((usize, usize), usize)> =
+            self.counts.iter().map(|(&p, &c)| (p, c)).collect();
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         ranked
     }
@@ -236,7 +281,9 @@ impl NeuronFrequencies {
     /// Splits `set` into the neurons whose frequency is at most `threshold` (kept) and those
     /// above it (left out), as the paper's editing code does with 0.1.
     pub fn split_shared(&self, set: &NeuronSet, threshold: f64) -> (NeuronSet, NeuronSet) {
-        let (shared, kept): (Vec<_>, Vec<_>) = set.iter().partition(|&(l, n)| self.frequency(l, n) > threshold);
+        let (shared, kept): (Vec<_>, Vec<_>) = set
+            .iter()
+            .partition(|&(l, n)| self.frequency(l, n) > threshold);
         (NeuronSet::new(kept), NeuronSet::new(shared))
     }
 }
@@ -278,12 +325,25 @@ mod tests {
     fn validation_names_the_bad_pair() {
         let info = info(3, 8);
         assert!(NeuronSet::for_model([(2, 7)], &info).is_ok());
-        assert!(matches!(NeuronSet::for_model([(3, 0)], &info), Err(EditError::LayerOutOfRange { layer: 3, layers: 3 })));
+        assert!(matches!(
+            NeuronSet::for_model([(3, 0)], &info),
+            Err(EditError::LayerOutOfRange {
+                layer: 3,
+                layers: 3
+            })
+        ));
         assert!(matches!(
             NeuronSet::for_model([(1, 8)], &info),
-            Err(EditError::NeuronOutOfRange { layer: 1, neuron: 8, width: 8 })
+            Err(EditError::NeuronOutOfRange {
+                layer: 1,
+                neuron: 8,
+                width: 8
+            })
         ));
-        assert!(matches!(NeuronSet::default().require_non_empty("x"), Err(EditError::EmptyNeuronSet { .. })));
+        assert!(matches!(
+            NeuronSet::default().require_non_empty("x"),
+            Err(EditError::EmptyNeuronSet { .. })
+        ));
     }
 
     #[test]
@@ -313,7 +373,11 @@ mod tests {
 
     #[test]
     fn frequencies_rank_and_split() {
-        let sets = [NeuronSet::new([(0, 1), (1, 1)]), NeuronSet::new([(0, 1)]), NeuronSet::new([(0, 1), (2, 2)])];
+        let sets = [
+            NeuronSet::new([(0, 1), (1, 1)]),
+            NeuronSet::new([(0, 1)]),
+            NeuronSet::new([(0, 1), (2, 2)]),
+        ];
         let freq = NeuronFrequencies::from_sets(sets.iter());
         assert_eq!(freq.facts(), 3);
         assert_eq!(freq.count(0, 1), 3);
@@ -326,7 +390,9 @@ mod tests {
         let back: NeuronFrequencies = serde_json::from_str(&json).unwrap();
         assert_eq!(back, freq);
         assert!(NeuronFrequencies::from_counts(1, [((0, 0), 2)]).is_err());
-        assert!(serde_json::from_str::<NeuronFrequencies>(r#"{"facts":1,"counts":[[0,0,3]]}"#).is_err());
+        assert!(
+            serde_json::from_str::<NeuronFrequencies>(r#"{"facts":1,"counts":[[0,0,3]]}"#).is_err()
+        );
         assert_eq!(NeuronFrequencies::default().frequency(0, 0), 0.0);
     }
 }

@@ -74,12 +74,26 @@ impl ModelIdentity {
     /// Checks that `info` describes the same model: architecture fields first
     /// ([`EditError::ModelMismatch`]), then the fingerprint ([`EditError::FingerprintMismatch`]).
     pub fn check(&self, info: &ModelInfo) -> Result<()> {
-        let mismatch = |field: &'static str, patch: String, model: String| Err(EditError::ModelMismatch { field, patch, model });
+        let mismatch = |field: &'static str, patch: String, model: String| {
+            Err(EditError::ModelMismatch {
+                field,
+                patch,
+                model,
+            })
+        };
         if self.architecture != info.architecture {
-            return mismatch("architecture", self.architecture.clone(), info.architecture.clone());
+            return mismatch(
+                "architecture",
+                self.architecture.clone(),
+                info.architecture.clone(),
+            );
         }
         if self.kind != info.kind {
-            return mismatch("kind", format!("{:?}", self.kind), format!("{:?}", info.kind));
+            return mismatch(
+                "kind",
+                format!("{:?}", self.kind),
+                format!("{:?}", info.kind),
+            );
         }
         for (field, mine, theirs) in [
             ("num_layers", self.num_layers, info.num_layers),
@@ -92,7 +106,10 @@ impl ModelIdentity {
             }
         }
         if self.fingerprint != info.fingerprint {
-            return Err(EditError::FingerprintMismatch { patch: self.fingerprint.clone(), model: info.fingerprint.clone() });
+            return Err(EditError::FingerprintMismatch {
+                patch: self.fingerprint.clone(),
+                model: info.fingerprint.clone(),
+            });
         }
         Ok(())
     }
@@ -124,7 +141,9 @@ struct PatchHeader {
 }
 
 fn format_error(reason: impl Into<String>) -> EditError {
-    EditError::PatchFormat { reason: reason.into() }
+    EditError::PatchFormat {
+        reason: reason.into(),
+    }
 }
 
 fn f32_bytes(values: &[f32]) -> Vec<u8> {
@@ -138,14 +157,25 @@ impl Patch {
         let mut seen = BTreeSet::new();
         for &(layer, neuron) in &self.neurons {
             if layer >= self.model.num_layers || neuron >= self.model.ffn_width {
-                return Err(format_error(format!("neuron ({layer}, {neuron}) is outside the patch's model")));
+                return Err(format_error(format!(
+                    "neuron ({layer}, {neuron}) is outside the patch's model"
+                )));
             }
             if !seen.insert((layer, neuron)) {
-                return Err(format_error(format!("neuron ({layer}, {neuron}) is listed twice")));
+                return Err(format_error(format!(
+                    "neuron ({layer}, {neuron}) is listed twice"
+                )));
             }
         }
-        let expected = self.neurons.len().checked_mul(self.model.hidden_size).ok_or_else(|| format_error("size overflow"))?;
-        for (name, values) in [("old_values", &self.old_values), ("new_values", &self.new_values)] {
+        let expected = self
+            .neurons
+            .len()
+            .checked_mul(self.model.hidden_size)
+            .ok_or_else(|| format_error("size overflow"))?;
+        for (name, values) in [
+            ("old_values", &self.old_values),
+            ("new_values", &self.new_values),
+        ] {
             if values.len() != expected {
                 return Err(format_error(format!(
                     "{name} has {} values, {} neurons x hidden size {} need {expected}",
@@ -180,44 +210,79 @@ impl Patch {
             description: self.description.clone(),
         };
         let header = serde_json::to_string(&header).map_err(|e| format_error(e.to_string()))?;
-        let metadata: HashMap<String, String> = [(PATCH_METADATA_KEY.to_string(), header)].into_iter().collect();
+        let metadata: HashMap<String, String> = [(PATCH_METADATA_KEY.to_string(), header)]
+            .into_iter()
+            .collect();
         let shape = vec![self.neurons.len(), self.model.hidden_size];
         let old = f32_bytes(&self.old_values);
         let new = f32_bytes(&self.new_values);
-        let view = |data| safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data);
+        let view = |data| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
+        };
         let tensors = [
-            ("new_values", view(&new).map_err(|e| format_error(e.to_string()))?),
-            ("old_values", view(&old).map_err(|e| format_error(e.to_string()))?),
+            (
+                "new_values",
+                view(&new).map_err(|e| format_error(e.to_string()))?,
+            ),
+            (
+                "old_values",
+                view(&old).map_err(|e| format_error(e.to_string()))?,
+            ),
         ];
         safetensors::serialize(tensors, &Some(metadata)).map_err(|e| format_error(e.to_string()))
     }
 
     /// Reads a patch from safetensors bytes, checking its format, version and shapes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Patch> {
-        let file = safetensors::SafeTensors::deserialize(bytes).map_err(|e| format_error(format!("not a safetensors file: {e}")))?;
-        let (_, metadata) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| format_error(e.to_string()))?;
+        let file = safetensors::SafeTensors::deserialize(bytes)
+            .map_err(|e| format_error(format!("not a safetensors file: {e}")))?;
+        let (_, metadata) = safetensors::SafeTensors::read_metadata(bytes)
+            .map_err(|e| format_error(e.to_string()))?;
         let header = metadata
             .metadata()
             .as_ref()
             .and_then(|m| m.get(PATCH_METADATA_KEY))
-            .ok_or_else(|| format_error(format!("no {PATCH_METADATA_KEY} metadata: not a kn-edit patch")))?;
-        let header: PatchHeader = serde_json::from_str(header).map_err(|e| format_error(format!("bad header: {e}")))?;
+            .ok_or_else(|| {
+                format_error(format!(
+                    "no {PATCH_METADATA_KEY} metadata: not a kn-edit patch"
+                ))
+            })?;
+        let header: PatchHeader =
+            serde_json::from_str(header).map_err(|e| format_error(format!("bad header: {e}")))?;
         if header.format != PATCH_FORMAT {
-            return Err(format_error(format!("format is {:?}, expected {PATCH_FORMAT:?}", header.format)));
+            return Err(format_error(format!(
+                "format is {:?}, expected {PATCH_FORMAT:?}",
+                header.format
+            )));
         }
         if header.version != PATCH_VERSION {
-            return Err(format_error(format!("version {} is not supported (this build reads {PATCH_VERSION})", header.version)));
+            return Err(format_error(format!(
+                "version {} is not supported (this build reads {PATCH_VERSION})",
+                header.version
+            )));
         }
         let read = |name: &str| -> Result<Vec<f32>> {
-            let view = file.tensor(name).map_err(|e| format_error(format!("{name}: {e}")))?;
+            let view = file
+                .tensor(name)
+                .map_err(|e| format_error(format!("{name}: {e}")))?;
             if view.dtype() != safetensors::Dtype::F32 {
-                return Err(format_error(format!("{name} is {:?}, expected F32", view.dtype())));
+                return Err(format_error(format!(
+                    "{name} is {:?}, expected F32",
+                    view.dtype()
+                )));
             }
             let expected = [header.neurons.len(), header.model.hidden_size];
             if view.shape() != expected {
-                return Err(format_error(format!("{name} has shape {:?}, expected {expected:?}", view.shape())));
+                return Err(format_error(format!(
+                    "{name} has shape {:?}, expected {expected:?}",
+                    view.shape()
+                )));
             }
-            Ok(view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+            Ok(view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect())
         };
         let patch = Patch {
             old_values: read("old_values")?,
@@ -233,8 +298,15 @@ impl Patch {
     /// Writes the patch to `path` (through a temporary file renamed into place).
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes = self.to_bytes()?;
-        let io = |source| EditError::Io { action: "write", path: path.to_path_buf(), source };
-        let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        let io = |source| EditError::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut tmp_name = path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
         tmp_name.push(".tmp");
         let tmp = path.with_file_name(tmp_name);
         std::fs::write(&tmp, &bytes).map_err(io)?;
@@ -246,7 +318,11 @@ impl Patch {
 
     /// Reads a patch file.
     pub fn load(path: &Path) -> Result<Patch> {
-        let bytes = std::fs::read(path).map_err(|source| EditError::Io { action: "read", path: path.to_path_buf(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| EditError::Io {
+            action: "read",
+            path: path.to_path_buf(),
+            source,
+        })?;
         Patch::from_bytes(&bytes)
     }
 }
@@ -262,7 +338,12 @@ impl EditHandle {
     /// Writes the old value slots back. Checks first that `model` is the model edited.
     pub fn restore(&self, model: &mut dyn KnowledgeModel) -> Result<()> {
         self.patch.model.check(model.info())?;
-        write_rows(model, &self.patch.neurons, &self.patch.old_values, &self.patch.new_values)
+        write_rows(
+            model,
+            &self.patch.neurons,
+            &self.patch.old_values,
+            &self.patch.new_values,
+        )
     }
 
     /// The edit as a patch (old values = the slots before this edit).
@@ -309,13 +390,24 @@ fn group_by_layer(neurons: &[(usize, usize)]) -> BTreeMap<usize, (Vec<usize>, Ve
 }
 
 /// Reads the value slots of `neurons` as row-major float32 `[n, hidden]`.
-pub(crate) fn read_rows(model: &dyn KnowledgeModel, neurons: &[(usize, usize)]) -> Result<Vec<f32>> {
+pub(crate) fn read_rows(
+    model: &dyn KnowledgeModel,
+    neurons: &[(usize, usize)],
+) -> Result<Vec<f32>> {
     let hidden = model.info().hidden_size;
     let mut out = vec![0f32; neurons.len() * hidden];
     for (layer, (layer_neurons, rows)) in group_by_layer(neurons) {
         let slots = model.value_slots(layer, &layer_neurons)?;
-        let values = torch(|| Vec::<f32>::try_from(&slots.to_device(Device::Cpu).to_kind(Kind::Float).contiguous().flatten(0, -1)))?
-            .map_err(kn_model::ModelError::from)?;
+        let values = torch(|| {
+            Vec::<f32>::try_from(
+                &slots
+                    .to_device(Device::Cpu)
+                    .to_kind(Kind::Float)
+                    .contiguous()
+                    .flatten(0, -1),
+            )
+        })?
+        .map_err(kn_model::ModelError::from)?;
         if values.len() != layer_neurons.len() * hidden {
             return Err(EditError::Model(kn_model::ModelError::Torch(format!(
                 "value_slots of layer {layer} returned {} values, expected {}",
@@ -324,7 +416,10 @@ pub(crate) fn read_rows(model: &dyn KnowledgeModel, neurons: &[(usize, usize)]) 
             ))));
         }
         for (i, &row) in rows.iter().enumerate() {
-            if let (Some(dst), Some(src)) = (out.get_mut(row * hidden..(row + 1) * hidden), values.get(i * hidden..(i + 1) * hidden)) {
+            if let (Some(dst), Some(src)) = (
+                out.get_mut(row * hidden..(row + 1) * hidden),
+                values.get(i * hidden..(i + 1) * hidden),
+            ) {
                 dst.copy_from_slice(src);
             }
         }
@@ -334,7 +429,12 @@ pub(crate) fn read_rows(model: &dyn KnowledgeModel, neurons: &[(usize, usize)]) 
 
 /// Writes `values` into the value slots of `neurons`, layer by layer; if a layer fails, the
 /// layers already written get `previous` back (best effort) and the error is returned.
-fn write_rows(model: &mut dyn KnowledgeModel, neurons: &[(usize, usize)], values: &[f32], previous: &[f32]) -> Result<()> {
+fn write_rows(
+    model: &mut dyn KnowledgeModel,
+    neurons: &[(usize, usize)],
+    values: &[f32],
+    previous: &[f32],
+) -> Result<()> {
     let hidden = model.info().hidden_size;
     let groups = group_by_layer(neurons);
     let tensor = |rows: &[usize], source: &[f32]| -> Result<Tensor> {
@@ -343,7 +443,8 @@ fn write_rows(model: &mut dyn KnowledgeModel, neurons: &[(usize, usize)], values
     };
     let mut written: Vec<(usize, &Vec<usize>, &Vec<usize>)> = Vec::new();
     for (&layer, (layer_neurons, rows)) in &groups {
-        let result = tensor(rows, values).and_then(|t| Ok(model.set_value_slots(layer, layer_neurons, &t)?));
+        let result = tensor(rows, values)
+            .and_then(|t| Ok(model.set_value_slots(layer, layer_neurons, &t)?));
         if let Err(error) = result {
             for &(done_layer, done_neurons, done_rows) in written.iter().rev() {
                 if let Ok(t) = tensor(done_rows, previous) {
@@ -360,29 +461,48 @@ fn write_rows(model: &mut dyn KnowledgeModel, neurons: &[(usize, usize)], values
 /// Checks neurons (inside the model, each once), value count and finiteness.
 fn check_edit(info: &ModelInfo, neurons: &[(usize, usize)], values: &[f32]) -> Result<()> {
     if neurons.is_empty() {
-        return Err(EditError::EmptyNeuronSet { context: "a weight edit".into() });
+        return Err(EditError::EmptyNeuronSet {
+            context: "a weight edit".into(),
+        });
     }
     let mut seen = BTreeSet::new();
     for &(layer, neuron) in neurons {
         if layer >= info.num_layers {
-            return Err(EditError::LayerOutOfRange { layer, layers: info.num_layers });
+            return Err(EditError::LayerOutOfRange {
+                layer,
+                layers: info.num_layers,
+            });
         }
         if neuron >= info.ffn_width {
-            return Err(EditError::NeuronOutOfRange { layer, neuron, width: info.ffn_width });
+            return Err(EditError::NeuronOutOfRange {
+                layer,
+                neuron,
+                width: info.ffn_width,
+            });
         }
         if !seen.insert((layer, neuron)) {
-            return Err(EditError::InvalidParameter { name: "neurons", reason: format!("({layer}, {neuron}) is listed twice") });
+            return Err(EditError::InvalidParameter {
+                name: "neurons",
+                reason: format!("({layer}, {neuron}) is listed twice"),
+            });
         }
     }
     let hidden = info.hidden_size;
     if values.len() != neurons.len() * hidden {
         return Err(EditError::InvalidParameter {
             name: "values",
-            reason: format!("{} values for {} neurons of hidden size {hidden}", values.len(), neurons.len()),
+            reason: format!(
+                "{} values for {} neurons of hidden size {hidden}",
+                values.len(),
+                neurons.len()
+            ),
         });
     }
     for (row, &(layer, neuron)) in neurons.iter().enumerate() {
-        if values.get(row * hidden..(row + 1) * hidden).is_some_and(|r| r.iter().any(|v| !v.is_finite())) {
+        if values
+            .get(row * hidden..(row + 1) * hidden)
+            .is_some_and(|r| r.iter().any(|v| !v.is_finite()))
+        {
             return Err(EditError::NonFiniteValues { layer, neuron });
         }
     }
@@ -479,7 +599,10 @@ mod tests {
 
     #[test]
     fn malformed_patches_are_refused() {
-        assert!(matches!(Patch::from_bytes(b"nope"), Err(EditError::PatchFormat { .. })));
+        assert!(matches!(
+            Patch::from_bytes(b"nope"),
+            Err(EditError::PatchFormat { .. })
+        ));
         let mut bad = patch();
         bad.neurons.push((0, 1));
         assert!(matches!(bad.to_bytes(), Err(EditError::PatchFormat { .. })));
@@ -491,9 +614,13 @@ mod tests {
         assert!(bad.check_shape().is_err());
         // A safetensors file without the header.
         let data = f32_bytes(&[1.0, 2.0]);
-        let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![1, 2], &data).unwrap();
+        let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![1, 2], &data)
+            .unwrap();
         let bytes = safetensors::serialize([("old_values", view)], &None).unwrap();
-        assert!(matches!(Patch::from_bytes(&bytes), Err(EditError::PatchFormat { .. })));
+        assert!(matches!(
+            Patch::from_bytes(&bytes),
+            Err(EditError::PatchFormat { .. })
+        ));
     }
 
     #[test]
@@ -503,24 +630,51 @@ mod tests {
         let mut other = info_of(&id);
         other.architecture = "bert".into();
         other.fingerprint = "zzz".into();
-        assert!(matches!(id.check(&other), Err(EditError::ModelMismatch { field: "architecture", .. })));
+        assert!(matches!(
+            id.check(&other),
+            Err(EditError::ModelMismatch {
+                field: "architecture",
+                ..
+            })
+        ));
         let mut other = info_of(&id);
         other.hidden_size = 3;
-        assert!(matches!(id.check(&other), Err(EditError::ModelMismatch { field: "hidden_size", .. })));
+        assert!(matches!(
+            id.check(&other),
+            Err(EditError::ModelMismatch {
+                field: "hidden_size",
+                ..
+            })
+        ));
         let mut other = info_of(&id);
         other.fingerprint = "zzz".into();
-        assert!(matches!(id.check(&other), Err(EditError::FingerprintMismatch { .. })));
+        assert!(matches!(
+            id.check(&other),
+            Err(EditError::FingerprintMismatch { .. })
+        ));
     }
 
     #[test]
     fn edit_checks_catch_bad_input() {
         let info = info_of(&identity());
-        assert!(matches!(check_edit(&info, &[], &[]), Err(EditError::EmptyNeuronSet { .. })));
-        assert!(matches!(check_edit(&info, &[(3, 0)], &[0.0, 0.0]), Err(EditError::LayerOutOfRange { .. })));
-        assert!(matches!(check_edit(&info, &[(0, 8)], &[0.0, 0.0]), Err(EditError::NeuronOutOfRange { .. })));
+        assert!(matches!(
+            check_edit(&info, &[], &[]),
+            Err(EditError::EmptyNeuronSet { .. })
+        ));
+        assert!(matches!(
+            check_edit(&info, &[(3, 0)], &[0.0, 0.0]),
+            Err(EditError::LayerOutOfRange { .. })
+        ));
+        assert!(matches!(
+            check_edit(&info, &[(0, 8)], &[0.0, 0.0]),
+            Err(EditError::NeuronOutOfRange { .. })
+        ));
         assert!(check_edit(&info, &[(0, 1), (0, 1)], &[0.0; 4]).is_err());
         assert!(check_edit(&info, &[(0, 1)], &[0.0; 3]).is_err());
-        assert!(matches!(check_edit(&info, &[(0, 1)], &[0.0, f32::NAN]), Err(EditError::NonFiniteValues { .. })));
+        assert!(matches!(
+            check_edit(&info, &[(0, 1)], &[0.0, f32::NAN]),
+            Err(EditError::NonFiniteValues { .. })
+        ));
         assert!(check_edit(&info, &[(0, 1)], &[0.0, 1.0]).is_ok());
     }
 
@@ -528,6 +682,9 @@ mod tests {
     fn grouping_keeps_rows() {
         let groups = group_by_layer(&[(2, 5), (0, 1), (2, 3)]);
         assert_eq!(groups[&2], (vec![5, 3], vec![0, 2]));
-        assert_eq!(layer_rows(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 0], 2), vec![5.0, 6.0, 1.0, 2.0]);
+        assert_eq!(
+            layer_rows(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 0], 2),
+            vec![5.0, 6.0, 1.0, 2.0]
+        );
     }
 }

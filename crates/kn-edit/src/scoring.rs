@@ -45,14 +45,18 @@ pub(crate) fn answer_token(prompt: &EncodedPrompt) -> Result<i64> {
             "the first target of {:?} is at position {position}, not at the answer position {}",
             prompt.text, prompt.answer_position
         )))),
-        None => Err(EditError::MissingAnswer { prompt: prompt.text.clone() }),
+        None => Err(EditError::MissingAnswer {
+            prompt: prompt.text.clone(),
+        }),
     }
 }
 
 /// Checks that every prompt has an answer and that there is at least one prompt.
 pub(crate) fn check_prompts(prompts: &[EncodedPrompt], context: &str) -> Result<()> {
     if prompts.is_empty() {
-        return Err(EditError::NoPrompts { context: context.to_string() });
+        return Err(EditError::NoPrompts {
+            context: context.to_string(),
+        });
     }
     for prompt in prompts {
         answer_token(prompt)?;
@@ -64,7 +68,10 @@ pub(crate) fn check_prompts(prompts: &[EncodedPrompt], context: &str) -> Result<
 pub(crate) fn check_token(model: &dyn KnowledgeModel, token: i64) -> Result<()> {
     let vocab = model.info().vocab_size;
     if token < 0 || token as u64 >= vocab as u64 {
-        return Err(EditError::Model(ModelError::TokenOutOfRange { id: token, vocab }));
+        return Err(EditError::Model(ModelError::TokenOutOfRange {
+            id: token,
+            vocab,
+        }));
     }
     Ok(())
 }
@@ -95,7 +102,10 @@ pub(crate) fn score_batch(
     edits: &[ActivationEdit],
     extra: &[i64],
 ) -> Result<Vec<PromptScores>> {
-    let answers = batch.iter().map(answer_token).collect::<Result<Vec<i64>>>()?;
+    let answers = batch
+        .iter()
+        .map(answer_token)
+        .collect::<Result<Vec<i64>>>()?;
     let logits = model.forward(batch, edits, false)?.logits;
     let width = 1 + extra.len();
     let mut ids = Vec::with_capacity(batch.len() * width);
@@ -108,7 +118,11 @@ pub(crate) fn score_batch(
         let logits = logits.to_device(Device::Cpu).to_kind(Kind::Double);
         let ids = Tensor::from_slice(&ids).reshape([rows, width as i64]);
         let chosen = logits.gather(1, &ids, false);
-        let ranks = logits.unsqueeze(1).gt_tensor(&chosen.unsqueeze(2)).sum_dim_intlist([2i64].as_slice(), false, Kind::Int64) + 1;
+        let ranks = logits
+            .unsqueeze(1)
+            .gt_tensor(&chosen.unsqueeze(2))
+            .sum_dim_intlist([2i64].as_slice(), false, Kind::Int64)
+            + 1;
         let log_probs = logits.log_softmax(-1, Kind::Double).gather(1, &ids, false);
         let top = logits.argmax(-1, false);
         Ok((
@@ -123,16 +137,31 @@ pub(crate) fn score_batch(
         let mut tokens = Vec::with_capacity(width);
         for column in 0..width {
             let index = row * width + column;
-            let (Some(&token), Some(&log_prob), Some(&rank)) = (ids.get(index), log_probs.get(index), ranks.get(index)) else {
-                return Err(EditError::Model(ModelError::Torch("scores of a batch have the wrong size".into())));
+            let (Some(&token), Some(&log_prob), Some(&rank)) =
+                (ids.get(index), log_probs.get(index), ranks.get(index))
+            else {
+                return Err(EditError::Model(ModelError::Torch(
+                    "scores of a batch have the wrong size".into(),
+                )));
             };
-            tokens.push(TokenScore { token, prob: log_prob.exp(), log_prob, rank: rank.max(1) as usize });
+            tokens.push(TokenScore {
+                token,
+                prob: log_prob.exp(),
+                log_prob,
+                rank: rank.max(1) as usize,
+            });
         }
         let mut tokens = tokens.into_iter();
         let Some(answer) = tokens.next() else {
-            return Err(EditError::Model(ModelError::Torch("empty score row".into())));
+            return Err(EditError::Model(ModelError::Torch(
+                "empty score row".into(),
+            )));
         };
-        out.push(PromptScores { answer, extra: tokens.collect(), top });
+        out.push(PromptScores {
+            answer,
+            extra: tokens.collect(),
+            top,
+        });
     }
     Ok(out)
 }
@@ -167,11 +196,17 @@ impl AnswerQuality {
 
 /// Accuracy (answer top-1) and perplexity (`exp` of the mean negative log-probability of the
 /// first answer token) of `prompts`, in passes of `batch_size`. Every prompt needs an answer.
-pub fn answer_quality(model: &dyn KnowledgeModel, prompts: &[EncodedPrompt], batch_size: usize) -> Result<AnswerQuality> {
+pub fn answer_quality(
+    model: &dyn KnowledgeModel,
+    prompts: &[EncodedPrompt],
+    batch_size: usize,
+) -> Result<AnswerQuality> {
     check_prompts(prompts, "measuring accuracy and perplexity")?;
     let scores = score_all(model, prompts, &[], &[], batch_size)?;
     let answers: Vec<TokenScore> = scores.into_iter().map(|s| s.answer).collect();
-    AnswerQuality::from_scores(&answers).ok_or_else(|| EditError::NoPrompts { context: "measuring perplexity".into() })
+    AnswerQuality::from_scores(&answers).ok_or_else(|| EditError::NoPrompts {
+        context: "measuring perplexity".into(),
+    })
 }
 
 #[cfg(test)]
@@ -179,7 +214,12 @@ mod tests {
     use super::*;
 
     fn score(prob: f64, rank: usize) -> TokenScore {
-        TokenScore { token: 0, prob, log_prob: prob.ln(), rank }
+        TokenScore {
+            token: 0,
+            prob,
+            log_prob: prob.ln(),
+            rank,
+        }
     }
 
     #[test]
@@ -202,11 +242,23 @@ mod tests {
             answer_ids: vec![],
             targets: vec![],
         };
-        assert!(matches!(answer_token(&prompt), Err(EditError::MissingAnswer { .. })));
-        assert!(matches!(check_prompts(&[], "t"), Err(EditError::NoPrompts { .. })));
-        let prompt = EncodedPrompt { targets: vec![(1, 7)], ..prompt };
+        assert!(matches!(
+            answer_token(&prompt),
+            Err(EditError::MissingAnswer { .. })
+        ));
+        assert!(matches!(
+            check_prompts(&[], "t"),
+            Err(EditError::NoPrompts { .. })
+        ));
+        let prompt = EncodedPrompt {
+            targets: vec![(1, 7)],
+            ..prompt
+        };
         assert_eq!(answer_token(&prompt).unwrap(), 7);
-        let prompt = EncodedPrompt { answer_position: 0, ..prompt };
+        let prompt = EncodedPrompt {
+            answer_position: 0,
+            ..prompt
+        };
         assert!(answer_token(&prompt).is_err());
     }
 }

@@ -36,7 +36,9 @@ use crate::experiment::FactNeurons;
 use crate::intervene::DEFAULT_BATCH_SIZE;
 use crate::neurons::{NeuronFrequencies, NeuronSet};
 use crate::patch::{edit_value_slots, read_rows, EditHandle};
-use crate::scoring::{answer_quality, answer_token, check_prompts, check_token, score_all, AnswerQuality};
+use crate::scoring::{
+    answer_quality, answer_token, check_prompts, check_token, score_all, AnswerQuality,
+};
 use kn_model::tch::{Device, Kind};
 use kn_model::{AnswerPolicy, EncodedPrompt, KnowledgeModel, ModelError};
 use serde::{Deserialize, Serialize};
@@ -57,7 +59,12 @@ pub struct UpdateConfig {
 
 impl Default for UpdateConfig {
     fn default() -> Self {
-        Self { lambda_remove: 1.0, lambda_add: 8.0, scale_by_norm: false, shared_threshold: 0.1 }
+        Self {
+            lambda_remove: 1.0,
+            lambda_add: 8.0,
+            scale_by_norm: false,
+            shared_threshold: 0.1,
+        }
     }
 }
 
@@ -67,7 +74,10 @@ impl UpdateConfig {
         check_finite("lambda_add", self.lambda_add)?;
         check_finite("shared_threshold", self.shared_threshold)?;
         if self.shared_threshold < 0.0 {
-            return Err(EditError::InvalidParameter { name: "shared_threshold", reason: "must not be negative".into() });
+            return Err(EditError::InvalidParameter {
+                name: "shared_threshold",
+                reason: "must not be negative".into(),
+            });
         }
         Ok(())
     }
@@ -96,16 +106,28 @@ pub fn fact_answer_token(fact: &FactNeurons) -> Result<i64> {
         let token = answer_token(prompt)?;
         match first {
             None => first = Some(token),
-            Some(f) if f != token => return Err(EditError::InconsistentAnswer { fact: fact.id.clone(), first: f, other: token }),
+            Some(f) if f != token => {
+                return Err(EditError::InconsistentAnswer {
+                    fact: fact.id.clone(),
+                    first: f,
+                    other: token,
+                })
+            }
             Some(_) => {}
         }
     }
-    first.ok_or_else(|| EditError::NoPrompts { context: format!("fact {}", fact.id) })
+    first.ok_or_else(|| EditError::NoPrompts {
+        context: format!("fact {}", fact.id),
+    })
 }
 
 /// The token of `new_answer` as the model encodes it as the answer of `prompt`; errors unless
 /// it is exactly one token.
-pub fn new_answer_token(model: &dyn KnowledgeModel, prompt: &EncodedPrompt, new_answer: &str) -> Result<i64> {
+pub fn new_answer_token(
+    model: &dyn KnowledgeModel,
+    prompt: &EncodedPrompt,
+    new_answer: &str,
+) -> Result<i64> {
     let encoded = model.encode(&prompt.text, Some(new_answer), AnswerPolicy::FirstToken)?;
     match encoded.answer_ids.as_slice() {
         [token] => Ok(*token),
@@ -119,8 +141,14 @@ pub fn new_answer_token(model: &dyn KnowledgeModel, prompt: &EncodedPrompt, new_
 
 fn embedding(model: &dyn KnowledgeModel, token: i64) -> Result<Vec<f64>> {
     let e = model.output_embedding(token)?;
-    torch(|| Vec::<f64>::try_from(&e.to_device(Device::Cpu).to_kind(Kind::Double).flatten(0, -1)))?
-        .map_err(|e| EditError::Model(ModelError::from(e)))
+    torch(|| {
+        Vec::<f64>::try_from(
+            &e.to_device(Device::Cpu)
+                .to_kind(Kind::Double)
+                .flatten(0, -1),
+        )
+    })?
+    .map_err(|e| EditError::Model(ModelError::from(e)))
 }
 
 fn norm(v: &[f64]) -> f64 {
@@ -139,13 +167,16 @@ fn updated_rows(
     let e_old = embedding(model, old_token)?;
     let e_new = embedding(model, new_token)?;
     if e_old.len() != hidden || e_new.len() != hidden {
-        return Err(EditError::Model(ModelError::Torch(format!("output embeddings are not of hidden size {hidden}"))));
+        return Err(EditError::Model(ModelError::Torch(format!(
+            "output embeddings are not of hidden size {hidden}"
+        ))));
     }
     let (n_old, n_new) = (norm(&e_old), norm(&e_new));
     if config.scale_by_norm && (n_old == 0.0 || n_new == 0.0) {
         return Err(EditError::InvalidParameter {
             name: "scale_by_norm",
-            reason: "an output embedding has zero norm, it cannot be scaled to the slot's norm".into(),
+            reason: "an output embedding has zero norm, it cannot be scaled to the slot's norm"
+                .into(),
         });
     }
     let old_rows = read_rows(model, neurons.as_slice())?;
@@ -154,11 +185,19 @@ fn updated_rows(
         let v: Vec<f64> = row.iter().map(|&x| f64::from(x)).collect();
         let (a, b) = if config.scale_by_norm {
             let n_v = norm(&v);
-            (config.lambda_remove * n_v / n_old, config.lambda_add * n_v / n_new)
+            (
+                config.lambda_remove * n_v / n_old,
+                config.lambda_add * n_v / n_new,
+            )
         } else {
             (config.lambda_remove, config.lambda_add)
         };
-        new_rows.extend(v.iter().zip(&e_old).zip(&e_new).map(|((vi, eo), en)| (vi - a * eo + b * en) as f32));
+        new_rows.extend(
+            v.iter()
+                .zip(&e_old)
+                .zip(&e_new)
+                .map(|((vi, eo), en)| (vi - a * eo + b * en) as f32),
+        );
     }
     Ok(new_rows)
 }
@@ -180,11 +219,17 @@ pub fn update_tokens(
     check_token(model, old_token)?;
     check_token(model, new_token)?;
     if old_token == new_token {
-        return Err(EditError::SameTarget { token: old_token, text: model.token_text(old_token) });
+        return Err(EditError::SameTarget {
+            token: old_token,
+            text: model.token_text(old_token),
+        });
     }
     let (kept, excluded) = frequencies.split_shared(neurons, config.shared_threshold);
     if kept.is_empty() {
-        return Err(EditError::AllNeuronsShared { excluded: excluded.len(), threshold: config.shared_threshold });
+        return Err(EditError::AllNeuronsShared {
+            excluded: excluded.len(),
+            threshold: config.shared_threshold,
+        });
     }
     let rows = updated_rows(model, &kept, old_token, new_token, config)?;
     let description = format!(
@@ -198,7 +243,13 @@ pub fn update_tokens(
         excluded.len()
     );
     let handle = edit_value_slots(model, kept.as_slice(), &rows, &description)?;
-    Ok(UpdateOutcome { handle, old_token, new_token, neurons: kept, excluded })
+    Ok(UpdateOutcome {
+        handle,
+        old_token,
+        new_token,
+        neurons: kept,
+        excluded,
+    })
 }
 
 /// Updates `fact` so that its answer becomes `new_answer` (see the module docs). The old
@@ -212,13 +263,26 @@ pub fn update_fact(
     config: &UpdateConfig,
 ) -> Result<UpdateOutcome> {
     let (old_token, new_token) = fact_tokens(model, fact, new_answer)?;
-    update_tokens(model, &fact.neurons, old_token, new_token, frequencies, config)
+    update_tokens(
+        model,
+        &fact.neurons,
+        old_token,
+        new_token,
+        frequencies,
+        config,
+    )
 }
 
-fn fact_tokens(model: &dyn KnowledgeModel, fact: &FactNeurons, new_answer: &str) -> Result<(i64, i64)> {
+fn fact_tokens(
+    model: &dyn KnowledgeModel,
+    fact: &FactNeurons,
+    new_answer: &str,
+) -> Result<(i64, i64)> {
     let old_token = fact_answer_token(fact)?;
     let Some(first) = fact.prompts.first() else {
-        return Err(EditError::NoPrompts { context: format!("fact {}", fact.id) });
+        return Err(EditError::NoPrompts {
+            context: format!("fact {}", fact.id),
+        });
     };
     Ok((old_token, new_answer_token(model, first, new_answer)?))
 }
@@ -237,7 +301,11 @@ pub struct EvaluationConfig {
 
 impl Default for EvaluationConfig {
     fn default() -> Self {
-        Self { batch_size: DEFAULT_BATCH_SIZE, random_control: true, seed: 0 }
+        Self {
+            batch_size: DEFAULT_BATCH_SIZE,
+            random_control: true,
+            seed: 0,
+        }
     }
 }
 
@@ -296,7 +364,11 @@ pub struct UpdateEvaluation {
     pub random_control: Option<UpdateMetrics>,
 }
 
-fn quality(model: &dyn KnowledgeModel, prompts: &[EncodedPrompt], batch_size: usize) -> Result<Option<AnswerQuality>> {
+fn quality(
+    model: &dyn KnowledgeModel,
+    prompts: &[EncodedPrompt],
+    batch_size: usize,
+) -> Result<Option<AnswerQuality>> {
     if prompts.is_empty() {
         return Ok(None);
     }
@@ -365,24 +437,69 @@ pub fn evaluate_update(
     fact.neurons.require_non_empty("a fact update")?;
     fact.neurons.validate(model.info())?;
     if old_token == new_token {
-        return Err(EditError::SameTarget { token: old_token, text: model.token_text(old_token) });
+        return Err(EditError::SameTarget {
+            token: old_token,
+            text: model.token_text(old_token),
+        });
     }
     let (kept, excluded) = frequencies.split_shared(&fact.neurons, config.shared_threshold);
     if kept.is_empty() {
-        return Err(EditError::AllNeuronsShared { excluded: excluded.len(), threshold: config.shared_threshold });
+        return Err(EditError::AllNeuronsShared {
+            excluded: excluded.len(),
+            threshold: config.shared_threshold,
+        });
     }
-    let before = update_metrics(model, fact, new_token, same_relation, other_relations, eval.batch_size)?;
+    let before = update_metrics(
+        model,
+        fact,
+        new_token,
+        same_relation,
+        other_relations,
+        eval.batch_size,
+    )?;
     let (random_neurons, random_control) = if eval.random_control {
-        let random = kept.random_like(model.info(), eval.seed, &format!("update-random/{}/{}", fact.relation, fact.id))?;
-        let outcome = update_tokens(model, &random, old_token, new_token, &NeuronFrequencies::default(), config)?;
-        let measured = update_metrics(model, fact, new_token, same_relation, other_relations, eval.batch_size);
+        let random = kept.random_like(
+            model.info(),
+            eval.seed,
+            &format!("update-random/{}/{}", fact.relation, fact.id),
+        )?;
+        let outcome = update_tokens(
+            model,
+            &random,
+            old_token,
+            new_token,
+            &NeuronFrequencies::default(),
+            config,
+        )?;
+        let measured = update_metrics(
+            model,
+            fact,
+            new_token,
+            same_relation,
+            other_relations,
+            eval.batch_size,
+        );
         outcome.handle.restore(model)?;
         (Some(random), Some(measured?))
     } else {
         (None, None)
     };
-    let outcome = update_tokens(model, &fact.neurons, old_token, new_token, frequencies, config)?;
-    let after = match update_metrics(model, fact, new_token, same_relation, other_relations, eval.batch_size) {
+    let outcome = update_tokens(
+        model,
+        &fact.neurons,
+        old_token,
+        new_token,
+        frequencies,
+        config,
+    )?;
+    let after = match update_metrics(
+        model,
+        fact,
+        new_token,
+        same_relation,
+        other_relations,
+        eval.batch_size,
+    ) {
         Ok(after) => after,
         Err(error) => {
             outcome.handle.restore(model)?;
@@ -414,10 +531,28 @@ mod tests {
     #[test]
     fn config_defaults_are_the_papers() {
         let c = UpdateConfig::default();
-        assert_eq!((c.lambda_remove, c.lambda_add, c.scale_by_norm, c.shared_threshold), (1.0, 8.0, false, 0.1));
+        assert_eq!(
+            (
+                c.lambda_remove,
+                c.lambda_add,
+                c.scale_by_norm,
+                c.shared_threshold
+            ),
+            (1.0, 8.0, false, 0.1)
+        );
         assert!(c.check().is_ok());
-        assert!(UpdateConfig { lambda_add: f64::NAN, ..c }.check().is_err());
-        assert!(UpdateConfig { shared_threshold: -0.1, ..c }.check().is_err());
+        assert!(UpdateConfig {
+            lambda_add: f64::NAN,
+            ..c
+        }
+        .check()
+        .is_err());
+        assert!(UpdateConfig {
+            shared_threshold: -0.1,
+            ..c
+        }
+        .check()
+        .is_err());
         let parsed: UpdateConfig = serde_json::from_str(r#"{"scale_by_norm": true}"#).unwrap();
         assert!(parsed.scale_by_norm && parsed.lambda_add == 8.0);
     }
@@ -446,8 +581,18 @@ mod tests {
         };
         assert_eq!(fact_answer_token(&fact).unwrap(), 4);
         fact.prompts.push(prompt(5));
-        assert!(matches!(fact_answer_token(&fact), Err(EditError::InconsistentAnswer { first: 4, other: 5, .. })));
+        assert!(matches!(
+            fact_answer_token(&fact),
+            Err(EditError::InconsistentAnswer {
+                first: 4,
+                other: 5,
+                ..
+            })
+        ));
         fact.prompts.clear();
-        assert!(matches!(fact_answer_token(&fact), Err(EditError::NoPrompts { .. })));
+        assert!(matches!(
+            fact_answer_token(&fact),
+            Err(EditError::NoPrompts { .. })
+        ));
     }
 }

@@ -1,0 +1,555 @@
+//! Weight edits on the tiny fixtures: fact updates follow the formula, erasure writes the
+//! chosen embedding, every handle restores the weights bit for bit, patches round-trip and are
+//! refused on other models, and refused edits leave the weights untouched.
+
+mod common;
+
+use common::*;
+use kn_edit::{
+    apply_patch, edit_value_slots, erase_neurons, erase_relation, erasure_token, evaluate_erasure,
+    evaluate_update, update_fact, update_tokens, EditError, EraseConfig, ErasureValue,
+    EvaluationConfig, NeuronFrequencies, NeuronSet, Patch, UpdateConfig,
+};
+use kn_model::tch::{Kind, Tensor};
+
+/// Counts for a relation of 20 facts: the neurons of `facts` once per fact that holds them,
+/// each of `shared` by all 20. ((1, 17) is in two of the llama facts: 2/20 = 0.1, which is not
+/// above the default threshold, so it is kept.)
+fn frequencies(facts: &[kn_edit::FactNeurons], shared: &[(usize, usize)]) -> NeuronFrequencies {
+    let once = facts
+        .iter()
+        .flat_map(|f| f.neurons.iter())
+        .filter(|p| !shared.contains(p))
+        .map(|p| (p, 1));
+    NeuronFrequencies::from_counts(20, once.chain(shared.iter().map(|&p| (p, 20)))).unwrap()
+}
+
+fn rows(t: &Tensor) -> Vec<Vec<f32>> {
+    Vec::<Vec<f32>>::try_from(t).unwrap()
+}
+
+#[test]
+fn update_follows_the_formula_and_restores_bit_for_bit() {
+    for scale_by_norm in [false, true] {
+        let mut model = tiny_llama();
+        let original = snapshot(model.as_ref());
+        let facts = llama_facts(model.as_ref());
+        let fact = &facts[0];
+        let freq = frequencies(&facts, &[]);
+        let config = UpdateConfig {
+            scale_by_norm,
+            ..UpdateConfig::default()
+        };
+        let before: Vec<Tensor> = fact
+            .neurons
+            .iter()
+            .map(|(l, n)| model.value_slots(l, &[n]).unwrap())
+            .collect();
+        let outcome = update_fact(model.as_mut(), fact, "Italy", &freq, &config).unwrap();
+        assert_eq!(outcome.old_token, fact.prompts[0].targets[0].1);
+        assert_eq!(
+            outcome.new_token,
+            prompt(model.as_ref(), CAPITAL_PROMPTS[0], "Italy").targets[0].1
+        );
+        assert_eq!(outcome.neurons, fact.neurons);
+        assert!(outcome.excluded.is_empty());
+        let e_old = model
+            .output_embedding(outcome.old_token)
+            .unwrap()
+            .to_kind(Kind::Double);
+        let e_new = model
+            .output_embedding(outcome.new_token)
+            .unwrap()
+            .to_kind(Kind::Double);
+        for ((l, n), v) in fact.neurons.iter().zip(&before) {
+            let v = v.get(0).to_kind(Kind::Double);
+            let expected = if scale_by_norm {
+                let nv = v.norm().double_value(&[]);
+                &v - &e_old * (nv / e_old.norm().double_value(&[]))
+                    + &e_new * (8.0 * nv / e_new.norm().double_value(&[]))
+            } else {
+                &v - &e_old + &e_new * 8.0
+            };
+            let got = model
+                .value_slots(l, &[n])
+                .unwrap()
+                .get(0)
+                .to_kind(Kind::Double);
+            let diff = (&got - &expected).abs().max().double_value(&[]);
+            assert!(diff < 1e-5, "slot ({l}, {n}) off by {diff}");
+        }
+        // Nothing else moved.
+        let edited = snapshot(model.as_ref());
+        let changed: usize = (0..3)
+            .map(|l| {
+                let d = (&edited[l] - &original[l]).abs().sum_dim_intlist(
+                    [1i64].as_slice(),
+                    false,
+                    Kind::Double,
+                );
+                Vec::<f64>::try_from(&d)
+                    .unwrap()
+                    .iter()
+                    .filter(|&&x| x != 0.0)
+                    .count()
+            })
+            .sum();
+        assert_eq!(changed, fact.neurons.len());
+        outcome.handle.restore(model.as_mut()).unwrap();
+        assert!(
+            same(&snapshot(model.as_ref()), &original),
+            "restore is not bit for bit"
+        );
+    }
+}
+
+#[test]
+fn shared_neurons_are_left_out() {
+    let mut model = tiny_llama();
+    let original = snapshot(model.as_ref());
+    let facts = llama_facts(model.as_ref());
+    let fact = &facts[0];
+    // (1, 17) is held by every fact of the relation: left out at the default 0.1.
+    let freq = frequencies(&facts, &[(1, 17)]);
+    let outcome = update_fact(
+        model.as_mut(),
+        fact,
+        "Italy",
+        &freq,
+        &UpdateConfig::default(),
+    )
+    .unwrap();
+    assert_eq!(outcome.excluded.as_slice(), &[(1, 17)]);
+    assert_eq!(outcome.neurons.as_slice(), &[(0, 3), (2, 40)]);
+    assert!(model
+        .value_slots(1, &[17])
+        .unwrap()
+        .equal(&original[1].get(17).unsqueeze(0)));
+    outcome.handle.restore(model.as_mut()).unwrap();
+    // With the threshold at 1, nothing is left out.
+    let config = UpdateConfig {
+        shared_threshold: 1.0,
+        ..UpdateConfig::default()
+    };
+    let outcome = update_fact(model.as_mut(), fact, "Italy", &freq, &config).unwrap();
+    assert_eq!(outcome.neurons.len(), 3);
+    outcome.handle.restore(model.as_mut()).unwrap();
+    // All shared: refused, untouched.
+    let all = frequencies(&facts, fact.neurons.as_slice());
+    let err = update_fact(
+        model.as_mut(),
+        fact,
+        "Italy",
+        &all,
+        &UpdateConfig::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, EditError::AllNeuronsShared { excluded: 3, .. }),
+        "{err}"
+    );
+    assert!(same(&snapshot(model.as_ref()), &original));
+}
+
+#[test]
+fn refused_edits_leave_the_weights_untouched() {
+    let mut model = tiny_llama();
+    let original = snapshot(model.as_ref());
+    let facts = llama_facts(model.as_ref());
+    let freq = NeuronFrequencies::default();
+    let config = UpdateConfig::default();
+    // Multi-token target.
+    let err = update_fact(model.as_mut(), &facts[0], "Microsoft", &freq, &config).unwrap_err();
+    match &err {
+        EditError::MultiTokenTarget { count, pieces, .. } => {
+            assert!(*count > 1 && pieces.len() == *count)
+        }
+        other => panic!("expected MultiTokenTarget, got {other}"),
+    }
+    // Same target.
+    let err = update_fact(model.as_mut(), &facts[0], "Paris", &freq, &config).unwrap_err();
+    assert!(matches!(err, EditError::SameTarget { .. }), "{err}");
+    // Out-of-range neurons, including one valid neuron in another layer (nothing may be written).
+    let mut bad = facts[0].clone();
+    bad.neurons = NeuronSet::new([(0, 3), (2, 96)]);
+    let err = update_fact(model.as_mut(), &bad, "Italy", &freq, &config).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EditError::NeuronOutOfRange {
+                layer: 2,
+                neuron: 96,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    bad.neurons = NeuronSet::new([(0, 3), (7, 1)]);
+    let err = update_fact(model.as_mut(), &bad, "Italy", &freq, &config).unwrap_err();
+    assert!(
+        matches!(err, EditError::LayerOutOfRange { layer: 7, .. }),
+        "{err}"
+    );
+    // Empty sets.
+    bad.neurons = NeuronSet::default();
+    let err = update_fact(model.as_mut(), &bad, "Italy", &freq, &config).unwrap_err();
+    assert!(matches!(err, EditError::EmptyNeuronSet { .. }), "{err}");
+    let err = erase_neurons(
+        model.as_mut(),
+        &NeuronSet::default(),
+        &ErasureValue::Zero,
+        "x",
+    )
+    .unwrap_err();
+    assert!(matches!(err, EditError::EmptyNeuronSet { .. }), "{err}");
+    let err = erase_relation(
+        model.as_mut(),
+        "r",
+        &NeuronFrequencies::default(),
+        &EraseConfig::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, EditError::EmptyNeuronSet { .. }), "{err}");
+    let err = edit_value_slots(model.as_mut(), &[], &[], "x").unwrap_err();
+    assert!(matches!(err, EditError::EmptyNeuronSet { .. }), "{err}");
+    // Bad values and bad tokens.
+    let err =
+        edit_value_slots(model.as_mut(), &[(0, 1), (1, 2)], &[f32::NAN; 128], "x").unwrap_err();
+    assert!(matches!(err, EditError::NonFiniteValues { .. }), "{err}");
+    let err = edit_value_slots(model.as_mut(), &[(0, 1), (1, 2)], &[0.0; 127], "x").unwrap_err();
+    assert!(matches!(err, EditError::InvalidParameter { .. }), "{err}");
+    let err = update_tokens(model.as_mut(), &facts[0].neurons, 1, 600, &freq, &config).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EditError::Model(kn_model::ModelError::TokenOutOfRange { .. })
+        ),
+        "{err}"
+    );
+    let err = erase_neurons(
+        model.as_mut(),
+        &facts[0].neurons,
+        &ErasureValue::TokenText("no-such-token".into()),
+        "x",
+    )
+    .unwrap_err();
+    assert!(matches!(err, EditError::NoErasureToken { .. }), "{err}");
+    let bad_config = UpdateConfig {
+        lambda_add: f64::NAN,
+        ..config
+    };
+    assert!(update_fact(model.as_mut(), &facts[0], "Italy", &freq, &bad_config).is_err());
+    assert!(
+        same(&snapshot(model.as_ref()), &original),
+        "a refused edit touched the weights"
+    );
+}
+
+#[test]
+fn patch_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edit.kn-patch");
+    let mut model = tiny_llama();
+    let original = snapshot(model.as_ref());
+    let facts = llama_facts(model.as_ref());
+    let freq = frequencies(&facts, &[]);
+    let outcome = update_fact(
+        model.as_mut(),
+        &facts[0],
+        "Italy",
+        &freq,
+        &UpdateConfig::default(),
+    )
+    .unwrap();
+    let edited = snapshot(model.as_ref());
+    outcome.handle.save(&path).unwrap();
+    assert!(
+        std::fs::metadata(&path).unwrap().len() < 4096,
+        "a 3-neuron patch should be small"
+    );
+    outcome.handle.restore(model.as_mut()).unwrap();
+    assert!(same(&snapshot(model.as_ref()), &original));
+    let patch = Patch::load(&path).unwrap();
+    assert_eq!(&patch, outcome.handle.patch());
+    assert_eq!(patch.model.fingerprint, model.info().fingerprint);
+    let handle = apply_patch(model.as_mut(), &patch).unwrap();
+    assert!(
+        same(&snapshot(model.as_ref()), &edited),
+        "applied patch differs from the edit"
+    );
+    handle.restore(model.as_mut()).unwrap();
+    assert!(same(&snapshot(model.as_ref()), &original));
+    // The reversed patch undoes an applied one.
+    let _applied = apply_patch(model.as_mut(), &patch).unwrap();
+    let _undo = apply_patch(model.as_mut(), &patch.reversed()).unwrap();
+    assert!(same(&snapshot(model.as_ref()), &original));
+    // The same weights in GGUF form have another fingerprint: refused.
+    let mut gguf = load("tiny-llama.gguf");
+    let gguf_original = snapshot(gguf.as_ref());
+    let err = apply_patch(gguf.as_mut(), &patch).unwrap_err();
+    assert!(
+        matches!(err, EditError::FingerprintMismatch { .. }),
+        "{err}"
+    );
+    assert!(same(&snapshot(gguf.as_ref()), &gguf_original));
+}
+
+#[test]
+fn patches_for_other_models_are_refused() {
+    let mut llama = tiny_llama();
+    let mut bert = tiny_bert();
+    let llama_original = snapshot(llama.as_ref());
+    let bert_original = snapshot(bert.as_ref());
+    let bert_edit = erase_neurons(
+        bert.as_mut(),
+        &NeuronSet::new([(0, 1), (2, 3)]),
+        &ErasureValue::Zero,
+        "test",
+    )
+    .unwrap();
+    let err = apply_patch(llama.as_mut(), bert_edit.handle.patch()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EditError::ModelMismatch {
+                field: "architecture",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = bert_edit.handle.restore(llama.as_mut()).unwrap_err();
+    assert!(matches!(err, EditError::ModelMismatch { .. }), "{err}");
+    assert!(same(&snapshot(llama.as_ref()), &llama_original));
+    // A changed fingerprint, through a file.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.safetensors");
+    let mut patch = bert_edit.handle.patch().clone();
+    bert_edit.handle.restore(bert.as_mut()).unwrap();
+    assert!(same(&snapshot(bert.as_ref()), &bert_original));
+    patch.model.fingerprint = "0123456789abcdef".into();
+    patch.save(&path).unwrap();
+    let err = apply_patch(bert.as_mut(), &Patch::load(&path).unwrap()).unwrap_err();
+    assert!(
+        matches!(err, EditError::FingerprintMismatch { .. }),
+        "{err}"
+    );
+    assert!(same(&snapshot(bert.as_ref()), &bert_original));
+    // Garbage and missing files.
+    std::fs::write(&path, b"not a patch").unwrap();
+    assert!(matches!(
+        Patch::load(&path),
+        Err(EditError::PatchFormat { .. })
+    ));
+    assert!(matches!(
+        Patch::load(&dir.path().join("missing")),
+        Err(EditError::Io { .. })
+    ));
+}
+
+#[test]
+fn erasure_writes_the_unknown_token_embedding_and_restores() {
+    // BERT: [UNK].
+    let mut bert = tiny_bert();
+    let original = snapshot(bert.as_ref());
+    let unk = erasure_token(bert.as_ref(), &ErasureValue::UnknownToken)
+        .unwrap()
+        .unwrap();
+    assert_eq!(Some(unk as u32), bert.tokenizer().token_to_id("[UNK]"));
+    let facts_neurons = [
+        NeuronSet::new([(0, 1), (1, 2), (2, 3)]),
+        NeuronSet::new([(0, 1), (2, 3)]),
+        NeuronSet::new([(0, 1)]),
+    ];
+    let freq = NeuronFrequencies::from_sets(facts_neurons.iter());
+    let outcome = erase_relation(
+        bert.as_mut(),
+        "P36",
+        &freq,
+        &EraseConfig {
+            top_n: 2,
+            ..EraseConfig::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(outcome.neurons.as_slice(), &[(0, 1), (2, 3)]);
+    assert_eq!(outcome.token, Some(unk));
+    let e = bert.output_embedding(unk).unwrap();
+    for (l, n) in outcome.neurons.iter() {
+        assert!(bert.value_slots(l, &[n]).unwrap().get(0).equal(&e));
+    }
+    outcome.handle.restore(bert.as_mut()).unwrap();
+    assert!(same(&snapshot(bert.as_ref()), &original));
+    // Llama: <|endoftext|> (id 0); zeros; a chosen token.
+    let mut llama = tiny_llama();
+    let original = snapshot(llama.as_ref());
+    assert_eq!(
+        erasure_token(llama.as_ref(), &ErasureValue::UnknownToken).unwrap(),
+        Some(0)
+    );
+    assert_eq!(
+        erasure_token(
+            llama.as_ref(),
+            &ErasureValue::TokenText("<|im_end|>".into())
+        )
+        .unwrap(),
+        Some(2)
+    );
+    let zero = erase_relation(
+        llama.as_mut(),
+        "P36",
+        &freq,
+        &EraseConfig {
+            top_n: 20,
+            value: ErasureValue::Zero,
+        },
+    )
+    .unwrap();
+    assert_eq!(zero.neurons.len(), 3);
+    for (l, n) in zero.neurons.iter() {
+        let slot = llama.value_slots(l, &[n]).unwrap();
+        assert_eq!(rows(&slot)[0], vec![0.0f32; 64]);
+    }
+    let chosen = erase_neurons(
+        llama.as_mut(),
+        &NeuronSet::new([(1, 2)]),
+        &ErasureValue::Token(5),
+        "x",
+    )
+    .unwrap();
+    assert!(llama
+        .value_slots(1, &[2])
+        .unwrap()
+        .get(0)
+        .equal(&llama.output_embedding(5).unwrap()));
+    // Stacked edits undo in reverse order.
+    chosen.handle.restore(llama.as_mut()).unwrap();
+    zero.handle.restore(llama.as_mut()).unwrap();
+    assert!(same(&snapshot(llama.as_ref()), &original));
+}
+
+#[test]
+fn update_evaluation_reports_the_papers_metrics() {
+    let mut model = tiny_llama();
+    let original = snapshot(model.as_ref());
+    let facts = llama_facts(model.as_ref());
+    let freq = frequencies(&facts, &[]);
+    let same_relation = facts[1].prompts.clone();
+    let other = facts[2].prompts.clone();
+    // A strong update on every neuron of the last layer must make "Italy" top-1.
+    let mut fact = facts[0].clone();
+    fact.neurons = NeuronSet::new((0..96).map(|n| (2, n)));
+    let config = UpdateConfig {
+        shared_threshold: 1.0,
+        ..UpdateConfig::default()
+    };
+    let (evaluation, outcome) = evaluate_update(
+        model.as_mut(),
+        &fact,
+        "Italy",
+        &freq,
+        &same_relation,
+        &other,
+        &config,
+        &EvaluationConfig::default(),
+    )
+    .unwrap();
+    assert_eq!(evaluation.before.prompts, 3);
+    assert_eq!(evaluation.after.success_rate, 1.0, "{evaluation:?}");
+    assert_eq!(evaluation.after.change_rate, 1.0);
+    assert_eq!(evaluation.after.top5_rate, 1.0);
+    assert_eq!(evaluation.after.mrr, 1.0);
+    assert!(evaluation.after.mean_new_prob > evaluation.before.mean_new_prob);
+    assert!(evaluation.before.mrr < 1.0);
+    let (b, a) = (
+        evaluation.before.same_relation.unwrap(),
+        evaluation.after.same_relation.unwrap(),
+    );
+    assert_eq!(b.prompts, 2);
+    assert!(b.perplexity.is_finite() && a.perplexity.is_finite());
+    assert!(evaluation.after.other_relations.is_some());
+    let random = evaluation.random_control.as_ref().unwrap();
+    assert_eq!(random.prompts, 3);
+    assert_eq!(evaluation.random_neurons.as_ref().unwrap().len(), 96);
+    assert_eq!(evaluation.old_text.trim(), "Paris");
+    let json = serde_json::to_value(&evaluation).unwrap();
+    for key in [
+        "before",
+        "after",
+        "random_control",
+        "neurons",
+        "excluded",
+        "old_token",
+        "new_token",
+    ] {
+        assert!(json.get(key).is_some(), "missing {key}");
+    }
+    outcome.handle.restore(model.as_mut()).unwrap();
+    assert!(same(&snapshot(model.as_ref()), &original));
+}
+
+#[test]
+fn erasure_evaluation_measures_both_sides_and_the_control() {
+    let mut model = tiny_llama();
+    let original = snapshot(model.as_ref());
+    let facts = llama_facts(model.as_ref());
+    let freq = NeuronFrequencies::from_sets(
+        facts
+            .iter()
+            .filter(|f| f.relation == "capital")
+            .map(|f| &f.neurons),
+    );
+    let relation_prompts: Vec<_> = facts
+        .iter()
+        .filter(|f| f.relation == "capital")
+        .flat_map(|f| f.prompts.clone())
+        .collect();
+    let other: Vec<_> = facts[2].prompts.clone();
+    let (evaluation, outcome) = evaluate_erasure(
+        model.as_mut(),
+        "capital",
+        &freq,
+        &relation_prompts,
+        &other,
+        &EraseConfig::default(),
+        &EvaluationConfig {
+            seed: 3,
+            ..EvaluationConfig::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(evaluation.neurons.len(), 4);
+    assert_eq!(evaluation.token, Some(0));
+    assert_eq!(evaluation.before.erased_relation.prompts, 5);
+    assert_eq!(evaluation.after.other_relations.unwrap().prompts, 2);
+    assert_ne!(
+        evaluation.before.erased_relation.perplexity,
+        evaluation.after.erased_relation.perplexity
+    );
+    assert!(evaluation.random_control.is_some());
+    let random = evaluation.random_neurons.as_ref().unwrap();
+    assert_eq!(
+        random.by_layer().values().map(Vec::len).collect::<Vec<_>>(),
+        evaluation
+            .neurons
+            .by_layer()
+            .values()
+            .map(Vec::len)
+            .collect::<Vec<_>>()
+    );
+    outcome.handle.restore(model.as_mut()).unwrap();
+    assert!(same(&snapshot(model.as_ref()), &original));
+    // Without prompts for the erased relation it is refused before anything happens.
+    let err = evaluate_erasure(
+        model.as_mut(),
+        "capital",
+        &freq,
+        &[],
+        &other,
+        &EraseConfig::default(),
+        &EvaluationConfig::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, EditError::NoPrompts { .. }), "{err}");
+    assert!(same(&snapshot(model.as_ref()), &original));
+}
