@@ -279,7 +279,8 @@ impl NeuronFrequencies {
     }
 
     /// Splits `set` into the neurons whose frequency is at most `threshold` (kept) and those
-    /// above it (left out), as the paper's editing code does with 0.1.
+    /// above it (left out), as the paper's editing code does with 0.1. Empty frequencies
+    /// (no facts counted) leave nothing out.
     pub fn split_shared(&self, set: &NeuronSet, threshold: f64) -> (NeuronSet, NeuronSet) {
         let (shared, kept): (Vec<_>, Vec<_>) = set
             .iter()

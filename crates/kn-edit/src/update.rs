@@ -30,6 +30,10 @@
 //! token (`exp` of its mean negative log-probability) on prompts of other facts of the same
 //! relation and of other relations, before and after. A random-neuron control (as many random
 //! neurons in the same layers, seeded) gets the same edit, is measured and undone.
+//!
+//! The paper only edits facts the model already predicts correctly (its code skips the others);
+//! this crate edits whatever it is given, and `before.change_rate` shows how many prompts did
+//! not have t on top to begin with. Filter facts beforehand to match the paper.
 
 use crate::error::{check_batch_size, check_finite, torch, EditError, Result};
 use crate::experiment::FactNeurons;

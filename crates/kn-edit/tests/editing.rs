@@ -553,3 +553,36 @@ fn erasure_evaluation_measures_both_sides_and_the_control() {
     assert!(matches!(err, EditError::NoPrompts { .. }), "{err}");
     assert!(same(&snapshot(model.as_ref()), &original));
 }
+
+#[test]
+fn bert_update_and_restore() {
+    let mut model = tiny_bert();
+    let original = snapshot(model.as_ref());
+    let fact = fact(
+        model.as_ref(),
+        "P36:0",
+        "P36",
+        &["The capital of France is [MASK] ."],
+        "Paris",
+        &[(0, 5), (2, 60)],
+    );
+    let outcome = update_fact(
+        model.as_mut(),
+        &fact,
+        "Rome",
+        &NeuronFrequencies::default(),
+        &UpdateConfig::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        Some(outcome.new_token as u32),
+        model.tokenizer().token_to_id("Rome")
+    );
+    assert_eq!(
+        Some(outcome.old_token as u32),
+        model.tokenizer().token_to_id("Paris")
+    );
+    assert!(!same(&snapshot(model.as_ref()), &original));
+    outcome.handle.restore(model.as_mut()).unwrap();
+    assert!(same(&snapshot(model.as_ref()), &original));
+}
