@@ -4,6 +4,7 @@
 //! 2 bad input (usage, missing or malformed files, bad prompts), 3 internal failure.
 
 mod attribute;
+mod discover;
 mod exit;
 mod options;
 mod predict;
@@ -26,6 +27,9 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Integrated-gradients attribution of a prompt's answer over the FFN neurons.
     Attribute(attribute::AttributeArgs),
+    /// Find knowledge neurons of PARAREL facts: attribute, select, refine; write
+    /// neurons.jsonl, relations.json and stats.json (resumable).
+    Discover(discover::DiscoverArgs),
 }
 
 fn main() {
@@ -33,6 +37,7 @@ fn main() {
     let result: Result<(), CliError> = match cli.command {
         Command::Predict(args) => predict::run(args),
         Command::Attribute(args) => attribute::run(args),
+        Command::Discover(args) => discover::run(args),
     };
     if let Err(error) = result {
         eprintln!("kn: error: {error}");

@@ -1,0 +1,539 @@
+//! `kn discover`: the paper's knowledge-neuron discovery over PARAREL facts.
+//!
+//! For each selected fact: attribute every prompt (integrated gradients, all layers), select
+//! coarsely per prompt (score > t x max), refine across the fact's prompts (kept by more than
+//! a fraction p of them), and append one line to `DIR/neurons.jsonl`. At the end (also after a
+//! resumed run) `DIR/relations.json` (relation-level neurons) and `DIR/stats.json` are written
+//! from all lines. `DIR/config.json` records the exact configuration, the model fingerprint and
+//! the toolkit version; a run into a directory of another configuration is refused, and a run
+//! into one of the same configuration resumes (facts already written are skipped). Each line
+//! is written and synced whole, so an interrupted run loses at most the fact in progress.
+
+use crate::exit::CliError;
+use crate::options::{parse_layers, ModelOptions};
+use kn_attribution::{integrated_gradients, write_atomically, AttributionConfig, IntegrationRule, Target};
+use kn_data::{Dataset, Fact, Pararel, PromptStyle};
+use kn_model::{AnswerPolicy, KnowledgeModel, ModelKind};
+use kn_select::{
+    coarse_select, refine_all, summarize, AdaptiveShare, CoarseRule, FactCounts, FactNeurons, Neuron, RefineConfig,
+    ScoreMatrix,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Arguments of `kn discover`.
+#[derive(Debug, clap::Args)]
+pub struct DiscoverArgs {
+    #[command(flatten)]
+    pub model: ModelOptions,
+    /// Relations to run, comma-separated (e.g. P36,P19), or `all`.
+    #[arg(long)]
+    pub relations: String,
+    /// Facts per relation, drawn with --seed among the facts the model answers correctly
+    /// (0: every eligible fact).
+    #[arg(long, default_value_t = 20)]
+    pub facts_per_relation: usize,
+    /// Seed of the fact sampling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output directory (created; resumed when it holds a run of the same configuration).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// PARAREL directory (default: the copy in data/pararel).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Integration steps m.
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    /// Layers to attribute: `all`, `0-29`, `0,5,7-9`.
+    #[arg(long, default_value = "all")]
+    pub layers: String,
+    /// Coarse threshold t: a prompt selects neurons scoring above t x its maximum.
+    #[arg(long, default_value_t = 0.2)]
+    pub threshold: f32,
+    /// Refinement share p: a fact keeps neurons selected by more than p of its prompts.
+    #[arg(long, default_value_t = 0.7)]
+    pub share: f64,
+    /// Adapt p per relation in 0.05 steps until the mean neurons per fact is in [2, 5] (the
+    /// paper's code); applies to relations.json and stats.json.
+    #[arg(long)]
+    pub adaptive: bool,
+    /// Facts with fewer prompts than this are skipped.
+    #[arg(long, default_value_t = 3)]
+    pub min_prompts: usize,
+    /// Use at most this many prompts per fact (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub max_prompts: usize,
+    /// A fact counts as answered correctly when the answer's rank is at most this (1 = top-1)
+    /// on at least --correct-prompts of its prompts (0 disables the filter).
+    #[arg(long, default_value_t = 1)]
+    pub correct_rank: usize,
+    /// See --correct-rank.
+    #[arg(long, default_value_t = 1)]
+    pub correct_prompts: usize,
+    /// Keep only facts whose answer is a single token for the model's tokenizer.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub single_token: bool,
+    /// Process only shard i of n (`i/n`, 0-based): n processes cover every fact once.
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// Most rows (layer x point) per attribution pass (0: the default cap).
+    #[arg(long, default_value_t = 0)]
+    pub batch_size: usize,
+}
+
+/// The configuration a run directory records; a resumed run must match it exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// Toolkit version.
+    pub version: String,
+    /// Model source, architecture and fingerprint.
+    pub model: ModelRecord,
+    /// Selected relations.
+    pub relations: Vec<String>,
+    /// Facts per relation.
+    pub facts_per_relation: usize,
+    /// Sampling seed.
+    pub seed: u64,
+    /// Data directory.
+    pub data: String,
+    /// Attribution steps.
+    pub steps: usize,
+    /// Attributed layers.
+    pub layers: Vec<usize>,
+    /// Coarse threshold t.
+    pub threshold: f32,
+    /// Refinement share p.
+    pub share: f64,
+    /// Adaptive p.
+    pub adaptive: bool,
+    /// Minimum prompts.
+    pub min_prompts: usize,
+    /// Maximum prompts (0: all).
+    pub max_prompts: usize,
+    /// Correctness filter rank (0: off).
+    pub correct_rank: usize,
+    /// Correctness filter prompt count.
+    pub correct_prompts: usize,
+    /// Single-token answers only.
+    pub single_token: bool,
+    /// Shard `[index, count]`.
+    pub shard: Option<(usize, usize)>,
+}
+
+/// Which model produced a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRecord {
+    /// Where it was loaded from.
+    pub source: String,
+    /// Architecture name.
+    pub architecture: String,
+    /// Weights fingerprint.
+    pub fingerprint: String,
+}
+
+/// One prompt's record in neurons.jsonl.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PromptRecord {
+    /// The prompt text.
+    pub text: String,
+    /// Probability of the answer's first token.
+    pub prob: f64,
+    /// Rank of the answer (1 = top).
+    pub rank: usize,
+    /// Neurons the coarse selection chose for this prompt.
+    pub coarse: Vec<Neuron>,
+}
+
+/// A refined neuron with its score (mean attribution over the fact's prompts).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScoredNeuron {
+    /// Layer.
+    pub layer: usize,
+    /// Neuron index.
+    pub neuron: usize,
+    /// Mean attribution over the fact's prompts.
+    pub score: f32,
+}
+
+/// One line of neurons.jsonl: a fact and its knowledge neurons.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FactRecord {
+    /// Fact id (`P36:12`).
+    pub fact: String,
+    /// Relation id.
+    pub relation: String,
+    /// Subject.
+    pub subject: String,
+    /// Object (the answer).
+    pub object: String,
+    /// The prompts used, with clean probabilities and coarse selections.
+    pub prompts: Vec<PromptRecord>,
+    /// Refined knowledge neurons (share p of the configuration), highest score first.
+    pub neurons: Vec<ScoredNeuron>,
+    /// Attribution wall time for the fact, seconds.
+    pub seconds: f64,
+}
+
+/// Runs `kn discover`.
+pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
+    let shard = args.shard.as_deref().map(parse_shard).transpose()?;
+    let data_dir = args.data.clone().unwrap_or_else(Pararel::bundled_dir);
+    let dataset = Pararel::load(&data_dir).map_err(|e| CliError::BadInput(e.to_string()))?;
+    let relations = if args.relations.trim() == "all" {
+        dataset.relation_ids()
+    } else {
+        args.relations.split(',').map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect()
+    };
+    for relation in &relations {
+        dataset.relation(relation).map_err(|e| CliError::BadInput(e.to_string()))?;
+    }
+    CoarseRule::Relative { ratio: args.threshold }.validate().map_err(|e| CliError::BadInput(e.to_string()))?;
+    let refine = RefineConfig { share: args.share, min_prompts: args.min_prompts, ..RefineConfig::default() };
+    refine.validate().map_err(|e| CliError::BadInput(e.to_string()))?;
+    if args.steps == 0 {
+        return Err(CliError::BadInput("--steps must be at least 1".into()));
+    }
+
+    let model = args.model.load()?;
+    let info = model.info().clone();
+    let layers = parse_layers(&args.layers, info.num_layers)?;
+    let config = RunConfig {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        model: ModelRecord { source: info.source.clone(), architecture: info.architecture.clone(), fingerprint: info.fingerprint.clone() },
+        relations: relations.clone(),
+        facts_per_relation: args.facts_per_relation,
+        seed: args.seed,
+        data: data_dir.display().to_string(),
+        steps: args.steps,
+        layers: layers.clone(),
+        threshold: args.threshold,
+        share: args.share,
+        adaptive: args.adaptive,
+        min_prompts: args.min_prompts,
+        max_prompts: args.max_prompts,
+        correct_rank: args.correct_rank,
+        correct_prompts: args.correct_prompts,
+        single_token: args.single_token,
+        shard,
+    };
+    let out = OutputDir::open(&args.out, &config)?;
+    let done = out.finished_facts()?;
+
+    let style = match info.kind {
+        ModelKind::Masked => PromptStyle::Masked { mask_token: "[MASK]".into() },
+        ModelKind::Causal => PromptStyle::Causal,
+    };
+    let progress = |message: String| eprintln!("kn discover: {message}");
+    progress(format!("selecting facts of {} relation(s)", relations.len()));
+    let facts = select_facts(model.as_ref(), &dataset, &relations, &style, &args, shard, &progress)?;
+    let todo: Vec<&(&Fact, Vec<String>)> = facts.iter().filter(|(f, _)| !done.contains(&f.id.to_string())).collect();
+    progress(format!("{} facts selected, {} already done, {} to attribute", facts.len(), facts.len() - todo.len(), todo.len()));
+
+    let attribution = AttributionConfig {
+        steps: args.steps,
+        rule: IntegrationRule::Left,
+        target: Target::Probability,
+        layers: Some(layers.clone()),
+        batch_size: args.batch_size,
+    };
+    let rule = CoarseRule::Relative { ratio: args.threshold };
+    let started = Instant::now();
+    for (k, (fact, prompts)) in todo.iter().enumerate() {
+        let record = discover_fact(model.as_ref(), fact, prompts, &attribution, &rule, &refine)?;
+        out.append(&record)?;
+        let elapsed = started.elapsed().as_secs_f64();
+        let per_fact = elapsed / (k + 1) as f64;
+        let eta = per_fact * (todo.len() - k - 1) as f64;
+        progress(format!(
+            "[{}/{}] {} {} -> {}: {} prompts, {} neurons, {:.1} s/fact, ETA {}",
+            k + 1,
+            todo.len(),
+            record.fact,
+            record.subject,
+            record.object,
+            record.prompts.len(),
+            record.neurons.len(),
+            per_fact,
+            format_duration(eta)
+        ));
+    }
+    let records = out.records()?;
+    write_summaries(&out, &records, &config, &refine)?;
+    progress(format!("done: {} facts in {}", records.len(), out.dir.display()));
+    Ok(())
+}
+
+/// Parses `i/n`.
+pub fn parse_shard(spec: &str) -> Result<(usize, usize), CliError> {
+    let bad = || CliError::BadInput(format!("--shard {spec:?}: use i/n with 0 <= i < n, e.g. 0/4"));
+    let (i, n) = spec.split_once('/').ok_or_else(bad)?;
+    let (i, n) = (i.trim().parse::<usize>().map_err(|_| bad())?, n.trim().parse::<usize>().map_err(|_| bad())?);
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+fn format_duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else {
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
+
+/// The facts to run with their prompt texts: per relation, the eligible facts in a seeded
+/// order, keeping the first `facts_per_relation` the model answers correctly; then the shard.
+fn select_facts<'a>(
+    model: &dyn KnowledgeModel,
+    dataset: &'a Dataset,
+    relations: &[String],
+    style: &PromptStyle,
+    args: &DiscoverArgs,
+    shard: Option<(usize, usize)>,
+    progress: &dyn Fn(String),
+) -> Result<Vec<(&'a Fact, Vec<String>)>, CliError> {
+    let mut chosen = Vec::new();
+    for relation in relations {
+        let facts = dataset.facts_of(relation).map_err(|e| CliError::BadInput(e.to_string()))?;
+        let mut order: Vec<&Fact> = facts.iter().collect();
+        order.sort_by_key(|f| kn_data::seed::derive_seed(args.seed, &f.id.to_string()));
+        let mut kept = 0;
+        let mut checked = 0;
+        for fact in order {
+            if args.facts_per_relation > 0 && kept >= args.facts_per_relation {
+                break;
+            }
+            let mut prompts: Vec<String> = dataset.prompts(fact, style).into_iter().map(|p| p.text).collect();
+            if args.max_prompts > 0 {
+                prompts.truncate(args.max_prompts);
+            }
+            if prompts.len() < args.min_prompts.max(1) {
+                continue;
+            }
+            let policy = if args.single_token { AnswerPolicy::SingleToken } else { AnswerPolicy::FirstToken };
+            let encoded: Result<Vec<_>, _> = prompts.iter().map(|p| model.encode(p, Some(&fact.object), policy)).collect();
+            let Ok(encoded) = encoded else { continue };
+            checked += 1;
+            if args.correct_rank > 0 {
+                let ranks = answer_ranks(model, &encoded)?;
+                let correct = ranks.iter().filter(|&&(_, rank)| rank <= args.correct_rank).count();
+                if correct < args.correct_prompts {
+                    continue;
+                }
+            }
+            kept += 1;
+            chosen.push((fact, prompts));
+        }
+        progress(format!("{relation}: {kept} facts kept of {checked} checked"));
+    }
+    if let Some((index, count)) = shard {
+        chosen = chosen.into_iter().enumerate().filter(|(k, _)| k % count == index).map(|(_, c)| c).collect();
+    }
+    Ok(chosen)
+}
+
+/// Probability and rank (1 = top) of each prompt's first answer token, in batches.
+pub fn answer_ranks(model: &dyn KnowledgeModel, prompts: &[kn_model::EncodedPrompt]) -> Result<Vec<(f64, usize)>, CliError> {
+    let mut result = Vec::with_capacity(prompts.len());
+    for chunk in prompts.chunks(16) {
+        let output = model.forward(chunk, &[], false)?;
+        let values = kn_model::guard(|| {
+            let probs = output.logits.softmax(-1, kn_model::tch::Kind::Float);
+            let mut values = Vec::new();
+            for (row, prompt) in chunk.iter().enumerate() {
+                let answer = prompt.targets.first().map(|t| t.1).unwrap_or(0);
+                let row_probs = probs.get(row as i64);
+                let p = row_probs.double_value(&[answer]);
+                let above = row_probs.gt(p).sum(kn_model::tch::Kind::Int64).int64_value(&[]);
+                values.push((p, above as usize + 1));
+            }
+            Ok(values)
+        })?;
+        result.extend(values);
+    }
+    Ok(result)
+}
+
+fn discover_fact(
+    model: &dyn KnowledgeModel,
+    fact: &Fact,
+    prompts: &[String],
+    attribution: &AttributionConfig,
+    rule: &CoarseRule,
+    refine: &RefineConfig,
+) -> Result<FactRecord, CliError> {
+    let started = Instant::now();
+    let width = model.info().ffn_width;
+    let mut records = Vec::with_capacity(prompts.len());
+    let mut matrices = Vec::with_capacity(prompts.len());
+    for text in prompts {
+        let prompt = model.encode(text, Some(&fact.object), AnswerPolicy::FirstToken)?;
+        let result = integrated_gradients(model, &prompt, attribution)?;
+        let matrix = ScoreMatrix::new(result.layers.clone(), width, result.scores.iter().copied().collect())
+            .map_err(|e| CliError::Internal(e.to_string()))?;
+        let coarse = coarse_select(&matrix, rule).map_err(|e| CliError::Internal(e.to_string()))?;
+        let rank = answer_ranks(model, std::slice::from_ref(&prompt))?.first().map(|r| r.1).unwrap_or(0);
+        records.push(PromptRecord { text: text.clone(), prob: result.clean_prob, rank, coarse });
+        matrices.push(matrix);
+    }
+    let coarse: Vec<Vec<Neuron>> = records.iter().map(|r| r.coarse.clone()).collect();
+    let counts = FactCounts::from_coarse(fact.id.to_string(), fact.relation(), &coarse);
+    let refined = counts.refine(refine).unwrap_or_default();
+    let mut neurons: Vec<ScoredNeuron> = refined
+        .iter()
+        .map(|&n| {
+            let total: f32 = matrices.iter().filter_map(|m| m.get(n)).sum();
+            ScoredNeuron { layer: n.layer, neuron: n.index, score: total / matrices.len().max(1) as f32 }
+        })
+        .collect();
+    neurons.sort_by(|a, b| b.score.total_cmp(&a.score));
+    Ok(FactRecord {
+        fact: fact.id.to_string(),
+        relation: fact.relation().to_string(),
+        subject: fact.subject.clone(),
+        object: fact.object.clone(),
+        prompts: records,
+        neurons,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// A run directory: config.json, neurons.jsonl, relations.json, stats.json.
+pub struct OutputDir {
+    dir: PathBuf,
+}
+
+impl OutputDir {
+    /// Creates `dir` or checks that it holds a run of the same configuration.
+    pub fn open(dir: &Path, config: &RunConfig) -> Result<Self, CliError> {
+        let io = |e: std::io::Error| CliError::Internal(format!("{}: {e}", dir.display()));
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let config_path = dir.join("config.json");
+        let text = serde_json::to_string_pretty(config).map_err(|e| CliError::Internal(e.to_string()))?;
+        match std::fs::read_to_string(&config_path) {
+            Ok(existing) => {
+                let existing: RunConfig = serde_json::from_str(&existing).map_err(|e| {
+                    CliError::BadInput(format!("{} is not a kn discover configuration: {e}", config_path.display()))
+                })?;
+                if &existing != config {
+                    return Err(CliError::BadInput(format!(
+                        "{} holds results of a different configuration ({}); use another --out directory",
+                        dir.display(),
+                        describe_difference(&existing, config)
+                    )));
+                }
+            }
+            Err(_) if dir.join("neurons.jsonl").exists() => {
+                return Err(CliError::BadInput(format!(
+                    "{} has neurons.jsonl but no config.json: refusing to mix results",
+                    dir.display()
+                )))
+            }
+            Err(_) => write_atomically(&config_path, text.as_bytes()).map_err(io)?,
+        }
+        Ok(Self { dir: dir.to_path_buf() })
+    }
+
+    fn neurons_path(&self) -> PathBuf {
+        self.dir.join("neurons.jsonl")
+    }
+
+    /// The finished records; a torn last line (an interrupted write) is dropped from the file.
+    pub fn records(&self) -> Result<Vec<FactRecord>, CliError> {
+        let path = self.neurons_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(CliError::Internal(format!("{}: {e}", path.display()))),
+        };
+        let mut records = Vec::new();
+        let mut valid_bytes = 0;
+        for line in text.split_inclusive('\n') {
+            if !line.ends_with('\n') {
+                break; // torn write
+            }
+            match serde_json::from_str::<FactRecord>(line.trim_end()) {
+                Ok(record) => records.push(record),
+                Err(e) => {
+                    return Err(CliError::BadInput(format!("{} line {}: {e}", path.display(), records.len() + 1)));
+                }
+            }
+            valid_bytes += line.len();
+        }
+        if valid_bytes < text.len() {
+            write_atomically(&path, &text.as_bytes()[..valid_bytes]).map_err(|e| CliError::Internal(e.to_string()))?;
+        }
+        Ok(records)
+    }
+
+    fn finished_facts(&self) -> Result<BTreeSet<String>, CliError> {
+        Ok(self.records()?.into_iter().map(|r| r.fact).collect())
+    }
+
+    /// Appends one record as one line and syncs it to disk.
+    pub fn append(&self, record: &FactRecord) -> Result<(), CliError> {
+        let path = self.neurons_path();
+        let io = |e: std::io::Error| CliError::Internal(format!("{}: {e}", path.display()));
+        let mut line = serde_json::to_string(record).map_err(|e| CliError::Internal(e.to_string()))?;
+        line.push('\n');
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(io)?;
+        file.write_all(line.as_bytes()).map_err(io)?;
+        file.sync_data().map_err(io)
+    }
+}
+
+fn describe_difference(old: &RunConfig, new: &RunConfig) -> String {
+    let old = serde_json::to_value(old).unwrap_or_default();
+    let new = serde_json::to_value(new).unwrap_or_default();
+    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else { return "unknown".into() };
+    let keys: Vec<&String> = new.keys().filter(|k| old.get(*k) != new.get(*k)).collect();
+    format!("differs in {}", keys.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", "))
+}
+
+/// relations.json and stats.json from all finished records.
+fn write_summaries(out: &OutputDir, records: &[FactRecord], config: &RunConfig, refine: &RefineConfig) -> Result<(), CliError> {
+    let counts: Vec<FactCounts> = records
+        .iter()
+        .map(|r| {
+            let coarse: Vec<Vec<Neuron>> = r.prompts.iter().map(|p| p.coarse.clone()).collect();
+            FactCounts::from_coarse(r.fact.clone(), r.relation.clone(), &coarse)
+        })
+        .collect();
+    let adaptive = config.adaptive.then(AdaptiveShare::paper_code);
+    let refined = refine_all(&counts, refine, adaptive.as_ref()).map_err(|e| CliError::Internal(e.to_string()))?;
+    let mut relations = BTreeMap::new();
+    let mut all_facts: Vec<FactNeurons> = Vec::new();
+    for relation in &refined {
+        let neurons = relation.relation_neurons(0.1);
+        relations.insert(
+            relation.relation.clone(),
+            serde_json::json!({
+                "facts": relation.facts.len(),
+                "skipped": relation.skipped,
+                "share": relation.share,
+                "mean_neurons_per_fact": relation.mean_neurons,
+                "neurons": neurons,
+            }),
+        );
+        all_facts.extend(relation.facts.iter().cloned());
+    }
+    let seconds: Vec<f64> = records.iter().map(|r| r.seconds).collect();
+    let stats = serde_json::json!({
+        "summary": summarize(&all_facts),
+        "seconds_per_fact": seconds.iter().sum::<f64>() / seconds.len().max(1) as f64,
+        "prompts_per_fact": records.iter().map(|r| r.prompts.len()).sum::<usize>() as f64 / records.len().max(1) as f64,
+        "config": config,
+    });
+    let write = |name: &str, value: &serde_json::Value| {
+        let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Internal(e.to_string()))?;
+        write_atomically(&out.dir.join(name), text.as_bytes()).map_err(|e| CliError::Internal(format!("{name}: {e}")))
+    };
+    write("relations.json", &serde_json::to_value(&relations).unwrap_or_default())?;
+    write("stats.json", &stats)
+}
