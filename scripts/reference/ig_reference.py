@@ -217,18 +217,20 @@ def main():
 
     results = []
     times = []
+    cpu_times = []
     for prompt, answer in zip(args.prompt, answers):
         ids, pos = loaded.encode(prompt)
         aid = answer if isinstance(answer, int) else loaded.answer_id(answer)
         for rep in range(args.repeat):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             res = run_ig(loaded, ids, pos, aid, layers, args.steps, args.rule, args.target, args.batch,
                          endpoints=not args.time)
-            dt = time.perf_counter() - t
+            dt, dc = time.perf_counter() - t, time.process_time() - c
             times.append(dt)
+            cpu_times.append(dc)
             if args.time:
                 print(f"[time] prompt {prompt!r}: {len(layers)} layers x m={args.steps} ({len(ids)} tokens): "
-                      f"{dt:.2f} s (run {rep + 1}/{args.repeat})", flush=True)
+                      f"{dt:.2f} s wall, {dc:.2f} s CPU (run {rep + 1}/{args.repeat})", flush=True)
         top = top_neurons(layers, res["attributions"], args.top)
         print(f"prompt {prompt!r} ids {ids} answer id {aid} ({loaded.token_str(aid)!r}) "
               f"clean p = {res['clean_prob']:.6g}")
@@ -253,7 +255,9 @@ def main():
     if args.time:
         mean = sum(times) / len(times)
         print(f"[time] seconds per prompt (all {len(layers)} requested layers, m={args.steps}, "
-              f"{torch.get_num_threads()} threads): mean {mean:.2f}, min {min(times):.2f}, over {len(times)} runs")
+              f"{torch.get_num_threads()} threads): mean {mean:.2f}, min {min(times):.2f}, over {len(times)} runs; "
+              f"CPU seconds per prompt: mean {sum(cpu_times) / len(cpu_times):.2f} (wall ~ CPU / threads when "
+              f"the machine is otherwise idle)")
     if args.json:
         rc.write_json(args.json, {**rc.header("ig_reference.py", args.model), "results": results})
         print(f"wrote {args.json}")
