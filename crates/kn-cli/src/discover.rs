@@ -496,8 +496,8 @@ fn describe_difference(old: &RunConfig, new: &RunConfig) -> String {
     format!("differs in {}", keys.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", "))
 }
 
-/// relations.json and stats.json from all finished records.
-fn write_summaries(out: &OutputDir, records: &[FactRecord], config: &RunConfig, refine: &RefineConfig) -> Result<(), CliError> {
+/// Writes relations.json and stats.json from all finished records.
+pub fn write_summaries(out: &OutputDir, records: &[FactRecord], config: &RunConfig, refine: &RefineConfig) -> Result<(), CliError> {
     let counts: Vec<FactCounts> = records
         .iter()
         .map(|r| {

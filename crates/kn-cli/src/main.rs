@@ -6,6 +6,7 @@
 mod attribute;
 mod discover;
 mod exit;
+mod merge;
 mod options;
 mod predict;
 
@@ -30,6 +31,8 @@ enum Command {
     /// Find knowledge neurons of PARAREL facts: attribute, select, refine; write
     /// neurons.jsonl, relations.json and stats.json (resumable).
     Discover(discover::DiscoverArgs),
+    /// Combine the outputs of `kn discover --shard i/n` runs into one run directory.
+    Merge(merge::MergeArgs),
 }
 
 fn main() {
@@ -38,6 +41,7 @@ fn main() {
         Command::Predict(args) => predict::run(args),
         Command::Attribute(args) => attribute::run(args),
         Command::Discover(args) => discover::run(args),
+        Command::Merge(args) => merge::run(args),
     };
     if let Err(error) = result {
         eprintln!("kn: error: {error}");

@@ -94,6 +94,34 @@ fn shards_cover_every_fact_exactly_once() {
     let unique: BTreeSet<&String> = union.iter().collect();
     assert_eq!(unique.len(), union.len(), "a fact was processed by two shards");
     assert_eq!(unique, facts(&whole).iter().collect::<BTreeSet<_>>());
+
+    // kn merge reproduces the unsharded run: same facts in the same order, same neurons.
+    let merged = dir.path().join("merged");
+    let shards: Vec<String> = (0..3).map(|i| dir.path().join(format!("shard{i}")).display().to_string()).collect();
+    let mut args = vec!["merge".to_string(), "--out".to_string(), merged.display().to_string()];
+    args.extend(shards.iter().rev().cloned());
+    ok(&Command::new(env!("CARGO_BIN_EXE_kn")).args(&args).output().unwrap());
+    assert_eq!(facts(&merged), facts(&whole));
+    let neurons = |dir: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(dir.join("neurons.jsonl")).unwrap().lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["neurons"].clone()).collect()
+    };
+    assert_eq!(neurons(&merged), neurons(&whole));
+    let stats = |dir: &Path| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(dir.join("stats.json")).unwrap()).unwrap()["summary"].clone()
+    };
+    assert_eq!(stats(&merged), stats(&whole));
+
+    // Missing or repeated shards are refused.
+    let output = Command::new(env!("CARGO_BIN_EXE_kn"))
+        .args(["merge", "--out", &dir.path().join("m2").display().to_string(), &shards[0], &shards[1]])
+        .output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("missing"));
+    let output = Command::new(env!("CARGO_BIN_EXE_kn"))
+        .args(["merge", "--out", &dir.path().join("m3").display().to_string(), &shards[0], &shards[0], &shards[1], &shards[2]])
+        .output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
 }
 
 #[test]

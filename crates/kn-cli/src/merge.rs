@@ -1,0 +1,89 @@
+//! `kn merge`: combine the run directories of `kn discover --shard i/n` into one run, checking
+//! that every shard used the same configuration and model, that all n shards are there, and
+//! that every fact is present exactly once. The merged neurons.jsonl has the unsharded run's
+//! fact order (shard i holds selection positions i, i + n, ...), and relations.json and
+//! stats.json are recomputed from all facts.
+
+use crate::discover::{write_summaries, FactRecord, OutputDir, RunConfig};
+use crate::exit::CliError;
+use kn_select::RefineConfig;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+/// Arguments of `kn merge`.
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// The merged run directory (must not hold another run).
+    #[arg(long)]
+    out: PathBuf,
+    /// The shard run directories (any order).
+    #[arg(required = true)]
+    shards: Vec<PathBuf>,
+}
+
+/// Runs `kn merge`.
+pub fn run(args: MergeArgs) -> Result<(), CliError> {
+    let mut shards: Vec<(RunConfig, Vec<FactRecord>, PathBuf)> = Vec::new();
+    for dir in &args.shards {
+        let config_path = dir.join("config.json");
+        let text = std::fs::read_to_string(&config_path)
+            .map_err(|e| CliError::BadInput(format!("{}: {e} (not a kn discover run?)", config_path.display())))?;
+        let config: RunConfig = serde_json::from_str(&text)
+            .map_err(|e| CliError::BadInput(format!("{}: {e}", config_path.display())))?;
+        let records = OutputDir::open(dir, &config)?.records()?;
+        shards.push((config, records, dir.clone()));
+    }
+    let Some((first, _, _)) = shards.first() else {
+        return Err(CliError::BadInput("no shard directories given".into()));
+    };
+    let count = match first.shard {
+        Some((_, count)) => count,
+        None => return Err(CliError::BadInput(format!("{} is not a sharded run", args.shards[0].display()))),
+    };
+    let unsharded = RunConfig { shard: None, ..first.clone() };
+    let mut by_index: Vec<Option<usize>> = vec![None; count];
+    for (k, (config, _, dir)) in shards.iter().enumerate() {
+        let Some((index, n)) = config.shard else {
+            return Err(CliError::BadInput(format!("{} is not a sharded run", dir.display())));
+        };
+        if n != count || (RunConfig { shard: None, ..config.clone() }) != unsharded {
+            return Err(CliError::BadInput(format!(
+                "{} was run with another configuration than {}",
+                dir.display(),
+                args.shards[0].display()
+            )));
+        }
+        if by_index[index].replace(k).is_some() {
+            return Err(CliError::BadInput(format!("shard {index}/{count} is given twice")));
+        }
+    }
+    if let Some(missing) = by_index.iter().position(Option::is_none) {
+        return Err(CliError::BadInput(format!("shard {missing}/{count} is missing")));
+    }
+    // Interleave: selection position p lives in shard p % n at row p / n.
+    let ordered: Vec<&Vec<FactRecord>> = by_index.iter().flatten().map(|&k| &shards[k].1).collect();
+    let longest = ordered.iter().map(|r| r.len()).max().unwrap_or(0);
+    let mut merged: Vec<FactRecord> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for row in 0..longest {
+        for records in &ordered {
+            if let Some(record) = records.get(row) {
+                if !seen.insert(record.fact.clone()) {
+                    return Err(CliError::BadInput(format!("fact {} appears in more than one shard", record.fact)));
+                }
+                merged.push(record.clone());
+            }
+        }
+    }
+    let out = OutputDir::open(&args.out, &unsharded)?;
+    if !out.records()?.is_empty() {
+        return Err(CliError::BadInput(format!("{} already holds results; merge into an empty directory", args.out.display())));
+    }
+    for record in &merged {
+        out.append(record)?;
+    }
+    let refine = RefineConfig { share: unsharded.share, min_prompts: unsharded.min_prompts, ..RefineConfig::default() };
+    write_summaries(&out, &merged, &unsharded, &refine)?;
+    eprintln!("kn merge: {} facts from {} shards into {}", merged.len(), count, args.out.display());
+    Ok(())
+}
