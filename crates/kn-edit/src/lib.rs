@@ -59,6 +59,8 @@
 //! # }
 //! ```
 
+mod baseline;
+mod chart;
 mod erase;
 mod error;
 mod experiment;
@@ -69,6 +71,8 @@ mod scoring;
 mod seed;
 mod update;
 
+pub use baseline::{activation_baseline, add_activation_baselines, mean_activations};
+pub use chart::{ChartError, ChartGroup, ChartMeasure, ChartPair, SuppressionChart};
 pub use erase::{
     erase_neurons, erase_relation, erasure_token, evaluate_erasure, EraseConfig, EraseOutcome,
     ErasureEvaluation, ErasureMetrics, ErasureValue, CAUSAL_UNKNOWN_TOKENS, MASKED_UNKNOWN_TOKENS,
