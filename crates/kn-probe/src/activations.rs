@@ -1,0 +1,534 @@
+//! The paper's activation experiment (Dai et al. 2022, Figure 5): do a fact's knowledge neurons
+//! fire when the fact is expressed?
+//!
+//! For each fact with knowledge neurons and BINGREL bags, probe sentences are built with
+//! [`kn_data::fact_probes`] (T1: head+tail sentences with the tail hidden; T2: head-only
+//! sentences with a random non-head word hidden; T3: as many random sentences of other facts as
+//! T1 kept, a random word hidden). "Hidden" is the mask token for masked LMs and a cut just
+//! before the word for causal LMs, whose activations are read at the last kept token. Every
+//! probe goes through the model once (batched, no gradients, sentences sorted by length to
+//! limit padding) and the FFN activations at the hidden position are read.
+//!
+//! A fact's value for a kind is the mean activation of its knowledge neurons, averaged over its
+//! neurons and over its sentences of that kind. Relations and the whole run report the mean of
+//! their facts' values with its standard error (facts weigh equally), and
+//! [`ActivationReport::mean_of_relations`] the mean of the relation means (the aggregation of
+//! the paper's figure). The same is computed for a random control: per knowledge neuron, a
+//! random neuron of the same layer ([`KnowledgeFact::random_neurons`]).
+//!
+//! What is skipped is counted, never silently dropped:
+//! - facts ([`FactSkips`]): without knowledge neurons, without a bag, with an empty head+tail
+//!   or head-only bag (as the authors' code, which needs both), or left without an evaluable
+//!   sentence of some kind;
+//! - sentences ([`SentenceCounts`]): the tail or an eligible word not found, no context left by
+//!   a causal cut, longer than the model's context, not encodable, or belonging to a skipped
+//!   fact.
+
+use std::collections::BTreeMap;
+
+use kn_data::{fact_probes, FactBags, ProbeSet, PromptStyle};
+use kn_model::{AnswerPolicy, EncodedPrompt, KnowledgeModel, ModelError, ModelInfo, ModelKind};
+use serde::{Deserialize, Serialize};
+
+use crate::corpus::{Corpus, KnowledgeFact};
+use crate::error::{ProbeError, Result};
+use crate::stats::{SentenceKind, Summary, Triple};
+
+/// Default number of probe sentences per forward pass.
+pub const DEFAULT_BATCH_SIZE: usize = 16;
+
+/// Settings of [`activation_experiment`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivationConfig {
+    /// Use at most this many head+tail and this many head-only sentences per fact, the first
+    /// ones of each bag (0: all, as the paper).
+    pub sentences_per_fact: usize,
+    /// Seed of the hidden words (T2, T3), the T3 sentences and the random neurons.
+    pub seed: u64,
+    /// Sentences per forward pass (at least 1).
+    pub batch_size: usize,
+    /// Also measure random neurons of the same layers.
+    pub random_control: bool,
+}
+
+impl Default for ActivationConfig {
+    fn default() -> Self {
+        Self { sentences_per_fact: 0, seed: 0, batch_size: DEFAULT_BATCH_SIZE, random_control: true }
+    }
+}
+
+/// What happened to the sentences of one kind.
+///
+/// `sentences = target_missing + no_context + too_long + unencodable + fact_skipped + evaluated`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentenceCounts {
+    /// Sentences looked at.
+    pub sentences: usize,
+    /// Sentences run through the model and counted in the means.
+    pub evaluated: usize,
+    /// Skipped: the tail (T1) or an eligible word (T2, T3) was not found.
+    pub target_missing: usize,
+    /// Skipped: the causal cut left no text.
+    pub no_context: usize,
+    /// Skipped: longer than the model's context.
+    pub too_long: usize,
+    /// Skipped: the model could not encode it (e.g. a masked sentence with a second mask).
+    pub unencodable: usize,
+    /// Encodable, but its fact was skipped for lack of sentences of another kind.
+    pub fact_skipped: usize,
+}
+
+impl SentenceCounts {
+    /// Adds another set of counts to this one.
+    pub fn add(&mut self, other: &SentenceCounts) {
+        self.sentences += other.sentences;
+        self.evaluated += other.evaluated;
+        self.target_missing += other.target_missing;
+        self.no_context += other.no_context;
+        self.too_long += other.too_long;
+        self.unencodable += other.unencodable;
+        self.fact_skipped += other.fact_skipped;
+    }
+}
+
+/// Facts left out, by the first reason that applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FactSkips {
+    /// No knowledge neurons.
+    pub no_neurons: usize,
+    /// The corpus has no bag at the fact's index.
+    pub no_bag: usize,
+    /// An empty head+tail bag.
+    pub empty_th_bag: usize,
+    /// An empty head-only bag.
+    pub empty_h_bag: usize,
+    /// No evaluable T1 sentence (tail never found, or every sentence too long).
+    pub no_t1_sentence: usize,
+    /// No evaluable T2 sentence.
+    pub no_t2_sentence: usize,
+    /// No evaluable T3 sentence.
+    pub no_t3_sentence: usize,
+}
+
+impl FactSkips {
+    /// Adds another set of counts to this one.
+    pub fn add(&mut self, other: &FactSkips) {
+        self.no_neurons += other.no_neurons;
+        self.no_bag += other.no_bag;
+        self.empty_th_bag += other.empty_th_bag;
+        self.empty_h_bag += other.empty_h_bag;
+        self.no_t1_sentence += other.no_t1_sentence;
+        self.no_t2_sentence += other.no_t2_sentence;
+        self.no_t3_sentence += other.no_t3_sentence;
+    }
+
+    /// All skipped facts.
+    pub fn total(&self) -> usize {
+        self.no_neurons
+            + self.no_bag
+            + self.empty_th_bag
+            + self.empty_h_bag
+            + self.no_t1_sentence
+            + self.no_t2_sentence
+            + self.no_t3_sentence
+    }
+
+    fn missing(&mut self, kind: SentenceKind) {
+        match kind {
+            SentenceKind::T1 => self.no_t1_sentence += 1,
+            SentenceKind::T2 => self.no_t2_sentence += 1,
+            SentenceKind::T3 => self.no_t3_sentence += 1,
+        }
+    }
+}
+
+/// One evaluated fact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FactActivation {
+    /// Fact id (`P36:12`).
+    pub fact: String,
+    /// Relation id.
+    pub relation: String,
+    /// Subject (head).
+    pub subject: String,
+    /// Object (tail).
+    pub object: String,
+    /// Its knowledge neurons, `(layer, neuron)`.
+    pub neurons: Vec<(usize, usize)>,
+    /// The random control neurons (empty without the control).
+    pub random_neurons: Vec<(usize, usize)>,
+    /// Mean activation of the knowledge neurons (over neurons and sentences), per kind.
+    pub knowledge: Triple<f64>,
+    /// The same for the random neurons.
+    pub random: Option<Triple<f64>>,
+    /// Sentences evaluated, per kind.
+    pub sentences: Triple<usize>,
+}
+
+/// Results of a group of facts (a relation, or all of them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupReport {
+    /// Facts evaluated.
+    pub facts: usize,
+    /// Mean over facts of their knowledge-neuron activation, with standard errors, per kind.
+    pub knowledge: Triple<Summary>,
+    /// The same for the random control.
+    pub random: Option<Triple<Summary>>,
+    /// Facts skipped.
+    pub skipped: FactSkips,
+    /// What happened to the sentences, per kind.
+    pub sentences: Triple<SentenceCounts>,
+}
+
+/// The mean of relation means, the aggregation of the paper's figure (each relation weighs
+/// equally); relations without an evaluated fact are left out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelationMeans {
+    /// Relations averaged.
+    pub relations: usize,
+    /// Knowledge neurons, per kind.
+    pub knowledge: Triple<Option<f64>>,
+    /// Random control, per kind.
+    pub random: Option<Triple<Option<f64>>>,
+}
+
+/// Which model produced a report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSummary {
+    /// Architecture name.
+    pub architecture: String,
+    /// Masked or causal.
+    pub kind: ModelKind,
+    /// Where it was loaded from.
+    pub source: String,
+    /// Weights fingerprint.
+    pub fingerprint: String,
+    /// Longest input, in tokens.
+    pub max_positions: usize,
+}
+
+impl From<&ModelInfo> for ModelSummary {
+    fn from(info: &ModelInfo) -> Self {
+        Self {
+            architecture: info.architecture.clone(),
+            kind: info.kind,
+            source: info.source.clone(),
+            fingerprint: info.fingerprint.clone(),
+            max_positions: info.max_positions,
+        }
+    }
+}
+
+/// The result of [`activation_experiment`]; serializes to the `activations.json` layout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivationReport {
+    /// The model.
+    pub model: ModelSummary,
+    /// The settings.
+    pub config: ActivationConfig,
+    /// All facts together.
+    pub overall: GroupReport,
+    /// The paper's aggregation: the mean of relation means.
+    pub mean_of_relations: RelationMeans,
+    /// Per relation.
+    pub relations: BTreeMap<String, GroupReport>,
+    /// Every evaluated fact, in input order.
+    pub facts: Vec<FactActivation>,
+}
+
+/// A probe sentence ready for the model.
+struct Job {
+    fact: usize,
+    kind: SentenceKind,
+    prompt: EncodedPrompt,
+}
+
+/// Per fact: what is being measured and the running sums.
+struct Plan {
+    input: usize,
+    neurons: Vec<usize>,
+    random: Vec<usize>,
+    random_neurons: Vec<(usize, usize)>,
+    sums: Triple<(f64, f64, usize)>,
+}
+
+/// The prompt style of a model: the mask token for masked LMs, cuts for causal ones.
+pub fn prompt_style(info: &ModelInfo) -> PromptStyle {
+    match info.kind {
+        ModelKind::Masked => PromptStyle::Masked { mask_token: "[MASK]".into() },
+        ModelKind::Causal => PromptStyle::Causal,
+    }
+}
+
+/// The first `n` head+tail and head-only sentences of a bag (all for `n == 0`).
+pub fn truncate_bags(bags: &FactBags, n: usize) -> FactBags {
+    let take = |v: &Vec<String>| if n == 0 { v.clone() } else { v.iter().take(n).cloned().collect() };
+    FactBags { th_bags: take(&bags.th_bags), h_bags: take(&bags.h_bags) }
+}
+
+/// Encodes probe texts without an answer; counts what could not be encoded.
+pub(crate) fn encode_all<'a>(
+    model: &dyn KnowledgeModel,
+    texts: impl IntoIterator<Item = &'a str>,
+    counts: &mut SentenceCounts,
+) -> Result<Vec<Option<EncodedPrompt>>> {
+    let mut out = Vec::new();
+    for text in texts {
+        match model.encode(text, None, AnswerPolicy::FirstToken) {
+            Ok(prompt) => out.push(Some(prompt)),
+            Err(ModelError::PromptTooLong { .. }) => {
+                counts.too_long += 1;
+                out.push(None);
+            }
+            Err(ModelError::Torch(message)) => return Err(ProbeError::Model(ModelError::Torch(message))),
+            Err(_) => {
+                counts.unencodable += 1;
+                out.push(None);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Flat indices `layer * width + neuron`.
+fn flat(neurons: &[(usize, usize)], width: usize) -> Vec<usize> {
+    neurons.iter().map(|&(l, n)| l * width + n).collect()
+}
+
+/// Runs `prompts` through the model in batches sorted by length and calls `each(i, row)` with
+/// each prompt's index and its activations at the answer position, flattened
+/// `[layers * ffn_width]`. `progress(done, total)` is called after each batch.
+pub(crate) fn for_each_activation(
+    model: &dyn KnowledgeModel,
+    prompts: &[&EncodedPrompt],
+    batch_size: usize,
+    progress: &mut dyn FnMut(usize, usize),
+    mut each: impl FnMut(usize, &[f32]),
+) -> Result<()> {
+    let mut order: Vec<usize> = (0..prompts.len()).collect();
+    order.sort_by_key(|&i| prompts[i].token_ids.len());
+    let mut done = 0;
+    for chunk in order.chunks(batch_size.max(1)) {
+        let batch: Vec<EncodedPrompt> = chunk.iter().map(|&i| prompts[i].clone()).collect();
+        let output = model.forward(&batch, &[], true)?;
+        let activations = output
+            .activations
+            .ok_or_else(|| ModelError::InvalidArgument("the model returned no activations".into()))?;
+        let values: Vec<f32> = kn_model::guard(|| {
+            let flat = activations.to_device(tch::Device::Cpu).to_kind(tch::Kind::Float).contiguous().view([-1]);
+            Vec::<f32>::try_from(&flat).map_err(|e| ModelError::Torch(e.to_string()))
+        })?;
+        let row = values.len() / chunk.len().max(1);
+        for (k, &i) in chunk.iter().enumerate() {
+            if let Some(slice) = values.get(k * row..(k + 1) * row) {
+                each(i, slice);
+            }
+        }
+        done += chunk.len();
+        progress(done, prompts.len());
+    }
+    Ok(())
+}
+
+/// Mean of `row` at `indices` (NaN for none).
+pub(crate) fn mean_at(row: &[f32], indices: &[usize]) -> f64 {
+    let values: Vec<f64> = indices.iter().filter_map(|&i| row.get(i)).map(|&v| f64::from(v)).collect();
+    if values.is_empty() {
+        f64::NAN
+    } else {
+        values.iter().sum::<f64>() / values.len() as f64
+    }
+}
+
+fn skipped_sentences(set: &ProbeSet) -> SentenceCounts {
+    SentenceCounts {
+        sentences: set.counts.sentences,
+        target_missing: set.counts.target_missing,
+        no_context: set.counts.no_context,
+        ..SentenceCounts::default()
+    }
+}
+
+/// Runs the activation experiment on `facts` (see the module docs). `progress(done, total)`
+/// reports sentences processed.
+///
+/// Errors: neurons out of the model's range, facts of relations the corpus has not loaded,
+/// `batch_size == 0`, and model failures.
+pub fn activation_experiment(
+    model: &dyn KnowledgeModel,
+    facts: &[KnowledgeFact],
+    corpus: &Corpus,
+    config: &ActivationConfig,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<ActivationReport> {
+    if config.batch_size == 0 {
+        return Err(ProbeError::BadConfig("batch_size must be at least 1".into()));
+    }
+    let info = model.info().clone();
+    for fact in facts {
+        fact.validate(&info)?;
+    }
+    let style = prompt_style(&info);
+    let pool = corpus.pool();
+    let width = info.ffn_width;
+
+    let mut skips: BTreeMap<String, FactSkips> = BTreeMap::new();
+    let mut counts: BTreeMap<String, Triple<SentenceCounts>> = BTreeMap::new();
+    let mut plans: Vec<Plan> = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
+    for (input, fact) in facts.iter().enumerate() {
+        let relation = fact.fact.id.relation.clone();
+        let skip = skips.entry(relation.clone()).or_default();
+        let count = counts.entry(relation).or_default();
+        if fact.neurons.is_empty() {
+            skip.no_neurons += 1;
+            continue;
+        }
+        let Some(bags) = corpus.bags(&fact.fact.id)? else {
+            skip.no_bag += 1;
+            continue;
+        };
+        if bags.th_bags.is_empty() {
+            skip.empty_th_bag += 1;
+            continue;
+        }
+        if bags.h_bags.is_empty() {
+            skip.empty_h_bag += 1;
+            continue;
+        }
+        let bags = truncate_bags(bags, config.sentences_per_fact);
+        let probes = fact_probes(&fact.fact, &bags, &pool, &style, config.seed);
+        let sets = Triple { t1: &probes.tail, t2: &probes.head_only, t3: &probes.random };
+        let mut fact_counts = sets.map(|_, set| skipped_sentences(set));
+        let mut encoded: Vec<(SentenceKind, EncodedPrompt)> = Vec::new();
+        for kind in SentenceKind::ALL {
+            let set = sets.get(kind);
+            let prompts = encode_all(model, set.probes.iter().map(|p| p.text.as_str()), fact_counts.get_mut(kind))?;
+            encoded.extend(prompts.into_iter().flatten().map(|p| (kind, p)));
+        }
+        let missing = SentenceKind::ALL.into_iter().find(|&k| !encoded.iter().any(|(kind, _)| *kind == k));
+        if let Some(kind) = missing {
+            skip.missing(kind);
+            for (k, _) in &encoded {
+                fact_counts.get_mut(*k).fact_skipped += 1;
+            }
+        } else {
+            let random_neurons =
+                if config.random_control { fact.random_neurons(width, config.seed) } else { Vec::new() };
+            let index = plans.len();
+            plans.push(Plan {
+                input,
+                neurons: flat(&fact.neurons, width),
+                random: flat(&random_neurons, width),
+                random_neurons,
+                sums: Triple::default(),
+            });
+            for (kind, prompt) in encoded {
+                fact_counts.get_mut(kind).evaluated += 1;
+                jobs.push(Job { fact: index, kind, prompt });
+            }
+        }
+        for kind in SentenceKind::ALL {
+            count.get_mut(kind).add(fact_counts.get(kind));
+        }
+    }
+
+    let prompts: Vec<&EncodedPrompt> = jobs.iter().map(|j| &j.prompt).collect();
+    let mut results: Vec<(f64, f64)> = vec![(f64::NAN, f64::NAN); jobs.len()];
+    for_each_activation(model, &prompts, config.batch_size, progress, |i, row| {
+        if let (Some(job), Some(slot)) = (jobs.get(i), results.get_mut(i)) {
+            if let Some(plan) = plans.get(job.fact) {
+                *slot = (mean_at(row, &plan.neurons), mean_at(row, &plan.random));
+            }
+        }
+    })?;
+    for (job, (kn, rnd)) in jobs.iter().zip(results) {
+        if let Some(plan) = plans.get_mut(job.fact) {
+            let sum = plan.sums.get_mut(job.kind);
+            sum.0 += kn;
+            sum.1 += rnd;
+            sum.2 += 1;
+        }
+    }
+
+    let fact_results: Vec<FactActivation> = plans
+        .iter()
+        .filter_map(|plan| {
+            let fact = facts.get(plan.input)?;
+            let mean = |s: &(f64, f64, usize), random: bool| {
+                let total = if random { s.1 } else { s.0 };
+                if s.2 == 0 {
+                    f64::NAN
+                } else {
+                    total / s.2 as f64
+                }
+            };
+            Some(FactActivation {
+                fact: fact.fact.id.to_string(),
+                relation: fact.fact.id.relation.clone(),
+                subject: fact.fact.subject.clone(),
+                object: fact.fact.object.clone(),
+                neurons: fact.neurons.clone(),
+                random_neurons: plan.random_neurons.clone(),
+                knowledge: plan.sums.map(|_, s| mean(s, false)),
+                random: config.random_control.then(|| plan.sums.map(|_, s| mean(s, true))),
+                sentences: plan.sums.map(|_, s| s.2),
+            })
+        })
+        .collect();
+
+    let group = |members: &[&FactActivation], skipped: FactSkips, sentences: Triple<SentenceCounts>| {
+        let summary = |random: bool| {
+            Triple::<()>::default().map(|kind, _| {
+                let values: Vec<f64> = members
+                    .iter()
+                    .filter_map(|f| if random { f.random.map(|r| *r.get(kind)) } else { Some(*f.knowledge.get(kind)) })
+                    .collect();
+                Summary::of(&values)
+            })
+        };
+        GroupReport {
+            facts: members.len(),
+            knowledge: summary(false),
+            random: config.random_control.then(|| summary(true)),
+            skipped,
+            sentences,
+        }
+    };
+    let mut relations = BTreeMap::new();
+    let mut all_skips = FactSkips::default();
+    let mut all_counts: Triple<SentenceCounts> = Triple::default();
+    for (relation, skipped) in &skips {
+        let members: Vec<&FactActivation> = fact_results.iter().filter(|f| &f.relation == relation).collect();
+        let sentences = counts.get(relation).copied().unwrap_or_default();
+        all_skips.add(skipped);
+        for kind in SentenceKind::ALL {
+            all_counts.get_mut(kind).add(sentences.get(kind));
+        }
+        relations.insert(relation.clone(), group(&members, *skipped, sentences));
+    }
+    let everyone: Vec<&FactActivation> = fact_results.iter().collect();
+    let overall = group(&everyone, all_skips, all_counts);
+    let mean_of_relations = mean_of_relations(&relations, config.random_control);
+    Ok(ActivationReport {
+        model: ModelSummary::from(&info),
+        config: config.clone(),
+        overall,
+        mean_of_relations,
+        relations,
+        facts: fact_results,
+    })
+}
+
+fn mean_of_relations(relations: &BTreeMap<String, GroupReport>, random_control: bool) -> RelationMeans {
+    let used: Vec<&GroupReport> = relations.values().filter(|g| g.facts > 0).collect();
+    let average = |pick: &dyn Fn(&GroupReport) -> Option<f64>| {
+        let values: Vec<f64> = used.iter().filter_map(|g| pick(g)).collect();
+        Summary::of(&values).mean
+    };
+    let knowledge = Triple::<()>::default().map(|kind, _| average(&|g| g.knowledge.get(kind).mean));
+    let random = random_control.then(|| {
+        Triple::<()>::default().map(|kind, _| average(&|g| g.random.as_ref().and_then(|r| r.get(kind).mean)))
+    });
+    RelationMeans { relations: used.len(), knowledge, random }
+}
