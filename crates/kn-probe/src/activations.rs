@@ -53,7 +53,12 @@ pub struct ActivationConfig {
 
 impl Default for ActivationConfig {
     fn default() -> Self {
-        Self { sentences_per_fact: 0, seed: 0, batch_size: DEFAULT_BATCH_SIZE, random_control: true }
+        Self {
+            sentences_per_fact: 0,
+            seed: 0,
+            batch_size: DEFAULT_BATCH_SIZE,
+            random_control: true,
+        }
     }
 }
 
@@ -255,15 +260,26 @@ struct Plan {
 /// The prompt style of a model: the mask token for masked LMs, cuts for causal ones.
 pub fn prompt_style(info: &ModelInfo) -> PromptStyle {
     match info.kind {
-        ModelKind::Masked => PromptStyle::Masked { mask_token: "[MASK]".into() },
+        ModelKind::Masked => PromptStyle::Masked {
+            mask_token: "[MASK]".into(),
+        },
         ModelKind::Causal => PromptStyle::Causal,
     }
 }
 
 /// The first `n` head+tail and head-only sentences of a bag (all for `n == 0`).
 pub fn truncate_bags(bags: &FactBags, n: usize) -> FactBags {
-    let take = |v: &Vec<String>| if n == 0 { v.clone() } else { v.iter().take(n).cloned().collect() };
-    FactBags { th_bags: take(&bags.th_bags), h_bags: take(&bags.h_bags) }
+    let take = |v: &Vec<String>| {
+        if n == 0 {
+            v.clone()
+        } else {
+            v.iter().take(n).cloned().collect()
+        }
+    };
+    FactBags {
+        th_bags: take(&bags.th_bags),
+        h_bags: take(&bags.h_bags),
+    }
 }
 
 /// Encodes probe texts without an answer; counts what could not be encoded.
@@ -280,7 +296,9 @@ pub(crate) fn encode_all<'a>(
                 counts.too_long += 1;
                 out.push(None);
             }
-            Err(ModelError::Torch(message)) => return Err(ProbeError::Model(ModelError::Torch(message))),
+            Err(ModelError::Torch(message)) => {
+                return Err(ProbeError::Model(ModelError::Torch(message)))
+            }
             Err(_) => {
                 counts.unencodable += 1;
                 out.push(None);
@@ -311,11 +329,15 @@ pub(crate) fn for_each_activation(
     for chunk in order.chunks(batch_size.max(1)) {
         let batch: Vec<EncodedPrompt> = chunk.iter().map(|&i| prompts[i].clone()).collect();
         let output = model.forward(&batch, &[], true)?;
-        let activations = output
-            .activations
-            .ok_or_else(|| ModelError::InvalidArgument("the model returned no activations".into()))?;
+        let activations = output.activations.ok_or_else(|| {
+            ModelError::InvalidArgument("the model returned no activations".into())
+        })?;
         let values: Vec<f32> = kn_model::guard(|| {
-            let flat = activations.to_device(tch::Device::Cpu).to_kind(tch::Kind::Float).contiguous().view([-1]);
+            let flat = activations
+                .to_device(tch::Device::Cpu)
+                .to_kind(tch::Kind::Float)
+                .contiguous()
+                .view([-1]);
             Vec::<f32>::try_from(&flat).map_err(|e| ModelError::Torch(e.to_string()))
         })?;
         let row = values.len() / chunk.len().max(1);
@@ -332,7 +354,11 @@ pub(crate) fn for_each_activation(
 
 /// Mean of `row` at `indices` (NaN for none).
 pub(crate) fn mean_at(row: &[f32], indices: &[usize]) -> f64 {
-    let values: Vec<f64> = indices.iter().filter_map(|&i| row.get(i)).map(|&v| f64::from(v)).collect();
+    let values: Vec<f64> = indices
+        .iter()
+        .filter_map(|&i| row.get(i))
+        .map(|&v| f64::from(v))
+        .collect();
     if values.is_empty() {
         f64::NAN
     } else {
@@ -362,7 +388,9 @@ pub fn activation_experiment(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<ActivationReport> {
     if config.batch_size == 0 {
-        return Err(ProbeError::BadConfig("batch_size must be at least 1".into()));
+        return Err(ProbeError::BadConfig(
+            "batch_size must be at least 1".into(),
+        ));
     }
     let info = model.info().clone();
     for fact in facts {
@@ -398,23 +426,36 @@ pub fn activation_experiment(
         }
         let bags = truncate_bags(bags, config.sentences_per_fact);
         let probes = fact_probes(&fact.fact, &bags, &pool, &style, config.seed);
-        let sets = Triple { t1: &probes.tail, t2: &probes.head_only, t3: &probes.random };
+        let sets = Triple {
+            t1: &probes.tail,
+            t2: &probes.head_only,
+            t3: &probes.random,
+        };
         let mut fact_counts = sets.map(|_, set| skipped_sentences(set));
         let mut encoded: Vec<(SentenceKind, EncodedPrompt)> = Vec::new();
         for kind in SentenceKind::ALL {
             let set = sets.get(kind);
-            let prompts = encode_all(model, set.probes.iter().map(|p| p.text.as_str()), fact_counts.get_mut(kind))?;
+            let prompts = encode_all(
+                model,
+                set.probes.iter().map(|p| p.text.as_str()),
+                fact_counts.get_mut(kind),
+            )?;
             encoded.extend(prompts.into_iter().flatten().map(|p| (kind, p)));
         }
-        let missing = SentenceKind::ALL.into_iter().find(|&k| !encoded.iter().any(|(kind, _)| *kind == k));
+        let missing = SentenceKind::ALL
+            .into_iter()
+            .find(|&k| !encoded.iter().any(|(kind, _)| *kind == k));
         if let Some(kind) = missing {
             skip.missing(kind);
             for (k, _) in &encoded {
                 fact_counts.get_mut(*k).fact_skipped += 1;
             }
         } else {
-            let random_neurons =
-                if config.random_control { fact.random_neurons(width, config.seed) } else { Vec::new() };
+            let random_neurons = if config.random_control {
+                fact.random_neurons(width, config.seed)
+            } else {
+                Vec::new()
+            };
             let index = plans.len();
             plans.push(Plan {
                 input,
@@ -425,7 +466,11 @@ pub fn activation_experiment(
             });
             for (kind, prompt) in encoded {
                 fact_counts.get_mut(kind).evaluated += 1;
-                jobs.push(Job { fact: index, kind, prompt });
+                jobs.push(Job {
+                    fact: index,
+                    kind,
+                    prompt,
+                });
             }
         }
         for kind in SentenceKind::ALL {
@@ -471,35 +516,47 @@ pub fn activation_experiment(
                 neurons: fact.neurons.clone(),
                 random_neurons: plan.random_neurons.clone(),
                 knowledge: plan.sums.map(|_, s| mean(s, false)),
-                random: config.random_control.then(|| plan.sums.map(|_, s| mean(s, true))),
+                random: config
+                    .random_control
+                    .then(|| plan.sums.map(|_, s| mean(s, true))),
                 sentences: plan.sums.map(|_, s| s.2),
             })
         })
         .collect();
 
-    let group = |members: &[&FactActivation], skipped: FactSkips, sentences: Triple<SentenceCounts>| {
-        let summary = |random: bool| {
-            Triple::<()>::default().map(|kind, _| {
-                let values: Vec<f64> = members
-                    .iter()
-                    .filter_map(|f| if random { f.random.map(|r| *r.get(kind)) } else { Some(*f.knowledge.get(kind)) })
-                    .collect();
-                Summary::of(&values)
-            })
+    let group =
+        |members: &[&FactActivation], skipped: FactSkips, sentences: Triple<SentenceCounts>| {
+            let summary = |random: bool| {
+                Triple::<()>::default().map(|kind, _| {
+                    let values: Vec<f64> = members
+                        .iter()
+                        .filter_map(|f| {
+                            if random {
+                                f.random.map(|r| *r.get(kind))
+                            } else {
+                                Some(*f.knowledge.get(kind))
+                            }
+                        })
+                        .collect();
+                    Summary::of(&values)
+                })
+            };
+            GroupReport {
+                facts: members.len(),
+                knowledge: summary(false),
+                random: config.random_control.then(|| summary(true)),
+                skipped,
+                sentences,
+            }
         };
-        GroupReport {
-            facts: members.len(),
-            knowledge: summary(false),
-            random: config.random_control.then(|| summary(true)),
-            skipped,
-            sentences,
-        }
-    };
     let mut relations = BTreeMap::new();
     let mut all_skips = FactSkips::default();
     let mut all_counts: Triple<SentenceCounts> = Triple::default();
     for (relation, skipped) in &skips {
-        let members: Vec<&FactActivation> = fact_results.iter().filter(|f| &f.relation == relation).collect();
+        let members: Vec<&FactActivation> = fact_results
+            .iter()
+            .filter(|f| &f.relation == relation)
+            .collect();
         let sentences = counts.get(relation).copied().unwrap_or_default();
         all_skips.add(skipped);
         for kind in SentenceKind::ALL {
@@ -520,7 +577,10 @@ pub fn activation_experiment(
     })
 }
 
-fn mean_of_relations(relations: &BTreeMap<String, GroupReport>, random_control: bool) -> RelationMeans {
+fn mean_of_relations(
+    relations: &BTreeMap<String, GroupReport>,
+    random_control: bool,
+) -> RelationMeans {
     let used: Vec<&GroupReport> = relations.values().filter(|g| g.facts > 0).collect();
     let average = |pick: &dyn Fn(&GroupReport) -> Option<f64>| {
         let values: Vec<f64> = used.iter().filter_map(|g| pick(g)).collect();
@@ -528,7 +588,12 @@ fn mean_of_relations(relations: &BTreeMap<String, GroupReport>, random_control: 
     };
     let knowledge = Triple::<()>::default().map(|kind, _| average(&|g| g.knowledge.get(kind).mean));
     let random = random_control.then(|| {
-        Triple::<()>::default().map(|kind, _| average(&|g| g.random.as_ref().and_then(|r| r.get(kind).mean)))
+        Triple::<()>::default()
+            .map(|kind, _| average(&|g| g.random.as_ref().and_then(|r| r.get(kind).mean)))
     });
-    RelationMeans { relations: used.len(), knowledge, random }
+    RelationMeans {
+        relations: used.len(),
+        knowledge,
+        random,
+    }
 }

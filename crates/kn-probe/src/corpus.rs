@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use kn_data::seed::derive_seed;
-use kn_data::{compare_relations, Bingrel, Dataset, Fact, FactBags, FactId, RelationBags, SentencePool};
+use kn_data::{
+    compare_relations, Bingrel, Dataset, Fact, FactBags, FactId, RelationBags, SentencePool,
+};
 use kn_model::ModelInfo;
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +26,11 @@ impl KnowledgeFact {
     pub fn validate(&self, info: &ModelInfo) -> Result<()> {
         for &(layer, neuron) in &self.neurons {
             if layer >= info.num_layers {
-                return Err(ProbeError::LayerOutOfRange { fact: self.fact.id.to_string(), layer, layers: info.num_layers });
+                return Err(ProbeError::LayerOutOfRange {
+                    fact: self.fact.id.to_string(),
+                    layer,
+                    layers: info.num_layers,
+                });
             }
             if neuron >= info.ffn_width {
                 return Err(ProbeError::NeuronOutOfRange {
@@ -53,7 +59,8 @@ impl KnowledgeFact {
             };
             let free = (0..ffn_width).filter(|&n| !taken(n, &drawn)).count();
             let key = |attempt: usize| format!("random-neurons:{}:{k}:{attempt}", self.fact.id);
-            let pick = |attempt: usize| (derive_seed(seed, &key(attempt)) % ffn_width as u64) as usize;
+            let pick =
+                |attempt: usize| (derive_seed(seed, &key(attempt)) % ffn_width as u64) as usize;
             let neuron = if free == 0 {
                 pick(0)
             } else {
@@ -62,7 +69,8 @@ impl KnowledgeFact {
                     .map(pick)
                     .find(|&n| !taken(n, &drawn))
                     .or_else(|| {
-                        let free: Vec<usize> = (0..ffn_width).filter(|&n| !taken(n, &drawn)).collect();
+                        let free: Vec<usize> =
+                            (0..ffn_width).filter(|&n| !taken(n, &drawn)).collect();
                         free.get(pick(256) % free.len()).copied()
                     })
                     .unwrap_or_else(|| pick(0))
@@ -123,9 +131,12 @@ impl Corpus {
     /// The bags of fact `id`: `Err` if its relation is not loaded, `Ok(None)` if the relation
     /// has no bag at that index.
     pub fn bags(&self, id: &FactId) -> Result<Option<&FactBags>> {
-        let relation = self
-            .relation(&id.relation)
-            .ok_or_else(|| ProbeError::RelationNotLoaded { relation: id.relation.clone(), fact: id.to_string() })?;
+        let relation =
+            self.relation(&id.relation)
+                .ok_or_else(|| ProbeError::RelationNotLoaded {
+                    relation: id.relation.clone(),
+                    fact: id.to_string(),
+                })?;
         Ok(relation.get(id.index))
     }
 
@@ -142,7 +153,11 @@ mod tests {
 
     fn fact(neurons: Vec<(usize, usize)>) -> KnowledgeFact {
         KnowledgeFact {
-            fact: Fact { id: FactId::new("P36", 0), subject: "Azerbaijan".into(), object: "Baku".into() },
+            fact: Fact {
+                id: FactId::new("P36", 0),
+                subject: "Azerbaijan".into(),
+                object: "Baku".into(),
+            },
             neurons,
         }
     }
@@ -164,8 +179,14 @@ mod tests {
     #[test]
     fn neurons_are_validated() {
         assert!(fact(vec![(2, 7)]).validate(&info()).is_ok());
-        assert!(matches!(fact(vec![(3, 0)]).validate(&info()), Err(ProbeError::LayerOutOfRange { layer: 3, .. })));
-        assert!(matches!(fact(vec![(0, 8)]).validate(&info()), Err(ProbeError::NeuronOutOfRange { neuron: 8, .. })));
+        assert!(matches!(
+            fact(vec![(3, 0)]).validate(&info()),
+            Err(ProbeError::LayerOutOfRange { layer: 3, .. })
+        ));
+        assert!(matches!(
+            fact(vec![(0, 8)]).validate(&info()),
+            Err(ProbeError::NeuronOutOfRange { neuron: 8, .. })
+        ));
     }
 
     #[test]
@@ -195,7 +216,10 @@ mod tests {
         assert_eq!(corpus.relations().len(), 1);
         assert!(corpus.bags(&FactId::new("P36", 4)).unwrap().is_some());
         assert!(corpus.bags(&FactId::new("P36", 5)).unwrap().is_none());
-        assert!(matches!(corpus.bags(&FactId::new("P47", 0)), Err(ProbeError::RelationNotLoaded { .. })));
+        assert!(matches!(
+            corpus.bags(&FactId::new("P47", 0)),
+            Err(ProbeError::RelationNotLoaded { .. })
+        ));
         assert_eq!(corpus.pool().len(), 5 * 7);
     }
 }

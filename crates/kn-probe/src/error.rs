@@ -38,7 +38,9 @@ pub enum ProbeError {
         width: usize,
     },
     /// The corpus holds no bags for a relation that a fact belongs to.
-    #[error("the corpus has no bags for relation {relation} (fact {fact}); load that relation's file")]
+    #[error(
+        "the corpus has no bags for relation {relation} (fact {fact}); load that relation's file"
+    )]
     RelationNotLoaded {
         /// The relation id.
         relation: String,

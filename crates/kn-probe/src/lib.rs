@@ -45,8 +45,9 @@ mod stats;
 mod triggers;
 
 pub use activations::{
-    activation_experiment, prompt_style, truncate_bags, ActivationConfig, ActivationReport, FactActivation, FactSkips,
-    GroupReport, ModelSummary, RelationMeans, SentenceCounts, DEFAULT_BATCH_SIZE,
+    activation_experiment, prompt_style, truncate_bags, ActivationConfig, ActivationReport,
+    FactActivation, FactSkips, GroupReport, ModelSummary, RelationMeans, SentenceCounts,
+    DEFAULT_BATCH_SIZE,
 };
 pub use corpus::{Corpus, KnowledgeFact};
 pub use error::{ProbeError, Result};

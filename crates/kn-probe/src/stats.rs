@@ -27,7 +27,11 @@ impl Summary {
             let var = finite.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
             (var / n as f64).sqrt()
         });
-        Self { n, mean: Some(mean), se }
+        Self {
+            n,
+            mean: Some(mean),
+            se,
+        }
     }
 }
 
@@ -95,8 +99,22 @@ mod tests {
 
     #[test]
     fn summaries() {
-        assert_eq!(Summary::of(&[]), Summary { n: 0, mean: None, se: None });
-        assert_eq!(Summary::of(&[2.0]), Summary { n: 1, mean: Some(2.0), se: None });
+        assert_eq!(
+            Summary::of(&[]),
+            Summary {
+                n: 0,
+                mean: None,
+                se: None
+            }
+        );
+        assert_eq!(
+            Summary::of(&[2.0]),
+            Summary {
+                n: 1,
+                mean: Some(2.0),
+                se: None
+            }
+        );
         let s = Summary::of(&[1.0, 2.0, 3.0, 4.0, f64::NAN]);
         assert_eq!(s.n, 4);
         assert!((s.mean.unwrap() - 2.5).abs() < 1e-12);
@@ -106,7 +124,11 @@ mod tests {
 
     #[test]
     fn triples_index_by_kind() {
-        let mut t = Triple { t1: 1, t2: 2, t3: 3 };
+        let mut t = Triple {
+            t1: 1,
+            t2: 2,
+            t3: 3,
+        };
         *t.get_mut(SentenceKind::T2) += 10;
         assert_eq!(*t.get(SentenceKind::T2), 12);
         assert_eq!(t.map(|k, v| (k, v * 2)).t3, (SentenceKind::T3, 6));

@@ -17,7 +17,9 @@ use kn_data::{FactBags, Probe, PromptStyle};
 use kn_model::{EncodedPrompt, KnowledgeModel, ModelError};
 use serde::{Deserialize, Serialize};
 
-use crate::activations::{encode_all, for_each_activation, prompt_style, SentenceCounts, DEFAULT_BATCH_SIZE};
+use crate::activations::{
+    encode_all, for_each_activation, prompt_style, SentenceCounts, DEFAULT_BATCH_SIZE,
+};
 use crate::corpus::KnowledgeFact;
 use crate::error::{ProbeError, Result};
 
@@ -34,7 +36,11 @@ pub struct TriggerConfig {
 
 impl Default for TriggerConfig {
     fn default() -> Self {
-        Self { top: 5, max_sentences: 0, batch_size: DEFAULT_BATCH_SIZE }
+        Self {
+            top: 5,
+            max_sentences: 0,
+            batch_size: DEFAULT_BATCH_SIZE,
+        }
     }
 }
 
@@ -90,13 +96,26 @@ fn with_tail_prompt(
             let cut = original
                 .get(..end)
                 .filter(|cut| cut.ends_with(probe.hidden.as_str()))
-                .ok_or_else(|| ModelError::InvalidArgument(format!("tail {:?} not after the cut", probe.hidden)))?;
+                .ok_or_else(|| {
+                    ModelError::InvalidArgument(format!(
+                        "tail {:?} not after the cut",
+                        probe.hidden
+                    ))
+                })?;
             model.encode(cut, None, kn_model::AnswerPolicy::FirstToken)
         }
         PromptStyle::Masked { .. } => {
-            let tail: Vec<i64> = model.tokenizer().encode(&probe.hidden)?.into_iter().map(i64::from).collect();
+            let tail: Vec<i64> = model
+                .tokenizer()
+                .encode(&probe.hidden)?
+                .into_iter()
+                .map(i64::from)
+                .collect();
             if tail.is_empty() {
-                return Err(ModelError::InvalidArgument(format!("tail {:?} has no tokens", probe.hidden)));
+                return Err(ModelError::InvalidArgument(format!(
+                    "tail {:?} has no tokens",
+                    probe.hidden
+                )));
             }
             let p = without.answer_position;
             let mut ids = Vec::with_capacity(without.token_ids.len() + tail.len());
@@ -105,7 +124,10 @@ fn with_tail_prompt(
             ids.extend_from_slice(without.token_ids.get(p + 1..).unwrap_or(&[]));
             let max = model.info().max_positions;
             if ids.len() > max {
-                return Err(ModelError::PromptTooLong { tokens: ids.len(), max });
+                return Err(ModelError::PromptTooLong {
+                    tokens: ids.len(),
+                    max,
+                });
             }
             Ok(EncodedPrompt {
                 text: original.to_string(),
@@ -129,7 +151,9 @@ pub fn trigger_sentences(
     config: &TriggerConfig,
 ) -> Result<TriggerReport> {
     if config.batch_size == 0 {
-        return Err(ProbeError::BadConfig("batch_size must be at least 1".into()));
+        return Err(ProbeError::BadConfig(
+            "batch_size must be at least 1".into(),
+        ));
     }
     let info = model.info().clone();
     fact.validate(&info)?;
@@ -146,28 +170,54 @@ pub fn trigger_sentences(
         no_context: set.counts.no_context,
         ..SentenceCounts::default()
     };
-    let without = encode_all(model, set.probes.iter().map(|p| p.text.as_str()), &mut counts)?;
+    let without = encode_all(
+        model,
+        set.probes.iter().map(|p| p.text.as_str()),
+        &mut counts,
+    )?;
     let mut pairs: Vec<(&Probe, EncodedPrompt, EncodedPrompt)> = Vec::new();
     for (probe, without) in set.probes.iter().zip(without) {
         let Some(without) = without else { continue };
-        let original = sentences.get(probe.sentence).map(|s| s.as_str()).unwrap_or("");
+        let original = sentences
+            .get(probe.sentence)
+            .map(|s| s.as_str())
+            .unwrap_or("");
         match with_tail_prompt(model, probe, &without, original, &style) {
             Ok(with) => pairs.push((probe, with, without)),
             Err(ModelError::PromptTooLong { .. }) => counts.too_long += 1,
-            Err(ModelError::Torch(message)) => return Err(ProbeError::Model(ModelError::Torch(message))),
+            Err(ModelError::Torch(message)) => {
+                return Err(ProbeError::Model(ModelError::Torch(message)))
+            }
             Err(_) => counts.unencodable += 1,
         }
     }
     counts.evaluated = pairs.len();
 
-    let indices: Vec<usize> = fact.neurons.iter().map(|&(l, n)| l * info.ffn_width + n).collect();
-    let prompts: Vec<&EncodedPrompt> = pairs.iter().flat_map(|(_, with, without)| [with, without]).collect();
+    let indices: Vec<usize> = fact
+        .neurons
+        .iter()
+        .map(|&(l, n)| l * info.ffn_width + n)
+        .collect();
+    let prompts: Vec<&EncodedPrompt> = pairs
+        .iter()
+        .flat_map(|(_, with, without)| [with, without])
+        .collect();
     let mut sums = vec![0.0f64; prompts.len()];
-    for_each_activation(model, &prompts, config.batch_size, &mut |_, _| {}, |i, row| {
-        if let Some(slot) = sums.get_mut(i) {
-            *slot = indices.iter().filter_map(|&k| row.get(k)).map(|&v| f64::from(v)).sum();
-        }
-    })?;
+    for_each_activation(
+        model,
+        &prompts,
+        config.batch_size,
+        &mut |_, _| {},
+        |i, row| {
+            if let Some(slot) = sums.get_mut(i) {
+                *slot = indices
+                    .iter()
+                    .filter_map(|&k| row.get(k))
+                    .map(|&v| f64::from(v))
+                    .sum();
+            }
+        },
+    )?;
     let count = indices.len().max(1) as f64;
     let ranked = |offset: usize| {
         let mut list: Vec<TriggerSentence> = pairs
@@ -175,11 +225,25 @@ pub fn trigger_sentences(
             .enumerate()
             .map(|(k, (probe, with, without))| {
                 let score = sums.get(2 * k + offset).copied().unwrap_or(f64::NAN);
-                let text = if offset == 0 { with.text.clone() } else { without.text.clone() };
-                TriggerSentence { sentence: probe.sentence, text, tail: probe.hidden.clone(), score, mean: score / count }
+                let text = if offset == 0 {
+                    with.text.clone()
+                } else {
+                    without.text.clone()
+                };
+                TriggerSentence {
+                    sentence: probe.sentence,
+                    text,
+                    tail: probe.hidden.clone(),
+                    score,
+                    mean: score / count,
+                }
             })
             .collect();
-        list.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.sentence.cmp(&b.sentence)));
+        list.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then(a.sentence.cmp(&b.sentence))
+        });
         list.truncate(config.top);
         list
     };

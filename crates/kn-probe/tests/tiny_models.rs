@@ -7,18 +7,23 @@ use std::path::{Path, PathBuf};
 use kn_data::{Bingrel, FactId, Pararel};
 use kn_model::{load_model, tch::Device, AnswerPolicy, KnowledgeModel};
 use kn_probe::{
-    activation_experiment, prompt_style, trigger_sentences, ActivationConfig, Corpus, KnowledgeFact, ProbeError,
-    SentenceKind, TriggerConfig,
+    activation_experiment, prompt_style, trigger_sentences, ActivationConfig, Corpus,
+    KnowledgeFact, ProbeError, SentenceKind, TriggerConfig,
 };
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(name)
 }
 
 fn corpus() -> Corpus {
     let dir = Bingrel::fixture_dir();
     Corpus::from_bags(
-        ["P36", "P47", "P176"].iter().map(|r| Bingrel::load_relation(&dir, r, 5).unwrap()).collect(),
+        ["P36", "P47", "P176"]
+            .iter()
+            .map(|r| Bingrel::load_relation(&dir, r, 5).unwrap())
+            .collect(),
     )
 }
 
@@ -29,7 +34,11 @@ fn facts(neurons: &[(usize, usize)]) -> Vec<KnowledgeFact> {
         for index in 0..5 {
             let fact = dataset.fact(&FactId::new(relation, index)).unwrap().clone();
             // P36:4 gets no neurons, to be skipped.
-            let neurons = if relation == "P36" && index == 4 { Vec::new() } else { neurons.to_vec() };
+            let neurons = if relation == "P36" && index == 4 {
+                Vec::new()
+            } else {
+                neurons.to_vec()
+            };
             out.push(KnowledgeFact { fact, neurons });
         }
     }
@@ -37,35 +46,66 @@ fn facts(neurons: &[(usize, usize)]) -> Vec<KnowledgeFact> {
 }
 
 fn check_counts(report: &kn_probe::ActivationReport) {
-    for group in report.relations.values().chain(std::iter::once(&report.overall)) {
+    for group in report
+        .relations
+        .values()
+        .chain(std::iter::once(&report.overall))
+    {
         for kind in SentenceKind::ALL {
             let c = group.sentences.get(kind);
             assert_eq!(
                 c.sentences,
-                c.evaluated + c.target_missing + c.no_context + c.too_long + c.unencodable + c.fact_skipped,
+                c.evaluated
+                    + c.target_missing
+                    + c.no_context
+                    + c.too_long
+                    + c.unencodable
+                    + c.fact_skipped,
                 "{kind:?}: {c:?}"
             );
             assert_eq!(group.knowledge.get(kind).n, group.facts);
         }
     }
     let overall = &report.overall;
-    assert_eq!(overall.facts, report.relations.values().map(|g| g.facts).sum::<usize>());
+    assert_eq!(
+        overall.facts,
+        report.relations.values().map(|g| g.facts).sum::<usize>()
+    );
     assert_eq!(overall.facts, report.facts.len());
     assert_eq!(overall.facts + overall.skipped.total(), 15);
-    let evaluated: usize = report.facts.iter().map(|f| f.sentences.t1 + f.sentences.t2 + f.sentences.t3).sum();
-    assert_eq!(evaluated, overall.sentences.t1.evaluated + overall.sentences.t2.evaluated + overall.sentences.t3.evaluated);
+    let evaluated: usize = report
+        .facts
+        .iter()
+        .map(|f| f.sentences.t1 + f.sentences.t2 + f.sentences.t3)
+        .sum();
+    assert_eq!(
+        evaluated,
+        overall.sentences.t1.evaluated
+            + overall.sentences.t2.evaluated
+            + overall.sentences.t3.evaluated
+    );
 }
 
 #[test]
 fn llama_activations_add_up_and_match_single_passes() {
     let model = load_model(fixture("tiny-llama").to_str().unwrap(), Device::Cpu).unwrap();
-    let config = ActivationConfig { seed: 3, batch_size: 5, ..ActivationConfig::default() };
+    let config = ActivationConfig {
+        seed: 3,
+        batch_size: 5,
+        ..ActivationConfig::default()
+    };
     let facts = facts(&[(0, 1), (2, 95)]);
     let mut calls = 0;
-    let report = activation_experiment(model.as_ref(), &facts, &corpus(), &config, &mut |done, total| {
-        calls += 1;
-        assert!(done <= total);
-    })
+    let report = activation_experiment(
+        model.as_ref(),
+        &facts,
+        &corpus(),
+        &config,
+        &mut |done, total| {
+            calls += 1;
+            assert!(done <= total);
+        },
+    )
     .unwrap();
     assert!(calls > 0);
     check_counts(&report);
@@ -77,38 +117,81 @@ fn llama_activations_add_up_and_match_single_passes() {
     assert!(report.mean_of_relations.relations >= 1);
 
     // Seeded: the same report again; another seed moves T2/T3 words but not T1.
-    let again = activation_experiment(model.as_ref(), &facts, &corpus(), &config, &mut |_, _| {}).unwrap();
-    assert_eq!(serde_json::to_string(&report).unwrap(), serde_json::to_string(&again).unwrap());
-    let other = ActivationConfig { seed: 4, ..config.clone() };
-    let other = activation_experiment(model.as_ref(), &facts, &corpus(), &other, &mut |_, _| {}).unwrap();
+    let again =
+        activation_experiment(model.as_ref(), &facts, &corpus(), &config, &mut |_, _| {}).unwrap();
+    assert_eq!(
+        serde_json::to_string(&report).unwrap(),
+        serde_json::to_string(&again).unwrap()
+    );
+    let other = ActivationConfig {
+        seed: 4,
+        ..config.clone()
+    };
+    let other =
+        activation_experiment(model.as_ref(), &facts, &corpus(), &other, &mut |_, _| {}).unwrap();
     // (Batches differ, so only up to float noise.)
     let (a, b) = (report.overall.knowledge.t1, other.overall.knowledge.t1);
     assert_eq!(a.n, b.n);
-    assert!((a.mean.unwrap() - b.mean.unwrap()).abs() < 1e-5, "{a:?} vs {b:?}");
-    assert_ne!(serde_json::to_string(&report.overall.knowledge.t3).unwrap(), serde_json::to_string(&other.overall.knowledge.t3).unwrap());
+    assert!(
+        (a.mean.unwrap() - b.mean.unwrap()).abs() < 1e-5,
+        "{a:?} vs {b:?}"
+    );
+    assert_ne!(
+        serde_json::to_string(&report.overall.knowledge.t3).unwrap(),
+        serde_json::to_string(&other.overall.knowledge.t3).unwrap()
+    );
 
     // Batched and padded passes give the same T1 values as one prompt at a time.
     let first = &report.facts[0];
-    let fact = facts.iter().find(|f| f.fact.id.to_string() == first.fact).unwrap();
+    let fact = facts
+        .iter()
+        .find(|f| f.fact.id.to_string() == first.fact)
+        .unwrap();
     let bags = corpus().bags(&fact.fact.id).unwrap().unwrap().clone();
-    let probes = kn_data::probe::tail_probes(&bags.th_bags, &fact.fact.subject, &fact.fact.object, &prompt_style(model.info()));
+    let probes = kn_data::probe::tail_probes(
+        &bags.th_bags,
+        &fact.fact.subject,
+        &fact.fact.object,
+        &prompt_style(model.info()),
+    );
     let mut values = Vec::new();
     for probe in &probes.probes {
-        let prompt = model.encode(&probe.text, None, AnswerPolicy::FirstToken).unwrap();
-        let acts = model.forward(&[prompt], &[], true).unwrap().activations.unwrap();
-        let mean: f64 = fact.neurons.iter().map(|&(l, n)| acts.double_value(&[0, l as i64, n as i64])).sum::<f64>()
+        let prompt = model
+            .encode(&probe.text, None, AnswerPolicy::FirstToken)
+            .unwrap();
+        let acts = model
+            .forward(&[prompt], &[], true)
+            .unwrap()
+            .activations
+            .unwrap();
+        let mean: f64 = fact
+            .neurons
+            .iter()
+            .map(|&(l, n)| acts.double_value(&[0, l as i64, n as i64]))
+            .sum::<f64>()
             / fact.neurons.len() as f64;
         values.push(mean);
     }
     assert_eq!(values.len(), first.sentences.t1);
     let expected = values.iter().sum::<f64>() / values.len() as f64;
-    assert!((expected - first.knowledge.t1).abs() < 1e-4, "{expected} vs {}", first.knowledge.t1);
+    assert!(
+        (expected - first.knowledge.t1).abs() < 1e-4,
+        "{expected} vs {}",
+        first.knowledge.t1
+    );
 
     // Capping the sentences per fact caps T1 and T2.
-    let capped = ActivationConfig { sentences_per_fact: 1, ..config };
-    let capped = activation_experiment(model.as_ref(), &facts, &corpus(), &capped, &mut |_, _| {}).unwrap();
+    let capped = ActivationConfig {
+        sentences_per_fact: 1,
+        ..config
+    };
+    let capped =
+        activation_experiment(model.as_ref(), &facts, &corpus(), &capped, &mut |_, _| {}).unwrap();
     check_counts(&capped);
-    assert!(capped.facts.iter().all(|f| f.sentences.t1 <= 1 && f.sentences.t2 <= 1 && f.sentences.t3 <= 1));
+    assert!(capped
+        .facts
+        .iter()
+        .all(|f| f.sentences.t1 <= 1 && f.sentences.t2 <= 1 && f.sentences.t3 <= 1));
 }
 
 #[test]
@@ -116,17 +199,43 @@ fn bad_inputs_are_typed_errors() {
     let model = load_model(fixture("tiny-llama").to_str().unwrap(), Device::Cpu).unwrap();
     let out_of_range = facts(&[(3, 0)]);
     assert!(matches!(
-        activation_experiment(model.as_ref(), &out_of_range, &corpus(), &ActivationConfig::default(), &mut |_, _| {}),
+        activation_experiment(
+            model.as_ref(),
+            &out_of_range,
+            &corpus(),
+            &ActivationConfig::default(),
+            &mut |_, _| {}
+        ),
         Err(ProbeError::LayerOutOfRange { layer: 3, .. })
     ));
-    let zero = ActivationConfig { batch_size: 0, ..ActivationConfig::default() };
+    let zero = ActivationConfig {
+        batch_size: 0,
+        ..ActivationConfig::default()
+    };
     assert!(matches!(
-        activation_experiment(model.as_ref(), &facts(&[(0, 0)]), &corpus(), &zero, &mut |_, _| {}),
+        activation_experiment(
+            model.as_ref(),
+            &facts(&[(0, 0)]),
+            &corpus(),
+            &zero,
+            &mut |_, _| {}
+        ),
         Err(ProbeError::BadConfig(_))
     ));
-    let only_p36 = Corpus::from_bags(vec![Bingrel::load_relation(&Bingrel::fixture_dir(), "P36", 5).unwrap()]);
+    let only_p36 = Corpus::from_bags(vec![Bingrel::load_relation(
+        &Bingrel::fixture_dir(),
+        "P36",
+        5,
+    )
+    .unwrap()]);
     assert!(matches!(
-        activation_experiment(model.as_ref(), &facts(&[(0, 0)]), &only_p36, &ActivationConfig::default(), &mut |_, _| {}),
+        activation_experiment(
+            model.as_ref(),
+            &facts(&[(0, 0)]),
+            &only_p36,
+            &ActivationConfig::default(),
+            &mut |_, _| {}
+        ),
         Err(ProbeError::RelationNotLoaded { .. })
     ));
     let dataset = Pararel::load_bundled().unwrap();
@@ -139,12 +248,23 @@ fn bad_inputs_are_typed_errors() {
 #[test]
 fn bert_counts_sentences_longer_than_its_context() {
     let model = load_model(fixture("tiny-bert").to_str().unwrap(), Device::Cpu).unwrap();
-    let report =
-        activation_experiment(model.as_ref(), &facts(&[(1, 5), (2, 63)]), &corpus(), &ActivationConfig::default(), &mut |_, _| {})
-            .unwrap();
+    let report = activation_experiment(
+        model.as_ref(),
+        &facts(&[(1, 5), (2, 63)]),
+        &corpus(),
+        &ActivationConfig::default(),
+        &mut |_, _| {},
+    )
+    .unwrap();
     check_counts(&report);
-    let too_long: usize = SentenceKind::ALL.iter().map(|&k| report.overall.sentences.get(k).too_long).sum();
-    assert!(too_long > 0, "the tiny BERT has 64 positions: some BINGREL sentences must be too long");
+    let too_long: usize = SentenceKind::ALL
+        .iter()
+        .map(|&k| report.overall.sentences.get(k).too_long)
+        .sum();
+    assert!(
+        too_long > 0,
+        "the tiny BERT has 64 positions: some BINGREL sentences must be too long"
+    );
     assert!(report.facts.iter().all(|f| f.knowledge.t1.is_finite()));
 }
 
@@ -154,33 +274,58 @@ fn triggers_are_ranked_with_and_without_the_tail() {
         let model = load_model(fixture(name).to_str().unwrap(), Device::Cpu).unwrap();
         let fact = facts(&[(0, 3), (1, 7)]).remove(0);
         let bags = corpus().bags(&fact.fact.id).unwrap().unwrap().clone();
-        let config = TriggerConfig { top: 3, ..TriggerConfig::default() };
+        let config = TriggerConfig {
+            top: 3,
+            ..TriggerConfig::default()
+        };
         let report = trigger_sentences(model.as_ref(), &fact, &bags, &config).unwrap();
         let c = report.sentences;
-        assert_eq!(c.sentences, c.evaluated + c.target_missing + c.no_context + c.too_long + c.unencodable);
+        assert_eq!(
+            c.sentences,
+            c.evaluated + c.target_missing + c.no_context + c.too_long + c.unencodable
+        );
         assert_eq!(report.with_tail.len(), c.evaluated.min(3), "{name}");
         assert_eq!(report.without_tail.len(), c.evaluated.min(3), "{name}");
         for list in [&report.with_tail, &report.without_tail] {
-            assert!(list.windows(2).all(|w| w[0].score >= w[1].score), "{name}: not sorted");
+            assert!(
+                list.windows(2).all(|w| w[0].score >= w[1].score),
+                "{name}: not sorted"
+            );
         }
         for t in &report.with_tail {
             assert!((t.mean * 2.0 - t.score).abs() < 1e-9);
             match model.info().kind {
                 kn_model::ModelKind::Causal => {
-                    assert!(t.text.ends_with(&t.tail), "{name}: {:?} should end with the tail", t.text);
+                    assert!(
+                        t.text.ends_with(&t.tail),
+                        "{name}: {:?} should end with the tail",
+                        t.text
+                    );
                     // Read at the tail's last token: the same as encoding the cut text.
-                    let prompt = model.encode(&t.text, None, AnswerPolicy::FirstToken).unwrap();
-                    let acts = model.forward(&[prompt], &[], true).unwrap().activations.unwrap();
+                    let prompt = model
+                        .encode(&t.text, None, AnswerPolicy::FirstToken)
+                        .unwrap();
+                    let acts = model
+                        .forward(&[prompt], &[], true)
+                        .unwrap()
+                        .activations
+                        .unwrap();
                     let score = acts.double_value(&[0, 0, 3]) + acts.double_value(&[0, 1, 7]);
                     assert!((score - t.score).abs() < 1e-4, "{score} vs {}", t.score);
                 }
                 kn_model::ModelKind::Masked => {
-                    assert_eq!(t.text, bags.th_bags[t.sentence], "{name}: the sentence as written");
+                    assert_eq!(
+                        t.text, bags.th_bags[t.sentence],
+                        "{name}: the sentence as written"
+                    );
                 }
             }
         }
         for t in &report.without_tail {
-            assert!(!t.text.contains(&format!("{} ", t.tail)) || model.info().kind == kn_model::ModelKind::Masked);
+            assert!(
+                !t.text.contains(&format!("{} ", t.tail))
+                    || model.info().kind == kn_model::ModelKind::Masked
+            );
         }
     }
 }
