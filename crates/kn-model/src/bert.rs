@@ -6,7 +6,7 @@
 //! `output.dense.weight`. The MLM decoder is tied to the word embeddings when the file holds
 //! no separate `cls.predictions.decoder.weight`.
 
-use crate::common::{self, answer_positions, apply_edits, check_batch, check_layer, check_neurons, rows_at};
+use crate::common::{self, answer_positions, apply_edits, check_batch, check_layer, rows_at};
 use crate::error::{guard, ModelError, Result};
 use crate::model::{
     ActivationEdit, AnswerPolicy, CleanPass, EncodedPrompt, ForwardOutput, KnowledgeModel, ModelInfo, ModelKind,
@@ -463,33 +463,12 @@ impl KnowledgeModel for BertMaskedLm {
     }
 
     fn value_slots(&self, layer: usize, neurons: &[usize]) -> Result<Tensor> {
-        check_layer(&self.info, layer)?;
-        check_neurons(&self.info, neurons)?;
-        let index: Vec<i64> = neurons.iter().map(|&n| n as i64).collect();
-        guard(|| {
-            let index = Tensor::from_slice(&index).to_device(self.device);
-            Ok(self.layers[layer].output.0.index_select(1, &index).transpose(0, 1).contiguous())
-        })
+        common::read_value_slots(&self.info, layer, neurons, |l| self.layers[l].output.0.shallow_clone())
     }
 
     fn set_value_slots(&mut self, layer: usize, neurons: &[usize], values: &Tensor) -> Result<()> {
         check_layer(&self.info, layer)?;
-        check_neurons(&self.info, neurons)?;
-        let expected = [neurons.len() as i64, self.info.hidden_size as i64];
-        if values.size() != expected {
-            return Err(ModelError::InvalidArgument(format!("value slots must be {expected:?}, got {:?}", values.size())));
-        }
-        let index: Vec<i64> = neurons.iter().map(|&n| n as i64).collect();
-        let device = self.device;
-        let weight = &mut self.layers[layer].output.0;
-        guard(|| {
-            tch::no_grad(|| {
-                let index = Tensor::from_slice(&index).to_device(device);
-                let source = values.to_device(device).to_kind(Kind::Float).transpose(0, 1);
-                let _ = weight.index_copy_(1, &index, &source);
-            });
-            Ok(())
-        })
+        common::write_value_slots(&self.info, layer, neurons, values, &mut self.layers[layer].output.0)
     }
 
     fn output_embedding(&self, token: i64) -> Result<Tensor> {

@@ -177,6 +177,43 @@ pub fn answer_targets(
     }
 }
 
+/// Value slots of `neurons`: the columns of an output projection `weight` (`[hidden, ffn]`),
+/// as rows `[neurons.len(), hidden]` (a copy). Checks layer and neuron indices.
+pub fn read_value_slots(info: &ModelInfo, layer: usize, neurons: &[usize], weight: impl FnOnce(usize) -> Tensor) -> Result<Tensor> {
+    check_layer(info, layer)?;
+    check_neurons(info, neurons)?;
+    let index: Vec<i64> = neurons.iter().map(|&n| n as i64).collect();
+    let weight = weight(layer);
+    crate::error::guard(|| {
+        let index = Tensor::from_slice(&index).to_device(weight.device());
+        Ok(weight.index_select(1, &index).transpose(0, 1).contiguous())
+    })
+}
+
+/// Overwrites the value slots of `neurons` (columns of `weight`, `[hidden, ffn]`) with the
+/// rows of `values` (`[neurons.len(), hidden]`); checks everything before writing.
+pub fn write_value_slots(info: &ModelInfo, layer: usize, neurons: &[usize], values: &Tensor, weight: &mut Tensor) -> Result<()> {
+    check_layer(info, layer)?;
+    check_neurons(info, neurons)?;
+    let expected = [neurons.len() as i64, info.hidden_size as i64];
+    if values.size() != expected {
+        return Err(ModelError::InvalidArgument(format!("value slots must be {expected:?}, got {:?}", values.size())));
+    }
+    if values.kind() != Kind::Float && values.kind() != Kind::Double {
+        return Err(ModelError::InvalidArgument(format!("value slots must be floating point, got {:?}", values.kind())));
+    }
+    let index: Vec<i64> = neurons.iter().map(|&n| n as i64).collect();
+    crate::error::guard(|| {
+        tch::no_grad(|| {
+            let device = weight.device();
+            let index = Tensor::from_slice(&index).to_device(device);
+            let source = values.to_device(device).to_kind(Kind::Float).transpose(0, 1);
+            let _ = weight.index_copy_(1, &index, &source);
+        });
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
