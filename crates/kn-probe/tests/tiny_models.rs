@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use kn_data::{Bingrel, FactId, Pararel};
-use kn_model::{load_model, tch::Device, AnswerPolicy, KnowledgeModel};
+use kn_model::{load_model, tch::Device, AnswerPolicy};
 use kn_probe::{
     activation_experiment, prompt_style, trigger_sentences, ActivationConfig, Corpus,
     KnowledgeFact, ProbeError, SentenceKind, TriggerConfig,

@@ -1,0 +1,302 @@
+//! `kn activations`: do knowledge neurons fire when their fact is expressed? (the paper's
+//! Figure 5). Reads a `kn discover` run and the BINGREL corpus, measures the mean activation of
+//! each fact's knowledge neurons on T1 (head+tail sentences, tail hidden), T2 (head-only
+//! sentences, a random non-head word hidden) and T3 (random sentences of other facts), beside
+//! random neurons of the same layers, and writes `DIR/activations.json`; a summary table goes
+//! to stdout, progress to stderr.
+//!
+//! The corpus is checked against the PARAREL facts the run was made from (the run's `--data`,
+//! or `--data` here): a missing relation file, or one whose number of bags differs from the
+//! relation's number of facts, is bad input (exit 2), as is a run fact that PARAREL does not
+//! have with the same subject and object. Empty bags, tails not found and sentences longer than
+//! the model's context are skipped and counted in the report.
+//!
+//! Also the loading shared with `kn triggers` ([`Inputs`]).
+
+use crate::exit::CliError;
+use crate::options::ModelOptions;
+use crate::run_dir::{to_json, write_json, RunDir, RunSummary};
+use kn_data::{Dataset, FactId, Pararel};
+use kn_model::KnowledgeModel;
+use kn_probe::{
+    activation_experiment, ActivationConfig, ActivationReport, Corpus, FactSkips, GroupReport, KnowledgeFact,
+    ProbeError, SentenceCounts, SentenceKind, Summary, Triple,
+};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+impl From<ProbeError> for CliError {
+    fn from(error: ProbeError) -> Self {
+        match error {
+            ProbeError::Model(model) => model.into(),
+            other => CliError::BadInput(other.to_string()),
+        }
+    }
+}
+
+/// Arguments of `kn activations`.
+#[derive(Debug, clap::Args)]
+pub struct ActivationsArgs {
+    #[command(flatten)]
+    pub model: ModelOptions,
+    /// The neurons.jsonl of a `kn discover` run (or the run directory).
+    #[arg(long)]
+    pub neurons: PathBuf,
+    /// The BINGREL directory (final_distant_allbags_<relation>_new.json files).
+    #[arg(long)]
+    pub corpus: PathBuf,
+    /// The PARAREL directory the corpus lines up with (default: the run's data directory).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Relations to measure, comma-separated (default: every relation of the run).
+    #[arg(long)]
+    pub relations: Option<String>,
+    /// Use at most N head+tail and N head-only sentences per fact, the first of each bag (0: all,
+    /// as the paper).
+    #[arg(long, default_value_t = 0)]
+    pub sentences_per_fact: usize,
+    /// Seed of the hidden words, the random sentences (T3) and the random neurons.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Sentences per forward pass.
+    #[arg(long, default_value_t = kn_probe::DEFAULT_BATCH_SIZE)]
+    pub batch_size: usize,
+    /// Output directory (created); activations.json is written there.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Print the report as one line of JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A run, its PARAREL data, the model and the corpus, checked against each other.
+pub struct Inputs {
+    /// The discover run.
+    pub run: RunDir,
+    /// The PARAREL directory used.
+    pub data_dir: PathBuf,
+    /// The PARAREL dataset.
+    pub dataset: Dataset,
+    /// The BINGREL bags of the relations asked for.
+    pub corpus: Corpus,
+    /// The model (checked to be the run's).
+    pub model: Box<dyn KnowledgeModel>,
+}
+
+impl Inputs {
+    /// Reads the run, PARAREL and the corpus of `relations` (checking alignment) before
+    /// loading the model, so bad input fails fast.
+    pub fn load(
+        run: RunDir,
+        data: Option<&Path>,
+        corpus: &Path,
+        relations: &[String],
+        model: &ModelOptions,
+    ) -> Result<Self, CliError> {
+        let data_dir = match data {
+            Some(dir) => dir.to_path_buf(),
+            None => {
+                let recorded = PathBuf::from(&run.config.data);
+                if recorded.is_dir() {
+                    recorded
+                } else {
+                    eprintln!(
+                        "kn: the run's data directory {} is not here; using the bundled PARAREL (pass --data to choose)",
+                        recorded.display()
+                    );
+                    Pararel::bundled_dir()
+                }
+            }
+        };
+        let dataset = Pararel::load(&data_dir).map_err(|e| CliError::BadInput(e.to_string()))?;
+        if !corpus.is_dir() {
+            return Err(CliError::BadInput(format!("--corpus {}: not a directory", corpus.display())));
+        }
+        let corpus = Corpus::load(corpus, &dataset, relations)?;
+        let model = model.load()?;
+        run.check_model(model.info())?;
+        Ok(Self { run, data_dir, dataset, corpus, model })
+    }
+
+    /// A run record as a fact with knowledge neurons, checked against PARAREL.
+    pub fn fact(&self, record: &crate::discover::FactRecord) -> Result<KnowledgeFact, CliError> {
+        let id: FactId =
+            record.fact.parse().map_err(|e| CliError::BadInput(format!("{}: {e}", self.run.neurons_path.display())))?;
+        let fact = self.dataset.fact(&id).ok_or_else(|| {
+            CliError::BadInput(format!(
+                "fact {id} of {} is not in the PARAREL data at {} (pass the run's --data)",
+                self.run.neurons_path.display(),
+                self.data_dir.display()
+            ))
+        })?;
+        if fact.subject != record.subject || fact.object != record.object {
+            return Err(CliError::BadInput(format!(
+                "fact {id} is ({}, {}) in {} but ({}, {}) in the PARAREL data at {}: the run was made from other data \
+                 (pass its --data)",
+                record.subject,
+                record.object,
+                self.run.neurons_path.display(),
+                fact.subject,
+                fact.object,
+                self.data_dir.display()
+            )));
+        }
+        Ok(KnowledgeFact { fact: fact.clone(), neurons: record.neurons.iter().map(|n| (n.layer, n.neuron)).collect() })
+    }
+}
+
+/// activations.json: the report with where its inputs came from.
+#[derive(Serialize)]
+struct Output<'a> {
+    run: RunSummary,
+    corpus: String,
+    data: String,
+    #[serde(flatten)]
+    report: &'a ActivationReport,
+}
+
+/// Runs `kn activations`.
+pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
+    if args.batch_size == 0 {
+        return Err(CliError::BadInput("--batch-size must be at least 1".into()));
+    }
+    let run = RunDir::load(&args.neurons)?;
+    let relations = run.select_relations(args.relations.as_deref())?;
+    let inputs = Inputs::load(run, args.data.as_deref(), &args.corpus, &relations, &args.model)?;
+    let facts: Vec<KnowledgeFact> =
+        inputs.run.records_of(&relations).into_iter().map(|r| inputs.fact(r)).collect::<Result<_, _>>()?;
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| CliError::Internal(format!("cannot create {}: {e}", args.out.display())))?;
+
+    let config = ActivationConfig {
+        sentences_per_fact: args.sentences_per_fact,
+        seed: args.seed,
+        batch_size: args.batch_size,
+        random_control: true,
+    };
+    eprintln!("kn activations: {} facts of {} relation(s)", facts.len(), relations.len());
+    let started = std::time::Instant::now();
+    let mut next_report = 0.0;
+    let mut progress = |done: usize, total: usize| {
+        let share = done as f64 / total.max(1) as f64;
+        if share >= next_report || done == total {
+            eprintln!(
+                "kn activations: {done}/{total} sentences ({:.0}%), {:.1} s",
+                100.0 * share,
+                started.elapsed().as_secs_f64()
+            );
+            next_report = share + 0.1;
+        }
+    };
+    let report = activation_experiment(inputs.model.as_ref(), &facts, &inputs.corpus, &config, &mut progress)?;
+    let output = Output {
+        run: inputs.run.describe(),
+        corpus: args.corpus.display().to_string(),
+        data: inputs.data_dir.display().to_string(),
+        report: &report,
+    };
+    let path = args.out.join("activations.json");
+    write_json(&path, &output)?;
+    if args.json {
+        println!("{}", to_json(&output)?);
+    } else {
+        print!("{}", table(&report));
+    }
+    eprintln!("kn activations: wrote {} in {:.1} s", path.display(), started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn cell(summary: &Summary) -> String {
+    match (summary.mean, summary.se) {
+        (Some(mean), Some(se)) => format!("{mean:+.4} ± {se:.4}"),
+        (Some(mean), None) => format!("{mean:+.4}"),
+        _ => "-".into(),
+    }
+}
+
+fn row(label: &str, facts: &str, neurons: &str, t: &Triple<Summary>) -> String {
+    format!("{label:<10} {facts:>5}  {neurons:<9} {:>20} {:>20} {:>20}\n", cell(&t.t1), cell(&t.t2), cell(&t.t3))
+}
+
+fn rows(name: &str, group: &GroupReport, out: &mut String) {
+    out.push_str(&row(name, &group.facts.to_string(), "knowledge", &group.knowledge));
+    if let Some(random) = &group.random {
+        out.push_str(&row("", "", "random", random));
+    }
+}
+
+fn skips(skipped: &FactSkips) -> String {
+    let parts = [
+        ("no neurons", skipped.no_neurons),
+        ("no bag", skipped.no_bag),
+        ("empty head+tail bag", skipped.empty_th_bag),
+        ("empty head-only bag", skipped.empty_h_bag),
+        ("no T1 sentence", skipped.no_t1_sentence),
+        ("no T2 sentence", skipped.no_t2_sentence),
+        ("no T3 sentence", skipped.no_t3_sentence),
+    ];
+    let listed: Vec<String> = parts.iter().filter(|(_, n)| *n > 0).map(|(what, n)| format!("{what} {n}")).collect();
+    if listed.is_empty() {
+        "none".into()
+    } else {
+        listed.join(", ")
+    }
+}
+
+fn sentences(kind: SentenceKind, c: &SentenceCounts) -> String {
+    format!(
+        "{kind:?}: {} of {} evaluated (target not found {}, no context {}, too long {}, unencodable {}, fact skipped {})",
+        c.evaluated, c.sentences, c.target_missing, c.no_context, c.too_long, c.unencodable, c.fact_skipped
+    )
+}
+
+/// The summary table printed on stdout.
+fn table(report: &ActivationReport) -> String {
+    let mut out = String::new();
+    out.push_str("Mean FFN activation at the hidden position (mean over facts ± standard error)\n");
+    out.push_str(&format!(
+        "{:<10} {:>5}  {:<9} {:>20} {:>20} {:>20}\n",
+        "relation", "facts", "neurons", "T1 head+tail", "T2 head only", "T3 random"
+    ));
+    let mut relations: Vec<(&String, &GroupReport)> = report.relations.iter().collect();
+    relations.sort_by(|a, b| kn_data::compare_relations(a.0, b.0));
+    for (relation, group) in relations {
+        rows(relation, group, &mut out);
+    }
+    rows("overall", &report.overall, &mut out);
+    let m = &report.mean_of_relations;
+    let fmt = |v: &Option<f64>| v.map(|v| format!("{v:+.4}")).unwrap_or_else(|| "-".into());
+    out.push_str(&format!(
+        "mean of {} relation means (the paper's aggregation): knowledge T1 {} T2 {} T3 {}",
+        m.relations,
+        fmt(&m.knowledge.t1),
+        fmt(&m.knowledge.t2),
+        fmt(&m.knowledge.t3)
+    ));
+    if let Some(r) = &m.random {
+        out.push_str(&format!("; random T1 {} T2 {} T3 {}", fmt(&r.t1), fmt(&r.t2), fmt(&r.t3)));
+    }
+    out.push('\n');
+    out.push_str(&format!("skipped facts: {}\n", skips(&report.overall.skipped)));
+    for kind in SentenceKind::ALL {
+        out.push_str(&format!("sentences {}\n", sentences(kind, report.overall.sentences.get(kind))));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_and_skips_read_well() {
+        assert_eq!(cell(&Summary { n: 3, mean: Some(0.5), se: Some(0.01) }), "+0.5000 ± 0.0100");
+        assert_eq!(cell(&Summary { n: 1, mean: Some(-0.5), se: None }), "-0.5000");
+        assert_eq!(cell(&Summary::default()), "-");
+        assert_eq!(skips(&FactSkips::default()), "none");
+        assert_eq!(
+            skips(&FactSkips { empty_th_bag: 2, no_neurons: 1, ..FactSkips::default() }),
+            "no neurons 1, empty head+tail bag 2"
+        );
+    }
+}
