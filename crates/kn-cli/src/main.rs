@@ -5,10 +5,14 @@
 
 mod attribute;
 mod discover;
+mod edit;
+mod erase;
 mod exit;
 mod merge;
 mod options;
 mod predict;
+mod run_dir;
+mod suppress;
 
 use clap::{Parser, Subcommand};
 use exit::CliError;
@@ -33,6 +37,15 @@ enum Command {
     Discover(discover::DiscoverArgs),
     /// Combine the outputs of `kn discover --shard i/n` runs into one run directory.
     Merge(merge::MergeArgs),
+    /// Suppress and amplify the knowledge neurons of a discover run's facts (the paper's
+    /// experiment, with random, other-relation and activation-baseline controls).
+    Suppress(suppress::SuppressArgs),
+    /// Update a fact (or a seeded sample of facts) of a discover run through its knowledge
+    /// neurons and report the paper's metrics; the weights are restored afterwards.
+    Edit(edit::EditArgs),
+    /// Erase a relation of a discover run through its most frequent knowledge neurons and
+    /// report accuracy and perplexity; the weights are restored afterwards.
+    Erase(erase::EraseArgs),
 }
 
 fn main() {
@@ -42,6 +55,9 @@ fn main() {
         Command::Attribute(args) => attribute::run(args),
         Command::Discover(args) => discover::run(args),
         Command::Merge(args) => merge::run(args),
+        Command::Suppress(args) => suppress::run(args),
+        Command::Edit(args) => edit::run(args),
+        Command::Erase(args) => erase::run(args),
     };
     if let Err(error) = result {
         eprintln!("kn: error: {error}");

@@ -160,6 +160,8 @@ const SUPPRESS_COLOR: RGBColor = RGBColor(31, 82, 160);
 const AMPLIFY_COLOR: RGBColor = RGBColor(196, 58, 38);
 /// Width of one bar, in group units (a group is 1 wide; 8 bars and a gap fit in it).
 const BAR_WIDTH: f64 = 0.095;
+/// Pixels right of the plot for the legend.
+const LEGEND_WIDTH: i32 = 230;
 
 fn lighter(color: RGBColor, shade: f64) -> RGBColor {
     let mix = |c: u8| {
@@ -240,9 +242,11 @@ impl SuppressionChart {
         Ok(svg)
     }
 
-    /// Draws the chart as an SVG document, about 110 pixels per group (at least 640) by 480.
+    /// Draws the chart as an SVG document, about 120 pixels per group plus the legend (at
+    /// least 720 wide) by 480.
     pub fn to_svg(&self) -> Result<String, ChartError> {
-        let width = (110 * self.groups.len() as u32 + 260).max(640);
+        let groups = u32::try_from(self.groups.len()).unwrap_or(u32::MAX / 240);
+        let width = groups.saturating_mul(120).saturating_add(330).max(720);
         self.to_svg_sized(width, 480)
     }
 
@@ -260,12 +264,22 @@ impl SuppressionChart {
         root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
     ) -> Result<(), ChartError> {
         root.fill(&WHITE).map_err(drawing)?;
+        let (width, _) = root.dim_in_pixel();
+        let width = i32::try_from(width).unwrap_or(i32::MAX);
         let n = self.groups.len();
         let (y_low, y_high) = self.y_range();
+        // Title centred over the whole picture, legend in the right margin.
+        let centred = Pos::new(HPos::Center, VPos::Top);
+        root.draw(&Text::new(
+            self.title.clone(),
+            (width / 2, 10),
+            TextStyle::from(("sans-serif", 18).into_font()).pos(centred),
+        ))
+        .map_err(drawing)?;
         let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, ("sans-serif", 20))
             .margin(12)
-            .margin_right(200)
+            .margin_top(40)
+            .margin_right(LEGEND_WIDTH)
             .x_label_area_size(36)
             .y_label_area_size(64)
             .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), y_low..y_high)
@@ -274,10 +288,13 @@ impl SuppressionChart {
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(0)
+            .y_max_light_lines(0)
             .y_desc(self.measure.caption())
             .y_label_formatter(&|v| format!("{v:+.0}"))
             .draw()
             .map_err(drawing)?;
+        let legend_x = width - LEGEND_WIDTH + 16;
+        let legend_style = TextStyle::from(("sans-serif", 12).into_font());
         for (op, color) in [(0usize, SUPPRESS_COLOR), (1, AMPLIFY_COLOR)] {
             for (condition, (name, shade)) in CONDITIONS.iter().zip(SHADES).enumerate() {
                 let fill = lighter(color, shade);
@@ -297,14 +314,16 @@ impl SuppressionChart {
                         ))
                     })
                     .collect();
+                chart.draw_series(bars).map_err(drawing)?;
+                let y = 50 + 20 * i32::try_from(slot).unwrap_or(0) + if op == 1 { 10 } else { 0 };
+                root.draw(&Rectangle::new(
+                    [(legend_x, y), (legend_x + 14, y + 12)],
+                    fill.filled(),
+                ))
+                .map_err(drawing)?;
                 let label = format!("{} {name}", if op == 0 { "suppress" } else { "amplify" });
-                chart
-                    .draw_series(bars)
-                    .map_err(drawing)?
-                    .label(label)
-                    .legend(move |(x, y)| {
-                        Rectangle::new([(x, y - 5), (x + 12, y + 5)], fill.filled())
-                    });
+                root.draw(&Text::new(label, (legend_x + 20, y), legend_style.clone()))
+                    .map_err(drawing)?;
             }
         }
         chart
@@ -313,18 +332,8 @@ impl SuppressionChart {
                 BLACK.stroke_width(1),
             ))
             .map_err(drawing)?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .margin(8)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.4))
-            .label_font(("sans-serif", 12))
-            .draw()
-            .map_err(drawing)?;
         // Group labels under the plot, centred on each group.
-        let style =
-            TextStyle::from(("sans-serif", 14).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+        let style = TextStyle::from(("sans-serif", 14).into_font()).pos(centred);
         for (i, group) in self.groups.iter().enumerate() {
             let (x, y) = chart.backend_coord(&(i as f64, y_low));
             root.draw(&Text::new(group.label.clone(), (x, y + 8), style.clone()))

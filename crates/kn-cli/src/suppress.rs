@@ -1,0 +1,174 @@
+//! `kn suppress`: the paper's suppression/amplification experiment (Dai et al. 2022, §4.3) on
+//! the facts of a `kn discover` run.
+//!
+//! Each fact's prompts are re-encoded with the model, its knowledge neurons come from
+//! neurons.jsonl, and `kn_edit::suppress_amplify_experiment` suppresses (x0) and amplifies
+//! (x2) their activations at the answer position. Controls: the same neurons on facts of
+//! other relations, random neurons of the same layers, and the activation baseline (per
+//! fact, as many neurons of the run's layers with the highest mean activation over its
+//! prompts, `kn_edit::activation_baseline`). Prints a table per relation (both the paper's
+//! ratio of means and the mean of per-prompt relative changes), writes the JSON report
+//! (default DIR/suppression.json) and optionally an SVG bar chart.
+
+use crate::exit::CliError;
+use crate::options::ModelOptions;
+use crate::run_dir::{encode_facts, pct, to_json, write_json, RunDir, RunSummary};
+use kn_edit::{
+    add_activation_baselines, suppress_amplify_experiment, ChangeSummary, ChartMeasure, ExperimentConfig,
+    ExperimentReport, GroupReport, SuppressionChart,
+};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Arguments of `kn suppress`.
+#[derive(Debug, clap::Args)]
+pub struct SuppressArgs {
+    #[command(flatten)]
+    model: ModelOptions,
+    /// The neurons.jsonl of a `kn discover` run (its config.json must be beside it), or the
+    /// run directory.
+    #[arg(long)]
+    neurons: PathBuf,
+    /// Only the facts of these relations (comma-separated; default: all of the run's).
+    #[arg(long)]
+    relations: Option<String>,
+    /// Seed of the random controls (random neurons, other-relation facts).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Prompts per forward pass.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// How many facts of other relations each fact's neurons are tried on (the paper: 1).
+    #[arg(long, default_value_t = 1)]
+    other_relation_facts: usize,
+    /// Run the random-neuron control.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    random_control: bool,
+    /// Run the activation-baseline control (one extra pass per prompt).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    activation_baseline: bool,
+    /// Where to write the JSON report (default: suppression.json in the run directory).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also draw the paper's bar chart (one bar pair per relation, controls lighter) as SVG.
+    #[arg(long)]
+    chart: Option<PathBuf>,
+    /// Print the JSON report on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The JSON report of `kn suppress`: kn-edit's experiment report plus where it came from.
+#[derive(Debug, Serialize)]
+struct SuppressOutput {
+    run: RunSummary,
+    /// Whether the activation-baseline control ran, and over which layers.
+    activation_baseline_layers: Option<Vec<usize>>,
+    seconds: f64,
+    #[serde(flatten)]
+    report: ExperimentReport,
+}
+
+/// Runs `kn suppress`.
+pub fn run(args: SuppressArgs) -> Result<(), CliError> {
+    if args.batch_size == 0 {
+        return Err(CliError::BadInput("--batch-size must be at least 1".into()));
+    }
+    let run = RunDir::load(&args.neurons)?;
+    let relations = run.select_relations(args.relations.as_deref())?;
+    let out = args.out.clone().unwrap_or_else(|| run.dir.join("suppression.json"));
+    let model = args.model.load()?;
+    run.check_model(model.info())?;
+    let started = Instant::now();
+    let records = run.records_of(&relations);
+    let log = |message: String| eprintln!("kn suppress: {message}");
+    log(format!("{} facts of {} relation(s) from {}", records.len(), relations.len(), run.neurons_path.display()));
+    let mut facts = encode_facts(model.as_ref(), &records)?;
+    let baseline_layers = args.activation_baseline.then(|| run.layers().to_vec());
+    if let Some(layers) = &baseline_layers {
+        let layers = (!layers.is_empty()).then_some(layers.as_slice());
+        add_activation_baselines(model.as_ref(), &mut facts, layers, &mut |done, total| {
+            if done == total {
+                log(format!("activation baseline chosen for {total} facts"));
+            }
+        })?;
+    }
+    let config = ExperimentConfig {
+        batch_size: args.batch_size,
+        other_relation_facts: args.other_relation_facts,
+        random_control: args.random_control,
+        seed: args.seed,
+        ..ExperimentConfig::default()
+    };
+    let step = Instant::now();
+    let report = suppress_amplify_experiment(model.as_ref(), &facts, &config, &mut |done, total| {
+        if done > 0 && (done == total || args.model.verbose || done % 10 == 0) {
+            let per_fact = step.elapsed().as_secs_f64() / done as f64;
+            log(format!("[{done}/{total}] {per_fact:.2} s/fact"));
+        }
+    })?;
+    let output = SuppressOutput {
+        run: run.describe(),
+        activation_baseline_layers: baseline_layers,
+        seconds: started.elapsed().as_secs_f64(),
+        report,
+    };
+    write_json(&out, &output)?;
+    log(format!("report written to {}", out.display()));
+    if let Some(path) = &args.chart {
+        let title = format!("Suppressing and amplifying knowledge neurons ({})", output.report.architecture);
+        SuppressionChart::from_report(&output.report, ChartMeasure::ChangePct, true, &title)
+            .save(path)
+            .map_err(|e| CliError::Internal(e.to_string()))?;
+        log(format!("chart written to {}", path.display()));
+    }
+    if args.json {
+        println!("{}", to_json(&output)?);
+    } else {
+        print!("{}", table(&output.report));
+    }
+    Ok(())
+}
+
+/// A table cell: the paper's ratio of means / the mean of per-prompt relative changes.
+fn cell(summary: &ChangeSummary) -> String {
+    if summary.prompts == 0 {
+        return "-".into();
+    }
+    format!("{} / {}", pct(summary.change_pct), pct(summary.mean_relative_change_pct))
+}
+
+fn group_rows(name: &str, group: &GroupReport, out: &mut String) {
+    let c = &group.conditions;
+    out.push_str(&format!(
+        "{name}: {} facts ({} without neurons), {} prompts\n",
+        group.facts, group.facts_without_neurons, group.prompts
+    ));
+    for (op, pick) in [("suppress", 0usize), ("amplify", 1)] {
+        let get =
+            |effects: &kn_edit::OpEffects| if pick == 0 { effects.suppress.clone() } else { effects.amplify.clone() };
+        out.push_str(&format!(
+            "  {op:<9} {:>22} {:>22} {:>22} {:>22}\n",
+            cell(&get(&c.own)),
+            cell(&get(&c.random)),
+            cell(&get(&c.other_relations)),
+            cell(&get(&c.activation_baseline))
+        ));
+    }
+}
+
+/// The per-relation table printed without --json.
+fn table(report: &ExperimentReport) -> String {
+    let mut out = String::new();
+    out.push_str("Change of the correct answer's probability; each cell: ratio of means (the paper's) / mean of per-prompt changes\n");
+    out.push_str(&format!(
+        "  {:<9} {:>22} {:>22} {:>22} {:>22}\n",
+        "", "knowledge neurons", "random neurons", "other relations", "activation baseline"
+    ));
+    for (relation, group) in &report.relations {
+        group_rows(relation, group, &mut out);
+    }
+    group_rows("all", &report.overall, &mut out);
+    out
+}
