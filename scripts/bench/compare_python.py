@@ -29,6 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import flops  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 PROMPTS_TSV = REPO / "benches" / "support" / "prompts.tsv"
 IG_REFERENCE = REPO / "scripts" / "reference" / "ig_reference.py"
@@ -105,14 +108,21 @@ def run_python(args, model_path, prompts):
             cmd += ["--prompt", prompt, "--answer", answer]
         log("python: " + shlex.join(cmd))
         stdout, stderr, wall, rss = timed(cmd, cwd=REPO)
-        times = [float(m.group(1)) for m in re.finditer(r"^\[time\] prompt .*?: ([0-9.]+) s \(run \d+/\d+\)$", stdout, re.M)]
+        # "[time] prompt '...': 30 layers x m=20 (5 tokens): 12.3 s (run 1/2)", or "... 12.3 s wall,
+        # 24.1 s CPU (run 1/2)" in newer versions of ig_reference.py.
+        lines = list(re.finditer(r"^\[time\] prompt .*?\((\d+) tokens\): ([0-9.]+) s(?: wall)?(?:, ([0-9.]+) s CPU)? \(run \d+/\d+\)$",
+                                 stdout, re.M))
+        times = [float(m.group(2)) for m in lines]
+        cpu = [float(m.group(3)) if m.group(3) else None for m in lines]
+        tokens = [int(m.group(1)) for m in lines][::args.runs]
         if len(times) != len(prompts) * args.runs:
             raise SystemExit(f"expected {len(prompts) * args.runs} [time] lines from ig_reference.py, got {len(times)}:\n{stdout}")
         results = json.loads(out_json.read_text())["results"]
     per_prompt = [times[i * args.runs:(i + 1) * args.runs] for i in range(len(prompts))]
+    cpu_per_prompt = [cpu[i * args.runs:(i + 1) * args.runs] for i in range(len(prompts))]
     tops = [[(r["layer"], r["neuron"]) for r in res["top20"][:5]] for res in results]
     probs = [res["clean_prob"] for res in results]
-    return {"seconds_runs": per_prompt, "top5": tops, "clean_prob": probs, "process_wall_s": round(wall, 2),
+    return {"seconds_runs": per_prompt, "cpu_seconds_runs": cpu_per_prompt, "tokens": tokens, "top5": tops, "clean_prob": probs, "process_wall_s": round(wall, 2),
             "process_peak_rss_mib": round(rss / 1024, 1)}
 
 
@@ -218,6 +228,20 @@ def main():
         py_best, py_med = summarize(entry["python"]["seconds_runs"])
         rs_best, rs_med = summarize(entry["rust"]["seconds_runs"])
         wall_best, _ = summarize(entry["rust"]["process_wall_runs"])
+        tokens = entry["python"]["tokens"]
+        if model in flops.MODELS:
+            py_work = [flops.python_flops(model, t, args.steps) for t in tokens]
+            rs_work = [flops.rust_flops(model, t, args.steps) for t in tokens]
+            best_py = [min(r) for r in entry["python"]["seconds_runs"]]
+            best_rs = [min(r) for r in entry["rust"]["seconds_runs"]]
+            entry["flops"] = {
+                "counted_by": "scripts/bench/flops.py",
+                "python_gflop_per_prompt": [round(w / 1e9, 1) for w in py_work],
+                "rust_gflop_per_prompt": [round(w / 1e9, 1) for w in rs_work],
+                "python_gflops_achieved": round(sum(py_work) / sum(best_py) / 1e9, 1),
+                "rust_gflops_achieved": round(sum(rs_work) / sum(best_rs) / 1e9, 1),
+                "work_ratio": round(sum(py_work) / sum(rs_work), 2),
+            }
         agree = [a == b for a, b in zip(entry["python"]["top5"], entry["rust"]["top5"])]
         same_set = [set(a) == set(b) for a, b in zip(entry["python"]["top5"], entry["rust"]["top5"])]
         entry["summary"] = {
@@ -261,6 +285,12 @@ def main():
         status = "OK" if s["top5_identical_prompts"] == s["prompts"] else "MISMATCH"
         print(f"sanity {model}: top-5 neurons identical (same order) on {s['top5_identical_prompts']}/{s['prompts']} prompts, "
               f"same set on {s['top5_same_set_prompts']}/{s['prompts']}: {status}")
+    for model, entry in report["models"].items():
+        if "flops" in entry:
+            f = entry["flops"]
+            print(f"work {model}: {sum(f['python_gflop_per_prompt']) / len(f['python_gflop_per_prompt']):.0f} GFLOP per prompt (python) vs "
+                  f"{sum(f['rust_gflop_per_prompt']) / len(f['rust_gflop_per_prompt']):.0f} (rust), ratio {f['work_ratio']:.2f}; achieved "
+                  f"{f['python_gflops_achieved']:.0f} vs {f['rust_gflops_achieved']:.0f} GFLOP/s (scripts/bench/flops.py)")
     print(f"wrote {out}")
 
 
