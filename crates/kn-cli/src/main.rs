@@ -3,6 +3,7 @@
 //! Results go to stdout (JSON with `--json`), logs to stderr. Exit codes: 0 success,
 //! 2 bad input (usage, missing or malformed files, bad prompts), 3 internal failure.
 
+mod activations;
 mod attribute;
 mod discover;
 mod edit;
@@ -13,6 +14,7 @@ mod options;
 mod predict;
 mod run_dir;
 mod suppress;
+mod triggers;
 
 use clap::{Parser, Subcommand};
 use exit::CliError;
@@ -46,6 +48,13 @@ enum Command {
     /// Erase a relation of a discover run through its most frequent knowledge neurons and
     /// report accuracy and perplexity; the weights are restored afterwards.
     Erase(erase::EraseArgs),
+    /// Mean activation of a discover run's knowledge neurons on BINGREL sentences expressing
+    /// their fact (T1), head-only (T2) and random (T3) sentences, beside random neurons; writes
+    /// activations.json.
+    Activations(activations::ActivationsArgs),
+    /// The BINGREL sentences that activate a fact's knowledge neurons most, with and without
+    /// the tail.
+    Triggers(triggers::TriggersArgs),
 }
 
 fn main() {
@@ -58,6 +67,8 @@ fn main() {
         Command::Suppress(args) => suppress::run(args),
         Command::Edit(args) => edit::run(args),
         Command::Erase(args) => erase::run(args),
+        Command::Activations(args) => activations::run(args),
+        Command::Triggers(args) => triggers::run(args),
     };
     if let Err(error) = result {
         eprintln!("kn: error: {error}");
