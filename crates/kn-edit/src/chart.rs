@@ -290,7 +290,13 @@ impl SuppressionChart {
             .x_labels(0)
             .y_max_light_lines(0)
             .y_desc(self.measure.caption())
-            .y_label_formatter(&|v| format!("{v:+.0}"))
+            .y_label_formatter(&|v| {
+                if v.abs() < 1e-9 {
+                    "0".into()
+                } else {
+                    format!("{v:+.0}")
+                }
+            })
             .draw()
             .map_err(drawing)?;
         let legend_x = width - LEGEND_WIDTH + 16;
