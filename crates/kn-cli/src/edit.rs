@@ -499,8 +499,13 @@ fn edit_sample(
     })
 }
 
+/// A table number: 3 decimals, scientific notation from 100000 on, `-` when absent.
 fn num(value: Option<f64>) -> String {
-    value.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into())
+    match value {
+        Some(v) if v.abs() >= 1e5 => format!("{v:.3e}"),
+        Some(v) => format!("{v:.3}"),
+        None => "-".into(),
+    }
 }
 
 /// Reads one metric of [`MeanMetrics`].
@@ -508,7 +513,7 @@ type MetricOf = fn(&MeanMetrics) -> Option<f64>;
 
 /// Rows of metrics: name, before, after, random control.
 fn metric_rows(before: &MeanMetrics, after: &MeanMetrics, random: Option<&MeanMetrics>) -> String {
-    let mut out = format!("  {:<26} {:>10} {:>10} {:>14}\n", "", "before", "after", "random ctrl");
+    let mut out = format!("  {:<28} {:>10} {:>10} {:>14}\n", "", "before", "after", "random ctrl");
     let rows: [(&str, MetricOf); 8] = [
         ("success rate (new top-1)", |m| m.success_rate),
         ("change rate (old not top-1)", |m| m.change_rate),
@@ -521,7 +526,7 @@ fn metric_rows(before: &MeanMetrics, after: &MeanMetrics, random: Option<&MeanMe
     ];
     for (name, get) in rows {
         out.push_str(&format!(
-            "  {name:<26} {:>10} {:>10} {:>14}\n",
+            "  {name:<28} {:>10} {:>10} {:>14}\n",
             num(get(before)),
             num(get(after)),
             num(random.and_then(get))

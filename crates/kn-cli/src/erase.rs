@@ -213,14 +213,15 @@ pub fn run(args: EraseArgs) -> Result<(), CliError> {
 }
 
 fn rows(name: &str, q: &QualityChange) -> String {
-    let opt = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
+    let num = |v: f64| if v.abs() >= 1e5 { format!("{v:.3e}") } else { format!("{v:.3}") };
+    let opt = |v: Option<f64>| v.map(num).unwrap_or_else(|| "-".into());
     format!(
-        "  {name:<18} {:>7} {:>9.3} {:>9.3} {:>11.3} {:>11.3} {:>10} | {:>9} {:>11} {:>10}\n",
+        "  {name:<18} {:>7} {:>9.3} {:>9.3} {:>11} {:>11} {:>10} | {:>9} {:>11} {:>10}\n",
         q.prompts,
         q.accuracy_before,
         q.accuracy_after,
-        q.perplexity_before,
-        q.perplexity_after,
+        num(q.perplexity_before),
+        num(q.perplexity_after),
         crate::run_dir::pct(q.perplexity_change_pct),
         opt(q.random_accuracy),
         opt(q.random_perplexity),
