@@ -10,11 +10,13 @@
 # docs/bench/compare-<date>.json. Waits for a quiet machine before each timed part.
 #
 # Usage: scripts/bench/compare_python.sh [--threads N] [--runs R] [--models smollm2,bert-base]
-#                                        [--out FILE] [--no-build] [--no-wait] [--max-wait S]
+#                                        [--out FILE] [--no-build] [--no-wait] [--max-wait S] [--nice N]
 #   --threads N   libtorch / torch threads on both sides (default 2)
 #   --runs R      runs of each prompt on each side; the best (and the median) is kept (default 2)
 #   --no-build    use the existing target/release/kn and make_random_bert
 #   --no-wait     do not wait for the load to drop (the load is recorded anyway)
+#   --max-wait S  wait at most S seconds for a quiet machine before each timed part (default 600)
+#   --nice N      run both sides under nice -n N (e.g. -19, root only) when other jobs keep the CPUs busy
 # Environment: KN_PYREF_PY (python of the reference venv; default .deps/pyref or /tmp/pyref),
 # KN_SMOLLM2_GGUF (default <cache>/models/SmolLM2-135M-Instruct.Q4_1.gguf), KN_RANDOM_BERT_DIR.
 set -euo pipefail
@@ -33,6 +35,7 @@ while [ $# -gt 0 ]; do
     --no-wait) wait_args+=(--no-wait); shift ;;
     --max-wait) wait_args+=(--max-wait "$2"); shift 2 ;;
     --max-load) wait_args+=(--max-load "$2"); shift 2 ;;
+    --nice) wait_args+=(--nice "$2"); shift 2 ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "compare_python.sh: unknown argument $1" >&2; exit 2 ;;
   esac
