@@ -10,8 +10,9 @@
 //! Run: `cargo run --release --example edit_fact -- [--fact P36:319] [--new-answer Rome]
 //! [--steps 10] [--max-prompts 8] [--lambda-add 8] [--model default]`
 //!
-//! Runtime with the defaults: about 1 to 2 minutes on 2 CPU cores (integrated gradients on the
-//! fact's 8 prompts dominate). Over a `kn discover` run the same is
+//! Runtime with the defaults: estimated 1 to 2 minutes on 2 CPU cores (not yet timed;
+//! integrated gradients on the fact's 8 prompts dominate; 2 steps and 3 prompts took 48 s on a
+//! busy machine). Over a `kn discover` run the same is
 //! `kn edit --neurons DIR/neurons.jsonl --fact ID --new-answer TEXT`.
 //!
 //! Neuron sharing: the paper leaves out neurons that more than 10% of the relation's facts

@@ -16,8 +16,9 @@
 //! - `--max-prompts 4` [`KN_MAX_PROMPTS`]: prompts per fact (0: all; at least 3 are needed);
 //! - `--seed 0` [`KN_SEED`], `--model default` [`KN_MODEL`], `--out suppression.svg` [`KN_OUT`].
 //!
-//! Runtime with the defaults: about 2 to 4 minutes on 2 CPU cores (6 facts x 4 prompts of
-//! integrated gradients, ~3-6 s each, dominate); it grows linearly with facts, prompts and
+//! Runtime with the defaults: estimated 2 to 4 minutes on 2 CPU cores, not yet timed (6 facts x
+//! 4 prompts of integrated gradients at 10 steps dominate; the smoke run with 2 steps, 3 prompts
+//! and 2 facts took 3 minutes on a busy machine, most of it finding correctly answered facts); it grows linearly with facts, prompts and
 //! steps. The same experiment over a `kn discover` run is `kn suppress --neurons DIR/neurons.jsonl`.
 
 use kn_attribution::{integrated_gradients, AttributionConfig};
