@@ -9,7 +9,7 @@
 //! `ndarray::Array2<f32>` (row r = layer `layers[r]`), which converts without copying the
 //! layout logic:
 //!
-//! ```ignore
+//! ```text
 //! let m = ScoreMatrix::new(layers.to_vec(), scores.ncols(), scores.iter().copied().collect())?;
 //! ```
 //!
