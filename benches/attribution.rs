@@ -83,7 +83,7 @@ fn load_case(name: &'static str, spec: &str, attribution_time: Duration, heavy: 
 
 fn cases() -> Vec<Case> {
     let mut cases = Vec::new();
-    cases.extend(load_case("smollm2", "default", Duration::from_secs(15), true));
+    cases.extend(load_case("smollm2", "default", Duration::from_secs(20), true));
     if wanted("bert-base") {
         let dir = random_bert::default_dir();
         let started = std::time::Instant::now();
@@ -92,7 +92,7 @@ fn cases() -> Vec<Case> {
             Ok(false) => {}
             Err(e) => eprintln!("bench bert-base: cannot write the random model: {e}"),
         }
-        cases.extend(load_case("bert-base", &dir.display().to_string(), Duration::from_secs(40), true));
+        cases.extend(load_case("bert-base", &dir.display().to_string(), Duration::from_secs(30), true));
     }
     cases.extend(load_case("tiny-bert", &fixture("tiny-bert"), Duration::from_secs(3), false));
     cases.extend(load_case("tiny-llama", &fixture("tiny-llama"), Duration::from_secs(3), false));
