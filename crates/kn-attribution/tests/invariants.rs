@@ -60,7 +60,7 @@ proptest! {
     fn zero_activations_get_zero_attribution(m in 0usize..2, p in 0usize..3, seed in 0u64..1000) {
         let models = models();
         let fixture = &models[m];
-        let mut clean = fixture.model.clean_pass(&fixture.prompts[p]).unwrap();
+        let clean = fixture.model.clean_pass(&fixture.prompts[p]).unwrap();
         let width = fixture.model.info().ffn_width as i64;
         let zeroed: Vec<i64> = (0..5).map(|k| ((seed * 7919 + k * 104729) % width as u64) as i64).collect();
         let layer = (seed % fixture.model.info().num_layers as u64) as i64;
