@@ -58,6 +58,12 @@ enum Command {
 }
 
 fn main() {
+    // Die quietly on a closed pipe (`kn ... | head`) like other command-line tools, instead of
+    // panicking in println!.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result: Result<(), CliError> = match cli.command {
         Command::Predict(args) => predict::run(args),
