@@ -141,7 +141,11 @@ impl Inputs {
                 self.data_dir.display()
             )));
         }
-        Ok(KnowledgeFact { fact: fact.clone(), neurons: record.neurons.iter().map(|n| (n.layer, n.neuron)).collect() })
+        Ok(KnowledgeFact {
+            fact: fact.clone(),
+            neurons: record.neurons.iter().map(|n| (n.layer, n.neuron)).collect(),
+            prompts: record.prompts.iter().map(|p| p.text.clone()).collect(),
+        })
     }
 }
 
@@ -214,14 +218,29 @@ fn cell(summary: &Summary) -> String {
     }
 }
 
-fn row(label: &str, facts: &str, neurons: &str, t: &Triple<Summary>) -> String {
-    format!("{label:<10} {facts:>5}  {neurons:<9} {:>20} {:>20} {:>20}\n", cell(&t.t1), cell(&t.t2), cell(&t.t3))
+fn row(label: &str, facts: &str, neurons: &str, t: &Triple<Summary>, prompts: Option<&Summary>) -> String {
+    let prompts = prompts.map(cell).unwrap_or_else(|| "-".into());
+    format!(
+        "{label:<10} {facts:>5}  {neurons:<17} {:>20} {:>20} {:>20} {:>20}\n",
+        cell(&t.t1),
+        cell(&t.t2),
+        cell(&t.t3),
+        prompts
+    )
 }
 
 fn rows(name: &str, group: &GroupReport, out: &mut String) {
-    out.push_str(&row(name, &group.facts.to_string(), "knowledge", &group.knowledge));
+    let aligned = group.aligned.as_ref();
+    let on_prompts = aligned.map(|a| &a.knowledge_on_prompts);
+    out.push_str(&row(name, &group.facts.to_string(), "knowledge", &group.knowledge, on_prompts));
     if let Some(random) = &group.random {
-        out.push_str(&row("", "", "random", random));
+        out.push_str(&row("", "", "random", random, aligned.and_then(|a| a.random_on_prompts.as_ref())));
+    }
+    if let Some(a) = aligned {
+        out.push_str(&row("", &a.facts.to_string(), "knowledge aligned", &a.knowledge, Some(&a.knowledge_prompts)));
+        if let Some(random) = &a.random {
+            out.push_str(&row("", "", "random aligned", random, a.random_prompts.as_ref()));
+        }
     }
 }
 
@@ -254,9 +273,13 @@ fn sentences(kind: SentenceKind, c: &SentenceCounts) -> String {
 fn table(report: &ActivationReport) -> String {
     let mut out = String::new();
     out.push_str("Mean FFN activation at the hidden position (mean over facts ± standard error)\n");
+    out.push_str(
+        "\"aligned\": each neuron's activation times the sign of its mean on the fact's own prompts \
+         (last column: the activation on those prompts)\n",
+    );
     out.push_str(&format!(
-        "{:<10} {:>5}  {:<9} {:>20} {:>20} {:>20}\n",
-        "relation", "facts", "neurons", "T1 head+tail", "T2 head only", "T3 random"
+        "{:<10} {:>5}  {:<17} {:>20} {:>20} {:>20} {:>20}\n",
+        "relation", "facts", "neurons", "T1 head+tail", "T2 head only", "T3 random", "own prompts"
     ));
     let mut relations: Vec<(&String, &GroupReport)> = report.relations.iter().collect();
     relations.sort_by(|a, b| kn_data::compare_relations(a.0, b.0));

@@ -134,6 +134,18 @@ fn check_report(out: &Path, facts_in_run: usize) -> serde_json::Value {
             let parts: u64 = COUNT_KEYS[1..].iter().map(|k| n(k)).sum();
             assert_eq!(n("sentences"), parts, "{kind}: {c}");
         }
+        if group["facts"].as_u64().unwrap() > 0 {
+            // Discover records carry their prompts: every evaluated fact has sign-aligned values.
+            let aligned = &group["aligned"];
+            assert_eq!(aligned["facts"], group["facts"]);
+            for key in ["knowledge_on_prompts", "random_on_prompts", "knowledge_prompts", "random_prompts"] {
+                assert!(aligned[key].get("mean").is_some(), "aligned lacks {key}");
+            }
+            for kind in ["t1", "t2", "t3"] {
+                assert_eq!(aligned["knowledge"][kind]["n"], group["facts"]);
+                assert_eq!(aligned["random"][kind]["n"], group["facts"]);
+            }
+        }
         let skipped: u64 = group["skipped"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
         group["facts"].as_u64().unwrap() + skipped
     };
@@ -174,7 +186,9 @@ fn llama_activations_triggers_and_bad_corpora() {
     let output = activations("tiny-llama", &run, &corpus(), &out, &["--seed", "1"]);
     ok(&output, "kn activations");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    for needle in ["T1 head+tail", "overall", "knowledge", "random", "skipped facts", "mean of"] {
+    for needle in
+        ["T1 head+tail", "overall", "knowledge aligned", "random aligned", "own prompts", "skipped facts", "mean of"]
+    {
         assert!(stdout.contains(needle), "table lacks {needle:?}:\n{stdout}");
     }
     let report = check_report(&out, facts);

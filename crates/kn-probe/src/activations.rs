@@ -16,6 +16,11 @@
 //! the paper's figure). The same is computed for a random control: per knowledge neuron, a
 //! random neuron of the same layer ([`KnowledgeFact::random_neurons`]).
 //!
+//! When a fact comes with its own PARAREL prompts ([`KnowledgeFact::prompts`]), they are run
+//! too, and [`SignAligned`] values are reported beside the raw ones: each neuron's activation
+//! multiplied by the sign of its mean activation on those prompts. Gated FFNs (SwiGLU) have
+//! signed activations and knowledge neurons that fire negatively; the raw mean mixes them.
+//!
 //! What is skipped is counted, never silently dropped:
 //! - facts ([`FactSkips`]): without knowledge neurons, without a bag, with an empty head+tail
 //!   or head-only bag (as the authors' code, which needs both), or left without an evaluable
@@ -147,6 +152,33 @@ impl FactSkips {
     }
 }
 
+/// Activations against each neuron's own sign.
+///
+/// FFN activations of gated units (SwiGLU, as in Llama) are signed, and a knowledge neuron may
+/// carry its fact with a strongly negative activation; the raw mean of several such neurons
+/// mixes signs. Here each neuron's sign is the sign of its mean activation on the fact's own
+/// PARAREL prompts (those it was found with), and the aligned value of a sentence is the mean
+/// over neurons of `sign * activation`. For GELU models (BERT), whose firing neurons are
+/// mostly positive, the aligned and raw values nearly agree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignAligned {
+    /// Reference prompts evaluated.
+    pub prompts: usize,
+    /// Mean activation of the knowledge neurons on the prompts (raw, like T1-T3).
+    pub knowledge_on_prompts: f64,
+    /// The same for the random neurons.
+    pub random_on_prompts: Option<f64>,
+    /// Sign-aligned mean activation of the knowledge neurons, per kind.
+    pub knowledge: Triple<f64>,
+    /// The same for the random neurons (each with the sign of its own mean on the prompts).
+    pub random: Option<Triple<f64>>,
+    /// Sign-aligned mean on the prompts themselves: the mean over neurons of the absolute
+    /// value of their mean activation on the prompts.
+    pub knowledge_prompts: f64,
+    /// The same for the random neurons.
+    pub random_prompts: Option<f64>,
+}
+
 /// One evaluated fact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FactActivation {
@@ -166,8 +198,30 @@ pub struct FactActivation {
     pub knowledge: Triple<f64>,
     /// The same for the random neurons.
     pub random: Option<Triple<f64>>,
+    /// Sign-aligned values, when the fact came with prompts that could be encoded.
+    pub aligned: Option<SignAligned>,
     /// Sentences evaluated, per kind.
     pub sentences: Triple<usize>,
+}
+
+/// [`SignAligned`] values of a group of facts: means over its facts that have them, with
+/// standard errors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlignedGroup {
+    /// Facts with sign-aligned values.
+    pub facts: usize,
+    /// Raw mean activation of the knowledge neurons on the facts' own prompts.
+    pub knowledge_on_prompts: Summary,
+    /// The same for the random neurons.
+    pub random_on_prompts: Option<Summary>,
+    /// Sign-aligned knowledge-neuron activation, per kind.
+    pub knowledge: Triple<Summary>,
+    /// The same for the random neurons.
+    pub random: Option<Triple<Summary>>,
+    /// Sign-aligned knowledge-neuron activation on the prompts.
+    pub knowledge_prompts: Summary,
+    /// The same for the random neurons.
+    pub random_prompts: Option<Summary>,
 }
 
 /// Results of a group of facts (a relation, or all of them).
@@ -179,6 +233,8 @@ pub struct GroupReport {
     pub knowledge: Triple<Summary>,
     /// The same for the random control.
     pub random: Option<Triple<Summary>>,
+    /// Sign-aligned values (facts that came with prompts only).
+    pub aligned: Option<AlignedGroup>,
     /// Facts skipped.
     pub skipped: FactSkips,
     /// What happened to the sentences, per kind.
@@ -241,11 +297,58 @@ pub struct ActivationReport {
     pub facts: Vec<FactActivation>,
 }
 
-/// A probe sentence ready for the model.
+/// A probe sentence (or, with no kind, one of the fact's own prompts) ready for the model.
 struct Job {
     fact: usize,
-    kind: SentenceKind,
+    kind: Option<SentenceKind>,
     prompt: EncodedPrompt,
+}
+
+/// Per-neuron sums of activations over some sentences.
+#[derive(Debug, Clone, Default)]
+struct Sums {
+    knowledge: Vec<f64>,
+    random: Vec<f64>,
+    count: usize,
+}
+
+impl Sums {
+    fn add(&mut self, row: &[f32], knowledge: &[usize], random: &[usize]) {
+        let add = |sums: &mut Vec<f64>, indices: &[usize]| {
+            sums.resize(indices.len(), 0.0);
+            for (sum, &i) in sums.iter_mut().zip(indices) {
+                *sum += row.get(i).map_or(f64::NAN, |&v| f64::from(v));
+            }
+        };
+        add(&mut self.knowledge, knowledge);
+        add(&mut self.random, random);
+        self.count += 1;
+    }
+
+    /// Per-neuron means.
+    fn means(&self, random: bool) -> Vec<f64> {
+        let sums = if random {
+            &self.random
+        } else {
+            &self.knowledge
+        };
+        sums.iter().map(|s| s / self.count as f64).collect()
+    }
+
+    /// Mean over neurons of `sign * per-neuron mean` (all signs +1 without `signs`); NaN when
+    /// empty.
+    fn mean(&self, random: bool, signs: Option<&[f64]>) -> f64 {
+        let means = self.means(random);
+        if means.is_empty() || self.count == 0 {
+            return f64::NAN;
+        }
+        let total: f64 = means
+            .iter()
+            .enumerate()
+            .map(|(i, m)| m * signs.and_then(|s| s.get(i)).unwrap_or(&1.0))
+            .sum();
+        total / means.len() as f64
+    }
 }
 
 /// Per fact: what is being measured and the running sums.
@@ -254,7 +357,8 @@ struct Plan {
     neurons: Vec<usize>,
     random: Vec<usize>,
     random_neurons: Vec<(usize, usize)>,
-    sums: Triple<(f64, f64, usize)>,
+    sums: Triple<Sums>,
+    reference: Sums,
 }
 
 /// The prompt style of a model: the mask token for masked LMs, cuts for causal ones.
@@ -350,20 +454,6 @@ pub(crate) fn for_each_activation(
         progress(done, prompts.len());
     }
     Ok(())
-}
-
-/// Mean of `row` at `indices` (NaN for none).
-pub(crate) fn mean_at(row: &[f32], indices: &[usize]) -> f64 {
-    let values: Vec<f64> = indices
-        .iter()
-        .filter_map(|&i| row.get(i))
-        .map(|&v| f64::from(v))
-        .collect();
-    if values.is_empty() {
-        f64::NAN
-    } else {
-        values.iter().sum::<f64>() / values.len() as f64
-    }
 }
 
 fn skipped_sentences(set: &ProbeSet) -> SentenceCounts {
@@ -463,12 +553,24 @@ pub fn activation_experiment(
                 random: flat(&random_neurons, width),
                 random_neurons,
                 sums: Triple::default(),
+                reference: Sums::default(),
             });
             for (kind, prompt) in encoded {
                 fact_counts.get_mut(kind).evaluated += 1;
                 jobs.push(Job {
                     fact: index,
-                    kind,
+                    kind: Some(kind),
+                    prompt,
+                });
+            }
+            // The fact's own prompts give each neuron its sign; prompts that cannot be
+            // encoded are left out (they only lower `SignAligned::prompts`).
+            let mut ignored = SentenceCounts::default();
+            let prompts = encode_all(model, fact.prompts.iter().map(String::as_str), &mut ignored)?;
+            for prompt in prompts.into_iter().flatten() {
+                jobs.push(Job {
+                    fact: index,
+                    kind: None,
                     prompt,
                 });
             }
@@ -479,35 +581,41 @@ pub fn activation_experiment(
     }
 
     let prompts: Vec<&EncodedPrompt> = jobs.iter().map(|j| &j.prompt).collect();
-    let mut results: Vec<(f64, f64)> = vec![(f64::NAN, f64::NAN); jobs.len()];
     for_each_activation(model, &prompts, config.batch_size, progress, |i, row| {
-        if let (Some(job), Some(slot)) = (jobs.get(i), results.get_mut(i)) {
-            if let Some(plan) = plans.get(job.fact) {
-                *slot = (mean_at(row, &plan.neurons), mean_at(row, &plan.random));
-            }
+        let Some(job) = jobs.get(i) else { return };
+        if let Some(plan) = plans.get_mut(job.fact) {
+            let sums = match job.kind {
+                Some(kind) => plan.sums.get_mut(kind),
+                None => &mut plan.reference,
+            };
+            sums.add(row, &plan.neurons, &plan.random);
         }
     })?;
-    for (job, (kn, rnd)) in jobs.iter().zip(results) {
-        if let Some(plan) = plans.get_mut(job.fact) {
-            let sum = plan.sums.get_mut(job.kind);
-            sum.0 += kn;
-            sum.1 += rnd;
-            sum.2 += 1;
-        }
-    }
 
+    let control = config.random_control;
     let fact_results: Vec<FactActivation> = plans
         .iter()
         .filter_map(|plan| {
             let fact = facts.get(plan.input)?;
-            let mean = |s: &(f64, f64, usize), random: bool| {
-                let total = if random { s.1 } else { s.0 };
-                if s.2 == 0 {
-                    f64::NAN
-                } else {
-                    total / s.2 as f64
+            let aligned = (plan.reference.count > 0).then(|| {
+                let signs = |random: bool| -> Vec<f64> {
+                    plan.reference
+                        .means(random)
+                        .iter()
+                        .map(|m| if *m < 0.0 { -1.0 } else { 1.0 })
+                        .collect()
+                };
+                let (kn_signs, rnd_signs) = (signs(false), signs(true));
+                SignAligned {
+                    prompts: plan.reference.count,
+                    knowledge_on_prompts: plan.reference.mean(false, None),
+                    random_on_prompts: control.then(|| plan.reference.mean(true, None)),
+                    knowledge: plan.sums.map(|_, s| s.mean(false, Some(&kn_signs))),
+                    random: control.then(|| plan.sums.map(|_, s| s.mean(true, Some(&rnd_signs)))),
+                    knowledge_prompts: plan.reference.mean(false, Some(&kn_signs)),
+                    random_prompts: control.then(|| plan.reference.mean(true, Some(&rnd_signs))),
                 }
-            };
+            });
             Some(FactActivation {
                 fact: fact.fact.id.to_string(),
                 relation: fact.fact.id.relation.clone(),
@@ -515,36 +623,52 @@ pub fn activation_experiment(
                 object: fact.fact.object.clone(),
                 neurons: fact.neurons.clone(),
                 random_neurons: plan.random_neurons.clone(),
-                knowledge: plan.sums.map(|_, s| mean(s, false)),
-                random: config
-                    .random_control
-                    .then(|| plan.sums.map(|_, s| mean(s, true))),
-                sentences: plan.sums.map(|_, s| s.2),
+                knowledge: plan.sums.map(|_, s| s.mean(false, None)),
+                random: control.then(|| plan.sums.map(|_, s| s.mean(true, None))),
+                aligned,
+                sentences: plan.sums.map(|_, s| s.count),
             })
         })
         .collect();
 
     let group =
         |members: &[&FactActivation], skipped: FactSkips, sentences: Triple<SentenceCounts>| {
-            let summary = |random: bool| {
+            let summary = |pick: &dyn Fn(&FactActivation, SentenceKind) -> Option<f64>| {
                 Triple::<()>::default().map(|kind, _| {
-                    let values: Vec<f64> = members
-                        .iter()
-                        .filter_map(|f| {
-                            if random {
-                                f.random.map(|r| *r.get(kind))
-                            } else {
-                                Some(*f.knowledge.get(kind))
-                            }
-                        })
-                        .collect();
+                    let values: Vec<f64> = members.iter().filter_map(|f| pick(f, kind)).collect();
                     Summary::of(&values)
                 })
             };
+            let aligned_members: Vec<&SignAligned> =
+                members.iter().filter_map(|f| f.aligned.as_ref()).collect();
+            let over = |pick: &dyn Fn(&SignAligned) -> Option<f64>| {
+                Summary::of(
+                    &aligned_members
+                        .iter()
+                        .filter_map(|a| pick(a))
+                        .collect::<Vec<_>>(),
+                )
+            };
+            let aligned = (!aligned_members.is_empty()).then(|| AlignedGroup {
+                facts: aligned_members.len(),
+                knowledge_on_prompts: over(&|a| Some(a.knowledge_on_prompts)),
+                random_on_prompts: control.then(|| over(&|a| a.random_on_prompts)),
+                knowledge: summary(&|f, kind| f.aligned.as_ref().map(|a| *a.knowledge.get(kind))),
+                random: control.then(|| {
+                    summary(&|f, kind| {
+                        f.aligned
+                            .as_ref()
+                            .and_then(|a| a.random.map(|r| *r.get(kind)))
+                    })
+                }),
+                knowledge_prompts: over(&|a| Some(a.knowledge_prompts)),
+                random_prompts: control.then(|| over(&|a| a.random_prompts)),
+            });
             GroupReport {
                 facts: members.len(),
-                knowledge: summary(false),
-                random: config.random_control.then(|| summary(true)),
+                knowledge: summary(&|f, kind| Some(*f.knowledge.get(kind))),
+                random: control.then(|| summary(&|f, kind| f.random.map(|r| *r.get(kind)))),
+                aligned,
                 skipped,
                 sentences,
             }

@@ -19,6 +19,11 @@ pub struct KnowledgeFact {
     pub fact: Fact,
     /// Its knowledge neurons, `(layer, neuron)`.
     pub neurons: Vec<(usize, usize)>,
+    /// The prompts its neurons were found with (e.g. its PARAREL prompts, in the model's
+    /// prompt style, without the answer); they give each neuron its sign for the
+    /// [`crate::SignAligned`] values. May be empty.
+    #[serde(default)]
+    pub prompts: Vec<String>,
 }
 
 impl KnowledgeFact {
@@ -159,6 +164,7 @@ mod tests {
                 object: "Baku".into(),
             },
             neurons,
+            prompts: Vec::new(),
         }
     }
 

@@ -27,7 +27,7 @@
 //! let dataset = Pararel::load_bundled()?;
 //! let corpus = Corpus::load(std::path::Path::new("/data/bingrel"), &dataset, &["P36".to_string()])?;
 //! let fact = dataset.fact(&FactId::new("P36", 0)).ok_or("no such fact")?.clone();
-//! let facts = vec![KnowledgeFact { fact, neurons: vec![(20, 311), (22, 1023)] }];
+//! let facts = vec![KnowledgeFact { fact, neurons: vec![(20, 311), (22, 1023)], prompts: vec![] }];
 //! let report = activation_experiment(model.as_ref(), &facts, &corpus, &ActivationConfig::default(), &mut |_, _| {})?;
 //! println!("T1 {:?} T2 {:?} T3 {:?}", report.overall.knowledge.t1.mean, report.overall.knowledge.t2.mean,
 //!          report.overall.knowledge.t3.mean);
@@ -46,8 +46,8 @@ mod triggers;
 
 pub use activations::{
     activation_experiment, prompt_style, truncate_bags, ActivationConfig, ActivationReport,
-    FactActivation, FactSkips, GroupReport, ModelSummary, RelationMeans, SentenceCounts,
-    DEFAULT_BATCH_SIZE,
+    AlignedGroup, FactActivation, FactSkips, GroupReport, ModelSummary, RelationMeans,
+    SentenceCounts, SignAligned, DEFAULT_BATCH_SIZE,
 };
 pub use corpus::{Corpus, KnowledgeFact};
 pub use error::{ProbeError, Result};

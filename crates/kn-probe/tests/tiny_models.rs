@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kn_data::{Bingrel, FactId, Pararel};
+use kn_data::{Bingrel, FactId, Pararel, PromptStyle};
 use kn_model::{load_model, tch::Device, AnswerPolicy};
 use kn_probe::{
     activation_experiment, prompt_style, trigger_sentences, ActivationConfig, Corpus,
@@ -27,7 +27,9 @@ fn corpus() -> Corpus {
     )
 }
 
-fn facts(neurons: &[(usize, usize)]) -> Vec<KnowledgeFact> {
+/// The 15 facts of the excerpt with `neurons` (P36:4 none), and their PARAREL prompts in
+/// `style` (P176 facts none).
+fn facts_with(neurons: &[(usize, usize)], style: &PromptStyle) -> Vec<KnowledgeFact> {
     let dataset = Pararel::load_bundled().unwrap();
     let mut out = Vec::new();
     for relation in ["P36", "P47", "P176"] {
@@ -39,10 +41,27 @@ fn facts(neurons: &[(usize, usize)]) -> Vec<KnowledgeFact> {
             } else {
                 neurons.to_vec()
             };
-            out.push(KnowledgeFact { fact, neurons });
+            let prompts = if relation == "P176" {
+                Vec::new()
+            } else {
+                dataset
+                    .prompts(&fact, style)
+                    .into_iter()
+                    .map(|p| p.text)
+                    .collect()
+            };
+            out.push(KnowledgeFact {
+                fact,
+                neurons,
+                prompts,
+            });
         }
     }
     out
+}
+
+fn facts(neurons: &[(usize, usize)]) -> Vec<KnowledgeFact> {
+    facts_with(neurons, &PromptStyle::Causal)
 }
 
 fn check_counts(report: &kn_probe::ActivationReport) {
@@ -180,6 +199,59 @@ fn llama_activations_add_up_and_match_single_passes() {
         first.knowledge.t1
     );
 
+    // Sign-aligned values: each neuron signed by its mean on the fact's own prompts.
+    let per_neuron = |texts: &[String]| -> Vec<f64> {
+        let mut sums = vec![0.0; fact.neurons.len()];
+        for text in texts {
+            let prompt = model.encode(text, None, AnswerPolicy::FirstToken).unwrap();
+            let acts = model
+                .forward(&[prompt], &[], true)
+                .unwrap()
+                .activations
+                .unwrap();
+            for (sum, &(l, n)) in sums.iter_mut().zip(&fact.neurons) {
+                *sum += acts.double_value(&[0, l as i64, n as i64]) / texts.len() as f64;
+            }
+        }
+        sums
+    };
+    let on_prompts = per_neuron(&fact.prompts);
+    let on_t1 = per_neuron(
+        &probes
+            .probes
+            .iter()
+            .map(|p| p.text.clone())
+            .collect::<Vec<_>>(),
+    );
+    let n = fact.neurons.len() as f64;
+    let aligned_t1: f64 = on_prompts
+        .iter()
+        .zip(&on_t1)
+        .map(|(p, t)| p.signum() * t)
+        .sum::<f64>()
+        / n;
+    let aligned = first.aligned.as_ref().expect("P36 facts come with prompts");
+    assert_eq!(aligned.prompts, fact.prompts.len());
+    assert!(
+        (aligned.knowledge.t1 - aligned_t1).abs() < 1e-4,
+        "{aligned_t1} vs {:?}",
+        aligned.knowledge
+    );
+    let abs_mean: f64 = on_prompts.iter().map(|p| p.abs()).sum::<f64>() / n;
+    assert!((aligned.knowledge_prompts - abs_mean).abs() < 1e-4);
+    assert!(aligned.knowledge_prompts + 1e-9 >= aligned.knowledge_on_prompts.abs());
+    // Facts without prompts have no aligned values; groups count those that do.
+    for f in &report.facts {
+        assert_eq!(f.aligned.is_some(), f.relation != "P176", "{}", f.fact);
+    }
+    assert!(report.relations["P176"].aligned.is_none());
+    let with_prompts = report.facts.iter().filter(|f| f.aligned.is_some()).count();
+    assert_eq!(report.overall.aligned.as_ref().unwrap().facts, with_prompts);
+    assert_eq!(
+        report.overall.aligned.as_ref().unwrap().knowledge.t2.n,
+        with_prompts
+    );
+
     // Capping the sentences per fact caps T1 and T2.
     let capped = ActivationConfig {
         sentences_per_fact: 1,
@@ -248,15 +320,17 @@ fn bad_inputs_are_typed_errors() {
 #[test]
 fn bert_counts_sentences_longer_than_its_context() {
     let model = load_model(fixture("tiny-bert").to_str().unwrap(), Device::Cpu).unwrap();
+    let style = prompt_style(model.info());
     let report = activation_experiment(
         model.as_ref(),
-        &facts(&[(1, 5), (2, 63)]),
+        &facts_with(&[(1, 5), (2, 63)], &style),
         &corpus(),
         &ActivationConfig::default(),
         &mut |_, _| {},
     )
     .unwrap();
     check_counts(&report);
+    assert!(report.overall.aligned.as_ref().is_some_and(|a| a.facts > 0));
     let too_long: usize = SentenceKind::ALL
         .iter()
         .map(|&k| report.overall.sentences.get(k).too_long)
