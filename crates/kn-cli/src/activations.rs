@@ -19,7 +19,7 @@ use crate::run_dir::{to_json, write_json, RunDir, RunSummary};
 use kn_data::{Dataset, FactId, Pararel};
 use kn_model::KnowledgeModel;
 use kn_probe::{
-    activation_experiment, ActivationConfig, ActivationReport, Corpus, FactSkips, GroupReport, KnowledgeFact,
+    activation_experiment, ActivationConfig, ActivationReport, Corpus, FactSkips, GroupReport, KnowledgeFact, Paired,
     ProbeError, SentenceCounts, SentenceKind, Summary, Triple,
 };
 use serde::Serialize;
@@ -298,6 +298,19 @@ fn table(report: &ActivationReport) -> String {
     ));
     if let Some(r) = &m.random {
         out.push_str(&format!("; random T1 {} T2 {} T3 {}", fmt(&r.t1), fmt(&r.t2), fmt(&r.t3)));
+    }
+    out.push('\n');
+    let paired = |label: &str, p: &Paired| {
+        format!(
+            "{label}: T1-T2 {}, T1-T3 {}, T2-T3 {}",
+            cell(&p.t1_minus_t2),
+            cell(&p.t1_minus_t3),
+            cell(&p.t2_minus_t3)
+        )
+    };
+    out.push_str(&format!("paired differences over facts, {}", paired("knowledge", &report.overall.knowledge_paired)));
+    if let Some(a) = &report.overall.aligned {
+        out.push_str(&format!("; {}", paired("knowledge aligned", &a.knowledge_paired)));
     }
     out.push('\n');
     out.push_str(&format!("skipped facts: {}\n", skips(&report.overall.skipped)));

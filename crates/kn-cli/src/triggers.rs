@@ -36,6 +36,10 @@ pub struct TriggersArgs {
     /// Sentences per forward pass.
     #[arg(long, default_value_t = kn_probe::DEFAULT_BATCH_SIZE)]
     pub batch_size: usize,
+    /// Sign each neuron's activation by its mean on the fact's own prompts (from the run)
+    /// before summing: for gated FFNs (SwiGLU) whose knowledge neurons may fire negatively.
+    #[arg(long)]
+    pub aligned: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -64,7 +68,12 @@ pub fn run(args: TriggersArgs) -> Result<(), CliError> {
             fact.fact.id, fact.fact.subject, fact.fact.object
         )));
     }
-    let config = TriggerConfig { top: args.top, max_sentences: args.max_sentences, batch_size: args.batch_size };
+    let config = TriggerConfig {
+        top: args.top,
+        max_sentences: args.max_sentences,
+        batch_size: args.batch_size,
+        aligned: args.aligned,
+    };
     let report = trigger_sentences(inputs.model.as_ref(), &fact, bags, &config)?;
     if args.json {
         println!("{}", to_json(&report)?);
@@ -88,8 +97,15 @@ fn list(title: &str, sentences: &[TriggerSentence], out: &mut String) {
 /// The text printed on stdout.
 fn text(report: &TriggerReport) -> String {
     let neurons: Vec<String> = report.neurons.iter().map(|(l, n)| format!("L{l}.{n}")).collect();
+    let signed = if report.signs.is_empty() {
+        String::new()
+    } else {
+        let signs: Vec<&str> = report.signs.iter().map(|s| if *s < 0.0 { "-" } else { "+" }).collect();
+        format!(", each signed by its mean on the fact's prompts ({})", signs.join(""))
+    };
     let mut out = format!(
-        "{} ({}, {}); knowledge neurons: {}\nscore = summed activation of the knowledge neurons; [i] = sentence index in the bag\n",
+        "{} ({}, {}); knowledge neurons: {}\nscore = summed activation of the knowledge neurons{signed}; [i] = sentence \
+         index in the bag\n",
         report.fact,
         report.subject,
         report.object,

@@ -128,6 +128,9 @@ fn check_report(out: &Path, facts_in_run: usize) -> serde_json::Value {
                 assert_eq!(group[part][kind]["n"], group["facts"]);
             }
         }
+        for pair in ["t1_minus_t2", "t1_minus_t3", "t2_minus_t3"] {
+            assert_eq!(group["knowledge_paired"][pair]["n"], group["facts"]);
+        }
         for kind in ["t1", "t2", "t3"] {
             let c = &group["sentences"][kind];
             let n = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("sentences.{kind} lacks {k}"));
@@ -186,9 +189,16 @@ fn llama_activations_triggers_and_bad_corpora() {
     let output = activations("tiny-llama", &run, &corpus(), &out, &["--seed", "1"]);
     ok(&output, "kn activations");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    for needle in
-        ["T1 head+tail", "overall", "knowledge aligned", "random aligned", "own prompts", "skipped facts", "mean of"]
-    {
+    for needle in [
+        "T1 head+tail",
+        "overall",
+        "knowledge aligned",
+        "random aligned",
+        "own prompts",
+        "paired differences",
+        "skipped facts",
+        "mean of",
+    ] {
         assert!(stdout.contains(needle), "table lacks {needle:?}:\n{stdout}");
     }
     let report = check_report(&out, facts);
@@ -221,6 +231,11 @@ fn llama_activations_triggers_and_bad_corpora() {
         let scores: Vec<f64> = list.iter().map(|s| s["score"].as_f64().unwrap()).collect();
         assert!(scores.windows(2).all(|w| w[0] >= w[1]));
     }
+    let aligned = triggers("tiny-llama", &run, &corpus(), &fact, &["--aligned", "--json"]);
+    ok(&aligned, "kn triggers --aligned");
+    let aligned: serde_json::Value = serde_json::from_slice(&aligned.stdout).unwrap();
+    assert_eq!(aligned["signs"].as_array().unwrap().len(), aligned["neurons"].as_array().unwrap().len());
+    assert!(json["signs"].as_array().unwrap().is_empty());
     assert!(refused(&triggers("tiny-llama", &run, &corpus(), "P36:999", &[]), "unknown fact").contains("P36:999"));
 
     // A corpus with a bag dropped no longer lines up with the facts.

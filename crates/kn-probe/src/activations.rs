@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::corpus::{Corpus, KnowledgeFact};
 use crate::error::{ProbeError, Result};
-use crate::stats::{SentenceKind, Summary, Triple};
+use crate::stats::{Paired, SentenceKind, Summary, Triple};
 
 /// Default number of probe sentences per forward pass.
 pub const DEFAULT_BATCH_SIZE: usize = 16;
@@ -216,6 +216,8 @@ pub struct AlignedGroup {
     pub random_on_prompts: Option<Summary>,
     /// Sign-aligned knowledge-neuron activation, per kind.
     pub knowledge: Triple<Summary>,
+    /// Paired differences between kinds of the sign-aligned knowledge-neuron activation.
+    pub knowledge_paired: Paired,
     /// The same for the random neurons.
     pub random: Option<Triple<Summary>>,
     /// Sign-aligned knowledge-neuron activation on the prompts.
@@ -231,6 +233,8 @@ pub struct GroupReport {
     pub facts: usize,
     /// Mean over facts of their knowledge-neuron activation, with standard errors, per kind.
     pub knowledge: Triple<Summary>,
+    /// Paired differences between kinds of the knowledge-neuron activation.
+    pub knowledge_paired: Paired,
     /// The same for the random control.
     pub random: Option<Triple<Summary>>,
     /// Sign-aligned values (facts that came with prompts only).
@@ -631,48 +635,56 @@ pub fn activation_experiment(
         })
         .collect();
 
-    let group =
-        |members: &[&FactActivation], skipped: FactSkips, sentences: Triple<SentenceCounts>| {
-            let summary = |pick: &dyn Fn(&FactActivation, SentenceKind) -> Option<f64>| {
-                Triple::<()>::default().map(|kind, _| {
-                    let values: Vec<f64> = members.iter().filter_map(|f| pick(f, kind)).collect();
-                    Summary::of(&values)
-                })
-            };
-            let aligned_members: Vec<&SignAligned> =
-                members.iter().filter_map(|f| f.aligned.as_ref()).collect();
-            let over = |pick: &dyn Fn(&SignAligned) -> Option<f64>| {
-                Summary::of(
-                    &aligned_members
-                        .iter()
-                        .filter_map(|a| pick(a))
-                        .collect::<Vec<_>>(),
-                )
-            };
-            let aligned = (!aligned_members.is_empty()).then(|| AlignedGroup {
-                facts: aligned_members.len(),
-                knowledge_on_prompts: over(&|a| Some(a.knowledge_on_prompts)),
-                random_on_prompts: control.then(|| over(&|a| a.random_on_prompts)),
-                knowledge: summary(&|f, kind| f.aligned.as_ref().map(|a| *a.knowledge.get(kind))),
-                random: control.then(|| {
-                    summary(&|f, kind| {
-                        f.aligned
-                            .as_ref()
-                            .and_then(|a| a.random.map(|r| *r.get(kind)))
-                    })
-                }),
-                knowledge_prompts: over(&|a| Some(a.knowledge_prompts)),
-                random_prompts: control.then(|| over(&|a| a.random_prompts)),
-            });
-            GroupReport {
-                facts: members.len(),
-                knowledge: summary(&|f, kind| Some(*f.knowledge.get(kind))),
-                random: control.then(|| summary(&|f, kind| f.random.map(|r| *r.get(kind)))),
-                aligned,
-                skipped,
-                sentences,
-            }
+    let group = |members: &[&FactActivation],
+                 skipped: FactSkips,
+                 sentences: Triple<SentenceCounts>| {
+        let summary = |pick: &dyn Fn(&FactActivation, SentenceKind) -> Option<f64>| {
+            Triple::<()>::default().map(|kind, _| {
+                let values: Vec<f64> = members.iter().filter_map(|f| pick(f, kind)).collect();
+                Summary::of(&values)
+            })
         };
+        let aligned_members: Vec<&SignAligned> =
+            members.iter().filter_map(|f| f.aligned.as_ref()).collect();
+        let over = |pick: &dyn Fn(&SignAligned) -> Option<f64>| {
+            Summary::of(
+                &aligned_members
+                    .iter()
+                    .filter_map(|a| pick(a))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let aligned = (!aligned_members.is_empty()).then(|| AlignedGroup {
+            facts: aligned_members.len(),
+            knowledge_on_prompts: over(&|a| Some(a.knowledge_on_prompts)),
+            random_on_prompts: control.then(|| over(&|a| a.random_on_prompts)),
+            knowledge: summary(&|f, kind| f.aligned.as_ref().map(|a| *a.knowledge.get(kind))),
+            knowledge_paired: Paired::of(
+                &aligned_members
+                    .iter()
+                    .map(|a| a.knowledge)
+                    .collect::<Vec<_>>(),
+            ),
+            random: control.then(|| {
+                summary(&|f, kind| {
+                    f.aligned
+                        .as_ref()
+                        .and_then(|a| a.random.map(|r| *r.get(kind)))
+                })
+            }),
+            knowledge_prompts: over(&|a| Some(a.knowledge_prompts)),
+            random_prompts: control.then(|| over(&|a| a.random_prompts)),
+        });
+        GroupReport {
+            facts: members.len(),
+            knowledge: summary(&|f, kind| Some(*f.knowledge.get(kind))),
+            knowledge_paired: Paired::of(&members.iter().map(|f| f.knowledge).collect::<Vec<_>>()),
+            random: control.then(|| summary(&|f, kind| f.random.map(|r| *r.get(kind)))),
+            aligned,
+            skipped,
+            sentences,
+        }
+    };
     let mut relations = BTreeMap::new();
     let mut all_skips = FactSkips::default();
     let mut all_counts: Triple<SentenceCounts> = Triple::default();

@@ -51,5 +51,5 @@ pub use activations::{
 };
 pub use corpus::{Corpus, KnowledgeFact};
 pub use error::{ProbeError, Result};
-pub use stats::{SentenceKind, Summary, Triple};
+pub use stats::{Paired, SentenceKind, Summary, Triple};
 pub use triggers::{trigger_sentences, TriggerConfig, TriggerReport, TriggerSentence};

@@ -76,6 +76,32 @@ impl<T> Triple<T> {
     }
 }
 
+/// Paired differences between kinds, per fact (e.g. T1 - T3 of the same fact), summarized over
+/// facts: the standard errors of these are the ones to read when comparing kinds, since the
+/// facts' levels vary much more than their differences.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Paired {
+    /// T1 - T2.
+    pub t1_minus_t2: Summary,
+    /// T1 - T3.
+    pub t1_minus_t3: Summary,
+    /// T2 - T3.
+    pub t2_minus_t3: Summary,
+}
+
+impl Paired {
+    /// The paired differences of per-fact triples.
+    pub fn of(values: &[Triple<f64>]) -> Self {
+        let diff =
+            |f: fn(&Triple<f64>) -> f64| Summary::of(&values.iter().map(f).collect::<Vec<_>>());
+        Self {
+            t1_minus_t2: diff(|t| t.t1 - t.t2),
+            t1_minus_t3: diff(|t| t.t1 - t.t3),
+            t2_minus_t3: diff(|t| t.t2 - t.t3),
+        }
+    }
+}
+
 /// The three kinds of probe sentence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -120,6 +146,26 @@ mod tests {
         assert!((s.mean.unwrap() - 2.5).abs() < 1e-12);
         // sd = sqrt(5/3), se = sd / 2
         assert!((s.se.unwrap() - (5.0f64 / 3.0).sqrt() / 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn paired_differences() {
+        let p = Paired::of(&[
+            Triple {
+                t1: 3.0,
+                t2: 2.0,
+                t3: 0.0,
+            },
+            Triple {
+                t1: 5.0,
+                t2: 2.0,
+                t3: 1.0,
+            },
+        ]);
+        assert_eq!(p.t1_minus_t2.mean, Some(2.0));
+        assert_eq!(p.t1_minus_t3.mean, Some(3.5));
+        assert_eq!(p.t2_minus_t3.n, 2);
+        assert!((p.t1_minus_t2.se.unwrap() - 1.0).abs() < 1e-12);
     }
 
     #[test]

@@ -8,8 +8,10 @@
 //!   T1 form replaced by the tail's tokens, read at the tail's first token; causal LMs: the
 //!   sentence cut just after the tail, read at its last token).
 //!
-//! Each is scored by the summed activation of the fact's knowledge neurons at that position, and
-//! each form is ranked on its own. Sentences where the tail is not found, or where either form
+//! Each is scored by the summed activation of the fact's knowledge neurons at that position
+//! (with [`TriggerConfig::aligned`], each neuron's activation signed by its mean on the fact's
+//! own prompts, for gated FFNs whose knowledge neurons may fire negatively), and each form is
+//! ranked on its own. Sentences where the tail is not found, or where either form
 //! is too long for the model or cannot be encoded, are skipped and counted.
 
 use kn_data::probe::tail_probes;
@@ -32,6 +34,11 @@ pub struct TriggerConfig {
     pub max_sentences: usize,
     /// Sentences per forward pass (at least 1).
     pub batch_size: usize,
+    /// Score with each neuron's activation multiplied by the sign of its mean activation on the
+    /// fact's own prompts ([`KnowledgeFact::prompts`], which must then encode), as the
+    /// sign-aligned values of the activation experiment ([`crate::SignAligned`]). Off: the
+    /// plain sum, as the paper.
+    pub aligned: bool,
 }
 
 impl Default for TriggerConfig {
@@ -40,6 +47,7 @@ impl Default for TriggerConfig {
             top: 5,
             max_sentences: 0,
             batch_size: DEFAULT_BATCH_SIZE,
+            aligned: false,
         }
     }
 }
@@ -54,7 +62,8 @@ pub struct TriggerSentence {
     pub text: String,
     /// The tail as it appears in the sentence.
     pub tail: String,
-    /// Sum of the knowledge neurons' activations at the read position.
+    /// Sum of the knowledge neurons' activations at the read position (each signed, when
+    /// [`TriggerConfig::aligned`]).
     pub score: f64,
     /// Their mean.
     pub mean: f64,
@@ -71,6 +80,9 @@ pub struct TriggerReport {
     pub object: String,
     /// Its knowledge neurons.
     pub neurons: Vec<(usize, usize)>,
+    /// With [`TriggerConfig::aligned`]: each neuron's sign (+1 or -1, from its mean activation on
+    /// the fact's prompts), in the order of `neurons`; empty otherwise.
+    pub signs: Vec<f64>,
     /// The top sentences with the tail, highest score first.
     pub with_tail: Vec<TriggerSentence>,
     /// The top sentences with the tail hidden (T1 forms), highest score first.
@@ -198,26 +210,65 @@ pub fn trigger_sentences(
         .iter()
         .map(|&(l, n)| l * info.ffn_width + n)
         .collect();
+    let references: Vec<EncodedPrompt> = if config.aligned {
+        let mut ignored = SentenceCounts::default();
+        let encoded = encode_all(model, fact.prompts.iter().map(String::as_str), &mut ignored)?;
+        let encoded: Vec<EncodedPrompt> = encoded.into_iter().flatten().collect();
+        if encoded.is_empty() {
+            return Err(ProbeError::BadConfig(format!(
+                "aligned scores need the prompts of fact {}, and it has none that encode",
+                fact.fact.id
+            )));
+        }
+        encoded
+    } else {
+        Vec::new()
+    };
     let prompts: Vec<&EncodedPrompt> = pairs
         .iter()
         .flat_map(|(_, with, without)| [with, without])
+        .chain(references.iter())
         .collect();
-    let mut sums = vec![0.0f64; prompts.len()];
+    let mut values: Vec<Vec<f64>> = vec![Vec::new(); prompts.len()];
     for_each_activation(
         model,
         &prompts,
         config.batch_size,
         &mut |_, _| {},
         |i, row| {
-            if let Some(slot) = sums.get_mut(i) {
+            if let Some(slot) = values.get_mut(i) {
                 *slot = indices
                     .iter()
-                    .filter_map(|&k| row.get(k))
-                    .map(|&v| f64::from(v))
-                    .sum();
+                    .map(|&k| row.get(k).map_or(f64::NAN, |&v| f64::from(v)))
+                    .collect();
             }
         },
     )?;
+    let signs: Vec<f64> = if config.aligned {
+        let reference = values.get(2 * pairs.len()..).unwrap_or(&[]);
+        (0..indices.len())
+            .map(|n| {
+                let mean = reference.iter().filter_map(|v| v.get(n)).sum::<f64>()
+                    / reference.len().max(1) as f64;
+                if mean < 0.0 {
+                    -1.0
+                } else {
+                    1.0
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let sums: Vec<f64> = values
+        .iter()
+        .map(|v| {
+            v.iter()
+                .enumerate()
+                .map(|(n, a)| a * signs.get(n).copied().unwrap_or(1.0))
+                .sum()
+        })
+        .collect();
     let count = indices.len().max(1) as f64;
     let ranked = |offset: usize| {
         let mut list: Vec<TriggerSentence> = pairs
@@ -252,6 +303,7 @@ pub fn trigger_sentences(
         subject: fact.fact.subject.clone(),
         object: fact.fact.object.clone(),
         neurons: fact.neurons.clone(),
+        signs,
         with_tail: ranked(0),
         without_tail: ranked(1),
         sentences: counts,

@@ -343,6 +343,76 @@ fn bert_counts_sentences_longer_than_its_context() {
 }
 
 #[test]
+fn aligned_triggers_sign_each_neuron_by_its_prompts() {
+    let model = load_model(fixture("tiny-llama").to_str().unwrap(), Device::Cpu).unwrap();
+    let fact = facts(&[(0, 3), (1, 7), (2, 11)]).remove(0);
+    let bags = corpus().bags(&fact.fact.id).unwrap().unwrap().clone();
+    let config = TriggerConfig {
+        top: 10,
+        aligned: true,
+        ..TriggerConfig::default()
+    };
+    let report = trigger_sentences(model.as_ref(), &fact, &bags, &config).unwrap();
+    assert_eq!(report.signs.len(), 3);
+    assert!(report.signs.iter().all(|s| s.abs() == 1.0));
+    // The signs are those of the neurons' mean activation on the fact's prompts.
+    let mut means = [0.0f64; 3];
+    for text in &fact.prompts {
+        let prompt = model.encode(text, None, AnswerPolicy::FirstToken).unwrap();
+        let acts = model
+            .forward(&[prompt], &[], true)
+            .unwrap()
+            .activations
+            .unwrap();
+        for (m, &(l, n)) in means.iter_mut().zip(&fact.neurons) {
+            *m += acts.double_value(&[0, l as i64, n as i64]);
+        }
+    }
+    let expected: Vec<f64> = means
+        .iter()
+        .map(|m| if *m < 0.0 { -1.0 } else { 1.0 })
+        .collect();
+    assert_eq!(report.signs, expected);
+    for t in &report.with_tail {
+        let prompt = model
+            .encode(&t.text, None, AnswerPolicy::FirstToken)
+            .unwrap();
+        let acts = model
+            .forward(&[prompt], &[], true)
+            .unwrap()
+            .activations
+            .unwrap();
+        let score: f64 = fact
+            .neurons
+            .iter()
+            .zip(&expected)
+            .map(|(&(l, n), s)| s * acts.double_value(&[0, l as i64, n as i64]))
+            .sum();
+        assert!((score - t.score).abs() < 1e-4, "{score} vs {}", t.score);
+    }
+    let plain = trigger_sentences(
+        model.as_ref(),
+        &fact,
+        &bags,
+        &TriggerConfig {
+            top: 10,
+            ..TriggerConfig::default()
+        },
+    )
+    .unwrap();
+    assert!(plain.signs.is_empty());
+    // Without prompts there is nothing to sign by.
+    let bare = kn_probe::KnowledgeFact {
+        prompts: Vec::new(),
+        ..fact.clone()
+    };
+    assert!(matches!(
+        trigger_sentences(model.as_ref(), &bare, &bags, &config),
+        Err(ProbeError::BadConfig(_))
+    ));
+}
+
+#[test]
 fn triggers_are_ranked_with_and_without_the_tail() {
     for name in ["tiny-llama", "tiny-bert"] {
         let model = load_model(fixture(name).to_str().unwrap(), Device::Cpu).unwrap();
