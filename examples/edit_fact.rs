@@ -19,15 +19,16 @@
 //! hold. Only one fact is attributed here, so no relation-level counts exist and nothing is
 //! left out (`NeuronFrequencies::default()`).
 
-use kn_attribution::{integrated_gradients, AttributionConfig};
-use kn_data::{Dataset, Fact, FactId, Pararel, PromptStyle};
+use kn_data::{Dataset, Fact, FactId, Pararel};
 use kn_edit::{
-    apply_patch, evaluate_update, EvaluationConfig, FactNeurons, NeuronFrequencies, NeuronSet, Patch, UpdateConfig,
+    apply_patch, evaluate_update, EvaluationConfig, FactNeurons, NeuronFrequencies, Patch, UpdateConfig,
     UpdateMetrics,
 };
-use kn_model::{load_model, tch::Device, AnswerPolicy, EncodedPrompt, KnowledgeModel, ModelKind};
-use kn_select::{coarse_select, refine_fact, CoarseRule, RefineConfig, ScoreMatrix};
+use kn_model::{load_model, tch::Device, AnswerPolicy, EncodedPrompt, KnowledgeModel};
 use std::error::Error;
+
+mod common;
+use common::knowledge_neurons;
 use std::time::Instant;
 
 /// `--name value` from the command line, else `default`.
@@ -46,38 +47,8 @@ fn encode(
     fact: &Fact,
     max: usize,
 ) -> Result<Vec<EncodedPrompt>, Box<dyn Error>> {
-    let style = match model.info().kind {
-        ModelKind::Masked => PromptStyle::Masked { mask_token: "[MASK]".into() },
-        ModelKind::Causal => PromptStyle::Causal,
-    };
-    let mut texts: Vec<String> = dataset.prompts(fact, &style).into_iter().map(|p| p.text).collect();
-    if max > 0 {
-        texts.truncate(max);
-    }
+    let texts = common::prompt_texts(model, dataset, fact, max);
     Ok(texts.iter().map(|t| model.encode(t, Some(&fact.object), AnswerPolicy::FirstToken)).collect::<Result<_, _>>()?)
-}
-
-/// Knowledge neurons of one fact: integrated gradients per prompt, coarse selection at
-/// 0.2 x max, refinement at p = 0.7 (the paper's and `kn discover`'s defaults).
-fn knowledge_neurons(
-    model: &dyn KnowledgeModel,
-    fact: &Fact,
-    prompts: &[EncodedPrompt],
-    steps: usize,
-) -> Result<NeuronSet, Box<dyn Error>> {
-    let config = AttributionConfig { steps, ..AttributionConfig::default() };
-    let mut coarse = Vec::with_capacity(prompts.len());
-    for prompt in prompts {
-        let attribution = integrated_gradients(model, prompt, &config)?;
-        let matrix = ScoreMatrix::new(
-            attribution.layers.clone(),
-            model.info().ffn_width,
-            attribution.scores.iter().copied().collect(),
-        )?;
-        coarse.push(coarse_select(&matrix, &CoarseRule::Relative { ratio: 0.2 })?);
-    }
-    let refined = refine_fact(fact.id.to_string(), fact.relation(), &coarse, &RefineConfig::default())?;
-    Ok(refined.neurons.iter().map(|n| (n.layer, n.index)).collect())
 }
 
 /// Prompts of up to `n` facts of `relation` other than `skip` (at most 4 prompts each).

@@ -15,14 +15,15 @@
 //! relation-level neurons of all their facts; with so few facts the counts here are coarse.
 //! Over a `kn discover` run the same is `kn erase --neurons DIR/neurons.jsonl --relation ID`.
 
-use kn_attribution::{integrated_gradients, AttributionConfig};
-use kn_data::{Dataset, Fact, Pararel, PromptStyle};
+use kn_data::{Dataset, Fact, Pararel};
 use kn_edit::{
-    answer_quality, evaluate_erasure, AnswerQuality, EraseConfig, EvaluationConfig, NeuronFrequencies, NeuronSet,
+    answer_quality, evaluate_erasure, AnswerQuality, EraseConfig, EvaluationConfig, NeuronFrequencies,
 };
-use kn_model::{load_model, tch::Device, AnswerPolicy, EncodedPrompt, KnowledgeModel, ModelKind};
-use kn_select::{coarse_select, refine_fact, CoarseRule, RefineConfig, ScoreMatrix};
+use kn_model::{load_model, tch::Device, AnswerPolicy, EncodedPrompt, KnowledgeModel};
 use std::error::Error;
+
+mod common;
+use common::knowledge_neurons;
 use std::time::Instant;
 
 /// `--name value` from the command line, else `default`.
@@ -37,43 +38,13 @@ fn option(name: &str, default: &str) -> String {
 /// The prompts of `fact` (at most `max`, 0: all) with its object as a single-token answer;
 /// `None` when it is not one token or fewer than 3 prompts remain.
 fn encode(model: &dyn KnowledgeModel, dataset: &Dataset, fact: &Fact, max: usize) -> Option<Vec<EncodedPrompt>> {
-    let style = match model.info().kind {
-        ModelKind::Masked => PromptStyle::Masked { mask_token: "[MASK]".into() },
-        ModelKind::Causal => PromptStyle::Causal,
-    };
-    let mut texts: Vec<String> = dataset.prompts(fact, &style).into_iter().map(|p| p.text).collect();
-    if max > 0 {
-        texts.truncate(max);
-    }
+    let texts = common::prompt_texts(model, dataset, fact, max);
     let prompts: Vec<EncodedPrompt> = texts
         .iter()
         .map(|t| model.encode(t, Some(&fact.object), AnswerPolicy::SingleToken))
         .collect::<Result<_, _>>()
         .ok()?;
     (prompts.len() >= 3).then_some(prompts)
-}
-
-/// Knowledge neurons of one fact: integrated gradients per prompt, coarse selection at
-/// 0.2 x max, refinement at p = 0.7 (the paper's and `kn discover`'s defaults).
-fn knowledge_neurons(
-    model: &dyn KnowledgeModel,
-    fact: &Fact,
-    prompts: &[EncodedPrompt],
-    steps: usize,
-) -> Result<NeuronSet, Box<dyn Error>> {
-    let config = AttributionConfig { steps, ..AttributionConfig::default() };
-    let mut coarse = Vec::with_capacity(prompts.len());
-    for prompt in prompts {
-        let attribution = integrated_gradients(model, prompt, &config)?;
-        let matrix = ScoreMatrix::new(
-            attribution.layers.clone(),
-            model.info().ffn_width,
-            attribution.scores.iter().copied().collect(),
-        )?;
-        coarse.push(coarse_select(&matrix, &CoarseRule::Relative { ratio: 0.2 })?);
-    }
-    let refined = refine_fact(fact.id.to_string(), fact.relation(), &coarse, &RefineConfig::default())?;
-    Ok(refined.neurons.iter().map(|n| (n.layer, n.index)).collect())
 }
 
 /// A fact with its encoded prompts.

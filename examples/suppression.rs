@@ -21,15 +21,16 @@
 //! and 2 facts took 3 minutes on a busy machine, most of it finding correctly answered facts); it grows linearly with facts, prompts and
 //! steps. The same experiment over a `kn discover` run is `kn suppress --neurons DIR/neurons.jsonl`.
 
-use kn_attribution::{integrated_gradients, AttributionConfig};
-use kn_data::{Dataset, Fact, Pararel, PromptStyle};
+use kn_data::{Dataset, Fact, Pararel};
 use kn_edit::{
     add_activation_baselines, answer_quality, suppress_amplify_experiment, ChartMeasure, ExperimentConfig, FactNeurons,
-    NeuronSet, SuppressionChart,
+    SuppressionChart,
 };
-use kn_model::{load_model, tch::Device, AnswerPolicy, EncodedPrompt, KnowledgeModel, ModelKind};
-use kn_select::{coarse_select, refine_fact, CoarseRule, RefineConfig, ScoreMatrix};
+use kn_model::{load_model, tch::Device, AnswerPolicy, EncodedPrompt, KnowledgeModel};
 use std::error::Error;
+
+mod common;
+use common::knowledge_neurons;
 use std::time::Instant;
 
 /// `--name value` from the command line, else the environment variable, else `default`.
@@ -50,44 +51,13 @@ fn number(name: &str, env: &str, default: &str) -> Result<u64, Box<dyn Error>> {
 /// The prompts of `fact` for the model (at most `max`), with the fact's object as a single-token
 /// answer; `None` when the object is not one token or there are fewer than 3 prompts.
 fn encode(model: &dyn KnowledgeModel, dataset: &Dataset, fact: &Fact, max: usize) -> Option<Vec<EncodedPrompt>> {
-    let style = match model.info().kind {
-        ModelKind::Masked => PromptStyle::Masked { mask_token: "[MASK]".into() },
-        ModelKind::Causal => PromptStyle::Causal,
-    };
-    let mut texts: Vec<String> = dataset.prompts(fact, &style).into_iter().map(|p| p.text).collect();
-    if max > 0 {
-        texts.truncate(max);
-    }
+    let texts = common::prompt_texts(model, dataset, fact, max);
     let prompts: Vec<EncodedPrompt> = texts
         .iter()
         .map(|t| model.encode(t, Some(&fact.object), AnswerPolicy::SingleToken))
         .collect::<Result<_, _>>()
         .ok()?;
     (prompts.len() >= 3).then_some(prompts)
-}
-
-/// Knowledge neurons of one fact: integrated gradients per prompt, coarse selection, refinement
-/// (the same steps as `kn discover`, with its defaults).
-fn knowledge_neurons(
-    model: &dyn KnowledgeModel,
-    id: &str,
-    relation: &str,
-    prompts: &[EncodedPrompt],
-    steps: usize,
-) -> Result<NeuronSet, Box<dyn Error>> {
-    let config = AttributionConfig { steps, ..AttributionConfig::default() };
-    let mut coarse = Vec::with_capacity(prompts.len());
-    for prompt in prompts {
-        let attribution = integrated_gradients(model, prompt, &config)?;
-        let matrix = ScoreMatrix::new(
-            attribution.layers.clone(),
-            model.info().ffn_width,
-            attribution.scores.iter().copied().collect(),
-        )?;
-        coarse.push(coarse_select(&matrix, &CoarseRule::Relative { ratio: 0.2 })?);
-    }
-    let refined = refine_fact(id, relation, &coarse, &RefineConfig::default())?;
-    Ok(refined.neurons.iter().map(|n| (n.layer, n.index)).collect())
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -131,7 +101,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                 continue;
             }
             let id = fact.id.to_string();
-            let neurons = knowledge_neurons(model.as_ref(), &id, relation, &prompts, steps)?;
+            let neurons = knowledge_neurons(model.as_ref(), fact, &prompts, steps)?;
             eprintln!(
                 "{id} {} -> {}: {} knowledge neurons ({:.0} s so far)",
                 fact.subject,

@@ -40,7 +40,7 @@ pub(crate) fn below(rng: &mut ChaCha8Rng, n: usize) -> usize {
 
 /// `k` distinct indices of `0..n` (all of them if `k >= n`), in draw order (partial
 /// Fisher-Yates shuffle).
-pub(crate) fn sample_indices(rng: &mut ChaCha8Rng, n: usize, k: usize) -> Vec<usize> {
+pub fn sample_indices(rng: &mut ChaCha8Rng, n: usize, k: usize) -> Vec<usize> {
     let mut pool: Vec<usize> = (0..n).collect();
     let k = k.min(n);
     for i in 0..k {

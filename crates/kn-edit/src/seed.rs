@@ -6,49 +6,14 @@
 //! key, not on what was sampled before. Ranges are drawn as `u64`, never as `usize`, so 32- and
 //! 64-bit targets agree.
 
-use rand::Rng;
-use rand_chacha::rand_core::SeedableRng;
+pub use kn_data::seed::derive_seed;
+pub(crate) use kn_data::seed::rng_for;
 use rand_chacha::ChaCha8Rng;
 
-/// Mixes a seed with a key (FNV-1a over the key's bytes, then SplitMix64 finalisation).
-pub fn derive_seed(seed: u64, key: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in key.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    let mut z = seed ^ hash;
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// A ChaCha8 generator for `(seed, key)`.
-pub(crate) fn rng_for(seed: u64, key: &str) -> ChaCha8Rng {
-    ChaCha8Rng::seed_from_u64(derive_seed(seed, key))
-}
-
-/// A uniform index in `0..n` (0 when `n == 0`).
-fn below(rng: &mut ChaCha8Rng, n: usize) -> usize {
-    if n == 0 {
-        return 0;
-    }
-    // usize -> u64 is lossless on every supported target, and the draw is < n.
-    rng.gen_range(0..n as u64) as usize
-}
-
-/// `k` distinct elements of `pool` (all of them if `k >= pool.len()`), in draw order
-/// (partial Fisher-Yates shuffle).
-pub(crate) fn sample<T: Copy>(rng: &mut ChaCha8Rng, mut pool: Vec<T>, k: usize) -> Vec<T> {
-    let n = pool.len();
-    let k = k.min(n);
-    for i in 0..k {
-        let j = i + below(rng, n - i);
-        pool.swap(i, j);
-    }
-    pool.truncate(k);
-    pool
+/// `k` distinct elements of `pool` (all of them if `k >= pool.len()`), in draw order: the
+/// elements at kn-data's seeded [`kn_data::seed::sample_indices`] (partial Fisher-Yates).
+pub(crate) fn sample<T: Copy>(rng: &mut ChaCha8Rng, pool: Vec<T>, k: usize) -> Vec<T> {
+    kn_data::seed::sample_indices(rng, pool.len(), k).into_iter().filter_map(|i| pool.get(i).copied()).collect()
 }
 
 #[cfg(test)]
@@ -72,7 +37,6 @@ mod tests {
         s.sort_unstable();
         assert_eq!(s, (0..10).collect::<Vec<_>>());
         assert!(sample(&mut rng, Vec::<usize>::new(), 3).is_empty());
-        assert_eq!(below(&mut rng, 0), 0);
         for _ in 0..100 {
             let s = sample(&mut rng, (0..30).collect::<Vec<usize>>(), 7);
             let mut d = s.clone();

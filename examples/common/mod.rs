@@ -1,0 +1,45 @@
+//! Pieces the examples share: a fact's prompt texts for the model's kind and the per-fact
+//! knowledge-neuron discovery (the same steps and defaults as `kn discover`).
+
+use kn_attribution::{integrated_gradients, AttributionConfig};
+use kn_data::{Dataset, Fact, PromptStyle};
+use kn_edit::NeuronSet;
+use kn_model::{EncodedPrompt, KnowledgeModel, ModelKind};
+use kn_select::{coarse_select, refine_fact, CoarseRule, RefineConfig, ScoreMatrix};
+use std::error::Error;
+
+/// The prompt texts of `fact` for the model's kind (masked or causal), at most `max` (0: all).
+pub fn prompt_texts(model: &dyn KnowledgeModel, dataset: &Dataset, fact: &Fact, max: usize) -> Vec<String> {
+    let style = match model.info().kind {
+        ModelKind::Masked => PromptStyle::Masked { mask_token: "[MASK]".into() },
+        ModelKind::Causal => PromptStyle::Causal,
+    };
+    let mut texts: Vec<String> = dataset.prompts(fact, &style).into_iter().map(|p| p.text).collect();
+    if max > 0 {
+        texts.truncate(max);
+    }
+    texts
+}
+
+/// Knowledge neurons of one fact: integrated gradients per prompt, coarse selection at
+/// 0.2 x max, refinement at p = 0.7 (the paper's and `kn discover`'s defaults).
+pub fn knowledge_neurons(
+    model: &dyn KnowledgeModel,
+    fact: &Fact,
+    prompts: &[EncodedPrompt],
+    steps: usize,
+) -> Result<NeuronSet, Box<dyn Error>> {
+    let config = AttributionConfig { steps, ..AttributionConfig::default() };
+    let mut coarse = Vec::with_capacity(prompts.len());
+    for prompt in prompts {
+        let attribution = integrated_gradients(model, prompt, &config)?;
+        let matrix = ScoreMatrix::new(
+            attribution.layers.clone(),
+            model.info().ffn_width,
+            attribution.scores.iter().copied().collect(),
+        )?;
+        coarse.push(coarse_select(&matrix, &CoarseRule::Relative { ratio: 0.2 })?);
+    }
+    let refined = refine_fact(fact.id.to_string(), fact.relation(), &coarse, &RefineConfig::default())?;
+    Ok(refined.neurons.iter().map(|n| (n.layer, n.index)).collect())
+}
