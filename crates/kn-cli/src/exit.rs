@@ -1,5 +1,4 @@
-//! CLI errors and their exit codes: 2 for bad input, 3 for internal failures, 130 for a run
-//! stopped by Ctrl-C.
+//! CLI errors and their exit codes: 2 for bad input, 3 for internal failures.
 
 use kn_model::ModelError;
 
@@ -12,9 +11,6 @@ pub enum CliError {
     /// Something failed inside (libtorch, I/O on outputs).
     #[error("{0}")]
     Internal(String),
-    /// The user stopped the run (Ctrl-C); finished work is kept.
-    #[error("{0}")]
-    Interrupted(String),
 }
 
 impl CliError {
@@ -23,7 +19,6 @@ impl CliError {
         match self {
             CliError::BadInput(_) => 2,
             CliError::Internal(_) => 3,
-            CliError::Interrupted(_) => 130,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Options shared by every subcommand that runs a model: `--model`, `--device`, `--threads`,
-//! (verbosity is global: see `log`).
+//! verbosity.
 
 use crate::exit::CliError;
 use kn_model::KnowledgeModel;
@@ -17,6 +17,9 @@ pub struct ModelOptions {
     /// Threads for libtorch (0: libtorch's default, usually the number of cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Print progress and timing details on stderr.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 impl ModelOptions {
@@ -26,19 +29,18 @@ impl ModelOptions {
         let device = kn_model::parse_device(&self.device)?;
         let started = std::time::Instant::now();
         let model = kn_model::load_model(&self.model, device)?;
-        let info = model.info();
-        crate::log::detail(
-            "load",
-            format!(
-                "{} ({} layers, FFN {}, vocabulary {}) from {} in {:.2} s",
+        if self.verbose {
+            let info = model.info();
+            eprintln!(
+                "kn: loaded {} ({} layers, FFN {}, vocabulary {}) from {} in {:.2} s",
                 info.architecture,
                 info.num_layers,
                 info.ffn_width,
                 info.vocab_size,
                 info.source,
                 started.elapsed().as_secs_f64()
-            ),
-        );
+            );
+        }
         Ok(model)
     }
 }

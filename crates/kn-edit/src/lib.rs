@@ -60,7 +60,6 @@
 //! ```
 
 mod baseline;
-mod chart;
 mod erase;
 mod error;
 mod experiment;
@@ -72,7 +71,6 @@ mod seed;
 mod update;
 
 pub use baseline::{activation_baseline, add_activation_baselines, mean_activations};
-pub use chart::{ChartError, ChartGroup, ChartMeasure, ChartPair, SuppressionChart};
 pub use erase::{
     erase_neurons, erase_relation, erasure_token, evaluate_erasure, EraseConfig, EraseOutcome,
     ErasureEvaluation, ErasureMetrics, ErasureValue, CAUSAL_UNKNOWN_TOKENS, MASKED_UNKNOWN_TOKENS,
@@ -85,6 +83,7 @@ pub use experiment::{
 pub use intervene::{
     intervene, InterventionConfig, PromptEffect, AMPLIFY, DEFAULT_BATCH_SIZE, SUPPRESS,
 };
+pub use kn_report::chart::{ChartError, ChartGroup, ChartMeasure, ChartPair, SuppressionChart};
 pub use neurons::{NeuronFrequencies, NeuronSet};
 pub use patch::{
     apply_patch, edit_value_slots, EditHandle, ModelIdentity, Patch, PATCH_FORMAT,
@@ -96,3 +95,58 @@ pub use update::{
     evaluate_update, fact_answer_token, new_answer_token, update_fact, update_tokens,
     EvaluationConfig, UpdateConfig, UpdateEvaluation, UpdateMetrics, UpdateOutcome,
 };
+
+/// The experiment report as input of kn-report's suppression chart
+/// ([`SuppressionChart::from_report`]), relations in the report's order.
+mod chart_input {
+    use crate::experiment::{ChangeSummary, ExperimentReport, GroupReport, OpEffects};
+    use kn_report::chart::{ChartChange, ChartConditions, ChartEffects, ChartReport};
+
+    impl ChartChange for ChangeSummary {
+        fn change_pct(&self) -> Option<f64> {
+            self.change_pct
+        }
+        fn mean_relative_change_pct(&self) -> Option<f64> {
+            self.mean_relative_change_pct
+        }
+    }
+
+    impl ChartEffects for OpEffects {
+        type Change = ChangeSummary;
+        fn suppress(&self) -> &ChangeSummary {
+            &self.suppress
+        }
+        fn amplify(&self) -> &ChangeSummary {
+            &self.amplify
+        }
+    }
+
+    impl ChartConditions for GroupReport {
+        type Effects = OpEffects;
+        fn own(&self) -> &OpEffects {
+            &self.conditions.own
+        }
+        fn random(&self) -> &OpEffects {
+            &self.conditions.random
+        }
+        fn other_relations(&self) -> &OpEffects {
+            &self.conditions.other_relations
+        }
+        fn activation_baseline(&self) -> &OpEffects {
+            &self.conditions.activation_baseline
+        }
+    }
+
+    impl ChartReport for ExperimentReport {
+        type Group = GroupReport;
+        fn relation_groups(&self) -> Vec<(&str, &GroupReport)> {
+            self.relations
+                .iter()
+                .map(|(r, g)| (r.as_str(), g))
+                .collect()
+        }
+        fn overall_group(&self) -> &GroupReport {
+            &self.overall
+        }
+    }
+}

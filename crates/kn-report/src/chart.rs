@@ -6,8 +6,13 @@
 //! Drawn with `plotters`' SVG backend only: text is written as SVG `<text>` elements (sized by
 //! plotters' built-in estimate), so no font or image library of the system is needed.
 //!
+//! The chart's input is plain data ([`ChartGroup`]s); [`SuppressionChart::from_report`] builds
+//! it from any experiment report through the small traits [`ChartChange`], [`ChartEffects`],
+//! [`ChartConditions`] and [`ChartReport`], which `kn-edit` implements for its
+//! `ExperimentReport` and this crate for the `suppression.json` it reads back.
+//!
 //! ```
-//! use kn_edit::{ChartGroup, ChartMeasure, ChartPair, SuppressionChart};
+//! use kn_report::chart::{ChartGroup, ChartMeasure, ChartPair, SuppressionChart};
 //! let chart = SuppressionChart {
 //!     title: "Knowledge neurons".into(),
 //!     measure: ChartMeasure::ChangePct,
@@ -22,7 +27,6 @@
 //! assert!(svg.starts_with("<svg") && svg.contains("P36"));
 //! ```
 
-use crate::experiment::{ChangeSummary, ExperimentReport, GroupReport, OpEffects};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::{Deserialize, Serialize};
@@ -47,7 +51,50 @@ pub enum ChartError {
     },
 }
 
-/// Which number of a [`ChangeSummary`] a chart shows.
+/// The two numbers of a change summary (kn-edit's `ChangeSummary`) a chart can show.
+pub trait ChartChange {
+    /// The paper's number: change of the mean probability over the mean original
+    /// probability (%), `None` for an empty group.
+    fn change_pct(&self) -> Option<f64>;
+    /// The mean of per-prompt relative changes (%), `None` for an empty group.
+    fn mean_relative_change_pct(&self) -> Option<f64>;
+}
+
+/// Suppression and amplification summaries of one condition (kn-edit's `OpEffects`).
+pub trait ChartEffects {
+    /// The summary type.
+    type Change: ChartChange;
+    /// Activations suppressed.
+    fn suppress(&self) -> &Self::Change;
+    /// Activations amplified.
+    fn amplify(&self) -> &Self::Change;
+}
+
+/// The four conditions of one group of facts (kn-edit's `GroupReport`).
+pub trait ChartConditions {
+    /// The per-condition effects type.
+    type Effects: ChartEffects;
+    /// The knowledge neurons on their own facts.
+    fn own(&self) -> &Self::Effects;
+    /// Random neurons of the same layers.
+    fn random(&self) -> &Self::Effects;
+    /// The same neurons on facts of other relations.
+    fn other_relations(&self) -> &Self::Effects;
+    /// The neurons of highest activation.
+    fn activation_baseline(&self) -> &Self::Effects;
+}
+
+/// A whole suppression/amplification report (kn-edit's `ExperimentReport`).
+pub trait ChartReport {
+    /// The per-group type.
+    type Group: ChartConditions;
+    /// The relations' groups, in the order the chart should show them.
+    fn relation_groups(&self) -> Vec<(&str, &Self::Group)>;
+    /// All facts together.
+    fn overall_group(&self) -> &Self::Group;
+}
+
+/// Which number of a change summary ([`ChartChange`]) a chart shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChartMeasure {
@@ -60,10 +107,10 @@ pub enum ChartMeasure {
 
 impl ChartMeasure {
     /// The chosen number of `summary` (`None` when the group was empty).
-    pub fn of(self, summary: &ChangeSummary) -> Option<f64> {
+    pub fn of<S: ChartChange + ?Sized>(self, summary: &S) -> Option<f64> {
         match self {
-            ChartMeasure::ChangePct => summary.change_pct,
-            ChartMeasure::MeanRelativeChangePct => summary.mean_relative_change_pct,
+            ChartMeasure::ChangePct => summary.change_pct(),
+            ChartMeasure::MeanRelativeChangePct => summary.mean_relative_change_pct(),
         }
     }
 
@@ -89,10 +136,10 @@ pub struct ChartPair {
 
 impl ChartPair {
     /// The values of one condition of a report under `measure`.
-    pub fn from_effects(effects: &OpEffects, measure: ChartMeasure) -> Self {
+    pub fn from_effects<E: ChartEffects + ?Sized>(effects: &E, measure: ChartMeasure) -> Self {
         Self {
-            suppress: measure.of(&effects.suppress),
-            amplify: measure.of(&effects.amplify),
+            suppress: measure.of(effects.suppress()),
+            amplify: measure.of(effects.amplify()),
         }
     }
 }
@@ -114,14 +161,17 @@ pub struct ChartGroup {
 
 impl ChartGroup {
     /// The group of one relation's (or the overall) results.
-    pub fn from_report(label: &str, group: &GroupReport, measure: ChartMeasure) -> Self {
-        let c = &group.conditions;
+    pub fn from_report<G: ChartConditions + ?Sized>(
+        label: &str,
+        group: &G,
+        measure: ChartMeasure,
+    ) -> Self {
         Self {
             label: label.to_string(),
-            own: ChartPair::from_effects(&c.own, measure),
-            random: ChartPair::from_effects(&c.random, measure),
-            other_relations: ChartPair::from_effects(&c.other_relations, measure),
-            activation_baseline: ChartPair::from_effects(&c.activation_baseline, measure),
+            own: ChartPair::from_effects(group.own(), measure),
+            random: ChartPair::from_effects(group.random(), measure),
+            other_relations: ChartPair::from_effects(group.other_relations(), measure),
+            activation_baseline: ChartPair::from_effects(group.activation_baseline(), measure),
         }
     }
 
@@ -186,19 +236,23 @@ fn drawing<E: std::fmt::Debug>(error: E) -> ChartError {
 impl SuppressionChart {
     /// One group per relation of `report` (in the report's order), plus an "all" group when
     /// `overall` is true, with the numbers of `measure`.
-    pub fn from_report(
-        report: &ExperimentReport,
+    pub fn from_report<R: ChartReport + ?Sized>(
+        report: &R,
         measure: ChartMeasure,
         overall: bool,
         title: &str,
     ) -> Self {
         let mut groups: Vec<ChartGroup> = report
-            .relations
-            .iter()
+            .relation_groups()
+            .into_iter()
             .map(|(relation, group)| ChartGroup::from_report(relation, group, measure))
             .collect();
         if overall {
-            groups.push(ChartGroup::from_report("all", &report.overall, measure));
+            groups.push(ChartGroup::from_report(
+                "all",
+                report.overall_group(),
+                measure,
+            ));
         }
         Self {
             title: title.to_string(),
@@ -250,10 +304,11 @@ impl SuppressionChart {
         self.to_svg_sized(width, 480)
     }
 
-    /// Writes [`SuppressionChart::to_svg`] to `path`.
+    /// Writes [`SuppressionChart::to_svg`] to `path` (atomically: a temporary file beside it,
+    /// synced, then renamed).
     pub fn save(&self, path: &Path) -> Result<(), ChartError> {
         let svg = self.to_svg()?;
-        std::fs::write(path, svg).map_err(|source| ChartError::Io {
+        crate::atomic::write_atomically(path, svg.as_bytes()).map_err(|source| ChartError::Io {
             path: path.to_path_buf(),
             source,
         })
