@@ -42,7 +42,7 @@ pub struct ActivationsArgs {
     /// The neurons.jsonl of a `kn discover` run (or the run directory).
     #[arg(long)]
     pub neurons: PathBuf,
-    /// The BINGREL directory (final_distant_allbags_<relation>_new.json files).
+    /// The BINGREL directory (`final_distant_allbags_<relation>_new.json` files).
     #[arg(long)]
     pub corpus: PathBuf,
     /// The PARAREL directory the corpus lines up with (default: the run's data directory).
@@ -100,9 +100,12 @@ impl Inputs {
                 if recorded.is_dir() {
                     recorded
                 } else {
-                    eprintln!(
-                        "kn: the run's data directory {} is not here; using the bundled PARAREL (pass --data to choose)",
-                        recorded.display()
+                    crate::log::warn(
+                        "activations",
+                        format!(
+                            "the run's data directory {} is not here; using the bundled PARAREL (pass --data to choose)",
+                            recorded.display()
+                        ),
                     );
                     Pararel::bundled_dir()
                 }
@@ -178,16 +181,15 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
         batch_size: args.batch_size,
         random_control: true,
     };
-    eprintln!("kn activations: {} facts of {} relation(s)", facts.len(), relations.len());
+    crate::log::progress("activations", format!("{} facts of {} relation(s)", facts.len(), relations.len()));
     let started = std::time::Instant::now();
     let mut next_report = 0.0;
     let mut progress = |done: usize, total: usize| {
         let share = done as f64 / total.max(1) as f64;
         if share >= next_report || done == total {
-            eprintln!(
-                "kn activations: {done}/{total} sentences ({:.0}%), {:.1} s",
-                100.0 * share,
-                started.elapsed().as_secs_f64()
+            crate::log::progress(
+                "activations",
+                format!("{done}/{total} sentences ({:.0}%), {:.1} s", 100.0 * share, started.elapsed().as_secs_f64()),
             );
             next_report = share + 0.1;
         }
@@ -206,7 +208,7 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
     } else {
         print!("{}", table(&report));
     }
-    eprintln!("kn activations: wrote {} in {:.1} s", path.display(), started.elapsed().as_secs_f64());
+    crate::log::progress("activations", format!("wrote {} in {:.1} s", path.display(), started.elapsed().as_secs_f64()));
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 pub struct AttributeArgs {
     #[command(flatten)]
     model: ModelOptions,
-    /// The prompt (masked LMs: with one [MASK]; causal LMs: the answer comes next).
+    /// The prompt (masked LMs: with one `[MASK]`; causal LMs: the answer comes next).
     #[arg(long)]
     prompt: String,
     /// The correct answer, e.g. "Paris".

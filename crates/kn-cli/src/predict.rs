@@ -10,11 +10,11 @@ use serde::Serialize;
 pub struct PredictArgs {
     #[command(flatten)]
     model: ModelOptions,
-    /// The prompt. Masked LMs need one [MASK]; causal LMs predict the next token.
+    /// The prompt. Masked LMs need one `[MASK]`; causal LMs predict the next token.
     #[arg(long)]
     prompt: String,
-    /// How many predictions to show.
-    #[arg(long, default_value_t = 5)]
+    /// How many predictions to show (`--top`, as in the other subcommands, or `--top-k`).
+    #[arg(long = "top", visible_alias = "top-k", default_value_t = 5)]
     top_k: usize,
     /// Print one JSON object instead of a table.
     #[arg(long)]
@@ -46,7 +46,7 @@ pub struct PredictOutput {
 /// Computes the top-k predictions for `prompt`.
 pub fn predict(model: &dyn KnowledgeModel, prompt: &str, top_k: usize) -> Result<PredictOutput, CliError> {
     if top_k == 0 {
-        return Err(CliError::BadInput("--top-k must be at least 1".into()));
+        return Err(CliError::BadInput("--top must be at least 1".into()));
     }
     let encoded = model.encode(prompt, None, AnswerPolicy::FirstToken)?;
     let output = model.forward(std::slice::from_ref(&encoded), &[], false)?;

@@ -2,7 +2,7 @@
 //! style directory: `config.json`, `model.safetensors`, `vocab.txt` (and optionally
 //! `tokenizer_config.json` for `do_lower_case`).
 //!
-//! Neuron = GELU output of `intermediate.dense` at the [MASK] position; value slot = column of
+//! Neuron = GELU output of `intermediate.dense` at the `[MASK]` position; value slot = column of
 //! `output.dense.weight`. The MLM decoder is tied to the word embeddings when the file holds
 //! no separate `cls.predictions.decoder.weight`.
 

@@ -70,7 +70,7 @@ pub enum ModelError {
     NoMask {
         /// The prompt.
         prompt: String,
-        /// The mask token, e.g. "[MASK]".
+        /// The mask token, e.g. `[MASK]`.
         mask: String,
     },
     /// A masked-LM prompt with more than one mask token.
