@@ -7,7 +7,13 @@
 //! from all lines. `DIR/config.json` records the exact configuration, the model fingerprint and
 //! the toolkit version; a run into a directory of another configuration is refused, and a run
 //! into one of the same configuration resumes (facts already written are skipped). Each line
-//! is written and synced whole, so an interrupted run loses at most the fact in progress.
+//! is written and synced whole, so an interrupted run loses at most the fact in progress; a
+//! failed write (a full disk) is cut back to the last whole line.
+//!
+//! `DIR/scores/<fact>.npy` (fact id with `:` as `_`) holds the mean attribution matrix (the
+//! run's layers x FFN neurons, float32) of the first `--save-scores` facts of each relation, for
+//! the heatmap of `kn report`. `DIR/selection.json` lists the facts the run (or shard) selected,
+//! so a finished run can be told from an unfinished one.
 
 use crate::exit::CliError;
 use crate::options::{parse_layers, ModelOptions};
@@ -83,6 +89,14 @@ pub struct DiscoverArgs {
     /// Most rows (layer x point) per attribution pass (0: the default cap).
     #[arg(long, default_value_t = 0)]
     pub batch_size: usize,
+    /// Save the mean attribution matrix (layers x neurons, .npy) of the first N facts of each
+    /// relation under DIR/scores/ (for `kn report`'s heatmap; 0: none). Not part of the
+    /// configuration: it does not change the results.
+    #[arg(long, default_value_t = 1)]
+    pub save_scores: usize,
+    /// When done, print the run's statistics (stats.json) on stdout as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The configuration a run directory records; a resumed run must match it exactly.
@@ -227,9 +241,10 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
         ModelKind::Masked => PromptStyle::Masked { mask_token: "[MASK]".into() },
         ModelKind::Causal => PromptStyle::Causal,
     };
-    let progress = |message: String| eprintln!("kn discover: {message}");
+    let progress = |message: String| crate::log::progress("discover", message);
     progress(format!("selecting facts of {} relation(s)", relations.len()));
     let facts = select_facts(model.as_ref(), &dataset, &relations, &style, &args, shard, &progress)?;
+    out.write_selection(&facts.iter().map(|(f, _)| f.id.to_string()).collect::<Vec<_>>())?;
     let todo: Vec<&(&Fact, Vec<String>)> = facts.iter().filter(|(f, _)| !done.contains(&f.id.to_string())).collect();
     progress(format!("{} facts selected, {} already done, {} to attribute", facts.len(), facts.len() - todo.len(), todo.len()));
 
@@ -242,8 +257,19 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
     };
     let rule = CoarseRule::Relative { ratio: args.threshold };
     let started = Instant::now();
+    crate::interrupt::install();
     for (k, (fact, prompts)) in todo.iter().enumerate() {
-        let record = discover_fact(model.as_ref(), fact, prompts, &attribution, &rule, &refine)?;
+        if crate::interrupt::requested() {
+            return Err(CliError::Interrupted(format!(
+                "interrupted after {k} of {} facts; {} holds every finished fact and the same command resumes",
+                todo.len(),
+                out.dir.display()
+            )));
+        }
+        let (record, mean_scores) = discover_fact(model.as_ref(), fact, prompts, &attribution, &rule, &refine)?;
+        if out.saved_scores(&record.relation)? < args.save_scores {
+            out.save_scores(&record.fact, &layers, &mean_scores)?;
+        }
         out.append(&record)?;
         let elapsed = started.elapsed().as_secs_f64();
         let per_fact = elapsed / (k + 1) as f64;
@@ -262,8 +288,11 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
         ));
     }
     let records = out.records()?;
-    write_summaries(&out, &records, &config, &refine)?;
+    let stats = write_summaries(&out, &records, &config, &refine)?;
     progress(format!("done: {} facts in {}", records.len(), out.dir.display()));
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&stats).map_err(|e| CliError::Internal(e.to_string()))?);
+    }
     Ok(())
 }
 
@@ -367,17 +396,22 @@ fn discover_fact(
     attribution: &AttributionConfig,
     rule: &CoarseRule,
     refine: &RefineConfig,
-) -> Result<FactRecord, CliError> {
+) -> Result<(FactRecord, ndarray::Array2<f32>), CliError> {
     let started = Instant::now();
     let width = model.info().ffn_width;
     let mut records = Vec::with_capacity(prompts.len());
     let mut matrices = Vec::with_capacity(prompts.len());
+    let mut score_sum: Option<ndarray::Array2<f32>> = None;
     for text in prompts {
         let prompt = model.encode(text, Some(&fact.object), AnswerPolicy::FirstToken)?;
         let result = integrated_gradients(model, &prompt, attribution)?;
         let matrix = ScoreMatrix::new(result.layers.clone(), width, result.scores.iter().copied().collect())
             .map_err(|e| CliError::Internal(e.to_string()))?;
         let coarse = coarse_select(&matrix, rule).map_err(|e| CliError::Internal(e.to_string()))?;
+        match score_sum.as_mut() {
+            Some(sum) => *sum += &result.scores,
+            None => score_sum = Some(result.scores.clone()),
+        }
         let rank = answer_ranks(model, std::slice::from_ref(&prompt))?.first().map(|r| r.1).unwrap_or(0);
         records.push(PromptRecord { text: text.clone(), prob: result.clean_prob, rank, coarse });
         matrices.push(matrix);
@@ -393,7 +427,8 @@ fn discover_fact(
         })
         .collect();
     neurons.sort_by(|a, b| b.score.total_cmp(&a.score));
-    Ok(FactRecord {
+    let mean_scores = score_sum.map(|sum| sum / prompts.len() as f32).unwrap_or_default();
+    let record = FactRecord {
         fact: fact.id.to_string(),
         relation: fact.relation().to_string(),
         subject: fact.subject.clone(),
@@ -401,10 +436,14 @@ fn discover_fact(
         prompts: records,
         neurons,
         seconds: started.elapsed().as_secs_f64(),
-    })
+    };
+    Ok((record, mean_scores))
 }
 
-/// A run directory: config.json, neurons.jsonl, relations.json, stats.json.
+/// The file listing the facts a run selected.
+pub const SELECTION_FILE: &str = "selection.json";
+
+/// A run directory: config.json, selection.json, neurons.jsonl, relations.json, stats.json.
 pub struct OutputDir {
     dir: PathBuf,
 }
@@ -476,16 +515,81 @@ impl OutputDir {
         Ok(self.records()?.into_iter().map(|r| r.fact).collect())
     }
 
-    /// Appends one record as one line and syncs it to disk.
+    /// Appends one record as one line and syncs it to disk. If the write fails (a full disk),
+    /// the file is cut back to its previous length so no partial line survives.
     pub fn append(&self, record: &FactRecord) -> Result<(), CliError> {
         let path = self.neurons_path();
-        let io = |e: std::io::Error| CliError::Internal(format!("{}: {e}", path.display()));
+        let io = |e: std::io::Error| CliError::Internal(format!("cannot write {}: {e}", path.display()));
         let mut line = serde_json::to_string(record).map_err(|e| CliError::Internal(e.to_string()))?;
         line.push('\n');
         let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(io)?;
-        file.write_all(line.as_bytes()).map_err(io)?;
-        file.sync_data().map_err(io)
+        let length = file.metadata().map_err(io)?.len();
+        let written = file.write_all(line.as_bytes()).and_then(|()| file.sync_data());
+        if let Err(error) = written {
+            // Best effort: the error that matters is the write's.
+            let _ = file.set_len(length).and_then(|()| file.sync_data());
+            return Err(io(error));
+        }
+        Ok(())
     }
+
+    /// Writes DIR/selection.json: the ids of the facts this run (or shard) selected, in order,
+    /// so that `kn merge` and readers can tell a finished run from an unfinished one.
+    pub fn write_selection(&self, facts: &[String]) -> Result<(), CliError> {
+        let path = self.dir.join(SELECTION_FILE);
+        let text = serde_json::to_string_pretty(&serde_json::json!({ "facts": facts }))
+            .map_err(|e| CliError::Internal(e.to_string()))?;
+        write_atomically(&path, text.as_bytes()).map_err(|e| CliError::Internal(format!("cannot write {}: {e}", path.display())))
+    }
+
+    /// The fact ids of DIR/selection.json (`None` for runs written before it existed).
+    pub fn selection(&self) -> Result<Option<Vec<String>>, CliError> {
+        let path = self.dir.join(SELECTION_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(CliError::BadInput(format!("{}: {e}", path.display()))),
+        };
+        #[derive(Deserialize)]
+        struct Selection {
+            facts: Vec<String>,
+        }
+        let selection: Selection =
+            serde_json::from_str(&text).map_err(|e| CliError::BadInput(format!("{}: {e}", path.display())))?;
+        Ok(Some(selection.facts))
+    }
+
+    /// The scores files of `relation` already saved in DIR/scores/.
+    pub fn saved_scores(&self, relation: &str) -> Result<usize, CliError> {
+        let dir = self.dir.join("scores");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(CliError::Internal(format!("{}: {e}", dir.display()))),
+        };
+        let prefix = format!("{relation}_");
+        Ok(entries
+            .filter_map(Result::ok)
+            .filter(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.starts_with(&prefix) && name.ends_with(".npy")
+            })
+            .count())
+    }
+
+    /// Writes `DIR/scores/<fact>.npy` (`:` in the id written as `_`) atomically.
+    pub fn save_scores(&self, fact: &str, layers: &[usize], scores: &ndarray::Array2<f32>) -> Result<(), CliError> {
+        let dir = self.dir.join("scores");
+        std::fs::create_dir_all(&dir).map_err(|e| CliError::Internal(format!("{}: {e}", dir.display())))?;
+        let path = dir.join(scores_file_name(fact));
+        kn_attribution::save_scores(&path, layers, scores).map_err(|e| CliError::Internal(e.to_string()))
+    }
+}
+
+/// The file name of a fact's saved scores: `P36:12` -> `P36_12.npy`.
+pub fn scores_file_name(fact: &str) -> String {
+    format!("{}.npy", fact.replace([':', '/'], "_"))
 }
 
 fn describe_difference(old: &RunConfig, new: &RunConfig) -> String {
@@ -496,8 +600,13 @@ fn describe_difference(old: &RunConfig, new: &RunConfig) -> String {
     format!("differs in {}", keys.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", "))
 }
 
-/// Writes relations.json and stats.json from all finished records.
-pub fn write_summaries(out: &OutputDir, records: &[FactRecord], config: &RunConfig, refine: &RefineConfig) -> Result<(), CliError> {
+/// Writes relations.json and stats.json from all finished records; returns the statistics.
+pub fn write_summaries(
+    out: &OutputDir,
+    records: &[FactRecord],
+    config: &RunConfig,
+    refine: &RefineConfig,
+) -> Result<serde_json::Value, CliError> {
     let counts: Vec<FactCounts> = records
         .iter()
         .map(|r| {
@@ -535,5 +644,6 @@ pub fn write_summaries(out: &OutputDir, records: &[FactRecord], config: &RunConf
         write_atomically(&out.dir.join(name), text.as_bytes()).map_err(|e| CliError::Internal(format!("{name}: {e}")))
     };
     write("relations.json", &serde_json::to_value(&relations).unwrap_or_default())?;
-    write("stats.json", &stats)
+    write("stats.json", &stats)?;
+    Ok(stats)
 }

@@ -21,7 +21,7 @@ use crate::discover::FactRecord;
 use crate::exit::CliError;
 use crate::options::ModelOptions;
 use crate::run_dir::{
-    cap_prompts, change_pct, encode_fact, mean, relation_frequencies, seeded_order, to_json, verify_restored, RunDir,
+    cap_prompts, change_pct, encode_fact, mean, relation_frequencies, seeded_order, emit, verify_restored, RunDir,
     RunSummary,
 };
 use kn_data::Pararel;
@@ -90,6 +90,9 @@ pub struct EditArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also write the JSON report to this file (atomically), e.g. DIR/edit.json for `kn report`.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 /// Relative perplexity changes (%) of one update.
@@ -292,21 +295,11 @@ pub fn run(args: EditArgs) -> Result<(), CliError> {
     if let (Some(record), Some(answer)) = (&single, &args.new_answer) {
         let edit = edit_fact(model.as_mut(), &context, record, answer, args.patch_out.as_deref())?;
         let output = SingleOutput { run: run.describe(), edit, seconds: started.elapsed().as_secs_f64() };
-        if args.json {
-            println!("{}", to_json(&output)?);
-        } else {
-            print!("{}", single_table(&output.edit));
-        }
-        return Ok(());
+        return emit(&output, args.json, args.out.as_deref(), || single_table(&output.edit));
     }
     let requested = args.facts.unwrap_or(1);
     let output = edit_sample(model.as_mut(), &context, &relations, requested, args.seed, started)?;
-    if args.json {
-        println!("{}", to_json(&output)?);
-    } else {
-        print!("{}", sample_table(&output));
-    }
-    Ok(())
+    emit(&output, args.json, args.out.as_deref(), || sample_table(&output))
 }
 
 /// Prompts of the run's facts other than `fact`: of its relation, and of the other relations.
@@ -353,9 +346,12 @@ fn edit_fact(
     let floor = if relation_facts > 0 { 1.0 / relation_facts as f64 } else { 0.0 };
     let threshold = context.config.shared_threshold.max(floor);
     if threshold > context.config.shared_threshold {
-        eprintln!(
-            "kn edit: {}: the run has {relation_facts} facts of {}, so --shared-threshold {} is raised to {threshold:.3} (a neuron of this fact alone is not shared)",
-            record.fact, record.relation, context.config.shared_threshold
+        crate::log::warn(
+            "edit",
+            format!(
+                "{}: the run has {relation_facts} facts of {}, so --shared-threshold {} is raised to {threshold:.3} (a neuron of this fact alone is not shared)",
+                record.fact, record.relation, context.config.shared_threshold
+            ),
         );
     }
     let config = UpdateConfig { shared_threshold: threshold, ..context.config };
@@ -373,7 +369,7 @@ fn edit_fact(
     let patch = match patch_out {
         Some(path) => {
             outcome.handle.save(path)?;
-            eprintln!("kn edit: patch written to {} (re-apply it with kn_edit::apply_patch)", path.display());
+            crate::log::progress("edit", format!("patch written to {} (re-apply it with kn_edit::apply_patch)", path.display()));
             Some(path.display().to_string())
         }
         None => None,
@@ -425,7 +421,7 @@ fn edit_sample(
     let run = context.run;
     let dataset = Pararel::load(Path::new(&run.config.data)).or_else(|_| Pararel::load_bundled()).ok();
     if dataset.is_none() {
-        eprintln!("kn edit: PARAREL could not be loaded; new answers are drawn from the run's own facts");
+        crate::log::warn("edit", "PARAREL could not be loaded; new answers are drawn from the run's own facts");
     }
     let pool: Vec<&FactRecord> = run.records_of(relations).into_iter().filter(|r| !r.neurons.is_empty()).collect();
     if pool.is_empty() {
@@ -451,27 +447,30 @@ fn edit_sample(
         };
         match edit_fact(model, context, record, &answer, None) {
             Ok(edit) => {
-                eprintln!(
-                    "kn edit: [{}/{requested}] {} {}: {} -> {}: success {:.2}, change {:.2}",
-                    edits.len() + 1,
-                    record.fact,
-                    record.subject,
-                    record.object,
-                    answer,
-                    edit.evaluation.after.success_rate,
-                    edit.evaluation.after.change_rate
+                crate::log::progress(
+                    "edit",
+                    format!(
+                        "[{}/{requested}] {} {}: {} -> {}: success {:.2}, change {:.2}",
+                        edits.len() + 1,
+                        record.fact,
+                        record.subject,
+                        record.object,
+                        answer,
+                        edit.evaluation.after.success_rate,
+                        edit.evaluation.after.change_rate
+                    ),
                 );
                 edits.push(edit);
             }
             Err(CliError::BadInput(reason)) => {
-                eprintln!("kn edit: skipping {}: {reason}", record.fact);
+                crate::log::warn("edit", format!("skipping {}: {reason}", record.fact));
                 skipped.push(Skipped { fact: record.fact.clone(), reason });
             }
             Err(error) => return Err(error),
         }
     }
     if edits.len() < requested {
-        eprintln!("kn edit: only {} of the {requested} facts requested could be updated", edits.len());
+        crate::log::warn("edit", format!("only {} of the {requested} facts requested could be updated", edits.len()));
     }
     let evaluations = || edits.iter().map(|e| &e.evaluation);
     let randoms: Vec<&UpdateMetrics> = evaluations().filter_map(|e| e.random_control.as_ref()).collect();

@@ -11,7 +11,7 @@
 
 use crate::exit::CliError;
 use crate::options::ModelOptions;
-use crate::run_dir::{change_pct, encode_facts, relation_frequencies, to_json, verify_restored, RunDir, RunSummary};
+use crate::run_dir::{change_pct, encode_facts, relation_frequencies, emit, verify_restored, RunDir, RunSummary};
 use kn_edit::{
     evaluate_erasure, AnswerQuality, EraseConfig, ErasureEvaluation, ErasureMetrics, ErasureValue, EvaluationConfig,
 };
@@ -50,6 +50,10 @@ pub struct EraseArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also write the JSON report to this file (atomically), e.g. DIR/erase-P36.json for
+    /// `kn report`.
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
 }
 
 /// Parses `--value`.
@@ -175,14 +179,17 @@ pub fn run(args: EraseArgs) -> Result<(), CliError> {
         .collect();
     let other_prompts: Vec<_> =
         encode_facts(model.as_ref(), &run.records_of(&others))?.into_iter().flat_map(|f| f.prompts).collect();
-    eprintln!(
-        "kn erase: {relation}: {} facts, {} distinct neurons, erasing the top {}; {} prompts of the relation, {} of {} other relation(s)",
-        frequencies.facts(),
-        frequencies.ranked().len(),
-        erased_counts.len(),
-        relation_prompts.len(),
-        other_prompts.len(),
-        others.len()
+    crate::log::progress(
+        "erase",
+        format!(
+            "{relation}: {} facts, {} distinct neurons, erasing the top {}; {} prompts of the relation, {} of {} other relation(s)",
+            frequencies.facts(),
+            frequencies.ranked().len(),
+            erased_counts.len(),
+            relation_prompts.len(),
+            other_prompts.len(),
+            others.len()
+        ),
     );
     let config = EraseConfig { top_n: args.top, value };
     let eval = EvaluationConfig { batch_size: args.batch_size, random_control: args.random_control, seed: args.seed };
@@ -204,12 +211,7 @@ pub fn run(args: EraseArgs) -> Result<(), CliError> {
         weights_restored,
         seconds: started.elapsed().as_secs_f64(),
     };
-    if args.json {
-        println!("{}", to_json(&output)?);
-    } else {
-        print!("{}", table(&output));
-    }
-    Ok(())
+    emit(&output, args.json, args.out.as_deref(), || table(&output))
 }
 
 fn rows(name: &str, q: &QualityChange) -> String {

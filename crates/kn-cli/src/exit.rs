@@ -1,4 +1,5 @@
-//! CLI errors and their exit codes: 2 for bad input, 3 for internal failures.
+//! CLI errors and their exit codes: 2 for bad input, 3 for internal failures, 130 for a run
+//! stopped by Ctrl-C.
 
 use kn_model::ModelError;
 
@@ -11,6 +12,9 @@ pub enum CliError {
     /// Something failed inside (libtorch, I/O on outputs).
     #[error("{0}")]
     Internal(String),
+    /// The user stopped the run (Ctrl-C); finished work is kept.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl CliError {
@@ -19,6 +23,7 @@ impl CliError {
         match self {
             CliError::BadInput(_) => 2,
             CliError::Internal(_) => 3,
+            CliError::Interrupted(_) => 130,
         }
     }
 }

@@ -1,14 +1,19 @@
 //! `kn`: the command-line face of the knowledge-neurons toolkit.
 //!
 //! Results go to stdout (JSON with `--json`), logs to stderr. Exit codes: 0 success,
-//! 2 bad input (usage, missing or malformed files, bad prompts), 3 internal failure.
+//! 2 bad input (usage, missing or malformed files, bad prompts), 3 internal failure, 130 a
+//! run stopped by Ctrl-C (finished work kept; the same command resumes).
+//! Global options: `--config FILE` (TOML holding options, see `config_file`), `-q`, `-v`.
 
 mod activations;
 mod attribute;
+mod config_file;
 mod discover;
 mod edit;
 mod erase;
 mod exit;
+mod interrupt;
+mod log;
 mod merge;
 mod options;
 mod predict;
@@ -16,13 +21,23 @@ mod run_dir;
 mod suppress;
 mod triggers;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use exit::CliError;
 
 /// Find, inspect and edit knowledge neurons in pretrained transformers.
 #[derive(Debug, Parser)]
 #[command(name = "kn", version, about, long_about = None)]
 struct Cli {
+    /// A TOML file holding options: top-level keys for every subcommand that has them,
+    /// `[discover]`, `[suppress]`, ... tables for one subcommand; typed options win.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    /// Print details on stderr (model loading, per-batch progress).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Print only warnings and errors on stderr (no progress lines).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -64,7 +79,20 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    let command = Cli::command();
+    let args = match config_file::expand(std::env::args_os().collect(), &command) {
+        Ok(args) => args,
+        Err(error) => {
+            eprintln!("kn: error: {error}");
+            std::process::exit(error.exit_code());
+        }
+    };
+    let cli = match command.try_get_matches_from(args).and_then(|m| Cli::from_arg_matches(&m)) {
+        Ok(cli) => cli,
+        // Usage errors exit with 2 (bad input); --help and --version print and exit with 0.
+        Err(error) => error.exit(),
+    };
+    log::set_verbosity(cli.quiet, cli.verbose);
     let result: Result<(), CliError> = match cli.command {
         Command::Predict(args) => predict::run(args),
         Command::Attribute(args) => attribute::run(args),

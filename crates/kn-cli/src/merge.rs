@@ -1,8 +1,10 @@
 //! `kn merge`: combine the run directories of `kn discover --shard i/n` into one run, checking
-//! that every shard used the same configuration and model, that all n shards are there, and
-//! that every fact is present exactly once. The merged neurons.jsonl has the unsharded run's
+//! that every shard used the same configuration and model, that all n shards are there, that
+//! every shard finished the facts it selected (its selection.json), and that every fact is
+//! present exactly once. The merged neurons.jsonl has the unsharded run's
 //! fact order (shard i holds selection positions i, i + n, ...), and relations.json and
-//! stats.json are recomputed from all facts.
+//! stats.json are recomputed from all facts. Saved attribution matrices (`scores/*.npy`) are
+//! copied from every shard.
 
 use crate::discover::{write_summaries, FactRecord, OutputDir, RunConfig};
 use crate::exit::CliError;
@@ -19,18 +21,42 @@ pub struct MergeArgs {
     /// The shard run directories (any order).
     #[arg(required = true)]
     shards: Vec<PathBuf>,
+    /// Print the merged run's statistics (stats.json) on stdout as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Runs `kn merge`.
 pub fn run(args: MergeArgs) -> Result<(), CliError> {
     let mut shards: Vec<(RunConfig, Vec<FactRecord>, PathBuf)> = Vec::new();
+    let mut selected: Vec<String> = Vec::new();
     for dir in &args.shards {
         let config_path = dir.join("config.json");
         let text = std::fs::read_to_string(&config_path)
             .map_err(|e| CliError::BadInput(format!("{}: {e} (not a kn discover run?)", config_path.display())))?;
         let config: RunConfig = serde_json::from_str(&text)
             .map_err(|e| CliError::BadInput(format!("{}: {e}", config_path.display())))?;
-        let records = OutputDir::open(dir, &config)?.records()?;
+        let shard = OutputDir::open(dir, &config)?;
+        let records = shard.records()?;
+        match shard.selection()? {
+            Some(selection) => {
+                let finished: BTreeSet<&str> = records.iter().map(|r| r.fact.as_str()).collect();
+                let missing = selection.iter().filter(|f| !finished.contains(f.as_str())).count();
+                if missing > 0 {
+                    return Err(CliError::BadInput(format!(
+                        "{} is unfinished: {missing} of its {} selected facts are not in neurons.jsonl; \
+                         rerun its kn discover command (it resumes), then merge",
+                        dir.display(),
+                        selection.len()
+                    )));
+                }
+                selected.extend(selection);
+            }
+            None => crate::log::warn(
+                "merge",
+                format!("{} has no selection.json (an older run): whether it finished cannot be checked", dir.display()),
+            ),
+        }
         shards.push((config, records, dir.clone()));
     }
     let Some((first, _, _)) = shards.first() else {
@@ -82,8 +108,40 @@ pub fn run(args: MergeArgs) -> Result<(), CliError> {
     for record in &merged {
         out.append(record)?;
     }
+    if !selected.is_empty() {
+        out.write_selection(&merged.iter().map(|r| r.fact.clone()).collect::<Vec<_>>())?;
+    }
     let refine = RefineConfig { share: unsharded.share, min_prompts: unsharded.min_prompts, ..RefineConfig::default() };
-    write_summaries(&out, &merged, &unsharded, &refine)?;
-    eprintln!("kn merge: {} facts from {} shards into {}", merged.len(), count, args.out.display());
+    let stats = write_summaries(&out, &merged, &unsharded, &refine)?;
+    let copied = copy_scores(&args.shards, &args.out)?;
+    crate::log::progress(
+        "merge",
+        format!("{} facts ({copied} saved score matrices) from {} shards into {}", merged.len(), count, args.out.display()),
+    );
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&stats).map_err(|e| CliError::Internal(e.to_string()))?);
+    }
     Ok(())
+}
+
+/// Copies every shard's `scores/*.npy` into `out/scores/` (atomically, file by file).
+fn copy_scores(shards: &[PathBuf], out: &std::path::Path) -> Result<usize, CliError> {
+    let mut copied = 0;
+    for shard in shards {
+        let Ok(entries) = std::fs::read_dir(shard.join("scores")) else { continue };
+        let target = out.join("scores");
+        std::fs::create_dir_all(&target).map_err(|e| CliError::Internal(format!("{}: {e}", target.display())))?;
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("npy") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(|e| CliError::BadInput(format!("{}: {e}", path.display())))?;
+            let destination = target.join(entry.file_name());
+            kn_attribution::write_atomically(&destination, &bytes)
+                .map_err(|e| CliError::Internal(format!("cannot write {}: {e}", destination.display())))?;
+            copied += 1;
+        }
+    }
+    Ok(copied)
 }

@@ -1,5 +1,5 @@
 //! Options shared by every subcommand that runs a model: `--model`, `--device`, `--threads`,
-//! verbosity.
+//! (verbosity is global: see `log`).
 
 use crate::exit::CliError;
 use kn_model::KnowledgeModel;
@@ -17,9 +17,6 @@ pub struct ModelOptions {
     /// Threads for libtorch (0: libtorch's default, usually the number of cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// Print progress and timing details on stderr.
-    #[arg(short, long)]
-    pub verbose: bool,
 }
 
 impl ModelOptions {
@@ -29,18 +26,19 @@ impl ModelOptions {
         let device = kn_model::parse_device(&self.device)?;
         let started = std::time::Instant::now();
         let model = kn_model::load_model(&self.model, device)?;
-        if self.verbose {
-            let info = model.info();
-            eprintln!(
-                "kn: loaded {} ({} layers, FFN {}, vocabulary {}) from {} in {:.2} s",
+        let info = model.info();
+        crate::log::detail(
+            "load",
+            format!(
+                "{} ({} layers, FFN {}, vocabulary {}) from {} in {:.2} s",
                 info.architecture,
                 info.num_layers,
                 info.ffn_width,
                 info.vocab_size,
                 info.source,
                 started.elapsed().as_secs_f64()
-            );
-        }
+            ),
+        );
         Ok(model)
     }
 }

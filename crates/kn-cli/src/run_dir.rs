@@ -147,6 +147,7 @@ impl RunDir {
             relations: self.relations(),
             model_source: self.config.model.source.clone(),
             fingerprint: self.config.model.fingerprint.clone(),
+            kn_version: env!("CARGO_PKG_VERSION").to_string(),
         }
     }
 }
@@ -164,6 +165,8 @@ pub struct RunSummary {
     pub model_source: String,
     /// Its fingerprint (equal to the loaded model's).
     pub fingerprint: String,
+    /// The version of kn that wrote this output.
+    pub kn_version: String,
 }
 
 /// Parses neurons.jsonl: one record per non-empty line, unique fact ids, at least one.
@@ -310,6 +313,20 @@ pub fn mean(values: impl IntoIterator<Item = Option<f64>>) -> Option<f64> {
 /// Serializes `value` as one line of JSON.
 pub fn to_json<T: Serialize>(value: &T) -> Result<String, CliError> {
     serde_json::to_string(value).map_err(|e| CliError::Internal(e.to_string()))
+}
+
+/// Delivers a subcommand's result: pretty JSON to `out` (atomically) when given, then one JSON
+/// line on stdout with `json`, or the human table otherwise.
+pub fn emit<T: Serialize>(value: &T, json: bool, out: Option<&Path>, table: impl FnOnce() -> String) -> Result<(), CliError> {
+    if let Some(path) = out {
+        write_json(path, value)?;
+    }
+    if json {
+        println!("{}", to_json(value)?);
+    } else {
+        print!("{}", table());
+    }
+    Ok(())
 }
 
 /// Writes `value` as pretty JSON to `path` (atomically).

@@ -82,7 +82,7 @@ pub fn run(args: SuppressArgs) -> Result<(), CliError> {
     run.check_model(model.info())?;
     let started = Instant::now();
     let records = run.records_of(&relations);
-    let log = |message: String| eprintln!("kn suppress: {message}");
+    let log = |message: String| crate::log::progress("suppress", message);
     log(format!("{} facts of {} relation(s) from {}", records.len(), relations.len(), run.neurons_path.display()));
     let mut facts = encode_facts(model.as_ref(), &records)?;
     let baseline_layers = args.activation_baseline.then(|| run.layers().to_vec());
@@ -103,7 +103,7 @@ pub fn run(args: SuppressArgs) -> Result<(), CliError> {
     };
     let step = Instant::now();
     let report = suppress_amplify_experiment(model.as_ref(), &facts, &config, &mut |done, total| {
-        if done > 0 && (done == total || args.model.verbose || done % 10 == 0) {
+        if done > 0 && (done == total || crate::log::enabled(crate::log::Verbosity::Verbose) || done % 10 == 0) {
             let per_fact = step.elapsed().as_secs_f64() / done as f64;
             log(format!("[{done}/{total}] {per_fact:.2} s/fact"));
         }

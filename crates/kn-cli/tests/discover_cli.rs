@@ -112,6 +112,21 @@ fn shards_cover_every_fact_exactly_once() {
     };
     assert_eq!(stats(&merged), stats(&whole));
 
+    // An unfinished shard (its last fact not written) is refused, naming the shard.
+    let unfinished = dir.path().join("unfinished");
+    std::fs::create_dir_all(&unfinished).unwrap();
+    for file in ["config.json", "selection.json"] {
+        std::fs::copy(Path::new(&shards[1]).join(file), unfinished.join(file)).unwrap();
+    }
+    let text = std::fs::read_to_string(Path::new(&shards[1]).join("neurons.jsonl")).unwrap();
+    let kept: Vec<&str> = text.lines().collect();
+    std::fs::write(unfinished.join("neurons.jsonl"), format!("{}\n", kept[..kept.len() - 1].join("\n"))).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_kn"))
+        .args(["merge", "--out", &dir.path().join("m4").display().to_string(), &shards[0], &unfinished.display().to_string(), &shards[2]])
+        .output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unfinished"), "{}", String::from_utf8_lossy(&output.stderr));
+
     // Missing or repeated shards are refused.
     let output = Command::new(env!("CARGO_BIN_EXE_kn"))
         .args(["merge", "--out", &dir.path().join("m2").display().to_string(), &shards[0], &shards[1]])
