@@ -582,14 +582,9 @@ impl OutputDir {
     pub fn save_scores(&self, fact: &str, layers: &[usize], scores: &ndarray::Array2<f32>) -> Result<(), CliError> {
         let dir = self.dir.join("scores");
         std::fs::create_dir_all(&dir).map_err(|e| CliError::Internal(format!("{}: {e}", dir.display())))?;
-        let path = dir.join(scores_file_name(fact));
+        let path = dir.join(kn_report::npy::scores_file_name(fact));
         kn_attribution::save_scores(&path, layers, scores).map_err(|e| CliError::Internal(e.to_string()))
     }
-}
-
-/// The file name of a fact's saved scores: `P36:12` -> `P36_12.npy`.
-pub fn scores_file_name(fact: &str) -> String {
-    format!("{}.npy", fact.replace([':', '/'], "_"))
 }
 
 fn describe_difference(old: &RunConfig, new: &RunConfig) -> String {

@@ -17,6 +17,7 @@ mod log;
 mod merge;
 mod options;
 mod predict;
+mod report;
 mod run_dir;
 mod suppress;
 mod triggers;
@@ -70,6 +71,9 @@ enum Command {
     /// The BINGREL sentences that activate a fact's knowledge neurons most, with and without
     /// the tail.
     Triggers(triggers::TriggersArgs),
+    /// Render a run directory as a self-contained HTML and Markdown report with plots (layer
+    /// distribution, attribution heatmap, suppression bars, activations, editing metrics).
+    Report(report::ReportArgs),
 }
 
 fn main() {
@@ -103,6 +107,7 @@ fn main() {
         Command::Erase(args) => erase::run(args),
         Command::Activations(args) => activations::run(args),
         Command::Triggers(args) => triggers::run(args),
+        Command::Report(args) => report::run(args),
     };
     if let Err(error) = result {
         eprintln!("kn: error: {error}");
