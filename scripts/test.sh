@@ -5,3 +5,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 bash "$REPO_ROOT/scripts/setup.sh"
 cd "$REPO_ROOT"
 cargo test --workspace --release "$@"
+# Every public item documented, and the docs build without warnings (release profile: reuses the
+# build scripts' outputs of the test build).
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --release
+# The Slurm / Kubernetes manifests only use options `kn` has.
+bash "$REPO_ROOT/scripts/check-scaling-manifests.sh"
