@@ -46,7 +46,7 @@ fn whole_lines(dir: &Path) -> Vec<String> {
 fn no_partial_files(dir: &Path) {
     for entry in walk(dir) {
         let name = entry.file_name().unwrap().to_string_lossy().to_string();
-        assert!(!name.ends_with(".partial"), "temporary file left behind: {}", entry.display());
+        assert!(!name.ends_with(".partial") && !name.ends_with(".tmp"), "temporary file left behind: {}", entry.display());
     }
 }
 
@@ -72,20 +72,9 @@ fn a_full_disk_fails_cleanly_and_a_rerun_finishes() {
     let size = std::fs::metadata(reference.join("neurons.jsonl")).unwrap().len();
 
     let out = dir.path().join("run");
-    let limit = size / 2;
     let mut command = kn();
     command.args(discover_args(&out, &[]));
-    // SAFETY: only async-signal-safe libc calls between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    limit_file_size(&mut command, size / 2);
     let output = command.output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(3), "a failed write is an internal failure: {stderr}");
@@ -98,6 +87,51 @@ fn a_full_disk_fails_cleanly_and_a_rerun_finishes() {
     ok(&kn().args(discover_args(&out, &[])).output().unwrap());
     assert_eq!(whole_lines(&out), expected);
     no_partial_files(&out);
+}
+
+/// Makes every write beyond `limit` bytes of one file fail (EFBIG), as a full disk would.
+fn limit_file_size(command: &mut Command, limit: u64) {
+    // SAFETY: only async-signal-safe libc calls between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn a_full_disk_leaves_earlier_outputs_whole_in_every_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    ok(&kn().args(discover_args(&run, &[])).output().unwrap());
+    let run_text = run.display().to_string();
+    // kn report: the first report is complete; a second one on a full disk fails and leaves it.
+    ok(&kn().args(["report", &run_text]).output().unwrap());
+    let html = run.join("report/report.html");
+    let before = std::fs::read(&html).unwrap();
+    let mut command = kn();
+    command.args(["report", &run_text]);
+    limit_file_size(&mut command, 2000);
+    let output = command.output().unwrap();
+    assert_eq!(output.status.code(), Some(3), "report: {}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(std::fs::read(&html).unwrap(), before, "the earlier report was damaged");
+    no_partial_files(&run);
+
+    // kn attribute --out: no file at all rather than a truncated matrix.
+    let scores = dir.path().join("scores.npy");
+    let mut command = kn();
+    command.args(["attribute", "--model", &model(), "--prompt", "The capital of France is", "--answer", "Paris", "--steps", "2"]);
+    command.args(["--out", &scores.display().to_string()]);
+    limit_file_size(&mut command, 64);
+    let output = command.output().unwrap();
+    assert_eq!(output.status.code(), Some(3), "attribute: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(!scores.exists(), "a truncated matrix was left");
+    no_partial_files(dir.path());
 }
 
 #[test]

@@ -8,6 +8,7 @@
 //!   or a Hugging Face directory.
 //!
 //! [`load_model`] opens either from a path or `default`; [`parse_device`] picks CPU or CUDA.
+#![warn(missing_docs)]
 
 mod bert;
 mod common;

@@ -46,6 +46,7 @@
 //! [`npy`] (the `.npy` reader), [`atomic`] (atomic writes); the rest is private: `input`
 //! (read-side JSON layouts), `analysis` (statistics from neurons.jsonl), `figures` and
 //! `heatmap` (drawing), `sections` (the report's content), `doc` (HTML and Markdown).
+#![warn(missing_docs)]
 
 mod analysis;
 pub mod atomic;

@@ -20,6 +20,7 @@
 //! assert_eq!(tok.decode(&ids)?, "The capital of France is");
 //! # Ok::<(), kn_tokenizer::TokenizerError>(())
 //! ```
+#![warn(missing_docs)]
 
 pub mod bpe;
 pub mod byte_level;
