@@ -27,7 +27,7 @@ use exit::CliError;
 
 /// Find, inspect and edit knowledge neurons in pretrained transformers.
 #[derive(Debug, Parser)]
-#[command(name = "kn", version, about, long_about = None)]
+#[command(name = "kn", version, long_about = None)]
 struct Cli {
     /// A TOML file holding options: top-level keys for every subcommand that has them,
     /// `[discover]`, `[suppress]`, ... tables for one subcommand; typed options win.
