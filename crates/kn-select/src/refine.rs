@@ -1034,4 +1034,11 @@ mod tests {
             r#"{"share":0.7,"comparison":"more_than","min_prompts":3,"min_count":1}"#
         );
     }
+
+    #[test]
+    fn relations_sort_naturally() {
+        let mut r = vec!["P101", "P27", "X", "P36", "P", "P019", "P19"];
+        r.sort_by(|a, b| compare_relations(a, b));
+        assert_eq!(r, ["P019", "P19", "P27", "P36", "P101", "P", "X"]); // same number: by text
+    }
 }

@@ -4,7 +4,8 @@
 //! (duplicates ignored).
 //!
 //! - [`neuron_counts`]: neurons per fact: mean, population standard deviation (divides by the
-//!   number of facts), min, max, histogram (`histogram[k]` = facts with exactly `k` neurons).
+//!   number of facts), min, max, histogram (`histogram[k]` = facts with exactly `k` neurons;
+//!   [`CountStats::facts_without_neurons`] is `histogram[0]`).
 //! - [`layer_distribution`]: knowledge neurons per layer, overall and per relation, with
 //!   fractions (the paper's Figure 3).
 //! - [`sharing`]: the mean number of neurons shared by two facts,
@@ -50,6 +51,14 @@ pub struct CountStats {
     pub max: usize,
     /// `histogram[k]` = number of facts with exactly `k` neurons (length `max + 1`).
     pub histogram: Vec<usize>,
+}
+
+impl CountStats {
+    /// The number of facts without any knowledge neuron (`histogram[0]`; 0 when the histogram
+    /// is empty).
+    pub fn facts_without_neurons(&self) -> usize {
+        self.histogram.first().copied().unwrap_or(0)
+    }
 }
 
 /// The number of knowledge neurons in one layer.
@@ -466,10 +475,17 @@ mod tests {
         // sizes 3,2,1,1,0: var = (2.56+0.36+0.16+0.16+1.96)/5 = 1.04
         assert!((c.std - 1.04f64.sqrt()).abs() < 1e-12);
         assert_eq!(c.histogram, [1, 2, 1, 1]);
+        assert_eq!(c.facts_without_neurons(), 1);
         let empty = neuron_counts(&[]);
         assert_eq!(
             (empty.mean, empty.std, empty.histogram.len()),
             (0.0, 0.0, 1)
+        );
+        assert_eq!(empty.facts_without_neurons(), 0);
+        assert_eq!(
+            neuron_counts(&sample()[..2]).facts_without_neurons(),
+            0,
+            "no fact of relation a lacks neurons"
         );
         // Duplicates count once.
         assert_eq!(neuron_counts(&[f("x:0", "x", &[(1, 1), (1, 1)])]).total, 1);
