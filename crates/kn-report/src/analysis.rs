@@ -1,69 +1,50 @@
-//! Statistics computed from neurons.jsonl itself: neurons per fact, intra/inter-relation
-//! sharing (exact, as kn-select's `sharing`), and the layer distribution of knowledge neurons
-//! (overall and per relation, the paper's Figure 3). A fact's neurons count as a set.
+//! Statistics computed from neurons.jsonl itself, by kn-select (the functions `kn discover`
+//! uses for stats.json): the run's facts become [`kn_select::FactNeurons`] ([`fact_neurons`])
+//! and [`kn_select::summarize`] gives neurons per fact, exact intra/inter-relation sharing and
+//! the layer distribution (overall and per relation, the paper's Figure 3). A fact's neurons
+//! count as a set. [`LayerHistogram`] lays that distribution out on the run's layer axis for
+//! the layer table and figure.
 
-use crate::input::{compare_relations, FactRecord};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use crate::input::FactRecord;
+use kn_select::{FactNeurons, LayerCount, LayerDistribution, Neuron, Summary};
+use std::collections::BTreeSet;
 
-/// A `(layer, neuron)` pair.
-type Neuron = (usize, usize);
-
-/// Neurons per fact: mean and total memberships.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct NeuronCounts {
-    pub facts: usize,
-    pub total: usize,
-    pub mean: f64,
-    pub without_neurons: usize,
+/// The facts of neurons.jsonl as kn-select's [`FactNeurons`] (neurons sorted, without
+/// duplicates). neurons.jsonl does not record the share `p` of each fact; kn-select's
+/// statistics do not read it, and it is left NaN.
+pub(crate) fn fact_neurons(facts: &[FactRecord]) -> Vec<FactNeurons> {
+    facts
+        .iter()
+        .map(|f| FactNeurons {
+            fact: f.fact.clone(),
+            relation: f.relation.clone(),
+            prompts: f.prompts.len(),
+            share: f64::NAN,
+            neurons: f
+                .neuron_set()
+                .into_iter()
+                .map(|(layer, index)| Neuron::new(layer, index))
+                .collect(),
+        })
+        .collect()
 }
 
-/// Counts of knowledge neurons per fact.
-pub(crate) fn neuron_counts(facts: &[FactRecord]) -> NeuronCounts {
-    let sizes: Vec<usize> = facts.iter().map(|f| f.neuron_set().len()).collect();
-    let total: usize = sizes.iter().sum();
-    NeuronCounts {
-        facts: facts.len(),
-        total,
-        mean: if facts.is_empty() {
-            0.0
-        } else {
-            total as f64 / facts.len() as f64
-        },
-        without_neurons: sizes.iter().filter(|&&s| s == 0).count(),
-    }
+/// The statistics of a run's facts.
+#[derive(Debug, Clone)]
+pub(crate) struct Analysis {
+    /// kn-select's statistics of neurons.jsonl.
+    pub summary: Summary,
+    /// The layer distribution of `summary` on the run's layer axis.
+    pub histogram: LayerHistogram,
 }
 
-/// Mean number of neurons shared by two facts of the same relation (`intra`) and of different
-/// relations (`inter`), over all unordered pairs; `None` without such pairs.
-pub(crate) fn sharing(facts: &[FactRecord]) -> (Option<f64>, Option<f64>) {
-    fn pairs(n: u64) -> u64 {
-        n * n.saturating_sub(1) / 2
+impl Analysis {
+    /// The statistics of `facts`; `layers` gives the layer axis (see [`LayerHistogram::new`]).
+    pub fn of(facts: &[FactRecord], layers: &[usize]) -> Self {
+        let summary = kn_select::summarize(&fact_neurons(facts));
+        let histogram = LayerHistogram::new(&summary.layers, layers);
+        Self { summary, histogram }
     }
-    // Per relation: its number of facts and how many of them hold each neuron.
-    let mut per_relation: HashMap<&str, (u64, HashMap<Neuron, u64>)> = HashMap::new();
-    let mut global: HashMap<Neuron, u64> = HashMap::new();
-    for fact in facts {
-        let entry = per_relation.entry(fact.relation.as_str()).or_default();
-        entry.0 += 1;
-        for neuron in fact.neuron_set() {
-            *entry.1.entry(neuron).or_default() += 1;
-            *global.entry(neuron).or_default() += 1;
-        }
-    }
-    let mut intra_pairs = 0;
-    let mut intra_shared = 0;
-    for (count, neurons) in per_relation.values() {
-        intra_pairs += pairs(*count);
-        intra_shared += neurons.values().map(|&c| pairs(c)).sum::<u64>();
-    }
-    let all_shared: u64 = global.values().map(|&c| pairs(c)).sum();
-    let inter_pairs = pairs(facts.len() as u64) - intra_pairs;
-    let inter_shared = all_shared - intra_shared;
-    let mean = |shared: u64, pairs: u64| (pairs > 0).then(|| shared as f64 / pairs as f64);
-    (
-        mean(intra_shared, intra_pairs),
-        mean(inter_shared, inter_pairs),
-    )
 }
 
 /// Knowledge-neuron memberships per layer.
@@ -78,37 +59,26 @@ pub(crate) struct LayerHistogram {
 }
 
 impl LayerHistogram {
-    /// Counts the neurons of `facts` per layer. `layers` gives the x axis; layers holding
-    /// neurons but missing from it are added.
-    pub fn of(facts: &[FactRecord], layers: &[usize]) -> Self {
-        let mut all_layers: BTreeSet<usize> = layers.iter().copied().collect();
-        let mut counts: BTreeMap<&str, BTreeMap<usize, usize>> = BTreeMap::new();
-        for fact in facts {
-            let entry = counts.entry(fact.relation.as_str()).or_default();
-            for (layer, _) in fact.neuron_set() {
-                all_layers.insert(layer);
-                *entry.entry(layer).or_default() += 1;
-            }
-        }
-        let layers: Vec<usize> = all_layers.into_iter().collect();
-        let row = |map: &BTreeMap<usize, usize>| -> Vec<usize> {
+    /// kn-select's layer distribution with a count for every layer of the axis: `layers`,
+    /// plus any layer holding neurons but missing from it.
+    pub fn new(distribution: &LayerDistribution, layers: &[usize]) -> Self {
+        let mut axis: BTreeSet<usize> = layers.iter().copied().collect();
+        axis.extend(distribution.overall.iter().map(|c| c.layer));
+        let layers: Vec<usize> = axis.into_iter().collect();
+        let row = |counts: &[LayerCount]| -> Vec<usize> {
             layers
                 .iter()
-                .map(|l| map.get(l).copied().unwrap_or(0))
+                .map(|&l| counts.iter().find(|c| c.layer == l).map_or(0, |c| c.count))
                 .collect()
         };
-        let mut per_relation: Vec<(String, Vec<usize>)> = counts
-            .iter()
-            .map(|(r, m)| (r.to_string(), row(m)))
-            .collect();
-        per_relation.sort_by(|a, b| compare_relations(&a.0, &b.0));
-        let overall = (0..layers.len())
-            .map(|i| per_relation.iter().map(|(_, c)| c[i]).sum())
-            .collect();
         Self {
+            overall: row(&distribution.overall),
+            per_relation: distribution
+                .per_relation
+                .iter()
+                .map(|r| (r.relation.clone(), row(&r.layers)))
+                .collect(),
             layers,
-            overall,
-            per_relation,
         }
     }
 
@@ -141,7 +111,7 @@ impl LayerHistogram {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::ScoredNeuron;
+    use crate::input::{PromptRecord, ScoredNeuron};
 
     fn fact(id: &str, relation: &str, neurons: &[(usize, usize)]) -> FactRecord {
         FactRecord {
@@ -149,7 +119,7 @@ mod tests {
             relation: relation.into(),
             subject: String::new(),
             object: String::new(),
-            prompts: Vec::new(),
+            prompts: vec![PromptRecord::default(); 2],
             neurons: neurons
                 .iter()
                 .map(|&(layer, neuron)| ScoredNeuron { layer, neuron })
@@ -160,28 +130,46 @@ mod tests {
 
     fn facts() -> Vec<FactRecord> {
         vec![
-            fact("P1:1", "P1", &[(2, 5), (2, 6), (0, 1)]),
-            fact("P1:2", "P1", &[(2, 5), (1, 9), (2, 5)]), // duplicate counts once
+            fact("P10:1", "P10", &[(2, 5), (2, 6), (0, 1)]),
+            fact("P10:2", "P10", &[(2, 5), (1, 9), (2, 5)]), // duplicate counts once
             fact("P2:1", "P2", &[(2, 5)]),
             fact("P2:2", "P2", &[]),
         ]
     }
 
     #[test]
+    fn facts_convert_to_sorted_neuron_sets() {
+        let converted = fact_neurons(&facts());
+        assert_eq!(converted.len(), 4);
+        assert_eq!(
+            (converted[1].fact.as_str(), converted[1].relation.as_str()),
+            ("P10:2", "P10")
+        );
+        assert_eq!(converted[1].prompts, 2);
+        assert_eq!(converted[1].neurons, [Neuron::new(1, 9), Neuron::new(2, 5)]);
+        assert!(converted[3].neurons.is_empty());
+    }
+
+    #[test]
     fn histograms_count_each_fact_neuron_once_per_layer() {
-        let h = LayerHistogram::of(&facts(), &[0, 1, 2, 3]);
+        let h = Analysis::of(&facts(), &[0, 1, 2, 3]).histogram;
         assert_eq!(h.layers, vec![0, 1, 2, 3]);
         assert_eq!(h.overall, vec![1, 1, 4, 0]);
-        assert_eq!(h.per_relation[0], ("P1".to_string(), vec![1, 1, 3, 0]));
-        assert_eq!(h.per_relation[1], ("P2".to_string(), vec![0, 0, 1, 0]));
+        // Relations in natural order (P2 before P10).
+        assert_eq!(h.per_relation[0], ("P2".to_string(), vec![0, 0, 1, 0]));
+        assert_eq!(h.per_relation[1], ("P10".to_string(), vec![1, 1, 3, 0]));
         assert_eq!(h.peak_layer(), Some(2));
         // 4 layers: the top 10% is the last layer, which holds nothing here.
         assert_eq!(h.top_layers_share(), (vec![3], Some(0.0)));
         // Layers with neurons but missing from the axis are added.
-        let h = LayerHistogram::of(&facts(), &[2]);
+        let h = Analysis::of(&facts(), &[2]).histogram;
         assert_eq!(h.layers, vec![0, 1, 2]);
         assert_eq!(h.overall, vec![1, 1, 4]);
         assert_eq!(h.top_layers_share(), (vec![2], Some(4.0 / 6.0)));
+        // A relation without neurons keeps a row of zeros.
+        let h = Analysis::of(&facts()[3..], &[0, 1]).histogram;
+        assert_eq!(h.overall, vec![0, 0]);
+        assert_eq!(h.per_relation, vec![("P2".to_string(), vec![0, 0])]);
     }
 
     #[test]
@@ -200,14 +188,16 @@ mod tests {
 
     #[test]
     fn counts_and_sharing_are_exact() {
-        let counts = neuron_counts(&facts());
-        assert_eq!((counts.total, counts.without_neurons), (6, 1));
+        let summary = Analysis::of(&facts(), &[]).summary;
+        let counts = &summary.neurons_per_fact;
+        assert_eq!((summary.facts, summary.relations), (4, 2));
+        assert_eq!((counts.total, counts.facts_without_neurons()), (6, 1));
         assert!((counts.mean - 1.5).abs() < 1e-12);
-        let (intra, inter) = sharing(&facts());
-        // Intra pairs: (P1:1, P1:2) share (2,5); (P2:1, P2:2) share nothing -> 1/2.
-        assert_eq!(intra, Some(0.5));
-        // Inter pairs (4): P1:1-P2:1 and P1:2-P2:1 share (2,5) -> 2/4.
-        assert_eq!(inter, Some(0.5));
-        assert_eq!(sharing(&facts()[..1]), (None, None));
+        // Intra pairs: (P10:1, P10:2) share (2,5); (P2:1, P2:2) share nothing -> 1/2.
+        assert_eq!(summary.sharing.intra.mean, Some(0.5));
+        // Inter pairs (4): P10:1-P2:1 and P10:2-P2:1 share (2,5) -> 2/4.
+        assert_eq!(summary.sharing.inter.mean, Some(0.5));
+        let one = Analysis::of(&facts()[..1], &[]).summary.sharing;
+        assert_eq!((one.intra.mean, one.inter.mean), (None, None));
     }
 }

@@ -2,7 +2,7 @@
 //! a few lines of text (its `Display`). Everything an optional input provides is an `Option`
 //! (or an empty list) when that input is absent.
 
-use crate::analysis::{neuron_counts, sharing, LayerHistogram};
+use crate::analysis::Analysis;
 use crate::figures::format_value;
 use crate::input::{ActivationGroup, MeanSe, RunData, Triple};
 use serde::Serialize;
@@ -107,9 +107,10 @@ pub struct Headline {
 
 impl Headline {
     /// The headline of a loaded run.
-    pub(crate) fn of(run: &RunData, histogram: &LayerHistogram) -> Self {
-        let counts = neuron_counts(&run.facts);
-        let (intra, inter) = sharing(&run.facts);
+    pub(crate) fn of(run: &RunData, analysis: &Analysis) -> Self {
+        let counts = &analysis.summary.neurons_per_fact;
+        let sharing = &analysis.summary.sharing;
+        let histogram = &analysis.histogram;
         let (top_layers, top_layers_share) = histogram.top_layers_share();
         let model = &run.config.model;
         let source = std::path::Path::new(&model.source)
@@ -125,11 +126,11 @@ impl Headline {
         let mut headline = Self {
             model,
             facts: counts.facts,
-            relations: run.relations().len(),
+            relations: analysis.summary.relations,
             neurons_per_fact: counts.mean,
-            facts_without_neurons: counts.without_neurons,
-            intra_relation_shared: intra,
-            inter_relation_shared: inter,
+            facts_without_neurons: counts.facts_without_neurons(),
+            intra_relation_shared: sharing.intra.mean,
+            inter_relation_shared: sharing.inter.mean,
             top_layers,
             top_layers_share,
             peak_layer: histogram.peak_layer(),

@@ -44,8 +44,9 @@
 //!
 //! Modules: [`chart`] (the suppression/amplification bar chart, also re-exported by kn-edit),
 //! [`npy`] (the `.npy` reader), [`atomic`] (atomic writes); the rest is private: `input`
-//! (read-side JSON layouts), `analysis` (statistics from neurons.jsonl), `figures` and
-//! `heatmap` (drawing), `sections` (the report's content), `doc` (HTML and Markdown).
+//! (read-side JSON layouts), `analysis` (statistics of neurons.jsonl, computed by kn-select),
+//! `figures` and `heatmap` (drawing), `sections` (the report's content), `doc` (HTML and
+//! Markdown).
 #![warn(missing_docs)]
 
 mod analysis;
@@ -205,8 +206,8 @@ pub fn build_report(dir: &Path, options: &ReportOptions) -> Result<Report, Repor
 /// The key figures of the run in `dir`, without drawing or writing anything.
 pub fn read_headline(dir: &Path) -> Result<Headline, ReportError> {
     let run = input::RunData::load(dir)?;
-    let histogram = analysis::LayerHistogram::of(&run.facts, &run.layers());
-    Ok(Headline::of(&run, &histogram))
+    let analysis = analysis::Analysis::of(&run.facts, &run.layers());
+    Ok(Headline::of(&run, &analysis))
 }
 
 fn create_dir(path: &Path) -> Result<(), ReportError> {

@@ -3,7 +3,7 @@
 //! activations, editing and erasure. A section whose input is absent gets a short "not run"
 //! note naming the `kn` command that produces it, and its key goes to `sections_missing`.
 
-use crate::analysis::{neuron_counts, LayerHistogram};
+use crate::analysis::{fact_neurons, Analysis, LayerHistogram};
 use crate::chart::{ChartMeasure, ChartReport, SuppressionChart};
 use crate::doc::{Block, Document, Figure, Table};
 use crate::error::ReportError;
@@ -26,14 +26,14 @@ pub(crate) struct Built {
 
 /// Builds every section.
 pub(crate) fn build(run: &RunData, options: &ReportOptions) -> Result<Built, ReportError> {
-    let histogram = LayerHistogram::of(&run.facts, &run.layers());
-    let headline = Headline::of(run, &histogram);
+    let analysis = Analysis::of(&run.facts, &run.layers());
+    let headline = Headline::of(run, &analysis);
     let mut b = Builder {
         blocks: Vec::new(),
         missing: Vec::new(),
     };
-    b.summary(run, &headline);
-    b.layers(&histogram, &headline)?;
+    b.summary(run, &analysis, &headline);
+    b.layers(&analysis.histogram, &headline)?;
     b.heatmap(run, options)?;
     b.suppression(run)?;
     b.activations(run)?;
@@ -109,7 +109,7 @@ impl Builder {
     }
 
     /// 1. Run summary.
-    fn summary(&mut self, run: &RunData, headline: &Headline) {
+    fn summary(&mut self, run: &RunData, analysis: &Analysis, headline: &Headline) {
         self.section("summary", "Run summary");
         for line in headline.to_string().lines() {
             self.para(line);
@@ -176,7 +176,7 @@ impl Builder {
             );
         }
         // Discovery statistics from neurons.jsonl, beside kn discover's stats.json.
-        let counts = neuron_counts(&run.facts);
+        let counts = &analysis.summary.neurons_per_fact;
         let summary = run.stats.as_ref().and_then(|s| s.summary.as_ref());
         let stat = |f: &dyn Fn(&crate::input::StatsSummary) -> Option<f64>| {
             summary
@@ -234,15 +234,15 @@ impl Builder {
     }
 
     fn relations_table(&mut self, run: &RunData) {
+        let all_facts = fact_neurons(&run.facts);
         let mut rows = Vec::new();
         for relation in run.relations() {
-            let facts: Vec<_> = run
-                .facts
+            let facts: Vec<_> = all_facts
                 .iter()
                 .filter(|f| f.relation == relation)
                 .cloned()
                 .collect();
-            let counts = neuron_counts(&facts);
+            let counts = kn_select::neuron_counts(&facts);
             let summary = run.relations.as_ref().and_then(|r| r.get(&relation));
             let top = summary
                 .and_then(|s| s.neurons.first())
@@ -261,7 +261,7 @@ impl Builder {
                 relation.clone(),
                 counts.facts.to_string(),
                 format_value(counts.mean),
-                counts.without_neurons.to_string(),
+                counts.facts_without_neurons().to_string(),
                 summary
                     .and_then(|s| s.share)
                     .map(format_value)
@@ -563,7 +563,7 @@ impl Builder {
             }
         };
         let mut relations: Vec<(&String, &ActivationGroup)> = a.relations.iter().collect();
-        relations.sort_by(|x, y| crate::input::compare_relations(x.0, y.0));
+        relations.sort_by(|x, y| kn_select::compare_relations(x.0, y.0));
         add("all", &a.overall);
         for (relation, group) in relations {
             add(relation, group);
