@@ -491,18 +491,9 @@ pub fn refine_all(
         .collect()
 }
 
-/// Natural order of relation ids: `P<digits>` by number first, then other ids by string.
-pub fn compare_relations(a: &str, b: &str) -> std::cmp::Ordering {
-    fn key(id: &str) -> (u8, u128) {
-        match id.strip_prefix('P') {
-            Some(d) if !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) => {
-                d.parse::<u128>().map_or((1, 0), |n| (0, n))
-            }
-            _ => (1, 0),
-        }
-    }
-    key(a).cmp(&key(b)).then_with(|| a.cmp(b))
-}
+/// Natural order of relation ids (`P<digits>` by number first, then other ids by string);
+/// the dataset crate's definition, re-exported so selection and data agree on one order.
+pub use kn_data::compare_relations;
 
 /// The negative-example filter (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
