@@ -28,17 +28,8 @@ use kn_model::{load_model, tch::Device, AnswerPolicy, EncodedPrompt, KnowledgeMo
 use std::error::Error;
 
 mod common;
-use common::knowledge_neurons;
+use common::{knowledge_neurons, option};
 use std::time::Instant;
-
-/// `--name value` from the command line, else `default`.
-fn option(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == &format!("--{name}"))
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
-}
 
 /// The prompts of `fact` (at most `max`, 0: all) encoded with its object as answer (first token).
 fn encode(

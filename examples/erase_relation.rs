@@ -19,33 +19,12 @@ use kn_data::{Dataset, Fact, Pararel};
 use kn_edit::{
     answer_quality, evaluate_erasure, AnswerQuality, EraseConfig, EvaluationConfig, NeuronFrequencies,
 };
-use kn_model::{load_model, tch::Device, AnswerPolicy, EncodedPrompt, KnowledgeModel};
+use kn_model::{load_model, tch::Device, EncodedPrompt, KnowledgeModel};
 use std::error::Error;
 
 mod common;
-use common::knowledge_neurons;
+use common::{knowledge_neurons, option, single_token_prompts};
 use std::time::Instant;
-
-/// `--name value` from the command line, else `default`.
-fn option(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == &format!("--{name}"))
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
-}
-
-/// The prompts of `fact` (at most `max`, 0: all) with its object as a single-token answer;
-/// `None` when it is not one token or fewer than 3 prompts remain.
-fn encode(model: &dyn KnowledgeModel, dataset: &Dataset, fact: &Fact, max: usize) -> Option<Vec<EncodedPrompt>> {
-    let texts = common::prompt_texts(model, dataset, fact, max);
-    let prompts: Vec<EncodedPrompt> = texts
-        .iter()
-        .map(|t| model.encode(t, Some(&fact.object), AnswerPolicy::SingleToken))
-        .collect::<Result<_, _>>()
-        .ok()?;
-    (prompts.len() >= 3).then_some(prompts)
-}
 
 /// A fact with its encoded prompts.
 type Encoded<'a> = (&'a Fact, Vec<EncodedPrompt>);
@@ -67,7 +46,7 @@ fn correct_facts<'a>(
         if chosen.len() >= n {
             break;
         }
-        let Some(prompts) = encode(model, dataset, fact, max_prompts) else { continue };
+        let Some(prompts) = single_token_prompts(model, dataset, fact, max_prompts) else { continue };
         if answer_quality(model, &prompts, 16)?.accuracy > 0.0 {
             chosen.push((fact, prompts));
         }

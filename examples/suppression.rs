@@ -21,16 +21,16 @@
 //! and 2 facts took 3 minutes on a busy machine, most of it finding correctly answered facts); it grows linearly with facts, prompts and
 //! steps. The same experiment over a `kn discover` run is `kn suppress --neurons DIR/neurons.jsonl`.
 
-use kn_data::{Dataset, Fact, Pararel};
+use kn_data::{Fact, Pararel};
 use kn_edit::{
     add_activation_baselines, answer_quality, suppress_amplify_experiment, ChartMeasure, ExperimentConfig, FactNeurons,
     SuppressionChart,
 };
-use kn_model::{load_model, tch::Device, AnswerPolicy, EncodedPrompt, KnowledgeModel};
+use kn_model::{load_model, tch::Device};
 use std::error::Error;
 
 mod common;
-use common::knowledge_neurons;
+use common::{knowledge_neurons, single_token_prompts};
 use std::time::Instant;
 
 /// `--name value` from the command line, else the environment variable, else `default`.
@@ -46,18 +46,6 @@ fn option(name: &str, env: &str, default: &str) -> String {
 fn number(name: &str, env: &str, default: &str) -> Result<u64, Box<dyn Error>> {
     let text = option(name, env, default);
     text.parse().map_err(|_| format!("--{name} {text:?} is not a number").into())
-}
-
-/// The prompts of `fact` for the model (at most `max`), with the fact's object as a single-token
-/// answer; `None` when the object is not one token or there are fewer than 3 prompts.
-fn encode(model: &dyn KnowledgeModel, dataset: &Dataset, fact: &Fact, max: usize) -> Option<Vec<EncodedPrompt>> {
-    let texts = common::prompt_texts(model, dataset, fact, max);
-    let prompts: Vec<EncodedPrompt> = texts
-        .iter()
-        .map(|t| model.encode(t, Some(&fact.object), AnswerPolicy::SingleToken))
-        .collect::<Result<_, _>>()
-        .ok()?;
-    (prompts.len() >= 3).then_some(prompts)
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -96,7 +84,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             if kept >= facts_per_relation {
                 break;
             }
-            let Some(prompts) = encode(model.as_ref(), &dataset, fact, max_prompts) else { continue };
+            let Some(prompts) = single_token_prompts(model.as_ref(), &dataset, fact, max_prompts) else { continue };
             if answer_quality(model.as_ref(), &prompts, 16)?.accuracy == 0.0 {
                 continue;
             }

@@ -1,12 +1,40 @@
-//! Pieces the examples share: a fact's prompt texts for the model's kind and the per-fact
-//! knowledge-neuron discovery (the same steps and defaults as `kn discover`).
+//! Pieces the examples share: command-line options, a fact's prompts for the model's kind and
+//! the per-fact knowledge-neuron discovery (the same steps and defaults as `kn discover`).
+//! Each example uses a subset, hence the `dead_code` allowance.
+#![allow(dead_code)]
 
 use kn_attribution::{integrated_gradients, AttributionConfig};
 use kn_data::{Dataset, Fact, PromptStyle};
 use kn_edit::NeuronSet;
-use kn_model::{EncodedPrompt, KnowledgeModel, ModelKind};
+use kn_model::{AnswerPolicy, EncodedPrompt, KnowledgeModel, ModelKind};
 use kn_select::{coarse_select, refine_fact, CoarseRule, RefineConfig, ScoreMatrix};
 use std::error::Error;
+
+/// `--name value` from the command line, else `default`.
+pub fn option(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == &format!("--{name}"))
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
+}
+
+/// The prompts of `fact` (at most `max`, 0: all) with its object as a single-token answer;
+/// `None` when it is not one token or fewer than 3 prompts remain.
+pub fn single_token_prompts(
+    model: &dyn KnowledgeModel,
+    dataset: &Dataset,
+    fact: &Fact,
+    max: usize,
+) -> Option<Vec<EncodedPrompt>> {
+    let texts = prompt_texts(model, dataset, fact, max);
+    let prompts: Vec<EncodedPrompt> = texts
+        .iter()
+        .map(|t| model.encode(t, Some(&fact.object), AnswerPolicy::SingleToken))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    (prompts.len() >= 3).then_some(prompts)
+}
 
 /// The prompt texts of `fact` for the model's kind (masked or causal), at most `max` (0: all).
 pub fn prompt_texts(model: &dyn KnowledgeModel, dataset: &Dataset, fact: &Fact, max: usize) -> Vec<String> {
