@@ -12,8 +12,9 @@
 //! For each prompt it replays what `kn_attribution::integrated_gradients` does with the
 //! default settings (all layers, m = 20, left rule, probability target, the same
 //! `DEFAULT_ROWS_PER_PASS` batching) through the public `KnowledgeModel` API, timing each
-//! part: the clean pass, the batched forward passes (`forward_from_layers`), the target
-//! (log-softmax, gather, exp) and the backward passes. Then, on the same batches:
+//! part: the clean pass, the batched forward passes up to the output head
+//! (`forward_features_from_layers`), the head in closed form (`head_values_and_gradient`:
+//! vocabulary projection, softmax, target and its gradient) and the backward passes. Then, on the same batches:
 //! - the forward alone without autograd (`no_grad`), i.e. what keeping the graph costs;
 //! - "head only": every row started at the last layer (one down projection, the final norm,
 //!   the vocabulary projection, the target, and their backward), i.e. the output-side cost
@@ -22,7 +23,7 @@
 //! and the real `integrated_gradients` call, to check that the replay matches it. Times are
 //! the median over `--reps` runs of each prompt, summed over the prompts, per prompt.
 
-use kn_attribution::{integrated_gradients, AttributionConfig, DEFAULT_ROWS_PER_PASS};
+use kn_attribution::{head_values_and_gradient, integrated_gradients, AttributionConfig, Target, DEFAULT_ROWS_PER_PASS};
 use kn_model::tch::{self, Device, Kind, Tensor};
 use kn_model::{load_model, AnswerPolicy, CleanPass, EncodedPrompt, KnowledgeModel};
 use std::time::Instant;
@@ -37,13 +38,11 @@ fn arg(name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
 }
 
-/// log p(answer) summed over the targets, then exp: the probability target of each row.
-fn target_values(logits: &Tensor, prompt: &EncodedPrompt) -> Tensor {
-    let ids: Vec<i64> = prompt.targets.iter().map(|&(_, id)| id).collect();
-    let ids = Tensor::from_slice(&ids);
-    let n = logits.size()[0];
-    let index = ids.unsqueeze(0).unsqueeze(-1).expand([n, -1, 1], false);
-    logits.log_softmax(-1, Kind::Float).gather(-1, &index, false).squeeze_dim(-1).sum_dim_intlist(1, false, Kind::Float).exp()
+/// The output head in closed form, as `integrated_gradients` takes it: the probability target
+/// of every row and its gradient with respect to the head's input features.
+fn head(model: &dyn KnowledgeModel, features: &Tensor, prompt: &EncodedPrompt) -> (Tensor, Tensor) {
+    let (weight, bias) = model.output_projection();
+    head_values_and_gradient(features, &weight, bias.as_ref(), prompt, Target::Probability)
 }
 
 #[derive(Default, Clone, Copy)]
@@ -96,33 +95,34 @@ fn profile_prompt(model: &dyn KnowledgeModel, prompt: &EncodedPrompt) -> Parts {
     for alphas in chunks(num_layers) {
         // The attribution pass, as integrated_gradients runs it.
         let starts = starts_for(&clean, &layers, &alphas, true);
-        let (logits, t) = seconds(|| model.forward_from_layers(&clean, &starts).expect("forward"));
+        let (features, t) = seconds(|| model.forward_features_from_layers(&clean, &starts).expect("forward"));
         parts.forward += t;
-        let (values, t) = seconds(|| target_values(&logits, prompt));
+        let ((_, gradient), t) = seconds(|| head(model, &features, prompt));
         parts.target += t;
         let inputs: Vec<&Tensor> = starts.iter().map(|(_, t)| t).collect();
-        let (gradients, t) = seconds(|| Tensor::run_backward(&[values.sum(Kind::Float)], &inputs, false, false));
+        let (gradients, t) = seconds(|| Tensor::run_backward(&[(&features * &gradient).sum(Kind::Float)], &inputs, false, false));
         parts.backward += t;
         assert_eq!(gradients.len(), num_layers);
         parts.rows += alphas.len() * num_layers;
         parts.passes += 1;
-        drop((logits, values, gradients, starts));
+        drop((features, gradient, gradients, starts));
 
         // The same forward without autograd.
         let starts = starts_for(&clean, &layers, &alphas, false);
-        let (_, t) = seconds(|| tch::no_grad(|| model.forward_from_layers(&clean, &starts).expect("forward")));
+        let (_, t) = seconds(|| tch::no_grad(|| model.forward_features_from_layers(&clean, &starts).expect("forward")));
         parts.forward_no_grad += t;
 
         // Head only: the same number of rows, all started at the last layer.
         let last = num_layers - 1;
         let rows = (alphas.len() * num_layers) as i64;
         let act = clean.activations.get(last as i64).unsqueeze(0).repeat([rows, 1]).detach().set_requires_grad(true);
-        let (values, t) = seconds(|| {
-            let logits = model.forward_from_layers(&clean, &[(last, act.shallow_clone())]).expect("forward");
-            target_values(&logits, prompt)
+        let ((features, gradient), t) = seconds(|| {
+            let features = model.forward_features_from_layers(&clean, &[(last, act.shallow_clone())]).expect("forward");
+            let (_, gradient) = head(model, &features, prompt);
+            (features, gradient)
         });
         parts.head_forward += t;
-        let (_, t) = seconds(|| Tensor::run_backward(&[values.sum(Kind::Float)], &[&act], false, false));
+        let (_, t) = seconds(|| Tensor::run_backward(&[(&features * &gradient).sum(Kind::Float)], &[&act], false, false));
         parts.head_backward += t;
     }
     let (_, t) = seconds(|| integrated_gradients(model, prompt, &AttributionConfig::default()).expect("attribution"));
@@ -180,7 +180,7 @@ fn main() {
     let mut total = Parts::default();
     println!(
         "{:<44} {:>6} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9}",
-        "prompt", "tokens", "clean", "forward", "target", "backward", "fwd nograd", "head fwd", "head bwd", "library"
+        "prompt", "tokens", "clean", "forward", "head", "backward", "fwd nograd", "head fwd", "head bwd", "library"
     );
     for prompt in &prompts {
         let runs: Vec<Parts> = (0..reps).map(|_| profile_prompt(model.as_ref(), prompt)).collect();
@@ -213,11 +213,11 @@ fn main() {
     let replay = (total.clean + total.forward + total.target + total.backward) / n;
     println!("\nmean seconds per prompt ({} rows in {} passes per prompt):", total.rows, total.passes);
     println!("  clean pass                         {:>8.3}", total.clean / n);
-    println!("  forward_from_layers (with graph)   {:>8.3}", total.forward / n);
-    println!("  target (log-softmax, gather, exp)  {:>8.3}", total.target / n);
+    println!("  forward to the head (with graph)   {:>8.3}", total.forward / n);
+    println!("  head in closed form (value + grad) {:>8.3}", total.target / n);
     println!("  backward                           {:>8.3}", total.backward / n);
     println!("  = replay total                     {:>8.3}   (integrated_gradients itself: {:.3})", replay, total.library / n);
-    println!("  forward_from_layers without graph  {:>8.3}", total.forward_no_grad / n);
+    println!("  forward to the head without graph  {:>8.3}", total.forward_no_grad / n);
     println!(
         "  head only (all rows at the last layer): forward+target {:.3}, backward {:.3}, total {:.3} = {:.0}% of the replay",
         total.head_forward / n,

@@ -9,7 +9,10 @@
 //! Speed comes from the model layer: each pass starts at layer `l` from the clean pass's
 //! cached hidden states (causal models recompute only the answer position, reusing cached keys
 //! and values), gradients flow only to the scaled activations (weights never require grad),
-//! and the integration points are batched, `batch_size` rows at a time.
+//! and the integration points are batched, `batch_size` rows at a time. The vocabulary-sized
+//! output head is not put through autograd: the target's gradient with respect to the head's
+//! input features is taken in closed form (see [`head_values_and_gradient`]), a chunk of rows
+//! at a time, so its memory does not grow with the pass and no softmax graph is stored.
 
 use crate::error::{AttributionError, Result};
 use crate::rules::IntegrationRule;
@@ -19,8 +22,13 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 /// Default cap on the rows (layer x integration point) of one batched pass: large enough for
-/// efficient matrix products, small enough to keep SmolLM2's peak memory low.
-pub const DEFAULT_ROWS_PER_PASS: usize = 256;
+/// efficient matrix products (SmolLM2's 30 layers x 20 points run as one pass), small enough
+/// to keep its peak memory under 1.5 GB.
+pub const DEFAULT_ROWS_PER_PASS: usize = 640;
+
+/// Rows of the output head evaluated at once in [`head_values_and_gradient`]: bounds its
+/// memory to two `[rows, targets, vocab]` float32 buffers.
+const HEAD_ROWS_PER_CHUNK: i64 = 300;
 
 /// What is differentiated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -152,6 +160,53 @@ pub(crate) fn target_values(logits: &Tensor, prompt: &EncodedPrompt, target: Tar
     }
 }
 
+/// The target's value for every row of `features` (`[rows, targets, hidden]`, the output
+/// head's input) and its gradient with respect to `features`, in closed form and without
+/// autograd. With logits `z_t = f_t · Wᵀ + b` and `S = Σ_t log softmax(z_t)[y_t]`:
+/// `dS/dz_t = onehot(y_t) − softmax(z_t)`, the probability target `e^S` has gradient
+/// `e^S · dS/dz_t`, and `d/df_t = (d/dz_t) · W`. Rows are taken [`HEAD_ROWS_PER_CHUNK`] at a time.
+/// Returns values `[rows]` and the gradient `[rows, targets, hidden]`.
+pub fn head_values_and_gradient(
+    features: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    prompt: &EncodedPrompt,
+    target: Target,
+) -> (Tensor, Tensor) {
+    kn_model::tch::no_grad(|| {
+        let features = features.detach();
+        let (rows, targets) = (features.size()[0], features.size()[1]);
+        let device = features.device();
+        let ids: Vec<i64> = prompt.targets.iter().map(|&(_, id)| id).collect();
+        let ids = Tensor::from_slice(&ids).to_device(device).view([1, targets, 1]);
+        let mut values = Vec::new();
+        let mut gradients = Vec::new();
+        let mut start = 0;
+        while start < rows {
+            let n = HEAD_ROWS_PER_CHUNK.min(rows - start);
+            let log_probs = features.narrow(0, start, n).linear(weight, bias).log_softmax(-1, Kind::Float);
+            let index = ids.expand([n, targets, 1], false);
+            let sum = log_probs.gather(-1, &index, false).squeeze_dim(-1).sum_dim_intlist(1, false, Kind::Float);
+            // dS/dz = onehot(y) - softmax(z), built in the log-probabilities' buffer.
+            let mut gradient = log_probs;
+            let _ = gradient.exp_().neg_();
+            let _ = gradient.scatter_add_(-1, &index, &Tensor::ones([n, targets, 1], (Kind::Float, device)));
+            let value = match target {
+                Target::Probability => {
+                    let value = sum.exp();
+                    let _ = gradient.g_mul_(&value.view([n, 1, 1]));
+                    value
+                }
+                Target::LogProbability => sum,
+            };
+            gradients.push(gradient.matmul(weight));
+            values.push(value);
+            start += n;
+        }
+        (Tensor::cat(&values, 0), Tensor::cat(&gradients, 0))
+    })
+}
+
 /// Checks the settings against the model and returns the layers to attribute.
 pub(crate) fn resolve_layers(model: &dyn KnowledgeModel, layers: Option<&[usize]>) -> Result<Vec<usize>> {
     let count = model.info().num_layers;
@@ -242,6 +297,7 @@ fn attribute_layers(
     let cap = if config.batch_size == 0 { DEFAULT_ROWS_PER_PASS } else { config.batch_size };
     let layers_per_pass = layers.len().min(cap).max(1);
     let points_per_pass = (cap / layers_per_pass).clamp(1, rows.len());
+    let (weight, bias) = model.output_projection();
     let (weighted_gradients, targets_at_zero) = guard(|| {
         let mut weighted: Vec<Tensor> = layers.iter().map(|&l| Tensor::zeros_like(&clean.activations.get(l as i64))).collect();
         let mut at_zero = vec![f64::NAN; layers.len()];
@@ -260,10 +316,14 @@ fn attribute_layers(
                         (layer, scaled.set_requires_grad(true))
                     })
                     .collect();
-                let logits = model.forward_from_layers(clean, &starts)?;
-                let values = target_values(&logits, prompt, config.target); // [group x chunk]
+                let features = model.forward_features_from_layers(clean, &starts)?;
+                let (values, features_gradient) =
+                    head_values_and_gradient(&features, &weight, bias.as_ref(), prompt, config.target);
+                // d(target)/d(activations) = J^T d(target)/d(features): one backward pass of
+                // <features, gradient> with the gradient held constant.
+                let surrogate = (&features * &features_gradient).sum(Kind::Float);
                 let inputs: Vec<&Tensor> = starts.iter().map(|(_, t)| t).collect();
-                let gradients = Tensor::run_backward(&[values.sum(Kind::Float)], &inputs, false, false);
+                let gradients = Tensor::run_backward(&[surrogate], &inputs, false, false);
                 if gradients.len() != group.len() {
                     return Err(kn_model::ModelError::Torch("missing gradients".into()));
                 }

@@ -257,8 +257,13 @@ impl BertMaskedLm {
     }
 
     fn mlm_logits(&self, hidden: &Tensor) -> Tensor {
+        self.mlm_features(hidden).linear(&self.decoder, Some(&self.decoder_bias))
+    }
+
+    /// The MLM head's transform (dense, GELU, LayerNorm): what the decoder projects.
+    fn mlm_features(&self, hidden: &Tensor) -> Tensor {
         let transformed = hidden.linear(&self.head_transform.0, Some(&self.head_transform.1)).gelu("none");
-        self.layer_norm(&transformed, &self.head_norm).linear(&self.decoder, Some(&self.decoder_bias))
+        self.layer_norm(&transformed, &self.head_norm)
     }
 }
 
@@ -416,7 +421,11 @@ impl KnowledgeModel for BertMaskedLm {
         })
     }
 
-    fn forward_from_layers(&self, clean: &CleanPass, starts: &[(usize, Tensor)]) -> Result<Tensor> {
+    fn output_projection(&self) -> (Tensor, Option<Tensor>) {
+        (self.decoder.shallow_clone(), Some(self.decoder_bias.shallow_clone()))
+    }
+
+    fn forward_features_from_layers(&self, clean: &CleanPass, starts: &[(usize, Tensor)]) -> Result<Tensor> {
         let (order, _) = common::check_starts(&self.info, clean, starts)?;
         guard(|| {
             let position = clean.prompt.answer_position as i64;
@@ -456,9 +465,9 @@ impl KnowledgeModel for BertMaskedLm {
             };
             let targets: Vec<i64> = clean.prompt.targets.iter().map(|&(p, _)| p as i64).collect();
             let index = Tensor::from_slice(&targets).to_device(self.device);
-            let logits = self.mlm_logits(&x.index_select(1, &index));
+            let features = self.mlm_features(&x.index_select(1, &index));
             let sizes: Vec<i64> = starts.iter().map(|(_, a)| a.size()[0]).collect();
-            Ok(common::restore_row_order(&logits, &order, &sizes))
+            Ok(common::restore_row_order(&features, &order, &sizes))
         })
     }
 

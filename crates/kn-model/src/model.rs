@@ -174,7 +174,25 @@ pub trait KnowledgeModel: Send {
     /// Nothing below a row's layer is recomputed, and rows that start at different layers
     /// share one batched pass from the layer where they meet; causal models recompute only
     /// the positions from the answer position on, reusing the clean pass's keys and values.
-    fn forward_from_layers(&self, clean: &CleanPass, starts: &[(usize, Tensor)]) -> Result<Tensor>;
+    ///
+    /// Provided: [`KnowledgeModel::forward_features_from_layers`] followed by
+    /// [`KnowledgeModel::output_projection`].
+    fn forward_from_layers(&self, clean: &CleanPass, starts: &[(usize, Tensor)]) -> Result<Tensor> {
+        let features = self.forward_features_from_layers(clean, starts)?;
+        let (weight, bias) = self.output_projection();
+        crate::guard(|| Ok(features.linear(&weight, bias.as_ref())))
+    }
+
+    /// [`KnowledgeModel::forward_from_layers`] up to the output projection: the features at
+    /// the prompt's target positions, `[total rows, targets, hidden]`, whose product with the
+    /// output projection gives the logits (`features · Wᵀ + b`). Differentiable with respect
+    /// to every `activations`. Attribution uses it to take the vocabulary-sized part of the
+    /// gradient in closed form, in bounded memory, instead of through autograd.
+    fn forward_features_from_layers(&self, clean: &CleanPass, starts: &[(usize, Tensor)]) -> Result<Tensor>;
+
+    /// The output projection onto the vocabulary: weight `[vocab, hidden]` and bias `[vocab]`
+    /// when the model has one (shallow handles to the model's tensors: read, never modify).
+    fn output_projection(&self) -> (Tensor, Option<Tensor>);
 
     /// [`KnowledgeModel::forward_from_layers`] for one layer: `[n, targets, vocab]`.
     fn forward_from_layer(&self, clean: &CleanPass, layer: usize, activations: &Tensor) -> Result<Tensor> {
