@@ -246,7 +246,15 @@ pub(crate) fn bar_figure_svg(
         .saturating_mul(110)
         .clamp(300, 900);
     let columns = u32::try_from(panels.len().max(1)).unwrap_or(1);
-    let size = (panel_w * columns, 420u32);
+    // Wide enough for the title (16 px text, ~9 px a character) and the legend row (~7 px a
+    // character plus the swatch), whatever the number of panels.
+    let title_w = u32::try_from(title.chars().count()).unwrap_or(0).saturating_mul(9).saturating_add(40);
+    let legend_w = legend
+        .iter()
+        .map(|(name, _)| 24 + 7 * u32::try_from(name.chars().count()).unwrap_or(0))
+        .sum::<u32>()
+        .saturating_add(40);
+    let size = ((panel_w * columns).max(title_w).max(legend_w), 420u32);
     svg_document(figure, size, |root| {
         let width = i32::try_from(size.0).unwrap_or(0);
         root.draw(&Text::new(
