@@ -28,7 +28,7 @@ pub const DEFAULT_ROWS_PER_PASS: usize = 640;
 
 /// Rows of the output head evaluated at once in [`head_values_and_gradient`]: bounds its
 /// memory to two `[rows, targets, vocab]` float32 buffers.
-const HEAD_ROWS_PER_CHUNK: i64 = 300;
+pub const HEAD_ROWS_PER_CHUNK: i64 = 300;
 
 /// What is differentiated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
