@@ -34,7 +34,8 @@ pub struct AttributeArgs {
     /// How many top neurons to report.
     #[arg(long, default_value_t = 20)]
     top: usize,
-    /// Most integration points per batched pass (0: all at once); bounds memory.
+    /// Most rows (layer x integration point) per attribution pass, which bounds memory (0: the
+    /// library default, 640). Results do not depend on it.
     #[arg(long, default_value_t = 0)]
     batch_size: usize,
     /// Multi-token answers: first-token (the paper's), single-token (refuse longer answers)

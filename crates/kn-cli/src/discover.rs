@@ -86,7 +86,8 @@ pub struct DiscoverArgs {
     /// Process only shard i of n (`i/n`, 0-based): n processes cover every fact once.
     #[arg(long)]
     pub shard: Option<String>,
-    /// Most rows (layer x point) per attribution pass (0: the default cap).
+    /// Most rows (layer x integration point) per attribution pass, which bounds memory (0: the
+    /// library default, 640). Results do not depend on it.
     #[arg(long, default_value_t = 0)]
     pub batch_size: usize,
     /// Save the mean attribution matrix (layers x neurons, .npy) of the first N facts of each
