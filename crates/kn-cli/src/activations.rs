@@ -23,7 +23,7 @@ use kn_probe::{
     ProbeError, SentenceCounts, SentenceKind, Summary, Triple,
 };
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 impl From<ProbeError> for CliError {
     fn from(error: ProbeError) -> Self {
@@ -34,11 +34,10 @@ impl From<ProbeError> for CliError {
     }
 }
 
-/// Arguments of `kn activations`.
+/// The inputs `kn activations` and `kn triggers` share: a discover run, the BINGREL corpus and
+/// the PARAREL data it lines up with.
 #[derive(Debug, clap::Args)]
-pub struct ActivationsArgs {
-    #[command(flatten)]
-    pub model: ModelOptions,
+pub struct ProbeSources {
     /// The neurons.jsonl of a `kn discover` run (or the run directory).
     #[arg(long)]
     pub neurons: PathBuf,
@@ -48,6 +47,15 @@ pub struct ActivationsArgs {
     /// The PARAREL directory the corpus lines up with (default: the run's data directory).
     #[arg(long)]
     pub data: Option<PathBuf>,
+}
+
+/// Arguments of `kn activations`.
+#[derive(Debug, clap::Args)]
+pub struct ActivationsArgs {
+    #[command(flatten)]
+    pub model: ModelOptions,
+    #[command(flatten)]
+    pub sources: ProbeSources,
     /// Relations to measure, comma-separated (default: every relation of the run).
     #[arg(long)]
     pub relations: Option<String>,
@@ -86,14 +94,9 @@ pub struct Inputs {
 impl Inputs {
     /// Reads the run, PARAREL and the corpus of `relations` (checking alignment) before
     /// loading the model, so bad input fails fast.
-    pub fn load(
-        run: RunDir,
-        data: Option<&Path>,
-        corpus: &Path,
-        relations: &[String],
-        model: &ModelOptions,
-    ) -> Result<Self, CliError> {
-        let data_dir = match data {
+    pub fn load(run: RunDir, sources: &ProbeSources, relations: &[String], model: &ModelOptions) -> Result<Self, CliError> {
+        let corpus = sources.corpus.as_path();
+        let data_dir = match sources.data.as_deref() {
             Some(dir) => dir.to_path_buf(),
             None => {
                 let recorded = PathBuf::from(&run.config.data);
@@ -167,9 +170,9 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
     if args.batch_size == 0 {
         return Err(CliError::BadInput("--batch-size must be at least 1".into()));
     }
-    let run = RunDir::load(&args.neurons)?;
+    let run = RunDir::load(&args.sources.neurons)?;
     let relations = run.select_relations(args.relations.as_deref())?;
-    let inputs = Inputs::load(run, args.data.as_deref(), &args.corpus, &relations, &args.model)?;
+    let inputs = Inputs::load(run, &args.sources, &relations, &args.model)?;
     let facts: Vec<KnowledgeFact> =
         inputs.run.records_of(&relations).into_iter().map(|r| inputs.fact(r)).collect::<Result<_, _>>()?;
     std::fs::create_dir_all(&args.out)
@@ -197,7 +200,7 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
     let report = activation_experiment(inputs.model.as_ref(), &facts, &inputs.corpus, &config, &mut progress)?;
     let output = Output {
         run: inputs.run.describe(),
-        corpus: args.corpus.display().to_string(),
+        corpus: args.sources.corpus.display().to_string(),
         data: inputs.data_dir.display().to_string(),
         report: &report,
     };

@@ -109,6 +109,17 @@ struct PerplexityChange {
 }
 
 impl PerplexityChange {
+    /// The table line of these changes.
+    fn table_row(&self) -> String {
+        format!(
+            "  perplexity change: same relation {}, other relations {} (random control {}, {})\n",
+            crate::run_dir::pct(self.same_relation),
+            crate::run_dir::pct(self.other_relations),
+            crate::run_dir::pct(self.random_same_relation),
+            crate::run_dir::pct(self.random_other_relations)
+        )
+    }
+
     fn of(evaluation: &UpdateEvaluation) -> Self {
         let ppl = |m: &UpdateMetrics, same: bool| {
             if same {
@@ -549,14 +560,7 @@ fn single_table(edit: &FactEdit) -> String {
         edit.shared_threshold_used
     );
     out.push_str(&metric_rows(&one(&e.before), &one(&e.after), e.random_control.as_ref().map(one).as_ref()));
-    let p = &edit.perplexity_change_pct;
-    out.push_str(&format!(
-        "  perplexity change: same relation {}, other relations {} (random control {}, {})\n",
-        crate::run_dir::pct(p.same_relation),
-        crate::run_dir::pct(p.other_relations),
-        crate::run_dir::pct(p.random_same_relation),
-        crate::run_dir::pct(p.random_other_relations)
-    ));
+    out.push_str(&edit.perplexity_change_pct.table_row());
     out.push_str(&format!(
         "  weights restored: {}{}\n",
         if edit.weights_restored { "yes" } else { "NO" },
@@ -575,13 +579,6 @@ fn sample_table(output: &SampleOutput) -> String {
         a.prompts
     );
     out.push_str(&metric_rows(&a.before, &a.after, a.random_control.as_ref()));
-    let p = &a.perplexity_change_pct;
-    out.push_str(&format!(
-        "  perplexity change: same relation {}, other relations {} (random control {}, {})\n",
-        crate::run_dir::pct(p.same_relation),
-        crate::run_dir::pct(p.other_relations),
-        crate::run_dir::pct(p.random_same_relation),
-        crate::run_dir::pct(p.random_other_relations)
-    ));
+    out.push_str(&a.perplexity_change_pct.table_row());
     out
 }

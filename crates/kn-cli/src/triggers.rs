@@ -3,27 +3,19 @@
 //! knowledge neurons, with the tail present and with it hidden (T1 form); the top ones are
 //! printed (JSON with `--json`). Inputs are read and checked as for `kn activations`.
 
-use crate::activations::Inputs;
+use crate::activations::{Inputs, ProbeSources};
 use crate::exit::CliError;
 use crate::options::ModelOptions;
 use crate::run_dir::{to_json, RunDir};
 use kn_probe::{trigger_sentences, TriggerConfig, TriggerReport, TriggerSentence};
-use std::path::PathBuf;
 
 /// Arguments of `kn triggers`.
 #[derive(Debug, clap::Args)]
 pub struct TriggersArgs {
     #[command(flatten)]
     pub model: ModelOptions,
-    /// The neurons.jsonl of a `kn discover` run (or the run directory).
-    #[arg(long)]
-    pub neurons: PathBuf,
-    /// The BINGREL directory.
-    #[arg(long)]
-    pub corpus: PathBuf,
-    /// The PARAREL directory the corpus lines up with (default: the run's data directory).
-    #[arg(long)]
-    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub sources: ProbeSources,
     /// The fact (`P36:12`); it must be in the run.
     #[arg(long)]
     pub fact: String,
@@ -50,13 +42,13 @@ pub fn run(args: TriggersArgs) -> Result<(), CliError> {
     if args.batch_size == 0 {
         return Err(CliError::BadInput("--batch-size must be at least 1".into()));
     }
-    let run = RunDir::load(&args.neurons)?;
+    let run = RunDir::load(&args.sources.neurons)?;
     let record = run.find(&args.fact)?.clone();
     if record.neurons.is_empty() {
         return Err(CliError::BadInput(format!("fact {} has no knowledge neurons in the run", record.fact)));
     }
     let relations = vec![record.relation.clone()];
-    let inputs = Inputs::load(run, args.data.as_deref(), &args.corpus, &relations, &args.model)?;
+    let inputs = Inputs::load(run, &args.sources, &relations, &args.model)?;
     let fact = inputs.fact(&record)?;
     let bags = inputs
         .corpus
