@@ -297,8 +297,7 @@ impl LlamaCausalLm {
     }
 
     fn rms_norm(&self, x: &Tensor, weight: &Tensor) -> Tensor {
-        let variance = x.pow_tensor_scalar(2).mean_dim(-1, true, Kind::Float);
-        x * (variance + self.config.rms_eps).rsqrt() * weight
+        x.rms_norm([self.config.hidden_size as i64], Some(weight), self.config.rms_eps)
     }
 
     /// cos and sin tables for `positions` (`[T]`), each `[T, head_dim]`.
@@ -309,27 +308,27 @@ impl LlamaCausalLm {
     }
 
     /// Rotary embedding of `x` (`[..., T, head_dim]`), the rotate-half form of Hugging Face.
-    fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
-        let half = x.size()[x.dim() - 1] / 2;
-        let first = x.narrow(-1, 0, half);
-        let second = x.narrow(-1, half, half);
-        let rotated = Tensor::cat(&[&second.neg(), &first], -1);
+    /// The halves are taken with `chunk` (whose backward concatenates) rather than `narrow`
+    /// (whose backward writes into a zeroed buffer).
+    fn rope(x: &Tensor, (cos, sin): &(Tensor, Tensor)) -> Tensor {
+        let halves = x.chunk(2, -1);
+        let rotated = Tensor::cat(&[&halves[1].neg(), &halves[0]], -1);
         x * cos + rotated * sin
     }
 
-    /// Queries, keys and values of `h` (`[B, S, d]`, already normed) at absolute `positions`.
-    /// Returns q `[B, H, S, hd]`, k and v `[B, KV, S, hd]` (RoPE applied to q and k).
-    fn qkv(&self, layer: &LlamaLayer, h: &Tensor, positions: &Tensor) -> (Tensor, Tensor, Tensor) {
+    /// Queries, keys and values of `h` (`[B, S, d]`, already normed) with RoPE `tables` of
+    /// their positions. Returns q `[B, H, S, hd]`, k and v `[B, KV, S, hd]` (RoPE applied to q
+    /// and k, in one go: they are adjacent in the fused projection's output).
+    fn qkv(&self, layer: &LlamaLayer, h: &Tensor, tables: &(Tensor, Tensor)) -> (Tensor, Tensor, Tensor) {
         let (batch, length) = (h.size()[0], h.size()[1]);
         let hd = self.config.head_dim as i64;
-        let split = |t: Tensor, heads: usize| t.reshape([batch, length, heads as i64, hd]).transpose(1, 2);
-        let (cos, sin) = self.rope_tables(positions);
-        let (q_rows, kv_rows) = ((self.config.heads * self.config.head_dim) as i64, (self.config.kv_heads * self.config.head_dim) as i64);
+        let (heads, kv_heads) = (self.config.heads as i64, self.config.kv_heads as i64);
         let qkv = h.linear::<Tensor>(&layer.qkv, None);
-        let q = Self::rope(&split(qkv.narrow(-1, 0, q_rows), self.config.heads), &cos, &sin);
-        let k = Self::rope(&split(qkv.narrow(-1, q_rows, kv_rows), self.config.kv_heads), &cos, &sin);
-        let v = split(qkv.narrow(-1, q_rows + kv_rows, kv_rows), self.config.kv_heads);
-        (q, k, v)
+        let parts = qkv.split_with_sizes([(heads + kv_heads) * hd, kv_heads * hd], -1);
+        let qk = parts[0].reshape([batch, length, heads + kv_heads, hd]).transpose(1, 2);
+        let qk = Self::rope(&qk, tables).split_with_sizes([heads, kv_heads], 1);
+        let v = parts[1].reshape([batch, length, kv_heads, hd]).transpose(1, 2);
+        (qk[0].shallow_clone(), qk[1].shallow_clone(), v)
     }
 
     /// Attention of queries `q` (`[B, H, S, hd]`, at absolute positions `offset..offset+S`)
@@ -357,25 +356,68 @@ impl LlamaCausalLm {
             .reshape([batch, queries, -1])
     }
 
-    /// One layer over the positions from the answer position on (`x`: `[n, suffix, d]`),
-    /// attending to the clean pass's cached keys and values of the earlier positions.
-    fn resume_layer(&self, clean: &CleanPass, j: usize, weights: &LlamaLayer, x: Tensor, positions: &Tensor, start: i64) -> Tensor {
-        let n = x.size()[0];
-        let (q, k, v) = self.qkv(weights, &self.rms_norm(&x, &weights.attn_norm), positions);
-        let prefix_k = clean.keys[j].narrow(1, 0, start).unsqueeze(0).expand([n, -1, -1, -1], false);
-        let prefix_v = clean.values[j].narrow(1, 0, start).unsqueeze(0).expand([n, -1, -1, -1], false);
-        let k = Tensor::cat(&[prefix_k, k], 2);
-        let v = Tensor::cat(&[prefix_v, v], 2);
-        let x = x + self.attend(&q, &k, &v, start).linear::<Tensor>(&weights.wo, None);
+    /// One layer over the positions from the answer position on (`x`: `[n, suffix, d]`, RoPE
+    /// `tables` of those positions), attending to the clean pass's cached keys and values of
+    /// the `start` earlier positions.
+    fn resume_layer(&self, clean: &CleanPass, j: usize, weights: &LlamaLayer, x: Tensor, tables: &(Tensor, Tensor), start: i64) -> Tensor {
+        let (q, k, v) = self.qkv(weights, &self.rms_norm(&x, &weights.attn_norm), tables);
+        let prefix = (clean.keys[j].narrow(1, 0, start), clean.values[j].narrow(1, 0, start));
+        let x = x + self.attend_after_prefix(&q, &k, &v, &prefix).linear::<Tensor>(&weights.wo, None);
         let act = self.ffn_activation(weights, &x);
         x + act.linear::<Tensor>(&weights.down, None)
+    }
+
+    /// Attention of `n` rows' queries `q` (`[n, H, S, hd]`) at the `S` positions after a prefix
+    /// that all rows share: over the prefix's keys and values (`[KV, P, hd]` each, from the
+    /// clean pass) and, causally, over the rows' own keys and values `k`, `v` (`[n, KV, S, hd]`).
+    /// The prefix is never copied per row: its scores and weighted values are plain matrix
+    /// products of all rows' queries against the one prefix. Returns `[n, S, H*hd]`; equal to
+    /// [`Self::attend`] over the concatenated keys and values.
+    fn attend_after_prefix(&self, q: &Tensor, k: &Tensor, v: &Tensor, (prefix_k, prefix_v): &(Tensor, Tensor)) -> Tensor {
+        let (n, queries) = (q.size()[0], q.size()[2]);
+        let (kv_heads, groups) = (self.config.kv_heads as i64, (self.config.heads / self.config.kv_heads) as i64);
+        let hd = self.config.head_dim as i64;
+        let prefix = prefix_k.size()[1];
+        let scale = 1.0 / (hd as f64).sqrt();
+        // [n, KV, G*S, hd]: the query heads that share a key-value head, stacked.
+        let q = q.reshape([n, kv_heads, groups * queries, hd]);
+        let mut own_scores = q.matmul(&k.transpose(-1, -2)) * scale; // [n, KV, G*S, S]
+        if queries > 1 {
+            let device = q.device();
+            let query_pos = Tensor::arange(groups * queries, (Kind::Int64, device)).remainder(queries).unsqueeze(1);
+            let key_pos = Tensor::arange(queries, (Kind::Int64, device)).unsqueeze(0);
+            own_scores = own_scores.masked_fill(&key_pos.gt_tensor(&query_pos), f64::NEG_INFINITY);
+        }
+        let attended = if prefix == 0 {
+            own_scores.softmax(-1, Kind::Float).matmul(v)
+        } else {
+            // Per key-value head, all rows' queries as one matrix: [KV, n*G*S, hd].
+            let q_by_head = q.transpose(0, 1).reshape([kv_heads, n * groups * queries, hd]);
+            let prefix_scores = (q_by_head.bmm(&prefix_k.transpose(1, 2)) * scale)
+                .reshape([kv_heads, n, groups * queries, prefix])
+                .transpose(0, 1); // [n, KV, G*S, P]
+            let weights = Tensor::cat(&[prefix_scores, own_scores], -1).softmax(-1, Kind::Float);
+            let parts = weights.split_with_sizes([prefix, queries], -1);
+            let from_prefix = parts[0]
+                .transpose(0, 1)
+                .reshape([kv_heads, n * groups * queries, prefix])
+                .bmm(prefix_v)
+                .reshape([kv_heads, n, groups * queries, hd])
+                .transpose(0, 1);
+            from_prefix + parts[1].matmul(v)
+        };
+        attended
+            .reshape([n, self.config.heads as i64, queries, hd])
+            .transpose(1, 2)
+            .reshape([n, queries, -1])
     }
 
     fn ffn_activation(&self, layer: &LlamaLayer, x: &Tensor) -> Tensor {
         let h = self.rms_norm(x, &layer.ffn_norm);
         let gate_up = h.linear::<Tensor>(&layer.gate_up, None);
-        let width = self.config.ffn_width as i64;
-        gate_up.narrow(-1, 0, width).silu() * gate_up.narrow(-1, width, width)
+        // split (whose backward concatenates), not narrow (whose backward zero-fills).
+        let gate_and_up = gate_up.split(self.config.ffn_width as i64, -1);
+        gate_and_up[0].silu() * &gate_and_up[1]
     }
 
     fn logits(&self, x: &Tensor) -> Tensor {
@@ -468,12 +510,12 @@ impl KnowledgeModel for LlamaCausalLm {
                 // Right padding: causal attention keeps real tokens blind to the padding after them.
                 let (ids, _) = common::pad_batch(prompts, longest, 0, self.device);
                 let answer = answer_positions(prompts, self.device);
-                let positions = Tensor::arange(longest as i64, (Kind::Int64, self.device));
+                let tables = self.rope_tables(&Tensor::arange(longest as i64, (Kind::Int64, self.device)));
                 let (batch, length) = (ids.size()[0], ids.size()[1]);
                 let mut x = self.embeddings.index_select(0, &ids.flatten(0, -1)).reshape([batch, length, -1]);
                 let mut captured = Vec::new();
                 for (l, layer) in self.layers.iter().enumerate() {
-                    let (q, k, v) = self.qkv(layer, &self.rms_norm(&x, &layer.attn_norm), &positions);
+                    let (q, k, v) = self.qkv(layer, &self.rms_norm(&x, &layer.attn_norm), &tables);
                     x = x + self.attend(&q, &k, &v, 0).linear::<Tensor>(&layer.wo, None);
                     let mut act = self.ffn_activation(layer, &x);
                     apply_edits(&mut act, l, edits, &answer);
@@ -495,13 +537,13 @@ impl KnowledgeModel for LlamaCausalLm {
             tch::no_grad(|| {
                 let ids = Tensor::from_slice(&prompt.token_ids).to_device(self.device);
                 let length = ids.size()[0];
-                let positions = Tensor::arange(length, (Kind::Int64, self.device));
+                let tables = self.rope_tables(&Tensor::arange(length, (Kind::Int64, self.device)));
                 let answer = prompt.answer_position as i64;
                 let mut x = self.embeddings.index_select(0, &ids).unsqueeze(0);
                 let mut hidden_in = vec![x.get(0)];
                 let (mut residuals, mut activations, mut keys, mut values) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
                 for layer in &self.layers {
-                    let (q, k, v) = self.qkv(layer, &self.rms_norm(&x, &layer.attn_norm), &positions);
+                    let (q, k, v) = self.qkv(layer, &self.rms_norm(&x, &layer.attn_norm), &tables);
                     x = x + self.attend(&q, &k, &v, 0).linear::<Tensor>(&layer.wo, None);
                     let act = self.ffn_activation(layer, &x);
                     activations.push(act.get(0).get(answer));
@@ -540,12 +582,12 @@ impl KnowledgeModel for LlamaCausalLm {
             let start = clean.prompt.answer_position as i64;
             let length = clean.prompt.token_ids.len() as i64;
             let suffix = length - start;
-            let positions = Tensor::arange_start(start, length, (Kind::Int64, self.device));
+            let tables = self.rope_tables(&Tensor::arange_start(start, length, (Kind::Int64, self.device)));
             let mut pending = order.iter().peekable();
             let mut x: Option<Tensor> = None; // [rows so far, suffix, d]
             for (j, weights) in self.layers.iter().enumerate() {
                 if let Some(current) = x.take() {
-                    x = Some(self.resume_layer(clean, j, weights, current, &positions, start));
+                    x = Some(self.resume_layer(clean, j, weights, current, &tables, start));
                 }
                 while let Some(&&i) = pending.peek().filter(|&&&i| starts[i].0 == j) {
                     pending.next();

@@ -1,0 +1,57 @@
+//! A pass resumed from a clean pass (`forward_from_layers`, the path attribution runs on)
+//! equals a full forward pass with the same activations written in: for every layer, for
+//! answers scored at one position and at several (the causal model then recomputes several
+//! positions, masked causally among themselves), and for a one-token prompt (no cached
+//! prefix to attend to).
+
+use kn_model::tch::{Device, Tensor};
+use kn_model::{load_model, ActivationEdit, ActivationOp, AnswerPolicy, KnowledgeModel};
+use std::path::{Path, PathBuf};
+
+const TOLERANCE: f64 = 1e-4;
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+}
+
+/// For each layer: the clean activations scaled by `factor` and resumed from that layer,
+/// against the full forward pass with every neuron of that layer scaled by `factor`.
+fn check_resumed_equals_full(model: &dyn KnowledgeModel, prompt: &str, answer: &str, policy: AnswerPolicy) {
+    let encoded = model.encode(prompt, Some(answer), policy).unwrap();
+    let clean = model.clean_pass(&encoded).unwrap();
+    let (layers, width) = (model.info().num_layers, model.info().ffn_width);
+    for factor in [0.0, 0.5, 2.0] {
+        for layer in 0..layers {
+            let scaled: Tensor = clean.activations.get(layer as i64).unsqueeze(0) * factor;
+            let resumed = model.forward_from_layers(&clean, &[(layer, scaled)]).unwrap(); // [1, targets, vocab]
+            let edits: Vec<ActivationEdit> =
+                (0..width).map(|neuron| ActivationEdit { layer, neuron, op: ActivationOp::Scale(factor) }).collect();
+            let full = model.forward(&[encoded.clone()], &edits, false).unwrap().logits; // [1, vocab], answer position
+            let difference = (resumed.get(0).get(0) - full.get(0)).abs().max().double_value(&[]);
+            assert!(
+                difference < TOLERANCE,
+                "{prompt:?} -> {answer:?} ({policy:?}), layer {layer} x {factor}: resumed logits differ by {difference}"
+            );
+        }
+    }
+}
+
+#[test]
+fn tiny_llama_resumed_passes_equal_full_passes() {
+    let model = load_model(repo("fixtures/tiny-llama").to_str().unwrap(), Device::Cpu).unwrap();
+    check_resumed_equals_full(model.as_ref(), "The capital of France is", "Paris", AnswerPolicy::FirstToken);
+    let whole = model.encode("Bill Gates works for", Some("Microsoft"), AnswerPolicy::WholeAnswer).unwrap();
+    assert!(whole.targets.len() > 1, "the tiny vocabulary splits Microsoft");
+    check_resumed_equals_full(model.as_ref(), "Bill Gates works for", "Microsoft", AnswerPolicy::WholeAnswer);
+    let single = ["The", "A", "a", "I", "T"]
+        .into_iter()
+        .find(|word| model.encode(word, Some("France"), AnswerPolicy::FirstToken).unwrap().answer_position == 0)
+        .expect("some one-token prompt");
+    check_resumed_equals_full(model.as_ref(), single, "France", AnswerPolicy::FirstToken);
+}
+
+#[test]
+fn tiny_bert_resumed_passes_equal_full_passes() {
+    let model = load_model(repo("fixtures/tiny-bert").to_str().unwrap(), Device::Cpu).unwrap();
+    check_resumed_equals_full(model.as_ref(), "The capital of France is [MASK] .", "Paris", AnswerPolicy::FirstToken);
+}
