@@ -39,7 +39,11 @@ struct Case {
 }
 
 fn fixture(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name).display().to_string()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 fn wanted(name: &str) -> bool {
@@ -49,7 +53,12 @@ fn wanted(name: &str) -> bool {
     }
 }
 
-fn load_case(name: &'static str, spec: &str, attribution_time: Duration, heavy: bool) -> Option<Case> {
+fn load_case(
+    name: &'static str,
+    spec: &str,
+    attribution_time: Duration,
+    heavy: bool,
+) -> Option<Case> {
     if !wanted(name) {
         return None;
     }
@@ -65,10 +74,15 @@ fn load_case(name: &'static str, spec: &str, attribution_time: Duration, heavy: 
         .map(|(prompt, answer)| {
             model
                 .encode(prompt, Some(answer), AnswerPolicy::FirstToken)
-                .unwrap_or_else(|e| panic!("bench {name}: cannot encode {prompt:?} / {answer:?}: {e}"))
+                .unwrap_or_else(|e| {
+                    panic!("bench {name}: cannot encode {prompt:?} / {answer:?}: {e}")
+                })
         })
         .collect();
-    assert!(!prompts.is_empty(), "no prompts for {name} in benches/support/prompts.tsv");
+    assert!(
+        !prompts.is_empty(),
+        "no prompts for {name} in benches/support/prompts.tsv"
+    );
     let lengths: Vec<usize> = prompts.iter().map(|p| p.token_ids.len()).collect();
     let info = model.info();
     eprintln!(
@@ -78,29 +92,63 @@ fn load_case(name: &'static str, spec: &str, attribution_time: Duration, heavy: 
         info.vocab_size,
         prompts.len()
     );
-    Some(Case { name, model, prompts, attribution_time, heavy })
+    Some(Case {
+        name,
+        model,
+        prompts,
+        attribution_time,
+        heavy,
+    })
 }
 
 fn cases() -> Vec<Case> {
     let mut cases = Vec::new();
-    cases.extend(load_case("smollm2", "default", Duration::from_secs(20), true));
+    cases.extend(load_case(
+        "smollm2",
+        "default",
+        Duration::from_secs(20),
+        true,
+    ));
     if wanted("bert-base") {
         let dir = random_bert::default_dir();
         let started = std::time::Instant::now();
         match random_bert::ensure(&dir) {
-            Ok(true) => eprintln!("bench bert-base: wrote {} in {:.1} s", dir.display(), started.elapsed().as_secs_f64()),
+            Ok(true) => eprintln!(
+                "bench bert-base: wrote {} in {:.1} s",
+                dir.display(),
+                started.elapsed().as_secs_f64()
+            ),
             Ok(false) => {}
             Err(e) => eprintln!("bench bert-base: cannot write the random model: {e}"),
         }
-        cases.extend(load_case("bert-base", &dir.display().to_string(), Duration::from_secs(30), true));
+        cases.extend(load_case(
+            "bert-base",
+            &dir.display().to_string(),
+            Duration::from_secs(30),
+            true,
+        ));
     }
-    cases.extend(load_case("tiny-bert", &fixture("tiny-bert"), Duration::from_secs(3), false));
-    cases.extend(load_case("tiny-llama", &fixture("tiny-llama"), Duration::from_secs(3), false));
+    cases.extend(load_case(
+        "tiny-bert",
+        &fixture("tiny-bert"),
+        Duration::from_secs(3),
+        false,
+    ));
+    cases.extend(load_case(
+        "tiny-llama",
+        &fixture("tiny-llama"),
+        Duration::from_secs(3),
+        false,
+    ));
     cases
 }
 
 fn threads() -> i32 {
-    std::env::var("KN_BENCH_THREADS").ok().and_then(|t| t.parse().ok()).filter(|&t| t > 0).unwrap_or(2)
+    std::env::var("KN_BENCH_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or(2)
 }
 
 fn benches(c: &mut Criterion) {
@@ -114,9 +162,15 @@ fn benches(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     for case in &cases {
         if case.heavy {
-            group.sampling_mode(SamplingMode::Flat).sample_size(10).warm_up_time(Duration::from_millis(500));
+            group
+                .sampling_mode(SamplingMode::Flat)
+                .sample_size(10)
+                .warm_up_time(Duration::from_millis(500));
         } else {
-            group.sampling_mode(SamplingMode::Auto).sample_size(20).warm_up_time(Duration::from_secs(1));
+            group
+                .sampling_mode(SamplingMode::Auto)
+                .sample_size(20)
+                .warm_up_time(Duration::from_secs(1));
         }
         group.measurement_time(case.attribution_time);
         group.bench_function(case.name, |b| {
@@ -131,7 +185,10 @@ fn benches(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("forward");
-    group.throughput(Throughput::Elements(1)).sample_size(20).warm_up_time(Duration::from_millis(500));
+    group
+        .throughput(Throughput::Elements(1))
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500));
     group.measurement_time(Duration::from_secs(2));
     for case in &cases {
         let prompt = std::slice::from_ref(&case.prompts[0]);

@@ -21,8 +21,8 @@
 
 use kn_data::{Dataset, Fact, FactId, Pararel};
 use kn_edit::{
-    apply_patch, evaluate_update, EvaluationConfig, FactNeurons, NeuronFrequencies, Patch, UpdateConfig,
-    UpdateMetrics,
+    apply_patch, evaluate_update, EvaluationConfig, FactNeurons, NeuronFrequencies, Patch,
+    UpdateConfig, UpdateMetrics,
 };
 use kn_model::{load_model, tch::Device, AnswerPolicy, EncodedPrompt, KnowledgeModel};
 use std::error::Error;
@@ -39,7 +39,10 @@ fn encode(
     max: usize,
 ) -> Result<Vec<EncodedPrompt>, Box<dyn Error>> {
     let texts = common::prompt_texts(model, dataset, fact, max);
-    Ok(texts.iter().map(|t| model.encode(t, Some(&fact.object), AnswerPolicy::FirstToken)).collect::<Result<_, _>>()?)
+    Ok(texts
+        .iter()
+        .map(|t| model.encode(t, Some(&fact.object), AnswerPolicy::FirstToken))
+        .collect::<Result<_, _>>()?)
 }
 
 /// Prompts of up to `n` facts of `relation` other than `skip` (at most 4 prompts each).
@@ -51,15 +54,22 @@ fn other_prompts(
     n: usize,
 ) -> Result<Vec<EncodedPrompt>, Box<dyn Error>> {
     let mut prompts = Vec::new();
-    for fact in dataset.facts_of(relation)?.iter().filter(|f| &f.id != skip).take(n) {
+    for fact in dataset
+        .facts_of(relation)?
+        .iter()
+        .filter(|f| &f.id != skip)
+        .take(n)
+    {
         prompts.extend(encode(model, dataset, fact, 4)?);
     }
     Ok(prompts)
 }
 
 fn row(name: &str, m: &UpdateMetrics) {
-    let ppl =
-        |q: Option<kn_edit::AnswerQuality>| q.map(|q| format!("{:.2}", q.perplexity)).unwrap_or_else(|| "-".into());
+    let ppl = |q: Option<kn_edit::AnswerQuality>| {
+        q.map(|q| format!("{:.2}", q.perplexity))
+            .unwrap_or_else(|| "-".into())
+    };
     println!(
         "{name:<14} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>10.4} {:>10.4} {:>12} {:>12}",
         m.success_rate,
@@ -82,8 +92,13 @@ fn main() -> Result<(), Box<dyn Error>> {
     let lambda_add: f64 = option("lambda-add", "8").parse()?;
     let mut model = load_model(&option("model", "default"), Device::Cpu)?;
     let dataset = Pararel::load_bundled()?;
-    let fact = dataset.fact(&id).ok_or_else(|| format!("no fact {id} in PARAREL"))?;
-    println!("{id}: {} -> {} (new answer: {new_answer})", fact.subject, fact.object);
+    let fact = dataset
+        .fact(&id)
+        .ok_or_else(|| format!("no fact {id} in PARAREL"))?;
+    println!(
+        "{id}: {} -> {} (new answer: {new_answer})",
+        fact.subject, fact.object
+    );
 
     let prompts = encode(model.as_ref(), &dataset, fact, max_prompts)?;
     let neurons = knowledge_neurons(model.as_ref(), fact, &prompts, steps)?;
@@ -106,7 +121,10 @@ fn main() -> Result<(), Box<dyn Error>> {
         activation_baseline: None,
     };
 
-    let config = UpdateConfig { lambda_add, ..UpdateConfig::default() };
+    let config = UpdateConfig {
+        lambda_add,
+        ..UpdateConfig::default()
+    };
     let eval = EvaluationConfig::default();
     let (evaluation, outcome) = evaluate_update(
         model.as_mut(),
@@ -118,7 +136,12 @@ fn main() -> Result<(), Box<dyn Error>> {
         &config,
         &eval,
     )?;
-    println!("edited {} neurons: {:?} -> {:?}", evaluation.neurons.len(), evaluation.old_text, evaluation.new_text);
+    println!(
+        "edited {} neurons: {:?} -> {:?}",
+        evaluation.neurons.len(),
+        evaluation.old_text,
+        evaluation.new_text
+    );
     println!(
         "{:<14} {:>8} {:>8} {:>8} {:>8} {:>10} {:>10} {:>12} {:>12}",
         "", "success", "change", "top-5", "MRR", "p(old)", "p(new)", "PPL same", "PPL other"
@@ -130,7 +153,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
 
     // Keep the edit as a patch, undo it, re-apply it from the file, undo again.
-    let path = std::env::temp_dir().join(format!("kn-edit-{}-{}.safetensors", id.relation, id.index));
+    let path =
+        std::env::temp_dir().join(format!("kn-edit-{}-{}.safetensors", id.relation, id.index));
     outcome.handle.save(&path)?;
     outcome.handle.restore(model.as_mut())?;
     let handle = apply_patch(model.as_mut(), &Patch::load(&path)?)?;

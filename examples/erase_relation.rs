@@ -17,7 +17,8 @@
 
 use kn_data::{Dataset, Fact, Pararel};
 use kn_edit::{
-    answer_quality, evaluate_erasure, AnswerQuality, EraseConfig, EvaluationConfig, NeuronFrequencies,
+    answer_quality, evaluate_erasure, AnswerQuality, EraseConfig, EvaluationConfig,
+    NeuronFrequencies,
 };
 use kn_model::{load_model, tch::Device, EncodedPrompt, KnowledgeModel};
 use std::error::Error;
@@ -46,7 +47,9 @@ fn correct_facts<'a>(
         if chosen.len() >= n {
             break;
         }
-        let Some(prompts) = single_token_prompts(model, dataset, fact, max_prompts) else { continue };
+        let Some(prompts) = single_token_prompts(model, dataset, fact, max_prompts) else {
+            continue;
+        };
         if answer_quality(model, &prompts, 16)?.accuracy > 0.0 {
             chosen.push((fact, prompts));
         }
@@ -68,7 +71,12 @@ fn row(name: &str, before: &AnswerQuality, after: &AnswerQuality, random: Option
         .unwrap_or_else(|| "-".into());
     println!(
         "{name:<16} {:>5} {:>8.3} {:>8.3} {:>10.2} {:>10.2} {:>9.1}%   {random}",
-        before.prompts, before.accuracy, after.accuracy, before.perplexity, after.perplexity, change
+        before.prompts,
+        before.accuracy,
+        after.accuracy,
+        before.perplexity,
+        after.perplexity,
+        change
     );
 }
 
@@ -84,9 +92,19 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut model = load_model(&option("model", "default"), Device::Cpu)?;
     let dataset = Pararel::load_bundled()?;
 
-    let chosen = correct_facts(model.as_ref(), &dataset, &relation, facts, max_prompts, seed)?;
+    let chosen = correct_facts(
+        model.as_ref(),
+        &dataset,
+        &relation,
+        facts,
+        max_prompts,
+        seed,
+    )?;
     if chosen.is_empty() {
-        return Err(format!("the model answers no fact of {relation} correctly: try another --relation").into());
+        return Err(format!(
+            "the model answers no fact of {relation} correctly: try another --relation"
+        )
+        .into());
     }
     let mut sets = Vec::new();
     let mut relation_prompts = Vec::new();
@@ -106,15 +124,30 @@ fn main() -> Result<(), Box<dyn Error>> {
     let frequencies = NeuronFrequencies::from_sets(sets.iter());
     let mut other_prompts = Vec::new();
     for other in others.split(',').map(str::trim).filter(|r| !r.is_empty()) {
-        for (_, prompts) in correct_facts(model.as_ref(), &dataset, other, facts, max_prompts, seed)? {
+        for (_, prompts) in
+            correct_facts(model.as_ref(), &dataset, other, facts, max_prompts, seed)?
+        {
             other_prompts.extend(prompts);
         }
     }
 
-    let config = EraseConfig { top_n: top, ..EraseConfig::default() };
-    let eval = EvaluationConfig { seed, ..EvaluationConfig::default() };
-    let (evaluation, outcome) =
-        evaluate_erasure(model.as_mut(), &relation, &frequencies, &relation_prompts, &other_prompts, &config, &eval)?;
+    let config = EraseConfig {
+        top_n: top,
+        ..EraseConfig::default()
+    };
+    let eval = EvaluationConfig {
+        seed,
+        ..EvaluationConfig::default()
+    };
+    let (evaluation, outcome) = evaluate_erasure(
+        model.as_mut(),
+        &relation,
+        &frequencies,
+        &relation_prompts,
+        &other_prompts,
+        &config,
+        &eval,
+    )?;
     outcome.handle.restore(model.as_mut())?;
     println!(
         "erased {relation}: {} neurons (of {} counted over {} facts) set to the embedding of {:?}",
@@ -134,9 +167,20 @@ fn main() -> Result<(), Box<dyn Error>> {
         &evaluation.after.erased_relation,
         random.map(|r| &r.erased_relation),
     );
-    if let (Some(before), Some(after)) = (&evaluation.before.other_relations, &evaluation.after.other_relations) {
-        row("other relations", before, after, random.and_then(|r| r.other_relations.as_ref()));
+    if let (Some(before), Some(after)) = (
+        &evaluation.before.other_relations,
+        &evaluation.after.other_relations,
+    ) {
+        row(
+            "other relations",
+            before,
+            after,
+            random.and_then(|r| r.other_relations.as_ref()),
+        );
     }
-    println!("weights restored; {:.0} s in all", started.elapsed().as_secs_f64());
+    println!(
+        "weights restored; {:.0} s in all",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -29,27 +29,153 @@ struct Shape {
 const SHAPES: &[Shape] = &[
     // SmolLM2 (hidden 576, FFN 1536, vocabulary 49152), one attribution pass = 240 rows
     // (30 layers x 8 points, answer position only).
-    Shape { what: "SmolLM2 gate/up  [240x576]x[576x1536]", m: 240, k: 576, n: 1536, linear: true, bf16: false },
-    Shape { what: "SmolLM2 down     [240x1536]x[1536x576]", m: 240, k: 1536, n: 576, linear: true, bf16: false },
-    Shape { what: "SmolLM2 q/o      [240x576]x[576x576]", m: 240, k: 576, n: 576, linear: true, bf16: false },
-    Shape { what: "SmolLM2 k/v      [240x576]x[576x192]", m: 240, k: 576, n: 192, linear: true, bf16: false },
-    Shape { what: "SmolLM2 LM head  [240x576]x[576x49152]", m: 240, k: 576, n: 49152, linear: true, bf16: false },
-    Shape { what: "SmolLM2 LM head backward [240x49152]x[49152x576]", m: 240, k: 49152, n: 576, linear: false, bf16: false },
+    Shape {
+        what: "SmolLM2 gate/up  [240x576]x[576x1536]",
+        m: 240,
+        k: 576,
+        n: 1536,
+        linear: true,
+        bf16: false,
+    },
+    Shape {
+        what: "SmolLM2 down     [240x1536]x[1536x576]",
+        m: 240,
+        k: 1536,
+        n: 576,
+        linear: true,
+        bf16: false,
+    },
+    Shape {
+        what: "SmolLM2 q/o      [240x576]x[576x576]",
+        m: 240,
+        k: 576,
+        n: 576,
+        linear: true,
+        bf16: false,
+    },
+    Shape {
+        what: "SmolLM2 k/v      [240x576]x[576x192]",
+        m: 240,
+        k: 576,
+        n: 192,
+        linear: true,
+        bf16: false,
+    },
+    Shape {
+        what: "SmolLM2 LM head  [240x576]x[576x49152]",
+        m: 240,
+        k: 576,
+        n: 49152,
+        linear: true,
+        bf16: false,
+    },
+    Shape {
+        what: "SmolLM2 LM head backward [240x49152]x[49152x576]",
+        m: 240,
+        k: 49152,
+        n: 576,
+        linear: false,
+        bf16: false,
+    },
     // The same two products with the head weight stored transposed ([576 x 49152] contiguous).
-    Shape { what: "  same, weight transposed: head x.mm(w)", m: 240, k: 576, n: 49152, linear: false, bf16: false },
-    Shape { what: "  same, weight transposed: backward g.mm(w.t())", m: 240, k: 49152, n: 576, linear: true, bf16: false },
-    Shape { what: "  same in bfloat16: head", m: 240, k: 576, n: 49152, linear: true, bf16: true },
-    Shape { what: "  same in bfloat16: backward", m: 240, k: 49152, n: 576, linear: false, bf16: true },
-    Shape { what: "600 rows         [600x576]x[576x1536]", m: 600, k: 576, n: 1536, linear: true, bf16: false },
-    Shape { what: "600 rows LM head [600x576]x[576x49152]", m: 600, k: 576, n: 49152, linear: true, bf16: false },
-    Shape { what: "20 rows          [20x576]x[576x1536]", m: 20, k: 576, n: 1536, linear: true, bf16: false },
+    Shape {
+        what: "  same, weight transposed: head x.mm(w)",
+        m: 240,
+        k: 576,
+        n: 49152,
+        linear: false,
+        bf16: false,
+    },
+    Shape {
+        what: "  same, weight transposed: backward g.mm(w.t())",
+        m: 240,
+        k: 49152,
+        n: 576,
+        linear: true,
+        bf16: false,
+    },
+    Shape {
+        what: "  same in bfloat16: head",
+        m: 240,
+        k: 576,
+        n: 49152,
+        linear: true,
+        bf16: true,
+    },
+    Shape {
+        what: "  same in bfloat16: backward",
+        m: 240,
+        k: 49152,
+        n: 576,
+        linear: false,
+        bf16: true,
+    },
+    Shape {
+        what: "600 rows         [600x576]x[576x1536]",
+        m: 600,
+        k: 576,
+        n: 1536,
+        linear: true,
+        bf16: false,
+    },
+    Shape {
+        what: "600 rows LM head [600x576]x[576x49152]",
+        m: 600,
+        k: 576,
+        n: 49152,
+        linear: true,
+        bf16: false,
+    },
+    Shape {
+        what: "20 rows          [20x576]x[576x1536]",
+        m: 20,
+        k: 576,
+        n: 1536,
+        linear: true,
+        bf16: false,
+    },
     // BERT-base (hidden 768, FFN 3072, vocabulary 28996): 240 rows x 10 tokens.
-    Shape { what: "BERT-base FFN in [2400x768]x[768x3072]", m: 2400, k: 768, n: 3072, linear: true, bf16: false },
-    Shape { what: "BERT-base FFN out [2400x3072]x[3072x768]", m: 2400, k: 3072, n: 768, linear: true, bf16: false },
-    Shape { what: "BERT-base q/k/v/o [2400x768]x[768x768]", m: 2400, k: 768, n: 768, linear: true, bf16: false },
-    Shape { what: "BERT-base MLM head [240x768]x[768x28996]", m: 240, k: 768, n: 28996, linear: true, bf16: false },
+    Shape {
+        what: "BERT-base FFN in [2400x768]x[768x3072]",
+        m: 2400,
+        k: 768,
+        n: 3072,
+        linear: true,
+        bf16: false,
+    },
+    Shape {
+        what: "BERT-base FFN out [2400x3072]x[3072x768]",
+        m: 2400,
+        k: 3072,
+        n: 768,
+        linear: true,
+        bf16: false,
+    },
+    Shape {
+        what: "BERT-base q/k/v/o [2400x768]x[768x768]",
+        m: 2400,
+        k: 768,
+        n: 768,
+        linear: true,
+        bf16: false,
+    },
+    Shape {
+        what: "BERT-base MLM head [240x768]x[768x28996]",
+        m: 240,
+        k: 768,
+        n: 28996,
+        linear: true,
+        bf16: false,
+    },
     // Large and square: the best case.
-    Shape { what: "square           [2048x2048]x[2048x2048]", m: 2048, k: 2048, n: 2048, linear: true, bf16: false },
+    Shape {
+        what: "square           [2048x2048]x[2048x2048]",
+        m: 2048,
+        k: 2048,
+        n: 2048,
+        linear: true,
+        bf16: false,
+    },
 ];
 
 fn arg(name: &str, default: usize) -> usize {
@@ -72,15 +198,32 @@ fn main() {
         tch::utils::has_mkl(),
         tch::utils::has_mkldnn()
     );
-    println!("{:<50} {:>10} {:>10} {:>9} {:>9}", "shape", "best ms", "median ms", "GFLOP/s", "(median)");
+    println!(
+        "{:<50} {:>10} {:>10} {:>9} {:>9}",
+        "shape", "best ms", "median ms", "GFLOP/s", "(median)"
+    );
     let opts = (Kind::Float, Device::Cpu);
     let _guard = tch::no_grad_guard();
     for shape in SHAPES {
-        let kind = if shape.bf16 { Kind::BFloat16 } else { Kind::Float };
+        let kind = if shape.bf16 {
+            Kind::BFloat16
+        } else {
+            Kind::Float
+        };
         let x = Tensor::randn([shape.m, shape.k], opts).to_kind(kind);
-        let w = if shape.linear { Tensor::randn([shape.n, shape.k], opts) } else { Tensor::randn([shape.k, shape.n], opts) };
+        let w = if shape.linear {
+            Tensor::randn([shape.n, shape.k], opts)
+        } else {
+            Tensor::randn([shape.k, shape.n], opts)
+        };
         let w = w.to_kind(kind);
-        let multiply = || if shape.linear { x.linear::<Tensor>(&w, None) } else { x.mm(&w) };
+        let multiply = || {
+            if shape.linear {
+                x.linear::<Tensor>(&w, None)
+            } else {
+                x.mm(&w)
+            }
+        };
         for _ in 0..3 {
             let _ = multiply();
         }

@@ -12,12 +12,19 @@
 mod random_bert;
 
 fn main() {
-    let dir = std::env::args_os().nth(1).map(std::path::PathBuf::from).unwrap_or_else(random_bert::default_dir);
+    let dir = std::env::args_os()
+        .nth(1)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(random_bert::default_dir);
     let started = std::time::Instant::now();
     match random_bert::ensure(&dir) {
         Ok(written) => {
             if written {
-                eprintln!("make_random_bert: wrote {} in {:.1} s", dir.display(), started.elapsed().as_secs_f64());
+                eprintln!(
+                    "make_random_bert: wrote {} in {:.1} s",
+                    dir.display(),
+                    started.elapsed().as_secs_f64()
+                );
             } else {
                 eprintln!("make_random_bert: reusing {}", dir.display());
             }

@@ -23,7 +23,10 @@
 //! and the real `integrated_gradients` call, to check that the replay matches it. Times are
 //! the median over `--reps` runs of each prompt, summed over the prompts, per prompt.
 
-use kn_attribution::{head_values_and_gradient, integrated_gradients, AttributionConfig, Target, DEFAULT_ROWS_PER_PASS};
+use kn_attribution::{
+    head_values_and_gradient, integrated_gradients, AttributionConfig, Target,
+    DEFAULT_ROWS_PER_PASS,
+};
 use kn_model::tch::{self, Device, Kind, Tensor};
 use kn_model::{load_model, AnswerPolicy, CleanPass, EncodedPrompt, KnowledgeModel};
 use std::time::Instant;
@@ -35,14 +38,23 @@ const STEPS: usize = 20;
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
 }
 
 /// The output head in closed form, as `integrated_gradients` takes it: the probability target
 /// of every row and its gradient with respect to the head's input features.
 fn head(model: &dyn KnowledgeModel, features: &Tensor, prompt: &EncodedPrompt) -> (Tensor, Tensor) {
     let (weight, bias) = model.output_projection();
-    head_values_and_gradient(features, &weight, bias.as_ref(), prompt, Target::Probability)
+    head_values_and_gradient(
+        features,
+        &weight,
+        bias.as_ref(),
+        prompt,
+        Target::Probability,
+    )
 }
 
 #[derive(Default, Clone, Copy)]
@@ -69,19 +81,37 @@ fn seconds<T>(f: impl FnOnce() -> T) -> (T, f64) {
 fn chunks(num_layers: usize) -> Vec<Vec<f64>> {
     let alphas: Vec<f64> = (0..STEPS).map(|k| k as f64 / STEPS as f64).collect();
     let layers_per_pass = num_layers.min(DEFAULT_ROWS_PER_PASS).max(1);
-    assert_eq!(layers_per_pass, num_layers, "this replay assumes all layers fit in one pass");
+    assert_eq!(
+        layers_per_pass, num_layers,
+        "this replay assumes all layers fit in one pass"
+    );
     let points_per_pass = (DEFAULT_ROWS_PER_PASS / layers_per_pass).clamp(1, STEPS);
-    alphas.chunks(points_per_pass).map(<[f64]>::to_vec).collect()
+    alphas
+        .chunks(points_per_pass)
+        .map(<[f64]>::to_vec)
+        .collect()
 }
 
-fn starts_for(clean: &CleanPass, layers: &[usize], alphas: &[f64], grad: bool) -> Vec<(usize, Tensor)> {
+fn starts_for(
+    clean: &CleanPass,
+    layers: &[usize],
+    alphas: &[f64],
+    grad: bool,
+) -> Vec<(usize, Tensor)> {
     let alphas: Vec<f32> = alphas.iter().map(|&a| a as f32).collect();
     let alphas = Tensor::from_slice(&alphas).unsqueeze(1);
     layers
         .iter()
         .map(|&l| {
             let scaled = (&alphas * clean.activations.get(l as i64).unsqueeze(0)).detach();
-            (l, if grad { scaled.set_requires_grad(true) } else { scaled })
+            (
+                l,
+                if grad {
+                    scaled.set_requires_grad(true)
+                } else {
+                    scaled
+                },
+            )
         })
         .collect()
 }
@@ -95,12 +125,23 @@ fn profile_prompt(model: &dyn KnowledgeModel, prompt: &EncodedPrompt) -> Parts {
     for alphas in chunks(num_layers) {
         // The attribution pass, as integrated_gradients runs it.
         let starts = starts_for(&clean, &layers, &alphas, true);
-        let (features, t) = seconds(|| model.forward_features_from_layers(&clean, &starts).expect("forward"));
+        let (features, t) = seconds(|| {
+            model
+                .forward_features_from_layers(&clean, &starts)
+                .expect("forward")
+        });
         parts.forward += t;
         let ((_, gradient), t) = seconds(|| head(model, &features, prompt));
         parts.target += t;
         let inputs: Vec<&Tensor> = starts.iter().map(|(_, t)| t).collect();
-        let (gradients, t) = seconds(|| Tensor::run_backward(&[(&features * &gradient).sum(Kind::Float)], &inputs, false, false));
+        let (gradients, t) = seconds(|| {
+            Tensor::run_backward(
+                &[(&features * &gradient).sum(Kind::Float)],
+                &inputs,
+                false,
+                false,
+            )
+        });
         parts.backward += t;
         assert_eq!(gradients.len(), num_layers);
         parts.rows += alphas.len() * num_layers;
@@ -109,23 +150,46 @@ fn profile_prompt(model: &dyn KnowledgeModel, prompt: &EncodedPrompt) -> Parts {
 
         // The same forward without autograd.
         let starts = starts_for(&clean, &layers, &alphas, false);
-        let (_, t) = seconds(|| tch::no_grad(|| model.forward_features_from_layers(&clean, &starts).expect("forward")));
+        let (_, t) = seconds(|| {
+            tch::no_grad(|| {
+                model
+                    .forward_features_from_layers(&clean, &starts)
+                    .expect("forward")
+            })
+        });
         parts.forward_no_grad += t;
 
         // Head only: the same number of rows, all started at the last layer.
         let last = num_layers - 1;
         let rows = (alphas.len() * num_layers) as i64;
-        let act = clean.activations.get(last as i64).unsqueeze(0).repeat([rows, 1]).detach().set_requires_grad(true);
+        let act = clean
+            .activations
+            .get(last as i64)
+            .unsqueeze(0)
+            .repeat([rows, 1])
+            .detach()
+            .set_requires_grad(true);
         let ((features, gradient), t) = seconds(|| {
-            let features = model.forward_features_from_layers(&clean, &[(last, act.shallow_clone())]).expect("forward");
+            let features = model
+                .forward_features_from_layers(&clean, &[(last, act.shallow_clone())])
+                .expect("forward");
             let (_, gradient) = head(model, &features, prompt);
             (features, gradient)
         });
         parts.head_forward += t;
-        let (_, t) = seconds(|| Tensor::run_backward(&[(&features * &gradient).sum(Kind::Float)], &[&act], false, false));
+        let (_, t) = seconds(|| {
+            Tensor::run_backward(
+                &[(&features * &gradient).sum(Kind::Float)],
+                &[&act],
+                false,
+                false,
+            )
+        });
         parts.head_backward += t;
     }
-    let (_, t) = seconds(|| integrated_gradients(model, prompt, &AttributionConfig::default()).expect("attribution"));
+    let (_, t) = seconds(|| {
+        integrated_gradients(model, prompt, &AttributionConfig::default()).expect("attribution")
+    });
     parts.library = t;
     parts
 }
@@ -154,9 +218,18 @@ fn median_parts(mut runs: Vec<Parts>) -> Parts {
 
 fn main() {
     let threads: i32 = arg("--threads").and_then(|t| t.parse().ok()).unwrap_or(2);
-    let reps: usize = arg("--reps").and_then(|t| t.parse().ok()).unwrap_or(2).max(1);
+    let reps: usize = arg("--reps")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(2)
+        .max(1);
     let spec = arg("--model").unwrap_or_else(|| "default".into());
-    let prompt_set = arg("--prompts").unwrap_or_else(|| if spec == "bert-base" { "bert-base".into() } else { "smollm2".into() });
+    let prompt_set = arg("--prompts").unwrap_or_else(|| {
+        if spec == "bert-base" {
+            "bert-base".into()
+        } else {
+            "smollm2".into()
+        }
+    });
     tch::set_num_threads(threads);
     let spec = if spec == "bert-base" {
         let dir = random_bert::default_dir();
@@ -173,17 +246,32 @@ fn main() {
     );
     let prompts: Vec<EncodedPrompt> = random_bert::prompts(&prompt_set)
         .into_iter()
-        .map(|(p, a)| model.encode(p, Some(a), AnswerPolicy::FirstToken).expect("encode"))
+        .map(|(p, a)| {
+            model
+                .encode(p, Some(a), AnswerPolicy::FirstToken)
+                .expect("encode")
+        })
         .collect();
     // Warm-up (first-call allocations, oneDNN/MKL initialisation).
     let _ = profile_prompt(model.as_ref(), &prompts[0]);
     let mut total = Parts::default();
     println!(
         "{:<44} {:>6} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9}",
-        "prompt", "tokens", "clean", "forward", "head", "backward", "fwd nograd", "head fwd", "head bwd", "library"
+        "prompt",
+        "tokens",
+        "clean",
+        "forward",
+        "head",
+        "backward",
+        "fwd nograd",
+        "head fwd",
+        "head bwd",
+        "library"
     );
     for prompt in &prompts {
-        let runs: Vec<Parts> = (0..reps).map(|_| profile_prompt(model.as_ref(), prompt)).collect();
+        let runs: Vec<Parts> = (0..reps)
+            .map(|_| profile_prompt(model.as_ref(), prompt))
+            .collect();
         let p = median_parts(runs);
         println!(
             "{:<44} {:>6} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
@@ -211,13 +299,35 @@ fn main() {
     }
     let n = prompts.len() as f64;
     let replay = (total.clean + total.forward + total.target + total.backward) / n;
-    println!("\nmean seconds per prompt ({} rows in {} passes per prompt):", total.rows, total.passes);
-    println!("  clean pass                         {:>8.3}", total.clean / n);
-    println!("  forward to the head (with graph)   {:>8.3}", total.forward / n);
-    println!("  head in closed form (value + grad) {:>8.3}", total.target / n);
-    println!("  backward                           {:>8.3}", total.backward / n);
-    println!("  = replay total                     {:>8.3}   (integrated_gradients itself: {:.3})", replay, total.library / n);
-    println!("  forward to the head without graph  {:>8.3}", total.forward_no_grad / n);
+    println!(
+        "\nmean seconds per prompt ({} rows in {} passes per prompt):",
+        total.rows, total.passes
+    );
+    println!(
+        "  clean pass                         {:>8.3}",
+        total.clean / n
+    );
+    println!(
+        "  forward to the head (with graph)   {:>8.3}",
+        total.forward / n
+    );
+    println!(
+        "  head in closed form (value + grad) {:>8.3}",
+        total.target / n
+    );
+    println!(
+        "  backward                           {:>8.3}",
+        total.backward / n
+    );
+    println!(
+        "  = replay total                     {:>8.3}   (integrated_gradients itself: {:.3})",
+        replay,
+        total.library / n
+    );
+    println!(
+        "  forward to the head without graph  {:>8.3}",
+        total.forward_no_grad / n
+    );
     println!(
         "  head only (all rows at the last layer): forward+target {:.3}, backward {:.3}, total {:.3} = {:.0}% of the replay",
         total.head_forward / n,

@@ -23,8 +23,8 @@
 
 use kn_data::{Fact, Pararel};
 use kn_edit::{
-    add_activation_baselines, answer_quality, suppress_amplify_experiment, ChartMeasure, ExperimentConfig, FactNeurons,
-    SuppressionChart,
+    add_activation_baselines, answer_quality, suppress_amplify_experiment, ChartMeasure,
+    ExperimentConfig, FactNeurons, SuppressionChart,
 };
 use kn_model::{load_model, tch::Device};
 use std::error::Error;
@@ -45,7 +45,8 @@ fn option(name: &str, env: &str, default: &str) -> String {
 
 fn number(name: &str, env: &str, default: &str) -> Result<u64, Box<dyn Error>> {
     let text = option(name, env, default);
-    text.parse().map_err(|_| format!("--{name} {text:?} is not a number").into())
+    text.parse()
+        .map_err(|_| format!("--{name} {text:?} is not a number").into())
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -59,7 +60,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     let model = load_model(&option("model", "KN_MODEL", "default"), Device::Cpu)?;
     let dataset = Pararel::load_bundled()?;
     let explicit = option("relations", "KN_RELATIONS", "");
-    let limit = if explicit.is_empty() { sample } else { usize::MAX };
+    let limit = if explicit.is_empty() {
+        sample
+    } else {
+        usize::MAX
+    };
     let relations: Vec<String> = match explicit.as_str() {
         "" => {
             let mut ids = dataset.relation_ids();
@@ -84,7 +89,10 @@ fn main() -> Result<(), Box<dyn Error>> {
             if kept >= facts_per_relation {
                 break;
             }
-            let Some(prompts) = single_token_prompts(model.as_ref(), &dataset, fact, max_prompts) else { continue };
+            let Some(prompts) = single_token_prompts(model.as_ref(), &dataset, fact, max_prompts)
+            else {
+                continue;
+            };
             if answer_quality(model.as_ref(), &prompts, 16)?.accuracy == 0.0 {
                 continue;
             }
@@ -97,7 +105,13 @@ fn main() -> Result<(), Box<dyn Error>> {
                 neurons.len(),
                 started.elapsed().as_secs_f64()
             );
-            facts.push(FactNeurons { id, relation: relation.clone(), prompts, neurons, activation_baseline: None });
+            facts.push(FactNeurons {
+                id,
+                relation: relation.clone(),
+                prompts,
+                neurons,
+                activation_baseline: None,
+            });
             kept += 1;
         }
         if kept > 0 {
@@ -112,7 +126,10 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let layers: Vec<usize> = (0..model.info().num_layers).collect();
     add_activation_baselines(model.as_ref(), &mut facts, Some(&layers), &mut |_, _| {})?;
-    let config = ExperimentConfig { seed, ..ExperimentConfig::default() };
+    let config = ExperimentConfig {
+        seed,
+        ..ExperimentConfig::default()
+    };
     let report = suppress_amplify_experiment(model.as_ref(), &facts, &config, &mut |_, _| {})?;
 
     println!("change of the correct answer's probability (ratio of means, the paper's number)");
@@ -130,7 +147,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         "act amp."
     );
     let pct = |v: Option<f64>| v.map(|v| format!("{v:+.1}%")).unwrap_or_else(|| "-".into());
-    let groups = report.relations.iter().map(|(r, g)| (r.as_str(), g)).chain([("all", &report.overall)]);
+    let groups = report
+        .relations
+        .iter()
+        .map(|(r, g)| (r.as_str(), g))
+        .chain([("all", &report.overall)]);
     for (name, group) in groups {
         let c = &group.conditions;
         println!(
@@ -147,8 +168,15 @@ fn main() -> Result<(), Box<dyn Error>> {
             pct(c.activation_baseline.amplify.change_pct),
         );
     }
-    let title = format!("Suppressing and amplifying knowledge neurons ({})", report.architecture);
-    SuppressionChart::from_report(&report, ChartMeasure::ChangePct, true, &title).save(std::path::Path::new(&out))?;
-    println!("chart: {out} ({:.0} s in all)", started.elapsed().as_secs_f64());
+    let title = format!(
+        "Suppressing and amplifying knowledge neurons ({})",
+        report.architecture
+    );
+    SuppressionChart::from_report(&report, ChartMeasure::ChangePct, true, &title)
+        .save(std::path::Path::new(&out))?;
+    println!(
+        "chart: {out} ({:.0} s in all)",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

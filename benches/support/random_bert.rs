@@ -63,7 +63,10 @@ pub fn prompts(model: &str) -> Vec<(&'static str, &'static str)> {
 /// Contents of the stamp file: the generator version, seed and vocabulary words, so that a
 /// model written for other prompts is not reused.
 pub fn stamp() -> String {
-    let words: Vec<String> = vocabulary().into_iter().filter(|w| !w.starts_with("filler")).collect();
+    let words: Vec<String> = vocabulary()
+        .into_iter()
+        .filter(|w| !w.starts_with("filler"))
+        .collect();
     format!(
         "{{\"generator\": \"benches/support/random_bert.rs\", \"version\": {GENERATOR_VERSION}, \"config\": \"bert-base-cased\", \"seed\": {SEED}, \"init_std\": {INIT_STD}, \"words\": [{}]}}\n",
         words.iter().map(|w| json_string(w)).collect::<Vec<_>>().join(", ")
@@ -71,20 +74,30 @@ pub fn stamp() -> String {
 }
 
 const SPECIAL: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
-const PUNCTUATION: [&str; 17] = [".", ",", "'", "-", "(", ")", "/", ":", ";", "!", "?", "&", "\"", "[", "]", "#", "%"];
+const PUNCTUATION: [&str; 17] = [
+    ".", ",", "'", "-", "(", ")", "/", ":", ";", "!", "?", "&", "\"", "[", "]", "#", "%",
+];
 
 /// Where the benchmarks keep the model: `$KN_RANDOM_BERT_DIR`, else
 /// `<cache>/bench/bert-base-cased-random` with `<cache>` = `$KN_CACHE_DIR`, else
 /// `$XDG_CACHE_HOME/knowledge-neurons`, else `~/.cache/knowledge-neurons` (the model cache of
 /// `scripts/fetch-model.sh`).
 pub fn default_dir() -> PathBuf {
-    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     if let Some(dir) = env("KN_RANDOM_BERT_DIR") {
         return dir;
     }
     let cache = env("KN_CACHE_DIR").unwrap_or_else(|| {
         env("XDG_CACHE_HOME")
-            .unwrap_or_else(|| env("HOME").unwrap_or_else(|| PathBuf::from(".")).join(".cache"))
+            .unwrap_or_else(|| {
+                env("HOME")
+                    .unwrap_or_else(|| PathBuf::from("."))
+                    .join(".cache")
+            })
             .join("knowledge-neurons")
     });
     cache.join("bench").join("bert-base-cased-random")
@@ -93,10 +106,17 @@ pub fn default_dir() -> PathBuf {
 /// The vocabulary: the special tokens, punctuation, the words of the `bert-base` prompts, then filler
 /// entries up to [`VOCAB`].
 pub fn vocabulary() -> Vec<String> {
-    let mut vocab: Vec<String> = SPECIAL.iter().chain(PUNCTUATION.iter()).map(|s| s.to_string()).collect();
+    let mut vocab: Vec<String> = SPECIAL
+        .iter()
+        .chain(PUNCTUATION.iter())
+        .map(|s| s.to_string())
+        .collect();
     for (prompt, answer) in prompts("bert-base") {
         let text = prompt.replace("[MASK]", " ");
-        for word in text.split(|c: char| c.is_whitespace() || c.is_ascii_punctuation()).chain([answer]) {
+        for word in text
+            .split(|c: char| c.is_whitespace() || c.is_ascii_punctuation())
+            .chain([answer])
+        {
             if !word.is_empty() && !vocab.iter().any(|v| v == word) {
                 vocab.push(word.to_string());
             }
@@ -173,9 +193,18 @@ pub fn weights() -> Vec<(String, Tensor)> {
     let ones = |shape: &[i64]| Tensor::ones(shape, opts);
     let (v, d, f) = (VOCAB as i64, HIDDEN, FFN);
     let mut w: Vec<(String, Tensor)> = vec![
-        ("bert.embeddings.word_embeddings.weight".into(), normal(&[v, d])),
-        ("bert.embeddings.position_embeddings.weight".into(), normal(&[MAX_POSITIONS, d])),
-        ("bert.embeddings.token_type_embeddings.weight".into(), normal(&[TYPE_VOCAB, d])),
+        (
+            "bert.embeddings.word_embeddings.weight".into(),
+            normal(&[v, d]),
+        ),
+        (
+            "bert.embeddings.position_embeddings.weight".into(),
+            normal(&[MAX_POSITIONS, d]),
+        ),
+        (
+            "bert.embeddings.token_type_embeddings.weight".into(),
+            normal(&[TYPE_VOCAB, d]),
+        ),
         ("bert.embeddings.LayerNorm.weight".into(), ones(&[d])),
         ("bert.embeddings.LayerNorm.bias".into(), zeros(&[d])),
     ];
@@ -197,10 +226,19 @@ pub fn weights() -> Vec<(String, Tensor)> {
             w.push((format!("{p}.{norm}.bias"), zeros(&[d])));
         }
     }
-    w.push(("cls.predictions.transform.dense.weight".into(), normal(&[d, d])));
+    w.push((
+        "cls.predictions.transform.dense.weight".into(),
+        normal(&[d, d]),
+    ));
     w.push(("cls.predictions.transform.dense.bias".into(), zeros(&[d])));
-    w.push(("cls.predictions.transform.LayerNorm.weight".into(), ones(&[d])));
-    w.push(("cls.predictions.transform.LayerNorm.bias".into(), zeros(&[d])));
+    w.push((
+        "cls.predictions.transform.LayerNorm.weight".into(),
+        ones(&[d]),
+    ));
+    w.push((
+        "cls.predictions.transform.LayerNorm.bias".into(),
+        zeros(&[d]),
+    ));
     w.push(("cls.predictions.bias".into(), zeros(&[v])));
     w
 }
@@ -211,8 +249,12 @@ fn io_error(path: &Path, e: impl std::fmt::Display) -> String {
 
 /// Whether `dir` holds a complete model written by this generator.
 pub fn is_complete(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join(STAMP_FILE)).map(|s| s == stamp()).unwrap_or(false)
-        && ["config.json", "vocab.txt", "model.safetensors"].iter().all(|f| dir.join(f).is_file())
+    std::fs::read_to_string(dir.join(STAMP_FILE))
+        .map(|s| s == stamp())
+        .unwrap_or(false)
+        && ["config.json", "vocab.txt", "model.safetensors"]
+            .iter()
+            .all(|f| dir.join(f).is_file())
 }
 
 /// Makes sure `dir` holds the random BERT-base model, writing it when it is not there.
@@ -224,18 +266,31 @@ pub fn ensure(dir: &Path) -> Result<bool, String> {
     }
     if dir.exists() {
         let ours = dir.join(STAMP_FILE).is_file();
-        let empty = std::fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(false);
+        let empty = std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
         if !ours && !empty {
-            return Err(format!("{} exists and is not a random BERT written by this generator; not touching it", dir.display()));
+            return Err(format!(
+                "{} exists and is not a random BERT written by this generator; not touching it",
+                dir.display()
+            ));
         }
     }
-    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "random-bert".into());
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "random-bert".into());
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| io_error(&tmp, e))?;
-    let write = |file: &str, text: &str| std::fs::write(tmp.join(file), text).map_err(|e| io_error(&tmp.join(file), e));
+    let write = |file: &str, text: &str| {
+        std::fs::write(tmp.join(file), text).map_err(|e| io_error(&tmp.join(file), e))
+    };
     write("config.json", &config_json())?;
     write("tokenizer_config.json", TOKENIZER_CONFIG)?;
     let mut vocab = vocabulary().join("\n");

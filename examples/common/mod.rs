@@ -37,12 +37,23 @@ pub fn single_token_prompts(
 }
 
 /// The prompt texts of `fact` for the model's kind (masked or causal), at most `max` (0: all).
-pub fn prompt_texts(model: &dyn KnowledgeModel, dataset: &Dataset, fact: &Fact, max: usize) -> Vec<String> {
+pub fn prompt_texts(
+    model: &dyn KnowledgeModel,
+    dataset: &Dataset,
+    fact: &Fact,
+    max: usize,
+) -> Vec<String> {
     let style = match model.info().kind {
-        ModelKind::Masked => PromptStyle::Masked { mask_token: "[MASK]".into() },
+        ModelKind::Masked => PromptStyle::Masked {
+            mask_token: "[MASK]".into(),
+        },
         ModelKind::Causal => PromptStyle::Causal,
     };
-    let mut texts: Vec<String> = dataset.prompts(fact, &style).into_iter().map(|p| p.text).collect();
+    let mut texts: Vec<String> = dataset
+        .prompts(fact, &style)
+        .into_iter()
+        .map(|p| p.text)
+        .collect();
     if max > 0 {
         texts.truncate(max);
     }
@@ -57,7 +68,10 @@ pub fn knowledge_neurons(
     prompts: &[EncodedPrompt],
     steps: usize,
 ) -> Result<NeuronSet, Box<dyn Error>> {
-    let config = AttributionConfig { steps, ..AttributionConfig::default() };
+    let config = AttributionConfig {
+        steps,
+        ..AttributionConfig::default()
+    };
     let mut coarse = Vec::with_capacity(prompts.len());
     for prompt in prompts {
         let attribution = integrated_gradients(model, prompt, &config)?;
@@ -66,8 +80,16 @@ pub fn knowledge_neurons(
             model.info().ffn_width,
             attribution.scores.iter().copied().collect(),
         )?;
-        coarse.push(coarse_select(&matrix, &CoarseRule::Relative { ratio: 0.2 })?);
+        coarse.push(coarse_select(
+            &matrix,
+            &CoarseRule::Relative { ratio: 0.2 },
+        )?);
     }
-    let refined = refine_fact(fact.id.to_string(), fact.relation(), &coarse, &RefineConfig::default())?;
+    let refined = refine_fact(
+        fact.id.to_string(),
+        fact.relation(),
+        &coarse,
+        &RefineConfig::default(),
+    )?;
     Ok(refined.neurons.iter().map(|n| (n.layer, n.index)).collect())
 }

@@ -2,21 +2,31 @@
 //! paper's baseline method) and gradient x activation (one gradient step at alpha = 1).
 
 use crate::error::Result;
-use crate::integrated_gradients::{require_answer, resolve_layers, target_values, to_array2, Target};
+use crate::integrated_gradients::{
+    require_answer, resolve_layers, target_values, to_array2, Target,
+};
 use kn_model::tch::{Kind, Tensor};
 use kn_model::{guard, EncodedPrompt, KnowledgeModel};
 use ndarray::Array2;
 
 /// Clean FFN activations at the answer position, `[layers, ffn_width]` (all layers when
 /// `layers` is `None`). The prompt needs no answer.
-pub fn activation_scores(model: &dyn KnowledgeModel, prompt: &EncodedPrompt, layers: Option<&[usize]>) -> Result<Array2<f32>> {
+pub fn activation_scores(
+    model: &dyn KnowledgeModel,
+    prompt: &EncodedPrompt,
+    layers: Option<&[usize]>,
+) -> Result<Array2<f32>> {
     let layers = resolve_layers(model, layers)?;
     let output = model.forward(std::slice::from_ref(prompt), &[], true)?;
     let Some(activations) = output.activations else {
         return Err(kn_model::ModelError::Torch("the model returned no activations".into()).into());
     };
     let index: Vec<i64> = layers.iter().map(|&l| l as i64).collect();
-    let selected = guard(|| Ok(activations.get(0).index_select(0, &Tensor::from_slice(&index).to_device(model.device()))))?;
+    let selected = guard(|| {
+        Ok(activations
+            .get(0)
+            .index_select(0, &Tensor::from_slice(&index).to_device(model.device())))
+    })?;
     to_array2(&selected)
 }
 
@@ -34,7 +44,12 @@ pub fn gradient_x_activation(
     let mut rows = Vec::with_capacity(layers.len());
     for &layer in &layers {
         let row = guard(|| {
-            let activation = clean.activations.get(layer as i64).unsqueeze(0).detach().set_requires_grad(true);
+            let activation = clean
+                .activations
+                .get(layer as i64)
+                .unsqueeze(0)
+                .detach()
+                .set_requires_grad(true);
             let logits = model.forward_from_layer(&clean, layer, &activation)?;
             let value = target_values(&logits, prompt, target).sum(Kind::Float);
             let gradients = Tensor::run_backward(&[value], &[&activation], false, false);

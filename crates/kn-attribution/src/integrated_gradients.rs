@@ -73,7 +73,13 @@ pub struct AttributionConfig {
 
 impl Default for AttributionConfig {
     fn default() -> Self {
-        Self { steps: 20, rule: IntegrationRule::Left, target: Target::Probability, layers: None, batch_size: 0 }
+        Self {
+            steps: 20,
+            rule: IntegrationRule::Left,
+            target: Target::Probability,
+            layers: None,
+            batch_size: 0,
+        }
     }
 }
 
@@ -139,9 +145,23 @@ pub fn top_neurons(layers: &[usize], scores: &Array2<f32>, k: usize) -> Vec<Neur
     let mut all: Vec<NeuronScore> = scores
         .outer_iter()
         .zip(layers)
-        .flat_map(|(row, &layer)| row.iter().enumerate().map(move |(neuron, &score)| NeuronScore { layer, neuron, score }).collect::<Vec<_>>())
+        .flat_map(|(row, &layer)| {
+            row.iter()
+                .enumerate()
+                .map(move |(neuron, &score)| NeuronScore {
+                    layer,
+                    neuron,
+                    score,
+                })
+                .collect::<Vec<_>>()
+        })
         .collect();
-    all.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.layer.cmp(&b.layer)).then(a.neuron.cmp(&b.neuron)));
+    all.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.layer.cmp(&b.layer))
+            .then(a.neuron.cmp(&b.neuron))
+    });
     all.truncate(k);
     all
 }
@@ -153,7 +173,10 @@ pub(crate) fn target_values(logits: &Tensor, prompt: &EncodedPrompt, target: Tar
     let n = logits.size()[0];
     let log_probs = logits.log_softmax(-1, Kind::Float);
     let index = ids.unsqueeze(0).unsqueeze(-1).expand([n, -1, 1], false);
-    let sum = log_probs.gather(-1, &index, false).squeeze_dim(-1).sum_dim_intlist(1, false, Kind::Float);
+    let sum = log_probs
+        .gather(-1, &index, false)
+        .squeeze_dim(-1)
+        .sum_dim_intlist(1, false, Kind::Float);
     match target {
         Target::Probability => sum.exp(),
         Target::LogProbability => sum,
@@ -178,19 +201,31 @@ pub fn head_values_and_gradient(
         let (rows, targets) = (features.size()[0], features.size()[1]);
         let device = features.device();
         let ids: Vec<i64> = prompt.targets.iter().map(|&(_, id)| id).collect();
-        let ids = Tensor::from_slice(&ids).to_device(device).view([1, targets, 1]);
+        let ids = Tensor::from_slice(&ids)
+            .to_device(device)
+            .view([1, targets, 1]);
         let mut values = Vec::new();
         let mut gradients = Vec::new();
         let mut start = 0;
         while start < rows {
             let n = HEAD_ROWS_PER_CHUNK.min(rows - start);
-            let log_probs = features.narrow(0, start, n).linear(weight, bias).log_softmax(-1, Kind::Float);
+            let log_probs = features
+                .narrow(0, start, n)
+                .linear(weight, bias)
+                .log_softmax(-1, Kind::Float);
             let index = ids.expand([n, targets, 1], false);
-            let sum = log_probs.gather(-1, &index, false).squeeze_dim(-1).sum_dim_intlist(1, false, Kind::Float);
+            let sum = log_probs
+                .gather(-1, &index, false)
+                .squeeze_dim(-1)
+                .sum_dim_intlist(1, false, Kind::Float);
             // dS/dz = onehot(y) - softmax(z), built in the log-probabilities' buffer.
             let mut gradient = log_probs;
             let _ = gradient.exp_().neg_();
-            let _ = gradient.scatter_add_(-1, &index, &Tensor::ones([n, targets, 1], (Kind::Float, device)));
+            let _ = gradient.scatter_add_(
+                -1,
+                &index,
+                &Tensor::ones([n, targets, 1], (Kind::Float, device)),
+            );
             let value = match target {
                 Target::Probability => {
                     let value = sum.exp();
@@ -208,21 +243,32 @@ pub fn head_values_and_gradient(
 }
 
 /// Checks the settings against the model and returns the layers to attribute.
-pub(crate) fn resolve_layers(model: &dyn KnowledgeModel, layers: Option<&[usize]>) -> Result<Vec<usize>> {
+pub(crate) fn resolve_layers(
+    model: &dyn KnowledgeModel,
+    layers: Option<&[usize]>,
+) -> Result<Vec<usize>> {
     let count = model.info().num_layers;
     let layers: Vec<usize> = match layers {
         None => (0..count).collect(),
         Some(list) => list.to_vec(),
     };
     if layers.is_empty() {
-        return Err(AttributionError::InvalidConfig("no layers to attribute".into()));
+        return Err(AttributionError::InvalidConfig(
+            "no layers to attribute".into(),
+        ));
     }
     for (i, &layer) in layers.iter().enumerate() {
         if layer >= count {
-            return Err(kn_model::ModelError::LayerOutOfRange { layer, layers: count }.into());
+            return Err(kn_model::ModelError::LayerOutOfRange {
+                layer,
+                layers: count,
+            }
+            .into());
         }
         if layers[..i].contains(&layer) {
-            return Err(AttributionError::InvalidConfig(format!("layer {layer} is listed twice")));
+            return Err(AttributionError::InvalidConfig(format!(
+                "layer {layer} is listed twice"
+            )));
         }
     }
     Ok(layers)
@@ -239,14 +285,24 @@ pub(crate) fn require_answer(prompt: &EncodedPrompt) -> Result<()> {
 pub(crate) fn to_array2(tensor: &Tensor) -> Result<Array2<f32>> {
     let size = tensor.size();
     let (rows, cols) = (size[0] as usize, size[1] as usize);
-    let values: Vec<f32> = Vec::try_from(tensor.to_device(Device::Cpu).to_kind(Kind::Float).contiguous().flatten(0, -1))?;
+    let values: Vec<f32> = Vec::try_from(
+        tensor
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Float)
+            .contiguous()
+            .flatten(0, -1),
+    )?;
     Array2::from_shape_vec((rows, cols), values)
         .map_err(|e| AttributionError::InvalidConfig(format!("internal shape error: {e}")))
 }
 
 /// Integrated-gradients attribution of every FFN neuron of the chosen layers for one prompt
 /// (which must have been encoded with its answer).
-pub fn integrated_gradients(model: &dyn KnowledgeModel, prompt: &EncodedPrompt, config: &AttributionConfig) -> Result<Attribution> {
+pub fn integrated_gradients(
+    model: &dyn KnowledgeModel,
+    prompt: &EncodedPrompt,
+    config: &AttributionConfig,
+) -> Result<Attribution> {
     require_answer(prompt)?;
     let layers = resolve_layers(model, config.layers.as_deref())?;
     let points = config.rule.points(config.steps)?;
@@ -279,7 +335,11 @@ fn attribute_layers(
     let (clean_target, clean_prob) = guard(|| {
         let logits = clean.target_logits.unsqueeze(0);
         let target = target_values(&logits, prompt, config.target).double_value(&[0]);
-        let first = logits.get(0).get(0).softmax(-1, Kind::Float).double_value(&[prompt.targets[0].1]);
+        let first = logits
+            .get(0)
+            .get(0)
+            .softmax(-1, Kind::Float)
+            .double_value(&[prompt.targets[0].1]);
         Ok((target, first))
     })?;
     // Rows of one layer: the rule's points, plus alpha = 0 (weight 0) for the completeness
@@ -294,12 +354,19 @@ fn attribute_layers(
     };
     // One batched pass covers several layers x several points (the model shares the work
     // of rows that start at different layers from where they meet), at most `cap` rows.
-    let cap = if config.batch_size == 0 { DEFAULT_ROWS_PER_PASS } else { config.batch_size };
+    let cap = if config.batch_size == 0 {
+        DEFAULT_ROWS_PER_PASS
+    } else {
+        config.batch_size
+    };
     let layers_per_pass = layers.len().min(cap).max(1);
     let points_per_pass = (cap / layers_per_pass).clamp(1, rows.len());
     let (weight, bias) = model.output_projection();
     let (weighted_gradients, targets_at_zero) = guard(|| {
-        let mut weighted: Vec<Tensor> = layers.iter().map(|&l| Tensor::zeros_like(&clean.activations.get(l as i64))).collect();
+        let mut weighted: Vec<Tensor> = layers
+            .iter()
+            .map(|&l| Tensor::zeros_like(&clean.activations.get(l as i64)))
+            .collect();
         let mut at_zero = vec![f64::NAN; layers.len()];
         for (group_index, group) in layers.chunks(layers_per_pass).enumerate() {
             let first_layer = group_index * layers_per_pass;
@@ -312,13 +379,19 @@ fn attribute_layers(
                 let starts: Vec<(usize, Tensor)> = group
                     .iter()
                     .map(|&layer| {
-                        let scaled = (&alphas * clean.activations.get(layer as i64).unsqueeze(0)).detach();
+                        let scaled =
+                            (&alphas * clean.activations.get(layer as i64).unsqueeze(0)).detach();
                         (layer, scaled.set_requires_grad(true))
                     })
                     .collect();
                 let features = model.forward_features_from_layers(clean, &starts)?;
-                let (values, features_gradient) =
-                    head_values_and_gradient(&features, &weight, bias.as_ref(), prompt, config.target);
+                let (values, features_gradient) = head_values_and_gradient(
+                    &features,
+                    &weight,
+                    bias.as_ref(),
+                    prompt,
+                    config.target,
+                );
                 // d(target)/d(activations) = J^T d(target)/d(features): one backward pass of
                 // <features, gradient> with the gradient held constant.
                 let surrogate = (&features * &features_gradient).sum(Kind::Float);
@@ -329,9 +402,11 @@ fn attribute_layers(
                 }
                 let values = values.reshape([group.len() as i64, chunk.len() as i64]);
                 for (k, gradient) in gradients.into_iter().enumerate() {
-                    weighted[first_layer + k] += (gradient * &weights).sum_dim_intlist(0, false, Kind::Float);
+                    weighted[first_layer + k] +=
+                        (gradient * &weights).sum_dim_intlist(0, false, Kind::Float);
                     if (first_row..first_row + chunk.len()).contains(&zero_row) {
-                        at_zero[first_layer + k] = values.double_value(&[k as i64, (zero_row - first_row) as i64]);
+                        at_zero[first_layer + k] =
+                            values.double_value(&[k as i64, (zero_row - first_row) as i64]);
                     }
                 }
             }
@@ -340,7 +415,9 @@ fn attribute_layers(
     })?;
     let mut score_rows = Vec::with_capacity(layers.len());
     let mut completeness = Vec::with_capacity(layers.len());
-    for ((&layer, weighted), target_at_zero) in layers.iter().zip(weighted_gradients).zip(targets_at_zero) {
+    for ((&layer, weighted), target_at_zero) in
+        layers.iter().zip(weighted_gradients).zip(targets_at_zero)
+    {
         let scores = guard(|| Ok(clean.activations.get(layer as i64) * weighted))?;
         let attribution_sum = guard(|| Ok(scores.sum(Kind::Double).double_value(&[])))?;
         completeness.push(LayerCompleteness {
@@ -354,6 +431,17 @@ fn attribute_layers(
     }
     let scores = to_array2(&Tensor::stack(&score_rows, 0))?;
     let index: Vec<i64> = layers.iter().map(|&l| l as i64).collect();
-    let activations = to_array2(&clean.activations.index_select(0, &Tensor::from_slice(&index).to_device(device)))?;
-    Ok(Attribution { layers: layers.to_vec(), scores, activations, clean_prob, clean_target, completeness })
+    let activations = to_array2(
+        &clean
+            .activations
+            .index_select(0, &Tensor::from_slice(&index).to_device(device)),
+    )?;
+    Ok(Attribution {
+        layers: layers.to_vec(),
+        scores,
+        activations,
+        clean_prob,
+        clean_target,
+        completeness,
+    })
 }

@@ -25,7 +25,8 @@ pub enum SaveError {
 /// The bytes of a `.npy` (format 1.0) file holding `scores` as little-endian float32.
 pub fn npy_bytes(scores: &Array2<f32>) -> Vec<u8> {
     let (rows, cols) = scores.dim();
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    let mut header =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     // Magic (6) + version (2) + header length (2) + header + '\n' must be a multiple of 64.
     let unpadded = 10 + header.len() + 1;
     header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
@@ -57,7 +58,10 @@ pub fn save_scores(path: &Path, layers: &[usize], scores: &Array2<f32>) -> Resul
 
 /// Writes `bytes` to a temporary file beside `path`, syncs it and renames it over `path`.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("output");
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("output");
     let temporary = path.with_file_name(format!(".{file_name}.partial"));
     let result = (|| {
         let mut file = std::fs::File::create(&temporary)?;
@@ -81,15 +85,23 @@ mod tests {
         let bytes = npy_bytes(&scores);
         let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
         assert_eq!((10 + header_len) % 64, 0);
-        assert!(std::str::from_utf8(&bytes[10..10 + header_len]).unwrap().contains("'shape': (2, 3)"));
+        assert!(std::str::from_utf8(&bytes[10..10 + header_len])
+            .unwrap()
+            .contains("'shape': (2, 3)"));
         assert_eq!(bytes.len(), 10 + header_len + 24);
-        assert_eq!(&bytes[10 + header_len..10 + header_len + 4], &1f32.to_le_bytes());
+        assert_eq!(
+            &bytes[10 + header_len..10 + header_len + 4],
+            &1f32.to_le_bytes()
+        );
     }
 
     #[test]
     fn unknown_extension_is_refused() {
         let scores = Array2::zeros((1, 1));
-        assert!(matches!(save_scores(Path::new("/tmp/x.csv"), &[0], &scores), Err(SaveError::UnknownFormat(_))));
+        assert!(matches!(
+            save_scores(Path::new("/tmp/x.csv"), &[0], &scores),
+            Err(SaveError::UnknownFormat(_))
+        ));
     }
 
     #[test]
@@ -99,7 +111,8 @@ mod tests {
         let path = dir.join("s.json");
         let scores = Array2::from_shape_vec((1, 2), vec![0.5, -1.0]).unwrap();
         save_scores(&path, &[7], &scores).unwrap();
-        let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let value: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(value["layers"][0], 7);
         assert_eq!(value["scores"][0][1], -1.0);
         std::fs::remove_dir_all(&dir).unwrap();

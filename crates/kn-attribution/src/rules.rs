@@ -24,8 +24,13 @@ pub enum IntegrationRule {
 
 impl IntegrationRule {
     /// All rules, for listings and tests.
-    pub const ALL: [IntegrationRule; 5] =
-        [Self::Left, Self::Right, Self::Midpoint, Self::Trapezoid, Self::GaussLegendre];
+    pub const ALL: [IntegrationRule; 5] = [
+        Self::Left,
+        Self::Right,
+        Self::Midpoint,
+        Self::Trapezoid,
+        Self::GaussLegendre,
+    ];
 
     /// The rule's name as used on the command line.
     pub fn name(self) -> &'static str {
@@ -51,7 +56,9 @@ impl IntegrationRule {
     /// The `(alpha, weight)` pairs of an `m`-point rule; weights sum to 1.
     pub fn points(self, m: usize) -> Result<Vec<(f64, f64)>> {
         if m == 0 {
-            return Err(AttributionError::InvalidConfig("the number of integration steps must be at least 1".into()));
+            return Err(AttributionError::InvalidConfig(
+                "the number of integration steps must be at least 1".into(),
+            ));
         }
         let mf = m as f64;
         let points = match self {
@@ -60,10 +67,14 @@ impl IntegrationRule {
             Self::Midpoint => (0..m).map(|k| ((k as f64 + 0.5) / mf, 1.0 / mf)).collect(),
             Self::Trapezoid => {
                 if m < 2 {
-                    return Err(AttributionError::InvalidConfig("the trapezoid rule needs at least 2 steps".into()));
+                    return Err(AttributionError::InvalidConfig(
+                        "the trapezoid rule needs at least 2 steps".into(),
+                    ));
                 }
                 let h = 1.0 / (mf - 1.0);
-                (0..m).map(|k| (k as f64 * h, if k == 0 || k == m - 1 { h / 2.0 } else { h })).collect()
+                (0..m)
+                    .map(|k| (k as f64 * h, if k == 0 || k == m - 1 { h / 2.0 } else { h }))
+                    .collect()
             }
             Self::GaussLegendre => gauss_legendre(m),
         };
@@ -111,7 +122,10 @@ mod tests {
     #[test]
     fn left_rule_is_the_papers() {
         let points = IntegrationRule::Left.points(4).unwrap();
-        assert_eq!(points, vec![(0.0, 0.25), (0.25, 0.25), (0.5, 0.25), (0.75, 0.25)]);
+        assert_eq!(
+            points,
+            vec![(0.0, 0.25), (0.25, 0.25), (0.5, 0.25), (0.75, 0.25)]
+        );
     }
 
     #[test]

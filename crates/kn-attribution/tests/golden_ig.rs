@@ -10,12 +10,17 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
 }
 
 fn golden(name: &str) -> Value {
     let path = repo("fixtures/golden").join(name);
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+    serde_json::from_str(
+        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
 }
 
 fn check_cases(model: &dyn KnowledgeModel, file: &str) {
@@ -25,12 +30,30 @@ fn check_cases(model: &dyn KnowledgeModel, file: &str) {
     for case in cases {
         let name = case["name"].as_str().unwrap();
         let prompt = model
-            .encode(case["prompt"].as_str().unwrap(), Some(case["object"].as_str().unwrap()), AnswerPolicy::FirstToken)
+            .encode(
+                case["prompt"].as_str().unwrap(),
+                Some(case["object"].as_str().unwrap()),
+                AnswerPolicy::FirstToken,
+            )
             .unwrap();
-        let expected_ids: Vec<i64> = case["input_ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+        let expected_ids: Vec<i64> = case["input_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
         assert_eq!(prompt.token_ids, expected_ids, "{name}: ids");
-        assert_eq!(prompt.targets[0].1, case["answer_id"].as_i64().unwrap(), "{name}: answer");
-        let layers: Vec<usize> = case["layers"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+        assert_eq!(
+            prompt.targets[0].1,
+            case["answer_id"].as_i64().unwrap(),
+            "{name}: answer"
+        );
+        let layers: Vec<usize> = case["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
         let config = AttributionConfig {
             steps: case["steps"].as_u64().unwrap() as usize,
             rule: IntegrationRule::parse(case["rule"].as_str().unwrap()).unwrap(),
@@ -49,24 +72,47 @@ fn check_cases(model: &dyn KnowledgeModel, file: &str) {
                 worst = worst.max((got - value.as_f64().unwrap()).abs());
             }
         }
-        assert!(worst <= tolerance, "{name}: worst score difference {worst:e} > {tolerance:e}");
+        assert!(
+            worst <= tolerance,
+            "{name}: worst score difference {worst:e} > {tolerance:e}"
+        );
         let clean_prob = case["clean_prob"].as_f64().unwrap();
-        assert!((attribution.clean_prob - clean_prob).abs() <= 1e-4 * clean_prob.max(1e-3), "{name}: clean prob");
-        for (check, expected_p0) in attribution.completeness.iter().zip(case["p_alpha0"].as_array().unwrap()) {
+        assert!(
+            (attribution.clean_prob - clean_prob).abs() <= 1e-4 * clean_prob.max(1e-3),
+            "{name}: clean prob"
+        );
+        for (check, expected_p0) in attribution
+            .completeness
+            .iter()
+            .zip(case["p_alpha0"].as_array().unwrap())
+        {
             let p0 = match config.target {
                 Target::Probability => check.target_at_zero,
                 Target::LogProbability => check.target_at_zero.exp(),
             };
             let expected_p0 = expected_p0.as_f64().unwrap();
-            assert!((p0 - expected_p0).abs() <= 1e-5 + 1e-3 * expected_p0, "{name}: p(alpha=0) of layer {} = {p0} vs {expected_p0}", check.layer);
+            assert!(
+                (p0 - expected_p0).abs() <= 1e-5 + 1e-3 * expected_p0,
+                "{name}: p(alpha=0) of layer {} = {p0} vs {expected_p0}",
+                check.layer
+            );
         }
         let expected_top: BTreeSet<(usize, usize)> = case["top20"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|t| (t["layer"].as_u64().unwrap() as usize, t["neuron"].as_u64().unwrap() as usize))
+            .map(|t| {
+                (
+                    t["layer"].as_u64().unwrap() as usize,
+                    t["neuron"].as_u64().unwrap() as usize,
+                )
+            })
             .collect();
-        let got_top: BTreeSet<(usize, usize)> = attribution.top(20).iter().map(|n| (n.layer, n.neuron)).collect();
+        let got_top: BTreeSet<(usize, usize)> = attribution
+            .top(20)
+            .iter()
+            .map(|n| (n.layer, n.neuron))
+            .collect();
         assert_eq!(got_top, expected_top, "{name}: top-20 neurons");
     }
 }
@@ -86,7 +132,11 @@ fn tiny_llama_matches_the_python_reference() {
 #[test]
 fn smollm2_matches_the_python_reference() {
     let path = kn_model::default_model_path();
-    assert!(path.exists(), "{} is missing: run scripts/fetch-model.sh (CI does)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/fetch-model.sh (CI does)",
+        path.display()
+    );
     let model = load_model("default", Device::Cpu).unwrap();
     check_cases(model.as_ref(), "ig_smollm2.json");
 }

@@ -3,8 +3,9 @@
 //! attribution, and the cheap baselines agree with their definitions.
 
 use kn_attribution::{
-    activation_scores, gradient_x_activation, integrated_gradients, integrated_gradients_from_clean_pass, AttributionConfig,
-    AttributionError, IntegrationRule, Target,
+    activation_scores, gradient_x_activation, integrated_gradients,
+    integrated_gradients_from_clean_pass, AttributionConfig, AttributionError, IntegrationRule,
+    Target,
 };
 use kn_model::tch::Device;
 use kn_model::{load_model, AnswerPolicy, EncodedPrompt, KnowledgeModel};
@@ -18,14 +19,27 @@ struct Fixture {
 }
 
 fn fixture(name: &str) -> Fixture {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(name);
     let model = load_model(path.to_str().unwrap(), Device::Cpu).unwrap();
     let facts: &[(&str, &str)] = if name == "tiny-bert" {
-        &[("The capital of France is [MASK] .", "Paris"), ("[MASK] is the capital of Germany.", "Berlin"), ("Miles Davis plays [MASK].", "jazz")]
+        &[
+            ("The capital of France is [MASK] .", "Paris"),
+            ("[MASK] is the capital of Germany.", "Berlin"),
+            ("Miles Davis plays [MASK].", "jazz"),
+        ]
     } else {
-        &[("The capital of France is", "Paris"), ("Bill Gates works for", "Microsoft"), ("Rome is the capital of", "Italy")]
+        &[
+            ("The capital of France is", "Paris"),
+            ("Bill Gates works for", "Microsoft"),
+            ("Rome is the capital of", "Italy"),
+        ]
     };
-    let prompts = facts.iter().map(|(p, a)| model.encode(p, Some(a), AnswerPolicy::FirstToken).unwrap()).collect();
+    let prompts = facts
+        .iter()
+        .map(|(p, a)| model.encode(p, Some(a), AnswerPolicy::FirstToken).unwrap())
+        .collect();
     Fixture { model, prompts }
 }
 
@@ -33,11 +47,16 @@ fn fixture(name: &str) -> Fixture {
 fn models() -> MutexGuard<'static, [Fixture; 2]> {
     static MODELS: OnceLock<Mutex<[Fixture; 2]>> = OnceLock::new();
     let models = MODELS.get_or_init(|| Mutex::new([fixture("tiny-bert"), fixture("tiny-llama")]));
-    models.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    models
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn max_abs_difference(a: &ndarray::Array2<f32>, b: &ndarray::Array2<f32>) -> f32 {
-    a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b.iter())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 proptest! {
@@ -78,19 +97,43 @@ fn completeness_gap_shrinks_as_m_grows() {
     for fixture in models().iter() {
         for prompt in &fixture.prompts {
             let gap = |steps: usize| {
-                let config = AttributionConfig { steps, rule: IntegrationRule::Left, ..AttributionConfig::default() };
-                let attribution = integrated_gradients(fixture.model.as_ref(), prompt, &config).unwrap();
-                attribution.completeness.iter().map(|c| c.gap.abs()).sum::<f64>()
+                let config = AttributionConfig {
+                    steps,
+                    rule: IntegrationRule::Left,
+                    ..AttributionConfig::default()
+                };
+                let attribution =
+                    integrated_gradients(fixture.model.as_ref(), prompt, &config).unwrap();
+                attribution
+                    .completeness
+                    .iter()
+                    .map(|c| c.gap.abs())
+                    .sum::<f64>()
             };
             let (coarse, fine) = (gap(4), gap(64));
-            assert!(fine < coarse, "{}: gap {fine:e} at m=64 is not below {coarse:e} at m=4", prompt.text);
+            assert!(
+                fine < coarse,
+                "{}: gap {fine:e} at m=64 is not below {coarse:e} at m=4",
+                prompt.text
+            );
             // Gauss-Legendre converges much faster than the Riemann rules on these smooth paths
             // (the tiny random models make the paths sharp: Riemann needs hundreds of points).
-            let config = AttributionConfig { steps: 64, rule: IntegrationRule::GaussLegendre, ..AttributionConfig::default() };
-            let attribution = integrated_gradients(fixture.model.as_ref(), prompt, &config).unwrap();
+            let config = AttributionConfig {
+                steps: 64,
+                rule: IntegrationRule::GaussLegendre,
+                ..AttributionConfig::default()
+            };
+            let attribution =
+                integrated_gradients(fixture.model.as_ref(), prompt, &config).unwrap();
             for check in &attribution.completeness {
                 let scale = check.target_at_one.abs().max(check.target_at_zero.abs());
-                assert!(check.gap.abs() <= 1e-3 * scale + 1e-7, "{}: layer {} gap {:e}", prompt.text, check.layer, check.gap);
+                assert!(
+                    check.gap.abs() <= 1e-3 * scale + 1e-7,
+                    "{}: layer {} gap {:e}",
+                    prompt.text,
+                    check.layer,
+                    check.gap
+                );
             }
         }
     }
@@ -102,18 +145,42 @@ fn rows_started_together_equal_rows_started_alone() {
         let model = fixture.model.as_ref();
         let clean = model.clean_pass(&fixture.prompts[0]).unwrap();
         let layers = [2usize, 0, 1, 0];
-        let starts: Vec<(usize, kn_model::tch::Tensor)> =
-            layers.iter().enumerate().map(|(k, &l)| (l, clean.activations.get(l as i64).unsqueeze(0) * (0.25 * k as f64 + 0.1))).collect();
+        let starts: Vec<(usize, kn_model::tch::Tensor)> = layers
+            .iter()
+            .enumerate()
+            .map(|(k, &l)| {
+                (
+                    l,
+                    clean.activations.get(l as i64).unsqueeze(0) * (0.25 * k as f64 + 0.1),
+                )
+            })
+            .collect();
         let together = model.forward_from_layers(&clean, &starts).unwrap();
         for (k, (layer, activations)) in starts.iter().enumerate() {
-            let alone = model.forward_from_layer(&clean, *layer, activations).unwrap();
-            let difference = (together.get(k as i64) - alone.get(0)).abs().max().double_value(&[]);
-            assert!(difference < 1e-4, "row {k} (layer {layer}) differs by {difference}");
+            let alone = model
+                .forward_from_layer(&clean, *layer, activations)
+                .unwrap();
+            let difference = (together.get(k as i64) - alone.get(0))
+                .abs()
+                .max()
+                .double_value(&[]);
+            assert!(
+                difference < 1e-4,
+                "row {k} (layer {layer}) differs by {difference}"
+            );
         }
         // Unchanged activations reproduce the clean logits.
-        let same = model.forward_from_layer(&clean, 1, &clean.activations.get(1).unsqueeze(0)).unwrap();
-        let difference = (same.get(0) - &clean.target_logits).abs().max().double_value(&[]);
-        assert!(difference < 1e-4, "clean logits not reproduced: {difference}");
+        let same = model
+            .forward_from_layer(&clean, 1, &clean.activations.get(1).unsqueeze(0))
+            .unwrap();
+        let difference = (same.get(0) - &clean.target_logits)
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(
+            difference < 1e-4,
+            "clean logits not reproduced: {difference}"
+        );
     }
 }
 
@@ -129,7 +196,11 @@ fn baselines_follow_their_definitions() {
         assert!(got.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-5));
         // Gradient x activation equals a one-point right-Riemann IG (alpha = 1, weight 1).
         let gxa = gradient_x_activation(model, prompt, None, Target::Probability).unwrap();
-        let config = AttributionConfig { steps: 1, rule: IntegrationRule::Right, ..AttributionConfig::default() };
+        let config = AttributionConfig {
+            steps: 1,
+            rule: IntegrationRule::Right,
+            ..AttributionConfig::default()
+        };
         let ig = integrated_gradients(model, prompt, &config).unwrap();
         assert!(max_abs_difference(&gxa, &ig.scores) <= 1e-4 * ig.max_abs().max(1e-9));
     }
@@ -142,15 +213,43 @@ fn bad_settings_are_typed_errors() {
     let model = fixture.model.as_ref();
     let prompt = &fixture.prompts[0];
     let run = |config: AttributionConfig| integrated_gradients(model, prompt, &config);
-    assert!(matches!(run(AttributionConfig { steps: 0, ..Default::default() }), Err(AttributionError::InvalidConfig(_))));
     assert!(matches!(
-        run(AttributionConfig { layers: Some(vec![3]), ..Default::default() }),
-        Err(AttributionError::Model(kn_model::ModelError::LayerOutOfRange { layer: 3, .. }))
+        run(AttributionConfig {
+            steps: 0,
+            ..Default::default()
+        }),
+        Err(AttributionError::InvalidConfig(_))
     ));
-    assert!(matches!(run(AttributionConfig { layers: Some(vec![]), ..Default::default() }), Err(AttributionError::InvalidConfig(_))));
-    assert!(matches!(run(AttributionConfig { layers: Some(vec![1, 1]), ..Default::default() }), Err(AttributionError::InvalidConfig(_))));
-    let no_answer = model.encode("The capital of France is", None, AnswerPolicy::FirstToken).unwrap();
-    assert!(matches!(integrated_gradients(model, &no_answer, &AttributionConfig::default()), Err(AttributionError::NoAnswer(_))));
+    assert!(matches!(
+        run(AttributionConfig {
+            layers: Some(vec![3]),
+            ..Default::default()
+        }),
+        Err(AttributionError::Model(
+            kn_model::ModelError::LayerOutOfRange { layer: 3, .. }
+        ))
+    ));
+    assert!(matches!(
+        run(AttributionConfig {
+            layers: Some(vec![]),
+            ..Default::default()
+        }),
+        Err(AttributionError::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        run(AttributionConfig {
+            layers: Some(vec![1, 1]),
+            ..Default::default()
+        }),
+        Err(AttributionError::InvalidConfig(_))
+    ));
+    let no_answer = model
+        .encode("The capital of France is", None, AnswerPolicy::FirstToken)
+        .unwrap();
+    assert!(matches!(
+        integrated_gradients(model, &no_answer, &AttributionConfig::default()),
+        Err(AttributionError::NoAnswer(_))
+    ));
 }
 
 #[test]
@@ -158,14 +257,34 @@ fn whole_answer_policy_scores_every_token() {
     let models = models();
     let fixture = &models[1];
     let model = fixture.model.as_ref();
-    let prompt = model.encode("Bill Gates works for", Some("Microsoft"), AnswerPolicy::WholeAnswer).unwrap();
-    assert!(prompt.targets.len() > 1, "the tiny vocabulary splits Microsoft");
-    let config = AttributionConfig { steps: 8, target: Target::LogProbability, ..AttributionConfig::default() };
+    let prompt = model
+        .encode(
+            "Bill Gates works for",
+            Some("Microsoft"),
+            AnswerPolicy::WholeAnswer,
+        )
+        .unwrap();
+    assert!(
+        prompt.targets.len() > 1,
+        "the tiny vocabulary splits Microsoft"
+    );
+    let config = AttributionConfig {
+        steps: 8,
+        target: Target::LogProbability,
+        ..AttributionConfig::default()
+    };
     let attribution = integrated_gradients(model, &prompt, &config).unwrap();
     // The clean target is the sum of the tokens' teacher-forced log-probabilities.
     let output = model.clean_pass(&prompt).unwrap();
-    let log_probs = output.target_logits.log_softmax(-1, kn_model::tch::Kind::Float);
-    let expected: f64 = prompt.targets.iter().enumerate().map(|(i, &(_, id))| log_probs.double_value(&[i as i64, id])).sum();
+    let log_probs = output
+        .target_logits
+        .log_softmax(-1, kn_model::tch::Kind::Float);
+    let expected: f64 = prompt
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, &(_, id))| log_probs.double_value(&[i as i64, id]))
+        .sum();
     assert!((attribution.clean_target - expected).abs() < 1e-4);
     assert!(attribution.scores.iter().all(|s| s.is_finite()));
 }

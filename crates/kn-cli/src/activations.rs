@@ -19,8 +19,8 @@ use crate::run_dir::{to_json, write_json, RunDir, RunSummary};
 use kn_data::{Dataset, FactId, Pararel};
 use kn_model::KnowledgeModel;
 use kn_probe::{
-    activation_experiment, ActivationConfig, ActivationReport, Corpus, FactSkips, GroupReport, KnowledgeFact, Paired,
-    ProbeError, SentenceCounts, SentenceKind, Summary, Triple,
+    activation_experiment, ActivationConfig, ActivationReport, Corpus, FactSkips, GroupReport,
+    KnowledgeFact, Paired, ProbeError, SentenceCounts, SentenceKind, Summary, Triple,
 };
 use serde::Serialize;
 use std::path::PathBuf;
@@ -94,7 +94,12 @@ pub struct Inputs {
 impl Inputs {
     /// Reads the run, PARAREL and the corpus of `relations` (checking alignment) before
     /// loading the model, so bad input fails fast.
-    pub fn load(run: RunDir, sources: &ProbeSources, relations: &[String], model: &ModelOptions) -> Result<Self, CliError> {
+    pub fn load(
+        run: RunDir,
+        sources: &ProbeSources,
+        relations: &[String],
+        model: &ModelOptions,
+    ) -> Result<Self, CliError> {
         let corpus = sources.corpus.as_path();
         let data_dir = match sources.data.as_deref() {
             Some(dir) => dir.to_path_buf(),
@@ -116,18 +121,29 @@ impl Inputs {
         };
         let dataset = Pararel::load(&data_dir).map_err(|e| CliError::BadInput(e.to_string()))?;
         if !corpus.is_dir() {
-            return Err(CliError::BadInput(format!("--corpus {}: not a directory", corpus.display())));
+            return Err(CliError::BadInput(format!(
+                "--corpus {}: not a directory",
+                corpus.display()
+            )));
         }
         let corpus = Corpus::load(corpus, &dataset, relations)?;
         let model = model.load()?;
         run.check_model(model.info())?;
-        Ok(Self { run, data_dir, dataset, corpus, model })
+        Ok(Self {
+            run,
+            data_dir,
+            dataset,
+            corpus,
+            model,
+        })
     }
 
     /// A run record as a fact with knowledge neurons, checked against PARAREL.
     pub fn fact(&self, record: &crate::discover::FactRecord) -> Result<KnowledgeFact, CliError> {
-        let id: FactId =
-            record.fact.parse().map_err(|e| CliError::BadInput(format!("{}: {e}", self.run.neurons_path.display())))?;
+        let id: FactId = record
+            .fact
+            .parse()
+            .map_err(|e| CliError::BadInput(format!("{}: {e}", self.run.neurons_path.display())))?;
         let fact = self.dataset.fact(&id).ok_or_else(|| {
             CliError::BadInput(format!(
                 "fact {id} of {} is not in the PARAREL data at {} (pass the run's --data)",
@@ -173,8 +189,12 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
     let run = RunDir::load(&args.sources.neurons)?;
     let relations = run.select_relations(args.relations.as_deref())?;
     let inputs = Inputs::load(run, &args.sources, &relations, &args.model)?;
-    let facts: Vec<KnowledgeFact> =
-        inputs.run.records_of(&relations).into_iter().map(|r| inputs.fact(r)).collect::<Result<_, _>>()?;
+    let facts: Vec<KnowledgeFact> = inputs
+        .run
+        .records_of(&relations)
+        .into_iter()
+        .map(|r| inputs.fact(r))
+        .collect::<Result<_, _>>()?;
     std::fs::create_dir_all(&args.out)
         .map_err(|e| CliError::Internal(format!("cannot create {}: {e}", args.out.display())))?;
 
@@ -184,7 +204,10 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
         batch_size: args.batch_size,
         random_control: true,
     };
-    crate::log::progress("activations", format!("{} facts of {} relation(s)", facts.len(), relations.len()));
+    crate::log::progress(
+        "activations",
+        format!("{} facts of {} relation(s)", facts.len(), relations.len()),
+    );
     let started = std::time::Instant::now();
     let mut next_report = 0.0;
     let mut progress = |done: usize, total: usize| {
@@ -192,12 +215,22 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
         if share >= next_report || done == total {
             crate::log::progress(
                 "activations",
-                format!("{done}/{total} sentences ({:.0}%), {:.1} s", 100.0 * share, started.elapsed().as_secs_f64()),
+                format!(
+                    "{done}/{total} sentences ({:.0}%), {:.1} s",
+                    100.0 * share,
+                    started.elapsed().as_secs_f64()
+                ),
             );
             next_report = share + 0.1;
         }
     };
-    let report = activation_experiment(inputs.model.as_ref(), &facts, &inputs.corpus, &config, &mut progress)?;
+    let report = activation_experiment(
+        inputs.model.as_ref(),
+        &facts,
+        &inputs.corpus,
+        &config,
+        &mut progress,
+    )?;
     let output = Output {
         run: inputs.run.describe(),
         corpus: args.sources.corpus.display().to_string(),
@@ -211,7 +244,14 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
     } else {
         print!("{}", table(&report));
     }
-    crate::log::progress("activations", format!("wrote {} in {:.1} s", path.display(), started.elapsed().as_secs_f64()));
+    crate::log::progress(
+        "activations",
+        format!(
+            "wrote {} in {:.1} s",
+            path.display(),
+            started.elapsed().as_secs_f64()
+        ),
+    );
     Ok(())
 }
 
@@ -223,7 +263,13 @@ fn cell(summary: &Summary) -> String {
     }
 }
 
-fn row(label: &str, facts: &str, neurons: &str, t: &Triple<Summary>, prompts: Option<&Summary>) -> String {
+fn row(
+    label: &str,
+    facts: &str,
+    neurons: &str,
+    t: &Triple<Summary>,
+    prompts: Option<&Summary>,
+) -> String {
     let prompts = prompts.map(cell).unwrap_or_else(|| "-".into());
     format!(
         "{label:<10} {facts:>5}  {neurons:<17} {:>20} {:>20} {:>20} {:>20}\n",
@@ -237,14 +283,38 @@ fn row(label: &str, facts: &str, neurons: &str, t: &Triple<Summary>, prompts: Op
 fn rows(name: &str, group: &GroupReport, out: &mut String) {
     let aligned = group.aligned.as_ref();
     let on_prompts = aligned.map(|a| &a.knowledge_on_prompts);
-    out.push_str(&row(name, &group.facts.to_string(), "knowledge", &group.knowledge, on_prompts));
+    out.push_str(&row(
+        name,
+        &group.facts.to_string(),
+        "knowledge",
+        &group.knowledge,
+        on_prompts,
+    ));
     if let Some(random) = &group.random {
-        out.push_str(&row("", "", "random", random, aligned.and_then(|a| a.random_on_prompts.as_ref())));
+        out.push_str(&row(
+            "",
+            "",
+            "random",
+            random,
+            aligned.and_then(|a| a.random_on_prompts.as_ref()),
+        ));
     }
     if let Some(a) = aligned {
-        out.push_str(&row("", &a.facts.to_string(), "knowledge aligned", &a.knowledge, Some(&a.knowledge_prompts)));
+        out.push_str(&row(
+            "",
+            &a.facts.to_string(),
+            "knowledge aligned",
+            &a.knowledge,
+            Some(&a.knowledge_prompts),
+        ));
         if let Some(random) = &a.random {
-            out.push_str(&row("", "", "random aligned", random, a.random_prompts.as_ref()));
+            out.push_str(&row(
+                "",
+                "",
+                "random aligned",
+                random,
+                a.random_prompts.as_ref(),
+            ));
         }
     }
 }
@@ -259,7 +329,11 @@ fn skips(skipped: &FactSkips) -> String {
         ("no T2 sentence", skipped.no_t2_sentence),
         ("no T3 sentence", skipped.no_t3_sentence),
     ];
-    let listed: Vec<String> = parts.iter().filter(|(_, n)| *n > 0).map(|(what, n)| format!("{what} {n}")).collect();
+    let listed: Vec<String> = parts
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(what, n)| format!("{what} {n}"))
+        .collect();
     if listed.is_empty() {
         "none".into()
     } else {
@@ -302,7 +376,12 @@ fn table(report: &ActivationReport) -> String {
         fmt(&m.knowledge.t3)
     ));
     if let Some(r) = &m.random {
-        out.push_str(&format!("; random T1 {} T2 {} T3 {}", fmt(&r.t1), fmt(&r.t2), fmt(&r.t3)));
+        out.push_str(&format!(
+            "; random T1 {} T2 {} T3 {}",
+            fmt(&r.t1),
+            fmt(&r.t2),
+            fmt(&r.t3)
+        ));
     }
     out.push('\n');
     let paired = |label: &str, p: &Paired| {
@@ -313,14 +392,26 @@ fn table(report: &ActivationReport) -> String {
             cell(&p.t2_minus_t3)
         )
     };
-    out.push_str(&format!("paired differences over facts, {}", paired("knowledge", &report.overall.knowledge_paired)));
+    out.push_str(&format!(
+        "paired differences over facts, {}",
+        paired("knowledge", &report.overall.knowledge_paired)
+    ));
     if let Some(a) = &report.overall.aligned {
-        out.push_str(&format!("; {}", paired("knowledge aligned", &a.knowledge_paired)));
+        out.push_str(&format!(
+            "; {}",
+            paired("knowledge aligned", &a.knowledge_paired)
+        ));
     }
     out.push('\n');
-    out.push_str(&format!("skipped facts: {}\n", skips(&report.overall.skipped)));
+    out.push_str(&format!(
+        "skipped facts: {}\n",
+        skips(&report.overall.skipped)
+    ));
     for kind in SentenceKind::ALL {
-        out.push_str(&format!("sentences {}\n", sentences(kind, report.overall.sentences.get(kind))));
+        out.push_str(&format!(
+            "sentences {}\n",
+            sentences(kind, report.overall.sentences.get(kind))
+        ));
     }
     out
 }
@@ -331,12 +422,30 @@ mod tests {
 
     #[test]
     fn cells_and_skips_read_well() {
-        assert_eq!(cell(&Summary { n: 3, mean: Some(0.5), se: Some(0.01) }), "+0.5000 ± 0.0100");
-        assert_eq!(cell(&Summary { n: 1, mean: Some(-0.5), se: None }), "-0.5000");
+        assert_eq!(
+            cell(&Summary {
+                n: 3,
+                mean: Some(0.5),
+                se: Some(0.01)
+            }),
+            "+0.5000 ± 0.0100"
+        );
+        assert_eq!(
+            cell(&Summary {
+                n: 1,
+                mean: Some(-0.5),
+                se: None
+            }),
+            "-0.5000"
+        );
         assert_eq!(cell(&Summary::default()), "-");
         assert_eq!(skips(&FactSkips::default()), "none");
         assert_eq!(
-            skips(&FactSkips { empty_th_bag: 2, no_neurons: 1, ..FactSkips::default() }),
+            skips(&FactSkips {
+                empty_th_bag: 2,
+                no_neurons: 1,
+                ..FactSkips::default()
+            }),
             "no neurons 1, empty head+tail bag 2"
         );
     }

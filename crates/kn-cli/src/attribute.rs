@@ -3,7 +3,10 @@
 
 use crate::exit::CliError;
 use crate::options::{parse_layers, ModelOptions};
-use kn_attribution::{integrated_gradients, save_scores, AttributionConfig, IntegrationRule, LayerCompleteness, NeuronScore, Target};
+use kn_attribution::{
+    integrated_gradients, save_scores, AttributionConfig, IntegrationRule, LayerCompleteness,
+    NeuronScore, Target,
+};
 use kn_model::AnswerPolicy;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -86,20 +89,33 @@ pub fn run(args: AttributeArgs) -> Result<(), CliError> {
     let target = Target::parse(&args.target)?;
     let policy = parse_policy(&args.answer_policy)?;
     if let Some(out) = &args.out {
-        if !matches!(out.extension().and_then(|e| e.to_str()), Some("npy" | "json")) {
-            return Err(CliError::BadInput(format!("--out {}: use a .npy or .json file name", out.display())));
+        if !matches!(
+            out.extension().and_then(|e| e.to_str()),
+            Some("npy" | "json")
+        ) {
+            return Err(CliError::BadInput(format!(
+                "--out {}: use a .npy or .json file name",
+                out.display()
+            )));
         }
     }
     let model = args.model.load()?;
     let layers = parse_layers(&args.layers, model.info().num_layers)?;
     let prompt = model.encode(&args.prompt, Some(&args.answer), policy)?;
-    let config = AttributionConfig { steps: args.steps, rule, target, layers: Some(layers), batch_size: args.batch_size };
+    let config = AttributionConfig {
+        steps: args.steps,
+        rule,
+        target,
+        layers: Some(layers),
+        batch_size: args.batch_size,
+    };
     let started = std::time::Instant::now();
     let attribution = integrated_gradients(model.as_ref(), &prompt, &config)?;
     let seconds = started.elapsed().as_secs_f64();
     let out = match &args.out {
         Some(path) => {
-            save_scores(path, &attribution.layers, &attribution.scores).map_err(|e| CliError::Internal(e.to_string()))?;
+            save_scores(path, &attribution.layers, &attribution.scores)
+                .map_err(|e| CliError::Internal(e.to_string()))?;
             Some(path.display().to_string())
         }
         None => None,
@@ -107,7 +123,11 @@ pub fn run(args: AttributeArgs) -> Result<(), CliError> {
     let output = AttributeOutput {
         prompt: args.prompt.clone(),
         answer: args.answer.clone(),
-        answer_tokens: prompt.answer_ids.iter().map(|&id| model.token_text(id)).collect(),
+        answer_tokens: prompt
+            .answer_ids
+            .iter()
+            .map(|&id| model.token_text(id))
+            .collect(),
         prob: attribution.clean_prob,
         seconds,
         steps: args.steps,
@@ -119,12 +139,21 @@ pub fn run(args: AttributeArgs) -> Result<(), CliError> {
         out,
     };
     if args.json {
-        println!("{}", serde_json::to_string(&output).map_err(|e| CliError::Internal(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string(&output).map_err(|e| CliError::Internal(e.to_string()))?
+        );
     } else {
-        println!("{} -> {:?}: p = {:.4}, {:.2} s", output.prompt, output.answer, output.prob, output.seconds);
+        println!(
+            "{} -> {:?}: p = {:.4}, {:.2} s",
+            output.prompt, output.answer, output.prob, output.seconds
+        );
         println!("{:>5} {:>7} {:>12}", "layer", "neuron", "score");
         for neuron in &output.top {
-            println!("{:>5} {:>7} {:>12.6}", neuron.layer, neuron.neuron, neuron.score);
+            println!(
+                "{:>5} {:>7} {:>12.6}",
+                neuron.layer, neuron.neuron, neuron.score
+            );
         }
     }
     Ok(())

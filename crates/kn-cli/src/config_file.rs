@@ -30,15 +30,28 @@ use std::path::Path;
 /// Expands `--config FILE` (anywhere in `args`) into the subcommand's options; `args` without
 /// `--config` or without a subcommand are returned unchanged.
 pub fn expand(args: Vec<OsString>, command: &Command) -> Result<Vec<OsString>, CliError> {
-    let Some(config_path) = config_path(&args) else { return Ok(args) };
-    let Some((position, name)) = subcommand_position(&args, command) else { return Ok(args) };
-    let Some(subcommand) = command.find_subcommand(&name) else { return Ok(args) };
+    let Some(config_path) = config_path(&args) else {
+        return Ok(args);
+    };
+    let Some((position, name)) = subcommand_position(&args, command) else {
+        return Ok(args);
+    };
+    let Some(subcommand) = command.find_subcommand(&name) else {
+        return Ok(args);
+    };
     let text = std::fs::read_to_string(&config_path)
         .map_err(|e| CliError::BadInput(format!("--config {}: {e}", config_path.display())))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e| CliError::BadInput(format!("--config {}: not valid TOML: {e}", config_path.display())))?;
-    let given: Vec<String> = args[position + 1..].iter().filter_map(|a| a.to_str()).map(str::to_string).collect();
+    let table: toml::Table = text.parse().map_err(|e| {
+        CliError::BadInput(format!(
+            "--config {}: not valid TOML: {e}",
+            config_path.display()
+        ))
+    })?;
+    let given: Vec<String> = args[position + 1..]
+        .iter()
+        .filter_map(|a| a.to_str())
+        .map(str::to_string)
+        .collect();
     let inserted = options_for(&table, command, subcommand, &given)
         .map_err(|why| CliError::BadInput(format!("--config {}: {why}", config_path.display())))?;
     let mut expanded = args[..=position].to_vec();
@@ -81,7 +94,9 @@ fn subcommand_position(args: &[OsString], command: &Command) -> Option<(usize, S
         if arg.starts_with('-') {
             continue;
         }
-        return command.find_subcommand(arg).map(|s| (index, s.get_name().to_string()));
+        return command
+            .find_subcommand(arg)
+            .map(|s| (index, s.get_name().to_string()));
     }
     None
 }
@@ -93,20 +108,30 @@ enum OptionShape {
 }
 
 fn option_shape(command: &Command, long: &str) -> Option<OptionShape> {
-    let arg = command.get_arguments().find(|a| a.get_long() == Some(long))?;
+    let arg = command
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long))?;
     Some(match arg.get_action() {
         ArgAction::SetTrue | ArgAction::Count => OptionShape::Switch,
         _ => OptionShape::Value,
     })
 }
 
-fn options_for(table: &toml::Table, root: &Command, subcommand: &Command, given: &[String]) -> Result<Vec<String>, String> {
+fn options_for(
+    table: &toml::Table,
+    root: &Command,
+    subcommand: &Command,
+    given: &[String],
+) -> Result<Vec<String>, String> {
     let name = subcommand.get_name();
     let mut chosen: Vec<(String, &toml::Value)> = Vec::new();
     for (key, value) in table {
         if let toml::Value::Table(section) = value {
             let Some(section_command) = root.find_subcommand(key) else {
-                return Err(format!("[{key}] is not a subcommand (they are: {})", subcommand_names(root)));
+                return Err(format!(
+                    "[{key}] is not a subcommand (they are: {})",
+                    subcommand_names(root)
+                ));
             };
             for (option, value) in section {
                 let long = option.replace('_', "-");
@@ -127,7 +152,10 @@ fn options_for(table: &toml::Table, root: &Command, subcommand: &Command, given:
                 if !chosen.iter().any(|(k, _)| *k == long) {
                     chosen.push((long, value));
                 }
-            } else if !root.get_subcommands().any(|s| option_shape(s, &long).is_some()) {
+            } else if !root
+                .get_subcommands()
+                .any(|s| option_shape(s, &long).is_some())
+            {
                 return Err(format!("{key}: no subcommand has an option --{long}"));
             }
         }
@@ -135,7 +163,10 @@ fn options_for(table: &toml::Table, root: &Command, subcommand: &Command, given:
     let mut options = Vec::new();
     for (long, value) in chosen {
         let flag = format!("--{long}");
-        if given.iter().any(|g| *g == flag || g.starts_with(&format!("{flag}="))) {
+        if given
+            .iter()
+            .any(|g| *g == flag || g.starts_with(&format!("{flag}=")))
+        {
             continue; // the command line wins
         }
         let shape = option_shape(subcommand, &long).ok_or_else(|| format!("--{long} vanished"))?;
@@ -160,19 +191,29 @@ fn scalar_text(key: &str, value: &toml::Value) -> Result<String, String> {
         toml::Value::Integer(i) => i.to_string(),
         toml::Value::Float(f) => f.to_string(),
         toml::Value::Boolean(b) => b.to_string(),
-        toml::Value::Array(items) => {
-            items.iter().map(|item| scalar_text(key, item)).collect::<Result<Vec<_>, _>>()?.join(",")
-        }
+        toml::Value::Array(items) => items
+            .iter()
+            .map(|item| scalar_text(key, item))
+            .collect::<Result<Vec<_>, _>>()?
+            .join(","),
         other => return Err(format!("{key}: unsupported value {other}")),
     })
 }
 
 fn subcommand_names(root: &Command) -> String {
-    root.get_subcommands().map(|s| s.get_name().to_string()).collect::<Vec<_>>().join(", ")
+    root.get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn long_options(command: &Command) -> String {
-    command.get_arguments().filter_map(|a| a.get_long()).filter(|l| *l != "help").collect::<Vec<_>>().join(", ")
+    command
+        .get_arguments()
+        .filter_map(|a| a.get_long())
+        .filter(|l| *l != "help")
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -222,7 +263,11 @@ mod tests {
         let command = <Test as clap::CommandFactory>::command();
         let expanded = expand(args, &command)?;
         let path = path.display().to_string();
-        Ok(expanded.into_iter().map(|a| a.into_string().unwrap()).filter(|a| *a != path && a != "--config").collect())
+        Ok(expanded
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .filter(|a| *a != path && a != "--config")
+            .collect())
     }
 
     #[test]
@@ -235,25 +280,51 @@ mod tests {
         // Options in the file's key order (sorted), each with its value.
         assert_eq!(args[..2], ["kn", "run"]);
         let pairs: Vec<String> = args[2..].iter().cloned().collect();
-        for expected in [&["--model", "m.gguf"][..], &["--seed", "7"], &["--relations", "P36,P19"], &["--random-control", "false"]] {
-            assert!(pairs.windows(2).any(|w| w == expected), "{expected:?} missing from {pairs:?}");
+        for expected in [
+            &["--model", "m.gguf"][..],
+            &["--seed", "7"],
+            &["--relations", "P36,P19"],
+            &["--random-control", "false"],
+        ] {
+            assert!(
+                pairs.windows(2).any(|w| w == expected),
+                "{expected:?} missing from {pairs:?}"
+            );
         }
         assert!(pairs.contains(&"--json".to_string()) && !pairs.contains(&"--out".to_string()));
         let parsed = Test::try_parse_from(&args).unwrap();
-        let Sub::Run(run_args) = parsed.command else { panic!("wrong subcommand") };
-        assert_eq!((run_args.seed, run_args.random_control, run_args.json), (7, false, true));
-        assert_eq!((run_args.model.as_str(), run_args.relations.as_deref()), ("m.gguf", Some("P36,P19")));
+        let Sub::Run(run_args) = parsed.command else {
+            panic!("wrong subcommand")
+        };
+        assert_eq!(
+            (run_args.seed, run_args.random_control, run_args.json),
+            (7, false, true)
+        );
+        assert_eq!(
+            (run_args.model.as_str(), run_args.relations.as_deref()),
+            ("m.gguf", Some("P36,P19"))
+        );
     }
 
     #[test]
     fn the_command_line_wins_and_sections_override_top_level() {
-        let args = run("seed = 1\n[run]\nseed = 2\nmodel = 'a'\n", &["run", "--model=b"]).unwrap();
+        let args = run(
+            "seed = 1\n[run]\nseed = 2\nmodel = 'a'\n",
+            &["run", "--model=b"],
+        )
+        .unwrap();
         assert_eq!(args, ["kn", "run", "--seed", "2", "--model=b"]);
     }
 
     #[test]
     fn unknown_keys_and_sections_are_bad_input() {
-        for config in ["[run]\nsteps = 3\n", "[nope]\nx = 1\n", "colour = 'red'\n", "[run]\njson = 'yes'\n", "model = ["] {
+        for config in [
+            "[run]\nsteps = 3\n",
+            "[nope]\nx = 1\n",
+            "colour = 'red'\n",
+            "[run]\njson = 'yes'\n",
+            "model = [",
+        ] {
             let error = run(config, &["run"]).unwrap_err();
             assert_eq!(error.exit_code(), 2, "{config}: {error}");
         }

@@ -17,12 +17,14 @@
 
 use crate::exit::CliError;
 use crate::options::{parse_layers, ModelOptions};
-use kn_attribution::{integrated_gradients, write_atomically, AttributionConfig, IntegrationRule, Target};
+use kn_attribution::{
+    integrated_gradients, write_atomically, AttributionConfig, IntegrationRule, Target,
+};
 use kn_data::{Dataset, Fact, Pararel, PromptStyle};
 use kn_model::{AnswerPolicy, KnowledgeModel, ModelKind};
 use kn_select::{
-    coarse_select, refine_all, summarize, AdaptiveShare, CoarseRule, FactCounts, FactNeurons, Neuron, RefineConfig,
-    ScoreMatrix,
+    coarse_select, refine_all, summarize, AdaptiveShare, CoarseRule, FactCounts, FactNeurons,
+    Neuron, RefineConfig, ScoreMatrix,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -201,14 +203,30 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
     let relations = if args.relations.trim() == "all" {
         dataset.relation_ids()
     } else {
-        args.relations.split(',').map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect()
+        args.relations
+            .split(',')
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty())
+            .collect()
     };
     for relation in &relations {
-        dataset.relation(relation).map_err(|e| CliError::BadInput(e.to_string()))?;
+        dataset
+            .relation(relation)
+            .map_err(|e| CliError::BadInput(e.to_string()))?;
     }
-    CoarseRule::Relative { ratio: args.threshold }.validate().map_err(|e| CliError::BadInput(e.to_string()))?;
-    let refine = RefineConfig { share: args.share, min_prompts: args.min_prompts, ..RefineConfig::default() };
-    refine.validate().map_err(|e| CliError::BadInput(e.to_string()))?;
+    CoarseRule::Relative {
+        ratio: args.threshold,
+    }
+    .validate()
+    .map_err(|e| CliError::BadInput(e.to_string()))?;
+    let refine = RefineConfig {
+        share: args.share,
+        min_prompts: args.min_prompts,
+        ..RefineConfig::default()
+    };
+    refine
+        .validate()
+        .map_err(|e| CliError::BadInput(e.to_string()))?;
     if args.steps == 0 {
         return Err(CliError::BadInput("--steps must be at least 1".into()));
     }
@@ -218,7 +236,11 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
     let layers = parse_layers(&args.layers, info.num_layers)?;
     let config = RunConfig {
         version: env!("CARGO_PKG_VERSION").to_string(),
-        model: ModelRecord { source: info.source.clone(), architecture: info.architecture.clone(), fingerprint: info.fingerprint.clone() },
+        model: ModelRecord {
+            source: info.source.clone(),
+            architecture: info.architecture.clone(),
+            fingerprint: info.fingerprint.clone(),
+        },
         relations: relations.clone(),
         facts_per_relation: args.facts_per_relation,
         seed: args.seed,
@@ -239,15 +261,41 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
     let done = out.finished_facts()?;
 
     let style = match info.kind {
-        ModelKind::Masked => PromptStyle::Masked { mask_token: "[MASK]".into() },
+        ModelKind::Masked => PromptStyle::Masked {
+            mask_token: "[MASK]".into(),
+        },
         ModelKind::Causal => PromptStyle::Causal,
     };
     let progress = |message: String| crate::log::progress("discover", message);
-    progress(format!("selecting facts of {} relation(s)", relations.len()));
-    let facts = select_facts(model.as_ref(), &dataset, &relations, &style, &args, shard, &progress)?;
-    out.write_selection(&facts.iter().map(|(f, _)| f.id.to_string()).collect::<Vec<_>>())?;
-    let todo: Vec<&(&Fact, Vec<String>)> = facts.iter().filter(|(f, _)| !done.contains(&f.id.to_string())).collect();
-    progress(format!("{} facts selected, {} already done, {} to attribute", facts.len(), facts.len() - todo.len(), todo.len()));
+    progress(format!(
+        "selecting facts of {} relation(s)",
+        relations.len()
+    ));
+    let facts = select_facts(
+        model.as_ref(),
+        &dataset,
+        &relations,
+        &style,
+        &args,
+        shard,
+        &progress,
+    )?;
+    out.write_selection(
+        &facts
+            .iter()
+            .map(|(f, _)| f.id.to_string())
+            .collect::<Vec<_>>(),
+    )?;
+    let todo: Vec<&(&Fact, Vec<String>)> = facts
+        .iter()
+        .filter(|(f, _)| !done.contains(&f.id.to_string()))
+        .collect();
+    progress(format!(
+        "{} facts selected, {} already done, {} to attribute",
+        facts.len(),
+        facts.len() - todo.len(),
+        todo.len()
+    ));
 
     let attribution = AttributionConfig {
         steps: args.steps,
@@ -256,7 +304,9 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
         layers: Some(layers.clone()),
         batch_size: args.batch_size,
     };
-    let rule = CoarseRule::Relative { ratio: args.threshold };
+    let rule = CoarseRule::Relative {
+        ratio: args.threshold,
+    };
     let started = Instant::now();
     crate::interrupt::install();
     for (k, (fact, prompts)) in todo.iter().enumerate() {
@@ -267,7 +317,8 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
                 out.dir.display()
             )));
         }
-        let (record, mean_scores) = discover_fact(model.as_ref(), fact, prompts, &attribution, &rule, &refine)?;
+        let (record, mean_scores) =
+            discover_fact(model.as_ref(), fact, prompts, &attribution, &rule, &refine)?;
         if out.saved_scores(&record.relation)? < args.save_scores {
             out.save_scores(&record.fact, &layers, &mean_scores)?;
         }
@@ -290,18 +341,32 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
     }
     let records = out.records()?;
     let stats = write_summaries(&out, &records, &config, &refine)?;
-    progress(format!("done: {} facts in {}", records.len(), out.dir.display()));
+    progress(format!(
+        "done: {} facts in {}",
+        records.len(),
+        out.dir.display()
+    ));
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&stats).map_err(|e| CliError::Internal(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&stats).map_err(|e| CliError::Internal(e.to_string()))?
+        );
     }
     Ok(())
 }
 
 /// Parses `i/n`.
 pub fn parse_shard(spec: &str) -> Result<(usize, usize), CliError> {
-    let bad = || CliError::BadInput(format!("--shard {spec:?}: use i/n with 0 <= i < n, e.g. 0/4"));
+    let bad = || {
+        CliError::BadInput(format!(
+            "--shard {spec:?}: use i/n with 0 <= i < n, e.g. 0/4"
+        ))
+    };
     let (i, n) = spec.split_once('/').ok_or_else(bad)?;
-    let (i, n) = (i.trim().parse::<usize>().map_err(|_| bad())?, n.trim().parse::<usize>().map_err(|_| bad())?);
+    let (i, n) = (
+        i.trim().parse::<usize>().map_err(|_| bad())?,
+        n.trim().parse::<usize>().map_err(|_| bad())?,
+    );
     if n == 0 || i >= n {
         return Err(bad());
     }
@@ -330,7 +395,9 @@ fn select_facts<'a>(
 ) -> Result<Vec<(&'a Fact, Vec<String>)>, CliError> {
     let mut chosen = Vec::new();
     for relation in relations {
-        let facts = dataset.facts_of(relation).map_err(|e| CliError::BadInput(e.to_string()))?;
+        let facts = dataset
+            .facts_of(relation)
+            .map_err(|e| CliError::BadInput(e.to_string()))?;
         let mut order: Vec<&Fact> = facts.iter().collect();
         order.sort_by_key(|f| kn_data::seed::derive_seed(args.seed, &f.id.to_string()));
         let mut kept = 0;
@@ -339,20 +406,34 @@ fn select_facts<'a>(
             if args.facts_per_relation > 0 && kept >= args.facts_per_relation {
                 break;
             }
-            let mut prompts: Vec<String> = dataset.prompts(fact, style).into_iter().map(|p| p.text).collect();
+            let mut prompts: Vec<String> = dataset
+                .prompts(fact, style)
+                .into_iter()
+                .map(|p| p.text)
+                .collect();
             if args.max_prompts > 0 {
                 prompts.truncate(args.max_prompts);
             }
             if prompts.len() < args.min_prompts.max(1) {
                 continue;
             }
-            let policy = if args.single_token { AnswerPolicy::SingleToken } else { AnswerPolicy::FirstToken };
-            let encoded: Result<Vec<_>, _> = prompts.iter().map(|p| model.encode(p, Some(&fact.object), policy)).collect();
+            let policy = if args.single_token {
+                AnswerPolicy::SingleToken
+            } else {
+                AnswerPolicy::FirstToken
+            };
+            let encoded: Result<Vec<_>, _> = prompts
+                .iter()
+                .map(|p| model.encode(p, Some(&fact.object), policy))
+                .collect();
             let Ok(encoded) = encoded else { continue };
             checked += 1;
             if args.correct_rank > 0 {
                 let ranks = answer_ranks(model, &encoded)?;
-                let correct = ranks.iter().filter(|&&(_, rank)| rank <= args.correct_rank).count();
+                let correct = ranks
+                    .iter()
+                    .filter(|&&(_, rank)| rank <= args.correct_rank)
+                    .count();
                 if correct < args.correct_prompts {
                     continue;
                 }
@@ -360,16 +441,26 @@ fn select_facts<'a>(
             kept += 1;
             chosen.push((fact, prompts));
         }
-        progress(format!("{relation}: {kept} facts kept of {checked} checked"));
+        progress(format!(
+            "{relation}: {kept} facts kept of {checked} checked"
+        ));
     }
     if let Some((index, count)) = shard {
-        chosen = chosen.into_iter().enumerate().filter(|(k, _)| k % count == index).map(|(_, c)| c).collect();
+        chosen = chosen
+            .into_iter()
+            .enumerate()
+            .filter(|(k, _)| k % count == index)
+            .map(|(_, c)| c)
+            .collect();
     }
     Ok(chosen)
 }
 
 /// Probability and rank (1 = top) of each prompt's first answer token, in batches.
-pub fn answer_ranks(model: &dyn KnowledgeModel, prompts: &[kn_model::EncodedPrompt]) -> Result<Vec<(f64, usize)>, CliError> {
+pub fn answer_ranks(
+    model: &dyn KnowledgeModel,
+    prompts: &[kn_model::EncodedPrompt],
+) -> Result<Vec<(f64, usize)>, CliError> {
     let mut result = Vec::with_capacity(prompts.len());
     for chunk in prompts.chunks(16) {
         let output = model.forward(chunk, &[], false)?;
@@ -380,7 +471,10 @@ pub fn answer_ranks(model: &dyn KnowledgeModel, prompts: &[kn_model::EncodedProm
                 let answer = prompt.targets.first().map(|t| t.1).unwrap_or(0);
                 let row_probs = probs.get(row as i64);
                 let p = row_probs.double_value(&[answer]);
-                let above = row_probs.gt(p).sum(kn_model::tch::Kind::Int64).int64_value(&[]);
+                let above = row_probs
+                    .gt(p)
+                    .sum(kn_model::tch::Kind::Int64)
+                    .int64_value(&[]);
                 values.push((p, above as usize + 1));
             }
             Ok(values)
@@ -406,15 +500,27 @@ fn discover_fact(
     for text in prompts {
         let prompt = model.encode(text, Some(&fact.object), AnswerPolicy::FirstToken)?;
         let result = integrated_gradients(model, &prompt, attribution)?;
-        let matrix = ScoreMatrix::new(result.layers.clone(), width, result.scores.iter().copied().collect())
-            .map_err(|e| CliError::Internal(e.to_string()))?;
+        let matrix = ScoreMatrix::new(
+            result.layers.clone(),
+            width,
+            result.scores.iter().copied().collect(),
+        )
+        .map_err(|e| CliError::Internal(e.to_string()))?;
         let coarse = coarse_select(&matrix, rule).map_err(|e| CliError::Internal(e.to_string()))?;
         match score_sum.as_mut() {
             Some(sum) => *sum += &result.scores,
             None => score_sum = Some(result.scores.clone()),
         }
-        let rank = answer_ranks(model, std::slice::from_ref(&prompt))?.first().map(|r| r.1).unwrap_or(0);
-        records.push(PromptRecord { text: text.clone(), prob: result.clean_prob, rank, coarse });
+        let rank = answer_ranks(model, std::slice::from_ref(&prompt))?
+            .first()
+            .map(|r| r.1)
+            .unwrap_or(0);
+        records.push(PromptRecord {
+            text: text.clone(),
+            prob: result.clean_prob,
+            rank,
+            coarse,
+        });
         matrices.push(matrix);
     }
     let coarse: Vec<Vec<Neuron>> = records.iter().map(|r| r.coarse.clone()).collect();
@@ -424,11 +530,17 @@ fn discover_fact(
         .iter()
         .map(|&n| {
             let total: f32 = matrices.iter().filter_map(|m| m.get(n)).sum();
-            ScoredNeuron { layer: n.layer, neuron: n.index, score: total / matrices.len().max(1) as f32 }
+            ScoredNeuron {
+                layer: n.layer,
+                neuron: n.index,
+                score: total / matrices.len().max(1) as f32,
+            }
         })
         .collect();
     neurons.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mean_scores = score_sum.map(|sum| sum / prompts.len() as f32).unwrap_or_default();
+    let mean_scores = score_sum
+        .map(|sum| sum / prompts.len() as f32)
+        .unwrap_or_default();
     let record = FactRecord {
         fact: fact.id.to_string(),
         relation: fact.relation().to_string(),
@@ -455,11 +567,15 @@ impl OutputDir {
         let io = |e: std::io::Error| CliError::Internal(format!("{}: {e}", dir.display()));
         std::fs::create_dir_all(dir).map_err(io)?;
         let config_path = dir.join("config.json");
-        let text = serde_json::to_string_pretty(config).map_err(|e| CliError::Internal(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(config).map_err(|e| CliError::Internal(e.to_string()))?;
         match std::fs::read_to_string(&config_path) {
             Ok(existing) => {
                 let existing: RunConfig = serde_json::from_str(&existing).map_err(|e| {
-                    CliError::BadInput(format!("{} is not a kn discover configuration: {e}", config_path.display()))
+                    CliError::BadInput(format!(
+                        "{} is not a kn discover configuration: {e}",
+                        config_path.display()
+                    ))
                 })?;
                 if &existing != config {
                     return Err(CliError::BadInput(format!(
@@ -477,7 +593,9 @@ impl OutputDir {
             }
             Err(_) => write_atomically(&config_path, text.as_bytes()).map_err(io)?,
         }
-        Ok(Self { dir: dir.to_path_buf() })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
     }
 
     fn neurons_path(&self) -> PathBuf {
@@ -501,13 +619,18 @@ impl OutputDir {
             match serde_json::from_str::<FactRecord>(line.trim_end()) {
                 Ok(record) => records.push(record),
                 Err(e) => {
-                    return Err(CliError::BadInput(format!("{} line {}: {e}", path.display(), records.len() + 1)));
+                    return Err(CliError::BadInput(format!(
+                        "{} line {}: {e}",
+                        path.display(),
+                        records.len() + 1
+                    )));
                 }
             }
             valid_bytes += line.len();
         }
         if valid_bytes < text.len() {
-            write_atomically(&path, &text.as_bytes()[..valid_bytes]).map_err(|e| CliError::Internal(e.to_string()))?;
+            write_atomically(&path, &text.as_bytes()[..valid_bytes])
+                .map_err(|e| CliError::Internal(e.to_string()))?;
         }
         Ok(records)
     }
@@ -520,12 +643,20 @@ impl OutputDir {
     /// the file is cut back to its previous length so no partial line survives.
     pub fn append(&self, record: &FactRecord) -> Result<(), CliError> {
         let path = self.neurons_path();
-        let io = |e: std::io::Error| CliError::Internal(format!("cannot write {}: {e}", path.display()));
-        let mut line = serde_json::to_string(record).map_err(|e| CliError::Internal(e.to_string()))?;
+        let io =
+            |e: std::io::Error| CliError::Internal(format!("cannot write {}: {e}", path.display()));
+        let mut line =
+            serde_json::to_string(record).map_err(|e| CliError::Internal(e.to_string()))?;
         line.push('\n');
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(io)?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io)?;
         let length = file.metadata().map_err(io)?.len();
-        let written = file.write_all(line.as_bytes()).and_then(|()| file.sync_data());
+        let written = file
+            .write_all(line.as_bytes())
+            .and_then(|()| file.sync_data());
         if let Err(error) = written {
             // Best effort: the error that matters is the write's.
             let _ = file.set_len(length).and_then(|()| file.sync_data());
@@ -540,7 +671,8 @@ impl OutputDir {
         let path = self.dir.join(SELECTION_FILE);
         let text = serde_json::to_string_pretty(&serde_json::json!({ "facts": facts }))
             .map_err(|e| CliError::Internal(e.to_string()))?;
-        write_atomically(&path, text.as_bytes()).map_err(|e| CliError::Internal(format!("cannot write {}: {e}", path.display())))
+        write_atomically(&path, text.as_bytes())
+            .map_err(|e| CliError::Internal(format!("cannot write {}: {e}", path.display())))
     }
 
     /// The fact ids of DIR/selection.json (`None` for runs written before it existed).
@@ -555,8 +687,8 @@ impl OutputDir {
         struct Selection {
             facts: Vec<String>,
         }
-        let selection: Selection =
-            serde_json::from_str(&text).map_err(|e| CliError::BadInput(format!("{}: {e}", path.display())))?;
+        let selection: Selection = serde_json::from_str(&text)
+            .map_err(|e| CliError::BadInput(format!("{}: {e}", path.display())))?;
         Ok(Some(selection.facts))
     }
 
@@ -580,20 +712,35 @@ impl OutputDir {
     }
 
     /// Writes `DIR/scores/<fact>.npy` (`:` in the id written as `_`) atomically.
-    pub fn save_scores(&self, fact: &str, layers: &[usize], scores: &ndarray::Array2<f32>) -> Result<(), CliError> {
+    pub fn save_scores(
+        &self,
+        fact: &str,
+        layers: &[usize],
+        scores: &ndarray::Array2<f32>,
+    ) -> Result<(), CliError> {
         let dir = self.dir.join("scores");
-        std::fs::create_dir_all(&dir).map_err(|e| CliError::Internal(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| CliError::Internal(format!("{}: {e}", dir.display())))?;
         let path = dir.join(kn_report::npy::scores_file_name(fact));
-        kn_attribution::save_scores(&path, layers, scores).map_err(|e| CliError::Internal(e.to_string()))
+        kn_attribution::save_scores(&path, layers, scores)
+            .map_err(|e| CliError::Internal(e.to_string()))
     }
 }
 
 fn describe_difference(old: &RunConfig, new: &RunConfig) -> String {
     let old = serde_json::to_value(old).unwrap_or_default();
     let new = serde_json::to_value(new).unwrap_or_default();
-    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else { return "unknown".into() };
+    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
+        return "unknown".into();
+    };
     let keys: Vec<&String> = new.keys().filter(|k| old.get(*k) != new.get(*k)).collect();
-    format!("differs in {}", keys.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", "))
+    format!(
+        "differs in {}",
+        keys.iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 /// Writes relations.json and stats.json from all finished records; returns the statistics.
@@ -611,7 +758,8 @@ pub fn write_summaries(
         })
         .collect();
     let adaptive = config.adaptive.then(AdaptiveShare::paper_code);
-    let refined = refine_all(&counts, refine, adaptive.as_ref()).map_err(|e| CliError::Internal(e.to_string()))?;
+    let refined = refine_all(&counts, refine, adaptive.as_ref())
+        .map_err(|e| CliError::Internal(e.to_string()))?;
     let mut relations = BTreeMap::new();
     let mut all_facts: Vec<FactNeurons> = Vec::new();
     for relation in &refined {
@@ -636,10 +784,15 @@ pub fn write_summaries(
         "config": config,
     });
     let write = |name: &str, value: &serde_json::Value| {
-        let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Internal(e.to_string()))?;
-        write_atomically(&out.dir.join(name), text.as_bytes()).map_err(|e| CliError::Internal(format!("{name}: {e}")))
+        let text =
+            serde_json::to_string_pretty(value).map_err(|e| CliError::Internal(e.to_string()))?;
+        write_atomically(&out.dir.join(name), text.as_bytes())
+            .map_err(|e| CliError::Internal(format!("{name}: {e}")))
     };
-    write("relations.json", &serde_json::to_value(&relations).unwrap_or_default())?;
+    write(
+        "relations.json",
+        &serde_json::to_value(&relations).unwrap_or_default(),
+    )?;
     write("stats.json", &stats)?;
     Ok(stats)
 }

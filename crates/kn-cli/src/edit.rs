@@ -21,13 +21,13 @@ use crate::discover::FactRecord;
 use crate::exit::CliError;
 use crate::options::ModelOptions;
 use crate::run_dir::{
-    cap_prompts, change_pct, encode_fact, mean, relation_frequencies, seeded_order, emit, verify_restored, RunDir,
-    RunSummary,
+    cap_prompts, change_pct, emit, encode_fact, mean, relation_frequencies, seeded_order,
+    verify_restored, RunDir, RunSummary,
 };
 use kn_data::Pararel;
 use kn_edit::{
-    evaluate_update, fact_answer_token, new_answer_token, EvaluationConfig, FactNeurons, UpdateConfig,
-    UpdateEvaluation, UpdateMetrics,
+    evaluate_update, fact_answer_token, new_answer_token, EvaluationConfig, FactNeurons,
+    UpdateConfig, UpdateEvaluation, UpdateMetrics,
 };
 use kn_model::{EncodedPrompt, KnowledgeModel};
 use serde::Serialize;
@@ -268,7 +268,11 @@ pub fn run(args: EditArgs) -> Result<(), CliError> {
         if !value.is_finite() || (name == "--shared-threshold" && value < 0.0) {
             return Err(CliError::BadInput(format!(
                 "{name} must be a finite number{}",
-                if name == "--shared-threshold" { " >= 0" } else { "" }
+                if name == "--shared-threshold" {
+                    " >= 0"
+                } else {
+                    ""
+                }
             )));
         }
     }
@@ -300,21 +304,49 @@ pub fn run(args: EditArgs) -> Result<(), CliError> {
             scale_by_norm: args.scale_by_norm,
             shared_threshold: args.shared_threshold,
         },
-        eval: EvaluationConfig { batch_size: args.batch_size, random_control: args.random_control, seed: args.seed },
+        eval: EvaluationConfig {
+            batch_size: args.batch_size,
+            random_control: args.random_control,
+            seed: args.seed,
+        },
         max_control_prompts: args.max_control_prompts,
     };
     if let (Some(record), Some(answer)) = (&single, &args.new_answer) {
-        let edit = edit_fact(model.as_mut(), &context, record, answer, args.patch_out.as_deref())?;
-        let output = SingleOutput { run: run.describe(), edit, seconds: started.elapsed().as_secs_f64() };
-        return emit(&output, args.json, args.out.as_deref(), || single_table(&output.edit));
+        let edit = edit_fact(
+            model.as_mut(),
+            &context,
+            record,
+            answer,
+            args.patch_out.as_deref(),
+        )?;
+        let output = SingleOutput {
+            run: run.describe(),
+            edit,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        return emit(&output, args.json, args.out.as_deref(), || {
+            single_table(&output.edit)
+        });
     }
     let requested = args.facts.unwrap_or(1);
-    let output = edit_sample(model.as_mut(), &context, &relations, requested, args.seed, started)?;
-    emit(&output, args.json, args.out.as_deref(), || sample_table(&output))
+    let output = edit_sample(
+        model.as_mut(),
+        &context,
+        &relations,
+        requested,
+        args.seed,
+        started,
+    )?;
+    emit(&output, args.json, args.out.as_deref(), || {
+        sample_table(&output)
+    })
 }
 
 /// Prompts of the run's facts other than `fact`: of its relation, and of the other relations.
-fn control_prompts(context: &Context<'_>, fact: &FactNeurons) -> (Vec<EncodedPrompt>, Vec<EncodedPrompt>) {
+fn control_prompts(
+    context: &Context<'_>,
+    fact: &FactNeurons,
+) -> (Vec<EncodedPrompt>, Vec<EncodedPrompt>) {
     let mut same = Vec::new();
     let mut other = Vec::new();
     for (id, f) in &context.encoded {
@@ -329,8 +361,18 @@ fn control_prompts(context: &Context<'_>, fact: &FactNeurons) -> (Vec<EncodedPro
     }
     let seed = context.eval.seed;
     (
-        cap_prompts(same, context.max_control_prompts, seed, &format!("same-relation/{}", fact.id)),
-        cap_prompts(other, context.max_control_prompts, seed, &format!("other-relations/{}", fact.id)),
+        cap_prompts(
+            same,
+            context.max_control_prompts,
+            seed,
+            &format!("same-relation/{}", fact.id),
+        ),
+        cap_prompts(
+            other,
+            context.max_control_prompts,
+            seed,
+            &format!("other-relations/{}", fact.id),
+        ),
     )
 }
 
@@ -354,7 +396,11 @@ fn edit_fact(
     }
     let frequencies = relation_frequencies(&context.run.records, &record.relation);
     let relation_facts = frequencies.facts();
-    let floor = if relation_facts > 0 { 1.0 / relation_facts as f64 } else { 0.0 };
+    let floor = if relation_facts > 0 {
+        1.0 / relation_facts as f64
+    } else {
+        0.0
+    };
     let threshold = context.config.shared_threshold.max(floor);
     if threshold > context.config.shared_threshold {
         crate::log::warn(
@@ -365,10 +411,21 @@ fn edit_fact(
             ),
         );
     }
-    let config = UpdateConfig { shared_threshold: threshold, ..context.config };
+    let config = UpdateConfig {
+        shared_threshold: threshold,
+        ..context.config
+    };
     let (same, other) = control_prompts(context, fact);
-    let (evaluation, outcome) =
-        evaluate_update(model, fact, new_answer, &frequencies, &same, &other, &config, &context.eval)?;
+    let (evaluation, outcome) = evaluate_update(
+        model,
+        fact,
+        new_answer,
+        &frequencies,
+        &same,
+        &other,
+        &config,
+        &context.eval,
+    )?;
     outcome.handle.restore(model)?;
     let weights_restored = verify_restored(model, outcome.handle.patch())?;
     if !weights_restored {
@@ -380,7 +437,13 @@ fn edit_fact(
     let patch = match patch_out {
         Some(path) => {
             outcome.handle.save(path)?;
-            crate::log::progress("edit", format!("patch written to {} (re-apply it with kn_edit::apply_patch)", path.display()));
+            crate::log::progress(
+                "edit",
+                format!(
+                    "patch written to {} (re-apply it with kn_edit::apply_patch)",
+                    path.display()
+                ),
+            );
             Some(path.display().to_string())
         }
         None => None,
@@ -393,7 +456,10 @@ fn edit_fact(
         evaluation,
         shared_threshold_used: threshold,
         relation_facts,
-        control_prompts: ControlPrompts { same_relation: same.len(), other_relations: other.len() },
+        control_prompts: ControlPrompts {
+            same_relation: same.len(),
+            other_relations: other.len(),
+        },
         weights_restored,
         patch,
     })
@@ -401,23 +467,45 @@ fn edit_fact(
 
 /// Candidate new answers of a fact: the objects of its relation's other PARAREL facts (the
 /// run's data directory, else the bundled copy, else the run's own facts), in a seeded order.
-fn answer_candidates(run: &RunDir, dataset: Option<&kn_data::Dataset>, record: &FactRecord, seed: u64) -> Vec<String> {
+fn answer_candidates(
+    run: &RunDir,
+    dataset: Option<&kn_data::Dataset>,
+    record: &FactRecord,
+    seed: u64,
+) -> Vec<String> {
     let mut objects: BTreeSet<String> = BTreeSet::new();
     if let Some(facts) = dataset.and_then(|d| d.facts_of(&record.relation).ok()) {
         objects.extend(facts.iter().map(|f| f.object.clone()));
     }
     if objects.is_empty() {
-        objects.extend(run.records.iter().filter(|r| r.relation == record.relation).map(|r| r.object.clone()));
+        objects.extend(
+            run.records
+                .iter()
+                .filter(|r| r.relation == record.relation)
+                .map(|r| r.object.clone()),
+        );
     }
     objects.remove(&record.object);
-    seeded_order(objects.into_iter().collect(), seed, &format!("new-answer/{}", record.fact), |o: &String| o.clone())
+    seeded_order(
+        objects.into_iter().collect(),
+        seed,
+        &format!("new-answer/{}", record.fact),
+        |o: &String| o.clone(),
+    )
 }
 
 /// The first candidate that is one token for the model and not the fact's answer token.
-fn draw_new_answer(model: &dyn KnowledgeModel, fact: &FactNeurons, candidates: &[String]) -> Option<String> {
+fn draw_new_answer(
+    model: &dyn KnowledgeModel,
+    fact: &FactNeurons,
+    candidates: &[String],
+) -> Option<String> {
     let old = fact_answer_token(fact).ok()?;
     let first = fact.prompts.first()?;
-    candidates.iter().find(|c| new_answer_token(model, first, c).is_ok_and(|token| token != old)).cloned()
+    candidates
+        .iter()
+        .find(|c| new_answer_token(model, first, c).is_ok_and(|token| token != old))
+        .cloned()
 }
 
 /// `--facts N`: the seeded sample, one update at a time, aggregated.
@@ -430,11 +518,20 @@ fn edit_sample(
     started: Instant,
 ) -> Result<SampleOutput, CliError> {
     let run = context.run;
-    let dataset = Pararel::load(Path::new(&run.config.data)).or_else(|_| Pararel::load_bundled()).ok();
+    let dataset = Pararel::load(Path::new(&run.config.data))
+        .or_else(|_| Pararel::load_bundled())
+        .ok();
     if dataset.is_none() {
-        crate::log::warn("edit", "PARAREL could not be loaded; new answers are drawn from the run's own facts");
+        crate::log::warn(
+            "edit",
+            "PARAREL could not be loaded; new answers are drawn from the run's own facts",
+        );
     }
-    let pool: Vec<&FactRecord> = run.records_of(relations).into_iter().filter(|r| !r.neurons.is_empty()).collect();
+    let pool: Vec<&FactRecord> = run
+        .records_of(relations)
+        .into_iter()
+        .filter(|r| !r.neurons.is_empty())
+        .collect();
     if pool.is_empty() {
         return Err(CliError::BadInput(
             "no fact of the selected relations has knowledge neurons: nothing to edit".into(),
@@ -447,7 +544,9 @@ fn edit_sample(
         if edits.len() >= requested {
             break;
         }
-        let Some(fact) = context.encoded.get(&record.fact) else { continue };
+        let Some(fact) = context.encoded.get(&record.fact) else {
+            continue;
+        };
         let candidates = answer_candidates(run, dataset.as_ref(), record, seed);
         let Some(answer) = draw_new_answer(model, fact, &candidates) else {
             skipped.push(Skipped {
@@ -475,16 +574,27 @@ fn edit_sample(
             }
             Err(CliError::BadInput(reason)) => {
                 crate::log::warn("edit", format!("skipping {}: {reason}", record.fact));
-                skipped.push(Skipped { fact: record.fact.clone(), reason });
+                skipped.push(Skipped {
+                    fact: record.fact.clone(),
+                    reason,
+                });
             }
             Err(error) => return Err(error),
         }
     }
     if edits.len() < requested {
-        crate::log::warn("edit", format!("only {} of the {requested} facts requested could be updated", edits.len()));
+        crate::log::warn(
+            "edit",
+            format!(
+                "only {} of the {requested} facts requested could be updated",
+                edits.len()
+            ),
+        );
     }
     let evaluations = || edits.iter().map(|e| &e.evaluation);
-    let randoms: Vec<&UpdateMetrics> = evaluations().filter_map(|e| e.random_control.as_ref()).collect();
+    let randoms: Vec<&UpdateMetrics> = evaluations()
+        .filter_map(|e| e.random_control.as_ref())
+        .collect();
     let aggregate = Aggregate {
         facts: edits.len(),
         prompts: evaluations().map(|e| e.after.prompts).sum(),
@@ -493,9 +603,21 @@ fn edit_sample(
         random_control: (!randoms.is_empty()).then(|| MeanMetrics::of(randoms.iter().copied())),
         perplexity_change_pct: PerplexityChange {
             same_relation: mean(edits.iter().map(|e| e.perplexity_change_pct.same_relation)),
-            other_relations: mean(edits.iter().map(|e| e.perplexity_change_pct.other_relations)),
-            random_same_relation: mean(edits.iter().map(|e| e.perplexity_change_pct.random_same_relation)),
-            random_other_relations: mean(edits.iter().map(|e| e.perplexity_change_pct.random_other_relations)),
+            other_relations: mean(
+                edits
+                    .iter()
+                    .map(|e| e.perplexity_change_pct.other_relations),
+            ),
+            random_same_relation: mean(
+                edits
+                    .iter()
+                    .map(|e| e.perplexity_change_pct.random_same_relation),
+            ),
+            random_other_relations: mean(
+                edits
+                    .iter()
+                    .map(|e| e.perplexity_change_pct.random_other_relations),
+            ),
         },
     };
     Ok(SampleOutput {
@@ -523,7 +645,10 @@ type MetricOf = fn(&MeanMetrics) -> Option<f64>;
 
 /// Rows of metrics: name, before, after, random control.
 fn metric_rows(before: &MeanMetrics, after: &MeanMetrics, random: Option<&MeanMetrics>) -> String {
-    let mut out = format!("  {:<28} {:>10} {:>10} {:>14}\n", "", "before", "after", "random ctrl");
+    let mut out = format!(
+        "  {:<28} {:>10} {:>10} {:>14}\n",
+        "", "before", "after", "random ctrl"
+    );
     let rows: [(&str, MetricOf); 8] = [
         ("success rate (new top-1)", |m| m.success_rate),
         ("change rate (old not top-1)", |m| m.change_rate),
@@ -532,7 +657,9 @@ fn metric_rows(before: &MeanMetrics, after: &MeanMetrics, random: Option<&MeanMe
         ("p(old answer)", |m| m.mean_old_prob),
         ("p(new answer)", |m| m.mean_new_prob),
         ("perplexity, same relation", |m| m.same_relation_perplexity),
-        ("perplexity, other relations", |m| m.other_relations_perplexity),
+        ("perplexity, other relations", |m| {
+            m.other_relations_perplexity
+        }),
     ];
     for (name, get) in rows {
         out.push_str(&format!(
@@ -559,12 +686,19 @@ fn single_table(edit: &FactEdit) -> String {
         e.excluded.len(),
         edit.shared_threshold_used
     );
-    out.push_str(&metric_rows(&one(&e.before), &one(&e.after), e.random_control.as_ref().map(one).as_ref()));
+    out.push_str(&metric_rows(
+        &one(&e.before),
+        &one(&e.after),
+        e.random_control.as_ref().map(one).as_ref(),
+    ));
     out.push_str(&edit.perplexity_change_pct.table_row());
     out.push_str(&format!(
         "  weights restored: {}{}\n",
         if edit.weights_restored { "yes" } else { "NO" },
-        edit.patch.as_ref().map(|p| format!("; patch saved to {p}")).unwrap_or_default()
+        edit.patch
+            .as_ref()
+            .map(|p| format!("; patch saved to {p}"))
+            .unwrap_or_default()
     ));
     out
 }

@@ -11,9 +11,12 @@
 
 use crate::exit::CliError;
 use crate::options::ModelOptions;
-use crate::run_dir::{change_pct, encode_facts, relation_frequencies, emit, verify_restored, RunDir, RunSummary};
+use crate::run_dir::{
+    change_pct, emit, encode_facts, relation_frequencies, verify_restored, RunDir, RunSummary,
+};
 use kn_edit::{
-    evaluate_erasure, AnswerQuality, EraseConfig, ErasureEvaluation, ErasureMetrics, ErasureValue, EvaluationConfig,
+    evaluate_erasure, AnswerQuality, EraseConfig, ErasureEvaluation, ErasureMetrics, ErasureValue,
+    EvaluationConfig,
 };
 use serde::Serialize;
 use std::path::PathBuf;
@@ -60,7 +63,9 @@ pub struct EraseArgs {
 pub fn parse_value(spec: &str) -> Result<ErasureValue, CliError> {
     let spec = spec.trim();
     match spec {
-        "" => Err(CliError::BadInput("--value is empty: use unk, zero, id:N or a token".into())),
+        "" => Err(CliError::BadInput(
+            "--value is empty: use unk, zero, id:N or a token".into(),
+        )),
         "unk" => Ok(ErasureValue::UnknownToken),
         "zero" | "zeros" => Ok(ErasureValue::Zero),
         _ => match spec.strip_prefix("id:") {
@@ -68,7 +73,9 @@ pub fn parse_value(spec: &str) -> Result<ErasureValue, CliError> {
                 .trim()
                 .parse::<i64>()
                 .map(ErasureValue::Token)
-                .map_err(|_| CliError::BadInput(format!("--value {spec:?}: {id:?} is not a token id"))),
+                .map_err(|_| {
+                    CliError::BadInput(format!("--value {spec:?}: {id:?} is not a token id"))
+                }),
             None => Ok(ErasureValue::TokenText(spec.to_string())),
         },
     }
@@ -101,7 +108,8 @@ impl QualityChange {
             perplexity_change_pct: change_pct(before.perplexity, after.perplexity),
             random_accuracy: random.map(|r| r.accuracy),
             random_perplexity: random.map(|r| r.perplexity),
-            random_perplexity_change_pct: random.and_then(|r| change_pct(before.perplexity, r.perplexity)),
+            random_perplexity_change_pct: random
+                .and_then(|r| change_pct(before.perplexity, r.perplexity)),
         }
     }
 }
@@ -114,7 +122,11 @@ struct Summary {
 }
 
 impl Summary {
-    fn of(before: &ErasureMetrics, after: &ErasureMetrics, random: Option<&ErasureMetrics>) -> Self {
+    fn of(
+        before: &ErasureMetrics,
+        after: &ErasureMetrics,
+        random: Option<&ErasureMetrics>,
+    ) -> Self {
         Self {
             erased_relation: QualityChange::of(
                 &before.erased_relation,
@@ -122,7 +134,11 @@ impl Summary {
                 random.map(|r| &r.erased_relation),
             ),
             other_relations: match (&before.other_relations, &after.other_relations) {
-                (Some(b), Some(a)) => Some(QualityChange::of(b, a, random.and_then(|r| r.other_relations.as_ref()))),
+                (Some(b), Some(a)) => Some(QualityChange::of(
+                    b,
+                    a,
+                    random.and_then(|r| r.other_relations.as_ref()),
+                )),
                 _ => None,
             },
         }
@@ -171,14 +187,24 @@ pub fn run(args: EraseArgs) -> Result<(), CliError> {
             "no fact of {relation} has knowledge neurons in the run: nothing to erase"
         )));
     }
-    let erased_counts: Vec<((usize, usize), usize)> = frequencies.ranked().into_iter().take(args.top).collect();
-    let others: Vec<String> = run.relations().into_iter().filter(|r| *r != relation).collect();
-    let relation_prompts: Vec<_> = encode_facts(model.as_ref(), &run.records_of(std::slice::from_ref(&relation)))?
+    let erased_counts: Vec<((usize, usize), usize)> =
+        frequencies.ranked().into_iter().take(args.top).collect();
+    let others: Vec<String> = run
+        .relations()
+        .into_iter()
+        .filter(|r| *r != relation)
+        .collect();
+    let relation_prompts: Vec<_> = encode_facts(
+        model.as_ref(),
+        &run.records_of(std::slice::from_ref(&relation)),
+    )?
+    .into_iter()
+    .flat_map(|f| f.prompts)
+    .collect();
+    let other_prompts: Vec<_> = encode_facts(model.as_ref(), &run.records_of(&others))?
         .into_iter()
         .flat_map(|f| f.prompts)
         .collect();
-    let other_prompts: Vec<_> =
-        encode_facts(model.as_ref(), &run.records_of(&others))?.into_iter().flat_map(|f| f.prompts).collect();
     crate::log::progress(
         "erase",
         format!(
@@ -191,16 +217,36 @@ pub fn run(args: EraseArgs) -> Result<(), CliError> {
             others.len()
         ),
     );
-    let config = EraseConfig { top_n: args.top, value };
-    let eval = EvaluationConfig { batch_size: args.batch_size, random_control: args.random_control, seed: args.seed };
-    let (evaluation, outcome) =
-        evaluate_erasure(model.as_mut(), &relation, &frequencies, &relation_prompts, &other_prompts, &config, &eval)?;
+    let config = EraseConfig {
+        top_n: args.top,
+        value,
+    };
+    let eval = EvaluationConfig {
+        batch_size: args.batch_size,
+        random_control: args.random_control,
+        seed: args.seed,
+    };
+    let (evaluation, outcome) = evaluate_erasure(
+        model.as_mut(),
+        &relation,
+        &frequencies,
+        &relation_prompts,
+        &other_prompts,
+        &config,
+        &eval,
+    )?;
     outcome.handle.restore(model.as_mut())?;
     let weights_restored = verify_restored(model.as_ref(), outcome.handle.patch())?;
     if !weights_restored {
-        return Err(CliError::Internal(format!("the weights erased for {relation} were not restored exactly")));
+        return Err(CliError::Internal(format!(
+            "the weights erased for {relation} were not restored exactly"
+        )));
     }
-    let summary = Summary::of(&evaluation.before, &evaluation.after, evaluation.random_control.as_ref());
+    let summary = Summary::of(
+        &evaluation.before,
+        &evaluation.after,
+        evaluation.random_control.as_ref(),
+    );
     let output = EraseOutput {
         run: run.describe(),
         relation_facts: frequencies.facts(),
@@ -215,7 +261,13 @@ pub fn run(args: EraseArgs) -> Result<(), CliError> {
 }
 
 fn rows(name: &str, q: &QualityChange) -> String {
-    let num = |v: f64| if v.abs() >= 1e5 { format!("{v:.3e}") } else { format!("{v:.3}") };
+    let num = |v: f64| {
+        if v.abs() >= 1e5 {
+            format!("{v:.3e}")
+        } else {
+            format!("{v:.3}")
+        }
+    };
     let opt = |v: Option<f64>| v.map(num).unwrap_or_else(|| "-".into());
     format!(
         "  {name:<18} {:>7} {:>9.3} {:>9.3} {:>11} {:>11} {:>10} | {:>9} {:>11} {:>10}\n",
@@ -239,17 +291,35 @@ fn table(output: &EraseOutput) -> String {
         e.neurons.len(),
         output.neurons_counted,
         output.relation_facts,
-        e.token_text.as_ref().map(|t| format!("the embedding of {t:?}")).unwrap_or_else(|| "zeros".into())
+        e.token_text
+            .as_ref()
+            .map(|t| format!("the embedding of {t:?}"))
+            .unwrap_or_else(|| "zeros".into())
     );
     out.push_str(&format!(
         "  {:<18} {:>7} {:>9} {:>9} {:>11} {:>11} {:>10} | {:>9} {:>11} {:>10}\n",
-        "prompts", "n", "acc bef.", "acc aft.", "ppl bef.", "ppl aft.", "ppl chg.", "rnd acc", "rnd ppl", "rnd chg."
+        "prompts",
+        "n",
+        "acc bef.",
+        "acc aft.",
+        "ppl bef.",
+        "ppl aft.",
+        "ppl chg.",
+        "rnd acc",
+        "rnd ppl",
+        "rnd chg."
     ));
-    out.push_str(&rows(&format!("{} (erased)", e.relation), &output.summary.erased_relation));
+    out.push_str(&rows(
+        &format!("{} (erased)", e.relation),
+        &output.summary.erased_relation,
+    ));
     if let Some(other) = &output.summary.other_relations {
         out.push_str(&rows("other relations", other));
     }
-    out.push_str(&format!("  weights restored: {}\n", if output.weights_restored { "yes" } else { "NO" }));
+    out.push_str(&format!(
+        "  weights restored: {}\n",
+        if output.weights_restored { "yes" } else { "NO" }
+    ));
     out
 }
 
@@ -262,7 +332,10 @@ mod tests {
         assert_eq!(parse_value("unk").unwrap(), ErasureValue::UnknownToken);
         assert_eq!(parse_value("zero").unwrap(), ErasureValue::Zero);
         assert_eq!(parse_value("id:5").unwrap(), ErasureValue::Token(5));
-        assert_eq!(parse_value("<|im_end|>").unwrap(), ErasureValue::TokenText("<|im_end|>".into()));
+        assert_eq!(
+            parse_value("<|im_end|>").unwrap(),
+            ErasureValue::TokenText("<|im_end|>".into())
+        );
         assert!(parse_value("id:x").is_err());
         assert!(parse_value(" ").is_err());
     }

@@ -91,7 +91,10 @@ fn main() {
             std::process::exit(error.exit_code());
         }
     };
-    let cli = match command.try_get_matches_from(args).and_then(|m| Cli::from_arg_matches(&m)) {
+    let cli = match command
+        .try_get_matches_from(args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
         Ok(cli) => cli,
         // Usage errors exit with 2 (bad input); --help and --version print and exit with 0.
         Err(error) => error.exit(),

@@ -32,8 +32,12 @@ pub fn run(args: MergeArgs) -> Result<(), CliError> {
     let mut selected: Vec<String> = Vec::new();
     for dir in &args.shards {
         let config_path = dir.join("config.json");
-        let text = std::fs::read_to_string(&config_path)
-            .map_err(|e| CliError::BadInput(format!("{}: {e} (not a kn discover run?)", config_path.display())))?;
+        let text = std::fs::read_to_string(&config_path).map_err(|e| {
+            CliError::BadInput(format!(
+                "{}: {e} (not a kn discover run?)",
+                config_path.display()
+            ))
+        })?;
         let config: RunConfig = serde_json::from_str(&text)
             .map_err(|e| CliError::BadInput(format!("{}: {e}", config_path.display())))?;
         let shard = OutputDir::open(dir, &config)?;
@@ -64,15 +68,31 @@ pub fn run(args: MergeArgs) -> Result<(), CliError> {
     };
     let count = match first.shard {
         Some((_, count)) => count,
-        None => return Err(CliError::BadInput(format!("{} is not a sharded run", args.shards[0].display()))),
+        None => {
+            return Err(CliError::BadInput(format!(
+                "{} is not a sharded run",
+                args.shards[0].display()
+            )))
+        }
     };
-    let unsharded = RunConfig { shard: None, ..first.clone() };
+    let unsharded = RunConfig {
+        shard: None,
+        ..first.clone()
+    };
     let mut by_index: Vec<Option<usize>> = vec![None; count];
     for (k, (config, _, dir)) in shards.iter().enumerate() {
         let Some((index, n)) = config.shard else {
-            return Err(CliError::BadInput(format!("{} is not a sharded run", dir.display())));
+            return Err(CliError::BadInput(format!(
+                "{} is not a sharded run",
+                dir.display()
+            )));
         };
-        if n != count || (RunConfig { shard: None, ..config.clone() }) != unsharded {
+        if n != count
+            || (RunConfig {
+                shard: None,
+                ..config.clone()
+            }) != unsharded
+        {
             return Err(CliError::BadInput(format!(
                 "{} was run with another configuration than {}",
                 dir.display(),
@@ -80,11 +100,15 @@ pub fn run(args: MergeArgs) -> Result<(), CliError> {
             )));
         }
         if by_index[index].replace(k).is_some() {
-            return Err(CliError::BadInput(format!("shard {index}/{count} is given twice")));
+            return Err(CliError::BadInput(format!(
+                "shard {index}/{count} is given twice"
+            )));
         }
     }
     if let Some(missing) = by_index.iter().position(Option::is_none) {
-        return Err(CliError::BadInput(format!("shard {missing}/{count} is missing")));
+        return Err(CliError::BadInput(format!(
+            "shard {missing}/{count} is missing"
+        )));
     }
     // Interleave: selection position p lives in shard p % n at row p / n.
     let ordered: Vec<&Vec<FactRecord>> = by_index.iter().flatten().map(|&k| &shards[k].1).collect();
@@ -95,7 +119,10 @@ pub fn run(args: MergeArgs) -> Result<(), CliError> {
         for records in &ordered {
             if let Some(record) = records.get(row) {
                 if !seen.insert(record.fact.clone()) {
-                    return Err(CliError::BadInput(format!("fact {} appears in more than one shard", record.fact)));
+                    return Err(CliError::BadInput(format!(
+                        "fact {} appears in more than one shard",
+                        record.fact
+                    )));
                 }
                 merged.push(record.clone());
             }
@@ -103,7 +130,10 @@ pub fn run(args: MergeArgs) -> Result<(), CliError> {
     }
     let out = OutputDir::open(&args.out, &unsharded)?;
     if !out.records()?.is_empty() {
-        return Err(CliError::BadInput(format!("{} already holds results; merge into an empty directory", args.out.display())));
+        return Err(CliError::BadInput(format!(
+            "{} already holds results; merge into an empty directory",
+            args.out.display()
+        )));
     }
     for record in &merged {
         out.append(record)?;
@@ -111,15 +141,27 @@ pub fn run(args: MergeArgs) -> Result<(), CliError> {
     if !selected.is_empty() {
         out.write_selection(&merged.iter().map(|r| r.fact.clone()).collect::<Vec<_>>())?;
     }
-    let refine = RefineConfig { share: unsharded.share, min_prompts: unsharded.min_prompts, ..RefineConfig::default() };
+    let refine = RefineConfig {
+        share: unsharded.share,
+        min_prompts: unsharded.min_prompts,
+        ..RefineConfig::default()
+    };
     let stats = write_summaries(&out, &merged, &unsharded, &refine)?;
     let copied = copy_scores(&args.shards, &args.out)?;
     crate::log::progress(
         "merge",
-        format!("{} facts ({copied} saved score matrices) from {} shards into {}", merged.len(), count, args.out.display()),
+        format!(
+            "{} facts ({copied} saved score matrices) from {} shards into {}",
+            merged.len(),
+            count,
+            args.out.display()
+        ),
     );
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&stats).map_err(|e| CliError::Internal(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&stats).map_err(|e| CliError::Internal(e.to_string()))?
+        );
     }
     Ok(())
 }
@@ -128,18 +170,23 @@ pub fn run(args: MergeArgs) -> Result<(), CliError> {
 fn copy_scores(shards: &[PathBuf], out: &std::path::Path) -> Result<usize, CliError> {
     let mut copied = 0;
     for shard in shards {
-        let Ok(entries) = std::fs::read_dir(shard.join("scores")) else { continue };
+        let Ok(entries) = std::fs::read_dir(shard.join("scores")) else {
+            continue;
+        };
         let target = out.join("scores");
-        std::fs::create_dir_all(&target).map_err(|e| CliError::Internal(format!("{}: {e}", target.display())))?;
+        std::fs::create_dir_all(&target)
+            .map_err(|e| CliError::Internal(format!("{}: {e}", target.display())))?;
         for entry in entries.filter_map(Result::ok) {
             let path = entry.path();
             if path.extension().and_then(|e| e.to_str()) != Some("npy") {
                 continue;
             }
-            let bytes = std::fs::read(&path).map_err(|e| CliError::BadInput(format!("{}: {e}", path.display())))?;
+            let bytes = std::fs::read(&path)
+                .map_err(|e| CliError::BadInput(format!("{}: {e}", path.display())))?;
             let destination = target.join(entry.file_name());
-            kn_attribution::write_atomically(&destination, &bytes)
-                .map_err(|e| CliError::Internal(format!("cannot write {}: {e}", destination.display())))?;
+            kn_attribution::write_atomically(&destination, &bytes).map_err(|e| {
+                CliError::Internal(format!("cannot write {}: {e}", destination.display()))
+            })?;
             copied += 1;
         }
     }

@@ -51,7 +51,11 @@ pub fn parse_layers(spec: &str, num_layers: usize) -> Result<Vec<usize>, CliErro
     }
     let mut layers = Vec::new();
     for part in spec.split(',').map(str::trim) {
-        let number = |s: &str| s.trim().parse::<usize>().map_err(|_| bad(format!("{s:?} is not a layer number")));
+        let number = |s: &str| {
+            s.trim()
+                .parse::<usize>()
+                .map_err(|_| bad(format!("{s:?} is not a layer number")))
+        };
         let (start, end) = match part.split_once('-') {
             Some((a, b)) => (number(a)?, number(b)?),
             None => (number(part)?, number(part)?),
@@ -60,7 +64,10 @@ pub fn parse_layers(spec: &str, num_layers: usize) -> Result<Vec<usize>, CliErro
             return Err(bad(format!("the range {part} is empty")));
         }
         if end >= num_layers {
-            return Err(bad(format!("layer {end} is out of range: the model has {num_layers} layers (0-{})", num_layers.saturating_sub(1))));
+            return Err(bad(format!(
+                "layer {end} is out of range: the model has {num_layers} layers (0-{})",
+                num_layers.saturating_sub(1)
+            )));
         }
         for layer in start..=end {
             if !layers.contains(&layer) {

@@ -44,7 +44,11 @@ pub struct PredictOutput {
 }
 
 /// Computes the top-k predictions for `prompt`.
-pub fn predict(model: &dyn KnowledgeModel, prompt: &str, top_k: usize) -> Result<PredictOutput, CliError> {
+pub fn predict(
+    model: &dyn KnowledgeModel,
+    prompt: &str,
+    top_k: usize,
+) -> Result<PredictOutput, CliError> {
     if top_k == 0 {
         return Err(CliError::BadInput("--top must be at least 1".into()));
     }
@@ -61,10 +65,22 @@ pub fn predict(model: &dyn KnowledgeModel, prompt: &str, top_k: usize) -> Result
     let top = probs
         .iter()
         .zip(&ids)
-        .map(|(&prob, &id)| Prediction { token: model.token_text(id), id, prob: f64::from(prob) })
+        .map(|(&prob, &id)| Prediction {
+            token: model.token_text(id),
+            id,
+            prob: f64::from(prob),
+        })
         .collect();
-    let tokens = encoded.token_ids.iter().map(|&id| model.token_text(id)).collect();
-    Ok(PredictOutput { prompt: prompt.to_string(), tokens, top })
+    let tokens = encoded
+        .token_ids
+        .iter()
+        .map(|&id| model.token_text(id))
+        .collect();
+    Ok(PredictOutput {
+        prompt: prompt.to_string(),
+        tokens,
+        top,
+    })
 }
 
 /// Runs `kn predict`.
@@ -77,7 +93,13 @@ pub fn run(args: PredictArgs) -> Result<(), CliError> {
     } else {
         println!("{}", args.prompt);
         for (rank, p) in output.top.iter().enumerate() {
-            println!("{:>3}  {:<20} {:>8.4}  (id {})", rank + 1, format!("{:?}", p.token), p.prob, p.id);
+            println!(
+                "{:>3}  {:<20} {:>8.4}  (id {})",
+                rank + 1,
+                format!("{:?}", p.token),
+                p.prob,
+                p.id
+            );
         }
     }
     Ok(())

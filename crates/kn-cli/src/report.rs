@@ -44,7 +44,9 @@ struct ReportOutput<'a> {
 impl From<ReportError> for CliError {
     fn from(error: ReportError) -> Self {
         match &error {
-            ReportError::Io { action, .. } if *action != "read" => CliError::Internal(error.to_string()),
+            ReportError::Io { action, .. } if *action != "read" => {
+                CliError::Internal(error.to_string())
+            }
             ReportError::Figure { .. } => CliError::Internal(error.to_string()),
             _ => CliError::BadInput(error.to_string()),
         }
@@ -53,23 +55,41 @@ impl From<ReportError> for CliError {
 
 /// Runs `kn report`.
 pub fn run(args: ReportArgs) -> Result<(), CliError> {
-    let options = ReportOptions { format: args.format, out_dir: args.out.clone(), fact: args.fact.clone(), top_k: args.top };
+    let options = ReportOptions {
+        format: args.format,
+        out_dir: args.out.clone(),
+        fact: args.fact.clone(),
+        top_k: args.top,
+    };
     let started = std::time::Instant::now();
     let report = build_report(&args.dir, &options)?;
-    crate::log::progress("report", format!("written in {:.1} s", started.elapsed().as_secs_f64()));
+    crate::log::progress(
+        "report",
+        format!("written in {:.1} s", started.elapsed().as_secs_f64()),
+    );
     let show = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
     if args.json {
         let output = ReportOutput {
             html: show(&report.html),
             markdown: show(&report.markdown),
-            figures: report.figures.iter().map(|p| p.display().to_string()).collect(),
+            figures: report
+                .figures
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
             sections_missing: &report.sections_missing,
             headline: &report.headline,
         };
-        println!("{}", serde_json::to_string(&output).map_err(|e| CliError::Internal(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string(&output).map_err(|e| CliError::Internal(e.to_string()))?
+        );
         return Ok(());
     }
-    for (label, path) in [("HTML", show(&report.html)), ("Markdown", show(&report.markdown))] {
+    for (label, path) in [
+        ("HTML", show(&report.html)),
+        ("Markdown", show(&report.markdown)),
+    ] {
         if let Some(path) = path {
             println!("Report ({label}): {path}");
         }

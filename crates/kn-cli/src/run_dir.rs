@@ -20,7 +20,9 @@ impl From<EditError> for CliError {
     fn from(error: EditError) -> Self {
         match error {
             EditError::Model(model) => model.into(),
-            EditError::Io { action: "write", .. } => CliError::Internal(error.to_string()),
+            EditError::Io {
+                action: "write", ..
+            } => CliError::Internal(error.to_string()),
             other => CliError::BadInput(other.to_string()),
         }
     }
@@ -44,9 +46,20 @@ impl RunDir {
     /// run's `config.json`) or the run directory itself. Every line must be a fact record and
     /// every fact id unique; an empty file is refused.
     pub fn load(path: &Path) -> Result<Self, CliError> {
-        let neurons_path = if path.is_dir() { path.join("neurons.jsonl") } else { path.to_path_buf() };
-        let dir = neurons_path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+        let neurons_path = if path.is_dir() {
+            path.join("neurons.jsonl")
+        } else {
+            path.to_path_buf()
+        };
+        let dir = neurons_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
         let text = std::fs::read_to_string(&neurons_path).map_err(|e| {
             CliError::BadInput(format!(
                 "cannot read {}: {e} (give the neurons.jsonl of a kn discover run)",
@@ -61,10 +74,18 @@ impl RunDir {
             ))
         })?;
         let config: RunConfig = serde_json::from_str(&config_text).map_err(|e| {
-            CliError::BadInput(format!("{} is not a kn discover configuration: {e}", config_path.display()))
+            CliError::BadInput(format!(
+                "{} is not a kn discover configuration: {e}",
+                config_path.display()
+            ))
         })?;
         let records = parse_records(&text, &neurons_path)?;
-        Ok(Self { dir, neurons_path, config, records })
+        Ok(Self {
+            dir,
+            neurons_path,
+            config,
+            records,
+        })
     }
 
     /// Refuses a model other than the one the run was made with (architecture or weights
@@ -91,7 +112,11 @@ impl RunDir {
     /// The relations of the run's facts, in order of first appearance.
     pub fn relations(&self) -> Vec<String> {
         let mut seen = BTreeSet::new();
-        self.records.iter().filter(|r| seen.insert(r.relation.clone())).map(|r| r.relation.clone()).collect()
+        self.records
+            .iter()
+            .filter(|r| seen.insert(r.relation.clone()))
+            .map(|r| r.relation.clone())
+            .collect()
     }
 
     /// The relations named by `spec` (comma-separated; `None` or `all`: every relation of the
@@ -119,19 +144,30 @@ impl RunDir {
 
     /// The record of fact `id` (bad input if the run has none).
     pub fn find(&self, id: &str) -> Result<&FactRecord, CliError> {
-        self.records.iter().find(|r| r.fact == id.trim()).ok_or_else(|| {
-            let examples: Vec<&str> = self.records.iter().take(5).map(|r| r.fact.as_str()).collect();
-            CliError::BadInput(format!(
-                "fact {id:?} is not in {} (facts there include {})",
-                self.neurons_path.display(),
-                examples.join(", ")
-            ))
-        })
+        self.records
+            .iter()
+            .find(|r| r.fact == id.trim())
+            .ok_or_else(|| {
+                let examples: Vec<&str> = self
+                    .records
+                    .iter()
+                    .take(5)
+                    .map(|r| r.fact.as_str())
+                    .collect();
+                CliError::BadInput(format!(
+                    "fact {id:?} is not in {} (facts there include {})",
+                    self.neurons_path.display(),
+                    examples.join(", ")
+                ))
+            })
     }
 
     /// The records of `relations`, in file order.
     pub fn records_of(&self, relations: &[String]) -> Vec<&FactRecord> {
-        self.records.iter().filter(|r| relations.contains(&r.relation)).collect()
+        self.records
+            .iter()
+            .filter(|r| relations.contains(&r.relation))
+            .collect()
     }
 
     /// The layers the run attributed (the layers its knowledge neurons can be in).
@@ -196,7 +232,10 @@ fn parse_records(text: &str, path: &Path) -> Result<Vec<FactRecord>, CliError> {
         records.push(record);
     }
     if records.is_empty() {
-        return Err(CliError::BadInput(format!("{} holds no facts", path.display())));
+        return Err(CliError::BadInput(format!(
+            "{} holds no facts",
+            path.display()
+        )));
     }
     Ok(records)
 }
@@ -208,21 +247,33 @@ pub fn record_neurons(record: &FactRecord) -> NeuronSet {
 
 /// A record as `FactNeurons`: its prompts encoded with its object as answer (first token), its
 /// knowledge neurons checked against the model.
-pub fn encode_fact(model: &dyn KnowledgeModel, record: &FactRecord) -> Result<FactNeurons, CliError> {
+pub fn encode_fact(
+    model: &dyn KnowledgeModel,
+    record: &FactRecord,
+) -> Result<FactNeurons, CliError> {
     let mut prompts = Vec::with_capacity(record.prompts.len());
     for prompt in &record.prompts {
-        let encoded =
-            model.encode(&prompt.text, Some(&record.object), AnswerPolicy::FirstToken).map_err(|e| match e {
+        let encoded = model
+            .encode(&prompt.text, Some(&record.object), AnswerPolicy::FirstToken)
+            .map_err(|e| match e {
                 ModelError::Torch(_) => CliError::from(e),
-                other => CliError::BadInput(format!("fact {}: prompt {:?}: {other}", record.fact, prompt.text)),
+                other => CliError::BadInput(format!(
+                    "fact {}: prompt {:?}: {other}",
+                    record.fact, prompt.text
+                )),
             })?;
         prompts.push(encoded);
     }
     if prompts.is_empty() {
-        return Err(CliError::BadInput(format!("fact {} has no prompts in the neurons file", record.fact)));
+        return Err(CliError::BadInput(format!(
+            "fact {} has no prompts in the neurons file",
+            record.fact
+        )));
     }
     let neurons = record_neurons(record);
-    neurons.validate(model.info()).map_err(|e| CliError::BadInput(format!("fact {}: {e}", record.fact)))?;
+    neurons
+        .validate(model.info())
+        .map_err(|e| CliError::BadInput(format!("fact {}: {e}", record.fact)))?;
     Ok(FactNeurons {
         id: record.fact.clone(),
         relation: record.relation.clone(),
@@ -233,22 +284,39 @@ pub fn encode_fact(model: &dyn KnowledgeModel, record: &FactRecord) -> Result<Fa
 }
 
 /// [`encode_fact`] for every record.
-pub fn encode_facts(model: &dyn KnowledgeModel, records: &[&FactRecord]) -> Result<Vec<FactNeurons>, CliError> {
+pub fn encode_facts(
+    model: &dyn KnowledgeModel,
+    records: &[&FactRecord],
+) -> Result<Vec<FactNeurons>, CliError> {
     records.iter().map(|r| encode_fact(model, r)).collect()
 }
 
 /// Relation-level neuron counts over the knowledge neurons of `relation`'s records.
 pub fn relation_frequencies(records: &[FactRecord], relation: &str) -> NeuronFrequencies {
-    let sets: Vec<NeuronSet> = records.iter().filter(|r| r.relation == relation).map(record_neurons).collect();
+    let sets: Vec<NeuronSet> = records
+        .iter()
+        .filter(|r| r.relation == relation)
+        .map(record_neurons)
+        .collect();
     NeuronFrequencies::from_sets(sets.iter())
 }
 
 /// `items` in a seeded order: sorted by `derive_seed(seed, "<purpose>/<key>")` (the same
 /// order on every platform, independent of the other items).
-pub fn seeded_order<T>(items: Vec<T>, seed: u64, purpose: &str, key: impl Fn(&T) -> String) -> Vec<T> {
+pub fn seeded_order<T>(
+    items: Vec<T>,
+    seed: u64,
+    purpose: &str,
+    key: impl Fn(&T) -> String,
+) -> Vec<T> {
     let mut keyed: Vec<(u64, T)> = items
         .into_iter()
-        .map(|item| (kn_edit::derive_seed(seed, &format!("{purpose}/{}", key(&item))), item))
+        .map(|item| {
+            (
+                kn_edit::derive_seed(seed, &format!("{purpose}/{}", key(&item))),
+                item,
+            )
+        })
         .collect();
     keyed.sort_by_key(|(k, _)| *k);
     keyed.into_iter().map(|(_, item)| item).collect()
@@ -256,13 +324,21 @@ pub fn seeded_order<T>(items: Vec<T>, seed: u64, purpose: &str, key: impl Fn(&T)
 
 /// At most `max` of `prompts` (all when `max` is 0 or enough), chosen in a seeded order and
 /// returned in their original order.
-pub fn cap_prompts(prompts: Vec<EncodedPrompt>, max: usize, seed: u64, purpose: &str) -> Vec<EncodedPrompt> {
+pub fn cap_prompts(
+    prompts: Vec<EncodedPrompt>,
+    max: usize,
+    seed: u64,
+    purpose: &str,
+) -> Vec<EncodedPrompt> {
     if max == 0 || prompts.len() <= max {
         return prompts;
     }
     let indexed: Vec<(usize, EncodedPrompt)> = prompts.into_iter().enumerate().collect();
     let mut kept: Vec<(usize, EncodedPrompt)> =
-        seeded_order(indexed, seed, purpose, |(i, p)| format!("{i}/{}", p.text)).into_iter().take(max).collect();
+        seeded_order(indexed, seed, purpose, |(i, p)| format!("{i}/{}", p.text))
+            .into_iter()
+            .take(max)
+            .collect();
     kept.sort_by_key(|(i, _)| *i);
     kept.into_iter().map(|(_, p)| p).collect()
 }
@@ -291,7 +367,8 @@ pub fn verify_restored(model: &dyn KnowledgeModel, patch: &Patch) -> Result<bool
             let now = values.get(i * hidden..(i + 1) * hidden);
             let old = patch.old_values.get(row * hidden..(row + 1) * hidden);
             match (now, old) {
-                (Some(now), Some(old)) if now.iter().zip(old).all(|(a, b)| a.to_bits() == b.to_bits()) => {}
+                (Some(now), Some(old))
+                    if now.iter().zip(old).all(|(a, b)| a.to_bits() == b.to_bits()) => {}
                 _ => return Ok(false),
             }
         }
@@ -301,12 +378,16 @@ pub fn verify_restored(model: &dyn KnowledgeModel, patch: &Patch) -> Result<bool
 
 /// `100 * (after / before - 1)`, `None` unless both are finite and `before > 0`.
 pub fn change_pct(before: f64, after: f64) -> Option<f64> {
-    (before > 0.0 && before.is_finite() && after.is_finite()).then(|| 100.0 * (after / before - 1.0))
+    (before > 0.0 && before.is_finite() && after.is_finite())
+        .then(|| 100.0 * (after / before - 1.0))
 }
 
 /// The mean of the present values (`None` when none are).
 pub fn mean(values: impl IntoIterator<Item = Option<f64>>) -> Option<f64> {
-    let (sum, n) = values.into_iter().flatten().fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    let (sum, n) = values
+        .into_iter()
+        .flatten()
+        .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
     (n > 0).then(|| sum / n as f64)
 }
 
@@ -317,7 +398,12 @@ pub fn to_json<T: Serialize>(value: &T) -> Result<String, CliError> {
 
 /// Delivers a subcommand's result: pretty JSON to `out` (atomically) when given, then one JSON
 /// line on stdout with `json`, or the human table otherwise.
-pub fn emit<T: Serialize>(value: &T, json: bool, out: Option<&Path>, table: impl FnOnce() -> String) -> Result<(), CliError> {
+pub fn emit<T: Serialize>(
+    value: &T,
+    json: bool,
+    out: Option<&Path>,
+    table: impl FnOnce() -> String,
+) -> Result<(), CliError> {
     if let Some(path) = out {
         write_json(path, value)?;
     }
@@ -331,14 +417,17 @@ pub fn emit<T: Serialize>(value: &T, json: bool, out: Option<&Path>, table: impl
 
 /// Writes `value` as pretty JSON to `path` (atomically).
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Internal(e.to_string()))?;
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| CliError::Internal(e.to_string()))?;
     kn_attribution::write_atomically(path, text.as_bytes())
         .map_err(|e| CliError::Internal(format!("cannot write {}: {e}", path.display())))
 }
 
 /// A percentage for tables: `+12.34%`, or `-` when absent.
 pub fn pct(value: Option<f64>) -> String {
-    value.map(|v| format!("{v:+.2}%")).unwrap_or_else(|| "-".into())
+    value
+        .map(|v| format!("{v:+.2}%"))
+        .unwrap_or_else(|| "-".into())
 }
 
 #[cfg(test)]
@@ -356,7 +445,10 @@ mod tests {
         assert!(parse_records("", path).is_err());
         let error = parse_records(&format!("{LINE}\n{{not json\n"), path).unwrap_err();
         assert!(error.to_string().contains("line 2"), "{error}");
-        assert!(parse_records(&format!("{LINE}\n{LINE}\n"), path).unwrap_err().to_string().contains("twice"));
+        assert!(parse_records(&format!("{LINE}\n{LINE}\n"), path)
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
         let freq = relation_frequencies(&records, "P36");
         assert_eq!((freq.facts(), freq.count(0, 1)), (1, 1));
         assert_eq!(relation_frequencies(&records, "P19").facts(), 0);
@@ -377,9 +469,15 @@ mod tests {
         };
         let capped = cap_prompts((0..10).map(prompt).collect(), 4, 1, "c");
         assert_eq!(capped.len(), 4);
-        let numbers: Vec<usize> = capped.iter().map(|p| p.text[1..].parse().unwrap()).collect();
+        let numbers: Vec<usize> = capped
+            .iter()
+            .map(|p| p.text[1..].parse().unwrap())
+            .collect();
         assert!(numbers.windows(2).all(|w| w[0] < w[1]));
-        assert_eq!(cap_prompts((0..3).map(prompt).collect(), 0, 1, "c").len(), 3);
+        assert_eq!(
+            cap_prompts((0..3).map(prompt).collect(), 0, 1, "c").len(),
+            3
+        );
     }
 
     #[test]
@@ -394,7 +492,10 @@ mod tests {
 
     #[test]
     fn edit_errors_map_to_exit_codes() {
-        let bad: CliError = EditError::NoPrompts { context: "x".into() }.into();
+        let bad: CliError = EditError::NoPrompts {
+            context: "x".into(),
+        }
+        .into();
         assert_eq!(bad.exit_code(), 2);
         let internal: CliError = EditError::Model(ModelError::Torch("boom".into())).into();
         assert_eq!(internal.exit_code(), 3);

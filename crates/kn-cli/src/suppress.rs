@@ -14,8 +14,8 @@ use crate::exit::CliError;
 use crate::options::ModelOptions;
 use crate::run_dir::{encode_facts, pct, to_json, write_json, RunDir, RunSummary};
 use kn_edit::{
-    add_activation_baselines, suppress_amplify_experiment, ChangeSummary, ChartMeasure, ExperimentConfig,
-    ExperimentReport, GroupReport, SuppressionChart,
+    add_activation_baselines, suppress_amplify_experiment, ChangeSummary, ChartMeasure,
+    ExperimentConfig, ExperimentReport, GroupReport, SuppressionChart,
 };
 use serde::Serialize;
 use std::path::PathBuf;
@@ -77,13 +77,21 @@ pub fn run(args: SuppressArgs) -> Result<(), CliError> {
     }
     let run = RunDir::load(&args.neurons)?;
     let relations = run.select_relations(args.relations.as_deref())?;
-    let out = args.out.clone().unwrap_or_else(|| run.dir.join("suppression.json"));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| run.dir.join("suppression.json"));
     let model = args.model.load()?;
     run.check_model(model.info())?;
     let started = Instant::now();
     let records = run.records_of(&relations);
     let log = |message: String| crate::log::progress("suppress", message);
-    log(format!("{} facts of {} relation(s) from {}", records.len(), relations.len(), run.neurons_path.display()));
+    log(format!(
+        "{} facts of {} relation(s) from {}",
+        records.len(),
+        relations.len(),
+        run.neurons_path.display()
+    ));
     let mut facts = encode_facts(model.as_ref(), &records)?;
     let baseline_layers = args.activation_baseline.then(|| run.layers().to_vec());
     if let Some(layers) = &baseline_layers {
@@ -102,12 +110,17 @@ pub fn run(args: SuppressArgs) -> Result<(), CliError> {
         ..ExperimentConfig::default()
     };
     let step = Instant::now();
-    let report = suppress_amplify_experiment(model.as_ref(), &facts, &config, &mut |done, total| {
-        if done > 0 && (done == total || crate::log::enabled(crate::log::Verbosity::Verbose) || done % 10 == 0) {
-            let per_fact = step.elapsed().as_secs_f64() / done as f64;
-            log(format!("[{done}/{total}] {per_fact:.2} s/fact"));
-        }
-    })?;
+    let report =
+        suppress_amplify_experiment(model.as_ref(), &facts, &config, &mut |done, total| {
+            if done > 0
+                && (done == total
+                    || crate::log::enabled(crate::log::Verbosity::Verbose)
+                    || done % 10 == 0)
+            {
+                let per_fact = step.elapsed().as_secs_f64() / done as f64;
+                log(format!("[{done}/{total}] {per_fact:.2} s/fact"));
+            }
+        })?;
     let output = SuppressOutput {
         run: run.describe(),
         activation_baseline_layers: baseline_layers,
@@ -117,7 +130,10 @@ pub fn run(args: SuppressArgs) -> Result<(), CliError> {
     write_json(&out, &output)?;
     log(format!("report written to {}", out.display()));
     if let Some(path) = &args.chart {
-        let title = format!("Suppressing and amplifying knowledge neurons ({})", output.report.architecture);
+        let title = format!(
+            "Suppressing and amplifying knowledge neurons ({})",
+            output.report.architecture
+        );
         SuppressionChart::from_report(&output.report, ChartMeasure::ChangePct, true, &title)
             .save(path)
             .map_err(|e| CliError::Internal(e.to_string()))?;
@@ -136,7 +152,11 @@ fn cell(summary: &ChangeSummary) -> String {
     if summary.prompts == 0 {
         return "-".into();
     }
-    format!("{} / {}", pct(summary.change_pct), pct(summary.mean_relative_change_pct))
+    format!(
+        "{} / {}",
+        pct(summary.change_pct),
+        pct(summary.mean_relative_change_pct)
+    )
 }
 
 fn group_rows(name: &str, group: &GroupReport, out: &mut String) {
@@ -146,8 +166,13 @@ fn group_rows(name: &str, group: &GroupReport, out: &mut String) {
         group.facts, group.facts_without_neurons, group.prompts
     ));
     for (op, pick) in [("suppress", 0usize), ("amplify", 1)] {
-        let get =
-            |effects: &kn_edit::OpEffects| if pick == 0 { effects.suppress.clone() } else { effects.amplify.clone() };
+        let get = |effects: &kn_edit::OpEffects| {
+            if pick == 0 {
+                effects.suppress.clone()
+            } else {
+                effects.amplify.clone()
+            }
+        };
         out.push_str(&format!(
             "  {op:<9} {:>22} {:>22} {:>22} {:>22}\n",
             cell(&get(&c.own)),

@@ -45,15 +45,17 @@ pub fn run(args: TriggersArgs) -> Result<(), CliError> {
     let run = RunDir::load(&args.sources.neurons)?;
     let record = run.find(&args.fact)?.clone();
     if record.neurons.is_empty() {
-        return Err(CliError::BadInput(format!("fact {} has no knowledge neurons in the run", record.fact)));
+        return Err(CliError::BadInput(format!(
+            "fact {} has no knowledge neurons in the run",
+            record.fact
+        )));
     }
     let relations = vec![record.relation.clone()];
     let inputs = Inputs::load(run, &args.sources, &relations, &args.model)?;
     let fact = inputs.fact(&record)?;
-    let bags = inputs
-        .corpus
-        .bags(&fact.fact.id)?
-        .ok_or_else(|| CliError::BadInput(format!("the corpus has no bag for fact {}", fact.fact.id)))?;
+    let bags = inputs.corpus.bags(&fact.fact.id)?.ok_or_else(|| {
+        CliError::BadInput(format!("the corpus has no bag for fact {}", fact.fact.id))
+    })?;
     if bags.th_bags.is_empty() {
         return Err(CliError::BadInput(format!(
             "fact {} ({}, {}) has no head+tail sentence in the corpus: nothing to rank",
@@ -82,18 +84,35 @@ fn list(title: &str, sentences: &[TriggerSentence], out: &mut String) {
         out.push_str("  (none)\n");
     }
     for (k, s) in sentences.iter().enumerate() {
-        out.push_str(&format!("  {:>2}. {:+9.4}  [{}] {}\n", k + 1, s.score, s.sentence, s.text));
+        out.push_str(&format!(
+            "  {:>2}. {:+9.4}  [{}] {}\n",
+            k + 1,
+            s.score,
+            s.sentence,
+            s.text
+        ));
     }
 }
 
 /// The text printed on stdout.
 fn text(report: &TriggerReport) -> String {
-    let neurons: Vec<String> = report.neurons.iter().map(|(l, n)| format!("L{l}.{n}")).collect();
+    let neurons: Vec<String> = report
+        .neurons
+        .iter()
+        .map(|(l, n)| format!("L{l}.{n}"))
+        .collect();
     let signed = if report.signs.is_empty() {
         String::new()
     } else {
-        let signs: Vec<&str> = report.signs.iter().map(|s| if *s < 0.0 { "-" } else { "+" }).collect();
-        format!(", each signed by its mean on the fact's prompts ({})", signs.join(""))
+        let signs: Vec<&str> = report
+            .signs
+            .iter()
+            .map(|s| if *s < 0.0 { "-" } else { "+" })
+            .collect();
+        format!(
+            ", each signed by its mean on the fact's prompts ({})",
+            signs.join("")
+        )
     };
     let mut out = format!(
         "{} ({}, {}); knowledge neurons: {}\nscore = summed activation of the knowledge neurons{signed}; [i] = sentence \
@@ -104,7 +123,11 @@ fn text(report: &TriggerReport) -> String {
         neurons.join(" ")
     );
     list("top sentences with the tail:", &report.with_tail, &mut out);
-    list("top sentences with the tail hidden:", &report.without_tail, &mut out);
+    list(
+        "top sentences with the tail hidden:",
+        &report.without_tail,
+        &mut out,
+    );
     let c = &report.sentences;
     out.push_str(&format!(
         "sentences: {} looked at, {} ranked (tail not found {}, no context {}, too long {}, unencodable {})\n",

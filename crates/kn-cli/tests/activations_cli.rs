@@ -13,11 +13,18 @@ fn root() -> PathBuf {
 }
 
 fn kn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kn")).args(args).output().expect("kn runs")
+    Command::new(env!("CARGO_BIN_EXE_kn"))
+        .args(args)
+        .output()
+        .expect("kn runs")
 }
 
 fn ok(output: &Output, what: &str) {
-    assert!(output.status.success(), "{what} failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 fn refused(output: &Output, what: &str) -> String {
@@ -33,15 +40,23 @@ fn pararel_excerpt(dir: &Path) -> PathBuf {
     let out = dir.join("pararel");
     std::fs::create_dir_all(out.join("patterns")).unwrap();
     let pairs: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(source.join("query_pairs.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(source.join("query_pairs.json")).unwrap())
+            .unwrap();
     let mut cut = serde_json::Map::new();
     for relation in RELATIONS {
         let list = pairs[relation].as_array().unwrap();
-        cut.insert(relation.into(), serde_json::Value::Array(list[..5].to_vec()));
+        cut.insert(
+            relation.into(),
+            serde_json::Value::Array(list[..5].to_vec()),
+        );
         let pattern = format!("patterns/{relation}.jsonl");
         std::fs::copy(source.join(&pattern), out.join(&pattern)).unwrap();
     }
-    std::fs::write(out.join("query_pairs.json"), serde_json::to_string(&cut).unwrap()).unwrap();
+    std::fs::write(
+        out.join("query_pairs.json"),
+        serde_json::to_string(&cut).unwrap(),
+    )
+    .unwrap();
     std::fs::copy(source.join("relations.jsonl"), out.join("relations.jsonl")).unwrap();
     out
 }
@@ -93,8 +108,17 @@ fn activations(model: &str, run: &Path, corpus: &str, out: &Path, extra: &[&str]
     let model = root().join("fixtures").join(model).display().to_string();
     let neurons = run.join("neurons.jsonl").display().to_string();
     let out = out.display().to_string();
-    let mut args =
-        vec!["activations", "--model", model.as_str(), "--neurons", &neurons, "--corpus", corpus, "--out", &out];
+    let mut args = vec![
+        "activations",
+        "--model",
+        model.as_str(),
+        "--neurons",
+        &neurons,
+        "--corpus",
+        corpus,
+        "--out",
+        &out,
+    ];
     args.extend_from_slice(extra);
     kn(&args)
 }
@@ -102,28 +126,58 @@ fn activations(model: &str, run: &Path, corpus: &str, out: &Path, extra: &[&str]
 fn triggers(model: &str, run: &Path, corpus: &str, fact: &str, extra: &[&str]) -> Output {
     let model = root().join("fixtures").join(model).display().to_string();
     let neurons = run.join("neurons.jsonl").display().to_string();
-    let mut args =
-        vec!["triggers", "--model", model.as_str(), "--neurons", &neurons, "--corpus", corpus, "--fact", fact];
+    let mut args = vec![
+        "triggers",
+        "--model",
+        model.as_str(),
+        "--neurons",
+        &neurons,
+        "--corpus",
+        corpus,
+        "--fact",
+        fact,
+    ];
     args.extend_from_slice(extra);
     kn(&args)
 }
 
 const SUMMARY_KEYS: [&str; 3] = ["n", "mean", "se"];
-const COUNT_KEYS: [&str; 7] =
-    ["sentences", "evaluated", "target_missing", "no_context", "too_long", "unencodable", "fact_skipped"];
+const COUNT_KEYS: [&str; 7] = [
+    "sentences",
+    "evaluated",
+    "target_missing",
+    "no_context",
+    "too_long",
+    "unencodable",
+    "fact_skipped",
+];
 
 /// Checks the keys of activations.json and that its counts add up; returns it.
 fn check_report(out: &Path, facts_in_run: usize) -> serde_json::Value {
     let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("activations.json")).unwrap()).unwrap();
-    for key in ["run", "corpus", "data", "model", "config", "overall", "mean_of_relations", "relations", "facts"] {
+        serde_json::from_str(&std::fs::read_to_string(out.join("activations.json")).unwrap())
+            .unwrap();
+    for key in [
+        "run",
+        "corpus",
+        "data",
+        "model",
+        "config",
+        "overall",
+        "mean_of_relations",
+        "relations",
+        "facts",
+    ] {
         assert!(report.get(key).is_some(), "activations.json lacks {key}");
     }
     let group_ok = |group: &serde_json::Value| {
         for part in ["knowledge", "random"] {
             for kind in ["t1", "t2", "t3"] {
                 for key in SUMMARY_KEYS {
-                    assert!(group[part][kind].get(key).is_some(), "{part}.{kind} lacks {key}");
+                    assert!(
+                        group[part][kind].get(key).is_some(),
+                        "{part}.{kind} lacks {key}"
+                    );
                 }
                 assert_eq!(group[part][kind]["n"], group["facts"]);
             }
@@ -133,7 +187,10 @@ fn check_report(out: &Path, facts_in_run: usize) -> serde_json::Value {
         }
         for kind in ["t1", "t2", "t3"] {
             let c = &group["sentences"][kind];
-            let n = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("sentences.{kind} lacks {k}"));
+            let n = |k: &str| {
+                c[k].as_u64()
+                    .unwrap_or_else(|| panic!("sentences.{kind} lacks {k}"))
+            };
             let parts: u64 = COUNT_KEYS[1..].iter().map(|k| n(k)).sum();
             assert_eq!(n("sentences"), parts, "{kind}: {c}");
         }
@@ -141,7 +198,12 @@ fn check_report(out: &Path, facts_in_run: usize) -> serde_json::Value {
             // Discover records carry their prompts: every evaluated fact has sign-aligned values.
             let aligned = &group["aligned"];
             assert_eq!(aligned["facts"], group["facts"]);
-            for key in ["knowledge_on_prompts", "random_on_prompts", "knowledge_prompts", "random_prompts"] {
+            for key in [
+                "knowledge_on_prompts",
+                "random_on_prompts",
+                "knowledge_prompts",
+                "random_prompts",
+            ] {
                 assert!(aligned[key].get("mean").is_some(), "aligned lacks {key}");
             }
             for kind in ["t1", "t2", "t3"] {
@@ -149,22 +211,44 @@ fn check_report(out: &Path, facts_in_run: usize) -> serde_json::Value {
                 assert_eq!(aligned["random"][kind]["n"], group["facts"]);
             }
         }
-        let skipped: u64 = group["skipped"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+        let skipped: u64 = group["skipped"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
         group["facts"].as_u64().unwrap() + skipped
     };
     let overall = group_ok(&report["overall"]);
-    assert_eq!(overall as usize, facts_in_run, "evaluated + skipped facts = facts of the run");
+    assert_eq!(
+        overall as usize, facts_in_run,
+        "evaluated + skipped facts = facts of the run"
+    );
     let mut by_relation = 0;
     for group in report["relations"].as_object().unwrap().values() {
         by_relation += group_ok(group);
     }
     assert_eq!(by_relation, overall);
-    assert_eq!(report["facts"].as_array().unwrap().len() as u64, report["overall"]["facts"].as_u64().unwrap());
+    assert_eq!(
+        report["facts"].as_array().unwrap().len() as u64,
+        report["overall"]["facts"].as_u64().unwrap()
+    );
     for fact in report["facts"].as_array().unwrap() {
-        for key in ["fact", "relation", "neurons", "random_neurons", "knowledge", "random", "sentences"] {
+        for key in [
+            "fact",
+            "relation",
+            "neurons",
+            "random_neurons",
+            "knowledge",
+            "random",
+            "sentences",
+        ] {
             assert!(fact.get(key).is_some(), "fact lacks {key}");
         }
-        assert_eq!(fact["neurons"].as_array().unwrap().len(), fact["random_neurons"].as_array().unwrap().len());
+        assert_eq!(
+            fact["neurons"].as_array().unwrap().len(),
+            fact["random_neurons"].as_array().unwrap().len()
+        );
     }
     report
 }
@@ -207,7 +291,16 @@ fn llama_activations_triggers_and_bad_corpora() {
 
     // --sentences-per-fact caps T1 and T2 (and so T3).
     let capped = dir.path().join("capped");
-    ok(&activations("tiny-llama", &run, &corpus(), &capped, &["--sentences-per-fact", "1", "--json"]), "capped");
+    ok(
+        &activations(
+            "tiny-llama",
+            &run,
+            &corpus(),
+            &capped,
+            &["--sentences-per-fact", "1", "--json"],
+        ),
+        "capped",
+    );
     let report = check_report(&capped, facts);
     for fact in report["facts"].as_array().unwrap() {
         for kind in ["t1", "t2", "t3"] {
@@ -220,8 +313,17 @@ fn llama_activations_triggers_and_bad_corpora() {
     let text = triggers("tiny-llama", &run, &corpus(), &fact, &["--top", "2"]);
     ok(&text, "kn triggers");
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("top sentences with the tail:") && text.contains("with the tail hidden"), "{text}");
-    let json = triggers("tiny-llama", &run, &corpus(), &fact, &["--top", "2", "--json"]);
+    assert!(
+        text.contains("top sentences with the tail:") && text.contains("with the tail hidden"),
+        "{text}"
+    );
+    let json = triggers(
+        "tiny-llama",
+        &run,
+        &corpus(),
+        &fact,
+        &["--top", "2", "--json"],
+    );
     ok(&json, "kn triggers --json");
     let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(json["fact"], fact.as_str());
@@ -231,12 +333,25 @@ fn llama_activations_triggers_and_bad_corpora() {
         let scores: Vec<f64> = list.iter().map(|s| s["score"].as_f64().unwrap()).collect();
         assert!(scores.windows(2).all(|w| w[0] >= w[1]));
     }
-    let aligned = triggers("tiny-llama", &run, &corpus(), &fact, &["--aligned", "--json"]);
+    let aligned = triggers(
+        "tiny-llama",
+        &run,
+        &corpus(),
+        &fact,
+        &["--aligned", "--json"],
+    );
     ok(&aligned, "kn triggers --aligned");
     let aligned: serde_json::Value = serde_json::from_slice(&aligned.stdout).unwrap();
-    assert_eq!(aligned["signs"].as_array().unwrap().len(), aligned["neurons"].as_array().unwrap().len());
+    assert_eq!(
+        aligned["signs"].as_array().unwrap().len(),
+        aligned["neurons"].as_array().unwrap().len()
+    );
     assert!(json["signs"].as_array().unwrap().is_empty());
-    assert!(refused(&triggers("tiny-llama", &run, &corpus(), "P36:999", &[]), "unknown fact").contains("P36:999"));
+    assert!(refused(
+        &triggers("tiny-llama", &run, &corpus(), "P36:999", &[]),
+        "unknown fact"
+    )
+    .contains("P36:999"));
 
     // A corpus with a bag dropped no longer lines up with the facts.
     let bad = dir.path().join("misaligned");
@@ -246,21 +361,44 @@ fn llama_activations_triggers_and_bad_corpora() {
         std::fs::copy(root().join("fixtures/bingrel").join(&name), bad.join(&name)).unwrap();
     }
     let p36 = bad.join("final_distant_allbags_P36_new.json");
-    let mut bags: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(&p36).unwrap()).unwrap();
+    let mut bags: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&p36).unwrap()).unwrap();
     bags.remove(0);
     std::fs::write(&p36, serde_json::to_string(&bags).unwrap()).unwrap();
     let bad_text = bad.display().to_string();
-    let stderr = refused(&activations("tiny-llama", &run, &bad_text, &dir.path().join("x"), &[]), "misaligned corpus");
+    let stderr = refused(
+        &activations("tiny-llama", &run, &bad_text, &dir.path().join("x"), &[]),
+        "misaligned corpus",
+    );
     assert!(stderr.contains("P36"), "{stderr}");
     assert!(!dir.path().join("x/activations.json").exists());
 
     // A missing relation file.
     std::fs::remove_file(bad.join("final_distant_allbags_P47_new.json")).unwrap();
-    std::fs::copy(root().join("fixtures/bingrel/final_distant_allbags_P36_new.json"), &p36).unwrap();
-    let stderr = refused(&activations("tiny-llama", &run, &bad_text, &dir.path().join("y"), &[]), "missing file");
-    assert!(stderr.contains("final_distant_allbags_P47_new.json"), "{stderr}");
+    std::fs::copy(
+        root().join("fixtures/bingrel/final_distant_allbags_P36_new.json"),
+        &p36,
+    )
+    .unwrap();
+    let stderr = refused(
+        &activations("tiny-llama", &run, &bad_text, &dir.path().join("y"), &[]),
+        "missing file",
+    );
+    assert!(
+        stderr.contains("final_distant_allbags_P47_new.json"),
+        "{stderr}"
+    );
     // ... and no corpus at all.
-    refused(&activations("tiny-llama", &run, "/nonexistent/bingrel", &dir.path().join("z"), &[]), "no corpus");
+    refused(
+        &activations(
+            "tiny-llama",
+            &run,
+            "/nonexistent/bingrel",
+            &dir.path().join("z"),
+            &[],
+        ),
+        "no corpus",
+    );
     // Without --data, the bundled PARAREL (703 P36 facts) does not line up with the excerpt either.
     refused(
         &activations(
@@ -279,7 +417,10 @@ fn bert_masked_form() {
     let dir = tempfile::tempdir().unwrap();
     let (run, _) = discover(dir.path(), "tiny-bert");
     let out = dir.path().join("act");
-    ok(&activations("tiny-bert", &run, &corpus(), &out, &[]), "kn activations (BERT)");
+    ok(
+        &activations("tiny-bert", &run, &corpus(), &out, &[]),
+        "kn activations (BERT)",
+    );
     let report = check_report(&out, records(&run).len());
     assert_eq!(report["model"]["kind"], "masked");
     if let Some(fact) = rankable_fact(&run) {
@@ -294,6 +435,12 @@ fn bert_masked_form() {
         }
     }
     // Another model than the run's is refused.
-    let other = activations("tiny-llama", &run, &corpus(), &dir.path().join("other"), &[]);
+    let other = activations(
+        "tiny-llama",
+        &run,
+        &corpus(),
+        &dir.path().join("other"),
+        &[],
+    );
     refused(&other, "another model");
 }

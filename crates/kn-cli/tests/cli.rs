@@ -5,32 +5,59 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(name)
 }
 
 fn kn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kn")).args(args).output().expect("kn runs")
+    Command::new(env!("CARGO_BIN_EXE_kn"))
+        .args(args)
+        .output()
+        .expect("kn runs")
 }
 
 fn json(output: &Output) -> serde_json::Value {
-    assert!(output.status.success(), "kn failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "kn failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).expect("one JSON object on stdout")
 }
 
 #[test]
 fn predict_prints_the_documented_json() {
     let llama = fixture("tiny-llama.gguf");
-    let output = kn(&["predict", "--model", llama.to_str().unwrap(), "--prompt", "The capital of France is", "--top-k", "5", "--json"]);
+    let output = kn(&[
+        "predict",
+        "--model",
+        llama.to_str().unwrap(),
+        "--prompt",
+        "The capital of France is",
+        "--top-k",
+        "5",
+        "--json",
+    ]);
     let value = json(&output);
     assert_eq!(value["prompt"], "The capital of France is");
     assert_eq!(value["tokens"].as_array().unwrap().len(), 5);
     let top = value["top"].as_array().unwrap();
     assert_eq!(top.len(), 5);
     assert!(top[0]["token"].is_string() && top[0]["id"].is_i64() && top[0]["prob"].is_f64());
-    assert!(top.windows(2).all(|w| w[0]["prob"].as_f64() >= w[1]["prob"].as_f64()));
+    assert!(top
+        .windows(2)
+        .all(|w| w[0]["prob"].as_f64() >= w[1]["prob"].as_f64()));
 
     let bert = fixture("tiny-bert");
-    let value = json(&kn(&["predict", "--model", bert.to_str().unwrap(), "--prompt", "The capital of France is [MASK] .", "--json"]));
+    let value = json(&kn(&[
+        "predict",
+        "--model",
+        bert.to_str().unwrap(),
+        "--prompt",
+        "The capital of France is [MASK] .",
+        "--json",
+    ]));
     assert_eq!(value["top"][0]["token"], "Low");
 }
 
@@ -40,15 +67,31 @@ fn attribute_prints_the_documented_json_and_saves_the_matrix() {
     let out = dir.path().join("scores.npy");
     let llama = fixture("tiny-llama");
     let value = json(&kn(&[
-        "attribute", "--model", llama.to_str().unwrap(), "--prompt", "The capital of France is", "--answer", "Paris",
-        "--steps", "20", "--layers", "0-2", "--top", "20", "--json", "--out", out.to_str().unwrap(),
+        "attribute",
+        "--model",
+        llama.to_str().unwrap(),
+        "--prompt",
+        "The capital of France is",
+        "--answer",
+        "Paris",
+        "--steps",
+        "20",
+        "--layers",
+        "0-2",
+        "--top",
+        "20",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
     ]));
     assert!(value["prob"].as_f64().unwrap() > 0.0);
     assert!(value["seconds"].as_f64().unwrap() >= 0.0);
     let top = value["top"].as_array().unwrap();
     assert_eq!(top.len(), 20);
     assert!(top[0]["layer"].is_u64() && top[0]["neuron"].is_u64() && top[0]["score"].is_f64());
-    assert!(top.windows(2).all(|w| w[0]["score"].as_f64() >= w[1]["score"].as_f64()));
+    assert!(top
+        .windows(2)
+        .all(|w| w[0]["score"].as_f64() >= w[1]["score"].as_f64()));
     let bytes = std::fs::read(&out).unwrap();
     assert!(bytes.starts_with(b"\x93NUMPY"));
     assert!(String::from_utf8_lossy(&bytes[..128]).contains("(3, 96)"));
@@ -59,23 +102,98 @@ fn bad_input_exits_with_code_2_and_a_message() {
     let llama = fixture("tiny-llama");
     let model = llama.to_str().unwrap();
     let cases: Vec<Vec<&str>> = vec![
-        vec!["predict", "--model", "/nonexistent/model.gguf", "--prompt", "x"],
+        vec![
+            "predict",
+            "--model",
+            "/nonexistent/model.gguf",
+            "--prompt",
+            "x",
+        ],
         vec!["predict", "--model", model, "--prompt", ""],
-        vec!["predict", "--model", model, "--prompt", "x", "--device", "tpu"],
-        vec!["attribute", "--model", model, "--prompt", "The capital of France is", "--answer", "Paris", "--steps", "0"],
-        vec!["attribute", "--model", model, "--prompt", "The capital of France is", "--answer", "Paris", "--layers", "0-7"],
-        vec!["attribute", "--model", model, "--prompt", "The capital of France is", "--answer", "Paris", "--rule", "simpson"],
-        vec!["attribute", "--model", model, "--prompt", "The capital of France is", "--answer", "Paris", "--out", "x.csv"],
-        vec!["attribute", "--model", model, "--prompt", "", "--answer", "Paris"],
+        vec![
+            "predict", "--model", model, "--prompt", "x", "--device", "tpu",
+        ],
+        vec![
+            "attribute",
+            "--model",
+            model,
+            "--prompt",
+            "The capital of France is",
+            "--answer",
+            "Paris",
+            "--steps",
+            "0",
+        ],
+        vec![
+            "attribute",
+            "--model",
+            model,
+            "--prompt",
+            "The capital of France is",
+            "--answer",
+            "Paris",
+            "--layers",
+            "0-7",
+        ],
+        vec![
+            "attribute",
+            "--model",
+            model,
+            "--prompt",
+            "The capital of France is",
+            "--answer",
+            "Paris",
+            "--rule",
+            "simpson",
+        ],
+        vec![
+            "attribute",
+            "--model",
+            model,
+            "--prompt",
+            "The capital of France is",
+            "--answer",
+            "Paris",
+            "--out",
+            "x.csv",
+        ],
+        vec![
+            "attribute",
+            "--model",
+            model,
+            "--prompt",
+            "",
+            "--answer",
+            "Paris",
+        ],
     ];
     for args in cases {
         let output = kn(&args);
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
-        assert!(String::from_utf8_lossy(&output.stderr).contains("error"), "{args:?}");
-        assert!(output.stdout.is_empty(), "{args:?}: results on stdout despite the error");
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("error"),
+            "{args:?}"
+        );
+        assert!(
+            output.stdout.is_empty(),
+            "{args:?}: results on stdout despite the error"
+        );
     }
     let bert = fixture("tiny-bert");
-    let output = kn(&["attribute", "--model", bert.to_str().unwrap(), "--prompt", "The capital of France is [MASK] .", "--answer", "iPhone"]);
+    let output = kn(&[
+        "attribute",
+        "--model",
+        bert.to_str().unwrap(),
+        "--prompt",
+        "The capital of France is [MASK] .",
+        "--answer",
+        "iPhone",
+    ]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("not in the vocabulary"));
 }
@@ -87,7 +205,16 @@ fn unknown_subcommands_and_options_are_usage_errors() {
     let help = kn(&["attribute", "--help"]);
     assert!(help.status.success());
     let text = String::from_utf8_lossy(&help.stdout);
-    for option in ["--steps", "--layers", "--top", "--out", "--model", "--device", "--threads", "[default: 20]"] {
+    for option in [
+        "--steps",
+        "--layers",
+        "--top",
+        "--out",
+        "--model",
+        "--device",
+        "--threads",
+        "[default: 20]",
+    ] {
         assert!(text.contains(option), "attribute --help lacks {option}");
     }
 }

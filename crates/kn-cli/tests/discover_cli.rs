@@ -7,28 +7,59 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn model() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny-llama").display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/tiny-llama")
+        .display()
+        .to_string()
 }
 
 fn discover(out: &Path, extra: &[&str]) -> Output {
     let model = model();
     let mut args = vec![
-        "discover", "--model", &model, "--relations", "P36,P1376", "--facts-per-relation", "3", "--seed", "7",
-        "--steps", "4", "--correct-rank", "0", "--single-token", "false", "--out",
+        "discover",
+        "--model",
+        &model,
+        "--relations",
+        "P36,P1376",
+        "--facts-per-relation",
+        "3",
+        "--seed",
+        "7",
+        "--steps",
+        "4",
+        "--correct-rank",
+        "0",
+        "--single-token",
+        "false",
+        "--out",
     ];
     let out = out.display().to_string();
     args.push(&out);
     args.extend_from_slice(extra);
-    Command::new(env!("CARGO_BIN_EXE_kn")).args(&args).output().expect("kn runs")
+    Command::new(env!("CARGO_BIN_EXE_kn"))
+        .args(&args)
+        .output()
+        .expect("kn runs")
 }
 
 fn facts(dir: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(dir.join("neurons.jsonl")).unwrap();
-    text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["fact"].as_str().unwrap().to_string()).collect()
+    text.lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["fact"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
 }
 
 fn ok(output: &Output) {
-    assert!(output.status.success(), "kn discover failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "kn discover failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]
@@ -36,26 +67,45 @@ fn a_run_writes_its_files_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let out: PathBuf = dir.path().join("run");
     ok(&discover(&out, &[]));
-    for file in ["config.json", "neurons.jsonl", "relations.json", "stats.json"] {
+    for file in [
+        "config.json",
+        "neurons.jsonl",
+        "relations.json",
+        "stats.json",
+    ] {
         assert!(out.join(file).exists(), "{file} missing");
     }
     let first = facts(&out);
     assert_eq!(first.len(), 6);
-    let line: serde_json::Value =
-        serde_json::from_str(std::fs::read_to_string(out.join("neurons.jsonl")).unwrap().lines().next().unwrap()).unwrap();
-    for key in ["fact", "relation", "subject", "object", "prompts", "neurons", "seconds"] {
+    let line: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(out.join("neurons.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    for key in [
+        "fact", "relation", "subject", "object", "prompts", "neurons", "seconds",
+    ] {
         assert!(line.get(key).is_some(), "neurons.jsonl lacks {key}");
     }
     assert!(line["prompts"][0]["prob"].is_f64() && line["prompts"][0]["coarse"].is_array());
-    let stats: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("stats.json")).unwrap()).unwrap();
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("stats.json")).unwrap()).unwrap();
     assert_eq!(stats["summary"]["facts"], 6);
-    let relations: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("relations.json")).unwrap()).unwrap();
+    let relations: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("relations.json")).unwrap())
+            .unwrap();
     assert!(relations.get("P36").is_some() && relations.get("P1376").is_some());
 
     // A second run resumes: nothing is redone.
     let before = std::fs::read_to_string(out.join("neurons.jsonl")).unwrap();
     ok(&discover(&out, &[]));
-    assert_eq!(std::fs::read_to_string(out.join("neurons.jsonl")).unwrap(), before);
+    assert_eq!(
+        std::fs::read_to_string(out.join("neurons.jsonl")).unwrap(),
+        before
+    );
 
     // An interrupted write leaves a torn line: it is dropped and that fact redone.
     let mut lines: Vec<&str> = before.lines().collect();
@@ -64,7 +114,10 @@ fn a_run_writes_its_files_and_resumes() {
     std::fs::write(out.join("neurons.jsonl"), torn).unwrap();
     ok(&discover(&out, &[]));
     let after = facts(&out);
-    assert_eq!(after.iter().collect::<BTreeSet<_>>(), first.iter().collect::<BTreeSet<_>>());
+    assert_eq!(
+        after.iter().collect::<BTreeSet<_>>(),
+        first.iter().collect::<BTreeSet<_>>()
+    );
     assert_eq!(after.len(), 6);
 }
 
@@ -77,7 +130,11 @@ fn a_different_configuration_is_refused() {
     let output = discover(&out, &["--threshold", "0.3"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("different configuration"));
-    assert_eq!(std::fs::read_to_string(out.join("neurons.jsonl")).unwrap(), before, "results were touched");
+    assert_eq!(
+        std::fs::read_to_string(out.join("neurons.jsonl")).unwrap(),
+        before,
+        "results were touched"
+    );
 }
 
 #[test]
@@ -92,23 +149,43 @@ fn shards_cover_every_fact_exactly_once() {
         union.extend(facts(&shard));
     }
     let unique: BTreeSet<&String> = union.iter().collect();
-    assert_eq!(unique.len(), union.len(), "a fact was processed by two shards");
+    assert_eq!(
+        unique.len(),
+        union.len(),
+        "a fact was processed by two shards"
+    );
     assert_eq!(unique, facts(&whole).iter().collect::<BTreeSet<_>>());
 
     // kn merge reproduces the unsharded run: same facts in the same order, same neurons.
     let merged = dir.path().join("merged");
-    let shards: Vec<String> = (0..3).map(|i| dir.path().join(format!("shard{i}")).display().to_string()).collect();
-    let mut args = vec!["merge".to_string(), "--out".to_string(), merged.display().to_string()];
+    let shards: Vec<String> = (0..3)
+        .map(|i| dir.path().join(format!("shard{i}")).display().to_string())
+        .collect();
+    let mut args = vec![
+        "merge".to_string(),
+        "--out".to_string(),
+        merged.display().to_string(),
+    ];
     args.extend(shards.iter().rev().cloned());
-    ok(&Command::new(env!("CARGO_BIN_EXE_kn")).args(&args).output().unwrap());
+    ok(&Command::new(env!("CARGO_BIN_EXE_kn"))
+        .args(&args)
+        .output()
+        .unwrap());
     assert_eq!(facts(&merged), facts(&whole));
     let neurons = |dir: &Path| -> Vec<serde_json::Value> {
-        std::fs::read_to_string(dir.join("neurons.jsonl")).unwrap().lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["neurons"].clone()).collect()
+        std::fs::read_to_string(dir.join("neurons.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["neurons"].clone())
+            .collect()
     };
     assert_eq!(neurons(&merged), neurons(&whole));
     let stats = |dir: &Path| -> serde_json::Value {
-        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(dir.join("stats.json")).unwrap()).unwrap()["summary"].clone()
+        serde_json::from_str::<serde_json::Value>(
+            &std::fs::read_to_string(dir.join("stats.json")).unwrap(),
+        )
+        .unwrap()["summary"]
+            .clone()
     };
     assert_eq!(stats(&merged), stats(&whole));
 
@@ -120,22 +197,54 @@ fn shards_cover_every_fact_exactly_once() {
     }
     let text = std::fs::read_to_string(Path::new(&shards[1]).join("neurons.jsonl")).unwrap();
     let kept: Vec<&str> = text.lines().collect();
-    std::fs::write(unfinished.join("neurons.jsonl"), format!("{}\n", kept[..kept.len() - 1].join("\n"))).unwrap();
+    std::fs::write(
+        unfinished.join("neurons.jsonl"),
+        format!("{}\n", kept[..kept.len() - 1].join("\n")),
+    )
+    .unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_kn"))
-        .args(["merge", "--out", &dir.path().join("m4").display().to_string(), &shards[0], &unfinished.display().to_string(), &shards[2]])
-        .output().unwrap();
+        .args([
+            "merge",
+            "--out",
+            &dir.path().join("m4").display().to_string(),
+            &shards[0],
+            &unfinished.display().to_string(),
+            &shards[2],
+        ])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("unfinished"), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("unfinished"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 
     // Missing or repeated shards are refused.
     let output = Command::new(env!("CARGO_BIN_EXE_kn"))
-        .args(["merge", "--out", &dir.path().join("m2").display().to_string(), &shards[0], &shards[1]])
-        .output().unwrap();
+        .args([
+            "merge",
+            "--out",
+            &dir.path().join("m2").display().to_string(),
+            &shards[0],
+            &shards[1],
+        ])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("missing"));
     let output = Command::new(env!("CARGO_BIN_EXE_kn"))
-        .args(["merge", "--out", &dir.path().join("m3").display().to_string(), &shards[0], &shards[0], &shards[1], &shards[2]])
-        .output().unwrap();
+        .args([
+            "merge",
+            "--out",
+            &dir.path().join("m3").display().to_string(),
+            &shards[0],
+            &shards[0],
+            &shards[1],
+            &shards[2],
+        ])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
 
@@ -146,14 +255,70 @@ fn bad_input_is_refused_with_code_2() {
     let model = model();
     let out_text = out.display().to_string();
     for args in [
-        vec!["discover", "--model", model.as_str(), "--relations", "P9999", "--out", out_text.as_str()],
-        vec!["discover", "--model", model.as_str(), "--relations", "P36", "--shard", "3/3", "--out", out_text.as_str()],
-        vec!["discover", "--model", model.as_str(), "--relations", "P36", "--steps", "0", "--out", out_text.as_str()],
-        vec!["discover", "--model", model.as_str(), "--relations", "P36", "--share", "1.5", "--out", out_text.as_str()],
-        vec!["discover", "--model", model.as_str(), "--relations", "P36", "--data", "/nonexistent", "--out", out_text.as_str()],
+        vec![
+            "discover",
+            "--model",
+            model.as_str(),
+            "--relations",
+            "P9999",
+            "--out",
+            out_text.as_str(),
+        ],
+        vec![
+            "discover",
+            "--model",
+            model.as_str(),
+            "--relations",
+            "P36",
+            "--shard",
+            "3/3",
+            "--out",
+            out_text.as_str(),
+        ],
+        vec![
+            "discover",
+            "--model",
+            model.as_str(),
+            "--relations",
+            "P36",
+            "--steps",
+            "0",
+            "--out",
+            out_text.as_str(),
+        ],
+        vec![
+            "discover",
+            "--model",
+            model.as_str(),
+            "--relations",
+            "P36",
+            "--share",
+            "1.5",
+            "--out",
+            out_text.as_str(),
+        ],
+        vec![
+            "discover",
+            "--model",
+            model.as_str(),
+            "--relations",
+            "P36",
+            "--data",
+            "/nonexistent",
+            "--out",
+            out_text.as_str(),
+        ],
     ] {
-        let output = Command::new(env!("CARGO_BIN_EXE_kn")).args(&args).output().unwrap();
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        let output = Command::new(env!("CARGO_BIN_EXE_kn"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     assert!(!out.join("neurons.jsonl").exists());
 }

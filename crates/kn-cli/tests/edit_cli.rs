@@ -12,15 +12,26 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(name).display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 fn kn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kn")).args(args).output().expect("kn runs")
+    Command::new(env!("CARGO_BIN_EXE_kn"))
+        .args(args)
+        .output()
+        .expect("kn runs")
 }
 
 fn json(output: &Output) -> Value {
-    assert!(output.status.success(), "kn failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "kn failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).expect("one JSON object on stdout")
 }
 
@@ -51,7 +62,11 @@ fn run_dir() -> &'static Path {
             "--out",
             &out,
         ]);
-        assert!(output.status.success(), "kn discover failed: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "kn discover failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         dir
     })
 }
@@ -62,7 +77,9 @@ fn neurons_file() -> String {
 
 fn records() -> Vec<Value> {
     let text = std::fs::read_to_string(run_dir().join("neurons.jsonl")).unwrap();
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// A P36 fact with knowledge neurons, and a single-token answer of the other relation.
@@ -72,8 +89,10 @@ fn fact_and_new_answer() -> (String, String, String) {
         .iter()
         .find(|r| r["relation"] == "P36" && !r["neurons"].as_array().unwrap().is_empty())
         .expect("a P36 fact with neurons");
-    let other =
-        records.iter().find(|r| r["relation"] == "P1376" && r["object"] != fact["object"]).expect("a P1376 fact");
+    let other = records
+        .iter()
+        .find(|r| r["relation"] == "P1376" && r["object"] != fact["object"])
+        .expect("a P1376 fact");
     (
         fact["fact"].as_str().unwrap().to_string(),
         fact["prompts"][0]["text"].as_str().unwrap().to_string(),
@@ -82,7 +101,16 @@ fn fact_and_new_answer() -> (String, String, String) {
 }
 
 fn predict(prompt: &str) -> Vec<u8> {
-    let output = kn(&["predict", "--model", &fixture("tiny-llama"), "--prompt", prompt, "--top-k", "10", "--json"]);
+    let output = kn(&[
+        "predict",
+        "--model",
+        &fixture("tiny-llama"),
+        "--prompt",
+        prompt,
+        "--top-k",
+        "10",
+        "--json",
+    ]);
     assert!(output.status.success());
     output.stdout
 }
@@ -106,9 +134,16 @@ fn suppress_writes_the_report_and_the_chart() {
         chart.to_str().unwrap(),
         "--json",
     ]));
-    for key in
-        ["run", "architecture", "fingerprint", "config", "overall", "relations", "facts", "activation_baseline_layers"]
-    {
+    for key in [
+        "run",
+        "architecture",
+        "fingerprint",
+        "config",
+        "overall",
+        "relations",
+        "facts",
+        "activation_baseline_layers",
+    ] {
         assert!(value.get(key).is_some(), "report lacks {key}");
     }
     assert_eq!(value["run"]["facts"], 4);
@@ -119,16 +154,29 @@ fn suppress_writes_the_report_and_the_chart() {
         for condition in ["own", "random", "other_relations", "activation_baseline"] {
             for op in ["suppress", "amplify"] {
                 let summary = &group["conditions"][condition][op];
-                for key in ["change_pct", "mean_relative_change_pct", "mean_prob_before", "mean_prob_after", "prompts"]
-                {
-                    assert!(summary.get(key).is_some(), "{relation} {condition} {op} lacks {key}");
+                for key in [
+                    "change_pct",
+                    "mean_relative_change_pct",
+                    "mean_prob_before",
+                    "mean_prob_after",
+                    "prompts",
+                ] {
+                    assert!(
+                        summary.get(key).is_some(),
+                        "{relation} {condition} {op} lacks {key}"
+                    );
                 }
             }
         }
     }
     let own = &value["overall"]["conditions"]["own"]["suppress"];
     assert!(own["prompts"].as_u64().unwrap() > 0 && own["change_pct"].is_f64());
-    assert!(value["overall"]["conditions"]["activation_baseline"]["suppress"]["prompts"].as_u64().unwrap() > 0);
+    assert!(
+        value["overall"]["conditions"]["activation_baseline"]["suppress"]["prompts"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     let written: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(written, value, "--out holds the report printed with --json");
     let svg = std::fs::read_to_string(&chart).unwrap();
@@ -146,7 +194,15 @@ fn suppress_writes_the_report_and_the_chart() {
     ]);
     assert!(output.status.success());
     let table = String::from_utf8_lossy(&output.stdout);
-    for word in ["P36", "P1376", "all", "suppress", "amplify", "random neurons", "activation baseline"] {
+    for word in [
+        "P36",
+        "P1376",
+        "all",
+        "suppress",
+        "amplify",
+        "random neurons",
+        "activation baseline",
+    ] {
         assert!(table.contains(word), "table lacks {word}: {table}");
     }
 }
@@ -171,19 +227,44 @@ fn edit_reports_the_metrics_saves_the_patch_and_restores_the_weights() {
         patch.to_str().unwrap(),
         "--json",
     ]));
-    assert_eq!(predict(&prompt), before, "predictions changed after kn edit");
+    assert_eq!(
+        predict(&prompt),
+        before,
+        "predictions changed after kn edit"
+    );
     assert_eq!(value["fact"], fact.as_str());
     assert_eq!(value["new_answer"], answer.as_str());
     assert_eq!(value["weights_restored"], true);
     for moment in ["before", "after", "random_control"] {
-        for key in ["success_rate", "change_rate", "top5_rate", "mrr", "mean_old_prob", "mean_new_prob"] {
+        for key in [
+            "success_rate",
+            "change_rate",
+            "top5_rate",
+            "mrr",
+            "mean_old_prob",
+            "mean_new_prob",
+        ] {
             assert!(value[moment][key].is_f64(), "{moment} lacks {key}");
         }
-        assert!(value[moment]["same_relation"]["perplexity"].is_f64(), "{moment}: same-relation perplexity");
-        assert!(value[moment]["other_relations"]["perplexity"].is_f64(), "{moment}: other-relation perplexity");
+        assert!(
+            value[moment]["same_relation"]["perplexity"].is_f64(),
+            "{moment}: same-relation perplexity"
+        );
+        assert!(
+            value[moment]["other_relations"]["perplexity"].is_f64(),
+            "{moment}: other-relation perplexity"
+        );
     }
-    for key in ["same_relation", "other_relations", "random_same_relation", "random_other_relations"] {
-        assert!(value["perplexity_change_pct"][key].is_f64(), "perplexity_change_pct lacks {key}");
+    for key in [
+        "same_relation",
+        "other_relations",
+        "random_same_relation",
+        "random_other_relations",
+    ] {
+        assert!(
+            value["perplexity_change_pct"][key].is_f64(),
+            "perplexity_change_pct lacks {key}"
+        );
     }
     assert!(!value["neurons"].as_array().unwrap().is_empty());
     assert!(value["shared_threshold_used"].as_f64().unwrap() >= 0.1);
@@ -193,8 +274,16 @@ fn edit_reports_the_metrics_saves_the_patch_and_restores_the_weights() {
     assert_eq!(saved.neurons, edited);
 
     // A seeded sample of facts, aggregated.
-    let value =
-        json(&kn(&["edit", "--model", &fixture("tiny-llama"), "--neurons", &neurons_file(), "--facts", "2", "--json"]));
+    let value = json(&kn(&[
+        "edit",
+        "--model",
+        &fixture("tiny-llama"),
+        "--neurons",
+        &neurons_file(),
+        "--facts",
+        "2",
+        "--json",
+    ]));
     for key in ["run", "requested", "aggregate", "facts", "skipped", "seed"] {
         assert!(value.get(key).is_some(), "sample output lacks {key}");
     }
@@ -203,10 +292,21 @@ fn edit_reports_the_metrics_saves_the_patch_and_restores_the_weights() {
     assert_eq!(updated as usize, value["facts"].as_array().unwrap().len());
     assert!((1..=2).contains(&updated), "{value}");
     for key in ["success_rate", "change_rate", "top5_rate", "mrr"] {
-        assert!(aggregate["after"][key].is_f64() && aggregate["random_control"][key].is_f64(), "aggregate lacks {key}");
+        assert!(
+            aggregate["after"][key].is_f64() && aggregate["random_control"][key].is_f64(),
+            "aggregate lacks {key}"
+        );
     }
-    assert!(value["facts"].as_array().unwrap().iter().all(|f| f["weights_restored"] == true));
-    assert_eq!(predict(&prompt), before, "predictions changed after kn edit --facts");
+    assert!(value["facts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["weights_restored"] == true));
+    assert_eq!(
+        predict(&prompt),
+        before,
+        "predictions changed after kn edit --facts"
+    );
 }
 
 #[test]
@@ -225,14 +325,24 @@ fn erase_reports_both_groups_and_restores_the_weights() {
         "5",
         "--json",
     ]));
-    assert_eq!(predict(&prompt), before, "predictions changed after kn erase");
+    assert_eq!(
+        predict(&prompt),
+        before,
+        "predictions changed after kn erase"
+    );
     assert_eq!(value["relation"], "P36");
     assert_eq!(value["weights_restored"], true);
     assert!(value["neurons"].as_array().unwrap().len() <= 5);
     assert_eq!(value["token_text"], "<|endoftext|>");
     for moment in ["before", "after", "random_control"] {
-        assert!(value[moment]["erased_relation"]["perplexity"].is_f64(), "{moment}");
-        assert!(value[moment]["other_relations"]["accuracy"].is_f64(), "{moment}");
+        assert!(
+            value[moment]["erased_relation"]["perplexity"].is_f64(),
+            "{moment}"
+        );
+        assert!(
+            value[moment]["other_relations"]["accuracy"].is_f64(),
+            "{moment}"
+        );
     }
     for group in ["erased_relation", "other_relations"] {
         for key in [
@@ -243,7 +353,10 @@ fn erase_reports_both_groups_and_restores_the_weights() {
             "perplexity_change_pct",
             "random_perplexity_change_pct",
         ] {
-            assert!(value["summary"][group][key].is_f64(), "summary.{group} lacks {key}");
+            assert!(
+                value["summary"][group][key].is_f64(),
+                "summary.{group} lacks {key}"
+            );
         }
     }
     let zero = json(&kn(&[
@@ -283,39 +396,189 @@ fn bad_input_exits_with_code_2() {
     let other_model = fixture("tiny-llama.gguf");
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
-            vec!["edit", "--model", &model, "--neurons", &neurons, "--fact", "P36:999999", "--new-answer", &answer],
+            vec![
+                "edit",
+                "--model",
+                &model,
+                "--neurons",
+                &neurons,
+                "--fact",
+                "P36:999999",
+                "--new-answer",
+                &answer,
+            ],
             "not in",
         ),
         (
-            vec!["edit", "--model", &model, "--neurons", &neurons, "--fact", &fact, "--new-answer", "Copenhagen"],
+            vec![
+                "edit",
+                "--model",
+                &model,
+                "--neurons",
+                &neurons,
+                "--fact",
+                &fact,
+                "--new-answer",
+                "Copenhagen",
+            ],
             "tokens",
         ),
         (
-            vec!["edit", "--model", &other_model, "--neurons", &neurons, "--fact", &fact, "--new-answer", &answer],
+            vec![
+                "edit",
+                "--model",
+                &other_model,
+                "--neurons",
+                &neurons,
+                "--fact",
+                &fact,
+                "--new-answer",
+                &answer,
+            ],
             "another model",
         ),
-        (vec!["edit", "--model", &model, "--neurons", &broken, "--fact", &fact, "--new-answer", &answer], "line 5"),
-        (vec!["edit", "--model", &model, "--neurons", &neurons, "--facts", "0"], "at least 1"),
-        (vec!["edit", "--model", &model, "--neurons", &neurons], "required"),
-        (vec!["suppress", "--model", &model, "--neurons", &broken], "line 5"),
-        (vec!["suppress", "--model", &model, "--neurons", &lonely], "config.json"),
-        (vec!["suppress", "--model", &model, "--neurons", "/nonexistent/neurons.jsonl"], "cannot read"),
-        (vec!["suppress", "--model", &other_model, "--neurons", &neurons], "another model"),
-        (vec!["suppress", "--model", &model, "--neurons", &neurons, "--relations", "P19"], "no facts"),
-        (vec!["erase", "--model", &model, "--neurons", &neurons, "--relation", "P19"], "no facts"),
-        (vec!["erase", "--model", &other_model, "--neurons", &neurons, "--relation", "P36"], "another model"),
-        (vec!["erase", "--model", &model, "--neurons", &neurons, "--relation", "P36", "--value", "id:x"], "token id"),
         (
-            vec!["erase", "--model", &model, "--neurons", &neurons, "--relation", "P36", "--value", "no-such-token"],
+            vec![
+                "edit",
+                "--model",
+                &model,
+                "--neurons",
+                &broken,
+                "--fact",
+                &fact,
+                "--new-answer",
+                &answer,
+            ],
+            "line 5",
+        ),
+        (
+            vec![
+                "edit",
+                "--model",
+                &model,
+                "--neurons",
+                &neurons,
+                "--facts",
+                "0",
+            ],
+            "at least 1",
+        ),
+        (
+            vec!["edit", "--model", &model, "--neurons", &neurons],
+            "required",
+        ),
+        (
+            vec!["suppress", "--model", &model, "--neurons", &broken],
+            "line 5",
+        ),
+        (
+            vec!["suppress", "--model", &model, "--neurons", &lonely],
+            "config.json",
+        ),
+        (
+            vec![
+                "suppress",
+                "--model",
+                &model,
+                "--neurons",
+                "/nonexistent/neurons.jsonl",
+            ],
+            "cannot read",
+        ),
+        (
+            vec!["suppress", "--model", &other_model, "--neurons", &neurons],
+            "another model",
+        ),
+        (
+            vec![
+                "suppress",
+                "--model",
+                &model,
+                "--neurons",
+                &neurons,
+                "--relations",
+                "P19",
+            ],
+            "no facts",
+        ),
+        (
+            vec![
+                "erase",
+                "--model",
+                &model,
+                "--neurons",
+                &neurons,
+                "--relation",
+                "P19",
+            ],
+            "no facts",
+        ),
+        (
+            vec![
+                "erase",
+                "--model",
+                &other_model,
+                "--neurons",
+                &neurons,
+                "--relation",
+                "P36",
+            ],
+            "another model",
+        ),
+        (
+            vec![
+                "erase",
+                "--model",
+                &model,
+                "--neurons",
+                &neurons,
+                "--relation",
+                "P36",
+                "--value",
+                "id:x",
+            ],
+            "token id",
+        ),
+        (
+            vec![
+                "erase",
+                "--model",
+                &model,
+                "--neurons",
+                &neurons,
+                "--relation",
+                "P36",
+                "--value",
+                "no-such-token",
+            ],
             "vocabulary",
         ),
-        (vec!["erase", "--model", &model, "--neurons", &neurons, "--relation", "P36", "--top", "0"], "--top"),
+        (
+            vec![
+                "erase",
+                "--model",
+                &model,
+                "--neurons",
+                &neurons,
+                "--relation",
+                "P36",
+                "--top",
+                "0",
+            ],
+            "--top",
+        ),
     ];
     for (args, message) in cases {
         let output = kn(&args);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains(message), "{args:?}: expected {message:?} in {stderr}");
-        assert!(output.stdout.is_empty(), "{args:?}: results on stdout despite the error");
+        assert!(
+            stderr.contains(message),
+            "{args:?}: expected {message:?} in {stderr}"
+        );
+        assert!(
+            output.stdout.is_empty(),
+            "{args:?}: results on stdout despite the error"
+        );
     }
 }

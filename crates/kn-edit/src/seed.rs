@@ -13,7 +13,10 @@ use rand_chacha::ChaCha8Rng;
 /// `k` distinct elements of `pool` (all of them if `k >= pool.len()`), in draw order: the
 /// elements at kn-data's seeded [`kn_data::seed::sample_indices`] (partial Fisher-Yates).
 pub(crate) fn sample<T: Copy>(rng: &mut ChaCha8Rng, pool: Vec<T>, k: usize) -> Vec<T> {
-    kn_data::seed::sample_indices(rng, pool.len(), k).into_iter().filter_map(|i| pool.get(i).copied()).collect()
+    kn_data::seed::sample_indices(rng, pool.len(), k)
+        .into_iter()
+        .filter_map(|i| pool.get(i).copied())
+        .collect()
 }
 
 #[cfg(test)]

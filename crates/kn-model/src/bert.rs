@@ -9,7 +9,8 @@
 use crate::common::{self, answer_positions, apply_edits, check_batch, check_layer, rows_at};
 use crate::error::{guard, ModelError, Result};
 use crate::model::{
-    ActivationEdit, AnswerPolicy, CleanPass, EncodedPrompt, ForwardOutput, KnowledgeModel, ModelInfo, ModelKind,
+    ActivationEdit, AnswerPolicy, CleanPass, EncodedPrompt, ForwardOutput, KnowledgeModel,
+    ModelInfo, ModelKind,
 };
 use crate::weights::{fingerprint, read_file, WeightMap};
 use kn_tokenizer::{Tokenizer, WordPiece};
@@ -86,10 +87,20 @@ impl BertMaskedLm {
     /// Loads a BERT masked LM from a Hugging Face style directory.
     pub fn load(dir: &Path, device: Device) -> Result<Self> {
         let config_path = dir.join("config.json");
-        let config_text = std::fs::read_to_string(&config_path).map_err(|source| ModelError::Io { path: config_path.clone(), source })?;
-        let config: BertConfig = serde_json::from_str(&config_text)
-            .map_err(|e| ModelError::Config { path: config_path.clone(), reason: e.to_string() })?;
-        let config_error = |reason: String| ModelError::Config { path: config_path.clone(), reason };
+        let config_text =
+            std::fs::read_to_string(&config_path).map_err(|source| ModelError::Io {
+                path: config_path.clone(),
+                source,
+            })?;
+        let config: BertConfig =
+            serde_json::from_str(&config_text).map_err(|e| ModelError::Config {
+                path: config_path.clone(),
+                reason: e.to_string(),
+            })?;
+        let config_error = |reason: String| ModelError::Config {
+            path: config_path.clone(),
+            reason,
+        };
         if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
             return Err(config_error(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
@@ -97,10 +108,16 @@ impl BertMaskedLm {
             )));
         }
         if config.hidden_act != "gelu" {
-            return Err(config_error(format!("hidden_act {:?} is not supported (only \"gelu\")", config.hidden_act)));
+            return Err(config_error(format!(
+                "hidden_act {:?} is not supported (only \"gelu\")",
+                config.hidden_act
+            )));
         }
-        if config.num_hidden_layers == 0 || config.intermediate_size == 0 || config.vocab_size == 0 {
-            return Err(config_error("num_hidden_layers, intermediate_size and vocab_size must be positive".into()));
+        if config.num_hidden_layers == 0 || config.intermediate_size == 0 || config.vocab_size == 0
+        {
+            return Err(config_error(
+                "num_hidden_layers, intermediate_size and vocab_size must be positive".into(),
+            ));
         }
 
         let vocab_path = dir.join("vocab.txt");
@@ -124,7 +141,11 @@ impl BertMaskedLm {
         let fingerprint = fingerprint(&bytes);
         drop(bytes);
 
-        let (v, d, f) = (config.vocab_size as i64, config.hidden_size as i64, config.intermediate_size as i64);
+        let (v, d, f) = (
+            config.vocab_size as i64,
+            config.hidden_size as i64,
+            config.intermediate_size as i64,
+        );
         // Checkpoints name things with or without the "bert." prefix, and old ones use
         // LayerNorm.gamma/beta instead of weight/bias.
         let mut take = |name: &str, shape: &[i64]| -> Result<Tensor> {
@@ -133,8 +154,14 @@ impl BertMaskedLm {
             weights.take(&refs, shape)
         };
         let word_embeddings = take("bert.embeddings.word_embeddings.weight", &[v, d])?;
-        let position_embeddings = take("bert.embeddings.position_embeddings.weight", &[config.max_position_embeddings as i64, d])?;
-        let token_types = take("bert.embeddings.token_type_embeddings.weight", &[config.type_vocab_size as i64, d])?;
+        let position_embeddings = take(
+            "bert.embeddings.position_embeddings.weight",
+            &[config.max_position_embeddings as i64, d],
+        )?;
+        let token_types = take(
+            "bert.embeddings.token_type_embeddings.weight",
+            &[config.type_vocab_size as i64, d],
+        )?;
         let token_type_embedding = token_types.get(0);
         let embedding_norm = LayerNorm {
             weight: take("bert.embeddings.LayerNorm.weight", &[d])?,
@@ -144,7 +171,10 @@ impl BertMaskedLm {
         for l in 0..config.num_hidden_layers {
             let p = format!("bert.encoder.layer.{l}");
             let mut linear = |name: &str, out: i64, inp: i64| -> Result<(Tensor, Tensor)> {
-                Ok((take(&format!("{p}.{name}.weight"), &[out, inp])?, take(&format!("{p}.{name}.bias"), &[out])?))
+                Ok((
+                    take(&format!("{p}.{name}.weight"), &[out, inp])?,
+                    take(&format!("{p}.{name}.bias"), &[out])?,
+                ))
             };
             let query = linear("attention.self.query", d, d)?;
             let key = linear("attention.self.key", d, d)?;
@@ -160,7 +190,16 @@ impl BertMaskedLm {
                 weight: take(&format!("{p}.output.LayerNorm.weight"), &[d])?,
                 bias: take(&format!("{p}.output.LayerNorm.bias"), &[d])?,
             };
-            layers.push(BertLayer { query, key, value, attention_out, attention_norm, intermediate, output, output_norm });
+            layers.push(BertLayer {
+                query,
+                key,
+                value,
+                attention_out,
+                attention_norm,
+                intermediate,
+                output,
+                output_norm,
+            });
         }
         let head_transform = (
             take("cls.predictions.transform.dense.weight", &[d, d])?,
@@ -182,7 +221,11 @@ impl BertMaskedLm {
         if tokenizer.vocab_size() != config.vocab_size {
             return Err(ModelError::Config {
                 path: vocab_path,
-                reason: format!("vocab.txt has {} tokens, config.json says {}", tokenizer.vocab_size(), config.vocab_size),
+                reason: format!(
+                    "vocab.txt has {} tokens, config.json says {}",
+                    tokenizer.vocab_size(),
+                    config.vocab_size
+                ),
             });
         }
         let info = ModelInfo {
@@ -220,14 +263,26 @@ impl BertMaskedLm {
     }
 
     fn layer_norm(&self, x: &Tensor, norm: &LayerNorm) -> Tensor {
-        x.layer_norm([self.info.hidden_size as i64], Some(&norm.weight), Some(&norm.bias), self.eps, false)
+        x.layer_norm(
+            [self.info.hidden_size as i64],
+            Some(&norm.weight),
+            Some(&norm.bias),
+            self.eps,
+            false,
+        )
     }
 
     fn embed(&self, ids: &Tensor) -> Tensor {
         let length = ids.size()[1];
         let positions = self.position_embeddings.narrow(0, 0, length);
-        let x = self.word_embeddings.index_select(0, &ids.flatten(0, -1)).reshape([ids.size()[0], length, -1]);
-        self.layer_norm(&(x + positions + &self.token_type_embedding), &self.embedding_norm)
+        let x = self
+            .word_embeddings
+            .index_select(0, &ids.flatten(0, -1))
+            .reshape([ids.size()[0], length, -1]);
+        self.layer_norm(
+            &(x + positions + &self.token_type_embedding),
+            &self.embedding_norm,
+        )
     }
 
     /// Self-attention block of `layer`: returns the residual the FFN adds to (after the
@@ -235,7 +290,10 @@ impl BertMaskedLm {
     fn attention(&self, layer: &BertLayer, x: &Tensor, key_mask_bias: Option<&Tensor>) -> Tensor {
         let (batch, length, hidden) = (x.size()[0], x.size()[1], x.size()[2]);
         let head_dim = hidden / self.heads;
-        let split = |t: Tensor| t.reshape([batch, length, self.heads, head_dim]).transpose(1, 2);
+        let split = |t: Tensor| {
+            t.reshape([batch, length, self.heads, head_dim])
+                .transpose(1, 2)
+        };
         let q = split(x.linear(&layer.query.0, Some(&layer.query.1)));
         let k = split(x.linear(&layer.key.0, Some(&layer.key.1)));
         let v = split(x.linear(&layer.value.0, Some(&layer.value.1)));
@@ -243,26 +301,38 @@ impl BertMaskedLm {
         if let Some(bias) = key_mask_bias {
             scores = scores + bias;
         }
-        let context = scores.softmax(-1, Kind::Float).matmul(&v).transpose(1, 2).reshape([batch, length, hidden]);
+        let context = scores
+            .softmax(-1, Kind::Float)
+            .matmul(&v)
+            .transpose(1, 2)
+            .reshape([batch, length, hidden]);
         let projected = context.linear(&layer.attention_out.0, Some(&layer.attention_out.1));
         self.layer_norm(&(projected + x), &layer.attention_norm)
     }
 
     fn ffn_activation(&self, layer: &BertLayer, residual: &Tensor) -> Tensor {
-        residual.linear(&layer.intermediate.0, Some(&layer.intermediate.1)).gelu("none")
+        residual
+            .linear(&layer.intermediate.0, Some(&layer.intermediate.1))
+            .gelu("none")
     }
 
     fn ffn_output(&self, layer: &BertLayer, activation: &Tensor, residual: &Tensor) -> Tensor {
-        self.layer_norm(&(activation.linear(&layer.output.0, Some(&layer.output.1)) + residual), &layer.output_norm)
+        self.layer_norm(
+            &(activation.linear(&layer.output.0, Some(&layer.output.1)) + residual),
+            &layer.output_norm,
+        )
     }
 
     fn mlm_logits(&self, hidden: &Tensor) -> Tensor {
-        self.mlm_features(hidden).linear(&self.decoder, Some(&self.decoder_bias))
+        self.mlm_features(hidden)
+            .linear(&self.decoder, Some(&self.decoder_bias))
     }
 
     /// The MLM head's transform (dense, GELU, LayerNorm): what the decoder projects.
     fn mlm_features(&self, hidden: &Tensor) -> Tensor {
-        let transformed = hidden.linear(&self.head_transform.0, Some(&self.head_transform.1)).gelu("none");
+        let transformed = hidden
+            .linear(&self.head_transform.0, Some(&self.head_transform.1))
+            .gelu("none");
         self.layer_norm(&transformed, &self.head_norm)
     }
 }
@@ -290,12 +360,21 @@ fn lowercase_setting(dir: &Path, vocab_path: &Path) -> Result<bool> {
     let config_path = dir.join("tokenizer_config.json");
     if let Ok(text) = std::fs::read_to_string(&config_path) {
         let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| ModelError::Config { path: config_path.clone(), reason: e.to_string() })?;
-        if let Some(lower) = value.get("do_lower_case").and_then(serde_json::Value::as_bool) {
+            serde_json::from_str(&text).map_err(|e| ModelError::Config {
+                path: config_path.clone(),
+                reason: e.to_string(),
+            })?;
+        if let Some(lower) = value
+            .get("do_lower_case")
+            .and_then(serde_json::Value::as_bool)
+        {
             return Ok(lower);
         }
     }
-    let vocab = std::fs::read_to_string(vocab_path).map_err(|source| ModelError::Io { path: vocab_path.to_path_buf(), source })?;
+    let vocab = std::fs::read_to_string(vocab_path).map_err(|source| ModelError::Io {
+        path: vocab_path.to_path_buf(),
+        source,
+    })?;
     let cased = vocab
         .lines()
         .filter(|t| !(t.starts_with('[') && t.ends_with(']')))
@@ -317,47 +396,95 @@ impl KnowledgeModel for BertMaskedLm {
     }
 
     fn token_text(&self, id: i64) -> String {
-        u32::try_from(id).ok().and_then(|id| self.tokenizer.id_to_token(id)).unwrap_or("<?>").to_string()
+        u32::try_from(id)
+            .ok()
+            .and_then(|id| self.tokenizer.id_to_token(id))
+            .unwrap_or("<?>")
+            .to_string()
     }
 
-    fn encode(&self, prompt: &str, answer: Option<&str>, policy: AnswerPolicy) -> Result<EncodedPrompt> {
+    fn encode(
+        &self,
+        prompt: &str,
+        answer: Option<&str>,
+        policy: AnswerPolicy,
+    ) -> Result<EncodedPrompt> {
         if prompt.trim().is_empty() {
             return Err(ModelError::EmptyPrompt);
         }
-        let body: Vec<i64> = self.tokenizer.encode(prompt)?.into_iter().map(i64::from).collect();
+        let body: Vec<i64> = self
+            .tokenizer
+            .encode(prompt)?
+            .into_iter()
+            .map(i64::from)
+            .collect();
         let mut token_ids = Vec::with_capacity(body.len() + 2);
         token_ids.push(self.cls_id);
         token_ids.extend(body);
         token_ids.push(self.sep_id);
-        let masks: Vec<usize> = token_ids.iter().enumerate().filter(|(_, &id)| id == self.mask_id).map(|(i, _)| i).collect();
+        let masks: Vec<usize> = token_ids
+            .iter()
+            .enumerate()
+            .filter(|(_, &id)| id == self.mask_id)
+            .map(|(i, _)| i)
+            .collect();
         let answer_position = match masks.as_slice() {
-            [] => return Err(ModelError::NoMask { prompt: prompt.to_string(), mask: "[MASK]".into() }),
+            [] => {
+                return Err(ModelError::NoMask {
+                    prompt: prompt.to_string(),
+                    mask: "[MASK]".into(),
+                })
+            }
             [one] => *one,
             many => {
-                return Err(ModelError::SeveralMasks { prompt: prompt.to_string(), mask: "[MASK]".into(), count: many.len() })
+                return Err(ModelError::SeveralMasks {
+                    prompt: prompt.to_string(),
+                    mask: "[MASK]".into(),
+                    count: many.len(),
+                })
             }
         };
         if token_ids.len() > self.info.max_positions {
-            return Err(ModelError::PromptTooLong { tokens: token_ids.len(), max: self.info.max_positions });
+            return Err(ModelError::PromptTooLong {
+                tokens: token_ids.len(),
+                max: self.info.max_positions,
+            });
         }
         let (answer_ids, targets) = match answer {
             None => (Vec::new(), Vec::new()),
             Some(answer) => {
-                let ids: Vec<i64> = self.tokenizer.encode(answer.trim())?.into_iter().map(i64::from).collect();
+                let ids: Vec<i64> = self
+                    .tokenizer
+                    .encode(answer.trim())?
+                    .into_iter()
+                    .map(i64::from)
+                    .collect();
                 if ids.contains(&self.unk_id) {
                     return Err(ModelError::BadAnswer {
                         answer: answer.to_string(),
                         reason: "is not in the vocabulary (it tokenizes to [UNK])".into(),
                     });
                 }
-                let (_, targets) = common::answer_targets(answer, &ids, answer_position, policy, false)?;
+                let (_, targets) =
+                    common::answer_targets(answer, &ids, answer_position, policy, false)?;
                 (ids, targets)
             }
         };
-        Ok(EncodedPrompt { text: prompt.to_string(), token_ids, answer_position, answer_ids, targets })
+        Ok(EncodedPrompt {
+            text: prompt.to_string(),
+            token_ids,
+            answer_position,
+            answer_ids,
+            targets,
+        })
     }
 
-    fn forward(&self, prompts: &[EncodedPrompt], edits: &[ActivationEdit], capture_activations: bool) -> Result<ForwardOutput> {
+    fn forward(
+        &self,
+        prompts: &[EncodedPrompt],
+        edits: &[ActivationEdit],
+        capture_activations: bool,
+    ) -> Result<ForwardOutput> {
         let longest = check_batch(&self.info, prompts)?;
         common::check_edits(&self.info, edits)?;
         guard(|| {
@@ -378,7 +505,10 @@ impl KnowledgeModel for BertMaskedLm {
                 }
                 let logits = self.mlm_logits(&rows_at(&x, &positions));
                 let activations = capture_activations.then(|| Tensor::stack(&captured, 1));
-                Ok(ForwardOutput { logits, activations })
+                Ok(ForwardOutput {
+                    logits,
+                    activations,
+                })
             })
         })
     }
@@ -387,7 +517,9 @@ impl KnowledgeModel for BertMaskedLm {
         check_batch(&self.info, std::slice::from_ref(prompt))?;
         guard(|| {
             tch::no_grad(|| {
-                let ids = Tensor::from_slice(&prompt.token_ids).to_device(self.device).unsqueeze(0);
+                let ids = Tensor::from_slice(&prompt.token_ids)
+                    .to_device(self.device)
+                    .unsqueeze(0);
                 let position = prompt.answer_position as i64;
                 let mut x = self.embed(&ids);
                 let mut hidden_in = vec![x.get(0)];
@@ -401,7 +533,8 @@ impl KnowledgeModel for BertMaskedLm {
                     residuals.push(residual.get(0));
                     hidden_in.push(x.get(0));
                 }
-                let target_positions: Vec<i64> = prompt.targets.iter().map(|&(p, _)| p as i64).collect();
+                let target_positions: Vec<i64> =
+                    prompt.targets.iter().map(|&(p, _)| p as i64).collect();
                 let target_logits = if target_positions.is_empty() {
                     Tensor::zeros([0, self.info.vocab_size as i64], (Kind::Float, self.device))
                 } else {
@@ -422,10 +555,17 @@ impl KnowledgeModel for BertMaskedLm {
     }
 
     fn output_projection(&self) -> (Tensor, Option<Tensor>) {
-        (self.decoder.shallow_clone(), Some(self.decoder_bias.shallow_clone()))
+        (
+            self.decoder.shallow_clone(),
+            Some(self.decoder_bias.shallow_clone()),
+        )
     }
 
-    fn forward_features_from_layers(&self, clean: &CleanPass, starts: &[(usize, Tensor)]) -> Result<Tensor> {
+    fn forward_features_from_layers(
+        &self,
+        clean: &CleanPass,
+        starts: &[(usize, Tensor)],
+    ) -> Result<Tensor> {
         let (order, _) = common::check_starts(&self.info, clean, starts)?;
         guard(|| {
             let position = clean.prompt.answer_position as i64;
@@ -445,7 +585,9 @@ impl KnowledgeModel for BertMaskedLm {
                     // Layer j: only the answer position's FFN output changes.
                     let residual = clean.ffn_input_residual[j].get(position).unsqueeze(0);
                     let changed = self.ffn_output(weights, activations, &residual); // [n, d]
-                    let clean_out = clean.hidden_in[j + 1].unsqueeze(0).expand([n, length, -1], false);
+                    let clean_out = clean.hidden_in[j + 1]
+                        .unsqueeze(0)
+                        .expand([n, length, -1], false);
                     let rows = Tensor::cat(
                         &[
                             clean_out.narrow(1, 0, position),
@@ -463,7 +605,12 @@ impl KnowledgeModel for BertMaskedLm {
             let Some(x) = x else {
                 return Err(ModelError::InvalidArgument("no rows to run".into()));
             };
-            let targets: Vec<i64> = clean.prompt.targets.iter().map(|&(p, _)| p as i64).collect();
+            let targets: Vec<i64> = clean
+                .prompt
+                .targets
+                .iter()
+                .map(|&(p, _)| p as i64)
+                .collect();
             let index = Tensor::from_slice(&targets).to_device(self.device);
             let features = self.mlm_features(&x.index_select(1, &index));
             let sizes: Vec<i64> = starts.iter().map(|(_, a)| a.size()[0]).collect();
@@ -472,12 +619,20 @@ impl KnowledgeModel for BertMaskedLm {
     }
 
     fn value_slots(&self, layer: usize, neurons: &[usize]) -> Result<Tensor> {
-        common::read_value_slots(&self.info, layer, neurons, |l| self.layers[l].output.0.shallow_clone())
+        common::read_value_slots(&self.info, layer, neurons, |l| {
+            self.layers[l].output.0.shallow_clone()
+        })
     }
 
     fn set_value_slots(&mut self, layer: usize, neurons: &[usize], values: &Tensor) -> Result<()> {
         check_layer(&self.info, layer)?;
-        common::write_value_slots(&self.info, layer, neurons, values, &mut self.layers[layer].output.0)
+        common::write_value_slots(
+            &self.info,
+            layer,
+            neurons,
+            values,
+            &mut self.layers[layer].output.0,
+        )
     }
 
     fn output_embedding(&self, token: i64) -> Result<Tensor> {

@@ -8,7 +8,10 @@ use tch::{Device, Kind, Tensor};
 /// Checks that `layer` exists.
 pub fn check_layer(info: &ModelInfo, layer: usize) -> Result<()> {
     if layer >= info.num_layers {
-        return Err(ModelError::LayerOutOfRange { layer, layers: info.num_layers });
+        return Err(ModelError::LayerOutOfRange {
+            layer,
+            layers: info.num_layers,
+        });
     }
     Ok(())
 }
@@ -16,7 +19,10 @@ pub fn check_layer(info: &ModelInfo, layer: usize) -> Result<()> {
 /// Checks that every neuron index is below the FFN width.
 pub fn check_neurons(info: &ModelInfo, neurons: &[usize]) -> Result<()> {
     match neurons.iter().find(|&&n| n >= info.ffn_width) {
-        Some(&neuron) => Err(ModelError::NeuronOutOfRange { neuron, width: info.ffn_width }),
+        Some(&neuron) => Err(ModelError::NeuronOutOfRange {
+            neuron,
+            width: info.ffn_width,
+        }),
         None => Ok(()),
     }
 }
@@ -24,7 +30,10 @@ pub fn check_neurons(info: &ModelInfo, neurons: &[usize]) -> Result<()> {
 /// Checks that a token id is inside the vocabulary.
 pub fn check_token(info: &ModelInfo, id: i64) -> Result<()> {
     if id < 0 || id as usize >= info.vocab_size {
-        return Err(ModelError::TokenOutOfRange { id, vocab: info.vocab_size });
+        return Err(ModelError::TokenOutOfRange {
+            id,
+            vocab: info.vocab_size,
+        });
     }
     Ok(())
 }
@@ -59,7 +68,10 @@ pub fn check_prompt(info: &ModelInfo, prompt: &EncodedPrompt) -> Result<()> {
         return Err(ModelError::EmptyPrompt);
     }
     if n > info.max_positions {
-        return Err(ModelError::PromptTooLong { tokens: n, max: info.max_positions });
+        return Err(ModelError::PromptTooLong {
+            tokens: n,
+            max: info.max_positions,
+        });
     }
     if prompt.answer_position >= n {
         return Err(ModelError::InvalidArgument(format!(
@@ -73,7 +85,9 @@ pub fn check_prompt(info: &ModelInfo, prompt: &EncodedPrompt) -> Result<()> {
     for &(position, id) in &prompt.targets {
         check_token(info, id)?;
         if position >= n || position < prompt.answer_position {
-            return Err(ModelError::InvalidArgument(format!("target position {position} is outside the prompt")));
+            return Err(ModelError::InvalidArgument(format!(
+                "target position {position} is outside the prompt"
+            )));
         }
     }
     Ok(())
@@ -81,7 +95,12 @@ pub fn check_prompt(info: &ModelInfo, prompt: &EncodedPrompt) -> Result<()> {
 
 /// Right-pads the prompts' ids with `pad_id` into `[batch, longest]`, and returns the mask of
 /// real tokens (1.0) versus padding (0.0) of the same shape.
-pub fn pad_batch(prompts: &[EncodedPrompt], longest: usize, pad_id: i64, device: Device) -> (Tensor, Tensor) {
+pub fn pad_batch(
+    prompts: &[EncodedPrompt],
+    longest: usize,
+    pad_id: i64,
+    device: Device,
+) -> (Tensor, Tensor) {
     let mut ids = Vec::with_capacity(prompts.len() * longest);
     let mut mask = Vec::with_capacity(prompts.len() * longest);
     for prompt in prompts {
@@ -144,7 +163,11 @@ pub fn apply_edits(act: &mut Tensor, layer: usize, edits: &[ActivationEdit], pos
     let batch = Tensor::arange(act.size()[0], (Kind::Int64, device));
     let rows = rows_at(act, positions);
     let edited = set_value.where_self(&set_mask, &(rows * scale));
-    let _ = act.index_put_(&[Some(batch), Some(positions.shallow_clone())], &edited, false);
+    let _ = act.index_put_(
+        &[Some(batch), Some(positions.shallow_clone())],
+        &edited,
+        false,
+    );
 }
 
 /// Turns the answer's token ids into targets for a prompt whose answer position is
@@ -157,7 +180,10 @@ pub fn answer_targets(
     policy: AnswerPolicy,
     causal: bool,
 ) -> Result<(Vec<i64>, Vec<(usize, i64)>)> {
-    let bad = |reason: &str| ModelError::BadAnswer { answer: answer.to_string(), reason: reason.to_string() };
+    let bad = |reason: &str| ModelError::BadAnswer {
+        answer: answer.to_string(),
+        reason: reason.to_string(),
+    };
     let Some(&first) = answer_ids.first() else {
         return Err(bad("is empty: it encodes to no token"));
     };
@@ -179,7 +205,12 @@ pub fn answer_targets(
 
 /// Value slots of `neurons`: the columns of an output projection `weight` (`[hidden, ffn]`),
 /// as rows `[neurons.len(), hidden]` (a copy). Checks layer and neuron indices.
-pub fn read_value_slots(info: &ModelInfo, layer: usize, neurons: &[usize], weight: impl FnOnce(usize) -> Tensor) -> Result<Tensor> {
+pub fn read_value_slots(
+    info: &ModelInfo,
+    layer: usize,
+    neurons: &[usize],
+    weight: impl FnOnce(usize) -> Tensor,
+) -> Result<Tensor> {
     check_layer(info, layer)?;
     check_neurons(info, neurons)?;
     let index: Vec<i64> = neurons.iter().map(|&n| n as i64).collect();
@@ -192,22 +223,37 @@ pub fn read_value_slots(info: &ModelInfo, layer: usize, neurons: &[usize], weigh
 
 /// Overwrites the value slots of `neurons` (columns of `weight`, `[hidden, ffn]`) with the
 /// rows of `values` (`[neurons.len(), hidden]`); checks everything before writing.
-pub fn write_value_slots(info: &ModelInfo, layer: usize, neurons: &[usize], values: &Tensor, weight: &mut Tensor) -> Result<()> {
+pub fn write_value_slots(
+    info: &ModelInfo,
+    layer: usize,
+    neurons: &[usize],
+    values: &Tensor,
+    weight: &mut Tensor,
+) -> Result<()> {
     check_layer(info, layer)?;
     check_neurons(info, neurons)?;
     let expected = [neurons.len() as i64, info.hidden_size as i64];
     if values.size() != expected {
-        return Err(ModelError::InvalidArgument(format!("value slots must be {expected:?}, got {:?}", values.size())));
+        return Err(ModelError::InvalidArgument(format!(
+            "value slots must be {expected:?}, got {:?}",
+            values.size()
+        )));
     }
     if values.kind() != Kind::Float && values.kind() != Kind::Double {
-        return Err(ModelError::InvalidArgument(format!("value slots must be floating point, got {:?}", values.kind())));
+        return Err(ModelError::InvalidArgument(format!(
+            "value slots must be floating point, got {:?}",
+            values.kind()
+        )));
     }
     let index: Vec<i64> = neurons.iter().map(|&n| n as i64).collect();
     crate::error::guard(|| {
         tch::no_grad(|| {
             let device = weight.device();
             let index = Tensor::from_slice(&index).to_device(device);
-            let source = values.to_device(device).to_kind(Kind::Float).transpose(0, 1);
+            let source = values
+                .to_device(device)
+                .to_kind(Kind::Float)
+                .transpose(0, 1);
             let _ = weight.index_copy_(1, &index, &source);
         });
         Ok(())
@@ -220,7 +266,8 @@ mod tests {
 
     #[test]
     fn whole_answer_targets_follow_the_answer_position() {
-        let (appended, targets) = answer_targets("New York", &[5, 6, 7], 3, AnswerPolicy::WholeAnswer, true).unwrap();
+        let (appended, targets) =
+            answer_targets("New York", &[5, 6, 7], 3, AnswerPolicy::WholeAnswer, true).unwrap();
         assert_eq!(appended, vec![5, 6]);
         assert_eq!(targets, vec![(3, 5), (4, 6), (5, 7)]);
     }
@@ -231,7 +278,10 @@ mod tests {
             answer_targets("New York", &[5, 6], 3, AnswerPolicy::SingleToken, true),
             Err(ModelError::BadAnswer { .. })
         ));
-        assert!(matches!(answer_targets("", &[], 3, AnswerPolicy::FirstToken, true), Err(ModelError::BadAnswer { .. })));
+        assert!(matches!(
+            answer_targets("", &[], 3, AnswerPolicy::FirstToken, true),
+            Err(ModelError::BadAnswer { .. })
+        ));
     }
 
     #[test]
@@ -239,9 +289,21 @@ mod tests {
         let mut act = Tensor::ones([2, 3, 4], (Kind::Float, Device::Cpu));
         let positions = Tensor::from_slice(&[1i64, 2]);
         let edits = [
-            ActivationEdit { layer: 0, neuron: 1, op: ActivationOp::Scale(0.0) },
-            ActivationEdit { layer: 0, neuron: 2, op: ActivationOp::Set(5.0) },
-            ActivationEdit { layer: 1, neuron: 3, op: ActivationOp::Scale(9.0) },
+            ActivationEdit {
+                layer: 0,
+                neuron: 1,
+                op: ActivationOp::Scale(0.0),
+            },
+            ActivationEdit {
+                layer: 0,
+                neuron: 2,
+                op: ActivationOp::Set(5.0),
+            },
+            ActivationEdit {
+                layer: 1,
+                neuron: 3,
+                op: ActivationOp::Scale(9.0),
+            },
         ];
         apply_edits(&mut act, 0, &edits, &positions);
         let values: Vec<f32> = Vec::try_from(act.flatten(0, -1)).unwrap();
@@ -254,15 +316,28 @@ mod tests {
 
 /// Checks the `starts` of a `forward_from_layers` call and returns the order in which to add
 /// them to the batch (by layer, stable) and the total number of rows.
-pub fn check_starts(info: &ModelInfo, clean: &crate::model::CleanPass, starts: &[(usize, Tensor)]) -> Result<(Vec<usize>, i64)> {
+pub fn check_starts(
+    info: &ModelInfo,
+    clean: &crate::model::CleanPass,
+    starts: &[(usize, Tensor)],
+) -> Result<(Vec<usize>, i64)> {
     if starts.is_empty() {
-        return Err(ModelError::InvalidArgument("no starting layers given".into()));
+        return Err(ModelError::InvalidArgument(
+            "no starting layers given".into(),
+        ));
     }
-    if clean.hidden_in.len() != info.num_layers + 1 || clean.ffn_input_residual.len() != info.num_layers {
-        return Err(ModelError::InvalidArgument("the clean pass is not from this model".into()));
+    if clean.hidden_in.len() != info.num_layers + 1
+        || clean.ffn_input_residual.len() != info.num_layers
+    {
+        return Err(ModelError::InvalidArgument(
+            "the clean pass is not from this model".into(),
+        ));
     }
     if clean.prompt.targets.is_empty() {
-        return Err(ModelError::InvalidArgument(format!("the prompt {:?} has no answer targets", clean.prompt.text)));
+        return Err(ModelError::InvalidArgument(format!(
+            "the prompt {:?} has no answer targets",
+            clean.prompt.text
+        )));
     }
     let width = info.ffn_width as i64;
     let mut rows = 0;
@@ -290,7 +365,9 @@ pub fn restore_row_order(x: &Tensor, order: &[usize], sizes: &[i64]) -> Tensor {
         offsets[i] = offset;
         offset += sizes[i];
     }
-    let index: Vec<i64> = (0..sizes.len()).flat_map(|i| offsets[i]..offsets[i] + sizes[i]).collect();
+    let index: Vec<i64> = (0..sizes.len())
+        .flat_map(|i| offsets[i]..offsets[i] + sizes[i])
+        .collect();
     if index.iter().enumerate().all(|(k, &i)| k as i64 == i) {
         return x.shallow_clone();
     }

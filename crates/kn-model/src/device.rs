@@ -19,7 +19,9 @@ pub fn parse_device(name: &str) -> Result<Device> {
             }
         },
     };
-    let Device::Cuda(index) = device else { return Ok(device) };
+    let Device::Cuda(index) = device else {
+        return Ok(device);
+    };
     if !tch::Cuda::is_available() {
         return Err(ModelError::DeviceUnavailable {
             device: name.to_string(),
@@ -47,14 +49,23 @@ mod tests {
 
     #[test]
     fn garbage_is_rejected() {
-        assert!(matches!(parse_device("tpu"), Err(ModelError::InvalidArgument(_))));
-        assert!(matches!(parse_device("cuda:x"), Err(ModelError::InvalidArgument(_))));
+        assert!(matches!(
+            parse_device("tpu"),
+            Err(ModelError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            parse_device("cuda:x"),
+            Err(ModelError::InvalidArgument(_))
+        ));
     }
 
     #[test]
     fn cuda_without_gpu_is_a_clear_error() {
         if !tch::Cuda::is_available() {
-            assert!(matches!(parse_device("cuda"), Err(ModelError::DeviceUnavailable { .. })));
+            assert!(matches!(
+                parse_device("cuda"),
+                Err(ModelError::DeviceUnavailable { .. })
+            ));
         }
     }
 }

@@ -26,8 +26,8 @@ pub use kn_tokenizer::Tokenizer;
 pub use llama::LlamaCausalLm;
 pub use load::{default_model_path, load_model, resolve_model_path, DEFAULT_MODEL_FILE};
 pub use model::{
-    ActivationEdit, ActivationOp, AnswerPolicy, CleanPass, EncodedPrompt, ForwardOutput, KnowledgeModel, ModelInfo,
-    ModelKind,
+    ActivationEdit, ActivationOp, AnswerPolicy, CleanPass, EncodedPrompt, ForwardOutput,
+    KnowledgeModel, ModelInfo, ModelKind,
 };
 pub use tch;
 pub use weights::fingerprint;

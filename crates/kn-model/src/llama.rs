@@ -10,7 +10,8 @@
 use crate::common::{self, answer_positions, apply_edits, check_batch, check_layer, rows_at};
 use crate::error::{guard, ModelError, Result};
 use crate::model::{
-    ActivationEdit, AnswerPolicy, CleanPass, EncodedPrompt, ForwardOutput, KnowledgeModel, ModelInfo, ModelKind,
+    ActivationEdit, AnswerPolicy, CleanPass, EncodedPrompt, ForwardOutput, KnowledgeModel,
+    ModelInfo, ModelKind,
 };
 use crate::weights::{fingerprint, read_file, WeightMap};
 use kn_tokenizer::{ByteLevelBpe, Tokenizer};
@@ -118,15 +119,21 @@ impl LlamaCausalLm {
         let bytes = read_file(path)?;
         let fingerprint = fingerprint(&bytes);
         let file = kn_gguf::GgufFile::from_bytes(bytes, &path.display().to_string())?;
-        let config_error = |reason: String| ModelError::Config { path: path.to_path_buf(), reason };
+        let config_error = |reason: String| ModelError::Config {
+            path: path.to_path_buf(),
+            reason,
+        };
         let arch = file.get_str("general.architecture")?.to_string();
         if arch != "llama" {
-            return Err(config_error(format!("architecture {arch:?} is not supported (only \"llama\")")));
+            return Err(config_error(format!(
+                "architecture {arch:?} is not supported (only \"llama\")"
+            )));
         }
         let key = |name: &str| format!("{arch}.{name}");
         let usize_key = |name: &str| -> Result<usize> {
             let value = file.get_u64(&key(name))?;
-            usize::try_from(value).map_err(|_| config_error(format!("{} = {value} is too large", key(name))))
+            usize::try_from(value)
+                .map_err(|_| config_error(format!("{} = {value} is too large", key(name))))
         };
         let hidden_size = usize_key("embedding_length")?;
         let heads = usize_key("attention.head_count")?;
@@ -144,16 +151,33 @@ impl LlamaCausalLm {
                 "tokenizer model {model:?} is not supported (only the byte-level BPE \"gpt2\")"
             )));
         }
-        let tokens: Vec<String> = file.get_str_array("tokenizer.ggml.tokens")?.into_iter().map(String::from).collect();
-        let merges: Vec<String> = file.get_str_array("tokenizer.ggml.merges")?.into_iter().map(String::from).collect();
+        let tokens: Vec<String> = file
+            .get_str_array("tokenizer.ggml.tokens")?
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let merges: Vec<String> = file
+            .get_str_array("tokenizer.ggml.merges")?
+            .into_iter()
+            .map(String::from)
+            .collect();
         let token_types = file.get_i64_array("tokenizer.ggml.token_type").ok();
-        let pre = file.get_str("tokenizer.ggml.pre").unwrap_or("default").to_string();
+        let pre = file
+            .get_str("tokenizer.ggml.pre")
+            .unwrap_or("default")
+            .to_string();
         let vocab_size = match file.get(&key("vocab_size")) {
             Some(_) => usize_key("vocab_size")?,
             None => tokens.len(),
         };
-        let add_bos = matches!(file.get("tokenizer.ggml.add_bos_token"), Some(kn_gguf::MetadataValue::Bool(true)));
-        let bos_id = file.get_u64("tokenizer.ggml.bos_token_id").ok().map(|id| id as i64);
+        let add_bos = matches!(
+            file.get("tokenizer.ggml.add_bos_token"),
+            Some(kn_gguf::MetadataValue::Bool(true))
+        );
+        let bos_id = file
+            .get_u64("tokenizer.ggml.bos_token_id")
+            .ok()
+            .map(|id| id as i64);
         let config = LlamaConfig {
             // GGUF has no flag: a missing output.weight means tied.
             tied_embeddings: true,
@@ -164,7 +188,10 @@ impl LlamaCausalLm {
             kv_heads,
             head_dim,
             ffn_width: usize_key("feed_forward_length")?,
-            rope_base: file.get_f32(&key("rope.freq_base")).map(f64::from).unwrap_or(10_000.0),
+            rope_base: file
+                .get_f32(&key("rope.freq_base"))
+                .map(f64::from)
+                .unwrap_or(10_000.0),
             rms_eps: f64::from(file.get_f32(&key("attention.layer_norm_rms_epsilon"))?),
             max_positions: usize_key("context_length")?,
             add_bos,
@@ -174,16 +201,34 @@ impl LlamaCausalLm {
         let tokenizer = ByteLevelBpe::from_gguf_metadata(tokens, merges, token_types, &pre)?;
         let mut weights = WeightMap::from_gguf(&file, path, device)?;
         drop(file);
-        Self::from_weights(config, tokenizer, &mut weights, &GGUF_NAMES, true, path, fingerprint, device)
+        Self::from_weights(
+            config,
+            tokenizer,
+            &mut weights,
+            &GGUF_NAMES,
+            true,
+            path,
+            fingerprint,
+            device,
+        )
     }
 
     /// Loads a Hugging Face directory: `config.json`, `model.safetensors`, `tokenizer.json`.
     pub fn load_hf_dir(dir: &Path, device: Device) -> Result<Self> {
         let config_path = dir.join("config.json");
-        let text = std::fs::read_to_string(&config_path).map_err(|source| ModelError::Io { path: config_path.clone(), source })?;
+        let text = std::fs::read_to_string(&config_path).map_err(|source| ModelError::Io {
+            path: config_path.clone(),
+            source,
+        })?;
         let json: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| ModelError::Config { path: config_path.clone(), reason: e.to_string() })?;
-        let config_error = |reason: String| ModelError::Config { path: config_path.clone(), reason };
+            serde_json::from_str(&text).map_err(|e| ModelError::Config {
+                path: config_path.clone(),
+                reason: e.to_string(),
+            })?;
+        let config_error = |reason: String| ModelError::Config {
+            path: config_path.clone(),
+            reason,
+        };
         let get_usize = |name: &str| -> Result<usize> {
             json.get(name)
                 .and_then(serde_json::Value::as_u64)
@@ -191,16 +236,25 @@ impl LlamaCausalLm {
                 .ok_or_else(|| config_error(format!("missing or non-integer key {name:?}")))
         };
         if let Some(scaling) = json.get("rope_scaling").filter(|v| !v.is_null()) {
-            let kind = scaling.get("rope_type").or_else(|| scaling.get("type")).and_then(|v| v.as_str()).unwrap_or("?");
+            let kind = scaling
+                .get("rope_type")
+                .or_else(|| scaling.get("type"))
+                .and_then(|v| v.as_str())
+                .unwrap_or("?");
             if kind != "default" {
-                return Err(config_error(format!("rope_scaling of type {kind:?} is not supported")));
+                return Err(config_error(format!(
+                    "rope_scaling of type {kind:?} is not supported"
+                )));
             }
         }
         let hidden_size = get_usize("hidden_size")?;
         let heads = get_usize("num_attention_heads")?;
         let rope_base = json
             .get("rope_theta")
-            .or_else(|| json.get("rope_parameters").and_then(|p| p.get("rope_theta")))
+            .or_else(|| {
+                json.get("rope_parameters")
+                    .and_then(|p| p.get("rope_theta"))
+            })
             .and_then(serde_json::Value::as_f64)
             .unwrap_or(10_000.0);
         let tokenizer_config = std::fs::read_to_string(dir.join("tokenizer_config.json"))
@@ -211,7 +265,10 @@ impl LlamaCausalLm {
             .and_then(|c| c.get("add_bos_token"))
             .and_then(serde_json::Value::as_bool)
             .unwrap_or(false);
-        let tied = json.get("tie_word_embeddings").and_then(serde_json::Value::as_bool).unwrap_or(false);
+        let tied = json
+            .get("tie_word_embeddings")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
         let config = LlamaConfig {
             tied_embeddings: tied,
             vocab_size: get_usize("vocab_size")?,
@@ -222,7 +279,10 @@ impl LlamaCausalLm {
             head_dim: get_usize("head_dim").unwrap_or(hidden_size / heads.max(1)),
             ffn_width: get_usize("intermediate_size")?,
             rope_base,
-            rms_eps: json.get("rms_norm_eps").and_then(serde_json::Value::as_f64).unwrap_or(1e-6),
+            rms_eps: json
+                .get("rms_norm_eps")
+                .and_then(serde_json::Value::as_f64)
+                .unwrap_or(1e-6),
             max_positions: get_usize("max_position_embeddings")?,
             add_bos,
             bos_id: json.get("bos_token_id").and_then(serde_json::Value::as_i64),
@@ -234,7 +294,16 @@ impl LlamaCausalLm {
         let fingerprint = fingerprint(&bytes);
         let mut weights = WeightMap::from_safetensors(&bytes, &weights_path, device)?;
         drop(bytes);
-        Self::from_weights(config, tokenizer, &mut weights, &HF_NAMES, false, dir, fingerprint, device)
+        Self::from_weights(
+            config,
+            tokenizer,
+            &mut weights,
+            &HF_NAMES,
+            false,
+            dir,
+            fingerprint,
+            device,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -248,7 +317,11 @@ impl LlamaCausalLm {
         fingerprint: String,
         device: Device,
     ) -> Result<Self> {
-        let (v, d, f) = (config.vocab_size as i64, config.hidden_size as i64, config.ffn_width as i64);
+        let (v, d, f) = (
+            config.vocab_size as i64,
+            config.hidden_size as i64,
+            config.ffn_width as i64,
+        );
         let q_rows = (config.heads * config.head_dim) as i64;
         let kv_rows = (config.kv_heads * config.head_dim) as i64;
         let embeddings = weights.take(&[names.embeddings], &[v, d])?;
@@ -260,7 +333,8 @@ impl LlamaCausalLm {
         };
         let mut layers = Vec::with_capacity(config.num_layers);
         for l in 0..config.num_layers {
-            let mut take = |part: &str, shape: &[i64]| weights.take(&[(names.layer)(l, part).as_str()], shape);
+            let mut take =
+                |part: &str, shape: &[i64]| weights.take(&[(names.layer)(l, part).as_str()], shape);
             let mut wq = take("q", &[q_rows, d])?;
             let mut wk = take("k", &[kv_rows, d])?;
             if gguf_permuted {
@@ -274,13 +348,26 @@ impl LlamaCausalLm {
             let gate = take("gate", &[f, d])?;
             let up = take("up", &[f, d])?;
             let down = take("down", &[d, f])?;
-            let (qkv, gate_up) = guard(|| Ok((Tensor::cat(&[wq, wk, wv], 0), Tensor::cat(&[gate, up], 0))))?;
-            layers.push(LlamaLayer { attn_norm, qkv, wo, ffn_norm, gate_up, down });
+            let (qkv, gate_up) =
+                guard(|| Ok((Tensor::cat(&[wq, wk, wv], 0), Tensor::cat(&[gate, up], 0))))?;
+            layers.push(LlamaLayer {
+                attn_norm,
+                qkv,
+                wo,
+                ffn_norm,
+                gate_up,
+                down,
+            });
         }
         let half = (config.head_dim / 2) as i64;
         let inv_freq = guard(|| {
-            let exponents = Tensor::arange(half, (Kind::Double, Device::Cpu)) * 2.0 / config.head_dim as f64;
-            Ok(Tensor::from(config.rope_base).pow(&exponents).reciprocal().to_kind(Kind::Float).to_device(device))
+            let exponents =
+                Tensor::arange(half, (Kind::Double, Device::Cpu)) * 2.0 / config.head_dim as f64;
+            Ok(Tensor::from(config.rope_base)
+                .pow(&exponents)
+                .reciprocal()
+                .to_kind(Kind::Float)
+                .to_device(device))
         })?;
         let info = ModelInfo {
             architecture: "llama".into(),
@@ -293,11 +380,25 @@ impl LlamaCausalLm {
             source: source.display().to_string(),
             fingerprint,
         };
-        Ok(Self { info, config, device, tokenizer, embeddings, layers, output_norm, lm_head, inv_freq })
+        Ok(Self {
+            info,
+            config,
+            device,
+            tokenizer,
+            embeddings,
+            layers,
+            output_norm,
+            lm_head,
+            inv_freq,
+        })
     }
 
     fn rms_norm(&self, x: &Tensor, weight: &Tensor) -> Tensor {
-        x.rms_norm([self.config.hidden_size as i64], Some(weight), self.config.rms_eps)
+        x.rms_norm(
+            [self.config.hidden_size as i64],
+            Some(weight),
+            self.config.rms_eps,
+        )
     }
 
     /// cos and sin tables for `positions` (`[T]`), each `[T, head_dim]`.
@@ -319,15 +420,24 @@ impl LlamaCausalLm {
     /// Queries, keys and values of `h` (`[B, S, d]`, already normed) with RoPE `tables` of
     /// their positions. Returns q `[B, H, S, hd]`, k and v `[B, KV, S, hd]` (RoPE applied to q
     /// and k, in one go: they are adjacent in the fused projection's output).
-    fn qkv(&self, layer: &LlamaLayer, h: &Tensor, tables: &(Tensor, Tensor)) -> (Tensor, Tensor, Tensor) {
+    fn qkv(
+        &self,
+        layer: &LlamaLayer,
+        h: &Tensor,
+        tables: &(Tensor, Tensor),
+    ) -> (Tensor, Tensor, Tensor) {
         let (batch, length) = (h.size()[0], h.size()[1]);
         let hd = self.config.head_dim as i64;
         let (heads, kv_heads) = (self.config.heads as i64, self.config.kv_heads as i64);
         let qkv = h.linear::<Tensor>(&layer.qkv, None);
         let parts = qkv.split_with_sizes([(heads + kv_heads) * hd, kv_heads * hd], -1);
-        let qk = parts[0].reshape([batch, length, heads + kv_heads, hd]).transpose(1, 2);
+        let qk = parts[0]
+            .reshape([batch, length, heads + kv_heads, hd])
+            .transpose(1, 2);
         let qk = Self::rope(&qk, tables).split_with_sizes([heads, kv_heads], 1);
-        let v = parts[1].reshape([batch, length, kv_heads, hd]).transpose(1, 2);
+        let v = parts[1]
+            .reshape([batch, length, kv_heads, hd])
+            .transpose(1, 2);
         (qk[0].shallow_clone(), qk[1].shallow_clone(), v)
     }
 
@@ -344,7 +454,10 @@ impl LlamaCausalLm {
         let mut scores = q.matmul(&k.transpose(-1, -2)) / (hd as f64).sqrt(); // [B, KV, G*S, T]
         if offset + queries < total || queries > 1 {
             let device = q.device();
-            let query_pos = Tensor::arange(groups * queries, (Kind::Int64, device)).remainder(queries).unsqueeze(1) + offset;
+            let query_pos = Tensor::arange(groups * queries, (Kind::Int64, device))
+                .remainder(queries)
+                .unsqueeze(1)
+                + offset;
             let key_pos = Tensor::arange(total, (Kind::Int64, device)).unsqueeze(0);
             scores = scores.masked_fill(&key_pos.gt_tensor(&query_pos), f64::NEG_INFINITY);
         }
@@ -359,10 +472,23 @@ impl LlamaCausalLm {
     /// One layer over the positions from the answer position on (`x`: `[n, suffix, d]`, RoPE
     /// `tables` of those positions), attending to the clean pass's cached keys and values of
     /// the `start` earlier positions.
-    fn resume_layer(&self, clean: &CleanPass, j: usize, weights: &LlamaLayer, x: Tensor, tables: &(Tensor, Tensor), start: i64) -> Tensor {
+    fn resume_layer(
+        &self,
+        clean: &CleanPass,
+        j: usize,
+        weights: &LlamaLayer,
+        x: Tensor,
+        tables: &(Tensor, Tensor),
+        start: i64,
+    ) -> Tensor {
         let (q, k, v) = self.qkv(weights, &self.rms_norm(&x, &weights.attn_norm), tables);
-        let prefix = (clean.keys[j].narrow(1, 0, start), clean.values[j].narrow(1, 0, start));
-        let x = x + self.attend_after_prefix(&q, &k, &v, &prefix).linear::<Tensor>(&weights.wo, None);
+        let prefix = (
+            clean.keys[j].narrow(1, 0, start),
+            clean.values[j].narrow(1, 0, start),
+        );
+        let x = x + self
+            .attend_after_prefix(&q, &k, &v, &prefix)
+            .linear::<Tensor>(&weights.wo, None);
         let act = self.ffn_activation(weights, &x);
         x + act.linear::<Tensor>(&weights.down, None)
     }
@@ -373,9 +499,18 @@ impl LlamaCausalLm {
     /// The prefix is never copied per row: its scores and weighted values are plain matrix
     /// products of all rows' queries against the one prefix. Returns `[n, S, H*hd]`; equal to
     /// [`Self::attend`] over the concatenated keys and values.
-    fn attend_after_prefix(&self, q: &Tensor, k: &Tensor, v: &Tensor, (prefix_k, prefix_v): &(Tensor, Tensor)) -> Tensor {
+    fn attend_after_prefix(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        (prefix_k, prefix_v): &(Tensor, Tensor),
+    ) -> Tensor {
         let (n, queries) = (q.size()[0], q.size()[2]);
-        let (kv_heads, groups) = (self.config.kv_heads as i64, (self.config.heads / self.config.kv_heads) as i64);
+        let (kv_heads, groups) = (
+            self.config.kv_heads as i64,
+            (self.config.heads / self.config.kv_heads) as i64,
+        );
         let hd = self.config.head_dim as i64;
         let prefix = prefix_k.size()[1];
         let scale = 1.0 / (hd as f64).sqrt();
@@ -384,7 +519,9 @@ impl LlamaCausalLm {
         let mut own_scores = q.matmul(&k.transpose(-1, -2)) * scale; // [n, KV, G*S, S]
         if queries > 1 {
             let device = q.device();
-            let query_pos = Tensor::arange(groups * queries, (Kind::Int64, device)).remainder(queries).unsqueeze(1);
+            let query_pos = Tensor::arange(groups * queries, (Kind::Int64, device))
+                .remainder(queries)
+                .unsqueeze(1);
             let key_pos = Tensor::arange(queries, (Kind::Int64, device)).unsqueeze(0);
             own_scores = own_scores.masked_fill(&key_pos.gt_tensor(&query_pos), f64::NEG_INFINITY);
         }
@@ -392,7 +529,9 @@ impl LlamaCausalLm {
             own_scores.softmax(-1, Kind::Float).matmul(v)
         } else {
             // Per key-value head, all rows' queries as one matrix: [KV, n*G*S, hd].
-            let q_by_head = q.transpose(0, 1).reshape([kv_heads, n * groups * queries, hd]);
+            let q_by_head = q
+                .transpose(0, 1)
+                .reshape([kv_heads, n * groups * queries, hd]);
             let prefix_scores = (q_by_head.bmm(&prefix_k.transpose(1, 2)) * scale)
                 .reshape([kv_heads, n, groups * queries, prefix])
                 .transpose(0, 1); // [n, KV, G*S, P]
@@ -421,20 +560,33 @@ impl LlamaCausalLm {
     }
 
     fn logits(&self, x: &Tensor) -> Tensor {
-        self.rms_norm(x, &self.output_norm).linear::<Tensor>(&self.lm_head, None)
+        self.rms_norm(x, &self.output_norm)
+            .linear::<Tensor>(&self.lm_head, None)
     }
 }
 
 /// Checks a configuration for values that would make the model meaningless or panic.
 fn validate_config(config: &LlamaConfig) -> std::result::Result<(), String> {
-    if config.num_layers == 0 || config.hidden_size == 0 || config.ffn_width == 0 || config.vocab_size == 0 {
-        return Err("block count, hidden size, FFN width and vocabulary size must be positive".into());
+    if config.num_layers == 0
+        || config.hidden_size == 0
+        || config.ffn_width == 0
+        || config.vocab_size == 0
+    {
+        return Err(
+            "block count, hidden size, FFN width and vocabulary size must be positive".into(),
+        );
     }
     if config.heads == 0 || config.kv_heads == 0 || config.heads % config.kv_heads != 0 {
-        return Err(format!("{} attention heads cannot be grouped over {} key-value heads", config.heads, config.kv_heads));
+        return Err(format!(
+            "{} attention heads cannot be grouped over {} key-value heads",
+            config.heads, config.kv_heads
+        ));
     }
     if config.head_dim == 0 || config.head_dim % 2 != 0 {
-        return Err(format!("head dimension {} must be positive and even for RoPE", config.head_dim));
+        return Err(format!(
+            "head dimension {} must be positive and even for RoPE",
+            config.head_dim
+        ));
     }
     if config.max_positions == 0 {
         return Err("context length must be positive".into());
@@ -447,7 +599,11 @@ fn validate_config(config: &LlamaConfig) -> std::result::Result<(), String> {
 fn unpermute_rows(weight: &Tensor, heads: i64) -> Tensor {
     let size = weight.size();
     let (rows, cols) = (size[0], size[1]);
-    weight.reshape([heads, rows / heads / 2, 2, cols]).transpose(1, 2).reshape([rows, cols]).contiguous()
+    weight
+        .reshape([heads, rows / heads / 2, 2, cols])
+        .transpose(1, 2)
+        .reshape([rows, cols])
+        .contiguous()
 }
 
 impl KnowledgeModel for LlamaCausalLm {
@@ -464,10 +620,18 @@ impl KnowledgeModel for LlamaCausalLm {
     }
 
     fn token_text(&self, id: i64) -> String {
-        u32::try_from(id).ok().and_then(|id| self.tokenizer.decode(&[id]).ok()).unwrap_or_else(|| "<?>".to_string())
+        u32::try_from(id)
+            .ok()
+            .and_then(|id| self.tokenizer.decode(&[id]).ok())
+            .unwrap_or_else(|| "<?>".to_string())
     }
 
-    fn encode(&self, prompt: &str, answer: Option<&str>, policy: AnswerPolicy) -> Result<EncodedPrompt> {
+    fn encode(
+        &self,
+        prompt: &str,
+        answer: Option<&str>,
+        policy: AnswerPolicy,
+    ) -> Result<EncodedPrompt> {
         // The answer is the next token(s); it is tokenized with a leading space, so trailing
         // whitespace of the prompt is dropped.
         let prompt_text = prompt.trim_end();
@@ -480,7 +644,12 @@ impl KnowledgeModel for LlamaCausalLm {
                 token_ids.push(bos);
             }
         }
-        token_ids.extend(self.tokenizer.encode(prompt_text)?.into_iter().map(i64::from));
+        token_ids.extend(
+            self.tokenizer
+                .encode(prompt_text)?
+                .into_iter()
+                .map(i64::from),
+        );
         let answer_position = token_ids.len() - 1;
         let (answer_ids, targets) = match answer {
             None => (Vec::new(), Vec::new()),
@@ -489,20 +658,39 @@ impl KnowledgeModel for LlamaCausalLm {
                 let ids: Vec<i64> = if answer.trim().is_empty() {
                     Vec::new()
                 } else {
-                    self.tokenizer.encode(&text)?.into_iter().map(i64::from).collect()
+                    self.tokenizer
+                        .encode(&text)?
+                        .into_iter()
+                        .map(i64::from)
+                        .collect()
                 };
-                let (appended, targets) = common::answer_targets(answer, &ids, answer_position, policy, true)?;
+                let (appended, targets) =
+                    common::answer_targets(answer, &ids, answer_position, policy, true)?;
                 token_ids.extend(appended);
                 (ids, targets)
             }
         };
         if token_ids.len() > self.info.max_positions {
-            return Err(ModelError::PromptTooLong { tokens: token_ids.len(), max: self.info.max_positions });
+            return Err(ModelError::PromptTooLong {
+                tokens: token_ids.len(),
+                max: self.info.max_positions,
+            });
         }
-        Ok(EncodedPrompt { text: prompt.to_string(), token_ids, answer_position, answer_ids, targets })
+        Ok(EncodedPrompt {
+            text: prompt.to_string(),
+            token_ids,
+            answer_position,
+            answer_ids,
+            targets,
+        })
     }
 
-    fn forward(&self, prompts: &[EncodedPrompt], edits: &[ActivationEdit], capture_activations: bool) -> Result<ForwardOutput> {
+    fn forward(
+        &self,
+        prompts: &[EncodedPrompt],
+        edits: &[ActivationEdit],
+        capture_activations: bool,
+    ) -> Result<ForwardOutput> {
         let longest = check_batch(&self.info, prompts)?;
         common::check_edits(&self.info, edits)?;
         guard(|| {
@@ -510,9 +698,13 @@ impl KnowledgeModel for LlamaCausalLm {
                 // Right padding: causal attention keeps real tokens blind to the padding after them.
                 let (ids, _) = common::pad_batch(prompts, longest, 0, self.device);
                 let answer = answer_positions(prompts, self.device);
-                let tables = self.rope_tables(&Tensor::arange(longest as i64, (Kind::Int64, self.device)));
+                let tables =
+                    self.rope_tables(&Tensor::arange(longest as i64, (Kind::Int64, self.device)));
                 let (batch, length) = (ids.size()[0], ids.size()[1]);
-                let mut x = self.embeddings.index_select(0, &ids.flatten(0, -1)).reshape([batch, length, -1]);
+                let mut x = self
+                    .embeddings
+                    .index_select(0, &ids.flatten(0, -1))
+                    .reshape([batch, length, -1]);
                 let mut captured = Vec::new();
                 for (l, layer) in self.layers.iter().enumerate() {
                     let (q, k, v) = self.qkv(layer, &self.rms_norm(&x, &layer.attn_norm), &tables);
@@ -526,7 +718,10 @@ impl KnowledgeModel for LlamaCausalLm {
                 }
                 let logits = self.logits(&rows_at(&x, &answer));
                 let activations = capture_activations.then(|| Tensor::stack(&captured, 1));
-                Ok(ForwardOutput { logits, activations })
+                Ok(ForwardOutput {
+                    logits,
+                    activations,
+                })
             })
         })
     }
@@ -541,7 +736,8 @@ impl KnowledgeModel for LlamaCausalLm {
                 let answer = prompt.answer_position as i64;
                 let mut x = self.embeddings.index_select(0, &ids).unsqueeze(0);
                 let mut hidden_in = vec![x.get(0)];
-                let (mut residuals, mut activations, mut keys, mut values) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                let (mut residuals, mut activations, mut keys, mut values) =
+                    (Vec::new(), Vec::new(), Vec::new(), Vec::new());
                 for layer in &self.layers {
                     let (q, k, v) = self.qkv(layer, &self.rms_norm(&x, &layer.attn_norm), &tables);
                     x = x + self.attend(&q, &k, &v, 0).linear::<Tensor>(&layer.wo, None);
@@ -573,16 +769,26 @@ impl KnowledgeModel for LlamaCausalLm {
         (self.lm_head.shallow_clone(), None)
     }
 
-    fn forward_features_from_layers(&self, clean: &CleanPass, starts: &[(usize, Tensor)]) -> Result<Tensor> {
+    fn forward_features_from_layers(
+        &self,
+        clean: &CleanPass,
+        starts: &[(usize, Tensor)],
+    ) -> Result<Tensor> {
         let (order, _) = common::check_starts(&self.info, clean, starts)?;
         if clean.keys.len() != self.info.num_layers {
-            return Err(ModelError::InvalidArgument("the clean pass is not from this model".into()));
+            return Err(ModelError::InvalidArgument(
+                "the clean pass is not from this model".into(),
+            ));
         }
         guard(|| {
             let start = clean.prompt.answer_position as i64;
             let length = clean.prompt.token_ids.len() as i64;
             let suffix = length - start;
-            let tables = self.rope_tables(&Tensor::arange_start(start, length, (Kind::Int64, self.device)));
+            let tables = self.rope_tables(&Tensor::arange_start(
+                start,
+                length,
+                (Kind::Int64, self.device),
+            ));
             let mut pending = order.iter().peekable();
             let mut x: Option<Tensor> = None; // [rows so far, suffix, d]
             for (j, weights) in self.layers.iter().enumerate() {
@@ -611,7 +817,12 @@ impl KnowledgeModel for LlamaCausalLm {
             let Some(x) = x else {
                 return Err(ModelError::InvalidArgument("no rows to run".into()));
             };
-            let targets: Vec<i64> = clean.prompt.targets.iter().map(|&(p, _)| p as i64 - start).collect();
+            let targets: Vec<i64> = clean
+                .prompt
+                .targets
+                .iter()
+                .map(|&(p, _)| p as i64 - start)
+                .collect();
             let index = Tensor::from_slice(&targets).to_device(self.device);
             let features = self.rms_norm(&x.index_select(1, &index), &self.output_norm);
             let sizes: Vec<i64> = starts.iter().map(|(_, a)| a.size()[0]).collect();
@@ -620,12 +831,20 @@ impl KnowledgeModel for LlamaCausalLm {
     }
 
     fn value_slots(&self, layer: usize, neurons: &[usize]) -> Result<Tensor> {
-        common::read_value_slots(&self.info, layer, neurons, |l| self.layers[l].down.shallow_clone())
+        common::read_value_slots(&self.info, layer, neurons, |l| {
+            self.layers[l].down.shallow_clone()
+        })
     }
 
     fn set_value_slots(&mut self, layer: usize, neurons: &[usize], values: &Tensor) -> Result<()> {
         check_layer(&self.info, layer)?;
-        common::write_value_slots(&self.info, layer, neurons, values, &mut self.layers[layer].down)
+        common::write_value_slots(
+            &self.info,
+            layer,
+            neurons,
+            values,
+            &mut self.layers[layer].down,
+        )
     }
 
     fn output_embedding(&self, token: i64) -> Result<Tensor> {

@@ -15,11 +15,19 @@ pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 /// `$XDG_CACHE_HOME/knowledge-neurons/models`, else `~/.cache/knowledge-neurons/models`
 /// (the same rule as `scripts/fetch-model.sh`).
 pub fn default_model_path() -> PathBuf {
-    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     let dir = env("KN_MODEL_DIR").unwrap_or_else(|| {
         let cache = env("KN_CACHE_DIR").unwrap_or_else(|| {
             env("XDG_CACHE_HOME")
-                .unwrap_or_else(|| env("HOME").unwrap_or_else(|| PathBuf::from(".")).join(".cache"))
+                .unwrap_or_else(|| {
+                    env("HOME")
+                        .unwrap_or_else(|| PathBuf::from("."))
+                        .join(".cache")
+                })
                 .join("knowledge-neurons")
         });
         cache.join("models")
@@ -41,8 +49,15 @@ pub fn resolve_model_path(spec: &str) -> PathBuf {
 pub fn load_model(spec: &str, device: Device) -> Result<Box<dyn KnowledgeModel>> {
     let path = resolve_model_path(spec);
     if !path.exists() {
-        let hint = if spec == "default" { " (run scripts/fetch-model.sh to fetch the default model)" } else { "" };
-        return Err(ModelError::UnknownModelFormat { path, reason: format!("no such file or directory{hint}") });
+        let hint = if spec == "default" {
+            " (run scripts/fetch-model.sh to fetch the default model)"
+        } else {
+            ""
+        };
+        return Err(ModelError::UnknownModelFormat {
+            path,
+            reason: format!("no such file or directory{hint}"),
+        });
     }
     if path.is_dir() {
         return load_directory(&path, device);
@@ -58,7 +73,10 @@ pub fn load_model(spec: &str, device: Device) -> Result<Box<dyn KnowledgeModel>>
 
 fn has_gguf_magic(path: &Path) -> Result<bool> {
     use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
+    let mut file = std::fs::File::open(path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut magic = [0u8; 4];
     match file.read_exact(&mut magic) {
         Ok(()) => Ok(&magic == b"GGUF"),
@@ -68,10 +86,18 @@ fn has_gguf_magic(path: &Path) -> Result<bool> {
 
 fn load_directory(dir: &Path, device: Device) -> Result<Box<dyn KnowledgeModel>> {
     let config_path = dir.join("config.json");
-    let text = std::fs::read_to_string(&config_path).map_err(|source| ModelError::Io { path: config_path.clone(), source })?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| ModelError::Config { path: config_path.clone(), reason: e.to_string() })?;
-    let model_type = json.get("model_type").and_then(|v| v.as_str()).unwrap_or("");
+    let text = std::fs::read_to_string(&config_path).map_err(|source| ModelError::Io {
+        path: config_path.clone(),
+        source,
+    })?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::Config {
+        path: config_path.clone(),
+        reason: e.to_string(),
+    })?;
+    let model_type = json
+        .get("model_type")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
     match model_type {
         "bert" => Ok(Box::new(BertMaskedLm::load(dir, device)?)),
         "llama" | "mistral" => Ok(Box::new(LlamaCausalLm::load_hf_dir(dir, device)?)),

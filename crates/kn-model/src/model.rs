@@ -155,12 +155,22 @@ pub trait KnowledgeModel: Send {
     /// Masked LMs need exactly one mask token in the prompt (written `[MASK]`, or the model's
     /// own mask token); causal LMs predict the token after the prompt (the answer is
     /// tokenized with a leading space).
-    fn encode(&self, prompt: &str, answer: Option<&str>, policy: AnswerPolicy) -> Result<EncodedPrompt>;
+    fn encode(
+        &self,
+        prompt: &str,
+        answer: Option<&str>,
+        policy: AnswerPolicy,
+    ) -> Result<EncodedPrompt>;
 
     /// One batched forward pass over `prompts` (padded internally), with `edits` applied to
     /// the FFN activations at every prompt's answer position. With `capture_activations`, the
     /// (edited) activations at the answer positions are returned too.
-    fn forward(&self, prompts: &[EncodedPrompt], edits: &[ActivationEdit], capture_activations: bool) -> Result<ForwardOutput>;
+    fn forward(
+        &self,
+        prompts: &[EncodedPrompt],
+        edits: &[ActivationEdit],
+        capture_activations: bool,
+    ) -> Result<ForwardOutput>;
 
     /// A clean pass over one prompt keeping what [`KnowledgeModel::forward_from_layer`] needs.
     fn clean_pass(&self, prompt: &EncodedPrompt) -> Result<CleanPass>;
@@ -188,14 +198,23 @@ pub trait KnowledgeModel: Send {
     /// output projection gives the logits (`features · Wᵀ + b`). Differentiable with respect
     /// to every `activations`. Attribution uses it to take the vocabulary-sized part of the
     /// gradient in closed form, in bounded memory, instead of through autograd.
-    fn forward_features_from_layers(&self, clean: &CleanPass, starts: &[(usize, Tensor)]) -> Result<Tensor>;
+    fn forward_features_from_layers(
+        &self,
+        clean: &CleanPass,
+        starts: &[(usize, Tensor)],
+    ) -> Result<Tensor>;
 
     /// The output projection onto the vocabulary: weight `[vocab, hidden]` and bias `[vocab]`
     /// when the model has one (shallow handles to the model's tensors: read, never modify).
     fn output_projection(&self) -> (Tensor, Option<Tensor>);
 
     /// [`KnowledgeModel::forward_from_layers`] for one layer: `[n, targets, vocab]`.
-    fn forward_from_layer(&self, clean: &CleanPass, layer: usize, activations: &Tensor) -> Result<Tensor> {
+    fn forward_from_layer(
+        &self,
+        clean: &CleanPass,
+        layer: usize,
+        activations: &Tensor,
+    ) -> Result<Tensor> {
         self.forward_from_layers(clean, &[(layer, activations.shallow_clone())])
     }
 

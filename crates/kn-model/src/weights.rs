@@ -28,20 +28,30 @@ pub fn fingerprint(bytes: &[u8]) -> String {
 
 /// Reads a whole file, naming it in the error.
 pub fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })
+    std::fs::read(path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 impl WeightMap {
     /// Reads every tensor of a safetensors file (bytes already read) as float32.
     pub fn from_safetensors(bytes: &[u8], path: &Path, device: Device) -> Result<Self> {
-        let weights_error = |reason: String| ModelError::Weights { path: path.to_path_buf(), reason };
-        let file = safetensors::SafeTensors::deserialize(bytes).map_err(|e| weights_error(e.to_string()))?;
+        let weights_error = |reason: String| ModelError::Weights {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let file = safetensors::SafeTensors::deserialize(bytes)
+            .map_err(|e| weights_error(e.to_string()))?;
         let mut tensors = HashMap::new();
         for (name, view) in file.tensors() {
             let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
             let data = view.data();
             let values: Vec<f32> = match view.dtype() {
-                safetensors::Dtype::F32 => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+                safetensors::Dtype::F32 => data
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
                 safetensors::Dtype::F16 => data
                     .chunks_exact(2)
                     .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
@@ -52,17 +62,32 @@ impl WeightMap {
                     .collect(),
                 safetensors::Dtype::F64 => data
                     .chunks_exact(8)
-                    .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+                    .map(|c| {
+                        f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
+                    })
                     .collect(),
                 // Integer tensors (e.g. BERT's position_ids buffer) are not weights: skip them.
-                safetensors::Dtype::I64 | safetensors::Dtype::I32 | safetensors::Dtype::I16 | safetensors::Dtype::I8
-                | safetensors::Dtype::U8 | safetensors::Dtype::BOOL => continue,
-                other => return Err(weights_error(format!("tensor {name} has unsupported dtype {other:?}"))),
+                safetensors::Dtype::I64
+                | safetensors::Dtype::I32
+                | safetensors::Dtype::I16
+                | safetensors::Dtype::I8
+                | safetensors::Dtype::U8
+                | safetensors::Dtype::BOOL => continue,
+                other => {
+                    return Err(weights_error(format!(
+                        "tensor {name} has unsupported dtype {other:?}"
+                    )))
+                }
             };
-            let tensor = crate::error::guard(|| Ok(Tensor::from_slice(&values).reshape(shape.as_slice())))?;
+            let tensor =
+                crate::error::guard(|| Ok(Tensor::from_slice(&values).reshape(shape.as_slice())))?;
             tensors.insert(name, tensor);
         }
-        Ok(Self { path: path.to_path_buf(), tensors, device })
+        Ok(Self {
+            path: path.to_path_buf(),
+            tensors,
+            device,
+        })
     }
 
     /// Dequantizes every tensor of a GGUF file to float32 (row-major, ggml dims reversed).
@@ -71,10 +96,15 @@ impl WeightMap {
         for info in file.tensors() {
             let (values, shape) = file.tensor_f32(&info.name)?;
             let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-            let tensor = crate::error::guard(|| Ok(Tensor::from_slice(&values).reshape(shape.as_slice())))?;
+            let tensor =
+                crate::error::guard(|| Ok(Tensor::from_slice(&values).reshape(shape.as_slice())))?;
             tensors.insert(info.name.clone(), tensor);
         }
-        Ok(Self { path: path.to_path_buf(), tensors, device })
+        Ok(Self {
+            path: path.to_path_buf(),
+            tensors,
+            device,
+        })
     }
 
     /// Whether a tensor of that name is present.
@@ -85,8 +115,14 @@ impl WeightMap {
     /// Takes the first present tensor among `names`, checks its shape and moves it to the
     /// device as a float32 tensor that never requires gradients.
     pub fn take(&mut self, names: &[&str], expected: &[i64]) -> Result<Tensor> {
-        let Some((name, tensor)) = names.iter().find_map(|n| self.tensors.remove(*n).map(|t| (*n, t))) else {
-            return Err(ModelError::MissingTensor { name: names.join(" or "), path: self.path.clone() });
+        let Some((name, tensor)) = names
+            .iter()
+            .find_map(|n| self.tensors.remove(*n).map(|t| (*n, t)))
+        else {
+            return Err(ModelError::MissingTensor {
+                name: names.join(" or "),
+                path: self.path.clone(),
+            });
         };
         let found = tensor.size();
         if found != expected {
@@ -97,7 +133,12 @@ impl WeightMap {
                 found,
             });
         }
-        crate::error::guard(|| Ok(tensor.to_device(self.device).to_kind(Kind::Float).set_requires_grad(false)))
+        crate::error::guard(|| {
+            Ok(tensor
+                .to_device(self.device)
+                .to_kind(Kind::Float)
+                .set_requires_grad(false))
+        })
     }
 
     /// Like [`WeightMap::take`] for an optional tensor: `Ok(None)` when none of `names` exists.
@@ -123,9 +164,14 @@ mod tests {
 
     #[test]
     fn garbage_safetensors_is_a_typed_error() {
-        let result = WeightMap::from_safetensors(b"\x05\x00\x00\x00\x00\x00\x00\x00{oops", Path::new("x.safetensors"), Device::Cpu);
+        let result = WeightMap::from_safetensors(
+            b"\x05\x00\x00\x00\x00\x00\x00\x00{oops",
+            Path::new("x.safetensors"),
+            Device::Cpu,
+        );
         assert!(matches!(result, Err(ModelError::Weights { .. })));
-        let result = WeightMap::from_safetensors(&[0xff; 8], Path::new("x.safetensors"), Device::Cpu);
+        let result =
+            WeightMap::from_safetensors(&[0xff; 8], Path::new("x.safetensors"), Device::Cpu);
         assert!(matches!(result, Err(ModelError::Weights { .. })));
     }
 }

@@ -6,7 +6,9 @@ use kn_model::{load_model, AnswerPolicy, ModelError};
 use std::path::{Path, PathBuf};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(name)
 }
 
 /// A temporary copy of a fixture directory.
@@ -21,7 +23,8 @@ fn copy_dir(name: &str) -> tempfile::TempDir {
 
 fn edit_config(dir: &Path, key: &str, value: serde_json::Value) {
     let path = dir.join("config.json");
-    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     json[key] = value;
     std::fs::write(&path, serde_json::to_string(&json).unwrap()).unwrap();
 }
@@ -36,7 +39,10 @@ fn load_error(path: &Path) -> ModelError {
 #[test]
 fn missing_path_names_the_path() {
     let error = load_error(Path::new("/nonexistent/model.gguf"));
-    assert!(matches!(error, ModelError::UnknownModelFormat { .. }), "{error}");
+    assert!(
+        matches!(error, ModelError::UnknownModelFormat { .. }),
+        "{error}"
+    );
     assert!(error.to_string().contains("/nonexistent/model.gguf"));
 }
 
@@ -45,7 +51,10 @@ fn a_file_that_is_not_gguf_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.bin");
     std::fs::write(&path, b"not a model at all").unwrap();
-    assert!(matches!(load_error(&path), ModelError::UnknownModelFormat { .. }));
+    assert!(matches!(
+        load_error(&path),
+        ModelError::UnknownModelFormat { .. }
+    ));
 }
 
 #[test]
@@ -56,7 +65,10 @@ fn truncated_gguf_is_a_gguf_error() {
         let path = dir.path().join(format!("cut{cut}.gguf"));
         std::fs::write(&path, &bytes[..cut]).unwrap();
         let error = load_error(&path);
-        assert!(matches!(error, ModelError::Gguf(_)), "cut at {cut}: {error}");
+        assert!(
+            matches!(error, ModelError::Gguf(_)),
+            "cut at {cut}: {error}"
+        );
     }
 }
 
@@ -85,7 +97,10 @@ fn config_and_weights_disagreeing_is_a_shape_error() {
 
     let dir = copy_dir("tiny-llama");
     edit_config(dir.path(), "num_hidden_layers", 4.into());
-    assert!(matches!(load_error(dir.path()), ModelError::MissingTensor { .. }));
+    assert!(matches!(
+        load_error(dir.path()),
+        ModelError::MissingTensor { .. }
+    ));
 }
 
 #[test]
@@ -123,27 +138,75 @@ fn missing_weights_file_names_it() {
 #[test]
 fn masked_prompts_need_exactly_one_mask() {
     let model = load_model(fixture("tiny-bert").to_str().unwrap(), Device::Cpu).unwrap();
-    let error = model.encode("The capital of France is Paris .", None, AnswerPolicy::FirstToken).unwrap_err();
+    let error = model
+        .encode(
+            "The capital of France is Paris .",
+            None,
+            AnswerPolicy::FirstToken,
+        )
+        .unwrap_err();
     assert!(matches!(error, ModelError::NoMask { .. }), "{error}");
-    let error = model.encode("[MASK] is the capital of [MASK] .", None, AnswerPolicy::FirstToken).unwrap_err();
-    assert!(matches!(error, ModelError::SeveralMasks { count: 2, .. }), "{error}");
-    assert!(matches!(model.encode("  ", None, AnswerPolicy::FirstToken), Err(ModelError::EmptyPrompt)));
+    let error = model
+        .encode(
+            "[MASK] is the capital of [MASK] .",
+            None,
+            AnswerPolicy::FirstToken,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(error, ModelError::SeveralMasks { count: 2, .. }),
+        "{error}"
+    );
+    assert!(matches!(
+        model.encode("  ", None, AnswerPolicy::FirstToken),
+        Err(ModelError::EmptyPrompt)
+    ));
 }
 
 #[test]
 fn answers_must_tokenize_as_the_policy_needs() {
     let bert = load_model(fixture("tiny-bert").to_str().unwrap(), Device::Cpu).unwrap();
-    let error = bert.encode("The capital of France is [MASK] .", Some("iPhone"), AnswerPolicy::FirstToken).unwrap_err();
+    let error = bert
+        .encode(
+            "The capital of France is [MASK] .",
+            Some("iPhone"),
+            AnswerPolicy::FirstToken,
+        )
+        .unwrap_err();
     assert!(matches!(error, ModelError::BadAnswer { .. }), "{error}");
-    let error = bert.encode("The capital of France is [MASK] .", Some("Paris"), AnswerPolicy::WholeAnswer).unwrap_err();
+    let error = bert
+        .encode(
+            "The capital of France is [MASK] .",
+            Some("Paris"),
+            AnswerPolicy::WholeAnswer,
+        )
+        .unwrap_err();
     assert!(matches!(error, ModelError::BadAnswer { .. }), "{error}");
 
     let llama = load_model(fixture("tiny-llama").to_str().unwrap(), Device::Cpu).unwrap();
-    let error = llama.encode("The capital of France is", Some("   "), AnswerPolicy::FirstToken).unwrap_err();
+    let error = llama
+        .encode(
+            "The capital of France is",
+            Some("   "),
+            AnswerPolicy::FirstToken,
+        )
+        .unwrap_err();
     assert!(matches!(error, ModelError::BadAnswer { .. }), "{error}");
-    let long = llama.encode("The capital of France is", Some("Xyzzyq Quuxplugh"), AnswerPolicy::FirstToken).unwrap();
+    let long = llama
+        .encode(
+            "The capital of France is",
+            Some("Xyzzyq Quuxplugh"),
+            AnswerPolicy::FirstToken,
+        )
+        .unwrap();
     assert!(long.answer_ids.len() > 1);
-    let error = llama.encode("The capital of France is", Some("Xyzzyq Quuxplugh"), AnswerPolicy::SingleToken).unwrap_err();
+    let error = llama
+        .encode(
+            "The capital of France is",
+            Some("Xyzzyq Quuxplugh"),
+            AnswerPolicy::SingleToken,
+        )
+        .unwrap_err();
     assert!(matches!(error, ModelError::BadAnswer { .. }), "{error}");
 }
 
@@ -160,13 +223,38 @@ fn prompts_longer_than_the_context_are_refused() {
 #[test]
 fn layer_neuron_and_token_indices_are_checked() {
     let mut model = load_model(fixture("tiny-llama").to_str().unwrap(), Device::Cpu).unwrap();
-    assert!(matches!(model.value_slots(3, &[0]), Err(ModelError::LayerOutOfRange { layer: 3, layers: 3 })));
-    assert!(matches!(model.value_slots(0, &[96]), Err(ModelError::NeuronOutOfRange { neuron: 96, width: 96 })));
-    assert!(matches!(model.output_embedding(600), Err(ModelError::TokenOutOfRange { .. })));
-    assert!(matches!(model.output_embedding(-1), Err(ModelError::TokenOutOfRange { .. })));
-    let wrong_shape = kn_model::tch::Tensor::zeros([2, 64], (kn_model::tch::Kind::Float, Device::Cpu));
-    assert!(matches!(model.set_value_slots(0, &[1], &wrong_shape), Err(ModelError::InvalidArgument(_))));
-    assert!(matches!(model.forward(&[], &[], false), Err(ModelError::InvalidArgument(_))));
+    assert!(matches!(
+        model.value_slots(3, &[0]),
+        Err(ModelError::LayerOutOfRange {
+            layer: 3,
+            layers: 3
+        })
+    ));
+    assert!(matches!(
+        model.value_slots(0, &[96]),
+        Err(ModelError::NeuronOutOfRange {
+            neuron: 96,
+            width: 96
+        })
+    ));
+    assert!(matches!(
+        model.output_embedding(600),
+        Err(ModelError::TokenOutOfRange { .. })
+    ));
+    assert!(matches!(
+        model.output_embedding(-1),
+        Err(ModelError::TokenOutOfRange { .. })
+    ));
+    let wrong_shape =
+        kn_model::tch::Tensor::zeros([2, 64], (kn_model::tch::Kind::Float, Device::Cpu));
+    assert!(matches!(
+        model.set_value_slots(0, &[1], &wrong_shape),
+        Err(ModelError::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        model.forward(&[], &[], false),
+        Err(ModelError::InvalidArgument(_))
+    ));
 }
 
 #[test]

@@ -12,20 +12,35 @@ const PROB_TOLERANCE: f64 = 1e-4;
 const LOGIT_TOLERANCE: f64 = 1e-3;
 
 fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
 }
 
 fn golden(name: &str) -> Value {
     let path = repo("fixtures/golden").join(name);
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+    serde_json::from_str(
+        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
 }
 
 fn ids(value: &Value) -> Vec<i64> {
-    value.as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect()
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect()
 }
 
 fn floats(value: &Value) -> Vec<f64> {
-    value.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect()
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
 }
 
 fn to_vec(tensor: &Tensor) -> Vec<f64> {
@@ -41,35 +56,70 @@ fn check_golden(model: &dyn KnowledgeModel, file: &str, compare_full_logits: boo
     for case in prompts {
         let text = case["prompt"].as_str().unwrap();
         let answer = case["object"].as_str().unwrap();
-        let prompt = model.encode(text, Some(answer), AnswerPolicy::FirstToken).unwrap();
-        assert_eq!(prompt.token_ids, ids(&case["input_ids"]), "{file}: ids of {text:?}");
-        assert_eq!(prompt.answer_position as i64, case["answer_position"].as_i64().unwrap(), "{file}: {text:?}");
-        assert_eq!(prompt.targets[0].1, case["answer_id"].as_i64().unwrap(), "{file}: answer of {text:?}");
+        let prompt = model
+            .encode(text, Some(answer), AnswerPolicy::FirstToken)
+            .unwrap();
+        assert_eq!(
+            prompt.token_ids,
+            ids(&case["input_ids"]),
+            "{file}: ids of {text:?}"
+        );
+        assert_eq!(
+            prompt.answer_position as i64,
+            case["answer_position"].as_i64().unwrap(),
+            "{file}: {text:?}"
+        );
+        assert_eq!(
+            prompt.targets[0].1,
+            case["answer_id"].as_i64().unwrap(),
+            "{file}: answer of {text:?}"
+        );
         encoded.push(prompt);
     }
     let batched = model.forward(&encoded, &[], false).unwrap().logits;
     for (row, (case, prompt)) in prompts.iter().zip(&encoded).enumerate() {
         let text = &prompt.text;
-        let single = model.forward(std::slice::from_ref(prompt), &[], false).unwrap().logits.get(0);
+        let single = model
+            .forward(std::slice::from_ref(prompt), &[], false)
+            .unwrap()
+            .logits
+            .get(0);
         for logits in [single, batched.get(row as i64)] {
             let probs = to_vec(&logits.softmax(-1, Kind::Float));
             if compare_full_logits {
                 let expected = floats(&case["logits"]);
                 let got = to_vec(&logits);
-                let worst = expected.iter().zip(&got).map(|(e, g)| (e - g).abs()).fold(0.0, f64::max);
-                assert!(worst <= LOGIT_TOLERANCE, "{file}: {text:?}: logits differ by {worst}");
+                let worst = expected
+                    .iter()
+                    .zip(&got)
+                    .map(|(e, g)| (e - g).abs())
+                    .fold(0.0, f64::max);
+                assert!(
+                    worst <= LOGIT_TOLERANCE,
+                    "{file}: {text:?}: logits differ by {worst}"
+                );
             }
             for (rank, top) in case["top5"].as_array().unwrap().iter().enumerate() {
                 let id = top["id"].as_i64().unwrap();
                 let expected = top["prob"].as_f64().unwrap();
-                assert!((probs[id as usize] - expected).abs() <= PROB_TOLERANCE, "{file}: {text:?}: p({id}) = {} vs {expected}", probs[id as usize]);
+                assert!(
+                    (probs[id as usize] - expected).abs() <= PROB_TOLERANCE,
+                    "{file}: {text:?}: p({id}) = {} vs {expected}",
+                    probs[id as usize]
+                );
                 let mut order: Vec<usize> = (0..probs.len()).collect();
                 order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
-                assert_eq!(order[rank] as i64, id, "{file}: {text:?}: top-5 order differs at rank {rank}");
+                assert_eq!(
+                    order[rank] as i64, id,
+                    "{file}: {text:?}: top-5 order differs at rank {rank}"
+                );
             }
             let answer = case["answer_id"].as_i64().unwrap() as usize;
             let expected = case["answer_prob"].as_f64().unwrap();
-            assert!((probs[answer] - expected).abs() <= PROB_TOLERANCE, "{file}: {text:?}: answer prob");
+            assert!(
+                (probs[answer] - expected).abs() <= PROB_TOLERANCE,
+                "{file}: {text:?}: answer prob"
+            );
         }
     }
 }
@@ -89,20 +139,32 @@ fn tiny_llama_safetensors_matches_transformers() {
 #[test]
 fn tiny_llama_gguf_matches_transformers() {
     // Same weights as the safetensors directory, written with llama.cpp's Q/K permutation.
-    let model = load_model(repo("fixtures/tiny-llama.gguf").to_str().unwrap(), Device::Cpu).unwrap();
+    let model = load_model(
+        repo("fixtures/tiny-llama.gguf").to_str().unwrap(),
+        Device::Cpu,
+    )
+    .unwrap();
     check_golden(model.as_ref(), "tiny_llama_logits.json", true);
 }
 
 #[test]
 fn tiny_llama_q8_gguf_matches_transformers() {
-    let model = load_model(repo("fixtures/tiny-llama-q8.gguf").to_str().unwrap(), Device::Cpu).unwrap();
+    let model = load_model(
+        repo("fixtures/tiny-llama-q8.gguf").to_str().unwrap(),
+        Device::Cpu,
+    )
+    .unwrap();
     check_golden(model.as_ref(), "tiny_llama_q8_logits.json", true);
 }
 
 #[test]
 fn smollm2_matches_transformers() {
     let path = kn_model::default_model_path();
-    assert!(path.exists(), "{} is missing: run scripts/fetch-model.sh (CI does)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/fetch-model.sh (CI does)",
+        path.display()
+    );
     let model = load_model("default", Device::Cpu).unwrap();
     assert_eq!(model.info().num_layers, 30);
     assert_eq!(model.info().ffn_width, 1536);

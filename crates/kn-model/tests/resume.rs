@@ -11,23 +11,43 @@ use std::path::{Path, PathBuf};
 const TOLERANCE: f64 = 1e-4;
 
 fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
 }
 
 /// For each layer: the clean activations scaled by `factor` and resumed from that layer,
 /// against the full forward pass with every neuron of that layer scaled by `factor`.
-fn check_resumed_equals_full(model: &dyn KnowledgeModel, prompt: &str, answer: &str, policy: AnswerPolicy) {
+fn check_resumed_equals_full(
+    model: &dyn KnowledgeModel,
+    prompt: &str,
+    answer: &str,
+    policy: AnswerPolicy,
+) {
     let encoded = model.encode(prompt, Some(answer), policy).unwrap();
     let clean = model.clean_pass(&encoded).unwrap();
     let (layers, width) = (model.info().num_layers, model.info().ffn_width);
     for factor in [0.0, 0.5, 2.0] {
         for layer in 0..layers {
             let scaled: Tensor = clean.activations.get(layer as i64).unsqueeze(0) * factor;
-            let resumed = model.forward_from_layers(&clean, &[(layer, scaled)]).unwrap(); // [1, targets, vocab]
-            let edits: Vec<ActivationEdit> =
-                (0..width).map(|neuron| ActivationEdit { layer, neuron, op: ActivationOp::Scale(factor) }).collect();
-            let full = model.forward(&[encoded.clone()], &edits, false).unwrap().logits; // [1, vocab], answer position
-            let difference = (resumed.get(0).get(0) - full.get(0)).abs().max().double_value(&[]);
+            let resumed = model
+                .forward_from_layers(&clean, &[(layer, scaled)])
+                .unwrap(); // [1, targets, vocab]
+            let edits: Vec<ActivationEdit> = (0..width)
+                .map(|neuron| ActivationEdit {
+                    layer,
+                    neuron,
+                    op: ActivationOp::Scale(factor),
+                })
+                .collect();
+            let full = model
+                .forward(&[encoded.clone()], &edits, false)
+                .unwrap()
+                .logits; // [1, vocab], answer position
+            let difference = (resumed.get(0).get(0) - full.get(0))
+                .abs()
+                .max()
+                .double_value(&[]);
             assert!(
                 difference < TOLERANCE,
                 "{prompt:?} -> {answer:?} ({policy:?}), layer {layer} x {factor}: resumed logits differ by {difference}"
@@ -39,13 +59,38 @@ fn check_resumed_equals_full(model: &dyn KnowledgeModel, prompt: &str, answer: &
 #[test]
 fn tiny_llama_resumed_passes_equal_full_passes() {
     let model = load_model(repo("fixtures/tiny-llama").to_str().unwrap(), Device::Cpu).unwrap();
-    check_resumed_equals_full(model.as_ref(), "The capital of France is", "Paris", AnswerPolicy::FirstToken);
-    let whole = model.encode("Bill Gates works for", Some("Microsoft"), AnswerPolicy::WholeAnswer).unwrap();
-    assert!(whole.targets.len() > 1, "the tiny vocabulary splits Microsoft");
-    check_resumed_equals_full(model.as_ref(), "Bill Gates works for", "Microsoft", AnswerPolicy::WholeAnswer);
+    check_resumed_equals_full(
+        model.as_ref(),
+        "The capital of France is",
+        "Paris",
+        AnswerPolicy::FirstToken,
+    );
+    let whole = model
+        .encode(
+            "Bill Gates works for",
+            Some("Microsoft"),
+            AnswerPolicy::WholeAnswer,
+        )
+        .unwrap();
+    assert!(
+        whole.targets.len() > 1,
+        "the tiny vocabulary splits Microsoft"
+    );
+    check_resumed_equals_full(
+        model.as_ref(),
+        "Bill Gates works for",
+        "Microsoft",
+        AnswerPolicy::WholeAnswer,
+    );
     let single = ["The", "A", "a", "I", "T"]
         .into_iter()
-        .find(|word| model.encode(word, Some("France"), AnswerPolicy::FirstToken).unwrap().answer_position == 0)
+        .find(|word| {
+            model
+                .encode(word, Some("France"), AnswerPolicy::FirstToken)
+                .unwrap()
+                .answer_position
+                == 0
+        })
         .expect("some one-token prompt");
     check_resumed_equals_full(model.as_ref(), single, "France", AnswerPolicy::FirstToken);
 }
@@ -53,5 +98,10 @@ fn tiny_llama_resumed_passes_equal_full_passes() {
 #[test]
 fn tiny_bert_resumed_passes_equal_full_passes() {
     let model = load_model(repo("fixtures/tiny-bert").to_str().unwrap(), Device::Cpu).unwrap();
-    check_resumed_equals_full(model.as_ref(), "The capital of France is [MASK] .", "Paris", AnswerPolicy::FirstToken);
+    check_resumed_equals_full(
+        model.as_ref(),
+        "The capital of France is [MASK] .",
+        "Paris",
+        AnswerPolicy::FirstToken,
+    );
 }

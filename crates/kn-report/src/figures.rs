@@ -248,7 +248,10 @@ pub(crate) fn bar_figure_svg(
     let columns = u32::try_from(panels.len().max(1)).unwrap_or(1);
     // Wide enough for the title (16 px text, ~9 px a character) and the legend row (~7 px a
     // character plus the swatch), whatever the number of panels.
-    let title_w = u32::try_from(title.chars().count()).unwrap_or(0).saturating_mul(9).saturating_add(40);
+    let title_w = u32::try_from(title.chars().count())
+        .unwrap_or(0)
+        .saturating_mul(9)
+        .saturating_add(40);
     let legend_w = legend
         .iter()
         .map(|(name, _)| 24 + 7 * u32::try_from(name.chars().count()).unwrap_or(0))
