@@ -4,6 +4,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 bash "$REPO_ROOT/scripts/setup.sh"
 cd "$REPO_ROOT"
+# Formatting: rustfmt's defaults.
+cargo fmt --all --check
 cargo test --workspace --release "$@"
 # Every public item documented, and the docs build without warnings (release profile: reuses the
 # build scripts' outputs of the test build).

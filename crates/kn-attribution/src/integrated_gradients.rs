@@ -11,8 +11,8 @@
 //! and values), gradients flow only to the scaled activations (weights never require grad),
 //! and the integration points are batched, `batch_size` rows at a time. The vocabulary-sized
 //! output head is not put through autograd: the target's gradient with respect to the head's
-//! input features is taken in closed form (see [`head_values_and_gradient`]), a chunk of rows
-//! at a time, so its memory does not grow with the pass and no softmax graph is stored.
+//! input features is taken in closed form (see [`head_values_and_gradient`]), a block of the
+//! vocabulary at a time, so no vocabulary-sized buffer or softmax graph is ever stored.
 
 use crate::error::{AttributionError, Result};
 use crate::rules::IntegrationRule;
@@ -26,9 +26,11 @@ use serde::{Deserialize, Serialize};
 /// to keep its peak memory under 1.5 GB.
 pub const DEFAULT_ROWS_PER_PASS: usize = 640;
 
-/// Rows of the output head evaluated at once in [`head_values_and_gradient`]: bounds its
-/// memory to two `[rows, targets, vocab]` float32 buffers.
-pub const HEAD_ROWS_PER_CHUNK: i64 = 300;
+/// Rows of the output matrix (vocabulary entries) taken at once in
+/// [`head_values_and_gradient`]: its working memory is one `[block, rows x targets]` float32
+/// buffer, and a block of SmolLM2's `[49152, 576]` matrix (4.5 MiB) stays in cache for both of
+/// the block's products.
+pub const HEAD_VOCAB_BLOCK: i64 = 2048;
 
 /// What is differentiated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -185,10 +187,17 @@ pub(crate) fn target_values(logits: &Tensor, prompt: &EncodedPrompt, target: Tar
 
 /// The target's value for every row of `features` (`[rows, targets, hidden]`, the output
 /// head's input) and its gradient with respect to `features`, in closed form and without
-/// autograd. With logits `z_t = f_t · Wᵀ + b` and `S = Σ_t log softmax(z_t)[y_t]`:
-/// `dS/dz_t = onehot(y_t) − softmax(z_t)`, the probability target `e^S` has gradient
-/// `e^S · dS/dz_t`, and `d/df_t = (d/dz_t) · W`. Rows are taken [`HEAD_ROWS_PER_CHUNK`] at a time.
-/// Returns values `[rows]` and the gradient `[rows, targets, hidden]`.
+/// autograd. With logits `z_t = W · f_t + b` and `S = Σ_t log softmax(z_t)[y_t]`:
+/// `dS/df_t = W[y_t] − Σ_j softmax(z_t)_j W[j]` (the answer's output row minus the
+/// probability-weighted mean of all output rows), and the probability target `e^S` has
+/// gradient `e^S · dS/df_t`. Returns values `[rows]` and the gradient `[rows, targets, hidden]`.
+///
+/// The vocabulary is walked in blocks of [`HEAD_VOCAB_BLOCK`] rows of `W` with a running
+/// maximum (the "online softmax"): each block's logits `W_b · fᵀ` are exponentiated against
+/// the running maximum and folded into the running normaliser and the running weighted sum of
+/// `W_b`'s rows, which are rescaled when the maximum grows. Nothing vocabulary-sized is ever
+/// stored, both products of a block reuse `W_b` while it is in cache, and the result equals the
+/// softmax over the whole vocabulary up to float rounding.
 pub fn head_values_and_gradient(
     features: &Tensor,
     weight: &Tensor,
@@ -197,49 +206,95 @@ pub fn head_values_and_gradient(
     target: Target,
 ) -> (Tensor, Tensor) {
     kn_model::tch::no_grad(|| {
-        let features = features.detach();
-        let (rows, targets) = (features.size()[0], features.size()[1]);
-        let device = features.device();
-        let ids: Vec<i64> = prompt.targets.iter().map(|&(_, id)| id).collect();
-        let ids = Tensor::from_slice(&ids)
-            .to_device(device)
-            .view([1, targets, 1]);
-        let mut values = Vec::new();
-        let mut gradients = Vec::new();
-        let mut start = 0;
-        while start < rows {
-            let n = HEAD_ROWS_PER_CHUNK.min(rows - start);
-            let log_probs = features
-                .narrow(0, start, n)
-                .linear(weight, bias)
-                .log_softmax(-1, Kind::Float);
-            let index = ids.expand([n, targets, 1], false);
-            let sum = log_probs
-                .gather(-1, &index, false)
-                .squeeze_dim(-1)
-                .sum_dim_intlist(1, false, Kind::Float);
-            // dS/dz = onehot(y) - softmax(z), built in the log-probabilities' buffer.
-            let mut gradient = log_probs;
-            let _ = gradient.exp_().neg_();
-            let _ = gradient.scatter_add_(
-                -1,
-                &index,
-                &Tensor::ones([n, targets, 1], (Kind::Float, device)),
-            );
-            let value = match target {
-                Target::Probability => {
-                    let value = sum.exp();
-                    let _ = gradient.g_mul_(&value.view([n, 1, 1]));
-                    value
-                }
-                Target::LogProbability => sum,
-            };
-            gradients.push(gradient.matmul(weight));
-            values.push(value);
-            start += n;
-        }
-        (Tensor::cat(&values, 0), Tensor::cat(&gradients, 0))
+        let (lines, ids) = head_lines(features, prompt);
+        let (log_probs, gradients) = line_log_probs_and_gradients(&lines, &ids, weight, bias);
+        combine_targets(&log_probs, gradients, features.size(), target)
     })
+}
+
+/// The rows of `features` (`[rows, targets, hidden]`) as lines `[rows x targets, hidden]`,
+/// one per (row, target), with each line's answer token id.
+fn head_lines(features: &Tensor, prompt: &EncodedPrompt) -> (Tensor, Tensor) {
+    let size = features.size();
+    let ids: Vec<i64> = prompt.targets.iter().map(|&(_, id)| id).collect();
+    let ids = Tensor::from_slice(&ids)
+        .to_device(features.device())
+        .repeat([size[0]]);
+    (features.detach().reshape([size[0] * size[1], size[2]]), ids)
+}
+
+/// Per line `f` with answer id `y`: `log softmax(W·f + b)[y]` (`[lines]`) and its gradient
+/// with respect to `f`, `W[y] − Σ_j softmax_j W[j]` (`[lines, hidden]`), by the blocked online
+/// softmax described at [`head_values_and_gradient`].
+fn line_log_probs_and_gradients(
+    lines: &Tensor,
+    ids: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+) -> (Tensor, Tensor) {
+    let (count, hidden) = (lines.size()[0], lines.size()[1]);
+    let float = (Kind::Float, lines.device());
+    let lines_t = lines.tr();
+    let answer_rows = weight.index_select(0, ids); // [lines, hidden]
+    let mut answer_logits = (lines * &answer_rows).sum_dim_intlist(1, false, Kind::Float);
+    if let Some(bias) = bias {
+        answer_logits += bias.index_select(0, ids);
+    }
+    let vocab = weight.size()[0];
+    let mut running_max = Tensor::full([count], f64::NEG_INFINITY, float);
+    let mut normaliser = Tensor::zeros([count], float);
+    let mut weighted_rows = Tensor::zeros([count, hidden], float);
+    let mut first = 0;
+    while first < vocab {
+        let block = HEAD_VOCAB_BLOCK.min(vocab - first);
+        let block_weight = weight.narrow(0, first, block);
+        let mut logits = block_weight.mm(&lines_t); // [block, lines]
+        if let Some(bias) = bias {
+            logits += bias.narrow(0, first, block).unsqueeze(1);
+        }
+        let new_max = running_max.maximum(&logits.amax([0], false));
+        let rescale = (&running_max - &new_max).exp();
+        let _ = logits.g_sub_(&new_max).exp_();
+        normaliser = normaliser * &rescale + logits.sum_dim_intlist(0, false, Kind::Float);
+        let _ = weighted_rows
+            .g_mul_(&rescale.unsqueeze(1))
+            .addmm_(&logits.tr(), &block_weight);
+        running_max = new_max;
+        first += block;
+    }
+    let log_probs = answer_logits - (&running_max + normaliser.log());
+    (
+        log_probs,
+        answer_rows - weighted_rows / normaliser.unsqueeze(1),
+    )
+}
+
+/// From per-line log-probabilities and gradients (lines in `[rows, targets]` order, `size`
+/// = the features' `[rows, targets, hidden]`): each row's target and its gradient.
+fn combine_targets(
+    log_probs: &Tensor,
+    mut gradients: Tensor,
+    size: Vec<i64>,
+    target: Target,
+) -> (Tensor, Tensor) {
+    let (rows, targets) = (size[0], size[1]);
+    let sum = log_probs
+        .reshape([rows, targets])
+        .sum_dim_intlist(1, false, Kind::Float);
+    let value = match target {
+        Target::Probability => {
+            let value = sum.exp();
+            let _ = gradients.g_mul_(
+                &value
+                    .unsqueeze(1)
+                    .expand([rows, targets], false)
+                    .reshape([rows * targets, 1]),
+            );
+            value
+        }
+        Target::LogProbability => sum,
+    };
+    (value, gradients.reshape(size))
 }
 
 /// Checks the settings against the model and returns the layers to attribute.
@@ -303,11 +358,32 @@ pub fn integrated_gradients(
     prompt: &EncodedPrompt,
     config: &AttributionConfig,
 ) -> Result<Attribution> {
-    require_answer(prompt)?;
+    let mut attributions = integrated_gradients_batch(model, std::slice::from_ref(prompt), config)?;
+    attributions.pop().ok_or_else(|| {
+        AttributionError::InvalidConfig("internal error: no attribution returned".into())
+    })
+}
+
+/// [`integrated_gradients`] of several prompts (e.g. the paraphrases of one fact) in one
+/// batch: when two or more prompts' rows fit in one pass (`batch_size`, e.g. on a GPU, or with
+/// few layers or points), their rows go through the model together
+/// ([`KnowledgeModel::forward_features_batch`]), in larger matrix products. Results are in
+/// the order of `prompts` and equal (up to float rounding) to attributing each prompt alone.
+pub fn integrated_gradients_batch(
+    model: &dyn KnowledgeModel,
+    prompts: &[EncodedPrompt],
+    config: &AttributionConfig,
+) -> Result<Vec<Attribution>> {
+    for prompt in prompts {
+        require_answer(prompt)?;
+    }
     let layers = resolve_layers(model, config.layers.as_deref())?;
     let points = config.rule.points(config.steps)?;
-    let clean = model.clean_pass(prompt)?;
-    attribute_layers(model, &clean, &layers, &points, config)
+    let cleans = prompts
+        .iter()
+        .map(|prompt| model.clean_pass(prompt))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    attribute_clean_passes(model, &cleans, &layers, &points, config)
 }
 
 /// [`integrated_gradients`] from an existing clean pass (to reuse one pass across settings,
@@ -320,28 +396,194 @@ pub fn integrated_gradients_from_clean_pass(
     require_answer(&clean.prompt)?;
     let layers = resolve_layers(model, config.layers.as_deref())?;
     let points = config.rule.points(config.steps)?;
-    attribute_layers(model, clean, &layers, &points, config)
+    let mut attributions =
+        attribute_clean_passes(model, std::slice::from_ref(clean), &layers, &points, config)?;
+    attributions.pop().ok_or_else(|| {
+        AttributionError::InvalidConfig("internal error: no attribution returned".into())
+    })
 }
 
-fn attribute_layers(
+/// Part of a batched pass: the integration rows `rows` (indices into the rule's rows) of the
+/// layers `layers` (indices into the attributed layers) of prompt `prompt`.
+#[derive(Debug, Clone, PartialEq)]
+struct PassPart {
+    prompt: usize,
+    layers: std::ops::Range<usize>,
+    rows: std::ops::Range<usize>,
+}
+
+/// What one part of a pass contributes: per layer of its group, the rule-weighted sum of its
+/// rows' gradients, and the target at alpha = 0 when the part holds that row.
+struct PartResult {
+    weighted_gradients: Vec<Tensor>,
+    targets_at_zero: Vec<Option<f64>>,
+}
+
+/// Cuts the `prompts` x `layer_count` x `row_count` rows into batched passes of at most
+/// `rows_per_pass` rows. When two or more whole prompts fit in a pass, consecutive prompts
+/// share passes (one part each); otherwise each pass is a group of layers (as many as fit)
+/// times a chunk of integration rows of one prompt.
+fn plan_passes(
+    prompts: usize,
+    layer_count: usize,
+    row_count: usize,
+    rows_per_pass: usize,
+) -> Vec<Vec<PassPart>> {
+    let per_prompt = layer_count * row_count;
+    let whole = |prompt| PassPart {
+        prompt,
+        layers: 0..layer_count,
+        rows: 0..row_count,
+    };
+    if per_prompt > 0 && rows_per_pass / per_prompt >= 2 {
+        let prompts_per_pass = rows_per_pass / per_prompt;
+        return (0..prompts)
+            .collect::<Vec<_>>()
+            .chunks(prompts_per_pass)
+            .map(|chunk| chunk.iter().map(|&p| whole(p)).collect())
+            .collect();
+    }
+    let layers_per_pass = layer_count.min(rows_per_pass).max(1);
+    let rows_per_layer = (rows_per_pass / layers_per_pass).clamp(1, row_count.max(1));
+    let mut plans = Vec::new();
+    for prompt in 0..prompts {
+        for first_layer in (0..layer_count).step_by(layers_per_pass) {
+            for first_row in (0..row_count).step_by(rows_per_layer) {
+                plans.push(vec![PassPart {
+                    prompt,
+                    layers: first_layer..(first_layer + layers_per_pass).min(layer_count),
+                    rows: first_row..(first_row + rows_per_layer).min(row_count),
+                }]);
+            }
+        }
+    }
+    plans
+}
+
+/// Runs one batched pass: forward from the scaled activations of every part to the head's
+/// features (all parts through each layer together), the target and its gradient there in
+/// closed form, and one backward pass to the activations.
+fn run_pass(
     model: &dyn KnowledgeModel,
-    clean: &CleanPass,
+    cleans: &[CleanPass],
+    layers: &[usize],
+    rows: &[(f64, f64)],
+    zero_row: usize,
+    parts: &[PassPart],
+    target: Target,
+) -> kn_model::Result<Vec<PartResult>> {
+    let device = model.device();
+    let (weight, bias) = model.output_projection();
+    guard(|| {
+        let tensor = |values: Vec<f32>| Tensor::from_slice(&values).to_device(device).unsqueeze(1);
+        let starts: Vec<Vec<(usize, Tensor)>> = parts
+            .iter()
+            .map(|part| {
+                let alphas = tensor(
+                    rows[part.rows.clone()]
+                        .iter()
+                        .map(|&(a, _)| a as f32)
+                        .collect(),
+                );
+                let clean = &cleans[part.prompt];
+                layers[part.layers.clone()]
+                    .iter()
+                    .map(|&layer| {
+                        let scaled =
+                            (&alphas * clean.activations.get(layer as i64).unsqueeze(0)).detach();
+                        (layer, scaled.set_requires_grad(true))
+                    })
+                    .collect()
+            })
+            .collect();
+        let runs: Vec<(&CleanPass, &[(usize, Tensor)])> = parts
+            .iter()
+            .zip(&starts)
+            .map(|(part, s)| (&cleans[part.prompt], s.as_slice()))
+            .collect();
+        let features = model.forward_features_batch(&runs)?;
+        if features.len() != parts.len() {
+            return Err(kn_model::ModelError::Torch("missing features".into()));
+        }
+        // The head in closed form, all parts' lines at once.
+        let (lines, ids): (Vec<Tensor>, Vec<Tensor>) = parts
+            .iter()
+            .zip(&features)
+            .map(|(part, f)| head_lines(f, &cleans[part.prompt].prompt))
+            .unzip();
+        let line_counts: Vec<i64> = lines.iter().map(|l| l.size()[0]).collect();
+        let (log_probs, gradients) = kn_model::tch::no_grad(|| {
+            line_log_probs_and_gradients(
+                &Tensor::cat(&lines, 0),
+                &Tensor::cat(&ids, 0),
+                &weight,
+                bias.as_ref(),
+            )
+        });
+        let heads: Vec<(Tensor, Tensor)> = log_probs
+            .split_with_sizes(&line_counts, 0)
+            .iter()
+            .zip(gradients.split_with_sizes(&line_counts, 0))
+            .zip(&features)
+            .map(|((lp, g), f)| {
+                kn_model::tch::no_grad(|| combine_targets(lp, g.contiguous(), f.size(), target))
+            })
+            .collect();
+        // d(target)/d(activations) = J^T d(target)/d(features): one backward pass of
+        // Σ <features, gradient> with the gradients held constant.
+        let surrogate = features
+            .iter()
+            .zip(&heads)
+            .map(|(f, (_, g))| (f * g).sum(Kind::Float))
+            .reduce(|a, b| a + b);
+        let surrogate = surrogate
+            .ok_or_else(|| kn_model::ModelError::InvalidArgument("a pass without parts".into()))?;
+        let inputs: Vec<&Tensor> = starts.iter().flatten().map(|(_, t)| t).collect();
+        let mut gradients = Tensor::run_backward(&[surrogate], &inputs, false, false).into_iter();
+        let mut results = Vec::with_capacity(parts.len());
+        for (part, (values, _)) in parts.iter().zip(&heads) {
+            let (group, chunk) = (part.layers.len(), part.rows.len());
+            let weights = tensor(
+                rows[part.rows.clone()]
+                    .iter()
+                    .map(|&(_, w)| w as f32)
+                    .collect(),
+            );
+            let values = values.reshape([group as i64, chunk as i64]);
+            let zero_in_part = part
+                .rows
+                .contains(&zero_row)
+                .then(|| (zero_row - part.rows.start) as i64);
+            let mut weighted_gradients = Vec::with_capacity(group);
+            for _ in 0..group {
+                let gradient = gradients
+                    .next()
+                    .ok_or_else(|| kn_model::ModelError::Torch("missing gradients".into()))?;
+                weighted_gradients.push((gradient * &weights).sum_dim_intlist(
+                    0,
+                    false,
+                    Kind::Float,
+                ));
+            }
+            let targets_at_zero = (0..group)
+                .map(|k| zero_in_part.map(|row| values.double_value(&[k as i64, row])))
+                .collect();
+            results.push(PartResult {
+                weighted_gradients,
+                targets_at_zero,
+            });
+        }
+        Ok(results)
+    })
+}
+
+fn attribute_clean_passes(
+    model: &dyn KnowledgeModel,
+    cleans: &[CleanPass],
     layers: &[usize],
     points: &[(f64, f64)],
     config: &AttributionConfig,
-) -> Result<Attribution> {
-    let prompt = &clean.prompt;
-    let device = model.device();
-    let (clean_target, clean_prob) = guard(|| {
-        let logits = clean.target_logits.unsqueeze(0);
-        let target = target_values(&logits, prompt, config.target).double_value(&[0]);
-        let first = logits
-            .get(0)
-            .get(0)
-            .softmax(-1, Kind::Float)
-            .double_value(&[prompt.targets[0].1]);
-        Ok((target, first))
-    })?;
+) -> Result<Vec<Attribution>> {
     // Rows of one layer: the rule's points, plus alpha = 0 (weight 0) for the completeness
     // check when the rule has no such point.
     let mut rows: Vec<(f64, f64)> = points.to_vec();
@@ -352,72 +594,81 @@ fn attribute_layers(
             rows.len() - 1
         }
     };
-    // One batched pass covers several layers x several points (the model shares the work
-    // of rows that start at different layers from where they meet), at most `cap` rows.
-    let cap = if config.batch_size == 0 {
+    let device = model.device();
+    let rows_per_pass = if config.batch_size == 0 {
         DEFAULT_ROWS_PER_PASS
     } else {
         config.batch_size
     };
-    let layers_per_pass = layers.len().min(cap).max(1);
-    let points_per_pass = (cap / layers_per_pass).clamp(1, rows.len());
-    let (weight, bias) = model.output_projection();
-    let (weighted_gradients, targets_at_zero) = guard(|| {
-        let mut weighted: Vec<Tensor> = layers
-            .iter()
-            .map(|&l| Tensor::zeros_like(&clean.activations.get(l as i64)))
-            .collect();
-        let mut at_zero = vec![f64::NAN; layers.len()];
-        for (group_index, group) in layers.chunks(layers_per_pass).enumerate() {
-            let first_layer = group_index * layers_per_pass;
-            for (chunk_index, chunk) in rows.chunks(points_per_pass).enumerate() {
-                let first_row = chunk_index * points_per_pass;
-                let alphas: Vec<f32> = chunk.iter().map(|&(a, _)| a as f32).collect();
-                let weights: Vec<f32> = chunk.iter().map(|&(_, w)| w as f32).collect();
-                let alphas = Tensor::from_slice(&alphas).to_device(device).unsqueeze(1);
-                let weights = Tensor::from_slice(&weights).to_device(device).unsqueeze(1);
-                let starts: Vec<(usize, Tensor)> = group
-                    .iter()
-                    .map(|&layer| {
-                        let scaled =
-                            (&alphas * clean.activations.get(layer as i64).unsqueeze(0)).detach();
-                        (layer, scaled.set_requires_grad(true))
-                    })
-                    .collect();
-                let features = model.forward_features_from_layers(clean, &starts)?;
-                let (values, features_gradient) = head_values_and_gradient(
-                    &features,
-                    &weight,
-                    bias.as_ref(),
-                    prompt,
-                    config.target,
-                );
-                // d(target)/d(activations) = J^T d(target)/d(features): one backward pass of
-                // <features, gradient> with the gradient held constant.
-                let surrogate = (&features * &features_gradient).sum(Kind::Float);
-                let inputs: Vec<&Tensor> = starts.iter().map(|(_, t)| t).collect();
-                let gradients = Tensor::run_backward(&[surrogate], &inputs, false, false);
-                if gradients.len() != group.len() {
-                    return Err(kn_model::ModelError::Torch("missing gradients".into()));
-                }
-                let values = values.reshape([group.len() as i64, chunk.len() as i64]);
-                for (k, gradient) in gradients.into_iter().enumerate() {
-                    weighted[first_layer + k] +=
-                        (gradient * &weights).sum_dim_intlist(0, false, Kind::Float);
-                    if (first_row..first_row + chunk.len()).contains(&zero_row) {
-                        at_zero[first_layer + k] =
-                            values.double_value(&[k as i64, (zero_row - first_row) as i64]);
-                    }
+    let plans = plan_passes(cleans.len(), layers.len(), rows.len(), rows_per_pass);
+    // Sum each layer's contributions in plan order.
+    let mut per_prompt: Vec<(Vec<Option<Tensor>>, Vec<f64>)> = cleans
+        .iter()
+        .map(|_| {
+            (
+                (0..layers.len()).map(|_| None).collect(),
+                vec![f64::NAN; layers.len()],
+            )
+        })
+        .collect();
+    for parts in &plans {
+        let results = run_pass(model, cleans, layers, &rows, zero_row, parts, config.target)?;
+        for (part, result) in parts.iter().zip(results) {
+            let (weighted, at_zero) = &mut per_prompt[part.prompt];
+            for ((k, gradient), value) in part
+                .layers
+                .clone()
+                .zip(result.weighted_gradients)
+                .zip(result.targets_at_zero)
+            {
+                weighted[k] = Some(match weighted[k].take() {
+                    Some(sum) => sum + gradient,
+                    None => gradient,
+                });
+                if let Some(value) = value {
+                    at_zero[k] = value;
                 }
             }
         }
-        Ok((weighted, at_zero))
+    }
+    cleans
+        .iter()
+        .zip(per_prompt)
+        .map(|(clean, (weighted, at_zero))| {
+            finish_attribution(clean, layers, weighted, at_zero, config.target, device)
+        })
+        .collect()
+}
+
+/// Scores (activation x weighted gradient), the completeness check and the clean figures of
+/// one prompt, from its summed pass contributions.
+fn finish_attribution(
+    clean: &CleanPass,
+    layers: &[usize],
+    weighted_gradients: Vec<Option<Tensor>>,
+    targets_at_zero: Vec<f64>,
+    target: Target,
+    device: Device,
+) -> Result<Attribution> {
+    let prompt = &clean.prompt;
+    let (clean_target, clean_prob) = guard(|| {
+        let logits = clean.target_logits.unsqueeze(0);
+        let value = target_values(&logits, prompt, target).double_value(&[0]);
+        let first = logits
+            .get(0)
+            .get(0)
+            .softmax(-1, Kind::Float)
+            .double_value(&[prompt.targets[0].1]);
+        Ok((value, first))
     })?;
     let mut score_rows = Vec::with_capacity(layers.len());
     let mut completeness = Vec::with_capacity(layers.len());
     for ((&layer, weighted), target_at_zero) in
         layers.iter().zip(weighted_gradients).zip(targets_at_zero)
     {
+        let weighted = weighted.ok_or_else(|| {
+            AttributionError::InvalidConfig(format!("internal error: layer {layer} was not run"))
+        })?;
         let scores = guard(|| Ok(clean.activations.get(layer as i64) * weighted))?;
         let attribution_sum = guard(|| Ok(scores.sum(Kind::Double).double_value(&[])))?;
         completeness.push(LayerCompleteness {
@@ -444,4 +695,94 @@ fn attribute_layers(
         clean_target,
         completeness,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prompt_with_targets(ids: &[i64]) -> EncodedPrompt {
+        EncodedPrompt {
+            text: "test".into(),
+            token_ids: vec![0; ids.len() + 1],
+            answer_position: 0,
+            answer_ids: ids.to_vec(),
+            targets: ids.iter().enumerate().map(|(i, &id)| (i, id)).collect(),
+        }
+    }
+
+    proptest::proptest! {
+        /// Every (prompt, layer, row) is in exactly one pass part, no pass holds more than
+        /// `rows_per_pass` rows (unless one layer's single row already does), and whole
+        /// prompts share passes only when at least two fit.
+        #[test]
+        fn passes_cover_every_row_once(prompts in 1usize..6, layers in 1usize..40, rows in 1usize..25, rows_per_pass in 1usize..2000) {
+            let plans = plan_passes(prompts, layers, rows, rows_per_pass);
+            let mut seen = vec![0u8; prompts * layers * rows];
+            for parts in &plans {
+                let size: usize = parts.iter().map(|p| p.layers.len() * p.rows.len()).sum();
+                proptest::prop_assert!(size <= rows_per_pass.max(1), "a pass of {} rows", size);
+                proptest::prop_assert!(parts.len() == 1 || rows_per_pass / (layers * rows) >= 2);
+                for part in parts {
+                    for layer in part.layers.clone() {
+                        for row in part.rows.clone() {
+                            seen[(part.prompt * layers + layer) * rows + row] += 1;
+                        }
+                    }
+                }
+            }
+            proptest::prop_assert!(seen.iter().all(|&count| count == 1));
+        }
+    }
+
+    /// The blocked closed form against autograd through a plain full-vocabulary log-softmax,
+    /// with a vocabulary that is not a multiple of the block, several targets and a bias.
+    #[test]
+    fn closed_form_head_matches_autograd() {
+        kn_model::tch::manual_seed(7);
+        let (rows, hidden, vocab) = (5i64, 16i64, 2 * HEAD_VOCAB_BLOCK + 77);
+        let weight = Tensor::randn([vocab, hidden], (Kind::Float, Device::Cpu));
+        let bias = Tensor::randn([vocab], (Kind::Float, Device::Cpu));
+        for ids in [vec![3i64], vec![vocab - 1, HEAD_VOCAB_BLOCK, 11]] {
+            let prompt = prompt_with_targets(&ids);
+            let targets = ids.len() as i64;
+            for target in [Target::Probability, Target::LogProbability] {
+                for bias in [None, Some(&bias)] {
+                    let features =
+                        (Tensor::randn([rows, targets, hidden], (Kind::Float, Device::Cpu)) * 0.3)
+                            .set_requires_grad(true);
+                    let expected_values =
+                        target_values(&features.linear(&weight, bias), &prompt, target);
+                    let expected_gradient =
+                        autograd_gradient(&expected_values.sum(Kind::Float), &features);
+                    let (values, gradient) =
+                        head_values_and_gradient(&features, &weight, bias, &prompt, target);
+                    let value_error = (&values - expected_values.detach())
+                        .abs()
+                        .max()
+                        .double_value(&[]);
+                    let scale = expected_gradient.abs().max().double_value(&[]);
+                    let gradient_error = (&gradient - &expected_gradient)
+                        .abs()
+                        .max()
+                        .double_value(&[]);
+                    assert!(
+                        value_error
+                            <= 1e-5 * expected_values.abs().max().double_value(&[]).max(1e-3),
+                        "{target:?}: values off by {value_error}"
+                    );
+                    assert!(
+                        gradient_error <= 1e-5 * scale,
+                        "{target:?} bias {}: gradient off by {gradient_error} (scale {scale})",
+                        bias.is_some()
+                    );
+                }
+            }
+        }
+    }
+
+    /// The gradient of the scalar `value` with respect to `input`, by autograd.
+    fn autograd_gradient(value: &Tensor, input: &Tensor) -> Tensor {
+        Tensor::run_backward(&[value], &[input], false, false).remove(0)
+    }
 }

@@ -34,9 +34,9 @@ mod rules;
 pub use baselines::{activation_scores, gradient_x_activation};
 pub use error::{AttributionError, Result};
 pub use integrated_gradients::{
-    head_values_and_gradient, integrated_gradients, integrated_gradients_from_clean_pass,
-    top_neurons, Attribution, AttributionConfig, LayerCompleteness, NeuronScore, Target,
-    DEFAULT_ROWS_PER_PASS, HEAD_ROWS_PER_CHUNK,
+    head_values_and_gradient, integrated_gradients, integrated_gradients_batch,
+    integrated_gradients_from_clean_pass, top_neurons, Attribution, AttributionConfig,
+    LayerCompleteness, NeuronScore, Target, DEFAULT_ROWS_PER_PASS, HEAD_VOCAB_BLOCK,
 };
 pub use output::{npy_bytes, save_scores, write_atomically, SaveError};
 pub use rules::IntegrationRule;

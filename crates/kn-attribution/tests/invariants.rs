@@ -1,9 +1,9 @@
 //! Invariants of integrated gradients on the tiny fixtures (proptest): results do not depend
-//! on batching, the completeness gap shrinks as m grows, a zero activation gets exactly zero
+//! on batching (of integration points, or of several prompts in one pass), the completeness gap shrinks as m grows, a zero activation gets exactly zero
 //! attribution, and the cheap baselines agree with their definitions.
 
 use kn_attribution::{
-    activation_scores, gradient_x_activation, integrated_gradients,
+    activation_scores, gradient_x_activation, integrated_gradients, integrated_gradients_batch,
     integrated_gradients_from_clean_pass, AttributionConfig, AttributionError, IntegrationRule,
     Target,
 };
@@ -73,6 +73,25 @@ proptest! {
         let a = integrated_gradients(fixture.model.as_ref(), &fixture.prompts[p], &all_at_once).unwrap();
         let b = integrated_gradients(fixture.model.as_ref(), &fixture.prompts[p], &batched).unwrap();
         prop_assert!(max_abs_difference(&a.scores, &b.scores) <= 1e-5 * a.max_abs().max(1e-6));
+    }
+
+    #[test]
+    fn prompts_batched_together_equal_prompts_alone(m in 0usize..2, steps in 1usize..8, batch in 1usize..200, log in proptest::bool::ANY) {
+        let models = models();
+        let fixture = &models[m];
+        let target = if log { Target::LogProbability } else { Target::Probability };
+        let alone = AttributionConfig { steps, target, ..AttributionConfig::default() };
+        let together = AttributionConfig { batch_size: batch, ..alone.clone() };
+        let batched = integrated_gradients_batch(fixture.model.as_ref(), &fixture.prompts, &together).unwrap();
+        prop_assert_eq!(batched.len(), fixture.prompts.len());
+        for (prompt, b) in fixture.prompts.iter().zip(&batched) {
+            let a = integrated_gradients(fixture.model.as_ref(), prompt, &alone).unwrap();
+            prop_assert!(max_abs_difference(&a.scores, &b.scores) <= 1e-5 * a.max_abs().max(1e-6), "{:?}", prompt.text);
+            prop_assert!((a.clean_prob - b.clean_prob).abs() < 1e-7);
+            for (x, y) in a.completeness.iter().zip(&b.completeness) {
+                prop_assert!((x.target_at_zero - y.target_at_zero).abs() <= 1e-5 * x.target_at_zero.abs().max(1e-6));
+            }
+        }
     }
 
     #[test]

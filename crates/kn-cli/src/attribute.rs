@@ -1,10 +1,11 @@
 //! `kn attribute`: integrated-gradients attribution of one prompt's answer over the FFN
-//! neurons, with the top neurons as JSON and optionally the full matrix on disk.
+//! neurons, with the top neurons as JSON and optionally the full matrix on disk. Several
+//! `--prompt`s (e.g. the paraphrases of one fact) are attributed as one batch.
 
 use crate::exit::CliError;
 use crate::options::{parse_layers, ModelOptions};
 use kn_attribution::{
-    integrated_gradients, save_scores, AttributionConfig, IntegrationRule, LayerCompleteness,
+    integrated_gradients_batch, save_scores, AttributionConfig, IntegrationRule, LayerCompleteness,
     NeuronScore, Target,
 };
 use kn_model::AnswerPolicy;
@@ -16,12 +17,13 @@ use std::path::PathBuf;
 pub struct AttributeArgs {
     #[command(flatten)]
     model: ModelOptions,
-    /// The prompt (masked LMs: with one `[MASK]`; causal LMs: the answer comes next).
-    #[arg(long)]
-    prompt: String,
-    /// The correct answer, e.g. "Paris".
-    #[arg(long)]
-    answer: String,
+    /// The prompt (masked LMs: with one `[MASK]`; causal LMs: the answer comes next). Repeat
+    /// it to attribute several prompts as one batch (one JSON line each).
+    #[arg(long, required = true)]
+    prompt: Vec<String>,
+    /// The correct answer, e.g. "Paris": once for all prompts, or once per prompt in order.
+    #[arg(long, required = true)]
+    answer: Vec<String>,
     /// Number of integration points m.
     #[arg(long, default_value_t = 20)]
     steps: usize,
@@ -45,7 +47,7 @@ pub struct AttributeArgs {
     /// or whole-answer (causal models: sum of the tokens' teacher-forced log-probabilities).
     #[arg(long, default_value = "first-token")]
     answer_policy: String,
-    /// Also write the full layers x neurons score matrix here (.npy or .json).
+    /// Also write the full layers x neurons score matrix here (.npy or .json; one prompt only).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Print one JSON object instead of a table.
@@ -53,14 +55,18 @@ pub struct AttributeArgs {
     json: bool,
 }
 
-/// The JSON object `kn attribute --json` prints.
+/// The JSON object `kn attribute --json` prints (one line per prompt).
 #[derive(Debug, Serialize)]
 struct AttributeOutput {
     prompt: String,
     answer: String,
     answer_tokens: Vec<String>,
     prob: f64,
+    /// Attribution time; for a batch of several prompts, the batch's time per prompt.
     seconds: f64,
+    /// For a batch of several prompts: how many, and the whole batch's time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch: Option<BatchTiming>,
     steps: usize,
     rule: &'static str,
     target: Target,
@@ -69,6 +75,13 @@ struct AttributeOutput {
     completeness: Vec<LayerCompleteness>,
     #[serde(skip_serializing_if = "Option::is_none")]
     out: Option<String>,
+}
+
+/// The timing of a batch of prompts.
+#[derive(Debug, Clone, Serialize)]
+struct BatchTiming {
+    prompts: usize,
+    seconds: f64,
 }
 
 /// Parses an answer policy name.
@@ -99,9 +112,29 @@ pub fn run(args: AttributeArgs) -> Result<(), CliError> {
             )));
         }
     }
+    let answers: Vec<&String> = match args.answer.len() {
+        1 => args.prompt.iter().map(|_| &args.answer[0]).collect(),
+        n if n == args.prompt.len() => args.answer.iter().collect(),
+        n => {
+            return Err(CliError::BadInput(format!(
+                "{n} --answer values for {} --prompt values: give one answer for all prompts or one per prompt",
+                args.prompt.len()
+            )))
+        }
+    };
+    if args.out.is_some() && args.prompt.len() > 1 {
+        return Err(CliError::BadInput(
+            "--out writes one prompt's matrix: give a single --prompt".into(),
+        ));
+    }
     let model = args.model.load()?;
     let layers = parse_layers(&args.layers, model.info().num_layers)?;
-    let prompt = model.encode(&args.prompt, Some(&args.answer), policy)?;
+    let prompts = args
+        .prompt
+        .iter()
+        .zip(&answers)
+        .map(|(prompt, answer)| model.encode(prompt, Some(answer), policy))
+        .collect::<Result<Vec<_>, _>>()?;
     let config = AttributionConfig {
         steps: args.steps,
         rule,
@@ -110,50 +143,63 @@ pub fn run(args: AttributeArgs) -> Result<(), CliError> {
         batch_size: args.batch_size,
     };
     let started = std::time::Instant::now();
-    let attribution = integrated_gradients(model.as_ref(), &prompt, &config)?;
-    let seconds = started.elapsed().as_secs_f64();
-    let out = match &args.out {
-        Some(path) => {
-            save_scores(path, &attribution.layers, &attribution.scores)
-                .map_err(|e| CliError::Internal(e.to_string()))?;
-            Some(path.display().to_string())
-        }
-        None => None,
-    };
-    let output = AttributeOutput {
-        prompt: args.prompt.clone(),
-        answer: args.answer.clone(),
-        answer_tokens: prompt
-            .answer_ids
-            .iter()
-            .map(|&id| model.token_text(id))
-            .collect(),
-        prob: attribution.clean_prob,
-        seconds,
-        steps: args.steps,
-        rule: rule.name(),
-        target,
-        layers: attribution.layers.clone(),
-        top: attribution.top(args.top),
-        completeness: attribution.completeness.clone(),
-        out,
-    };
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(&output).map_err(|e| CliError::Internal(e.to_string()))?
-        );
-    } else {
-        println!(
-            "{} -> {:?}: p = {:.4}, {:.2} s",
-            output.prompt, output.answer, output.prob, output.seconds
-        );
-        println!("{:>5} {:>7} {:>12}", "layer", "neuron", "score");
-        for neuron in &output.top {
+    let attributions = integrated_gradients_batch(model.as_ref(), &prompts, &config)?;
+    let batch_seconds = started.elapsed().as_secs_f64();
+    let batch = (prompts.len() > 1).then_some(BatchTiming {
+        prompts: prompts.len(),
+        seconds: batch_seconds,
+    });
+    for (((text, answer), prompt), attribution) in args
+        .prompt
+        .iter()
+        .zip(&answers)
+        .zip(&prompts)
+        .zip(&attributions)
+    {
+        let out = match &args.out {
+            Some(path) => {
+                save_scores(path, &attribution.layers, &attribution.scores)
+                    .map_err(|e| CliError::Internal(e.to_string()))?;
+                Some(path.display().to_string())
+            }
+            None => None,
+        };
+        let output = AttributeOutput {
+            prompt: text.clone(),
+            answer: (*answer).clone(),
+            answer_tokens: prompt
+                .answer_ids
+                .iter()
+                .map(|&id| model.token_text(id))
+                .collect(),
+            prob: attribution.clean_prob,
+            seconds: batch_seconds / prompts.len() as f64,
+            batch: batch.clone(),
+            steps: args.steps,
+            rule: rule.name(),
+            target,
+            layers: attribution.layers.clone(),
+            top: attribution.top(args.top),
+            completeness: attribution.completeness.clone(),
+            out,
+        };
+        if args.json {
             println!(
-                "{:>5} {:>7} {:>12.6}",
-                neuron.layer, neuron.neuron, neuron.score
+                "{}",
+                serde_json::to_string(&output).map_err(|e| CliError::Internal(e.to_string()))?
             );
+        } else {
+            println!(
+                "{} -> {:?}: p = {:.4}, {:.2} s",
+                output.prompt, output.answer, output.prob, output.seconds
+            );
+            println!("{:>5} {:>7} {:>12}", "layer", "neuron", "score");
+            for neuron in &output.top {
+                println!(
+                    "{:>5} {:>7} {:>12.6}",
+                    neuron.layer, neuron.neuron, neuron.score
+                );
+            }
         }
     }
     Ok(())

@@ -18,7 +18,7 @@
 use crate::exit::CliError;
 use crate::options::{parse_layers, ModelOptions};
 use kn_attribution::{
-    integrated_gradients, write_atomically, AttributionConfig, IntegrationRule, Target,
+    integrated_gradients_batch, write_atomically, AttributionConfig, IntegrationRule, Target,
 };
 use kn_data::{Dataset, Fact, Pararel, PromptStyle};
 use kn_model::{AnswerPolicy, KnowledgeModel, ModelKind};
@@ -497,9 +497,13 @@ fn discover_fact(
     let mut records = Vec::with_capacity(prompts.len());
     let mut matrices = Vec::with_capacity(prompts.len());
     let mut score_sum: Option<ndarray::Array2<f32>> = None;
-    for text in prompts {
-        let prompt = model.encode(text, Some(&fact.object), AnswerPolicy::FirstToken)?;
-        let result = integrated_gradients(model, &prompt, attribution)?;
+    let encoded = prompts
+        .iter()
+        .map(|text| model.encode(text, Some(&fact.object), AnswerPolicy::FirstToken))
+        .collect::<Result<Vec<_>, _>>()?;
+    // All prompts of the fact in one batch: their passes keep every worker busy.
+    let results = integrated_gradients_batch(model, &encoded, attribution)?;
+    for ((text, prompt), result) in prompts.iter().zip(&encoded).zip(results) {
         let matrix = ScoreMatrix::new(
             result.layers.clone(),
             width,
@@ -511,7 +515,7 @@ fn discover_fact(
             Some(sum) => *sum += &result.scores,
             None => score_sum = Some(result.scores.clone()),
         }
-        let rank = answer_ranks(model, std::slice::from_ref(&prompt))?
+        let rank = answer_ranks(model, std::slice::from_ref(prompt))?
             .first()
             .map(|r| r.1)
             .unwrap_or(0);

@@ -98,6 +98,64 @@ fn attribute_prints_the_documented_json_and_saves_the_matrix() {
 }
 
 #[test]
+fn several_prompts_are_attributed_as_one_batch_one_json_line_each() {
+    let llama = fixture("tiny-llama");
+    let model = llama.to_str().unwrap();
+    let base = [
+        "attribute",
+        "--model",
+        model,
+        "--steps",
+        "6",
+        "--top",
+        "5",
+        "--json",
+    ];
+    let batch = kn(&[
+        &base[..],
+        &[
+            "--prompt",
+            "The capital of France is",
+            "--prompt",
+            "Bill Gates works for",
+            "--answer",
+            "Paris",
+            "--answer",
+            "Microsoft",
+        ],
+    ]
+    .concat());
+    assert!(
+        batch.status.success(),
+        "{}",
+        String::from_utf8_lossy(&batch.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&batch.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for (line, (prompt, answer)) in lines.iter().zip([
+        ("The capital of France is", "Paris"),
+        ("Bill Gates works for", "Microsoft"),
+    ]) {
+        assert_eq!(line["prompt"], prompt);
+        assert_eq!(line["answer"], answer);
+        assert_eq!(line["batch"]["prompts"], 2);
+        let alone = json(&kn(
+            &[&base[..], &["--prompt", prompt, "--answer", answer]].concat()
+        ));
+        assert!(alone.get("batch").is_none());
+        let (a, b) = (&alone["top"][0], &line["top"][0]);
+        assert_eq!((&a["layer"], &a["neuron"]), (&b["layer"], &b["neuron"]));
+        assert!(
+            (a["score"].as_f64().unwrap() - b["score"].as_f64().unwrap()).abs()
+                <= 1e-5 * a["score"].as_f64().unwrap().abs()
+        );
+    }
+}
+
+#[test]
 fn bad_input_exits_with_code_2_and_a_message() {
     let llama = fixture("tiny-llama");
     let model = llama.to_str().unwrap();
@@ -165,6 +223,35 @@ fn bad_input_exits_with_code_2_and_a_message() {
             "",
             "--answer",
             "Paris",
+        ],
+        // Several prompts: one answer for all or one each; --out takes one prompt.
+        vec![
+            "attribute",
+            "--model",
+            model,
+            "--prompt",
+            "a",
+            "--prompt",
+            "b",
+            "--prompt",
+            "c",
+            "--answer",
+            "x",
+            "--answer",
+            "y",
+        ],
+        vec![
+            "attribute",
+            "--model",
+            model,
+            "--prompt",
+            "a",
+            "--prompt",
+            "b",
+            "--answer",
+            "x",
+            "--out",
+            "x.npy",
         ],
     ];
     for args in cases {

@@ -113,6 +113,14 @@ const HF_NAMES: TensorNames = TensorNames {
     },
 };
 
+/// One clean pass resumed in a batched pass: where its recomputed positions start and their
+/// RoPE tables.
+struct ResumedRun<'a> {
+    clean: &'a CleanPass,
+    start: i64,
+    tables: (Tensor, Tensor),
+}
+
 impl LlamaCausalLm {
     /// Loads a GGUF file (llama architecture, gpt2-style BPE tokenizer).
     pub fn load_gguf(path: &Path, device: Device) -> Result<Self> {
@@ -426,10 +434,15 @@ impl LlamaCausalLm {
         h: &Tensor,
         tables: &(Tensor, Tensor),
     ) -> (Tensor, Tensor, Tensor) {
-        let (batch, length) = (h.size()[0], h.size()[1]);
+        self.heads_with_rope(&h.linear::<Tensor>(&layer.qkv, None), tables)
+    }
+
+    /// Splits the fused projection's output `qkv` (`[B, S, (H + 2 KV) hd]`) into heads and
+    /// applies RoPE to the queries and keys.
+    fn heads_with_rope(&self, qkv: &Tensor, tables: &(Tensor, Tensor)) -> (Tensor, Tensor, Tensor) {
+        let (batch, length) = (qkv.size()[0], qkv.size()[1]);
         let hd = self.config.head_dim as i64;
         let (heads, kv_heads) = (self.config.heads as i64, self.config.kv_heads as i64);
-        let qkv = h.linear::<Tensor>(&layer.qkv, None);
         let parts = qkv.split_with_sizes([(heads + kv_heads) * hd, kv_heads * hd], -1);
         let qk = parts[0]
             .reshape([batch, length, heads + kv_heads, hd])
@@ -469,28 +482,151 @@ impl LlamaCausalLm {
             .reshape([batch, queries, -1])
     }
 
-    /// One layer over the positions from the answer position on (`x`: `[n, suffix, d]`, RoPE
-    /// `tables` of those positions), attending to the clean pass's cached keys and values of
-    /// the `start` earlier positions.
+    /// One layer over the rows of several resumed runs at the positions from their answer
+    /// positions on: `xs[r]` (`[n_r, suffix, d]`, absent when run `r` has no rows yet) belongs
+    /// to `runs[r]`. The projections and the FFN take all rows at once; each run's rows attend
+    /// to its own clean pass's cached keys and values, with its own RoPE positions.
     fn resume_layer(
         &self,
-        clean: &CleanPass,
         j: usize,
         weights: &LlamaLayer,
-        x: Tensor,
-        tables: &(Tensor, Tensor),
-        start: i64,
-    ) -> Tensor {
-        let (q, k, v) = self.qkv(weights, &self.rms_norm(&x, &weights.attn_norm), tables);
-        let prefix = (
-            clean.keys[j].narrow(1, 0, start),
-            clean.values[j].narrow(1, 0, start),
-        );
-        let x = x + self
-            .attend_after_prefix(&q, &k, &v, &prefix)
-            .linear::<Tensor>(&weights.wo, None);
+        runs: &[ResumedRun],
+        xs: Vec<Option<Tensor>>,
+    ) -> Vec<Option<Tensor>> {
+        let present: Vec<usize> = (0..xs.len()).filter(|&r| xs[r].is_some()).collect();
+        let parts: Vec<Tensor> = xs.into_iter().flatten().collect();
+        let sizes: Vec<i64> = parts.iter().map(|x| x.size()[0]).collect();
+        let x = if parts.len() == 1 {
+            parts[0].shallow_clone()
+        } else {
+            Tensor::cat(&parts, 0)
+        };
+        let qkv = self
+            .rms_norm(&x, &weights.attn_norm)
+            .linear::<Tensor>(&weights.qkv, None);
+        let attended: Vec<Tensor> = present
+            .iter()
+            .zip(qkv.split_with_sizes(&sizes, 0))
+            .map(|(&r, qkv)| {
+                let run = &runs[r];
+                let (q, k, v) = self.heads_with_rope(&qkv, &run.tables);
+                let prefix = (
+                    run.clean.keys[j].narrow(1, 0, run.start),
+                    run.clean.values[j].narrow(1, 0, run.start),
+                );
+                self.attend_after_prefix(&q, &k, &v, &prefix)
+            })
+            .collect();
+        let attended = if attended.len() == 1 {
+            attended[0].shallow_clone()
+        } else {
+            Tensor::cat(&attended, 0)
+        };
+        let x = x + attended.linear::<Tensor>(&weights.wo, None);
         let act = self.ffn_activation(weights, &x);
-        x + act.linear::<Tensor>(&weights.down, None)
+        let x = x + act.linear::<Tensor>(&weights.down, None);
+        let mut xs: Vec<Option<Tensor>> = (0..runs.len()).map(|_| None).collect();
+        for (&r, part) in present.iter().zip(x.split_with_sizes(&sizes, 0)) {
+            xs[r] = Some(part);
+        }
+        xs
+    }
+
+    /// Runs the rows of several `(clean pass, starts)` runs whose prompts score the same number
+    /// of positions from the answer position on, as one batched pass (see
+    /// [`KnowledgeModel::forward_features_batch`]).
+    fn resume_runs(&self, runs: &[(&CleanPass, &[(usize, Tensor)])]) -> Result<Vec<Tensor>> {
+        let mut prepared = Vec::with_capacity(runs.len());
+        for &(clean, starts) in runs {
+            let (order, _) = common::check_starts(&self.info, clean, starts)?;
+            if clean.keys.len() != self.info.num_layers {
+                return Err(ModelError::InvalidArgument(
+                    "the clean pass is not from this model".into(),
+                ));
+            }
+            prepared.push((clean, starts, order));
+        }
+        let suffix = |clean: &CleanPass| {
+            (clean.prompt.token_ids.len() - clean.prompt.answer_position) as i64
+        };
+        if prepared
+            .iter()
+            .any(|(clean, _, _)| suffix(clean) != suffix(runs[0].0))
+        {
+            return Err(ModelError::InvalidArgument(
+                "runs batched together must score the same number of positions".into(),
+            ));
+        }
+        guard(|| {
+            let runs: Vec<ResumedRun> = prepared
+                .iter()
+                .map(|&(clean, _, _)| {
+                    let start = clean.prompt.answer_position as i64;
+                    let length = clean.prompt.token_ids.len() as i64;
+                    let tables = self.rope_tables(&Tensor::arange_start(
+                        start,
+                        length,
+                        (Kind::Int64, self.device),
+                    ));
+                    ResumedRun {
+                        clean,
+                        start,
+                        tables,
+                    }
+                })
+                .collect();
+            let suffix = suffix(runs[0].clean);
+            let mut pending: Vec<_> = prepared
+                .iter()
+                .map(|(_, _, order)| order.iter().peekable())
+                .collect();
+            let mut xs: Vec<Option<Tensor>> = (0..runs.len()).map(|_| None).collect(); // per run: [rows so far, suffix, d]
+            for (j, weights) in self.layers.iter().enumerate() {
+                if xs.iter().any(Option::is_some) {
+                    xs = self.resume_layer(j, weights, &runs, xs);
+                }
+                for (r, (run, (_, starts, _))) in runs.iter().zip(&prepared).enumerate() {
+                    while let Some(&&i) = pending[r].peek().filter(|&&&i| starts[i].0 == j) {
+                        pending[r].next();
+                        let activations = &starts[i].1;
+                        let n = activations.size()[0];
+                        // Only the answer position's FFN output of layer j changes.
+                        let changed = run.clean.ffn_input_residual[j].get(run.start).unsqueeze(0)
+                            + activations.linear::<Tensor>(&weights.down, None);
+                        let mut parts = vec![changed.unsqueeze(1)];
+                        if suffix > 1 {
+                            let rest =
+                                run.clean.hidden_in[j + 1].narrow(0, run.start + 1, suffix - 1);
+                            parts.push(rest.unsqueeze(0).expand([n, suffix - 1, -1], false));
+                        }
+                        let rows = Tensor::cat(&parts, 1);
+                        xs[r] = Some(match xs[r].take() {
+                            Some(current) => Tensor::cat(&[current, rows], 0),
+                            None => rows,
+                        });
+                    }
+                }
+            }
+            runs.iter()
+                .zip(&prepared)
+                .zip(xs)
+                .map(|((run, (_, starts, order)), x)| {
+                    let x =
+                        x.ok_or_else(|| ModelError::InvalidArgument("no rows to run".into()))?;
+                    let targets: Vec<i64> = run
+                        .clean
+                        .prompt
+                        .targets
+                        .iter()
+                        .map(|&(p, _)| p as i64 - run.start)
+                        .collect();
+                    let index = Tensor::from_slice(&targets).to_device(self.device);
+                    let features = self.rms_norm(&x.index_select(1, &index), &self.output_norm);
+                    let sizes: Vec<i64> = starts.iter().map(|(_, a)| a.size()[0]).collect();
+                    Ok(common::restore_row_order(&features, order, &sizes))
+                })
+                .collect()
+        })
     }
 
     /// Attention of `n` rows' queries `q` (`[n, H, S, hd]`) at the `S` positions after a prefix
@@ -774,60 +910,29 @@ impl KnowledgeModel for LlamaCausalLm {
         clean: &CleanPass,
         starts: &[(usize, Tensor)],
     ) -> Result<Tensor> {
-        let (order, _) = common::check_starts(&self.info, clean, starts)?;
-        if clean.keys.len() != self.info.num_layers {
-            return Err(ModelError::InvalidArgument(
-                "the clean pass is not from this model".into(),
-            ));
+        let mut features = self.resume_runs(&[(clean, starts)])?;
+        features
+            .pop()
+            .ok_or_else(|| ModelError::InvalidArgument("no rows to run".into()))
+    }
+
+    fn forward_features_batch(
+        &self,
+        runs: &[(&CleanPass, &[(usize, Tensor)])],
+    ) -> Result<Vec<Tensor>> {
+        // Runs batch together when they score the same number of positions (always so for
+        // first-token answers); otherwise each runs alone.
+        let same_suffix = runs.windows(2).all(|pair| {
+            let suffix =
+                |clean: &CleanPass| clean.prompt.token_ids.len() - clean.prompt.answer_position;
+            suffix(pair[0].0) == suffix(pair[1].0)
+        });
+        if same_suffix && !runs.is_empty() {
+            return self.resume_runs(runs);
         }
-        guard(|| {
-            let start = clean.prompt.answer_position as i64;
-            let length = clean.prompt.token_ids.len() as i64;
-            let suffix = length - start;
-            let tables = self.rope_tables(&Tensor::arange_start(
-                start,
-                length,
-                (Kind::Int64, self.device),
-            ));
-            let mut pending = order.iter().peekable();
-            let mut x: Option<Tensor> = None; // [rows so far, suffix, d]
-            for (j, weights) in self.layers.iter().enumerate() {
-                if let Some(current) = x.take() {
-                    x = Some(self.resume_layer(clean, j, weights, current, &tables, start));
-                }
-                while let Some(&&i) = pending.peek().filter(|&&&i| starts[i].0 == j) {
-                    pending.next();
-                    let activations = &starts[i].1;
-                    let n = activations.size()[0];
-                    // Only the answer position's FFN output of layer j changes.
-                    let changed = clean.ffn_input_residual[j].get(start).unsqueeze(0)
-                        + activations.linear::<Tensor>(&weights.down, None);
-                    let mut parts = vec![changed.unsqueeze(1)];
-                    if suffix > 1 {
-                        let rest = clean.hidden_in[j + 1].narrow(0, start + 1, suffix - 1);
-                        parts.push(rest.unsqueeze(0).expand([n, suffix - 1, -1], false));
-                    }
-                    let rows = Tensor::cat(&parts, 1);
-                    x = Some(match x.take() {
-                        Some(current) => Tensor::cat(&[current, rows], 0),
-                        None => rows,
-                    });
-                }
-            }
-            let Some(x) = x else {
-                return Err(ModelError::InvalidArgument("no rows to run".into()));
-            };
-            let targets: Vec<i64> = clean
-                .prompt
-                .targets
-                .iter()
-                .map(|&(p, _)| p as i64 - start)
-                .collect();
-            let index = Tensor::from_slice(&targets).to_device(self.device);
-            let features = self.rms_norm(&x.index_select(1, &index), &self.output_norm);
-            let sizes: Vec<i64> = starts.iter().map(|(_, a)| a.size()[0]).collect();
-            Ok(common::restore_row_order(&features, &order, &sizes))
-        })
+        runs.iter()
+            .map(|&(clean, starts)| self.forward_features_from_layers(clean, starts))
+            .collect()
     }
 
     fn value_slots(&self, layer: usize, neurons: &[usize]) -> Result<Tensor> {

@@ -204,6 +204,20 @@ pub trait KnowledgeModel: Send {
         starts: &[(usize, Tensor)],
     ) -> Result<Tensor>;
 
+    /// [`KnowledgeModel::forward_features_from_layers`] for several runs at once: `runs[i]` is a
+    /// clean pass (of any prompt) and the rows to start from it; result `i` is run `i`'s
+    /// features. Provided: one call per run. Models override it to put the rows of all runs
+    /// through each layer together (larger matrix products, one pass over the weights), which
+    /// is how attribution batches the prompts of a fact.
+    fn forward_features_batch(
+        &self,
+        runs: &[(&CleanPass, &[(usize, Tensor)])],
+    ) -> Result<Vec<Tensor>> {
+        runs.iter()
+            .map(|&(clean, starts)| self.forward_features_from_layers(clean, starts))
+            .collect()
+    }
+
     /// The output projection onto the vocabulary: weight `[vocab, hidden]` and bias `[vocab]`
     /// when the model has one (shallow handles to the model's tensors: read, never modify).
     fn output_projection(&self) -> (Tensor, Option<Tensor>);

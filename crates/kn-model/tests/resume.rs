@@ -105,3 +105,72 @@ fn tiny_bert_resumed_passes_equal_full_passes() {
         AnswerPolicy::FirstToken,
     );
 }
+
+/// Runs of several prompts (different lengths, so different cached prefixes and RoPE
+/// positions) put through one batched pass give each run's features as a pass of its own.
+fn check_batch_equals_single_runs(model: &dyn KnowledgeModel, prompts: &[(&str, &str)]) {
+    let cleans: Vec<_> = prompts
+        .iter()
+        .map(|(prompt, answer)| {
+            model
+                .clean_pass(
+                    &model
+                        .encode(prompt, Some(answer), AnswerPolicy::FirstToken)
+                        .unwrap(),
+                )
+                .unwrap()
+        })
+        .collect();
+    let layers = model.info().num_layers;
+    let starts: Vec<Vec<(usize, Tensor)>> = cleans
+        .iter()
+        .enumerate()
+        .map(|(r, clean)| {
+            (0..layers)
+                .rev()
+                .map(|l| {
+                    (
+                        l,
+                        clean.activations.get(l as i64).unsqueeze(0).repeat([2, 1])
+                            * (0.3 + 0.2 * r as f64),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let runs: Vec<_> = cleans
+        .iter()
+        .zip(&starts)
+        .map(|(clean, starts)| (clean, starts.as_slice()))
+        .collect();
+    let batched = model.forward_features_batch(&runs).unwrap();
+    assert_eq!(batched.len(), runs.len());
+    for (r, (clean, starts)) in runs.iter().enumerate() {
+        let alone = model.forward_features_from_layers(clean, starts).unwrap();
+        assert_eq!(batched[r].size(), alone.size());
+        let difference = (&batched[r] - alone).abs().max().double_value(&[]);
+        assert!(
+            difference < 1e-5,
+            "run {r} ({:?}) differs by {difference} when batched",
+            clean.prompt.text
+        );
+    }
+}
+
+#[test]
+fn batched_runs_equal_single_runs() {
+    let prompts = [
+        ("The capital of France is", "Paris"),
+        ("Bill Gates works for", "Microsoft"),
+        ("The official language of the Netherlands is", "Dutch"),
+    ];
+    let llama = load_model(repo("fixtures/tiny-llama").to_str().unwrap(), Device::Cpu).unwrap();
+    check_batch_equals_single_runs(llama.as_ref(), &prompts);
+    let bert = load_model(repo("fixtures/tiny-bert").to_str().unwrap(), Device::Cpu).unwrap();
+    let masked: Vec<(String, &str)> = prompts
+        .iter()
+        .map(|(p, a)| (format!("{p} [MASK] ."), *a))
+        .collect();
+    let masked: Vec<(&str, &str)> = masked.iter().map(|(p, a)| (p.as_str(), *a)).collect();
+    check_batch_equals_single_runs(bert.as_ref(), &masked);
+}
