@@ -51,7 +51,7 @@ def ffn_site(loaded, layer):
 
 
 def _batch_inputs(loaded, ids, n):
-    x = torch.tensor([ids] * n, dtype=torch.long)
+    x = torch.tensor([ids] * n, dtype=torch.long, device=loaded.device)
     if loaded.kind == "bert":
         return dict(input_ids=x, attention_mask=torch.ones_like(x), token_type_ids=torch.zeros_like(x))
     return dict(input_ids=x, use_cache=False)
@@ -107,7 +107,7 @@ def target_of(logits, answer_id, target):
 
 def ig_layer(loaded, ids, pos, answer_id, layer, act, steps=20, rule="left", target="prob", batch=None):
     """Attribution vector (F,) for one layer, and the mean gradient."""
-    alphas = torch.tensor(alphas_for(steps, rule), dtype=act.dtype)
+    alphas = torch.tensor(alphas_for(steps, rule), dtype=act.dtype, device=act.device)
     batch = batch or steps
     grad_sum = torch.zeros_like(act)
     for start in range(0, steps, batch):
@@ -198,6 +198,7 @@ def main():
     ap.add_argument("--target", default="prob", choices=["prob", "logprob"])
     ap.add_argument("--batch", type=int, default=None, help="integration points per forward pass (default: all m)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="torch device, e.g. cpu (default) or cuda")
     ap.add_argument("--time", action="store_true", help="print seconds per prompt for all requested layers")
     ap.add_argument("--repeat", type=int, default=1, help="with --time: run each prompt this many times")
     ap.add_argument("--top", type=int, default=20, help="print the top-k neurons")
@@ -206,7 +207,8 @@ def main():
 
     rc.setup_torch(args.threads)
     t0 = time.perf_counter()
-    loaded = rc.load_model(args.model, threads=args.threads)
+    loaded = rc.load_model(args.model, threads=args.threads, device=args.device)
+    sync = torch.cuda.synchronize if loaded.device.type == "cuda" else (lambda: None)
     load_s = time.perf_counter() - t0
     layers = parse_layers(args.layers, loaded.n_layers())
     answers = args.answer_id or args.answer
@@ -225,6 +227,7 @@ def main():
             t, c = time.perf_counter(), time.process_time()
             res = run_ig(loaded, ids, pos, aid, layers, args.steps, args.rule, args.target, args.batch,
                          endpoints=not args.time)
+            sync()
             dt, dc = time.perf_counter() - t, time.process_time() - c
             times.append(dt)
             cpu_times.append(dc)

@@ -242,6 +242,7 @@ class Loaded:
         self.model = model
         self.tok = tokenizer
         self.path = Path(path)
+        self.device = next(model.parameters()).device
 
     # Prompt -> input ids and the position whose logits predict the answer.
     def encode(self, prompt):
@@ -282,7 +283,7 @@ class Loaded:
         return self.model.config.intermediate_size
 
     def forward_logits(self, ids):
-        x = torch.tensor([ids], dtype=torch.long)
+        x = torch.tensor([ids], dtype=torch.long, device=self.device)
         if self.kind == "bert":
             out = self.model(input_ids=x, attention_mask=torch.ones_like(x), token_type_ids=torch.zeros_like(x))
         else:
@@ -299,8 +300,9 @@ def bert_tokenizer(model_dir):
     return BertTokenizer(vocab=vocab, do_lower_case=False, strip_accents=False, tokenize_chinese_chars=True)
 
 
-def load_model(path, threads=None):
-    """Load a tiny-bert / tiny-llama directory or a GGUF file, float32, eager attention, eval."""
+def load_model(path, threads=None, device="cpu"):
+    """Load a tiny-bert / tiny-llama (or any BERT / Llama) directory or a GGUF file, float32,
+    eager attention, eval, on `device`."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, BertForMaskedLM, LlamaForCausalLM
 
     path = Path(path)
@@ -327,7 +329,7 @@ def load_model(path, threads=None):
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return Loaded(kind, model, tok, path)
+    return Loaded(kind, model.to(device), tok, path)
 
 
 def top_k(loaded, logits, k=5):
