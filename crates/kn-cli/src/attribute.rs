@@ -40,7 +40,8 @@ pub struct AttributeArgs {
     #[arg(long, default_value_t = 20)]
     top: usize,
     /// Most rows (layer x integration point) per attribution pass, which bounds memory (0: the
-    /// library default, 640). Results do not depend on it.
+    /// library default, 640). Prompts attributed together share a pass when two or more fit in
+    /// it (e.g. on a GPU). Results do not depend on it.
     #[arg(long, default_value_t = 0)]
     batch_size: usize,
     /// Multi-token answers: first-token (the paper's), single-token (refuse longer answers)
@@ -50,7 +51,7 @@ pub struct AttributeArgs {
     /// Also write the full layers x neurons score matrix here (.npy or .json; one prompt only).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Print one JSON object instead of a table.
+    /// Print one JSON object (a line per prompt) instead of a table.
     #[arg(long)]
     json: bool,
 }
