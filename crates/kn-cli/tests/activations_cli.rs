@@ -4,27 +4,15 @@
 //! lists, and bad input (misaligned or missing corpus files, unknown facts) refused with code 2.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+use common::{kn, ok};
 
 const RELATIONS: [&str; 3] = ["P36", "P47", "P176"];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn kn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kn"))
-        .args(args)
-        .output()
-        .expect("kn runs")
-}
-
-fn ok(output: &Output, what: &str) {
-    assert!(
-        output.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 fn refused(output: &Output, what: &str) -> String {

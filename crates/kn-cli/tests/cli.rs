@@ -1,21 +1,10 @@
 //! The `kn` binary as users script it: JSON keys that are contracts, exit codes (2 for bad
 //! input), results on stdout and errors on stderr. Runs on the tiny fixtures.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures")
-        .join(name)
-}
-
-fn kn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kn"))
-        .args(args)
-        .output()
-        .expect("kn runs")
-}
+mod common;
+use common::{fixture, kn};
 
 fn json(output: &Output) -> serde_json::Value {
     assert!(
@@ -32,7 +21,7 @@ fn predict_prints_the_documented_json() {
     let output = kn(&[
         "predict",
         "--model",
-        llama.to_str().unwrap(),
+        llama.as_str(),
         "--prompt",
         "The capital of France is",
         "--top-k",
@@ -53,7 +42,7 @@ fn predict_prints_the_documented_json() {
     let value = json(&kn(&[
         "predict",
         "--model",
-        bert.to_str().unwrap(),
+        bert.as_str(),
         "--prompt",
         "The capital of France is [MASK] .",
         "--json",
@@ -69,7 +58,7 @@ fn attribute_prints_the_documented_json_and_saves_the_matrix() {
     let value = json(&kn(&[
         "attribute",
         "--model",
-        llama.to_str().unwrap(),
+        llama.as_str(),
         "--prompt",
         "The capital of France is",
         "--answer",
@@ -100,7 +89,7 @@ fn attribute_prints_the_documented_json_and_saves_the_matrix() {
 #[test]
 fn several_prompts_are_attributed_as_one_batch_one_json_line_each() {
     let llama = fixture("tiny-llama");
-    let model = llama.to_str().unwrap();
+    let model = llama.as_str();
     let base = [
         "attribute",
         "--model",
@@ -158,7 +147,7 @@ fn several_prompts_are_attributed_as_one_batch_one_json_line_each() {
 #[test]
 fn bad_input_exits_with_code_2_and_a_message() {
     let llama = fixture("tiny-llama");
-    let model = llama.to_str().unwrap();
+    let model = llama.as_str();
     let cases: Vec<Vec<&str>> = vec![
         vec![
             "predict",
@@ -275,7 +264,7 @@ fn bad_input_exits_with_code_2_and_a_message() {
     let output = kn(&[
         "attribute",
         "--model",
-        bert.to_str().unwrap(),
+        bert.as_str(),
         "--prompt",
         "The capital of France is [MASK] .",
         "--answer",

@@ -4,42 +4,13 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn model() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/tiny-llama")
-        .display()
-        .to_string()
-}
+mod common;
+use common::{fixture, kn, kn_command, tiny_discover_args};
 
 fn discover(out: &Path, extra: &[&str]) -> Output {
-    let model = model();
-    let mut args = vec![
-        "discover",
-        "--model",
-        &model,
-        "--relations",
-        "P36,P1376",
-        "--facts-per-relation",
-        "3",
-        "--seed",
-        "7",
-        "--steps",
-        "4",
-        "--correct-rank",
-        "0",
-        "--single-token",
-        "false",
-        "--out",
-    ];
-    let out = out.display().to_string();
-    args.push(&out);
-    args.extend_from_slice(extra);
-    Command::new(env!("CARGO_BIN_EXE_kn"))
-        .args(&args)
-        .output()
-        .expect("kn runs")
+    kn(&tiny_discover_args(out, extra))
 }
 
 fn facts(dir: &Path) -> Vec<String> {
@@ -55,11 +26,7 @@ fn facts(dir: &Path) -> Vec<String> {
 }
 
 fn ok(output: &Output) {
-    assert!(
-        output.status.success(),
-        "kn discover failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::ok(output, "kn discover");
 }
 
 #[test]
@@ -167,10 +134,7 @@ fn shards_cover_every_fact_exactly_once() {
         merged.display().to_string(),
     ];
     args.extend(shards.iter().rev().cloned());
-    ok(&Command::new(env!("CARGO_BIN_EXE_kn"))
-        .args(&args)
-        .output()
-        .unwrap());
+    ok(&kn_command().args(&args).output().unwrap());
     assert_eq!(facts(&merged), facts(&whole));
     let neurons = |dir: &Path| -> Vec<serde_json::Value> {
         std::fs::read_to_string(dir.join("neurons.jsonl"))
@@ -202,7 +166,7 @@ fn shards_cover_every_fact_exactly_once() {
         format!("{}\n", kept[..kept.len() - 1].join("\n")),
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_kn"))
+    let output = kn_command()
         .args([
             "merge",
             "--out",
@@ -221,7 +185,7 @@ fn shards_cover_every_fact_exactly_once() {
     );
 
     // Missing or repeated shards are refused.
-    let output = Command::new(env!("CARGO_BIN_EXE_kn"))
+    let output = kn_command()
         .args([
             "merge",
             "--out",
@@ -233,7 +197,7 @@ fn shards_cover_every_fact_exactly_once() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("missing"));
-    let output = Command::new(env!("CARGO_BIN_EXE_kn"))
+    let output = kn_command()
         .args([
             "merge",
             "--out",
@@ -252,7 +216,7 @@ fn shards_cover_every_fact_exactly_once() {
 fn bad_input_is_refused_with_code_2() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let model = model();
+    let model = fixture("tiny-llama");
     let out_text = out.display().to_string();
     for args in [
         vec![
@@ -309,10 +273,7 @@ fn bad_input_is_refused_with_code_2() {
             out_text.as_str(),
         ],
     ] {
-        let output = Command::new(env!("CARGO_BIN_EXE_kn"))
-            .args(&args)
-            .output()
-            .unwrap();
+        let output = kn_command().args(&args).output().unwrap();
         assert_eq!(
             output.status.code(),
             Some(2),

@@ -8,23 +8,11 @@
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+use common::{fixture, kn};
 use std::sync::OnceLock;
-
-fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-fn kn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kn"))
-        .args(args)
-        .output()
-        .expect("kn runs")
-}
 
 fn json(output: &Output) -> Value {
     assert!(

@@ -1,57 +1,20 @@
 //! `kn report` end to end on the tiny Llama: discover (with a saved score matrix), suppress and
 //! erase into one run directory, then the report in both formats, its JSON summary, and bad input.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn kn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kn"))
-        .args(args)
-        .output()
-        .expect("kn runs")
-}
-
-fn ok(output: &Output, what: &str) {
-    assert!(
-        output.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
+mod common;
+use common::{fixture, kn, ok, tiny_discover_args};
 
 #[test]
 fn a_run_directory_becomes_a_report_with_figures() {
-    let model = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/tiny-llama")
-        .display()
-        .to_string();
+    let model = fixture("tiny-llama");
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     let run_text = run.display().to_string();
     ok(
-        &kn(&[
-            "discover",
-            "--model",
-            &model,
-            "--relations",
-            "P36,P1376",
-            "--facts-per-relation",
-            "3",
-            "--seed",
-            "7",
-            "--steps",
-            "4",
-            "--correct-rank",
-            "0",
-            "--single-token",
-            "false",
-            "--share",
-            "0.3",
-            "--threshold",
-            "0.1",
-            "--out",
-            &run_text,
-        ]),
+        &kn(&tiny_discover_args(
+            &run,
+            &["--share", "0.3", "--threshold", "0.1"],
+        )),
         "discover",
     );
     ok(

@@ -9,50 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn model() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/tiny-llama")
-        .display()
-        .to_string()
-}
-
-fn discover_args(out: &Path, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "discover",
-        "--model",
-        &model(),
-        "--relations",
-        "P36,P1376",
-        "--facts-per-relation",
-        "3",
-        "--seed",
-        "7",
-        "--steps",
-        "4",
-        "--correct-rank",
-        "0",
-        "--single-token",
-        "false",
-        "--out",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.push(out.display().to_string());
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
-}
-
-fn kn() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_kn"))
-}
+mod common;
+use common::{fixture, kn_command as kn, tiny_discover_args as discover_args};
 
 fn ok(output: &Output) {
-    assert!(
-        output.status.success(),
-        "kn failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::ok(output, "kn");
 }
 
 /// Every line of neurons.jsonl is a whole JSON record and the file ends with a newline.
@@ -185,7 +146,7 @@ fn a_full_disk_leaves_earlier_outputs_whole_in_every_writer() {
     command.args([
         "attribute",
         "--model",
-        &model(),
+        &fixture("tiny-llama"),
         "--prompt",
         "The capital of France is",
         "--answer",
@@ -272,7 +233,7 @@ fn a_toml_config_holds_the_options_and_the_command_line_wins() {
         format!(
             "model = {:?}\nseed = 7\nthreads = 1\n\n[discover]\nrelations = [\"P36\", \"P1376\"]\nfacts_per_relation = 2\n\
              steps = 4\ncorrect-rank = 0\nsingle-token = false\nout = {:?}\n\n[suppress]\nbatch-size = 4\n",
-            model(),
+            fixture("tiny-llama"),
             out.display().to_string()
         ),
     )

@@ -496,11 +496,7 @@ impl LlamaCausalLm {
         let present: Vec<usize> = (0..xs.len()).filter(|&r| xs[r].is_some()).collect();
         let parts: Vec<Tensor> = xs.into_iter().flatten().collect();
         let sizes: Vec<i64> = parts.iter().map(|x| x.size()[0]).collect();
-        let x = if parts.len() == 1 {
-            parts[0].shallow_clone()
-        } else {
-            Tensor::cat(&parts, 0)
-        };
+        let x = cat_rows(&parts);
         let qkv = self
             .rms_norm(&x, &weights.attn_norm)
             .linear::<Tensor>(&weights.qkv, None);
@@ -517,11 +513,7 @@ impl LlamaCausalLm {
                 self.attend_after_prefix(&q, &k, &v, &prefix)
             })
             .collect();
-        let attended = if attended.len() == 1 {
-            attended[0].shallow_clone()
-        } else {
-            Tensor::cat(&attended, 0)
-        };
+        let attended = cat_rows(&attended);
         let x = x + attended.linear::<Tensor>(&weights.wo, None);
         let act = self.ffn_activation(weights, &x);
         let x = x + act.linear::<Tensor>(&weights.down, None);
@@ -546,12 +538,12 @@ impl LlamaCausalLm {
             }
             prepared.push((clean, starts, order));
         }
-        let suffix = |clean: &CleanPass| {
-            (clean.prompt.token_ids.len() - clean.prompt.answer_position) as i64
+        let Some(&(first, _)) = runs.first() else {
+            return Ok(Vec::new());
         };
         if prepared
             .iter()
-            .any(|(clean, _, _)| suffix(clean) != suffix(runs[0].0))
+            .any(|(clean, _, _)| recomputed_positions(clean) != recomputed_positions(first))
         {
             return Err(ModelError::InvalidArgument(
                 "runs batched together must score the same number of positions".into(),
@@ -575,7 +567,7 @@ impl LlamaCausalLm {
                     }
                 })
                 .collect();
-            let suffix = suffix(runs[0].clean);
+            let suffix = recomputed_positions(first) as i64;
             let mut pending: Vec<_> = prepared
                 .iter()
                 .map(|(_, _, order)| order.iter().peekable())
@@ -698,6 +690,19 @@ impl LlamaCausalLm {
     fn logits(&self, x: &Tensor) -> Tensor {
         self.rms_norm(x, &self.output_norm)
             .linear::<Tensor>(&self.lm_head, None)
+    }
+}
+
+/// Positions a resumed pass recomputes: from the answer position to the prompt's end.
+fn recomputed_positions(clean: &CleanPass) -> usize {
+    clean.prompt.token_ids.len() - clean.prompt.answer_position
+}
+
+/// Rows of several tensors stacked along the first axis (no copy for a single tensor).
+fn cat_rows(parts: &[Tensor]) -> Tensor {
+    match parts {
+        [one] => one.shallow_clone(),
+        _ => Tensor::cat(parts, 0),
     }
 }
 
@@ -920,14 +925,12 @@ impl KnowledgeModel for LlamaCausalLm {
         &self,
         runs: &[(&CleanPass, &[(usize, Tensor)])],
     ) -> Result<Vec<Tensor>> {
-        // Runs batch together when they score the same number of positions (always so for
-        // first-token answers); otherwise each runs alone.
-        let same_suffix = runs.windows(2).all(|pair| {
-            let suffix =
-                |clean: &CleanPass| clean.prompt.token_ids.len() - clean.prompt.answer_position;
-            suffix(pair[0].0) == suffix(pair[1].0)
-        });
-        if same_suffix && !runs.is_empty() {
+        // Runs batch together when they recompute the same number of positions (always so
+        // for first-token answers); otherwise each runs alone.
+        if runs
+            .windows(2)
+            .all(|pair| recomputed_positions(pair[0].0) == recomputed_positions(pair[1].0))
+        {
             return self.resume_runs(runs);
         }
         runs.iter()
