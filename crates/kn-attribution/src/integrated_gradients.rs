@@ -123,6 +123,8 @@ pub struct Attribution {
     pub activations: Array2<f32>,
     /// Probability of the answer's first token on the clean pass.
     pub clean_prob: f64,
+    /// Rank of the answer's first token among the clean pass's predictions (1 = the top one).
+    pub clean_rank: usize,
     /// The target on the clean pass.
     pub clean_target: f64,
     /// Per-layer completeness check.
@@ -358,10 +360,29 @@ pub fn integrated_gradients(
     prompt: &EncodedPrompt,
     config: &AttributionConfig,
 ) -> Result<Attribution> {
-    let mut attributions = integrated_gradients_batch(model, std::slice::from_ref(prompt), config)?;
+    only(integrated_gradients_batch(
+        model,
+        std::slice::from_ref(prompt),
+        config,
+    )?)
+}
+
+/// The one attribution of a one-prompt batch.
+fn only(mut attributions: Vec<Attribution>) -> Result<Attribution> {
     attributions.pop().ok_or_else(|| {
         AttributionError::InvalidConfig("internal error: no attribution returned".into())
     })
+}
+
+/// The layers to attribute and the rule's (alpha, weight) points, checked against the model.
+fn layers_and_points(
+    model: &dyn KnowledgeModel,
+    config: &AttributionConfig,
+) -> Result<(Vec<usize>, Vec<(f64, f64)>)> {
+    Ok((
+        resolve_layers(model, config.layers.as_deref())?,
+        config.rule.points(config.steps)?,
+    ))
 }
 
 /// [`integrated_gradients`] of several prompts (e.g. the paraphrases of one fact) in one
@@ -377,8 +398,7 @@ pub fn integrated_gradients_batch(
     for prompt in prompts {
         require_answer(prompt)?;
     }
-    let layers = resolve_layers(model, config.layers.as_deref())?;
-    let points = config.rule.points(config.steps)?;
+    let (layers, points) = layers_and_points(model, config)?;
     let cleans = prompts
         .iter()
         .map(|prompt| model.clean_pass(prompt))
@@ -394,13 +414,14 @@ pub fn integrated_gradients_from_clean_pass(
     config: &AttributionConfig,
 ) -> Result<Attribution> {
     require_answer(&clean.prompt)?;
-    let layers = resolve_layers(model, config.layers.as_deref())?;
-    let points = config.rule.points(config.steps)?;
-    let mut attributions =
-        attribute_clean_passes(model, std::slice::from_ref(clean), &layers, &points, config)?;
-    attributions.pop().ok_or_else(|| {
-        AttributionError::InvalidConfig("internal error: no attribution returned".into())
-    })
+    let (layers, points) = layers_and_points(model, config)?;
+    only(attribute_clean_passes(
+        model,
+        std::slice::from_ref(clean),
+        &layers,
+        &points,
+        config,
+    )?)
 }
 
 /// Part of a batched pass: the integration rows `rows` (indices into the rule's rows) of the
@@ -512,23 +533,21 @@ fn run_pass(
             .map(|(part, f)| head_lines(f, &cleans[part.prompt].prompt))
             .unzip();
         let line_counts: Vec<i64> = lines.iter().map(|l| l.size()[0]).collect();
-        let (log_probs, gradients) = kn_model::tch::no_grad(|| {
-            line_log_probs_and_gradients(
+        let heads: Vec<(Tensor, Tensor)> = kn_model::tch::no_grad(|| {
+            let (log_probs, gradients) = line_log_probs_and_gradients(
                 &Tensor::cat(&lines, 0),
                 &Tensor::cat(&ids, 0),
                 &weight,
                 bias.as_ref(),
-            )
+            );
+            log_probs
+                .split_with_sizes(&line_counts, 0)
+                .iter()
+                .zip(gradients.split_with_sizes(&line_counts, 0))
+                .zip(&features)
+                .map(|((lp, g), f)| combine_targets(lp, g, f.size(), target))
+                .collect()
         });
-        let heads: Vec<(Tensor, Tensor)> = log_probs
-            .split_with_sizes(&line_counts, 0)
-            .iter()
-            .zip(gradients.split_with_sizes(&line_counts, 0))
-            .zip(&features)
-            .map(|((lp, g), f)| {
-                kn_model::tch::no_grad(|| combine_targets(lp, g.contiguous(), f.size(), target))
-            })
-            .collect();
         // d(target)/d(activations) = J^T d(target)/d(features): one backward pass of
         // Σ <features, gradient> with the gradients held constant.
         let surrogate = features
@@ -594,7 +613,6 @@ fn attribute_clean_passes(
             rows.len() - 1
         }
     };
-    let device = model.device();
     let rows_per_pass = if config.batch_size == 0 {
         DEFAULT_ROWS_PER_PASS
     } else {
@@ -635,7 +653,7 @@ fn attribute_clean_passes(
         .iter()
         .zip(per_prompt)
         .map(|(clean, (weighted, at_zero))| {
-            finish_attribution(clean, layers, weighted, at_zero, config.target, device)
+            finish_attribution(clean, layers, weighted, at_zero, config.target)
         })
         .collect()
 }
@@ -648,18 +666,15 @@ fn finish_attribution(
     weighted_gradients: Vec<Option<Tensor>>,
     targets_at_zero: Vec<f64>,
     target: Target,
-    device: Device,
 ) -> Result<Attribution> {
     let prompt = &clean.prompt;
-    let (clean_target, clean_prob) = guard(|| {
+    let (clean_target, clean_prob, clean_rank) = guard(|| {
         let logits = clean.target_logits.unsqueeze(0);
         let value = target_values(&logits, prompt, target).double_value(&[0]);
-        let first = logits
-            .get(0)
-            .get(0)
-            .softmax(-1, Kind::Float)
-            .double_value(&[prompt.targets[0].1]);
-        Ok((value, first))
+        let probs = logits.get(0).get(0).softmax(-1, Kind::Float);
+        let first = probs.double_value(&[prompt.targets[0].1]);
+        let above = probs.gt(first).sum(Kind::Int64).int64_value(&[]);
+        Ok((value, first, above as usize + 1))
     })?;
     let mut score_rows = Vec::with_capacity(layers.len());
     let mut completeness = Vec::with_capacity(layers.len());
@@ -682,16 +697,16 @@ fn finish_attribution(
     }
     let scores = to_array2(&Tensor::stack(&score_rows, 0))?;
     let index: Vec<i64> = layers.iter().map(|&l| l as i64).collect();
-    let activations = to_array2(
-        &clean
-            .activations
-            .index_select(0, &Tensor::from_slice(&index).to_device(device)),
-    )?;
+    let activations = to_array2(&clean.activations.index_select(
+        0,
+        &Tensor::from_slice(&index).to_device(clean.activations.device()),
+    ))?;
     Ok(Attribution {
         layers: layers.to_vec(),
         scores,
         activations,
         clean_prob,
+        clean_rank,
         clean_target,
         completeness,
     })

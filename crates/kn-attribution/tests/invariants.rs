@@ -307,3 +307,26 @@ fn whole_answer_policy_scores_every_token() {
     assert!((attribution.clean_target - expected).abs() < 1e-4);
     assert!(attribution.scores.iter().all(|s| s.is_finite()));
 }
+
+#[test]
+fn clean_rank_counts_the_predictions_above_the_answer() {
+    for fixture in models().iter() {
+        let model = fixture.model.as_ref();
+        for prompt in &fixture.prompts {
+            let config = AttributionConfig {
+                steps: 2,
+                layers: Some(vec![0]),
+                ..AttributionConfig::default()
+            };
+            let attribution = integrated_gradients(model, prompt, &config).unwrap();
+            let logits = model
+                .forward(std::slice::from_ref(prompt), &[], false)
+                .unwrap()
+                .logits;
+            let probs = logits.get(0).softmax(-1, kn_model::tch::Kind::Float);
+            let p = probs.double_value(&[prompt.targets[0].1]);
+            let above = probs.gt(p).sum(kn_model::tch::Kind::Int64).int64_value(&[]) as usize;
+            assert_eq!(attribution.clean_rank, above + 1, "{:?}", prompt.text);
+        }
+    }
+}

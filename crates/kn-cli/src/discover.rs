@@ -504,7 +504,7 @@ fn discover_fact(
         .collect::<Result<Vec<_>, _>>()?;
     // All prompts of the fact in one batch: their passes keep every worker busy.
     let results = integrated_gradients_batch(model, &encoded, attribution)?;
-    for ((text, prompt), result) in prompts.iter().zip(&encoded).zip(results) {
+    for (text, result) in prompts.iter().zip(results) {
         let matrix = ScoreMatrix::new(
             result.layers.clone(),
             width,
@@ -516,14 +516,10 @@ fn discover_fact(
             Some(sum) => *sum += &result.scores,
             None => score_sum = Some(result.scores.clone()),
         }
-        let rank = answer_ranks(model, std::slice::from_ref(prompt))?
-            .first()
-            .map(|r| r.1)
-            .unwrap_or(0);
         records.push(PromptRecord {
             text: text.clone(),
             prob: result.clean_prob,
-            rank,
+            rank: result.clean_rank,
             coarse,
         });
         matrices.push(matrix);
