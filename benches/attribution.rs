@@ -153,6 +153,8 @@ fn threads() -> i32 {
 
 fn benches(c: &mut Criterion) {
     tch::set_num_threads(threads());
+    // As the kn binary does (kn_model::retain_freed_memory).
+    kn_model::retain_freed_memory();
     eprintln!("bench: libtorch {} threads", tch::get_num_threads());
     let cases = cases();
     // The paper's settings: all layers, m = 20, left Riemann sum, probability target.

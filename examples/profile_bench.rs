@@ -231,6 +231,8 @@ fn main() {
         }
     });
     tch::set_num_threads(threads);
+    // As the kn binary does (kn_model::retain_freed_memory).
+    kn_model::retain_freed_memory();
     let spec = if spec == "bert-base" {
         let dir = random_bert::default_dir();
         random_bert::ensure(&dir).expect("random BERT-base");

@@ -17,6 +17,7 @@ mod error;
 mod llama;
 mod load;
 mod model;
+mod runtime;
 mod weights;
 
 pub use bert::BertMaskedLm;
@@ -29,12 +30,6 @@ pub use model::{
     ActivationEdit, ActivationOp, AnswerPolicy, CleanPass, EncodedPrompt, ForwardOutput,
     KnowledgeModel, ModelInfo, ModelKind,
 };
+pub use runtime::{retain_freed_memory, set_threads};
 pub use tch;
 pub use weights::fingerprint;
-
-/// Sets the number of threads libtorch uses for intra-op parallelism (0 keeps its default).
-pub fn set_threads(threads: usize) {
-    if threads > 0 {
-        tch::set_num_threads(threads as i32);
-    }
-}

@@ -1,0 +1,54 @@
+//! Process-wide settings that applications (the `kn` binary, benchmarks) choose for the
+//! libtorch runtime and the C allocator under it. The library never changes them by itself.
+
+/// Sets the number of threads libtorch uses for intra-op parallelism (0 keeps its default).
+pub fn set_threads(threads: usize) {
+    if threads > 0 {
+        tch::set_num_threads(threads as i32);
+    }
+}
+
+/// Asks the C allocator (glibc) to keep freed memory for reuse instead of handing it back to
+/// the system, and to serve large blocks from its heap rather than from fresh `mmap`s.
+///
+/// libtorch allocates and frees the same large buffers over and over (an attribution pass
+/// allocates a few hundred MB of saved activations and frees them at its end). By default
+/// glibc returns such blocks to the kernel, so the next pass takes every page again as a page
+/// fault and the kernel zeroes it: about 100,000 faults per SmolLM2 attribution. With this
+/// setting the process keeps its high-water mark of memory mapped (its peak is unchanged) and
+/// later passes reuse it (`docs/performance.md` has the measurement).
+///
+/// Call it early in `main`, before the model is loaded. Returns whether the allocator took the
+/// settings (`false` on platforms other than Linux with glibc, where it does nothing).
+pub fn retain_freed_memory() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const MMAP_THRESHOLD: libc::c_int = 1 << 30;
+        const TOP_PAD: libc::c_int = 64 << 20;
+        // SAFETY: mallopt only sets allocator parameters under the allocator's own lock; the
+        // values are within the ranges glibc documents.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+                && libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX) == 1
+                && libc::mallopt(libc::M_TOP_PAD, TOP_PAD) == 1
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retaining_freed_memory_is_accepted_by_glibc() {
+        let taken = retain_freed_memory();
+        assert_eq!(taken, cfg!(all(target_os = "linux", target_env = "gnu")));
+        // Allocations still work afterwards, large ones included.
+        let block = vec![1u8; 64 << 20];
+        assert_eq!(block.iter().map(|&b| b as usize).sum::<usize>(), 64 << 20);
+    }
+}
