@@ -644,7 +644,14 @@ impl LlamaCausalLm {
         let scale = 1.0 / (hd as f64).sqrt();
         // [n, KV, G*S, hd]: the query heads that share a key-value head, stacked.
         let q = q.reshape([n, kv_heads, groups * queries, hd]);
-        let mut own_scores = q.matmul(&k.transpose(-1, -2)) * scale; // [n, KV, G*S, S]
+        // One position (the usual answer-position-only pass): each row's own score is a dot
+        // product, cheaper as a multiply-and-sum than as thousands of 1-column matrix products.
+        let single = queries == 1;
+        let mut own_scores = if single {
+            (&q * k).sum_dim_intlist(-1, true, Kind::Float) * scale
+        } else {
+            q.matmul(&k.transpose(-1, -2)) * scale
+        }; // [n, KV, G*S, S]
         if queries > 1 {
             let device = q.device();
             let query_pos = Tensor::arange(groups * queries, (Kind::Int64, device))
@@ -671,7 +678,12 @@ impl LlamaCausalLm {
                 .bmm(prefix_v)
                 .reshape([kv_heads, n, groups * queries, hd])
                 .transpose(0, 1);
-            from_prefix + parts[1].matmul(v)
+            let from_own = if single {
+                &parts[1] * v
+            } else {
+                parts[1].matmul(v)
+            };
+            from_prefix + from_own
         };
         attended
             .reshape([n, self.config.heads as i64, queries, hd])
