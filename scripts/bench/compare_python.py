@@ -2,18 +2,20 @@
 """Times the plain Python IG reference against the Rust `kn attribute` on the same prompts, model
 and thread count; run by scripts/bench/compare_python.sh (which builds and finds everything).
 
+The two sides run in --runs interleaved rounds, so that a change in the machine's speed over the
+minutes of a comparison (this VM's varies by 10-15 %) reaches both sides alike. Each round:
 Python side: scripts/reference/ig_reference.py --time (all layers, m = 20, one full forward +
-backward of the model per layer, integration points batched), one process per model holding all
-prompts, each prompt run --runs times in a row; its "[time]" lines give the seconds per prompt
-(model load excluded), its --json file the top-5 neurons.
-Rust side: one `kn attribute --json` process per prompt and run, under /usr/bin/time: "seconds"
-(the attribution itself, model load excluded), the wall time of the process (load included) and
-its peak RSS.
+backward of the model per layer, integration points batched), one process holding all prompts;
+its "[time]" lines give the seconds per prompt (model load excluded), its --json file the top-5
+neurons.
+Rust side: one `kn attribute --json` process per prompt, under /usr/bin/time: "seconds" (the
+attribution itself, model load excluded), the wall time of the process (load included) and its
+peak RSS; then all prompts in one process as one batch.
 
-Per prompt the best of the runs is kept (and the median reported too); the table gives the mean over
-the prompts. Before each timed part the script waits (polling every 30 s, up to --max-wait s) until
-the machine is quiet: 1-minute load average below --max-load and the CPUs less than 15 % busy over
-5 s. The load seen is recorded. On a machine that other jobs keep busy, --nice -19 (root) runs both
+Per prompt the best of the rounds is kept (and the median reported too); the table gives the mean
+over the prompts. Before each round's Python and Rust parts the script waits (polling every 30 s,
+up to --max-wait s) until the machine is quiet: 1-minute load average below --max-load and the
+CPUs less than 15 % busy over 5 s. The load seen is recorded. On a machine that other jobs keep busy, --nice -19 (root) runs both
 sides at a high priority so that they get the CPUs anyway (recorded in the JSON).
 """
 import argparse
@@ -104,11 +106,11 @@ def timed(cmd, **kw):
     return proc.stdout, proc.stderr, wall, int(rss_kib)
 
 
-def run_python(args, model_path, prompts):
+def run_python(args, model_path, prompts, runs):
     with tempfile.TemporaryDirectory() as tmp:
         out_json = Path(tmp) / "ig.json"
         cmd = [args.python, str(IG_REFERENCE), "--model", str(model_path), "--layers", "all", "--steps", str(args.steps),
-               "--threads", str(args.threads), "--time", "--repeat", str(args.runs), "--top", "5", "--json", str(out_json)]
+               "--threads", str(args.threads), "--time", "--repeat", str(runs), "--top", "5", "--json", str(out_json)]
         for prompt, answer in prompts:
             cmd += ["--prompt", prompt, "--answer", answer]
         log("python: " + shlex.join(cmd))
@@ -119,23 +121,23 @@ def run_python(args, model_path, prompts):
                                  stdout, re.M))
         times = [float(m.group(2)) for m in lines]
         cpu = [float(m.group(3)) if m.group(3) else None for m in lines]
-        tokens = [int(m.group(1)) for m in lines][::args.runs]
-        if len(times) != len(prompts) * args.runs:
-            raise SystemExit(f"expected {len(prompts) * args.runs} [time] lines from ig_reference.py, got {len(times)}:\n{stdout}")
+        tokens = [int(m.group(1)) for m in lines][::runs]
+        if len(times) != len(prompts) * runs:
+            raise SystemExit(f"expected {len(prompts) * runs} [time] lines from ig_reference.py, got {len(times)}:\n{stdout}")
         results = json.loads(out_json.read_text())["results"]
-    per_prompt = [times[i * args.runs:(i + 1) * args.runs] for i in range(len(prompts))]
-    cpu_per_prompt = [cpu[i * args.runs:(i + 1) * args.runs] for i in range(len(prompts))]
+    per_prompt = [times[i * runs:(i + 1) * runs] for i in range(len(prompts))]
+    cpu_per_prompt = [cpu[i * runs:(i + 1) * runs] for i in range(len(prompts))]
     tops = [[(r["layer"], r["neuron"]) for r in res["top20"][:5]] for res in results]
     probs = [res["clean_prob"] for res in results]
     return {"seconds_runs": per_prompt, "cpu_seconds_runs": cpu_per_prompt, "tokens": tokens, "top5": tops, "clean_prob": probs, "process_wall_s": round(wall, 2),
             "process_peak_rss_mib": round(rss / 1024, 1)}
 
 
-def run_rust(args, model_spec, prompts):
+def run_rust(args, model_spec, prompts, runs):
     per_prompt, walls, rss_all, tops, probs = [], [], [], [], []
     for prompt, answer in prompts:
         secs, wall_runs, rss_runs = [], [], []
-        for _ in range(args.runs):
+        for _ in range(runs):
             cmd = [str(args.kn), "attribute", "--model", str(model_spec), "--prompt", prompt, "--answer", answer,
                    "--steps", str(args.steps), "--layers", "all", "--threads", str(args.threads), "--top", "5", "--json"]
             stdout, _, wall, rss = timed(cmd, cwd=REPO)
@@ -152,7 +154,7 @@ def run_rust(args, model_spec, prompts):
     # All prompts in one process, as one batch (`kn attribute` with repeated --prompt): the
     # throughput of a run over many prompts, first-pass costs spread over the batch.
     batch_runs, batch_rss = [], []
-    for _ in range(args.runs):
+    for _ in range(runs):
         cmd = [str(args.kn), "attribute", "--model", str(model_spec), "--steps", str(args.steps), "--layers", "all",
                "--threads", str(args.threads), "--top", "5", "--json"]
         for prompt, answer in prompts:
@@ -166,6 +168,27 @@ def run_rust(args, model_spec, prompts):
     log(f"rust: all {len(prompts)} prompts as one batch: {min(batch_runs):.3f} s per prompt, peak RSS {max(batch_rss) / 1024:.0f} MiB")
     return {"seconds_runs": per_prompt, "process_wall_runs": walls, "peak_rss_kib_runs": rss_all, "top5": tops,
             "clean_prob": probs, "batch_seconds_per_prompt_runs": batch_runs, "batch_peak_rss_kib_runs": batch_rss}
+
+
+def merge_rounds(rounds):
+    """One side's results of several rounds as one: per-prompt lists of runs concatenated, lists
+    of runs concatenated, everything else (top-5, probabilities, token counts) from the first
+    round, and the peak memory of the Python processes the highest seen."""
+    merged = dict(rounds[0])
+    for later in rounds[1:]:
+        for key, value in later.items():
+            if key.endswith("_runs") and isinstance(value, list):
+                if value and isinstance(value[0], list):
+                    merged[key] = [a + b for a, b in zip(merged[key], value)]
+                else:
+                    merged[key] = merged[key] + value
+            elif key == "process_peak_rss_mib":
+                merged[key] = max(merged[key], value)
+            elif key == "process_wall_s":
+                merged[key] = min(merged[key], value)
+            elif key == "top5" and value != merged[key]:
+                raise SystemExit(f"the top-5 neurons differ between rounds: {merged[key]} vs {value}")
+    return merged
 
 
 def summarize(runs):
@@ -233,7 +256,7 @@ def main():
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": machine(),
         "settings": {"threads": args.threads, "steps": args.steps, "layers": "all", "rule": "left", "target": "probability",
-                     "runs_per_prompt": args.runs, "nice": args.nice, "python_reference": "scripts/reference/ig_reference.py --time",
+                     "runs_per_prompt": args.runs, "runs_interleaved": True, "nice": args.nice, "python_reference": "scripts/reference/ig_reference.py --time",
                      "rust": "target/release/kn attribute --json"},
         "models": {},
     }
@@ -243,10 +266,19 @@ def main():
             raise SystemExit(f"no path for model {model}")
         prompts = prompts_for(model)
         entry = {"path": path, "prompts": [{"prompt": p, "answer": a} for p, a in prompts]}
-        entry["load_before_python"] = wait_quiet(args, f"{model} / python")
-        entry["python"] = run_python(args, path, prompts)
-        entry["load_before_rust"] = wait_quiet(args, f"{model} / rust")
-        entry["rust"] = run_rust(args, path, prompts)
+        python_rounds, rust_rounds, loads = [], [], []
+        for round_index in range(args.runs):
+            label = f"{model} round {round_index + 1}/{args.runs}"
+            load_python = wait_quiet(args, f"{label} / python")
+            python_rounds.append(run_python(args, path, prompts, 1))
+            load_rust = wait_quiet(args, f"{label} / rust")
+            rust_rounds.append(run_rust(args, path, prompts, 1))
+            loads.append({"python": load_python, "rust": load_rust})
+        entry["load_before_python"] = loads[0]["python"]
+        entry["load_before_rust"] = loads[0]["rust"]
+        entry["load_per_round"] = loads
+        entry["python"] = merge_rounds(python_rounds)
+        entry["rust"] = merge_rounds(rust_rounds)
         entry["load_after"] = {"loadavg": loadavg()}
         py_best, py_med = summarize(entry["python"]["seconds_runs"])
         rs_best, rs_med = summarize(entry["rust"]["seconds_runs"])

@@ -12,7 +12,8 @@
 # Usage: scripts/bench/compare_python.sh [--threads N] [--runs R] [--models smollm2,bert-base]
 #                                        [--out FILE] [--no-build] [--no-wait] [--max-wait S] [--nice N]
 #   --threads N   libtorch / torch threads on both sides (default 2)
-#   --runs R      runs of each prompt on each side; the best (and the median) is kept (default 2)
+#   --runs R      rounds; each runs every prompt once on each side, Python then Rust, so that the
+#                 machine's drift reaches both sides alike; the best (and the median) is kept (default 2)
 #   --no-build    use the existing target/release/kn and make_random_bert
 #   --no-wait     do not wait for the load to drop (the load is recorded anyway)
 #   --max-wait S  wait at most S seconds for a quiet machine before each timed part (default 600)
