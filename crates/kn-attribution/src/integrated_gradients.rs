@@ -21,9 +21,10 @@ use kn_model::{guard, CleanPass, EncodedPrompt, KnowledgeModel};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-/// Default cap on the rows (layer x integration point) of one batched pass: large enough for
+/// Default cap on the rows (layer x integration point) of one batched pass when neither the
+/// caller nor the model ([`KnowledgeModel::rows_per_pass_hint`]) sets one: large enough for
 /// efficient matrix products (SmolLM2's 30 layers x 20 points run as one pass), small enough
-/// to keep its peak memory under 1.5 GB.
+/// to keep its peak memory under 1.5 GB through autograd.
 pub const DEFAULT_ROWS_PER_PASS: usize = 640;
 
 /// Rows of the output matrix (vocabulary entries) taken at once in
@@ -69,7 +70,8 @@ pub struct AttributionConfig {
     /// Layers to attribute, in this order; `None` for all layers.
     pub layers: Option<Vec<usize>>,
     /// Most rows (layer x integration point) per batched pass, which bounds memory; 0 means
-    /// [`DEFAULT_ROWS_PER_PASS`]. Results do not depend on it (up to float rounding).
+    /// the model's [`KnowledgeModel::rows_per_pass_hint`], else [`DEFAULT_ROWS_PER_PASS`].
+    /// Results do not depend on it (up to float rounding).
     pub batch_size: usize,
 }
 
@@ -481,9 +483,9 @@ fn plan_passes(
     plans
 }
 
-/// Runs one batched pass: forward from the scaled activations of every part to the head's
-/// features (all parts through each layer together), the target and its gradient there in
-/// closed form, and one backward pass to the activations.
+/// Runs one batched pass ([`KnowledgeModel::start_gradients_batch`]): forward from the scaled
+/// activations of every part to the head's features (all parts through each layer together),
+/// the target and its gradient there in closed form, and one backward pass to the activations.
 fn run_pass(
     model: &dyn KnowledgeModel,
     cleans: &[CleanPass],
@@ -512,7 +514,7 @@ fn run_pass(
                     .map(|&layer| {
                         let scaled =
                             (&alphas * clean.activations.get(layer as i64).unsqueeze(0)).detach();
-                        (layer, scaled.set_requires_grad(true))
+                        (layer, scaled)
                     })
                     .collect()
             })
@@ -522,43 +524,38 @@ fn run_pass(
             .zip(&starts)
             .map(|(part, s)| (&cleans[part.prompt], s.as_slice()))
             .collect();
-        let features = model.forward_features_batch(&runs)?;
-        if features.len() != parts.len() {
-            return Err(kn_model::ModelError::Torch("missing features".into()));
-        }
-        // The head in closed form, all parts' lines at once.
-        let (lines, ids): (Vec<Tensor>, Vec<Tensor>) = parts
-            .iter()
-            .zip(&features)
-            .map(|(part, f)| head_lines(f, &cleans[part.prompt].prompt))
-            .unzip();
-        let line_counts: Vec<i64> = lines.iter().map(|l| l.size()[0]).collect();
-        let heads: Vec<(Tensor, Tensor)> = kn_model::tch::no_grad(|| {
-            let (log_probs, gradients) = line_log_probs_and_gradients(
-                &Tensor::cat(&lines, 0),
-                &Tensor::cat(&ids, 0),
-                &weight,
-                bias.as_ref(),
-            );
-            log_probs
-                .split_with_sizes(&line_counts, 0)
+        // The head in closed form, all parts' lines at once; the model takes its gradient back
+        // to the scaled activations (d target / d activations = Jᵀ d target / d features).
+        let mut heads: Vec<(Tensor, Tensor)> = Vec::new();
+        let mut head = |features: &[Tensor]| -> kn_model::Result<Vec<Tensor>> {
+            if features.len() != parts.len() {
+                return Err(kn_model::ModelError::Torch("missing features".into()));
+            }
+            let (lines, ids): (Vec<Tensor>, Vec<Tensor>) = parts
                 .iter()
-                .zip(gradients.split_with_sizes(&line_counts, 0))
-                .zip(&features)
-                .map(|((lp, g), f)| combine_targets(lp, g, f.size(), target))
-                .collect()
-        });
-        // d(target)/d(activations) = J^T d(target)/d(features): one backward pass of
-        // Σ <features, gradient> with the gradients held constant.
-        let surrogate = features
-            .iter()
-            .zip(&heads)
-            .map(|(f, (_, g))| (f * g).sum(Kind::Float))
-            .reduce(|a, b| a + b);
-        let surrogate = surrogate
-            .ok_or_else(|| kn_model::ModelError::InvalidArgument("a pass without parts".into()))?;
-        let inputs: Vec<&Tensor> = starts.iter().flatten().map(|(_, t)| t).collect();
-        let mut gradients = Tensor::run_backward(&[surrogate], &inputs, false, false).into_iter();
+                .zip(features)
+                .map(|(part, f)| head_lines(f, &cleans[part.prompt].prompt))
+                .unzip();
+            let line_counts: Vec<i64> = lines.iter().map(|l| l.size()[0]).collect();
+            heads = kn_model::tch::no_grad(|| {
+                let (log_probs, gradients) = line_log_probs_and_gradients(
+                    &Tensor::cat(&lines, 0),
+                    &Tensor::cat(&ids, 0),
+                    &weight,
+                    bias.as_ref(),
+                );
+                log_probs
+                    .split_with_sizes(&line_counts, 0)
+                    .iter()
+                    .zip(gradients.split_with_sizes(&line_counts, 0))
+                    .zip(features)
+                    .map(|((lp, g), f)| combine_targets(lp, g, f.size(), target))
+                    .collect()
+            });
+            Ok(heads.iter().map(|(_, g)| g.shallow_clone()).collect())
+        };
+        let gradients = model.start_gradients_batch(&runs, &mut head)?;
+        let mut gradients = gradients.into_iter().flatten();
         let mut results = Vec::with_capacity(parts.len());
         for (part, (values, _)) in parts.iter().zip(&heads) {
             let (group, chunk) = (part.layers.len(), part.rows.len());
@@ -614,7 +611,7 @@ fn attribute_clean_passes(
         }
     };
     let rows_per_pass = if config.batch_size == 0 {
-        DEFAULT_ROWS_PER_PASS
+        model.rows_per_pass_hint().unwrap_or(DEFAULT_ROWS_PER_PASS)
     } else {
         config.batch_size
     };

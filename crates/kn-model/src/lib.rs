@@ -27,8 +27,8 @@ pub use kn_tokenizer::Tokenizer;
 pub use llama::LlamaCausalLm;
 pub use load::{default_model_path, load_model, resolve_model_path, DEFAULT_MODEL_FILE};
 pub use model::{
-    ActivationEdit, ActivationOp, AnswerPolicy, CleanPass, EncodedPrompt, ForwardOutput,
-    KnowledgeModel, ModelInfo, ModelKind,
+    start_gradients_by_autograd, ActivationEdit, ActivationOp, AnswerPolicy, CleanPass,
+    EncodedPrompt, ForwardOutput, KnowledgeModel, ModelInfo, ModelKind,
 };
 pub use runtime::{retain_freed_memory, set_threads};
 pub use tch;

@@ -218,6 +218,30 @@ pub trait KnowledgeModel: Send {
             .collect()
     }
 
+    /// Gradients of a scalar target with respect to the starting activations of several runs
+    /// (as in [`KnowledgeModel::forward_features_batch`]). `head` receives every run's
+    /// features (`[rows, targets, hidden]`, rows in the order of the run's starts, no gradient
+    /// tracked) and returns the target's gradient with respect to them, in the same shapes.
+    /// Returns, per run, the gradient for each of its starts (`[n, ffn_width]` each), in order.
+    ///
+    /// Provided: autograd through [`KnowledgeModel::forward_features_batch`]
+    /// ([`start_gradients_by_autograd`]). Models override it with a hand-written backward pass
+    /// where that stores less or runs faster; results agree within float32 rounding.
+    fn start_gradients_batch(
+        &self,
+        runs: &[(&CleanPass, &[(usize, Tensor)])],
+        head: &mut dyn FnMut(&[Tensor]) -> Result<Vec<Tensor>>,
+    ) -> Result<Vec<Vec<Tensor>>> {
+        start_gradients_by_autograd(self, runs, head)
+    }
+
+    /// Rows (layer x integration point) per attribution pass that this model suggests when the
+    /// caller sets none: what its passes' memory per row allows at a modest peak. Provided:
+    /// `None` (the caller's own default).
+    fn rows_per_pass_hint(&self) -> Option<usize> {
+        None
+    }
+
     /// The output projection onto the vocabulary: weight `[vocab, hidden]` and bias `[vocab]`
     /// when the model has one (shallow handles to the model's tensors: read, never modify).
     fn output_projection(&self) -> (Tensor, Option<Tensor>);
@@ -243,4 +267,56 @@ pub trait KnowledgeModel: Send {
     /// The output embedding of `token` (its row of the output projection onto the
     /// vocabulary), `[hidden]` (a copy).
     fn output_embedding(&self, token: i64) -> Result<Tensor>;
+}
+
+/// [`KnowledgeModel::start_gradients_batch`] by autograd: the starts are made leaves that
+/// require gradients, the features come from [`KnowledgeModel::forward_features_batch`], and
+/// one backward pass of `Σ <features, head's gradient>` (the gradient held constant) gives
+/// every start's gradient. Models that override the method fall back on it for what their own
+/// backward pass does not cover.
+pub fn start_gradients_by_autograd<M: KnowledgeModel + ?Sized>(
+    model: &M,
+    runs: &[(&CleanPass, &[(usize, Tensor)])],
+    head: &mut dyn FnMut(&[Tensor]) -> Result<Vec<Tensor>>,
+) -> Result<Vec<Vec<Tensor>>> {
+    let starts: Vec<Vec<(usize, Tensor)>> = runs
+        .iter()
+        .map(|(_, starts)| {
+            starts
+                .iter()
+                .map(|(layer, a)| (*layer, a.detach().set_requires_grad(true)))
+                .collect()
+        })
+        .collect();
+    let leaf_runs: Vec<(&CleanPass, &[(usize, Tensor)])> = runs
+        .iter()
+        .zip(&starts)
+        .map(|((clean, _), s)| (*clean, s.as_slice()))
+        .collect();
+    let features = model.forward_features_batch(&leaf_runs)?;
+    let detached: Vec<Tensor> = features.iter().map(Tensor::detach).collect();
+    let gradients = head(&detached)?;
+    if features.len() != runs.len() || gradients.len() != features.len() {
+        return Err(crate::ModelError::InvalidArgument(
+            "the head must return one gradient per run".into(),
+        ));
+    }
+    crate::guard(|| {
+        let surrogate = features
+            .iter()
+            .zip(&gradients)
+            .map(|(f, g)| (f * g).sum(tch::Kind::Float))
+            .reduce(|a, b| a + b)
+            .ok_or_else(|| crate::ModelError::InvalidArgument("no runs".into()))?;
+        let inputs: Vec<&Tensor> = starts.iter().flatten().map(|(_, t)| t).collect();
+        let flat = Tensor::run_backward(&[surrogate], &inputs, false, false);
+        if flat.len() != inputs.len() {
+            return Err(crate::ModelError::Torch("missing start gradients".into()));
+        }
+        let mut flat = flat.into_iter();
+        Ok(starts
+            .iter()
+            .map(|run| flat.by_ref().take(run.len()).collect())
+            .collect())
+    })
 }
