@@ -40,8 +40,9 @@ pub struct AttributeArgs {
     #[arg(long, default_value_t = 20)]
     top: usize,
     /// Most rows (layer x integration point) per attribution pass, which bounds memory (0: the
-    /// library default, 640). Prompts attributed together share a pass when two or more fit in
-    /// it (e.g. on a GPU). Results do not depend on it.
+    /// model's suggestion: 1200 for Llama on the CPU, so two SmolLM2 prompts share a pass;
+    /// otherwise 640). Prompts attributed together share a pass when two or more fit in it.
+    /// Results do not depend on it.
     #[arg(long, default_value_t = 0)]
     batch_size: usize,
     /// Multi-token answers: first-token (the paper's), single-token (refuse longer answers)

@@ -4,7 +4,7 @@
 //! positions, masked causally among themselves), and for a one-token prompt (no cached
 //! prefix to attend to).
 
-use kn_model::tch::{Device, Tensor};
+use kn_model::tch::{self, Device, Tensor};
 use kn_model::{load_model, ActivationEdit, ActivationOp, AnswerPolicy, KnowledgeModel};
 use std::path::{Path, PathBuf};
 
@@ -173,4 +173,109 @@ fn batched_runs_equal_single_runs() {
         .collect();
     let masked: Vec<(&str, &str)> = masked.iter().map(|(p, a)| (p.as_str(), *a)).collect();
     check_batch_equals_single_runs(bert.as_ref(), &masked);
+}
+
+/// The gradients `start_gradients_batch` gives (for Llama on the CPU: the hand-written pass of
+/// `llama/backward.rs`) against autograd through the same features, with a head whose gradient
+/// is a fixed random tensor: runs of prompts of different lengths (a one-token prompt among
+/// them, which has no cached prefix), starts at every layer in scrambled order, two starts at
+/// one layer, and activations scaled differently per row. Also the features the head sees.
+#[test]
+fn llama_hand_written_backward_equals_autograd() {
+    let model = load_model(repo("fixtures/tiny-llama").to_str().unwrap(), Device::Cpu).unwrap();
+    let single = ["The", "A", "a", "I", "T"]
+        .into_iter()
+        .find(|word| {
+            model
+                .encode(word, Some("France"), AnswerPolicy::FirstToken)
+                .unwrap()
+                .answer_position
+                == 0
+        })
+        .expect("some one-token prompt");
+    let prompts = [
+        ("The capital of France is", "Paris"),
+        (single, "France"),
+        ("The official language of the Netherlands is", "Dutch"),
+    ];
+    let cleans: Vec<_> = prompts
+        .iter()
+        .map(|(prompt, answer)| {
+            let encoded = model
+                .encode(prompt, Some(answer), AnswerPolicy::FirstToken)
+                .unwrap();
+            model.clean_pass(&encoded).unwrap()
+        })
+        .collect();
+    let layers = model.info().num_layers;
+    let mut order: Vec<usize> = (0..layers).collect();
+    order.swap(0, layers - 1);
+    order.insert(1, layers / 2); // two starts at one layer
+    let starts: Vec<Vec<(usize, Tensor)>> = cleans
+        .iter()
+        .enumerate()
+        .map(|(r, clean)| {
+            order
+                .iter()
+                .enumerate()
+                .map(|(i, &l)| {
+                    let rows = 1 + ((i + r) % 3) as i64;
+                    let scales = Tensor::linspace(
+                        0.1,
+                        1.7 + r as f64,
+                        rows,
+                        (tch::Kind::Float, Device::Cpu),
+                    )
+                    .unsqueeze(1);
+                    (l, clean.activations.get(l as i64).unsqueeze(0) * scales)
+                })
+                .collect()
+        })
+        .collect();
+    let runs: Vec<_> = cleans
+        .iter()
+        .zip(&starts)
+        .map(|(clean, starts)| (clean, starts.as_slice()))
+        .collect();
+    tch::manual_seed(7);
+    let head_gradients: Vec<Tensor> = runs
+        .iter()
+        .map(|(_, starts)| {
+            let rows: i64 = starts.iter().map(|(_, a)| a.size()[0]).sum();
+            Tensor::randn(
+                [rows, 1, model.info().hidden_size as i64],
+                (tch::Kind::Float, Device::Cpu),
+            )
+        })
+        .collect();
+    let mut seen = Vec::new();
+    let mut head = |features: &[Tensor]| {
+        seen.push(features.iter().map(Tensor::copy).collect::<Vec<_>>());
+        Ok(head_gradients.iter().map(Tensor::shallow_clone).collect())
+    };
+    let by_model = model.start_gradients_batch(&runs, &mut head).unwrap();
+    let by_autograd =
+        kn_model::start_gradients_by_autograd(model.as_ref(), &runs, &mut head).unwrap();
+    assert_eq!(seen.len(), 2);
+    for (r, (a, b)) in seen[0].iter().zip(&seen[1]).enumerate() {
+        let difference = (a - b).abs().max().double_value(&[]);
+        assert!(
+            difference < 1e-5,
+            "run {r}: features differ by {difference}"
+        );
+    }
+    assert_eq!(by_model.len(), runs.len());
+    for (r, (mine, reference)) in by_model.iter().zip(&by_autograd).enumerate() {
+        assert_eq!(mine.len(), starts[r].len());
+        for (i, (a, b)) in mine.iter().zip(reference).enumerate() {
+            assert_eq!(a.size(), b.size());
+            let scale = b.abs().max().double_value(&[]).max(1e-12);
+            let difference = (a - b).abs().max().double_value(&[]) / scale;
+            assert!(
+                difference < 1e-5,
+                "run {r} start {i} (layer {}): gradients differ by {difference} of the largest",
+                starts[r][i].0
+            );
+        }
+    }
 }

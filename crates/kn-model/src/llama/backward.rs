@@ -1,0 +1,481 @@
+//! A hand-written forward and backward pass of Llama's resumed rows, for attribution's
+//! gradients ([`crate::KnowledgeModel::start_gradients_batch`]).
+//!
+//! It does the arithmetic of [`LlamaCausalLm::resume_runs`] for the common case of one
+//! recomputed position (a causal prompt's answer position is its last token) without autograd:
+//! the forward pass keeps exactly what its backward pass reads, per layer and row: the layer's
+//! input, the queries, keys and values after RoPE, the attention weights, the residual after
+//! attention, and the FFN's gate and up projections (about 5,200 floats for SmolLM2, against
+//! about 8,000 in autograd's graph), and the backward pass runs the products of the transposed
+//! weights and the element-wise derivatives directly. Everything else (several recomputed
+//! positions) goes through autograd. `tests/resume.rs` checks both against each other.
+
+use super::{recomputed_positions, LlamaCausalLm, LlamaLayer};
+use crate::common;
+use crate::error::{guard, ModelError, Result};
+use crate::model::CleanPass;
+use tch::{Kind, Tensor};
+
+/// One run's fixed parts: its clean pass, answer position and that position's RoPE tables.
+struct Run<'a> {
+    clean: &'a CleanPass,
+    start: i64,
+    /// cos and sin at the answer position, `[1, head_dim]` each.
+    rope: (Tensor, Tensor),
+    /// The run's starts in the order their rows join the pass (by layer, stable).
+    order: Vec<usize>,
+}
+
+/// What one layer's backward pass reads, for the rows of all runs present at that layer
+/// (concatenated in run order; `rows[r]` of run `r`, 0 when it has none yet).
+struct SavedLayer {
+    rows: Vec<i64>,
+    x_in: Tensor,
+    /// After RoPE: queries `[N, KV, G, hd]`, keys `[N, KV, hd]`; values `[N, KV, hd]`.
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    /// Per run with rows: the attention weights over its prefix and the row's own position,
+    /// `[n, KV, G, P + 1]`.
+    weights: Vec<Tensor>,
+    x_mid: Tensor,
+    gate_up: Tensor,
+}
+
+/// Whether every run recomputes only its answer position (and scores only it), which is what
+/// this pass covers.
+pub(super) fn covers(runs: &[(&CleanPass, &[(usize, Tensor)])]) -> bool {
+    runs.iter().all(|(clean, _)| {
+        recomputed_positions(clean) == 1
+            && clean.prompt.targets.len() == 1
+            && clean.prompt.targets[0].0 == clean.prompt.answer_position
+    })
+}
+
+impl LlamaCausalLm {
+    /// [`crate::KnowledgeModel::start_gradients_batch`] by the hand-written pass; the runs
+    /// must be [`covers`]ed.
+    pub(super) fn start_gradients_by_hand(
+        &self,
+        runs: &[(&CleanPass, &[(usize, Tensor)])],
+        head: &mut dyn FnMut(&[Tensor]) -> Result<Vec<Tensor>>,
+    ) -> Result<Vec<Vec<Tensor>>> {
+        let mut prepared = Vec::with_capacity(runs.len());
+        for &(clean, starts) in runs {
+            let (order, _) = common::check_starts(&self.info, clean, starts)?;
+            if clean.keys.len() != self.info.num_layers {
+                return Err(ModelError::InvalidArgument(
+                    "the clean pass is not from this model".into(),
+                ));
+            }
+            prepared.push((clean, order));
+        }
+        let (features, saved, finals, runs_info) = guard(|| {
+            tch::no_grad(|| {
+                let runs_info: Vec<Run> = prepared
+                    .into_iter()
+                    .map(|(clean, order)| {
+                        let start = clean.prompt.answer_position as i64;
+                        let rope = self.rope_tables(&Tensor::arange_start(
+                            start,
+                            start + 1,
+                            (Kind::Int64, self.device),
+                        ));
+                        Run {
+                            clean,
+                            start,
+                            rope,
+                            order,
+                        }
+                    })
+                    .collect();
+                let (saved, finals) = self.forward_by_hand(&runs_info, runs);
+                let features: Vec<Tensor> = runs_info
+                    .iter()
+                    .zip(&finals)
+                    .zip(runs)
+                    .map(|((run, x), (_, starts))| {
+                        let sizes: Vec<i64> = starts.iter().map(|(_, a)| a.size()[0]).collect();
+                        let features = self.rms_norm(x, &self.output_norm).unsqueeze(1);
+                        common::restore_row_order(&features, &run.order, &sizes)
+                    })
+                    .collect();
+                Ok((features, saved, finals, runs_info))
+            })
+        })?;
+        let gradients = head(&features)?;
+        if gradients.len() != runs.len() {
+            return Err(ModelError::InvalidArgument(
+                "the head must return one gradient per run".into(),
+            ));
+        }
+        guard(|| {
+            tch::no_grad(
+                || Ok(self.backward_by_hand(&runs_info, runs, &saved, &finals, &gradients)),
+            )
+        })
+    }
+
+    /// The forward pass: per layer, what its backward pass needs; per run, the hidden state
+    /// leaving the last layer (`[rows, d]`, rows in the order they joined).
+    fn forward_by_hand(
+        &self,
+        runs: &[Run],
+        starts: &[(&CleanPass, &[(usize, Tensor)])],
+    ) -> (Vec<Option<SavedLayer>>, Vec<Tensor>) {
+        let mut xs: Vec<Option<Tensor>> = runs.iter().map(|_| None).collect();
+        let mut saved = Vec::with_capacity(self.layers.len());
+        for (j, weights) in self.layers.iter().enumerate() {
+            if xs.iter().any(Option::is_some) {
+                let rows: Vec<i64> = xs
+                    .iter()
+                    .map(|x| x.as_ref().map_or(0, |x| x.size()[0]))
+                    .collect();
+                let present: Vec<Tensor> = xs.iter().flatten().map(Tensor::shallow_clone).collect();
+                let (out, layer) =
+                    self.layer_forward(j, weights, runs, Tensor::cat(&present, 0), rows);
+                let mut parts = out.split_with_sizes(&layer.rows, 0).into_iter();
+                for (x, &n) in xs.iter_mut().zip(&layer.rows) {
+                    let part = parts.next();
+                    if n > 0 {
+                        *x = part;
+                    }
+                }
+                saved.push(Some(layer));
+            } else {
+                saved.push(None);
+            }
+            for (r, run) in runs.iter().enumerate() {
+                let joining: Vec<Tensor> = run
+                    .order
+                    .iter()
+                    .filter(|&&i| starts[r].1[i].0 == j)
+                    .map(|&i| {
+                        run.clean.ffn_input_residual[j].get(run.start).unsqueeze(0)
+                            + starts[r].1[i].1.linear::<Tensor>(&weights.down, None)
+                    })
+                    .collect();
+                if !joining.is_empty() {
+                    let mut parts: Vec<Tensor> = xs[r].take().into_iter().collect();
+                    parts.extend(joining);
+                    xs[r] = Some(Tensor::cat(&parts, 0));
+                }
+            }
+        }
+        let finals = xs
+            .into_iter()
+            .map(|x| x.unwrap_or_else(|| Tensor::zeros([0, 0], (Kind::Float, self.device))))
+            .collect();
+        (saved, finals)
+    }
+
+    /// One layer over `x` (`[N, d]`: `rows[r]` rows of run `r`, in run order).
+    fn layer_forward(
+        &self,
+        j: usize,
+        w: &LlamaLayer,
+        runs: &[Run],
+        x_in: Tensor,
+        rows: Vec<i64>,
+    ) -> (Tensor, SavedLayer) {
+        let (heads, kv, hd) = self.head_shape();
+        let n = x_in.size()[0];
+        let qkv = self
+            .rms_norm(&x_in, &w.attn_norm)
+            .linear::<Tensor>(&w.qkv, None);
+        let parts = qkv.split_with_sizes([(heads + kv) * hd, kv * hd], -1);
+        let (cos, sin) = self.row_tables(runs, &rows);
+        let qk = Self::rope(&parts[0].reshape([n, heads + kv, hd]), &(cos, sin));
+        let qk = qk.split_with_sizes([heads, kv], 1);
+        let q = qk[0].reshape([n, kv, heads / kv, hd]);
+        let k = qk[1].contiguous();
+        let v = parts[1].reshape([n, kv, hd]);
+        let scale = 1.0 / (hd as f64).sqrt();
+        let mut attended = Vec::new();
+        let mut weights = Vec::new();
+        let mut offset = 0;
+        for (run, &count) in runs.iter().zip(&rows) {
+            if count == 0 {
+                continue;
+            }
+            let (q, k, v) = (
+                q.narrow(0, offset, count),
+                k.narrow(0, offset, count),
+                v.narrow(0, offset, count),
+            );
+            offset += count;
+            let (prefix_k, prefix_v) = self.prefix(run, j);
+            let prefix = prefix_k.size()[1];
+            let own = (&q * k.unsqueeze(2)).sum_dim_intlist(-1, true, Kind::Float);
+            let scores = if prefix == 0 {
+                own
+            } else {
+                let by_head = per_kv_head(&q).bmm(&prefix_k.transpose(1, 2)); // [KV, n G, P]
+                Tensor::cat(&[from_per_kv_head(&by_head, count), own], -1)
+            };
+            let w_run = (scores * scale).softmax(-1, Kind::Float); // [n, KV, G, P + 1]
+            let split = w_run.split_with_sizes([prefix, 1], -1);
+            let mut out = &split[1] * v.unsqueeze(2);
+            if prefix > 0 {
+                out += from_per_kv_head(&per_kv_head(&split[0]).bmm(&prefix_v), count);
+            }
+            attended.push(out.reshape([count, heads * hd]));
+            weights.push(w_run);
+        }
+        let x_mid = &x_in + Tensor::cat(&attended, 0).linear::<Tensor>(&w.wo, None);
+        let gate_up = self
+            .rms_norm(&x_mid, &w.ffn_norm)
+            .linear::<Tensor>(&w.gate_up, None);
+        let halves = gate_up.split(self.config.ffn_width as i64, -1);
+        let x_out = &x_mid + (halves[0].silu() * &halves[1]).linear::<Tensor>(&w.down, None);
+        let saved = SavedLayer {
+            rows,
+            x_in,
+            q,
+            k,
+            v,
+            weights,
+            x_mid,
+            gate_up,
+        };
+        (x_out, saved)
+    }
+
+    /// The backward pass from the head's gradients to every start's activations.
+    fn backward_by_hand(
+        &self,
+        runs: &[Run],
+        starts: &[(&CleanPass, &[(usize, Tensor)])],
+        saved: &[Option<SavedLayer>],
+        finals: &[Tensor],
+        head_gradients: &[Tensor],
+    ) -> Vec<Vec<Tensor>> {
+        // Per run: the gradient with respect to the stream after the current layer, rows in
+        // the order they joined.
+        let mut gs: Vec<Option<Tensor>> = runs
+            .iter()
+            .zip(finals)
+            .zip(head_gradients)
+            .zip(starts)
+            .map(|(((run, x), g), (_, starts))| {
+                let sizes: Vec<i64> = starts.iter().map(|(_, a)| a.size()[0]).collect();
+                let g = joined_row_order(&g.squeeze_dim(1), &run.order, &sizes);
+                Some(rms_norm_backward(
+                    x,
+                    &self.output_norm,
+                    &g,
+                    self.config.rms_eps,
+                ))
+            })
+            .collect();
+        let mut results: Vec<Vec<Option<Tensor>>> = starts
+            .iter()
+            .map(|(_, s)| s.iter().map(|_| None).collect())
+            .collect();
+        for j in (0..self.layers.len()).rev() {
+            let weights = &self.layers[j];
+            // Rows that joined after layer j: their gradient goes to their activations.
+            for (r, run) in runs.iter().enumerate() {
+                let joined: Vec<usize> = run
+                    .order
+                    .iter()
+                    .copied()
+                    .filter(|&i| starts[r].1[i].0 == j)
+                    .collect();
+                if joined.is_empty() {
+                    continue;
+                }
+                let Some(g) = gs[r].take() else { continue };
+                let counts: Vec<i64> = joined.iter().map(|&i| starts[r].1[i].1.size()[0]).collect();
+                let total: i64 = counts.iter().sum();
+                let before = g.size()[0] - total;
+                let parts = g.split_with_sizes([before, total], 0);
+                let activation_gradients = parts[1].matmul(&weights.down);
+                for (&i, part) in joined
+                    .iter()
+                    .zip(activation_gradients.split_with_sizes(&counts, 0))
+                {
+                    results[r][i] = Some(part);
+                }
+                gs[r] = (before > 0).then(|| parts[0].shallow_clone());
+            }
+            if let Some(layer) = &saved[j] {
+                let present: Vec<Tensor> = gs.iter().flatten().map(Tensor::shallow_clone).collect();
+                let g_in = self.layer_backward(j, weights, runs, layer, Tensor::cat(&present, 0));
+                let mut parts = g_in.split_with_sizes(&layer.rows, 0).into_iter();
+                for (g, &n) in gs.iter_mut().zip(&layer.rows) {
+                    let part = parts.next();
+                    if n > 0 {
+                        *g = part;
+                    }
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|run| run.into_iter().flatten().collect())
+            .collect()
+    }
+
+    /// One layer's backward pass: from the gradient with respect to its output to that with
+    /// respect to its input (`[N, d]` both).
+    fn layer_backward(
+        &self,
+        j: usize,
+        w: &LlamaLayer,
+        runs: &[Run],
+        saved: &SavedLayer,
+        g_out: Tensor,
+    ) -> Tensor {
+        let (heads, kv, hd) = self.head_shape();
+        let n = g_out.size()[0];
+        let eps = self.config.rms_eps;
+        // FFN: x_out = x_mid + down(silu(gate) * up), gate and up from norm(x_mid).
+        let g_act = g_out.matmul(&w.down);
+        let halves = saved.gate_up.split(self.config.ffn_width as i64, -1);
+        let (gate, up) = (&halves[0], &halves[1]);
+        let sigmoid = gate.sigmoid();
+        let silu = gate * &sigmoid;
+        // d silu / d gate = σ (1 + gate (1 − σ)) = σ + silu (1 − σ)
+        let silu_derivative = &sigmoid + &silu * (1.0 - &sigmoid);
+        let g_gate_up = Tensor::cat(&[&g_act * up * silu_derivative, &g_act * &silu], -1);
+        let g_normed = g_gate_up.matmul(&w.gate_up);
+        let g_mid = &g_out + rms_norm_backward(&saved.x_mid, &w.ffn_norm, &g_normed, eps);
+        // Attention: x_mid = x_in + wo(attended).
+        let g_attended = g_mid.matmul(&w.wo).reshape([n, kv, heads / kv, hd]);
+        let scale = 1.0 / (hd as f64).sqrt();
+        let (mut g_q, mut g_k, mut g_v) = (Vec::new(), Vec::new(), Vec::new());
+        let mut offset = 0;
+        let mut weights = saved.weights.iter();
+        for (run, &count) in runs.iter().zip(&saved.rows) {
+            if count == 0 {
+                continue;
+            }
+            let Some(w_run) = weights.next() else { break };
+            let range = |t: &Tensor| t.narrow(0, offset, count);
+            let (q, k, v, g_o) = (
+                range(&saved.q),
+                range(&saved.k),
+                range(&saved.v),
+                range(&g_attended),
+            );
+            offset += count;
+            let (prefix_k, prefix_v) = self.prefix(run, j);
+            let prefix = prefix_k.size()[1];
+            let split = w_run.split_with_sizes([prefix, 1], -1);
+            let g_own_weight = (&g_o * v.unsqueeze(2)).sum_dim_intlist(-1, true, Kind::Float);
+            let g_weights = if prefix == 0 {
+                g_own_weight
+            } else {
+                let to_prefix = per_kv_head(&g_o).bmm(&prefix_v.transpose(1, 2));
+                Tensor::cat(&[from_per_kv_head(&to_prefix, count), g_own_weight], -1)
+            };
+            g_v.push((&g_o * &split[1]).sum_dim_intlist(2, false, Kind::Float));
+            // softmax backward, then the scale
+            let g_scores = (w_run
+                * (&g_weights - (w_run * &g_weights).sum_dim_intlist(-1, true, Kind::Float)))
+                * scale;
+            let g_scores = g_scores.split_with_sizes([prefix, 1], -1);
+            let mut g_q_run = &g_scores[1] * k.unsqueeze(2);
+            if prefix > 0 {
+                g_q_run += from_per_kv_head(&per_kv_head(&g_scores[0]).bmm(&prefix_k), count);
+            }
+            g_q.push(g_q_run.reshape([count, heads, hd]));
+            g_k.push((&g_scores[1] * &q).sum_dim_intlist(2, false, Kind::Float));
+        }
+        let g_qk = Tensor::cat(&[Tensor::cat(&g_q, 0), Tensor::cat(&g_k, 0)], 1);
+        let (cos, sin) = self.row_tables(runs, &saved.rows);
+        let g_qk = rope_backward(&g_qk, &cos, &sin).reshape([n, (heads + kv) * hd]);
+        let g_qkv = Tensor::cat(&[g_qk, Tensor::cat(&g_v, 0).reshape([n, kv * hd])], -1);
+        let g_normed = g_qkv.matmul(&w.qkv);
+        g_mid + rms_norm_backward(&saved.x_in, &w.attn_norm, &g_normed, eps)
+    }
+
+    /// Query heads, key-value heads and head width.
+    fn head_shape(&self) -> (i64, i64, i64) {
+        (
+            self.config.heads as i64,
+            self.config.kv_heads as i64,
+            self.config.head_dim as i64,
+        )
+    }
+
+    /// The cached keys and values of the positions before `run`'s answer position at layer
+    /// `j`, `[KV, P, hd]` each.
+    fn prefix(&self, run: &Run, j: usize) -> (Tensor, Tensor) {
+        (
+            run.clean.keys[j].narrow(1, 0, run.start),
+            run.clean.values[j].narrow(1, 0, run.start),
+        )
+    }
+
+    /// Every row's RoPE cos and sin (its run's answer position), `[N, 1, hd]` each.
+    fn row_tables(&self, runs: &[Run], rows: &[i64]) -> (Tensor, Tensor) {
+        let hd = self.config.head_dim as i64;
+        let (cos, sin): (Vec<Tensor>, Vec<Tensor>) = runs
+            .iter()
+            .zip(rows)
+            .filter(|(_, &n)| n > 0)
+            .map(|(run, &n)| {
+                (
+                    run.rope.0.expand([n, hd], false),
+                    run.rope.1.expand([n, hd], false),
+                )
+            })
+            .unzip();
+        (
+            Tensor::cat(&cos, 0).unsqueeze(1),
+            Tensor::cat(&sin, 0).unsqueeze(1),
+        )
+    }
+}
+
+/// `[n, KV, G, c]` as one matrix per key-value head, `[KV, n G, c]`.
+fn per_kv_head(x: &Tensor) -> Tensor {
+    let size = x.size();
+    x.transpose(0, 1)
+        .reshape([size[1], size[0] * size[2], size[3]])
+}
+
+/// The inverse of [`per_kv_head`] for `n` rows: `[KV, n G, c]` to `[n, KV, G, c]`.
+fn from_per_kv_head(x: &Tensor, n: i64) -> Tensor {
+    let size = x.size();
+    x.reshape([size[0], n, size[1] / n, size[2]])
+        .transpose(0, 1)
+}
+
+/// Gradient of RMSNorm `y = x · w / sqrt(mean(x²) + eps)` with respect to `x` (`[N, d]`),
+/// given the gradient `g` with respect to `y`.
+fn rms_norm_backward(x: &Tensor, weight: &Tensor, g: &Tensor, eps: f64) -> Tensor {
+    let inverse_rms = (x.square().mean_dim(-1, true, Kind::Float) + eps).rsqrt();
+    let g_weighted = g * weight;
+    let projection = (&g_weighted * x).mean_dim(-1, true, Kind::Float);
+    (g_weighted - x * (projection * inverse_rms.square())) * inverse_rms
+}
+
+/// Gradient of the rotate-half RoPE `y = x cos + rotate_half(x) sin` with respect to `x`:
+/// `g cos + rotate_halfᵀ(g sin)`, where `rotate_halfᵀ(a, b) = (b, −a)`.
+fn rope_backward(g: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
+    let rotated = g * sin;
+    let halves = rotated.chunk(2, -1);
+    g * cos + Tensor::cat(&[&halves[1], &halves[0].neg()], -1)
+}
+
+/// Rows given in the callers' order (groups of `sizes[i]` rows for start `i`) put in the
+/// order the starts joined the pass (`order`), the inverse of [`common::restore_row_order`].
+fn joined_row_order(x: &Tensor, order: &[usize], sizes: &[i64]) -> Tensor {
+    let mut offsets = vec![0i64; sizes.len()];
+    let mut offset = 0;
+    for (i, &size) in sizes.iter().enumerate() {
+        offsets[i] = offset;
+        offset += size;
+    }
+    let index: Vec<i64> = order
+        .iter()
+        .flat_map(|&i| offsets[i]..offsets[i] + sizes[i])
+        .collect();
+    if index.iter().enumerate().all(|(k, &i)| k as i64 == i) {
+        return x.shallow_clone();
+    }
+    x.index_select(0, &Tensor::from_slice(&index).to_device(x.device()))
+}
