@@ -332,13 +332,13 @@ impl LlamaCausalLm {
         let eps = self.config.rms_eps;
         // FFN: x_out = x_mid + down(silu(gate) * up), gate and up from norm(x_mid).
         let g_act = g_out.matmul(&w.down);
-        let halves = saved.gate_up.split(self.config.ffn_width as i64, -1);
+        let width = self.config.ffn_width as i64;
+        let halves = saved.gate_up.split(width, -1);
         let (gate, up) = (&halves[0], &halves[1]);
-        let sigmoid = gate.sigmoid();
-        let silu = gate * &sigmoid;
-        // d silu / d gate = σ (1 + gate (1 − σ)) = σ + silu (1 − σ)
-        let silu_derivative = &sigmoid + &silu * (1.0 - &sigmoid);
-        let g_gate_up = Tensor::cat(&[&g_act * up * silu_derivative, &g_act * &silu], -1);
+        // Both halves written in place; the gate's half by libtorch's fused SiLU derivative.
+        let g_gate_up = Tensor::empty([n, 2 * width], (Kind::Float, g_out.device()));
+        let _ = gate.silu_backward_grad_input(&g_gate_up.narrow(1, 0, width), &(&g_act * up));
+        let _ = g_act.mul_out(&g_gate_up.narrow(1, width, width), &gate.silu());
         let g_normed = g_gate_up.matmul(&w.gate_up);
         let g_mid = &g_out + rms_norm_backward(&saved.x_mid, &w.ffn_norm, &g_normed, eps);
         // Attention: x_mid = x_in + wo(attended).
