@@ -16,6 +16,21 @@ fn repo(path: &str) -> PathBuf {
         .join(path)
 }
 
+/// A word the tiny Llama tokenizes as one token (a prompt with no cached prefix before its
+/// answer position).
+fn one_token_prompt(model: &dyn KnowledgeModel) -> &'static str {
+    ["The", "A", "a", "I", "T"]
+        .into_iter()
+        .find(|word| {
+            model
+                .encode(word, Some("France"), AnswerPolicy::FirstToken)
+                .unwrap()
+                .answer_position
+                == 0
+        })
+        .expect("some one-token prompt")
+}
+
 /// For each layer: the clean activations scaled by `factor` and resumed from that layer,
 /// against the full forward pass with every neuron of that layer scaled by `factor`.
 fn check_resumed_equals_full(
@@ -82,16 +97,7 @@ fn tiny_llama_resumed_passes_equal_full_passes() {
         "Microsoft",
         AnswerPolicy::WholeAnswer,
     );
-    let single = ["The", "A", "a", "I", "T"]
-        .into_iter()
-        .find(|word| {
-            model
-                .encode(word, Some("France"), AnswerPolicy::FirstToken)
-                .unwrap()
-                .answer_position
-                == 0
-        })
-        .expect("some one-token prompt");
+    let single = one_token_prompt(model.as_ref());
     check_resumed_equals_full(model.as_ref(), single, "France", AnswerPolicy::FirstToken);
 }
 
@@ -183,16 +189,7 @@ fn batched_runs_equal_single_runs() {
 #[test]
 fn llama_hand_written_backward_equals_autograd() {
     let model = load_model(repo("fixtures/tiny-llama").to_str().unwrap(), Device::Cpu).unwrap();
-    let single = ["The", "A", "a", "I", "T"]
-        .into_iter()
-        .find(|word| {
-            model
-                .encode(word, Some("France"), AnswerPolicy::FirstToken)
-                .unwrap()
-                .answer_position
-                == 0
-        })
-        .expect("some one-token prompt");
+    let single = one_token_prompt(model.as_ref());
     let prompts = [
         ("The capital of France is", "Paris"),
         (single, "France"),
