@@ -555,6 +555,11 @@ fn run_pass(
             Ok(heads.iter().map(|(_, g)| g.shallow_clone()).collect())
         };
         let gradients = model.start_gradients_batch(&runs, &mut head)?;
+        if heads.len() != parts.len() {
+            return Err(kn_model::ModelError::Torch(
+                "the model did not evaluate the head".into(),
+            ));
+        }
         let mut gradients = gradients.into_iter().flatten();
         let mut results = Vec::with_capacity(parts.len());
         for (part, (values, _)) in parts.iter().zip(&heads) {
