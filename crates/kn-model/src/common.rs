@@ -359,15 +359,39 @@ pub fn check_starts(
 /// Puts rows computed in `order` (groups of `sizes[order[k]]` rows) back in the callers'
 /// order.
 pub fn restore_row_order(x: &Tensor, order: &[usize], sizes: &[i64]) -> Tensor {
+    let offsets = group_offsets(order.iter().copied(), sizes);
+    select_rows(
+        x,
+        (0..sizes.len()).flat_map(|i| offsets[i]..offsets[i] + sizes[i]),
+    )
+}
+
+/// The inverse of [`restore_row_order`]: rows in the callers' order (groups of `sizes[i]`
+/// rows) put in the order they are computed (`order`).
+pub fn joined_row_order(x: &Tensor, order: &[usize], sizes: &[i64]) -> Tensor {
+    let offsets = group_offsets(0..sizes.len(), sizes);
+    select_rows(
+        x,
+        order
+            .iter()
+            .flat_map(|&i| offsets[i]..offsets[i] + sizes[i]),
+    )
+}
+
+/// Where each group of rows starts when the groups are laid out in `layout` order.
+fn group_offsets(layout: impl Iterator<Item = usize>, sizes: &[i64]) -> Vec<i64> {
     let mut offsets = vec![0i64; sizes.len()];
     let mut offset = 0;
-    for &i in order {
+    for i in layout {
         offsets[i] = offset;
         offset += sizes[i];
     }
-    let index: Vec<i64> = (0..sizes.len())
-        .flat_map(|i| offsets[i]..offsets[i] + sizes[i])
-        .collect();
+    offsets
+}
+
+/// `x`'s rows at `index`, in that order (no copy when that is the identity).
+fn select_rows(x: &Tensor, index: impl Iterator<Item = i64>) -> Tensor {
+    let index: Vec<i64> = index.collect();
     if index.iter().enumerate().all(|(k, &i)| k as i64 == i) {
         return x.shallow_clone();
     }

@@ -514,11 +514,7 @@ impl LlamaCausalLm {
             .map(|(&r, qkv)| {
                 let run = &runs[r];
                 let (q, k, v) = self.heads_with_rope(&qkv, &run.tables);
-                let prefix = (
-                    run.clean.keys[j].narrow(1, 0, run.start),
-                    run.clean.values[j].narrow(1, 0, run.start),
-                );
-                self.attend_after_prefix(&q, &k, &v, &prefix)
+                self.attend_after_prefix(&q, &k, &v, &cached_prefix(run.clean, run.start, j))
             })
             .collect();
         let attended = cat_rows(&attended);
@@ -711,6 +707,15 @@ impl LlamaCausalLm {
         self.rms_norm(x, &self.output_norm)
             .linear::<Tensor>(&self.lm_head, None)
     }
+}
+
+/// The clean pass's cached keys and values of the positions before `start` at layer `j`,
+/// `[KV, start, hd]` each: what a resumed row attends to without recomputing it.
+fn cached_prefix(clean: &CleanPass, start: i64, j: usize) -> (Tensor, Tensor) {
+    (
+        clean.keys[j].narrow(1, 0, start),
+        clean.values[j].narrow(1, 0, start),
+    )
 }
 
 /// Positions a resumed pass recomputes: from the answer position to the prompt's end.

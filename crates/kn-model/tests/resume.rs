@@ -5,7 +5,7 @@
 //! prefix to attend to).
 
 use kn_model::tch::{self, Device, Tensor};
-use kn_model::{load_model, ActivationEdit, ActivationOp, AnswerPolicy, KnowledgeModel};
+use kn_model::{load_model, ActivationEdit, ActivationOp, AnswerPolicy, CleanPass, KnowledgeModel};
 use std::path::{Path, PathBuf};
 
 const TOLERANCE: f64 = 1e-4;
@@ -29,6 +29,31 @@ fn one_token_prompt(model: &dyn KnowledgeModel) -> &'static str {
                 == 0
         })
         .expect("some one-token prompt")
+}
+
+/// Clean passes of first-token prompts.
+fn clean_passes(model: &dyn KnowledgeModel, prompts: &[(&str, &str)]) -> Vec<CleanPass> {
+    prompts
+        .iter()
+        .map(|(prompt, answer)| {
+            let encoded = model
+                .encode(prompt, Some(answer), AnswerPolicy::FirstToken)
+                .unwrap();
+            model.clean_pass(&encoded).unwrap()
+        })
+        .collect()
+}
+
+/// `(clean pass, starts)` runs as the batched methods take them.
+fn as_runs<'a>(
+    cleans: &'a [CleanPass],
+    starts: &'a [Vec<(usize, Tensor)>],
+) -> Vec<(&'a CleanPass, &'a [(usize, Tensor)])> {
+    cleans
+        .iter()
+        .zip(starts)
+        .map(|(clean, starts)| (clean, starts.as_slice()))
+        .collect()
 }
 
 /// For each layer: the clean activations scaled by `factor` and resumed from that layer,
@@ -115,18 +140,7 @@ fn tiny_bert_resumed_passes_equal_full_passes() {
 /// Runs of several prompts (different lengths, so different cached prefixes and RoPE
 /// positions) put through one batched pass give each run's features as a pass of its own.
 fn check_batch_equals_single_runs(model: &dyn KnowledgeModel, prompts: &[(&str, &str)]) {
-    let cleans: Vec<_> = prompts
-        .iter()
-        .map(|(prompt, answer)| {
-            model
-                .clean_pass(
-                    &model
-                        .encode(prompt, Some(answer), AnswerPolicy::FirstToken)
-                        .unwrap(),
-                )
-                .unwrap()
-        })
-        .collect();
+    let cleans = clean_passes(model, prompts);
     let layers = model.info().num_layers;
     let starts: Vec<Vec<(usize, Tensor)>> = cleans
         .iter()
@@ -144,11 +158,7 @@ fn check_batch_equals_single_runs(model: &dyn KnowledgeModel, prompts: &[(&str, 
                 .collect()
         })
         .collect();
-    let runs: Vec<_> = cleans
-        .iter()
-        .zip(&starts)
-        .map(|(clean, starts)| (clean, starts.as_slice()))
-        .collect();
+    let runs = as_runs(&cleans, &starts);
     let batched = model.forward_features_batch(&runs).unwrap();
     assert_eq!(batched.len(), runs.len());
     for (r, (clean, starts)) in runs.iter().enumerate() {
@@ -195,15 +205,7 @@ fn llama_hand_written_backward_equals_autograd() {
         (single, "France"),
         ("The official language of the Netherlands is", "Dutch"),
     ];
-    let cleans: Vec<_> = prompts
-        .iter()
-        .map(|(prompt, answer)| {
-            let encoded = model
-                .encode(prompt, Some(answer), AnswerPolicy::FirstToken)
-                .unwrap();
-            model.clean_pass(&encoded).unwrap()
-        })
-        .collect();
+    let cleans = clean_passes(model.as_ref(), &prompts);
     let layers = model.info().num_layers;
     let mut order: Vec<usize> = (0..layers).collect();
     order.swap(0, layers - 1);
@@ -229,11 +231,7 @@ fn llama_hand_written_backward_equals_autograd() {
                 .collect()
         })
         .collect();
-    let runs: Vec<_> = cleans
-        .iter()
-        .zip(&starts)
-        .map(|(clean, starts)| (clean, starts.as_slice()))
-        .collect();
+    let runs = as_runs(&cleans, &starts);
     tch::manual_seed(7);
     let head_gradients: Vec<Tensor> = runs
         .iter()

@@ -10,7 +10,7 @@
 //! weights and the element-wise derivatives directly. Everything else (several recomputed
 //! positions) goes through autograd. `tests/resume.rs` checks both against each other.
 
-use super::{recomputed_positions, LlamaCausalLm, LlamaLayer};
+use super::{cached_prefix, recomputed_positions, LlamaCausalLm, LlamaLayer};
 use crate::common;
 use crate::error::{guard, ModelError, Result};
 use crate::model::CleanPass;
@@ -31,6 +31,8 @@ struct Run<'a> {
 struct SavedLayer {
     rows: Vec<i64>,
     x_in: Tensor,
+    /// Every row's RoPE cos and sin, `[N, 1, hd]` each (forward and backward share them).
+    tables: (Tensor, Tensor),
     /// After RoPE: queries `[N, KV, G, hd]`, keys `[N, KV, hd]`; values `[N, KV, hd]`.
     q: Tensor,
     k: Tensor,
@@ -184,8 +186,8 @@ impl LlamaCausalLm {
             .rms_norm(&x_in, &w.attn_norm)
             .linear::<Tensor>(&w.qkv, None);
         let parts = qkv.split_with_sizes([(heads + kv) * hd, kv * hd], -1);
-        let (cos, sin) = self.row_tables(runs, &rows);
-        let qk = Self::rope(&parts[0].reshape([n, heads + kv, hd]), &(cos, sin));
+        let tables = self.row_tables(runs, &rows);
+        let qk = Self::rope(&parts[0].reshape([n, heads + kv, hd]), &tables);
         let qk = qk.split_with_sizes([heads, kv], 1);
         let q = qk[0].reshape([n, kv, heads / kv, hd]);
         let k = qk[1].contiguous();
@@ -204,7 +206,7 @@ impl LlamaCausalLm {
                 v.narrow(0, offset, count),
             );
             offset += count;
-            let (prefix_k, prefix_v) = self.prefix(run, j);
+            let (prefix_k, prefix_v) = cached_prefix(run.clean, run.start, j);
             let prefix = prefix_k.size()[1];
             let own = (&q * k.unsqueeze(2)).sum_dim_intlist(-1, true, Kind::Float);
             let scores = if prefix == 0 {
@@ -231,6 +233,7 @@ impl LlamaCausalLm {
         let saved = SavedLayer {
             rows,
             x_in,
+            tables,
             q,
             k,
             v,
@@ -259,7 +262,7 @@ impl LlamaCausalLm {
             .zip(starts)
             .map(|(((run, x), g), (_, starts))| {
                 let sizes: Vec<i64> = starts.iter().map(|(_, a)| a.size()[0]).collect();
-                let g = joined_row_order(&g.squeeze_dim(1), &run.order, &sizes);
+                let g = common::joined_row_order(&g.squeeze_dim(1), &run.order, &sizes);
                 Some(rms_norm_backward(
                     x,
                     &self.output_norm,
@@ -360,7 +363,7 @@ impl LlamaCausalLm {
                 range(&g_attended),
             );
             offset += count;
-            let (prefix_k, prefix_v) = self.prefix(run, j);
+            let (prefix_k, prefix_v) = cached_prefix(run.clean, run.start, j);
             let prefix = prefix_k.size()[1];
             let split = w_run.split_with_sizes([prefix, 1], -1);
             let g_own_weight = (&g_o * v.unsqueeze(2)).sum_dim_intlist(-1, true, Kind::Float);
@@ -384,8 +387,8 @@ impl LlamaCausalLm {
             g_k.push((&g_scores[1] * &q).sum_dim_intlist(2, false, Kind::Float));
         }
         let g_qk = Tensor::cat(&[Tensor::cat(&g_q, 0), Tensor::cat(&g_k, 0)], 1);
-        let (cos, sin) = self.row_tables(runs, &saved.rows);
-        let g_qk = rope_backward(&g_qk, &cos, &sin).reshape([n, (heads + kv) * hd]);
+        let (cos, sin) = &saved.tables;
+        let g_qk = rope_backward(&g_qk, cos, sin).reshape([n, (heads + kv) * hd]);
         let g_qkv = Tensor::cat(&[g_qk, Tensor::cat(&g_v, 0).reshape([n, kv * hd])], -1);
         let g_normed = g_qkv.matmul(&w.qkv);
         g_mid + rms_norm_backward(&saved.x_in, &w.attn_norm, &g_normed, eps)
@@ -397,15 +400,6 @@ impl LlamaCausalLm {
             self.config.heads as i64,
             self.config.kv_heads as i64,
             self.config.head_dim as i64,
-        )
-    }
-
-    /// The cached keys and values of the positions before `run`'s answer position at layer
-    /// `j`, `[KV, P, hd]` each.
-    fn prefix(&self, run: &Run, j: usize) -> (Tensor, Tensor) {
-        (
-            run.clean.keys[j].narrow(1, 0, run.start),
-            run.clean.values[j].narrow(1, 0, run.start),
         )
     }
 
@@ -459,23 +453,4 @@ fn rope_backward(g: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
     let rotated = g * sin;
     let halves = rotated.chunk(2, -1);
     g * cos + Tensor::cat(&[&halves[1], &halves[0].neg()], -1)
-}
-
-/// Rows given in the callers' order (groups of `sizes[i]` rows for start `i`) put in the
-/// order the starts joined the pass (`order`), the inverse of [`common::restore_row_order`].
-fn joined_row_order(x: &Tensor, order: &[usize], sizes: &[i64]) -> Tensor {
-    let mut offsets = vec![0i64; sizes.len()];
-    let mut offset = 0;
-    for (i, &size) in sizes.iter().enumerate() {
-        offsets[i] = offset;
-        offset += size;
-    }
-    let index: Vec<i64> = order
-        .iter()
-        .flat_map(|&i| offsets[i]..offsets[i] + sizes[i])
-        .collect();
-    if index.iter().enumerate().all(|(k, &i)| k as i64 == i) {
-        return x.shallow_clone();
-    }
-    x.index_select(0, &Tensor::from_slice(&index).to_device(x.device()))
 }
