@@ -15,14 +15,15 @@
 //! vocabulary at a time, so no vocabulary-sized buffer or softmax graph is ever stored.
 
 use crate::error::{AttributionError, Result};
+use crate::passes::{balance_passes, plan_passes, run_concurrently, PassPart, ReadOnly};
 use crate::rules::IntegrationRule;
 use kn_model::tch::{Device, Kind, Tensor};
 use kn_model::{guard, CleanPass, EncodedPrompt, KnowledgeModel};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-/// Default cap on the rows (layer x integration point) of one batched pass when neither the
-/// caller nor the model ([`KnowledgeModel::rows_per_pass_hint`]) sets one: large enough for
+/// Default cap on the rows (layer x integration point) held at once when neither the caller
+/// nor the model ([`KnowledgeModel::rows_in_flight_hint`]) sets one: large enough for
 /// efficient matrix products (SmolLM2's 30 layers x 20 points run as one pass), small enough
 /// to keep its peak memory under 1.5 GB through autograd.
 pub const DEFAULT_ROWS_PER_PASS: usize = 640;
@@ -69,10 +70,19 @@ pub struct AttributionConfig {
     pub target: Target,
     /// Layers to attribute, in this order; `None` for all layers.
     pub layers: Option<Vec<usize>>,
-    /// Most rows (layer x integration point) per batched pass, which bounds memory; 0 means
-    /// the model's [`KnowledgeModel::rows_per_pass_hint`], else [`DEFAULT_ROWS_PER_PASS`].
+    /// Most rows (layer x integration point) held at once, which bounds memory: each of the
+    /// concurrent passes holds at most `batch_size / concurrent passes` of them. 0 means the
+    /// model's [`KnowledgeModel::rows_in_flight_hint`], else [`DEFAULT_ROWS_PER_PASS`].
     /// Results do not depend on it (up to float rounding).
     pub batch_size: usize,
+    /// Passes run at the same time on the CPU, each on its share of the calling thread's
+    /// libtorch threads (at least one); 0 means the model's
+    /// [`KnowledgeModel::concurrent_passes_hint`] (2 for Llama on two or more CPU threads).
+    /// Needs a model that can be shared between threads ([`KnowledgeModel::as_sync`]); on
+    /// other devices passes run one after another. Results do not depend on it (up to float
+    /// rounding).
+    #[serde(default)]
+    pub concurrent_passes: usize,
 }
 
 impl Default for AttributionConfig {
@@ -83,6 +93,7 @@ impl Default for AttributionConfig {
             target: Target::Probability,
             layers: None,
             batch_size: 0,
+            concurrent_passes: 0,
         }
     }
 }
@@ -426,61 +437,11 @@ pub fn integrated_gradients_from_clean_pass(
     )?)
 }
 
-/// Part of a batched pass: the integration rows `rows` (indices into the rule's rows) of the
-/// layers `layers` (indices into the attributed layers) of prompt `prompt`.
-#[derive(Debug, Clone, PartialEq)]
-struct PassPart {
-    prompt: usize,
-    layers: std::ops::Range<usize>,
-    rows: std::ops::Range<usize>,
-}
-
 /// What one part of a pass contributes: per layer of its group, the rule-weighted sum of its
 /// rows' gradients, and the target at alpha = 0 when the part holds that row.
 struct PartResult {
     weighted_gradients: Vec<Tensor>,
     targets_at_zero: Vec<Option<f64>>,
-}
-
-/// Cuts the `prompts` x `layer_count` x `row_count` rows into batched passes of at most
-/// `rows_per_pass` rows. When two or more whole prompts fit in a pass, consecutive prompts
-/// share passes (one part each); otherwise each pass is a group of layers (as many as fit)
-/// times a chunk of integration rows of one prompt.
-fn plan_passes(
-    prompts: usize,
-    layer_count: usize,
-    row_count: usize,
-    rows_per_pass: usize,
-) -> Vec<Vec<PassPart>> {
-    let per_prompt = layer_count * row_count;
-    let whole = |prompt| PassPart {
-        prompt,
-        layers: 0..layer_count,
-        rows: 0..row_count,
-    };
-    if per_prompt > 0 && rows_per_pass / per_prompt >= 2 {
-        let prompts_per_pass = rows_per_pass / per_prompt;
-        return (0..prompts)
-            .collect::<Vec<_>>()
-            .chunks(prompts_per_pass)
-            .map(|chunk| chunk.iter().map(|&p| whole(p)).collect())
-            .collect();
-    }
-    let layers_per_pass = layer_count.min(rows_per_pass).max(1);
-    let rows_per_layer = (rows_per_pass / layers_per_pass).clamp(1, row_count.max(1));
-    let mut plans = Vec::new();
-    for prompt in 0..prompts {
-        for first_layer in (0..layer_count).step_by(layers_per_pass) {
-            for first_row in (0..row_count).step_by(rows_per_layer) {
-                plans.push(vec![PassPart {
-                    prompt,
-                    layers: first_layer..(first_layer + layers_per_pass).min(layer_count),
-                    rows: first_row..(first_row + rows_per_layer).min(row_count),
-                }]);
-            }
-        }
-    }
-    plans
 }
 
 /// Runs one batched pass ([`KnowledgeModel::start_gradients_batch`]): forward from the scaled
@@ -598,6 +559,31 @@ fn run_pass(
     })
 }
 
+/// How many passes run at once: the caller's `concurrent_passes`, else the model's hint; more
+/// than one only on the CPU and for a model shareable between threads, which is returned with
+/// it. Asking explicitly for concurrent passes on a model that cannot share is an error.
+fn pass_workers<'m>(
+    model: &'m dyn KnowledgeModel,
+    config: &AttributionConfig,
+) -> Result<(usize, Option<&'m (dyn KnowledgeModel + Sync)>)> {
+    let requested = match config.concurrent_passes {
+        0 => model.concurrent_passes_hint(),
+        count => count,
+    };
+    if requested <= 1 || model.device() != Device::Cpu {
+        return Ok((1, None));
+    }
+    match model.as_sync() {
+        Some(shared) => Ok((requested, Some(shared))),
+        None if config.concurrent_passes > 1 => Err(AttributionError::InvalidConfig(format!(
+            "{} concurrent passes asked, but this model cannot be shared between threads: \
+             use 1",
+            config.concurrent_passes
+        ))),
+        None => Ok((1, None)),
+    }
+}
+
 fn attribute_clean_passes(
     model: &dyn KnowledgeModel,
     cleans: &[CleanPass],
@@ -615,12 +601,42 @@ fn attribute_clean_passes(
             rows.len() - 1
         }
     };
-    let rows_per_pass = if config.batch_size == 0 {
-        model.rows_per_pass_hint().unwrap_or(DEFAULT_ROWS_PER_PASS)
+    let (workers, shared_model) = pass_workers(model, config)?;
+    let rows_in_flight = if config.batch_size == 0 {
+        model.rows_in_flight_hint().unwrap_or(DEFAULT_ROWS_PER_PASS)
     } else {
         config.batch_size
     };
-    let plans = plan_passes(cleans.len(), layers.len(), rows.len(), rows_per_pass);
+    let plans = balance_passes(
+        plan_passes(
+            cleans.len(),
+            layers.len(),
+            rows.len(),
+            (rows_in_flight / workers).max(1),
+        ),
+        workers,
+    );
+    let pass_results = match shared_model {
+        Some(shared) if workers > 1 => {
+            let shared_cleans = ReadOnly::new(cleans);
+            run_concurrently(plans.len(), workers, |index| {
+                run_pass(
+                    shared,
+                    shared_cleans.get(),
+                    layers,
+                    &rows,
+                    zero_row,
+                    &plans[index],
+                    config.target,
+                )
+                .map_err(AttributionError::from)
+            })?
+        }
+        _ => plans
+            .iter()
+            .map(|parts| run_pass(model, cleans, layers, &rows, zero_row, parts, config.target))
+            .collect::<std::result::Result<Vec<_>, _>>()?,
+    };
     // Sum each layer's contributions in plan order.
     let mut per_prompt: Vec<(Vec<Option<Tensor>>, Vec<f64>)> = cleans
         .iter()
@@ -631,8 +647,7 @@ fn attribute_clean_passes(
             )
         })
         .collect();
-    for parts in &plans {
-        let results = run_pass(model, cleans, layers, &rows, zero_row, parts, config.target)?;
+    for (parts, results) in plans.iter().zip(pass_results) {
         for (part, result) in parts.iter().zip(results) {
             let (weighted, at_zero) = &mut per_prompt[part.prompt];
             for ((k, gradient), value) in part
@@ -725,30 +740,6 @@ mod tests {
             answer_position: 0,
             answer_ids: ids.to_vec(),
             targets: ids.iter().enumerate().map(|(i, &id)| (i, id)).collect(),
-        }
-    }
-
-    proptest::proptest! {
-        /// Every (prompt, layer, row) is in exactly one pass part, no pass holds more than
-        /// `rows_per_pass` rows (unless one layer's single row already does), and whole
-        /// prompts share passes only when at least two fit.
-        #[test]
-        fn passes_cover_every_row_once(prompts in 1usize..6, layers in 1usize..40, rows in 1usize..25, rows_per_pass in 1usize..2000) {
-            let plans = plan_passes(prompts, layers, rows, rows_per_pass);
-            let mut seen = vec![0u8; prompts * layers * rows];
-            for parts in &plans {
-                let size: usize = parts.iter().map(|p| p.layers.len() * p.rows.len()).sum();
-                proptest::prop_assert!(size <= rows_per_pass.max(1), "a pass of {} rows", size);
-                proptest::prop_assert!(parts.len() == 1 || rows_per_pass / (layers * rows) >= 2);
-                for part in parts {
-                    for layer in part.layers.clone() {
-                        for row in part.rows.clone() {
-                            seen[(part.prompt * layers + layer) * rows + row] += 1;
-                        }
-                    }
-                }
-            }
-            proptest::prop_assert!(seen.iter().all(|&count| count == 1));
         }
     }
 

@@ -29,6 +29,7 @@ mod baselines;
 mod error;
 mod integrated_gradients;
 mod output;
+mod passes;
 mod rules;
 
 pub use baselines::{activation_scores, gradient_x_activation};

@@ -60,6 +60,7 @@ fn check_cases(model: &dyn KnowledgeModel, file: &str) {
             target: Target::parse(case["target"].as_str().unwrap()).unwrap(),
             layers: Some(layers.clone()),
             batch_size: 0,
+            concurrent_passes: 0,
         };
         let attribution = integrated_gradients(model, &prompt, &config).unwrap();
         let max_abs = case["max_abs_attribution"].as_f64().unwrap();

@@ -1,5 +1,6 @@
 //! Invariants of integrated gradients on the tiny fixtures (proptest): results do not depend
-//! on batching (of integration points, or of several prompts in one pass), the completeness gap shrinks as m grows, a zero activation gets exactly zero
+//! on batching (of integration points, of several prompts in one pass, or of passes run
+//! concurrently), the completeness gap shrinks as m grows, a zero activation gets exactly zero
 //! attribution, and the cheap baselines agree with their definitions.
 
 use kn_attribution::{
@@ -52,6 +53,16 @@ fn models() -> MutexGuard<'static, [Fixture; 2]> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// `workers` concurrent passes where the model can share itself between threads (tiny Llama),
+/// else one (tiny BERT, which refuses more: see `concurrent_passes_need_a_shareable_model`).
+fn concurrent(fixture: &Fixture, workers: usize) -> usize {
+    if fixture.model.as_sync().is_some() {
+        workers
+    } else {
+        1
+    }
+}
+
 fn max_abs_difference(a: &ndarray::Array2<f32>, b: &ndarray::Array2<f32>) -> f32 {
     a.iter()
         .zip(b.iter())
@@ -63,25 +74,25 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
-    fn batching_does_not_change_results(m in 0usize..2, p in 0usize..3, steps in 1usize..12, batch in 1usize..40, r in 0usize..5) {
+    fn batching_does_not_change_results(m in 0usize..2, p in 0usize..3, steps in 1usize..12, batch in 1usize..40, r in 0usize..5, workers in 1usize..4) {
         let models = models();
         let fixture = &models[m];
         let rule = IntegrationRule::ALL[r];
         prop_assume!(!(rule == IntegrationRule::Trapezoid && steps < 2));
-        let all_at_once = AttributionConfig { steps, rule, batch_size: 0, ..AttributionConfig::default() };
-        let batched = AttributionConfig { batch_size: batch, ..all_at_once.clone() };
+        let all_at_once = AttributionConfig { steps, rule, batch_size: 0, concurrent_passes: 1, ..AttributionConfig::default() };
+        let batched = AttributionConfig { batch_size: batch, concurrent_passes: concurrent(fixture, workers), ..all_at_once.clone() };
         let a = integrated_gradients(fixture.model.as_ref(), &fixture.prompts[p], &all_at_once).unwrap();
         let b = integrated_gradients(fixture.model.as_ref(), &fixture.prompts[p], &batched).unwrap();
         prop_assert!(max_abs_difference(&a.scores, &b.scores) <= 1e-5 * a.max_abs().max(1e-6));
     }
 
     #[test]
-    fn prompts_batched_together_equal_prompts_alone(m in 0usize..2, steps in 1usize..8, batch in 1usize..200, log in proptest::bool::ANY) {
+    fn prompts_batched_together_equal_prompts_alone(m in 0usize..2, steps in 1usize..8, batch in 1usize..200, log in proptest::bool::ANY, workers in 1usize..4) {
         let models = models();
         let fixture = &models[m];
         let target = if log { Target::LogProbability } else { Target::Probability };
-        let alone = AttributionConfig { steps, target, ..AttributionConfig::default() };
-        let together = AttributionConfig { batch_size: batch, ..alone.clone() };
+        let alone = AttributionConfig { steps, target, concurrent_passes: 1, ..AttributionConfig::default() };
+        let together = AttributionConfig { batch_size: batch, concurrent_passes: concurrent(fixture, workers), ..alone.clone() };
         let batched = integrated_gradients_batch(fixture.model.as_ref(), &fixture.prompts, &together).unwrap();
         prop_assert_eq!(batched.len(), fixture.prompts.len());
         for (prompt, b) in fixture.prompts.iter().zip(&batched) {
@@ -329,4 +340,29 @@ fn clean_rank_counts_the_predictions_above_the_answer() {
             assert_eq!(attribution.clean_rank, above + 1, "{:?}", prompt.text);
         }
     }
+}
+
+/// Asking for concurrent passes on a model that cannot be shared between threads (the BERT
+/// implementation does not offer `as_sync`) is a typed error; letting the model choose runs its
+/// passes one after another.
+#[test]
+fn concurrent_passes_need_a_shareable_model() {
+    let models = models();
+    let bert = &models[0];
+    assert!(bert.model.as_sync().is_none());
+    let config = |concurrent_passes| AttributionConfig {
+        steps: 2,
+        concurrent_passes,
+        ..AttributionConfig::default()
+    };
+    let asked = integrated_gradients(bert.model.as_ref(), &bert.prompts[0], &config(2));
+    assert!(
+        matches!(&asked, Err(AttributionError::InvalidConfig(m)) if m.contains("shared between threads")),
+        "{asked:?}"
+    );
+    assert!(integrated_gradients(bert.model.as_ref(), &bert.prompts[0], &config(0)).is_ok());
+    // The Llama implementation can, and chooses two passes on two or more threads.
+    let llama = &models[1];
+    assert!(llama.model.as_sync().is_some());
+    assert!(integrated_gradients(llama.model.as_ref(), &llama.prompts[0], &config(3)).is_ok());
 }

@@ -39,12 +39,17 @@ pub struct AttributeArgs {
     /// How many top neurons to report.
     #[arg(long, default_value_t = 20)]
     top: usize,
-    /// Most rows (layer x integration point) per attribution pass, which bounds memory (0: the
-    /// model's suggestion: 1200 for Llama on the CPU, so two SmolLM2 prompts share a pass;
-    /// otherwise 640). Prompts attributed together share a pass when two or more fit in it.
-    /// Results do not depend on it.
+    /// Most rows (layer x integration point) held at once, which bounds memory; concurrent
+    /// passes share them (0: the model's suggestion: 1200 for Llama on the CPU, two SmolLM2
+    /// prompts' rows; otherwise 640). Prompts attributed together share a pass when two or
+    /// more fit in it. Results do not depend on it.
     #[arg(long, default_value_t = 0)]
     batch_size: usize,
+    /// Attribution passes run at the same time on the CPU, each on its share of --threads
+    /// (0: the model's suggestion: 2 for Llama with two or more threads, otherwise 1). Results
+    /// do not depend on it.
+    #[arg(long, default_value_t = 0)]
+    concurrent_passes: usize,
     /// Multi-token answers: first-token (the paper's), single-token (refuse longer answers)
     /// or whole-answer (causal models: sum of the tokens' teacher-forced log-probabilities).
     #[arg(long, default_value = "first-token")]
@@ -143,6 +148,7 @@ pub fn run(args: AttributeArgs) -> Result<(), CliError> {
         target,
         layers: Some(layers),
         batch_size: args.batch_size,
+        concurrent_passes: args.concurrent_passes,
     };
     let started = std::time::Instant::now();
     let attributions = integrated_gradients_batch(model.as_ref(), &prompts, &config)?;

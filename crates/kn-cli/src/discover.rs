@@ -88,12 +88,17 @@ pub struct DiscoverArgs {
     /// Process only shard i of n (`i/n`, 0-based): n processes cover every fact once.
     #[arg(long)]
     pub shard: Option<String>,
-    /// Most rows (layer x integration point) per attribution pass, which bounds memory (0: the
-    /// model's suggestion: 1200 for Llama on the CPU, so two SmolLM2 prompts share a pass;
-    /// otherwise 640). Prompts attributed together share a pass when two or more fit in it.
-    /// Results do not depend on it.
+    /// Most rows (layer x integration point) held at once, which bounds memory; concurrent
+    /// passes share them (0: the model's suggestion: 1200 for Llama on the CPU, two SmolLM2
+    /// prompts' rows; otherwise 640). Prompts attributed together share a pass when two or
+    /// more fit in it. Results do not depend on it.
     #[arg(long, default_value_t = 0)]
     pub batch_size: usize,
+    /// Attribution passes run at the same time on the CPU, each on its share of --threads
+    /// (0: the model's suggestion: 2 for Llama with two or more threads, otherwise 1). Results
+    /// do not depend on it.
+    #[arg(long, default_value_t = 0)]
+    pub concurrent_passes: usize,
     /// Save the mean attribution matrix (layers x neurons, .npy) of the first N facts of each
     /// relation under DIR/scores/ (for `kn report`'s heatmap; 0: none). Not part of the
     /// configuration: it does not change the results.
@@ -305,6 +310,7 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
         target: Target::Probability,
         layers: Some(layers.clone()),
         batch_size: args.batch_size,
+        concurrent_passes: args.concurrent_passes,
     };
     let rule = CoarseRule::Relative {
         ratio: args.threshold,

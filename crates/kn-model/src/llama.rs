@@ -9,11 +9,17 @@
 
 mod backward;
 
-/// Rows per attribution pass suggested on the CPU (see
-/// [`KnowledgeModel::rows_per_pass_hint`]): two prompts of a 30-layer model at m = 20 share a
-/// pass, whose products are then larger (measured 10-14 % faster per prompt for SmolLM2 than
-/// 640 rows, peak 1.34 GiB against 1.02 GiB).
-pub const HAND_WRITTEN_ROWS_PER_PASS: usize = 1200;
+/// Rows held at once by an attribution on the CPU (see
+/// [`KnowledgeModel::rows_in_flight_hint`]): two prompts of a 30-layer model at m = 20, as
+/// one pass of 1,200 rows or two concurrent passes of 600, peak about 1.34 GiB for SmolLM2
+/// (one prompt alone: 1.02 GiB).
+pub const CPU_ROWS_IN_FLIGHT: usize = 1200;
+
+/// Attribution passes run at the same time on the CPU when the caller has two or more
+/// threads (see [`KnowledgeModel::concurrent_passes_hint`]): two passes on one thread each
+/// keep both cores on matrix products, where one pass on two threads leaves a core waiting
+/// through every small operation between them (measured in `docs/performance.md`).
+pub const CPU_CONCURRENT_PASSES: usize = 2;
 
 use crate::common::{self, answer_positions, apply_edits, check_batch, check_layer, rows_at};
 use crate::error::{guard, ModelError, Result};
@@ -72,6 +78,14 @@ pub struct LlamaCausalLm {
     /// RoPE inverse frequencies, `[head_dim / 2]`.
     inv_freq: Tensor,
 }
+
+// SAFETY: the only fields that are not `Sync` are libtorch tensors, whose reference counts are
+// atomic and which libtorch allows to be read from several threads at once. Every `&self`
+// method only reads them (results are new tensors, and `output_projection` hands out shallow
+// handles documented as read-only); the one method that writes weights, `set_value_slots`,
+// takes `&mut self`, so no write can overlap a shared borrow. The tokenizer's cache is behind
+// a lock.
+unsafe impl Sync for LlamaCausalLm {}
 
 /// Names of one layer's tensors in a given file layout.
 struct TensorNames {
@@ -936,10 +950,22 @@ impl KnowledgeModel for LlamaCausalLm {
     }
 
     /// On the CPU, where the hand-written pass keeps ~40 % less per row than autograd's graph,
-    /// two SmolLM2 prompts (2 x 600 rows) share a pass within 1.5 GB; elsewhere the caller's
-    /// default.
-    fn rows_per_pass_hint(&self) -> Option<usize> {
-        (self.device == Device::Cpu).then_some(HAND_WRITTEN_ROWS_PER_PASS)
+    /// two SmolLM2 prompts' rows (2 x 600) fit within 1.5 GB; elsewhere the caller's default.
+    fn rows_in_flight_hint(&self) -> Option<usize> {
+        (self.device == Device::Cpu).then_some(CPU_ROWS_IN_FLIGHT)
+    }
+
+    /// On the CPU with two or more threads, [`CPU_CONCURRENT_PASSES`]; otherwise one.
+    fn concurrent_passes_hint(&self) -> usize {
+        if self.device == Device::Cpu && tch::get_num_threads() >= 2 {
+            CPU_CONCURRENT_PASSES
+        } else {
+            1
+        }
+    }
+
+    fn as_sync(&self) -> Option<&(dyn KnowledgeModel + Sync)> {
+        Some(self)
     }
 
     /// On the CPU, runs whose answer position is their last token go through the hand-written

@@ -235,10 +235,26 @@ pub trait KnowledgeModel: Send {
         start_gradients_by_autograd(self, runs, head)
     }
 
-    /// Rows (layer x integration point) per attribution pass that this model suggests when the
-    /// caller sets none: what its passes' memory per row allows at a modest peak. Provided:
-    /// `None` (the caller's own default).
-    fn rows_per_pass_hint(&self) -> Option<usize> {
+    /// Rows (layer x integration point) that this model suggests an attribution hold in memory
+    /// at once, across all its concurrent passes, when the caller sets none: what its passes'
+    /// memory per row allows at a modest peak. Provided: `None` (the caller's own default).
+    fn rows_in_flight_hint(&self) -> Option<usize> {
+        None
+    }
+
+    /// How many attribution passes this model suggests running at the same time, each on its
+    /// share of the calling thread's libtorch threads, when the caller sets none. Provided: 1.
+    /// A model that suggests more must return `Some` from [`KnowledgeModel::as_sync`].
+    fn concurrent_passes_hint(&self) -> usize {
+        1
+    }
+
+    /// This model as one that several threads may use at the same time, or `None` (provided).
+    /// A model returns itself here when its `&self` methods only read its tensors (every write
+    /// goes through `&mut self`, as [`KnowledgeModel::set_value_slots`] does), so that
+    /// concurrent reads are all that can happen while it is shared. Attribution runs passes
+    /// concurrently only on such models.
+    fn as_sync(&self) -> Option<&(dyn KnowledgeModel + Sync)> {
         None
     }
 
