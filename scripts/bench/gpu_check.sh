@@ -5,7 +5,9 @@
 #   2. attribution speed on the GPU for a SmolLM2-sized model with random weights
 #      (scripts/bench/make_random_smollm2.py; speed does not depend on the values): 5 prompts
 #      one at a time (default pass size) and as one batch at several pass sizes;
-#   3. the Python reference (scripts/reference/ig_reference.py --device cuda) on the same prompts.
+#   3. the Python reference (scripts/reference/ig_reference.py --device cuda) on the same prompts;
+#   4. on this machine's CPU cores: the same 5-prompt batch with 1, 2 and 4 concurrent passes
+#      (`--concurrent-passes`), each pass on its share of all the cores' threads.
 # Usage: KN=path/to/kn OUT=dir bash scripts/bench/gpu_check.sh
 # The binary was linked against the CPU libtorch: LD_PRELOAD loads libtorch_cuda, whose static
 # initialisers register the CUDA backend (docs/scaling.md, "CUDA").
@@ -61,3 +63,12 @@ done
 echo "== 3. Python reference on the GPU (same prompts, whole model per layer, m = 20)"
 python3 scripts/reference/ig_reference.py --model /tmp/smollm2-random --device cuda --time --repeat 2 --top 5 \
   "${PROMPTS[@]}" 2>&1 | grep -E "^\[time\]|^  L" | head -40
+
+echo "== 4. CPU: concurrent passes on all $(nproc) cores (same model and 5 prompts as one batch)"
+for setting in "1 0" "2 0" "4 2400" "1 0" "2 0" "4 2400"; do
+  set -- $setting
+  "$KN" attribute --model /tmp/smollm2-random --device cpu --threads "$(nproc)" --concurrent-passes "$1" --batch-size "$2" \
+    "${PROMPTS[@]}" --json --top 5 >"$OUT/rust-cpu-concurrent$1.jsonl" || echo "FAILED: cpu, $1 concurrent passes"
+  python3 -c "import json,sys; l=[json.loads(x) for x in open(sys.argv[1])]; print('rust cpu, $(nproc) threads, --concurrent-passes', sys.argv[2], '--batch-size', sys.argv[3], ':', round(l[0]['batch']['seconds']/5, 4), 's per prompt')" \
+    "$OUT/rust-cpu-concurrent$1.jsonl" "$1" "$2"
+done

@@ -15,7 +15,7 @@
 //! vocabulary at a time, so no vocabulary-sized buffer or softmax graph is ever stored.
 
 use crate::error::{AttributionError, Result};
-use crate::passes::{balance_passes, plan_passes, run_concurrently, PassPart, ReadOnly};
+use crate::passes::{plan_passes, run_concurrently, PassPart, ReadOnly};
 use crate::rules::IntegrationRule;
 use kn_model::tch::{Device, Kind, Tensor};
 use kn_model::{guard, CleanPass, EncodedPrompt, KnowledgeModel};
@@ -607,14 +607,11 @@ fn attribute_clean_passes(
     } else {
         config.batch_size
     };
-    let plans = balance_passes(
-        plan_passes(
-            cleans.len(),
-            layers.len(),
-            rows.len(),
-            (rows_in_flight / workers).max(1),
-        ),
-        workers,
+    let plans = plan_passes(
+        cleans.len(),
+        layers.len(),
+        rows.len(),
+        (rows_in_flight / workers).max(1),
     );
     let pass_results = match shared_model {
         Some(shared) if workers > 1 => {

@@ -6,7 +6,8 @@
 //! back. Running two at once on one thread each, instead of one on two threads, keeps both
 //! cores in matrix products while either pass is in the small operations between them. Their
 //! contributions are summed afterwards in plan order, so the result does not depend on which
-//! pass finished first.
+//! pass finished first. A pass left over after the full rounds (one prompt alone, the fifth
+//! of five) runs with all the threads rather than on one of them with the others idle.
 
 use crate::error::{AttributionError, Result};
 use kn_model::tch;
@@ -64,73 +65,6 @@ pub(crate) fn plan_passes(
     plans
 }
 
-/// Rows (layer x integration point) of a pass.
-pub(crate) fn pass_rows(pass: &[PassPart]) -> usize {
-    pass.iter()
-        .map(|part| part.layers.len() * part.rows.len())
-        .sum()
-}
-
-/// Gives every one of `workers` concurrent workers a pass in the last round: when the number of
-/// passes is not a multiple of `workers`, the passes of the last, partly filled round are
-/// halved (the largest first) until there is one per worker or none can be halved. One prompt
-/// on two workers thus runs as two passes of half its integration points each.
-pub(crate) fn balance_passes(mut plans: Vec<Vec<PassPart>>, workers: usize) -> Vec<Vec<PassPart>> {
-    let tail = if workers > 1 {
-        plans.len() % workers
-    } else {
-        0
-    };
-    if tail == 0 {
-        return plans;
-    }
-    let mut last = plans.split_off(plans.len() - tail);
-    while last.len() < workers {
-        let largest = (0..last.len())
-            .filter(|&i| pass_rows(&last[i]) >= 2)
-            .max_by_key(|&i| pass_rows(&last[i]));
-        let Some(index) = largest else { break };
-        let (first, second) = halves(last.remove(index));
-        last.insert(index, second);
-        last.insert(index, first);
-    }
-    plans.extend(last);
-    plans
-}
-
-/// A pass of two or more rows cut in two: its parts in two halves, or else its one part's
-/// integration rows (or, with a single row per layer, its layers) in two halves.
-fn halves(mut pass: Vec<PassPart>) -> (Vec<PassPart>, Vec<PassPart>) {
-    if pass.len() >= 2 {
-        let second = pass.split_off(pass.len() / 2);
-        return (pass, second);
-    }
-    let part = pass.remove(0);
-    if part.rows.len() >= 2 {
-        let middle = part.rows.start + part.rows.len() / 2;
-        let first = PassPart {
-            rows: part.rows.start..middle,
-            ..part.clone()
-        };
-        let second = PassPart {
-            rows: middle..part.rows.end,
-            ..part
-        };
-        (vec![first], vec![second])
-    } else {
-        let middle = part.layers.start + part.layers.len() / 2;
-        let first = PassPart {
-            layers: part.layers.start..middle,
-            ..part.clone()
-        };
-        let second = PassPart {
-            layers: middle..part.layers.end,
-            ..part
-        };
-        (vec![first], vec![second])
-    }
-}
-
 /// A shared borrow of data holding libtorch tensors, to be read from the pass workers.
 pub(crate) struct ReadOnly<'a, T: ?Sized>(&'a T);
 
@@ -151,24 +85,42 @@ impl<'a, T: ?Sized> ReadOnly<'a, T> {
 // counts are atomic. Nothing writes to them while the borrow lives.
 unsafe impl<T: ?Sized> Sync for ReadOnly<'_, T> {}
 
-/// Runs `job` for every index in `0..count` on `workers` threads at the same time, each with
-/// its share of the calling thread's libtorch threads (at least one), and returns the results
-/// in index order. After a failure no new job starts, and the first failure (in index order)
-/// is returned.
+/// Runs `job` for every index in `0..count` and returns the results in index order: up to
+/// `workers` jobs at the same time, each worker thread with its share of the calling thread's
+/// libtorch threads (at least one). The jobs that do not fill a last round of `workers` run
+/// as a round of their own, with the threads shared among fewer workers (a lone job on the
+/// calling thread, with all of them), so that no thread idles. After a failure no new job
+/// starts, and the first failure (in index order) is returned.
 pub(crate) fn run_concurrently<T: Send>(
     count: usize,
     workers: usize,
     job: impl Fn(usize) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
     let workers = workers.clamp(1, count.max(1));
+    let tail = count % workers;
+    let mut results = run_round(0..count - tail, workers, &job)?;
+    results.extend(run_round(count - tail..count, tail, &job)?);
+    Ok(results)
+}
+
+/// [`run_concurrently`] for the jobs `indices`, on `workers` threads that take the next job
+/// as they finish one; one worker runs them on the calling thread.
+fn run_round<T: Send>(
+    indices: Range<usize>,
+    workers: usize,
+    job: &(impl Fn(usize) -> Result<T> + Sync),
+) -> Result<Vec<T>> {
+    if workers <= 1 {
+        return indices.map(job).collect();
+    }
     let threads = tch::get_num_threads().max(1) as usize;
-    let next = AtomicUsize::new(0);
+    let next = AtomicUsize::new(indices.start);
     let failed = AtomicBool::new(false);
-    let slots: Vec<Mutex<Option<Result<T>>>> = (0..count).map(|_| Mutex::new(None)).collect();
+    let slots: Vec<Mutex<Option<Result<T>>>> = indices.clone().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|scope| {
         for worker in 0..workers {
             let share = (threads / workers + usize::from(worker < threads % workers)).max(1);
-            let (next, failed, slots, job) = (&next, &failed, &slots, &job);
+            let (next, failed, slots, indices) = (&next, &failed, &slots, &indices);
             scope.spawn(move || {
                 // libtorch sets a thread's count lazily, from the last count set anywhere; do
                 // that first so that it cannot later replace this worker's share.
@@ -176,7 +128,7 @@ pub(crate) fn run_concurrently<T: Send>(
                 tch::set_num_threads(share as i32);
                 while !failed.load(Ordering::Relaxed) {
                     let index = next.fetch_add(1, Ordering::Relaxed);
-                    if index >= count {
+                    if index >= indices.end {
                         break;
                     }
                     let result =
@@ -189,7 +141,7 @@ pub(crate) fn run_concurrently<T: Send>(
                     if result.is_err() {
                         failed.store(true, Ordering::Relaxed);
                     }
-                    if let Ok(mut slot) = slots[index].lock() {
+                    if let Ok(mut slot) = slots[index - indices.start].lock() {
                         *slot = Some(result);
                     }
                 }
@@ -199,7 +151,7 @@ pub(crate) fn run_concurrently<T: Send>(
     // Setting a count also records it as the default for threads libtorch starts later: put
     // back the caller's.
     tch::set_num_threads(threads as i32);
-    let mut results = Vec::with_capacity(count);
+    let mut results = Vec::with_capacity(slots.len());
     let mut missing = false;
     for slot in slots {
         match slot.into_inner().ok().flatten() {
@@ -244,72 +196,11 @@ mod tests {
         }
     }
 
-    proptest::proptest! {
-        /// Balancing keeps every row in exactly one pass, never grows a pass, and leaves a
-        /// number of passes that is a multiple of the workers whenever the last round's passes
-        /// have enough rows to be halved.
-        #[test]
-        fn balanced_passes_cover_every_row_once(prompts in 1usize..6, layers in 1usize..40, rows in 1usize..25, rows_per_pass in 1usize..2000, workers in 1usize..5) {
-            let plans = plan_passes(prompts, layers, rows, rows_per_pass);
-            let largest = plans.iter().map(|p| pass_rows(p)).max().unwrap_or(0);
-            let before = plans.len();
-            let balanced = balance_passes(plans, workers);
-            let mut seen = vec![0u8; prompts * layers * rows];
-            for parts in &balanced {
-                proptest::prop_assert!(pass_rows(parts) <= largest);
-                proptest::prop_assert!(pass_rows(parts) >= 1);
-                for part in parts {
-                    for layer in part.layers.clone() {
-                        for row in part.rows.clone() {
-                            seen[(part.prompt * layers + layer) * rows + row] += 1;
-                        }
-                    }
-                }
-            }
-            proptest::prop_assert!(seen.iter().all(|&count| count == 1));
-            let full_rounds = before - before % workers;
-            let last_round = &balanced[full_rounds..];
-            proptest::prop_assert!(
-                last_round.len().is_multiple_of(workers) || last_round.iter().all(|p| pass_rows(p) == 1),
-                "{} passes in the last round", last_round.len()
-            );
-        }
-    }
-
-    /// One prompt (30 layers x 20 points in one pass) on two workers: two passes of ten
-    /// integration points each, over all layers.
-    #[test]
-    fn one_prompt_on_two_workers_splits_its_points() {
-        let plans = balance_passes(plan_passes(1, 30, 20, 600), 2);
-        assert_eq!(
-            plans,
-            vec![
-                vec![PassPart {
-                    prompt: 0,
-                    layers: 0..30,
-                    rows: 0..10
-                }],
-                vec![PassPart {
-                    prompt: 0,
-                    layers: 0..30,
-                    rows: 10..20
-                }],
-            ]
-        );
-        // Five prompts: four whole passes, the fifth halved.
-        let plans = balance_passes(plan_passes(5, 30, 20, 600), 2);
-        assert_eq!(plans.len(), 6);
-        assert_eq!(
-            plans.iter().map(|p| pass_rows(p)).collect::<Vec<_>>(),
-            [600, 600, 600, 600, 300, 300]
-        );
-    }
-
-    /// Results come back in index order whatever the workers, and a failing job's error is
-    /// returned.
+    /// Results come back in index order whatever the workers (with and without a last,
+    /// smaller round), and a failing job's error is returned.
     #[test]
     fn concurrent_jobs_return_in_order_and_fail_cleanly() {
-        for workers in 1..4 {
+        for workers in 1..9 {
             let squares = run_concurrently(7, workers, |i| Ok(i * i)).unwrap();
             assert_eq!(squares, [0, 1, 4, 9, 16, 25, 36]);
             let failed = run_concurrently(7, workers, |i| {
