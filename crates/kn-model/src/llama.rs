@@ -542,19 +542,25 @@ impl LlamaCausalLm {
         xs
     }
 
+    /// Checks one run's starts against this model and its clean pass, and returns the order in
+    /// which the starts' rows join a pass ([`common::check_starts`]).
+    fn start_order(&self, clean: &CleanPass, starts: &[(usize, Tensor)]) -> Result<Vec<usize>> {
+        let (order, _) = common::check_starts(&self.info, clean, starts)?;
+        if clean.keys.len() != self.info.num_layers {
+            return Err(ModelError::InvalidArgument(
+                "the clean pass is not from this model".into(),
+            ));
+        }
+        Ok(order)
+    }
+
     /// Runs the rows of several `(clean pass, starts)` runs whose prompts score the same number
     /// of positions from the answer position on, as one batched pass (see
     /// [`KnowledgeModel::forward_features_batch`]).
     fn resume_runs(&self, runs: &[(&CleanPass, &[(usize, Tensor)])]) -> Result<Vec<Tensor>> {
         let mut prepared = Vec::with_capacity(runs.len());
         for &(clean, starts) in runs {
-            let (order, _) = common::check_starts(&self.info, clean, starts)?;
-            if clean.keys.len() != self.info.num_layers {
-                return Err(ModelError::InvalidArgument(
-                    "the clean pass is not from this model".into(),
-                ));
-            }
-            prepared.push((clean, starts, order));
+            prepared.push((clean, starts, self.start_order(clean, starts)?));
         }
         let Some(&(first, _)) = runs.first() else {
             return Ok(Vec::new());

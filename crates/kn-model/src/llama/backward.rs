@@ -64,13 +64,7 @@ impl LlamaCausalLm {
     ) -> Result<Vec<Vec<Tensor>>> {
         let mut prepared = Vec::with_capacity(runs.len());
         for &(clean, starts) in runs {
-            let (order, _) = common::check_starts(&self.info, clean, starts)?;
-            if clean.keys.len() != self.info.num_layers {
-                return Err(ModelError::InvalidArgument(
-                    "the clean pass is not from this model".into(),
-                ));
-            }
-            prepared.push((clean, order));
+            prepared.push((clean, self.start_order(clean, starts)?));
         }
         let (features, saved, finals, runs_info) = guard(|| {
             tch::no_grad(|| {
