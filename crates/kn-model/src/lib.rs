@@ -24,7 +24,7 @@ pub use bert::BertMaskedLm;
 pub use device::parse_device;
 pub use error::{guard, ModelError, Result};
 pub use kn_tokenizer::Tokenizer;
-pub use llama::LlamaCausalLm;
+pub use llama::{LlamaCausalLm, CPU_CONCURRENT_PASSES, CPU_ROWS_IN_FLIGHT};
 pub use load::{default_model_path, load_model, resolve_model_path, DEFAULT_MODEL_FILE};
 pub use model::{
     start_gradients_by_autograd, ActivationEdit, ActivationOp, AnswerPolicy, CleanPass,
