@@ -412,10 +412,18 @@ pub fn integrated_gradients_batch(
         require_answer(prompt)?;
     }
     let (layers, points) = layers_and_points(model, config)?;
-    let cleans = prompts
-        .iter()
-        .map(|prompt| model.clean_pass(prompt))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+    // The clean passes are independent too: with concurrent workers, they share them.
+    let cleans = match pass_workers(model, config)? {
+        (workers, Some(shared)) if workers > 1 => run_concurrently(prompts.len(), workers, |i| {
+            shared
+                .clean_pass(&prompts[i])
+                .map_err(AttributionError::from)
+        })?,
+        _ => prompts
+            .iter()
+            .map(|prompt| model.clean_pass(prompt))
+            .collect::<std::result::Result<Vec<_>, _>>()?,
+    };
     attribute_clean_passes(model, &cleans, &layers, &points, config)
 }
 
