@@ -412,19 +412,10 @@ pub fn integrated_gradients_batch(
         require_answer(prompt)?;
     }
     let (layers, points) = layers_and_points(model, config)?;
-    // The clean passes are independent too: with concurrent workers, they share them.
-    let cleans = match pass_workers(model, config)? {
-        (workers, Some(shared)) if workers > 1 => run_concurrently(prompts.len(), workers, |i| {
-            shared
-                .clean_pass(&prompts[i])
-                .map_err(AttributionError::from)
-        })?,
-        _ => prompts
-            .iter()
-            .map(|prompt| model.clean_pass(prompt))
-            .collect::<std::result::Result<Vec<_>, _>>()?,
-    };
-    attribute_clean_passes(model, &cleans, &layers, &points, config)
+    let workers = Workers::new(model, config)?;
+    // The clean passes are independent too: the workers share them.
+    let cleans = workers.run(prompts.len(), |model, i| model.clean_pass(&prompts[i]))?;
+    attribute_clean_passes(&workers, &cleans, &layers, &points, config)
 }
 
 /// [`integrated_gradients`] from an existing clean pass (to reuse one pass across settings,
@@ -437,7 +428,7 @@ pub fn integrated_gradients_from_clean_pass(
     require_answer(&clean.prompt)?;
     let (layers, points) = layers_and_points(model, config)?;
     only(attribute_clean_passes(
-        model,
+        &Workers::new(model, config)?,
         std::slice::from_ref(clean),
         &layers,
         &points,
@@ -567,33 +558,62 @@ fn run_pass(
     })
 }
 
-/// How many passes run at once: the caller's `concurrent_passes`, else the model's hint; more
-/// than one only on the CPU and for a model shareable between threads, which is returned with
-/// it. Asking explicitly for concurrent passes on a model that cannot share is an error.
-fn pass_workers<'m>(
+/// Where an attribution's independent jobs (clean passes, batched passes) run: in order on the
+/// calling thread, or on several workers at once when the model can be shared between threads.
+struct Workers<'m> {
     model: &'m dyn KnowledgeModel,
-    config: &AttributionConfig,
-) -> Result<(usize, Option<&'m (dyn KnowledgeModel + Sync)>)> {
-    let requested = match config.concurrent_passes {
-        0 => model.concurrent_passes_hint(),
-        count => count,
-    };
-    if requested <= 1 || model.device() != Device::Cpu {
-        return Ok((1, None));
+    /// How many workers, and the model as shared with them; `None` for the calling thread.
+    concurrent: Option<(usize, &'m (dyn KnowledgeModel + Sync))>,
+}
+
+impl<'m> Workers<'m> {
+    /// The caller's `concurrent_passes`, else the model's hint; more than one worker only on
+    /// the CPU and for a model shareable between threads. Asking explicitly for concurrent
+    /// passes on a model that cannot share is an error.
+    fn new(model: &'m dyn KnowledgeModel, config: &AttributionConfig) -> Result<Self> {
+        let requested = match config.concurrent_passes {
+            0 => model.concurrent_passes_hint(),
+            count => count,
+        };
+        let concurrent = if requested <= 1 || model.device() != Device::Cpu {
+            None
+        } else {
+            match model.as_sync() {
+                Some(shared) => Some((requested, shared)),
+                None if config.concurrent_passes > 1 => {
+                    return Err(AttributionError::InvalidConfig(format!(
+                        "{} concurrent passes asked, but this model cannot be shared between \
+                         threads: use 1",
+                        config.concurrent_passes
+                    )))
+                }
+                None => None,
+            }
+        };
+        Ok(Self { model, concurrent })
     }
-    match model.as_sync() {
-        Some(shared) => Ok((requested, Some(shared))),
-        None if config.concurrent_passes > 1 => Err(AttributionError::InvalidConfig(format!(
-            "{} concurrent passes asked, but this model cannot be shared between threads: \
-             use 1",
-            config.concurrent_passes
-        ))),
-        None => Ok((1, None)),
+
+    /// How many jobs run at once.
+    fn count(&self) -> usize {
+        self.concurrent.map_or(1, |(count, _)| count)
+    }
+
+    /// `job(model, i)` for every `i` in `0..jobs`, results in that order (see
+    /// [`run_concurrently`]).
+    fn run<T: Send>(
+        &self,
+        jobs: usize,
+        job: impl Fn(&dyn KnowledgeModel, usize) -> kn_model::Result<T> + Sync,
+    ) -> Result<Vec<T>> {
+        match self.concurrent {
+            Some((count, shared)) => run_concurrently(jobs, count, |i| Ok(job(shared, i)?)),
+            None => (0..jobs).map(|i| Ok(job(self.model, i)?)).collect(),
+        }
     }
 }
 
 fn attribute_clean_passes(
-    model: &dyn KnowledgeModel,
+    workers: &Workers,
     cleans: &[CleanPass],
     layers: &[usize],
     points: &[(f64, f64)],
@@ -609,9 +629,11 @@ fn attribute_clean_passes(
             rows.len() - 1
         }
     };
-    let (workers, shared_model) = pass_workers(model, config)?;
     let rows_in_flight = if config.batch_size == 0 {
-        model.rows_in_flight_hint().unwrap_or(DEFAULT_ROWS_PER_PASS)
+        workers
+            .model
+            .rows_in_flight_hint()
+            .unwrap_or(DEFAULT_ROWS_PER_PASS)
     } else {
         config.batch_size
     };
@@ -619,29 +641,20 @@ fn attribute_clean_passes(
         cleans.len(),
         layers.len(),
         rows.len(),
-        (rows_in_flight / workers).max(1),
+        (rows_in_flight / workers.count()).max(1),
     );
-    let pass_results = match shared_model {
-        Some(shared) if workers > 1 => {
-            let shared_cleans = ReadOnly::new(cleans);
-            run_concurrently(plans.len(), workers, |index| {
-                run_pass(
-                    shared,
-                    shared_cleans.get(),
-                    layers,
-                    &rows,
-                    zero_row,
-                    &plans[index],
-                    config.target,
-                )
-                .map_err(AttributionError::from)
-            })?
-        }
-        _ => plans
-            .iter()
-            .map(|parts| run_pass(model, cleans, layers, &rows, zero_row, parts, config.target))
-            .collect::<std::result::Result<Vec<_>, _>>()?,
-    };
+    let shared_cleans = ReadOnly::new(cleans);
+    let pass_results = workers.run(plans.len(), |model, index| {
+        run_pass(
+            model,
+            shared_cleans.get(),
+            layers,
+            &rows,
+            zero_row,
+            &plans[index],
+            config.target,
+        )
+    })?;
     // Sum each layer's contributions in plan order.
     let mut per_prompt: Vec<(Vec<Option<Tensor>>, Vec<f64>)> = cleans
         .iter()
