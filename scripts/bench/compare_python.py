@@ -10,7 +10,10 @@ its "[time]" lines give the seconds per prompt (model load excluded), its --json
 neurons.
 Rust side: one `kn attribute --json` process per prompt, under /usr/bin/time: "seconds" (the
 attribution itself, model load excluded), the wall time of the process (load included) and its
-peak RSS; then all prompts in one process as one batch.
+peak RSS; then all prompts in one process attributed one after another, each alone
+(`--separately`: the Python side's protocol, so that both sides pay a process's first-call
+costs, such as first-touch page faults, once per round rather than once per prompt); then all
+prompts in one process as one batch.
 
 Per prompt the best of the rounds is kept (and the median reported too); the table gives the mean
 over the prompts. Before each round's Python and Rust parts the script waits (polling every 30 s,
@@ -151,6 +154,22 @@ def run_rust(args, model_spec, prompts, runs):
         rss_all.append(rss_runs)
         tops.append([(r["layer"], r["neuron"]) for r in out["top"][:5]])
         probs.append(out["prob"])
+    # All prompts in one process, one after another, each alone (`--separately`): the Python
+    # side's protocol, each prompt timed on its own.
+    sequential = [[] for _ in prompts]
+    for _ in range(runs):
+        cmd = [str(args.kn), "attribute", "--model", str(model_spec), "--steps", str(args.steps), "--layers", "all",
+               "--threads", str(args.threads), "--top", "5", "--json", "--separately"]
+        for prompt, answer in prompts:
+            cmd += ["--prompt", prompt, "--answer", answer]
+        stdout, _, _, _ = timed(cmd, cwd=REPO)
+        lines = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+        if [[(r["layer"], r["neuron"]) for r in line["top"][:5]] for line in lines] != tops:
+            raise SystemExit("the one-after-another run's top-5 neurons differ from the single-prompt runs'")
+        for i, line in enumerate(lines):
+            sequential[i].append(line["seconds"])
+    log(f"rust: all {len(prompts)} prompts one after another in one process: "
+        f"{statistics.mean(min(r) for r in sequential):.3f} s per prompt")
     # All prompts in one process, as one batch (`kn attribute` with repeated --prompt): the
     # throughput of a run over many prompts, first-pass costs spread over the batch.
     batch_runs, batch_rss = [], []
@@ -166,7 +185,8 @@ def run_rust(args, model_spec, prompts, runs):
         if [[(r["layer"], r["neuron"]) for r in line["top"][:5]] for line in lines] != tops:
             raise SystemExit("the batched run's top-5 neurons differ from the single-prompt runs'")
     log(f"rust: all {len(prompts)} prompts as one batch: {min(batch_runs):.3f} s per prompt, peak RSS {max(batch_rss) / 1024:.0f} MiB")
-    return {"seconds_runs": per_prompt, "process_wall_runs": walls, "peak_rss_kib_runs": rss_all, "top5": tops,
+    return {"seconds_runs": per_prompt, "sequential_seconds_runs": sequential, "process_wall_runs": walls,
+            "peak_rss_kib_runs": rss_all, "top5": tops,
             "clean_prob": probs, "batch_seconds_per_prompt_runs": batch_runs, "batch_peak_rss_kib_runs": batch_rss}
 
 
@@ -282,6 +302,7 @@ def main():
         entry["load_after"] = {"loadavg": loadavg()}
         py_best, py_med = summarize(entry["python"]["seconds_runs"])
         rs_best, rs_med = summarize(entry["rust"]["seconds_runs"])
+        seq_best, seq_med = summarize(entry["rust"]["sequential_seconds_runs"])
         wall_best, _ = summarize(entry["rust"]["process_wall_runs"])
         tokens = entry["python"]["tokens"]
         if model in flops.MODELS:
@@ -308,6 +329,10 @@ def main():
             "speedup": round(py_best / rs_best, 2),
             "speedup_median_runs": round(py_med / rs_med, 2),
             "speedup_vs_rust_process_wall": round(py_best / wall_best, 2),
+            "rust_same_protocol_s_per_prompt": round(seq_best, 4),
+            "rust_same_protocol_s_per_prompt_median_runs": round(seq_med, 4),
+            "speedup_same_protocol": round(py_best / seq_best, 2),
+            "speedup_same_protocol_median_runs": round(py_med / seq_med, 2),
             "rust_batch_s_per_prompt": round(min(entry["rust"]["batch_seconds_per_prompt_runs"]), 4),
             "speedup_batch": round(py_best / min(entry["rust"]["batch_seconds_per_prompt_runs"]), 2),
             "rust_batch_peak_rss_mib": round(max(entry["rust"]["batch_peak_rss_kib_runs"]) / 1024, 1),
@@ -327,7 +352,7 @@ def main():
     print(f"IG attribution, all layers, m = {args.steps}, {args.threads} threads, best of {args.runs} runs per prompt, "
           f"mean over prompts ({report['machine'].get('Model name', '?')}, {report['machine'].get('CPU(s)', '?')} CPUs)")
     header = f"{'model':<10} {'prompts':>7} {'python s/prompt':>16} {'rust s/prompt':>14} {'speedup':>8} " \
-             f"{'batch s/prompt':>15} {'batch':>7} " \
+             f"{'same-protocol s':>16} {'speedup':>8} {'batch s/prompt':>15} {'batch':>7} " \
              f"{'rust wall s':>12} {'vs wall':>8} {'rust peak RSS':>14} {'top-5 agree':>12} {'load':>10}"
     print(header)
     print("-" * len(header))
@@ -335,11 +360,13 @@ def main():
         s = entry["summary"]
         loads = f"{entry['load_before_python']['loadavg'][0]:.2f}/{entry['load_before_rust']['loadavg'][0]:.2f}"
         print(f"{model:<10} {s['prompts']:>7} {s['python_s_per_prompt']:>16.2f} {s['rust_s_per_prompt']:>14.3f} "
-              f"{s['speedup']:>7.1f}x {s['rust_batch_s_per_prompt']:>15.3f} {s['speedup_batch']:>6.1f}x "
+              f"{s['speedup']:>7.1f}x {s['rust_same_protocol_s_per_prompt']:>16.3f} {s['speedup_same_protocol']:>7.1f}x "
+              f"{s['rust_batch_s_per_prompt']:>15.3f} {s['speedup_batch']:>6.1f}x "
               f"{s['rust_process_wall_s_per_prompt']:>12.2f} {s['speedup_vs_rust_process_wall']:>7.1f}x "
               f"{s['rust_peak_rss_mib']:>10.0f} MiB {s['top5_identical_prompts']:>5}/{s['prompts']:<6} {loads:>10}")
-    print("(rust s/prompt: one `kn attribute` process per prompt, attribution time; batch: all prompts in one process,"
-          " one batch, its attribution time per prompt;")
+    print("(rust s/prompt: one `kn attribute` process per prompt, attribution time; same-protocol: all prompts in one"
+          " process one after another, each alone, as the python side runs them (`--separately`); batch: all prompts in"
+          " one process, one batch, its attribution time per prompt;")
     print(" rust wall s: the whole `kn attribute` process, model load included; vs wall: python s/prompt over it;"
           " load: 1-min load average before the python / rust part)")
     for model, entry in report["models"].items():

@@ -1,11 +1,12 @@
 //! `kn attribute`: integrated-gradients attribution of one prompt's answer over the FFN
 //! neurons, with the top neurons as JSON and optionally the full matrix on disk. Several
-//! `--prompt`s (e.g. the paraphrases of one fact) are attributed as one batch.
+//! `--prompt`s (e.g. the paraphrases of one fact) are attributed as one batch, or with
+//! `--separately` one after another, each alone and timed on its own.
 
 use crate::exit::CliError;
 use crate::options::{parse_layers, ModelOptions};
 use kn_attribution::{
-    integrated_gradients_batch, save_scores, AttributionConfig, IntegrationRule, LayerCompleteness,
+    integrated_gradients, integrated_gradients_batch, save_scores, Attribution, AttributionConfig, IntegrationRule, LayerCompleteness,
     NeuronScore, Target,
 };
 use kn_model::AnswerPolicy;
@@ -57,6 +58,11 @@ pub struct AttributeArgs {
     /// Also write the full layers x neurons score matrix here (.npy or .json; one prompt only).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// With several --prompt: attribute them one after another, each alone (no shared
+    /// passes), printing each result as it is ready with its own time, as the Python
+    /// reference does, instead of as one batch.
+    #[arg(long)]
+    separately: bool,
     /// Print one JSON object (a line per prompt) instead of a table.
     #[arg(long)]
     json: bool,
@@ -69,7 +75,8 @@ struct AttributeOutput {
     answer: String,
     answer_tokens: Vec<String>,
     prob: f64,
-    /// Attribution time; for a batch of several prompts, the batch's time per prompt.
+    /// Attribution time: this prompt's own (one prompt, or `--separately`), or for a batch
+    /// of several prompts the batch's time per prompt.
     seconds: f64,
     /// For a batch of several prompts: how many, and the whole batch's time.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -150,20 +157,11 @@ pub fn run(args: AttributeArgs) -> Result<(), CliError> {
         batch_size: args.batch_size,
         concurrent_passes: args.concurrent_passes,
     };
-    let started = std::time::Instant::now();
-    let attributions = integrated_gradients_batch(model.as_ref(), &prompts, &config)?;
-    let batch_seconds = started.elapsed().as_secs_f64();
-    let batch = (prompts.len() > 1).then_some(BatchTiming {
-        prompts: prompts.len(),
-        seconds: batch_seconds,
-    });
-    for (((text, answer), prompt), attribution) in args
-        .prompt
-        .iter()
-        .zip(&answers)
-        .zip(&prompts)
-        .zip(&attributions)
-    {
+    let emit = |index: usize,
+                attribution: &Attribution,
+                seconds: f64,
+                batch: Option<BatchTiming>|
+     -> Result<(), CliError> {
         let out = match &args.out {
             Some(path) => {
                 save_scores(path, &attribution.layers, &attribution.scores)
@@ -173,16 +171,16 @@ pub fn run(args: AttributeArgs) -> Result<(), CliError> {
             None => None,
         };
         let output = AttributeOutput {
-            prompt: text.clone(),
-            answer: (*answer).clone(),
-            answer_tokens: prompt
+            prompt: args.prompt[index].clone(),
+            answer: answers[index].clone(),
+            answer_tokens: prompts[index]
                 .answer_ids
                 .iter()
                 .map(|&id| model.token_text(id))
                 .collect(),
             prob: attribution.clean_prob,
-            seconds: batch_seconds / prompts.len() as f64,
-            batch: batch.clone(),
+            seconds,
+            batch,
             steps: args.steps,
             rule: rule.name(),
             target,
@@ -191,23 +189,52 @@ pub fn run(args: AttributeArgs) -> Result<(), CliError> {
             completeness: attribution.completeness.clone(),
             out,
         };
-        if args.json {
+        print_output(&output, args.json)
+    };
+    if args.separately {
+        for (index, prompt) in prompts.iter().enumerate() {
+            let started = std::time::Instant::now();
+            let attribution = integrated_gradients(model.as_ref(), prompt, &config)?;
+            emit(index, &attribution, started.elapsed().as_secs_f64(), None)?;
+        }
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let attributions = integrated_gradients_batch(model.as_ref(), &prompts, &config)?;
+    let batch_seconds = started.elapsed().as_secs_f64();
+    let batch = (prompts.len() > 1).then_some(BatchTiming {
+        prompts: prompts.len(),
+        seconds: batch_seconds,
+    });
+    for (index, attribution) in attributions.iter().enumerate() {
+        emit(
+            index,
+            attribution,
+            batch_seconds / prompts.len() as f64,
+            batch.clone(),
+        )?;
+    }
+    Ok(())
+}
+
+/// Prints one prompt's result: a JSON line, or a short table.
+fn print_output(output: &AttributeOutput, json: bool) -> Result<(), CliError> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(output).map_err(|e| CliError::Internal(e.to_string()))?
+        );
+    } else {
+        println!(
+            "{} -> {:?}: p = {:.4}, {:.2} s",
+            output.prompt, output.answer, output.prob, output.seconds
+        );
+        println!("{:>5} {:>7} {:>12}", "layer", "neuron", "score");
+        for neuron in &output.top {
             println!(
-                "{}",
-                serde_json::to_string(&output).map_err(|e| CliError::Internal(e.to_string()))?
+                "{:>5} {:>7} {:>12.6}",
+                neuron.layer, neuron.neuron, neuron.score
             );
-        } else {
-            println!(
-                "{} -> {:?}: p = {:.4}, {:.2} s",
-                output.prompt, output.answer, output.prob, output.seconds
-            );
-            println!("{:>5} {:>7} {:>12}", "layer", "neuron", "score");
-            for neuron in &output.top {
-                println!(
-                    "{:>5} {:>7} {:>12.6}",
-                    neuron.layer, neuron.neuron, neuron.score
-                );
-            }
         }
     }
     Ok(())

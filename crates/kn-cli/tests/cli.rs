@@ -145,6 +145,60 @@ fn several_prompts_are_attributed_as_one_batch_one_json_line_each() {
 }
 
 #[test]
+fn separately_attributes_each_prompt_alone_with_its_own_time() {
+    let llama = fixture("tiny-llama");
+    let args = [
+        "attribute",
+        "--model",
+        llama.as_str(),
+        "--steps",
+        "6",
+        "--top",
+        "5",
+        "--json",
+        "--prompt",
+        "The capital of France is",
+        "--prompt",
+        "Bill Gates works for",
+        "--answer",
+        "Paris",
+        "--answer",
+        "Microsoft",
+    ];
+    let separately = kn(&[&args[..], &["--separately"]].concat());
+    assert!(
+        separately.status.success(),
+        "{}",
+        String::from_utf8_lossy(&separately.stderr)
+    );
+    let parse = |output: &Output| -> Vec<serde_json::Value> {
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let lines = parse(&separately);
+    let batched = parse(&kn(&args));
+    assert_eq!(lines.len(), 2);
+    for (line, batch_line) in lines.iter().zip(&batched) {
+        assert_eq!(line["prompt"], batch_line["prompt"]);
+        // Each prompt's own time, no batch timing.
+        assert!(line.get("batch").is_none());
+        assert!(line["seconds"].as_f64().unwrap() > 0.0);
+        assert!(batch_line.get("batch").is_some());
+        for (a, b) in line["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(batch_line["top"].as_array().unwrap())
+        {
+            assert_eq!((&a["layer"], &a["neuron"]), (&b["layer"], &b["neuron"]));
+        }
+    }
+    assert_ne!(lines[0]["top"], lines[1]["top"]);
+}
+
+#[test]
 fn bad_input_exits_with_code_2_and_a_message() {
     let llama = fixture("tiny-llama");
     let model = llama.as_str();
