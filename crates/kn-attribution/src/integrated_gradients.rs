@@ -15,8 +15,9 @@
 //! vocabulary at a time, so no vocabulary-sized buffer or softmax graph is ever stored.
 
 use crate::error::{AttributionError, Result};
-use crate::passes::{plan_passes, run_concurrently, PassPart, ReadOnly};
+use crate::passes::{fill_last_round, plan_passes, run_concurrently, PassPart, ReadOnly};
 use crate::rules::IntegrationRule;
+use kn_model::matmul::{add_matmul, matmul};
 use kn_model::tch::{Device, Kind, Tensor};
 use kn_model::{guard, CleanPass, EncodedPrompt, KnowledgeModel};
 use ndarray::Array2;
@@ -263,7 +264,7 @@ fn line_log_probs_and_gradients(
     while first < vocab {
         let block = HEAD_VOCAB_BLOCK.min(vocab - first);
         let block_weight = weight.narrow(0, first, block);
-        let mut logits = block_weight.mm(&lines_t); // [block, lines]
+        let mut logits = matmul(&block_weight, &lines_t); // [block, lines]
         if let Some(bias) = bias {
             logits += bias.narrow(0, first, block).unsqueeze(1);
         }
@@ -271,9 +272,8 @@ fn line_log_probs_and_gradients(
         let rescale = (&running_max - &new_max).exp();
         let _ = logits.g_sub_(&new_max).exp_();
         normaliser = normaliser * &rescale + logits.sum_dim_intlist(0, false, Kind::Float);
-        let _ = weighted_rows
-            .g_mul_(&rescale.unsqueeze(1))
-            .addmm_(&logits.tr(), &block_weight);
+        let _ = weighted_rows.g_mul_(&rescale.unsqueeze(1));
+        add_matmul(&mut weighted_rows, &logits.tr(), &block_weight);
         running_max = new_max;
         first += block;
     }
@@ -637,11 +637,14 @@ fn attribute_clean_passes(
     } else {
         config.batch_size
     };
-    let plans = plan_passes(
-        cleans.len(),
-        layers.len(),
-        rows.len(),
-        (rows_in_flight / workers.count()).max(1),
+    let plans = fill_last_round(
+        plan_passes(
+            cleans.len(),
+            layers.len(),
+            rows.len(),
+            (rows_in_flight / workers.count()).max(1),
+        ),
+        workers.count(),
     );
     let shared_cleans = ReadOnly::new(cleans);
     let pass_results = workers.run(plans.len(), |model, index| {

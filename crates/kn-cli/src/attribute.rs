@@ -6,8 +6,8 @@
 use crate::exit::CliError;
 use crate::options::{parse_layers, ModelOptions};
 use kn_attribution::{
-    integrated_gradients, integrated_gradients_batch, save_scores, Attribution, AttributionConfig, IntegrationRule, LayerCompleteness,
-    NeuronScore, Target,
+    integrated_gradients, integrated_gradients_batch, save_scores, Attribution, AttributionConfig,
+    IntegrationRule, LayerCompleteness, NeuronScore, Target,
 };
 use kn_model::AnswerPolicy;
 use serde::Serialize;

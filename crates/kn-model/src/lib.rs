@@ -16,6 +16,7 @@ mod device;
 mod error;
 mod llama;
 mod load;
+pub mod matmul;
 mod model;
 mod runtime;
 mod weights;

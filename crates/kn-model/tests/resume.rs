@@ -198,6 +198,28 @@ fn batched_runs_equal_single_runs() {
 /// one layer, and activations scaled differently per row. Also the features the head sees.
 #[test]
 fn llama_hand_written_backward_equals_autograd() {
+    check_hand_written_backward();
+}
+
+/// The same on a thread where libtorch runs on one thread, as attribution's concurrent passes
+/// do: there the pass's products go through the `gemm` crate (`kn_model::matmul`).
+#[test]
+fn llama_hand_written_backward_equals_autograd_on_one_thread() {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                // libtorch sets a thread's count lazily: let it, then set ours.
+                let _ = tch::get_num_threads();
+                tch::set_num_threads(1);
+                assert_eq!(tch::get_num_threads(), 1);
+                check_hand_written_backward();
+            })
+            .join()
+            .expect("the check on one thread failed");
+    });
+}
+
+fn check_hand_written_backward() {
     let model = load_model(repo("fixtures/tiny-llama").to_str().unwrap(), Device::Cpu).unwrap();
     let single = one_token_prompt(model.as_ref());
     let prompts = [

@@ -1,0 +1,201 @@
+//! Matrix products of float32 CPU tensors through the `gemm` crate, for attribution's passes.
+//!
+//! On the CPU, attribution's time is almost all matrix products of a few hundred rows against
+//! the model's weights. libtorch sends them to MKL, which on AMD CPUs runs its generic "zen"
+//! kernels; the `gemm` crate's kernels do the same products 7-15 % faster on the machine of
+//! `docs/performance.md` (AMD EPYC Zen 4, one thread: 103-108 against 93-99 GFLOP/s at the
+//! pass's shapes). Both accumulate in float32; results differ by float rounding only.
+//!
+//! [`matmul`], [`linear`] and [`add_matmul`] take 2-D float32 CPU tensors with any strides (a
+//! transposed view costs nothing) on a thread where libtorch is set to one thread, as in
+//! attribution's concurrent passes, and run the product there. Everything else goes to
+//! libtorch: CUDA, other kinds and ranks, and threads with several libtorch threads, because
+//! `gemm`'s own threads (rayon) and libtorch's OpenMP threads contend for the cores: one
+//! SmolLM2 attribution on two threads took 2.1 s that way against 1.27 s through MKL.
+
+use tch::{Device, Kind, Tensor};
+
+/// `a @ b` (`[m, k] @ [k, n]`).
+pub fn matmul(a: &Tensor, b: &Tensor) -> Tensor {
+    if !takes(&[a, b]) || a.size()[1] != b.size()[0] {
+        return a.matmul(b);
+    }
+    let out = Tensor::empty([a.size()[0], b.size()[1]], (Kind::Float, Device::Cpu));
+    // SAFETY: `out` is a fresh contiguous `[m, n]` float32 CPU tensor that nothing else
+    // refers to, and `a`, `b` are 2-D float32 CPU tensors of matching inner size.
+    unsafe { product(&out, false, a, b) };
+    out
+}
+
+/// `x Wᵀ` (`[m, k]`, `W` `[n, k]`), a linear layer without bias.
+pub fn linear(x: &Tensor, weight: &Tensor) -> Tensor {
+    matmul(x, &weight.tr())
+}
+
+/// `c += a @ b` in place, for a contiguous `c` (`[m, n]`).
+pub fn add_matmul(c: &mut Tensor, a: &Tensor, b: &Tensor) {
+    let shapes_match = a.dim() == 2
+        && b.dim() == 2
+        && c.dim() == 2
+        && a.size()[1] == b.size()[0]
+        && c.size() == [a.size()[0], b.size()[1]];
+    if !takes(&[c, a, b]) || !shapes_match || !c.is_contiguous() {
+        let _ = c.addmm_(a, b);
+        return;
+    }
+    // SAFETY: `c` is a contiguous `[m, n]` float32 CPU tensor, borrowed mutably so that
+    // nothing else writes to it, and `a`, `b` are float32 CPU tensors of matching sizes.
+    unsafe { product(c, true, a, b) };
+}
+
+/// Whether the `gemm` path takes these tensors: 2-D float32 on the CPU, on a thread where
+/// libtorch runs on one thread.
+fn takes(tensors: &[&Tensor]) -> bool {
+    tch::get_num_threads() == 1
+        && tensors
+            .iter()
+            .all(|t| t.dim() == 2 && t.device() == Device::Cpu && t.kind() == Kind::Float)
+}
+
+/// `out = a @ b`, or `out += a @ b` when `accumulate`.
+///
+/// # Safety
+/// `out` must be a contiguous `[m, n]` float32 CPU tensor that nothing else reads or writes
+/// during the call; `a` (`[m, k]`) and `b` (`[k, n]`) float32 CPU tensors.
+unsafe fn product(out: &Tensor, accumulate: bool, a: &Tensor, b: &Tensor) {
+    let (m, k, n) = (a.size()[0], a.size()[1], b.size()[1]);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            let _ = out.shallow_clone().zero_();
+        }
+        return;
+    }
+    let (a_strides, b_strides) = (a.stride(), b.stride());
+    gemm::gemm(
+        m as usize,
+        n as usize,
+        k as usize,
+        out.data_ptr() as *mut f32,
+        1,
+        n as isize,
+        accumulate,
+        a.data_ptr() as *const f32,
+        a_strides[1] as isize,
+        a_strides[0] as isize,
+        b.data_ptr() as *const f32,
+        b_strides[1] as isize,
+        b_strides[0] as isize,
+        1.0,
+        1.0,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn random(shape: &[i64], seed: i64) -> Tensor {
+        tch::manual_seed(seed);
+        Tensor::randn(shape, (Kind::Float, Device::Cpu))
+    }
+
+    fn close(got: &Tensor, want: &Tensor) -> bool {
+        if want.numel() == 0 {
+            return got.size() == want.size();
+        }
+        let scale = want.abs().max().double_value(&[]).max(1.0);
+        got.size() == want.size() && (got - want).abs().max().double_value(&[]) <= 1e-5 * scale
+    }
+
+    /// Runs `check` with libtorch on one thread (where the `gemm` path applies).
+    fn on_one_thread<T: Send>(check: impl FnOnce() -> T + Send) -> T {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    // libtorch sets a thread's count lazily: let it, then set ours.
+                    let _ = tch::get_num_threads();
+                    tch::set_num_threads(1);
+                    assert_eq!(tch::get_num_threads(), 1);
+                    check()
+                })
+                .join()
+                .expect("the check panicked")
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        #[test]
+        fn products_match_libtorch(
+            m in 0i64..40, k in 0i64..40, n in 0i64..40,
+            transpose_a: bool, transpose_b: bool, seed in 0i64..1000,
+        ) {
+            on_one_thread(|| {
+                let a = if transpose_a { random(&[k, m], seed).tr() } else { random(&[m, k], seed) };
+                let b = if transpose_b { random(&[n, k], seed + 1).tr() } else { random(&[k, n], seed + 1) };
+                prop_assert!(close(&matmul(&a, &b), &a.matmul(&b)));
+                let w = random(&[n, k], seed + 2);
+                prop_assert!(close(&linear(&a, &w), &a.matmul(&w.tr())));
+                let c = random(&[m, n], seed + 3);
+                let mut sum = c.copy();
+                add_matmul(&mut sum, &a, &b);
+                prop_assert!(close(&sum, &(&c + a.matmul(&b))));
+                Ok(())
+            })?;
+        }
+    }
+
+    /// A row slice of a larger matrix and its product, by libtorch.
+    fn slice_and_product() -> (Tensor, Tensor, Tensor) {
+        let a = random(&[300, 64], 1).narrow(0, 7, 200);
+        let b = random(&[64, 96], 2);
+        let want = a.matmul(&b);
+        (a, b, want)
+    }
+
+    #[test]
+    fn row_slices_give_the_same_product_on_either_path() {
+        // One libtorch thread: `gemm`.
+        assert!(on_one_thread(|| {
+            let (a, b, want) = slice_and_product();
+            takes(&[&a, &b]) && close(&matmul(&a, &b), &want)
+        }));
+        // Several: libtorch.
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let _ = tch::get_num_threads();
+                tch::set_num_threads(2);
+                let (a, b, want) = slice_and_product();
+                assert!(!takes(&[&a, &b]));
+                assert!(close(&matmul(&a, &b), &want));
+            });
+        });
+    }
+
+    #[test]
+    fn other_tensors_fall_back_to_libtorch() {
+        on_one_thread(other_tensors_fall_back);
+    }
+
+    fn other_tensors_fall_back() {
+        let a = random(&[3, 4], 1).to_kind(Kind::Double);
+        let b = random(&[4, 2], 2).to_kind(Kind::Double);
+        let got = matmul(&a, &b);
+        assert_eq!(got.kind(), Kind::Double);
+        assert!(close(
+            &got.to_kind(Kind::Float),
+            &a.matmul(&b).to_kind(Kind::Float)
+        ));
+        let batched = random(&[2, 3, 4], 3);
+        assert_eq!(matmul(&batched, &random(&[4, 5], 4)).size(), [2, 3, 5]);
+    }
+}
