@@ -126,39 +126,50 @@ unsafe impl<T: ?Sized> Sync for ReadOnly<'_, T> {}
 
 /// Runs `job` for every index in `0..count` and returns the results in index order: up to
 /// `workers` jobs at the same time, each worker thread with its share of the calling thread's
-/// libtorch threads (at least one). The jobs that do not fill a last round of `workers` run
-/// as a round of their own, with the threads shared among fewer workers (a lone job on the
-/// calling thread, with all of them), so that no thread idles. After a failure no new job
-/// starts, and the first failure (in index order) is returned.
+/// libtorch threads (at least one). Jobs that do not fill a last round of `workers` run as a
+/// smaller round with the same shares (a lone job on the calling thread, its thread count set
+/// to one share for the job): a clean pass, for one, is faster on one thread than on two
+/// (SmolLM2: 0.077 against 0.097 s). After a failure no new job starts, and the first failure
+/// (in index order) is returned.
 pub(crate) fn run_concurrently<T: Send>(
     count: usize,
     workers: usize,
     job: impl Fn(usize) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
-    let workers = workers.clamp(1, count.max(1));
+    let workers = workers.max(1);
+    let threads = tch::get_num_threads().max(1) as usize;
+    let shares: Vec<usize> = (0..workers)
+        .map(|worker| (threads / workers + usize::from(worker < threads % workers)).max(1))
+        .collect();
     let tail = count % workers;
-    let mut results = run_round(0..count - tail, workers, &job)?;
-    results.extend(run_round(count - tail..count, tail, &job)?);
+    let mut results = run_round(0..count - tail, &shares, &job)?;
+    results.extend(run_round(count - tail..count, &shares[..tail], &job)?);
     Ok(results)
 }
 
-/// [`run_concurrently`] for the jobs `indices`, on `workers` threads that take the next job
-/// as they finish one; one worker runs them on the calling thread.
+/// [`run_concurrently`] for the jobs `indices`, on one worker thread per share of libtorch
+/// threads, each taking the next job as it finishes one; one worker runs them on the calling
+/// thread.
 fn run_round<T: Send>(
     indices: Range<usize>,
-    workers: usize,
+    shares: &[usize],
     job: &(impl Fn(usize) -> Result<T> + Sync),
 ) -> Result<Vec<T>> {
-    if workers <= 1 {
-        return indices.map(job).collect();
-    }
     let threads = tch::get_num_threads().max(1) as usize;
+    if indices.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let [share] = shares {
+        tch::set_num_threads(*share as i32);
+        let results = indices.map(job).collect();
+        tch::set_num_threads(threads as i32);
+        return results;
+    }
     let next = AtomicUsize::new(indices.start);
     let failed = AtomicBool::new(false);
     let slots: Vec<Mutex<Option<Result<T>>>> = indices.clone().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|scope| {
-        for worker in 0..workers {
-            let share = (threads / workers + usize::from(worker < threads % workers)).max(1);
+        for &share in shares {
             let (next, failed, slots, indices) = (&next, &failed, &slots, &indices);
             scope.spawn(move || {
                 // libtorch sets a thread's count lazily, from the last count set anywhere; do
@@ -316,5 +327,27 @@ mod tests {
         let before = tch::get_num_threads();
         let _ = run_concurrently(4, 2, Ok).unwrap();
         assert_eq!(tch::get_num_threads(), before);
+    }
+
+    /// Every job, those of a last smaller round and a lone one included, runs on its share of
+    /// the caller's threads, and the caller's count is back afterwards.
+    #[test]
+    fn every_job_runs_on_one_share_of_the_threads() {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let _ = tch::get_num_threads();
+                    tch::set_num_threads(2);
+                    for count in [1, 2, 3, 5] {
+                        let seen = run_concurrently(count, 2, |_| Ok(tch::get_num_threads()));
+                        assert_eq!(seen.unwrap(), vec![1; count]);
+                        assert_eq!(tch::get_num_threads(), 2);
+                    }
+                    let seen = run_concurrently(3, 1, |_| Ok(tch::get_num_threads()));
+                    assert_eq!(seen.unwrap(), vec![2; 3]);
+                })
+                .join()
+                .expect("the check panicked");
+        });
     }
 }

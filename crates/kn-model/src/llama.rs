@@ -23,6 +23,7 @@ pub const CPU_CONCURRENT_PASSES: usize = 2;
 
 use crate::common::{self, answer_positions, apply_edits, check_batch, check_layer, rows_at};
 use crate::error::{guard, ModelError, Result};
+use crate::matmul::linear;
 use crate::model::{
     ActivationEdit, AnswerPolicy, CleanPass, EncodedPrompt, ForwardOutput, KnowledgeModel,
     ModelInfo, ModelKind,
@@ -456,7 +457,7 @@ impl LlamaCausalLm {
         h: &Tensor,
         tables: &(Tensor, Tensor),
     ) -> (Tensor, Tensor, Tensor) {
-        self.heads_with_rope(&h.linear::<Tensor>(&layer.qkv, None), tables)
+        self.heads_with_rope(&linear(h, &layer.qkv), tables)
     }
 
     /// Splits the fused projection's output `qkv` (`[B, S, (H + 2 KV) hd]`) into heads and
@@ -519,9 +520,7 @@ impl LlamaCausalLm {
         let parts: Vec<Tensor> = xs.into_iter().flatten().collect();
         let sizes: Vec<i64> = parts.iter().map(|x| x.size()[0]).collect();
         let x = cat_rows(&parts);
-        let qkv = self
-            .rms_norm(&x, &weights.attn_norm)
-            .linear::<Tensor>(&weights.qkv, None);
+        let qkv = linear(&self.rms_norm(&x, &weights.attn_norm), &weights.qkv);
         let attended: Vec<Tensor> = present
             .iter()
             .zip(qkv.split_with_sizes(&sizes, 0))
@@ -532,9 +531,9 @@ impl LlamaCausalLm {
             })
             .collect();
         let attended = cat_rows(&attended);
-        let x = x + attended.linear::<Tensor>(&weights.wo, None);
+        let x = x + linear(&attended, &weights.wo);
         let act = self.ffn_activation(weights, &x);
-        let x = x + act.linear::<Tensor>(&weights.down, None);
+        let x = x + linear(&act, &weights.down);
         let mut xs: Vec<Option<Tensor>> = (0..runs.len()).map(|_| None).collect();
         for (&r, part) in present.iter().zip(x.split_with_sizes(&sizes, 0)) {
             xs[r] = Some(part);
@@ -608,7 +607,7 @@ impl LlamaCausalLm {
                         let n = activations.size()[0];
                         // Only the answer position's FFN output of layer j changes.
                         let changed = run.clean.ffn_input_residual[j].get(run.start).unsqueeze(0)
-                            + activations.linear::<Tensor>(&weights.down, None);
+                            + linear(&activations, &weights.down);
                         let mut parts = vec![changed.unsqueeze(1)];
                         if suffix > 1 {
                             let rest =
@@ -717,15 +716,14 @@ impl LlamaCausalLm {
 
     fn ffn_activation(&self, layer: &LlamaLayer, x: &Tensor) -> Tensor {
         let h = self.rms_norm(x, &layer.ffn_norm);
-        let gate_up = h.linear::<Tensor>(&layer.gate_up, None);
+        let gate_up = linear(&h, &layer.gate_up);
         // split (whose backward concatenates), not narrow (whose backward zero-fills).
         let gate_and_up = gate_up.split(self.config.ffn_width as i64, -1);
         gate_and_up[0].silu() * &gate_and_up[1]
     }
 
     fn logits(&self, x: &Tensor) -> Tensor {
-        self.rms_norm(x, &self.output_norm)
-            .linear::<Tensor>(&self.lm_head, None)
+        linear(&self.rms_norm(x, &self.output_norm), &self.lm_head)
     }
 }
 
@@ -894,13 +892,13 @@ impl KnowledgeModel for LlamaCausalLm {
                 let mut captured = Vec::new();
                 for (l, layer) in self.layers.iter().enumerate() {
                     let (q, k, v) = self.qkv(layer, &self.rms_norm(&x, &layer.attn_norm), &tables);
-                    x = x + self.attend(&q, &k, &v, 0).linear::<Tensor>(&layer.wo, None);
+                    x = x + linear(&self.attend(&q, &k, &v, 0), &layer.wo);
                     let mut act = self.ffn_activation(layer, &x);
                     apply_edits(&mut act, l, edits, &answer);
                     if capture_activations {
                         captured.push(rows_at(&act, &answer));
                     }
-                    x = x + act.linear::<Tensor>(&layer.down, None);
+                    x = x + linear(&act, &layer.down);
                 }
                 let logits = self.logits(&rows_at(&x, &answer));
                 let activations = capture_activations.then(|| Tensor::stack(&captured, 1));
@@ -926,13 +924,13 @@ impl KnowledgeModel for LlamaCausalLm {
                     (Vec::new(), Vec::new(), Vec::new(), Vec::new());
                 for layer in &self.layers {
                     let (q, k, v) = self.qkv(layer, &self.rms_norm(&x, &layer.attn_norm), &tables);
-                    x = x + self.attend(&q, &k, &v, 0).linear::<Tensor>(&layer.wo, None);
+                    x = x + linear(&self.attend(&q, &k, &v, 0), &layer.wo);
                     let act = self.ffn_activation(layer, &x);
                     activations.push(act.get(0).get(answer));
                     residuals.push(x.get(0));
                     keys.push(k.get(0));
                     values.push(v.get(0));
-                    x = x + act.linear::<Tensor>(&layer.down, None);
+                    x = x + linear(&act, &layer.down);
                     hidden_in.push(x.get(0));
                 }
                 let targets: Vec<i64> = prompt.targets.iter().map(|&(p, _)| p as i64).collect();

@@ -1,23 +1,32 @@
-//! Matrix products of float32 CPU tensors through the `gemm` crate, for attribution's passes.
+//! Matrix products of float32 CPU tensors without libtorch, for attribution's passes.
 //!
 //! On the CPU, attribution's time is almost all matrix products of a few hundred rows against
 //! the model's weights. libtorch sends them to MKL, which on AMD CPUs runs its generic "zen"
 //! kernels; the `gemm` crate's kernels do the same products 7-15 % faster on the machine of
 //! `docs/performance.md` (AMD EPYC Zen 4, one thread: 103-108 against 93-99 GFLOP/s at the
-//! pass's shapes). Both accumulate in float32; results differ by float rounding only.
+//! pass's shapes). A clean pass multiplies only a prompt's few tokens by every weight matrix,
+//! which is a matter of reading the weights from memory once: for up to [`FEW_ROWS`] rows a
+//! weight matrix's rows are streamed once, each against all the input rows
+//! ([`few_rows_product`]), about twice as fast as either library there. All of them
+//! accumulate in float32; results differ by float rounding only.
 //!
-//! [`matmul`], [`linear`] and [`add_matmul`] take 2-D float32 CPU tensors with any strides (a
-//! transposed view costs nothing) on a thread where libtorch is set to one thread, as in
-//! attribution's concurrent passes, and run the product there. Everything else goes to
-//! libtorch: CUDA, other kinds and ranks, and threads with several libtorch threads, because
-//! `gemm`'s own threads (rayon) and libtorch's OpenMP threads contend for the cores: one
-//! SmolLM2 attribution on two threads took 2.1 s that way against 1.27 s through MKL.
+//! [`matmul`], [`linear`] and [`add_matmul`] take float32 CPU tensors with any strides (a
+//! transposed view costs nothing) that do not require gradients, on a thread where libtorch is
+//! set to one thread (as in attribution's concurrent passes), and compute there. Everything
+//! else goes to libtorch: CUDA, other kinds, tensors in an autograd graph, and threads with
+//! several libtorch threads, because `gemm`'s own threads (rayon) and libtorch's OpenMP
+//! threads contend for the cores: one SmolLM2 attribution on two threads took 2.1 s that way
+//! against 1.27 s through MKL.
 
 use tch::{Device, Kind, Tensor};
 
+/// Up to this many rows, a product streams the weights once ([`few_rows_product`]) instead
+/// of going through `gemm`.
+pub const FEW_ROWS: i64 = 16;
+
 /// `a @ b` (`[m, k] @ [k, n]`).
 pub fn matmul(a: &Tensor, b: &Tensor) -> Tensor {
-    if !takes(&[a, b]) || a.size()[1] != b.size()[0] {
+    if !(takes(&[a, b]) && a.dim() == 2 && b.dim() == 2 && a.size()[1] == b.size()[0]) {
         return a.matmul(b);
     }
     let out = Tensor::empty([a.size()[0], b.size()[1]], (Kind::Float, Device::Cpu));
@@ -27,9 +36,20 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Tensor {
     out
 }
 
-/// `x Wᵀ` (`[m, k]`, `W` `[n, k]`), a linear layer without bias.
+/// `x Wᵀ` (`[..., k]`, `W` `[n, k]`): a linear layer without bias, as
+/// `x.linear(weight, None)`.
 pub fn linear(x: &Tensor, weight: &Tensor) -> Tensor {
-    matmul(x, &weight.tr())
+    let size = x.size();
+    let fits = x.dim() >= 2 && weight.dim() == 2 && size.last() == Some(&weight.size()[1]);
+    if !(fits && takes(&[x, weight])) {
+        return x.linear::<Tensor>(weight, None);
+    }
+    let rows = x.reshape([-1, weight.size()[1]]);
+    let mut out_size = size;
+    if let Some(last) = out_size.last_mut() {
+        *last = weight.size()[0];
+    }
+    matmul(&rows, &weight.tr()).reshape(out_size)
 }
 
 /// `c += a @ b` in place, for a contiguous `c` (`[m, n]`).
@@ -39,7 +59,7 @@ pub fn add_matmul(c: &mut Tensor, a: &Tensor, b: &Tensor) {
         && c.dim() == 2
         && a.size()[1] == b.size()[0]
         && c.size() == [a.size()[0], b.size()[1]];
-    if !takes(&[c, a, b]) || !shapes_match || !c.is_contiguous() {
+    if !(takes(&[c, a, b]) && shapes_match && c.is_contiguous()) {
         let _ = c.addmm_(a, b);
         return;
     }
@@ -48,13 +68,13 @@ pub fn add_matmul(c: &mut Tensor, a: &Tensor, b: &Tensor) {
     unsafe { product(c, true, a, b) };
 }
 
-/// Whether the `gemm` path takes these tensors: 2-D float32 on the CPU, on a thread where
-/// libtorch runs on one thread.
+/// Whether these tensors are computed here: float32 on the CPU, outside autograd, on a thread
+/// where libtorch runs on one thread.
 fn takes(tensors: &[&Tensor]) -> bool {
     tch::get_num_threads() == 1
         && tensors
             .iter()
-            .all(|t| t.dim() == 2 && t.device() == Device::Cpu && t.kind() == Kind::Float)
+            .all(|t| t.device() == Device::Cpu && t.kind() == Kind::Float && !t.requires_grad())
 }
 
 /// `out = a @ b`, or `out += a @ b` when `accumulate`.
@@ -74,6 +94,23 @@ unsafe fn product(out: &Tensor, accumulate: bool, a: &Tensor, b: &Tensor) {
         return;
     }
     let (a_strides, b_strides) = (a.stride(), b.stride());
+    if m <= FEW_ROWS && a_strides[1] == 1 && b_strides[0] == 1 {
+        let output = std::slice::from_raw_parts_mut(out.data_ptr() as *mut f32, (m * n) as usize);
+        let rows: Vec<&[f32]> = (0..m)
+            .map(|i| {
+                let start = (a.data_ptr() as *const f32).offset((i * a_strides[0]) as isize);
+                std::slice::from_raw_parts(start, k as usize)
+            })
+            .collect();
+        let columns: Vec<&[f32]> = (0..n)
+            .map(|j| {
+                let start = (b.data_ptr() as *const f32).offset((j * b_strides[1]) as isize);
+                std::slice::from_raw_parts(start, k as usize)
+            })
+            .collect();
+        few_rows_product(output, accumulate, &rows, &columns);
+        return;
+    }
     gemm::gemm(
         m as usize,
         n as usize,
@@ -95,6 +132,78 @@ unsafe fn product(out: &Tensor, accumulate: bool, a: &Tensor, b: &Tensor) {
         false,
         gemm::Parallelism::None,
     );
+}
+
+/// `out[i][j] (+)= rows[i] · columns[j]` for few rows: each column (a row of the weight
+/// matrix, contiguous) is read once and dotted with every row while it is in cache.
+fn few_rows_product(out: &mut [f32], accumulate: bool, rows: &[&[f32]], columns: &[&[f32]]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has the features the function is compiled for.
+        unsafe { few_rows_product_avx2(out, accumulate, rows, columns) };
+        return;
+    }
+    few_rows_product_portable(out, accumulate, rows, columns);
+}
+
+/// [`few_rows_product_portable`] compiled for AVX2 and FMA (the same arithmetic: no fused
+/// multiply-adds are introduced, so results do not depend on the CPU).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn few_rows_product_avx2(
+    out: &mut [f32],
+    accumulate: bool,
+    rows: &[&[f32]],
+    columns: &[&[f32]],
+) {
+    few_rows_product_portable(out, accumulate, rows, columns);
+}
+
+/// The loops of [`few_rows_product`], written for the compiler to vectorize.
+#[inline(always)]
+fn few_rows_product_portable(
+    out: &mut [f32],
+    accumulate: bool,
+    rows: &[&[f32]],
+    columns: &[&[f32]],
+) {
+    let n = columns.len();
+    for (j, column) in columns.iter().enumerate() {
+        for (i, row) in rows.iter().enumerate() {
+            let value = dot(row, column);
+            let slot = &mut out[i * n + j];
+            *slot = if accumulate { *slot + value } else { value };
+        }
+    }
+}
+
+/// Separate partial sums of [`dot`] (two AVX2 registers of floats).
+const LANES: usize = 16;
+
+/// `x · y` with [`LANES`] partial sums, added pairwise at the end.
+#[inline(always)]
+fn dot(x: &[f32], y: &[f32]) -> f32 {
+    let mut sums = [0.0f32; LANES];
+    let whole = x.len() - x.len() % LANES;
+    for (xs, ys) in x[..whole]
+        .chunks_exact(LANES)
+        .zip(y[..whole].chunks_exact(LANES))
+    {
+        for lane in 0..LANES {
+            sums[lane] += xs[lane] * ys[lane];
+        }
+    }
+    for (i, (a, b)) in x[whole..].iter().zip(&y[whole..]).enumerate() {
+        sums[i] += a * b;
+    }
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for lane in 0..width {
+            sums[lane] += sums[lane + width];
+        }
+    }
+    sums[0]
 }
 
 #[cfg(test)]
