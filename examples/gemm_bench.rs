@@ -1,5 +1,7 @@
 //! The machine's float32 matrix-multiply rate through libtorch, at the shapes attribution
-//! uses, as the yardstick for "how close to the hardware limit" (docs/performance.md).
+//! uses, as the yardstick for "how close to the hardware limit" (docs/performance.md), and
+//! the same products through `kn_model::matmul` (the `gemm` crate, or the few-rows kernel),
+//! which attribution's passes use on one libtorch thread.
 //!
 //! ```sh
 //! cargo run --release --example gemm_bench -- [--threads 2] [--reps 20]
@@ -8,7 +10,9 @@
 //! Each line multiplies `x [m x k]` by a weight stored like a linear layer's (`w [n x k]`,
 //! used transposed, i.e. `x.linear(w)`, exactly what the models call; for the backward line
 //! `w [k x n]` untransposed, as the input gradient uses it) and reports the best
-//! and median time over `reps` runs after a warm-up, and GFLOP/s = 2 m n k / time.
+//! and median time over `reps` runs after a warm-up, and GFLOP/s = 2 m n k / time. With
+//! `--threads 1` the float32 lines also give `kn_model::matmul`'s best rate, timed in the same
+//! loop, alternating with libtorch's (with more threads it falls back to libtorch).
 
 use kn_model::tch::{self, Device, Kind, Tensor};
 use std::time::Instant;
@@ -199,8 +203,8 @@ fn main() {
         tch::utils::has_mkldnn()
     );
     println!(
-        "{:<50} {:>10} {:>10} {:>9} {:>9}",
-        "shape", "best ms", "median ms", "GFLOP/s", "(median)"
+        "{:<50} {:>10} {:>10} {:>9} {:>9} {:>12}",
+        "shape", "best ms", "median ms", "GFLOP/s", "(median)", "kn GFLOP/s"
     );
     let opts = (Kind::Float, Device::Cpu);
     let _guard = tch::no_grad_guard();
@@ -224,27 +228,48 @@ fn main() {
                 x.mm(&w)
             }
         };
+        let multiply_here = || {
+            if shape.linear {
+                kn_model::matmul::linear(&x, &w)
+            } else {
+                kn_model::matmul::matmul(&x, &w)
+            }
+        };
+        let time = |f: &dyn Fn() -> Tensor| {
+            let started = Instant::now();
+            let y = f();
+            let _ = y.to_kind(Kind::Float).double_value(&[0, 0]);
+            started.elapsed().as_secs_f64()
+        };
+        let compare = !shape.bf16;
         for _ in 0..3 {
             let _ = multiply();
+            if compare {
+                let _ = multiply_here();
+            }
         }
-        let mut times: Vec<f64> = (0..reps)
-            .map(|_| {
-                let started = Instant::now();
-                let y = multiply();
-                let _ = y.to_kind(Kind::Float).double_value(&[0, 0]);
-                started.elapsed().as_secs_f64()
-            })
-            .collect();
+        let (mut times, mut times_here) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            times.push(time(&multiply));
+            if compare {
+                times_here.push(time(&multiply_here));
+            }
+        }
         times.sort_by(f64::total_cmp);
+        times_here.sort_by(f64::total_cmp);
         let flops = 2.0 * (shape.m * shape.k * shape.n) as f64;
         let (best, median) = (times[0], times[times.len() / 2]);
+        let here = times_here
+            .first()
+            .map_or(String::from("-"), |t| format!("{:.1}", flops / t / 1e9));
         println!(
-            "{:<50} {:>10.3} {:>10.3} {:>9.1} {:>9.1}",
+            "{:<50} {:>10.3} {:>10.3} {:>9.1} {:>9.1} {:>12}",
             shape.what,
             best * 1e3,
             median * 1e3,
             flops / best / 1e9,
-            flops / median / 1e9
+            flops / median / 1e9,
+            here
         );
     }
 }

@@ -2,13 +2,15 @@
 //!
 //! On the CPU, attribution's time is almost all matrix products of a few hundred rows against
 //! the model's weights. libtorch sends them to MKL, which on AMD CPUs runs its generic "zen"
-//! kernels; the `gemm` crate's kernels do the same products 7-15 % faster on the machine of
-//! `docs/performance.md` (AMD EPYC Zen 4, one thread: 103-108 against 93-99 GFLOP/s at the
-//! pass's shapes). A clean pass multiplies only a prompt's few tokens by every weight matrix,
-//! which is a matter of reading the weights from memory once: for up to [`FEW_ROWS`] rows a
-//! weight matrix's rows are streamed once, each against all the input rows
-//! ([`few_rows_product`]), about twice as fast as either library there. All of them
-//! accumulate in float32; results differ by float rounding only.
+//! kernels; the `gemm` crate's kernels do the products of a few hundred rows 2-15 % faster on
+//! the machine of `docs/performance.md` (AMD EPYC Zen 4, one thread: 103-108 against 93-104
+//! GFLOP/s at the pass's shapes, depending on the hour). MKL is ahead below about 100 rows (at
+//! 20 rows 78 against 59 GFLOP/s), but sending those to MKL measured no faster end to end: they
+//! are a few percent of the work. A clean pass multiplies only a prompt's few tokens by every
+//! weight matrix, which is a matter of reading the weights from memory once: for up to
+//! [`FEW_ROWS`] rows a weight matrix's rows are streamed once, each against all the input rows
+//! ([`few_rows_product`]); SmolLM2's clean pass takes 0.058 s that way against 0.077 s through
+//! MKL. All of them accumulate in float32; results differ by float rounding only.
 //!
 //! [`matmul`], [`linear`] and [`add_matmul`] take float32 CPU tensors with any strides (a
 //! transposed view costs nothing) that do not require gradients, on a thread where libtorch is
