@@ -46,7 +46,9 @@ pub fn linear(x: &Tensor, weight: &Tensor) -> Tensor {
     if !(fits && takes(&[x, weight])) {
         return x.linear::<Tensor>(weight, None);
     }
-    let rows = x.reshape([-1, weight.size()[1]]);
+    // The leading dimensions' product, spelled out: `-1` is ambiguous for an empty `x`.
+    let count: i64 = size[..size.len() - 1].iter().product();
+    let rows = x.reshape([count, weight.size()[1]]);
     let mut out_size = size;
     if let Some(last) = out_size.last_mut() {
         *last = weight.size()[0];
@@ -289,6 +291,25 @@ mod tests {
                 assert!(!takes(&[&a, &b]));
                 assert!(close(&matmul(&a, &b), &want));
             });
+        });
+    }
+
+    /// Empty dimensions anywhere, through every entry point.
+    #[test]
+    fn empty_products_have_the_right_shapes() {
+        on_one_thread(|| {
+            for (m, k, n) in [(0, 0, 0), (0, 3, 2), (2, 0, 3), (2, 3, 0), (20, 0, 5)] {
+                let (a, b) = (random(&[m, k], 1), random(&[k, n], 2));
+                assert!(close(&matmul(&a, &b), &a.matmul(&b)));
+                let w = random(&[n, k], 3);
+                assert!(close(&linear(&a, &w), &a.matmul(&w.tr())));
+                let x = random(&[2, m, k], 4);
+                assert_eq!(linear(&x, &w).size(), [2, m, n]);
+                let mut c = random(&[m, n], 5);
+                let want = c.copy();
+                add_matmul(&mut c, &a, &b);
+                assert!(close(&c, &(&want + a.matmul(&b))));
+            }
         });
     }
 
