@@ -63,13 +63,37 @@ pub fn add_matmul(c: &mut Tensor, a: &Tensor, b: &Tensor) {
         && c.dim() == 2
         && a.size()[1] == b.size()[0]
         && c.size() == [a.size()[0], b.size()[1]];
-    if !(takes(&[c, a, b]) && shapes_match && c.is_contiguous()) {
+    let apart = !overlaps(c, a) && !overlaps(c, b);
+    if !(takes(&[c, a, b]) && shapes_match && c.is_contiguous() && apart) {
         let _ = c.addmm_(a, b);
         return;
     }
     // SAFETY: `c` is a contiguous `[m, n]` float32 CPU tensor, borrowed mutably so that
     // nothing else writes to it, and `a`, `b` are float32 CPU tensors of matching sizes.
     unsafe { product(c, true, a, b) };
+}
+
+/// Whether the memory spans of two CPU tensors' elements overlap (then an in-place product
+/// would read what it writes; libtorch handles that case).
+fn overlaps(x: &Tensor, y: &Tensor) -> bool {
+    let span = |t: &Tensor| {
+        let start = t.data_ptr() as usize;
+        let last: i64 = t
+            .size()
+            .iter()
+            .zip(t.stride())
+            .map(|(&size, stride)| (size - 1).max(0) * stride)
+            .sum();
+        (
+            start,
+            start + (last as usize + 1) * std::mem::size_of::<f32>(),
+        )
+    };
+    if x.numel() == 0 || y.numel() == 0 {
+        return false;
+    }
+    let ((x_start, x_end), (y_start, y_end)) = (span(x), span(y));
+    x_start < y_end && y_start < x_end
 }
 
 /// Whether these tensors are computed here: float32 on the CPU, outside autograd, on a thread
@@ -291,6 +315,22 @@ mod tests {
                 assert!(!takes(&[&a, &b]));
                 assert!(close(&matmul(&a, &b), &want));
             });
+        });
+    }
+
+    /// An in-place product whose input shares the output's memory is left to libtorch.
+    #[test]
+    fn aliased_in_place_products_fall_back() {
+        on_one_thread(|| {
+            let a = random(&[100, 100], 1);
+            let b = random(&[100, 100], 2);
+            let mut c = a.copy();
+            let want = &c + c.matmul(&b);
+            let view = c.shallow_clone();
+            add_matmul(&mut c, &view, &b);
+            assert!(close(&c, &want));
+            assert!(overlaps(&a, &a.narrow(0, 50, 10)));
+            assert!(!overlaps(&a, &b));
         });
     }
 
