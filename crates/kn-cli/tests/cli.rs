@@ -86,6 +86,18 @@ fn attribute_prints_the_documented_json_and_saves_the_matrix() {
     assert!(String::from_utf8_lossy(&bytes[..128]).contains("(3, 96)"));
 }
 
+/// Two prompts and their answers, as `kn attribute` arguments.
+const TWO_PROMPTS: [&str; 8] = [
+    "--prompt",
+    "The capital of France is",
+    "--prompt",
+    "Bill Gates works for",
+    "--answer",
+    "Paris",
+    "--answer",
+    "Microsoft",
+];
+
 #[test]
 fn several_prompts_are_attributed_as_one_batch_one_json_line_each() {
     let llama = fixture("tiny-llama");
@@ -100,20 +112,7 @@ fn several_prompts_are_attributed_as_one_batch_one_json_line_each() {
         "5",
         "--json",
     ];
-    let batch = kn(&[
-        &base[..],
-        &[
-            "--prompt",
-            "The capital of France is",
-            "--prompt",
-            "Bill Gates works for",
-            "--answer",
-            "Paris",
-            "--answer",
-            "Microsoft",
-        ],
-    ]
-    .concat());
+    let batch = kn(&[&base[..], &TWO_PROMPTS[..]].concat());
     assert!(
         batch.status.success(),
         "{}",
@@ -147,7 +146,7 @@ fn several_prompts_are_attributed_as_one_batch_one_json_line_each() {
 #[test]
 fn separately_attributes_each_prompt_alone_with_its_own_time() {
     let llama = fixture("tiny-llama");
-    let args = [
+    let base = [
         "attribute",
         "--model",
         llama.as_str(),
@@ -156,16 +155,9 @@ fn separately_attributes_each_prompt_alone_with_its_own_time() {
         "--top",
         "5",
         "--json",
-        "--prompt",
-        "The capital of France is",
-        "--prompt",
-        "Bill Gates works for",
-        "--answer",
-        "Paris",
-        "--answer",
-        "Microsoft",
     ];
-    let separately = kn(&[&args[..], &["--separately"]].concat());
+    let args = [&base[..], &TWO_PROMPTS[..]].concat();
+    let separately = kn(&[&args[..], &["--separately"][..]].concat());
     assert!(
         separately.status.success(),
         "{}",
