@@ -172,10 +172,7 @@ fn run_round<T: Send>(
         for &share in shares {
             let (next, failed, slots, indices) = (&next, &failed, &slots, &indices);
             scope.spawn(move || {
-                // libtorch sets a thread's count lazily, from the last count set anywhere; do
-                // that first so that it cannot later replace this worker's share.
-                let _ = tch::get_num_threads();
-                tch::set_num_threads(share as i32);
+                kn_model::set_threads(share);
                 while !failed.load(Ordering::Relaxed) {
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     if index >= indices.end {
@@ -333,21 +330,14 @@ mod tests {
     /// the caller's threads, and the caller's count is back afterwards.
     #[test]
     fn every_job_runs_on_one_share_of_the_threads() {
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    let _ = tch::get_num_threads();
-                    tch::set_num_threads(2);
-                    for count in [1, 2, 3, 5] {
-                        let seen = run_concurrently(count, 2, |_| Ok(tch::get_num_threads()));
-                        assert_eq!(seen.unwrap(), vec![1; count]);
-                        assert_eq!(tch::get_num_threads(), 2);
-                    }
-                    let seen = run_concurrently(3, 1, |_| Ok(tch::get_num_threads()));
-                    assert_eq!(seen.unwrap(), vec![2; 3]);
-                })
-                .join()
-                .expect("the check panicked");
+        kn_model::on_new_thread(2, || {
+            for count in [1, 2, 3, 5] {
+                let seen = run_concurrently(count, 2, |_| Ok(tch::get_num_threads()));
+                assert_eq!(seen.unwrap(), vec![1; count]);
+                assert_eq!(tch::get_num_threads(), 2);
+            }
+            let seen = run_concurrently(3, 1, |_| Ok(tch::get_num_threads()));
+            assert_eq!(seen.unwrap(), vec![2; 3]);
         });
     }
 }

@@ -254,18 +254,7 @@ mod tests {
 
     /// Runs `check` with libtorch on one thread (where the `gemm` path applies).
     fn on_one_thread<T: Send>(check: impl FnOnce() -> T + Send) -> T {
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    // libtorch sets a thread's count lazily: let it, then set ours.
-                    let _ = tch::get_num_threads();
-                    tch::set_num_threads(1);
-                    assert_eq!(tch::get_num_threads(), 1);
-                    check()
-                })
-                .join()
-                .expect("the check panicked")
-        })
+        crate::on_new_thread(1, check)
     }
 
     proptest! {
@@ -307,14 +296,10 @@ mod tests {
             takes(&[&a, &b]) && close(&matmul(&a, &b), &want)
         }));
         // Several: libtorch.
-        std::thread::scope(|scope| {
-            scope.spawn(|| {
-                let _ = tch::get_num_threads();
-                tch::set_num_threads(2);
-                let (a, b, want) = slice_and_product();
-                assert!(!takes(&[&a, &b]));
-                assert!(close(&matmul(&a, &b), &want));
-            });
+        crate::on_new_thread(2, || {
+            let (a, b, want) = slice_and_product();
+            assert!(!takes(&[&a, &b]));
+            assert!(close(&matmul(&a, &b), &want));
         });
     }
 

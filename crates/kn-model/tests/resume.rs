@@ -206,17 +206,9 @@ fn llama_hand_written_backward_equals_autograd() {
 /// few-rows kernel, which this small model's products use).
 #[test]
 fn llama_hand_written_backward_equals_autograd_on_one_thread() {
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                // libtorch sets a thread's count lazily: let it, then set ours.
-                let _ = tch::get_num_threads();
-                tch::set_num_threads(1);
-                assert_eq!(tch::get_num_threads(), 1);
-                check_hand_written_backward();
-            })
-            .join()
-            .expect("the check on one thread failed");
+    kn_model::on_new_thread(1, || {
+        assert_eq!(tch::get_num_threads(), 1);
+        check_hand_written_backward();
     });
 }
 
