@@ -63,8 +63,12 @@ pub fn add_matmul(c: &mut Tensor, a: &Tensor, b: &Tensor) {
         && c.dim() == 2
         && a.size()[1] == b.size()[0]
         && c.size() == [a.size()[0], b.size()[1]];
-    let apart = !overlaps(c, a) && !overlaps(c, b);
-    if !(takes(&[c, a, b]) && shapes_match && c.is_contiguous() && apart) {
+    let computed_here = shapes_match
+        && takes(&[c, a, b])
+        && c.is_contiguous()
+        && !overlaps(c, a)
+        && !overlaps(c, b);
+    if !computed_here {
         let _ = c.addmm_(a, b);
         return;
     }
@@ -73,8 +77,8 @@ pub fn add_matmul(c: &mut Tensor, a: &Tensor, b: &Tensor) {
     unsafe { product(c, true, a, b) };
 }
 
-/// Whether the memory spans of two CPU tensors' elements overlap (then an in-place product
-/// would read what it writes; libtorch handles that case).
+/// Whether the memory spans of two float32 CPU tensors' elements overlap (then an in-place
+/// product would read what it writes; libtorch handles that case).
 fn overlaps(x: &Tensor, y: &Tensor) -> bool {
     let span = |t: &Tensor| {
         let start = t.data_ptr() as usize;
