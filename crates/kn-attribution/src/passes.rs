@@ -160,9 +160,9 @@ fn run_round<T: Send>(
         return Ok(Vec::new());
     }
     if let [share] = shares {
-        tch::set_num_threads(*share as i32);
+        kn_model::set_threads(*share);
         let results = indices.map(job).collect();
-        tch::set_num_threads(threads as i32);
+        kn_model::set_threads(threads);
         return results;
     }
     let next = AtomicUsize::new(indices.start);

@@ -31,6 +31,11 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Tensor {
     if !(takes(&[a, b]) && a.dim() == 2 && b.dim() == 2 && a.size()[1] == b.size()[0]) {
         return a.matmul(b);
     }
+    new_product(a, b)
+}
+
+/// `a @ b` into a new tensor, for tensors [`takes`] accepts, 2-D with matching inner size.
+fn new_product(a: &Tensor, b: &Tensor) -> Tensor {
     let out = Tensor::empty([a.size()[0], b.size()[1]], (Kind::Float, Device::Cpu));
     // SAFETY: `out` is a fresh contiguous `[m, n]` float32 CPU tensor that nothing else
     // refers to, and `a`, `b` are 2-D float32 CPU tensors of matching inner size.
@@ -53,7 +58,7 @@ pub fn linear(x: &Tensor, weight: &Tensor) -> Tensor {
     if let Some(last) = out_size.last_mut() {
         *last = weight.size()[0];
     }
-    matmul(&rows, &weight.tr()).reshape(out_size)
+    new_product(&rows, &weight.tr()).reshape(out_size)
 }
 
 /// `c += a @ b` in place, for a contiguous `c` (`[m, n]`).

@@ -13,7 +13,7 @@
 use super::{cached_prefix, recomputed_positions, LlamaCausalLm, LlamaLayer};
 use crate::common;
 use crate::error::{guard, ModelError, Result};
-use crate::matmul::{linear as lin, matmul as mm};
+use crate::matmul::{linear, matmul};
 use crate::model::CleanPass;
 use tch::{Kind, Tensor};
 
@@ -149,7 +149,7 @@ impl LlamaCausalLm {
                     .filter(|&&i| starts[r].1[i].0 == j)
                     .map(|&i| {
                         run.clean.ffn_input_residual[j].get(run.start).unsqueeze(0)
-                            + lin(&starts[r].1[i].1, &weights.down)
+                            + linear(&starts[r].1[i].1, &weights.down)
                     })
                     .collect();
                 if !joining.is_empty() {
@@ -177,8 +177,7 @@ impl LlamaCausalLm {
     ) -> (Tensor, SavedLayer) {
         let (heads, kv, hd) = self.head_shape();
         let n = x_in.size()[0];
-        let qkv = self.rms_norm(&x_in, &w.attn_norm);
-        let qkv = lin(&qkv, &w.qkv);
+        let qkv = linear(&self.rms_norm(&x_in, &w.attn_norm), &w.qkv);
         let parts = qkv.split_with_sizes([(heads + kv) * hd, kv * hd], -1);
         let tables = self.row_tables(runs, &rows);
         let qk = Self::rope(&parts[0].reshape([n, heads + kv, hd]), &tables);
@@ -218,11 +217,10 @@ impl LlamaCausalLm {
             attended.push(out.reshape([count, heads * hd]));
             weights.push(w_run);
         }
-        let x_mid = &x_in + lin(&Tensor::cat(&attended, 0), &w.wo);
-        let gate_up = self.rms_norm(&x_mid, &w.ffn_norm);
-        let gate_up = lin(&gate_up, &w.gate_up);
+        let x_mid = &x_in + linear(&Tensor::cat(&attended, 0), &w.wo);
+        let gate_up = linear(&self.rms_norm(&x_mid, &w.ffn_norm), &w.gate_up);
         let halves = gate_up.split(self.config.ffn_width as i64, -1);
-        let x_out = &x_mid + lin(&(halves[0].silu() * &halves[1]), &w.down);
+        let x_out = &x_mid + linear(&(halves[0].silu() * &halves[1]), &w.down);
         let saved = SavedLayer {
             rows,
             x_in,
@@ -286,7 +284,7 @@ impl LlamaCausalLm {
                 let total: i64 = counts.iter().sum();
                 let before = g.size()[0] - total;
                 let parts = g.split_with_sizes([before, total], 0);
-                let activation_gradients = mm(&parts[1], &weights.down);
+                let activation_gradients = matmul(&parts[1], &weights.down);
                 for (&i, part) in joined
                     .iter()
                     .zip(activation_gradients.split_with_sizes(&counts, 0))
@@ -327,7 +325,7 @@ impl LlamaCausalLm {
         let n = g_out.size()[0];
         let eps = self.config.rms_eps;
         // FFN: x_out = x_mid + down(silu(gate) * up), gate and up from norm(x_mid).
-        let g_act = mm(&g_out, &w.down);
+        let g_act = matmul(&g_out, &w.down);
         let width = self.config.ffn_width as i64;
         let halves = saved.gate_up.split(width, -1);
         let (gate, up) = (&halves[0], &halves[1]);
@@ -335,10 +333,10 @@ impl LlamaCausalLm {
         let g_gate_up = Tensor::empty([n, 2 * width], (Kind::Float, g_out.device()));
         let _ = gate.silu_backward_grad_input(&g_gate_up.narrow(1, 0, width), &(&g_act * up));
         let _ = g_act.mul_out(&g_gate_up.narrow(1, width, width), &gate.silu());
-        let g_normed = mm(&g_gate_up, &w.gate_up);
+        let g_normed = matmul(&g_gate_up, &w.gate_up);
         let g_mid = &g_out + rms_norm_backward(&saved.x_mid, &w.ffn_norm, &g_normed, eps);
         // Attention: x_mid = x_in + wo(attended).
-        let g_attended = mm(&g_mid, &w.wo).reshape([n, kv, heads / kv, hd]);
+        let g_attended = matmul(&g_mid, &w.wo).reshape([n, kv, heads / kv, hd]);
         let scale = 1.0 / (hd as f64).sqrt();
         let (mut g_q, mut g_k, mut g_v) = (Vec::new(), Vec::new(), Vec::new());
         let mut offset = 0;
@@ -383,7 +381,7 @@ impl LlamaCausalLm {
         let (cos, sin) = &saved.tables;
         let g_qk = rope_backward(&g_qk, cos, sin).reshape([n, (heads + kv) * hd]);
         let g_qkv = Tensor::cat(&[g_qk, Tensor::cat(&g_v, 0).reshape([n, kv * hd])], -1);
-        let g_normed = mm(&g_qkv, &w.qkv);
+        let g_normed = matmul(&g_qkv, &w.qkv);
         g_mid + rms_norm_backward(&saved.x_in, &w.attn_norm, &g_normed, eps)
     }
 
