@@ -161,7 +161,14 @@ fn run_round<T: Send>(
     }
     if let [share] = shares {
         kn_model::set_threads(*share);
-        let results = indices.map(job).collect();
+        // The threads the other workers would have had help with this job's few-row
+        // products (a lone clean pass then streams the weights on two cores).
+        let spare_core = std::thread::available_parallelism().is_ok_and(|cores| cores.get() > 1);
+        let results = if threads > *share && spare_core {
+            kn_model::matmul::with_product_helper(|| indices.map(job).collect())
+        } else {
+            indices.map(job).collect()
+        };
         kn_model::set_threads(threads);
         return results;
     }
@@ -316,6 +323,21 @@ mod tests {
             });
             assert!(matches!(failed, Err(AttributionError::InvalidConfig(m)) if m == "job 3"));
         }
+    }
+
+    /// A lone job has a helper for its few-row products when the other workers' threads
+    /// are free (and the machine has a second core); jobs of a full round do not.
+    #[test]
+    fn a_lone_job_borrows_the_idle_threads() {
+        let spare_core = std::thread::available_parallelism().is_ok_and(|cores| cores.get() > 1);
+        kn_model::on_new_thread(2, || {
+            let lone = run_concurrently(1, 2, |_| Ok(kn_model::matmul::has_product_helper()));
+            assert_eq!(lone.unwrap(), [spare_core]);
+            let round = run_concurrently(2, 2, |_| Ok(kn_model::matmul::has_product_helper()));
+            assert_eq!(round.unwrap(), [false, false]);
+            let alone = run_concurrently(1, 1, |_| Ok(kn_model::matmul::has_product_helper()));
+            assert_eq!(alone.unwrap(), [false]);
+        });
     }
 
     /// The caller's libtorch thread count is the same after the workers ran.

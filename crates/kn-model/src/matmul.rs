@@ -19,7 +19,15 @@
 //! several libtorch threads, because `gemm`'s own threads (rayon) and libtorch's OpenMP
 //! threads contend for the cores: one SmolLM2 attribution on two threads took 2.1 s that way
 //! against 1.27 s through MKL.
+//!
+//! A thread that has a core to spare (a lone clean pass while the other workers idle) can
+//! lend few-row products a second thread with [`with_product_helper`]: each such product's
+//! weight rows are split between the two threads, which doubles the memory bandwidth the
+//! product streams the weights with. The arithmetic of every output element is the same
+//! either way, so results are identical to the bit.
 
+use std::cell::RefCell;
+use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use tch::{Device, Kind, Tensor};
 
 /// Up to this many rows, a product streams the weights once (`few_rows_product`) instead
@@ -145,7 +153,7 @@ unsafe fn product(out: &Tensor, accumulate: bool, a: &Tensor, b: &Tensor) {
                 std::slice::from_raw_parts(start, k as usize)
             })
             .collect();
-        few_rows_product(output, accumulate, &rows, &columns);
+        few_rows_product_shared(output, accumulate, &rows, &columns);
         return;
     }
     gemm::gemm(
@@ -171,16 +179,165 @@ unsafe fn product(out: &Tensor, accumulate: bool, a: &Tensor, b: &Tensor) {
     );
 }
 
-/// `out[i][j] (+)= rows[i] · columns[j]` for few rows: each column (a row of the weight
-/// matrix, contiguous) is read once and dotted with every row while it is in cache.
-fn few_rows_product(out: &mut [f32], accumulate: bool, rows: &[&[f32]], columns: &[&[f32]]) {
+/// A few-row product's share for the helper thread: the columns `first..` of `columns`,
+/// computed into a buffer of its own (`[rows, columns - first]`) that the helper sends back.
+struct HelperShare {
+    rows: Vec<(*const f32, usize)>,
+    columns: Vec<(*const f32, usize)>,
+    first: usize,
+}
+
+// SAFETY: a share is only sent to the helper while the thread that made it blocks until the
+// helper sends back its result (`few_rows_product_shared`), and nothing writes to the rows
+// and columns it points to meanwhile: the helper only reads them while they are alive.
+unsafe impl Send for HelperShare {}
+
+impl HelperShare {
+    /// Computes the share's columns of the product, `[rows, columns - first]`.
+    ///
+    /// # Safety
+    /// The pointers must be valid as when the share was made (see the `Send` impl).
+    unsafe fn run(self) -> Vec<f32> {
+        let slices = |parts: &[(*const f32, usize)]| -> Vec<&[f32]> {
+            parts
+                .iter()
+                .map(|&(start, len)| std::slice::from_raw_parts(start, len))
+                .collect()
+        };
+        let (rows, columns) = (slices(&self.rows), slices(&self.columns));
+        let width = columns.len() - self.first;
+        let mut out = vec![0.0; rows.len() * width];
+        few_rows_product(&mut out, width, false, &rows, &columns[self.first..]);
+        out
+    }
+}
+
+/// The helper thread lent to products on this thread by [`with_product_helper`].
+struct Helper {
+    shares: Sender<HelperShare>,
+    results: Receiver<Vec<f32>>,
+}
+
+thread_local! {
+    static HELPER: RefCell<Option<Helper>> = const { RefCell::new(None) };
+}
+
+/// Below this many weight rows a few-row product is not split (the hand-over would cost
+/// more than the second thread saves).
+const HELPED_COLUMNS: usize = 256;
+
+/// Runs `job` on the calling thread with a second thread lent to its few-row products (up to
+/// [`FEW_ROWS`] rows, computed here rather than by libtorch: one libtorch thread): each splits
+/// the weight rows with the helper. For a thread that runs alone while a core idles, such as
+/// a lone clean pass; the helper thread exists for the duration of `job` and idles between
+/// products. Results are identical to the bit with or without it. A panic in `job` continues
+/// after the helper has stopped.
+pub fn with_product_helper<T>(job: impl FnOnce() -> T) -> T {
+    /// Puts back the thread's previous helper (if `with_product_helper` is nested) when
+    /// `job` ends, panicking or not: this one's channel closes and its thread returns.
+    struct Lent(Option<Helper>);
+    impl Drop for Lent {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            HELPER.with(|helper| *helper.borrow_mut() = previous);
+        }
+    }
+    std::thread::scope(|scope| {
+        let (share_sender, shares) = channel::<HelperShare>();
+        let (result_sender, results) = channel();
+        scope.spawn(move || {
+            // The helper spins rather than sleeps between products: it has a core of its own
+            // for the duration, and waking a sleeping thread costs more than a small product.
+            while let Some(share) = receive_spinning(&shares) {
+                // SAFETY: see `HelperShare`'s `Send` impl.
+                if result_sender.send(unsafe { share.run() }).is_err() {
+                    break;
+                }
+            }
+        });
+        let previous = HELPER.with(|helper| {
+            helper.borrow_mut().replace(Helper {
+                shares: share_sender,
+                results,
+            })
+        });
+        let _lent = Lent(previous);
+        job()
+    })
+}
+
+/// The next message on `receiver`, waiting for it by spinning; `None` once the sender is gone.
+fn receive_spinning<T>(receiver: &Receiver<T>) -> Option<T> {
+    loop {
+        match receiver.try_recv() {
+            Ok(message) => return Some(message),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) => std::hint::spin_loop(),
+        }
+    }
+}
+
+/// Whether products on the calling thread have a helper thread ([`with_product_helper`]).
+pub fn has_product_helper() -> bool {
+    HELPER.with(|helper| helper.borrow().is_some())
+}
+
+/// [`few_rows_product`] into a `[rows, columns]` output, with the weight rows split with the
+/// thread's helper when it has one ([`with_product_helper`]) and there are enough of them.
+fn few_rows_product_shared(out: &mut [f32], accumulate: bool, rows: &[&[f32]], columns: &[&[f32]]) {
+    let n = columns.len();
+    let first = n / 2;
+    let shared = n >= HELPED_COLUMNS
+        && HELPER.with(|helper| {
+            let helper = helper.borrow();
+            let Some(helper) = helper.as_ref() else {
+                return false;
+            };
+            let share = HelperShare {
+                rows: rows.iter().map(|r| (r.as_ptr(), r.len())).collect(),
+                columns: columns.iter().map(|c| (c.as_ptr(), c.len())).collect(),
+                first,
+            };
+            if helper.shares.send(share).is_err() {
+                return false;
+            }
+            few_rows_product(out, n, accumulate, rows, &columns[..first]);
+            // The helper only stops when this thread's sender is dropped, so a failed
+            // receive means its arithmetic panicked, which it cannot do; the share's
+            // borrows must not end before the helper is done with them, so stop here.
+            let theirs = receive_spinning(&helper.results)
+                .expect("the product helper thread stopped during a product");
+            let width = n - first;
+            for (i, values) in theirs.chunks_exact(width).enumerate() {
+                let slots = &mut out[i * n + first..(i + 1) * n];
+                for (slot, value) in slots.iter_mut().zip(values) {
+                    *slot = if accumulate { *slot + value } else { *value };
+                }
+            }
+            true
+        });
+    if !shared {
+        few_rows_product(out, n, accumulate, rows, columns);
+    }
+}
+
+/// `out[i][j] (+)= rows[i] · columns[j]` for few rows, `out` row-major with rows `stride`
+/// floats apart: each column (a row of the weight matrix, contiguous) is read once and dotted
+/// with every row while it is in cache.
+fn few_rows_product(
+    out: &mut [f32],
+    stride: usize,
+    accumulate: bool,
+    rows: &[&[f32]],
+    columns: &[&[f32]],
+) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has the features the function is compiled for.
-        unsafe { few_rows_product_avx2(out, accumulate, rows, columns) };
+        unsafe { few_rows_product_avx2(out, stride, accumulate, rows, columns) };
         return;
     }
-    few_rows_product_portable(out, accumulate, rows, columns);
+    few_rows_product_portable(out, stride, accumulate, rows, columns);
 }
 
 /// [`few_rows_product_portable`] compiled for AVX2 and FMA (the same arithmetic: no fused
@@ -189,26 +346,27 @@ fn few_rows_product(out: &mut [f32], accumulate: bool, rows: &[&[f32]], columns:
 #[target_feature(enable = "avx2,fma")]
 unsafe fn few_rows_product_avx2(
     out: &mut [f32],
+    stride: usize,
     accumulate: bool,
     rows: &[&[f32]],
     columns: &[&[f32]],
 ) {
-    few_rows_product_portable(out, accumulate, rows, columns);
+    few_rows_product_portable(out, stride, accumulate, rows, columns);
 }
 
 /// The loops of [`few_rows_product`], written for the compiler to vectorize.
 #[inline(always)]
 fn few_rows_product_portable(
     out: &mut [f32],
+    stride: usize,
     accumulate: bool,
     rows: &[&[f32]],
     columns: &[&[f32]],
 ) {
-    let n = columns.len();
     for (j, column) in columns.iter().enumerate() {
         for (i, row) in rows.iter().enumerate() {
             let value = dot(row, column);
-            let slot = &mut out[i * n + j];
+            let slot = &mut out[i * stride + j];
             *slot = if accumulate { *slot + value } else { value };
         }
     }
@@ -344,6 +502,50 @@ mod tests {
                 add_matmul(&mut c, &a, &b);
                 assert!(close(&c, &(&want + a.matmul(&b))));
             }
+        });
+    }
+
+    /// Few-row products (every entry point, both orientations of the weight) give the same
+    /// bits with a helper thread as without, and libtorch's values.
+    #[test]
+    fn helped_few_row_products_are_identical_to_the_bit() {
+        on_one_thread(|| {
+            for (m, k, n) in [(1, 64, HELPED_COLUMNS as i64), (7, 96, 1000), (16, 33, 517)] {
+                let (x, w) = (random(&[m, k], 1), random(&[n, k], 2));
+                let b = random(&[k, n], 3).tr().contiguous().tr();
+                let c = random(&[m, n], 4);
+                let products = || {
+                    let mut sum = c.copy();
+                    add_matmul(&mut sum, &x, &w.tr());
+                    (linear(&x, &w), matmul(&x, &b), sum, has_product_helper())
+                };
+                let plain = products();
+                let helped = with_product_helper(products);
+                assert!(!plain.3 && helped.3 && !has_product_helper());
+                assert!(plain.0.equal(&helped.0) && plain.1.equal(&helped.1));
+                assert!(plain.2.equal(&helped.2));
+                assert!(close(&helped.0, &x.matmul(&w.tr())));
+                assert!(close(&helped.1, &x.matmul(&b)));
+                assert!(close(&helped.2, &(&c + x.matmul(&w.tr()))));
+            }
+        });
+    }
+
+    /// A panic in the job stops the helper and continues on the caller; a nested helper
+    /// gives back the outer one.
+    #[test]
+    fn product_helpers_end_with_their_job() {
+        on_one_thread(|| {
+            let panicked = std::panic::catch_unwind(|| with_product_helper(|| panic!("job")));
+            assert!(panicked.is_err());
+            assert!(!has_product_helper());
+            with_product_helper(|| {
+                assert!(with_product_helper(has_product_helper));
+                assert!(has_product_helper());
+                let (x, w) = (random(&[3, 8], 1), random(&[HELPED_COLUMNS as i64, 8], 2));
+                assert!(close(&linear(&x, &w), &x.matmul(&w.tr())));
+            });
+            assert!(!has_product_helper());
         });
     }
 
