@@ -229,9 +229,9 @@ const HELPED_COLUMNS: usize = 256;
 /// Runs `job` on the calling thread with a second thread lent to its few-row products (up to
 /// [`FEW_ROWS`] rows, computed here rather than by libtorch: one libtorch thread): each splits
 /// the weight rows with the helper. For a thread that runs alone while a core idles, such as
-/// a lone clean pass; the helper thread exists for the duration of `job` and idles between
-/// products. Results are identical to the bit with or without it. A panic in `job` continues
-/// after the helper has stopped.
+/// a lone clean pass: the helper thread exists for the duration of `job` and spins between
+/// products, keeping that core busy. Results are identical to the bit with or without it. A
+/// panic in `job` continues after the helper has stopped.
 pub fn with_product_helper<T>(job: impl FnOnce() -> T) -> T {
     /// Puts back the thread's previous helper (if `with_product_helper` is nested) when
     /// `job` ends, panicking or not: this one's channel closes and its thread returns.
@@ -302,11 +302,12 @@ fn few_rows_product_shared(out: &mut [f32], accumulate: bool, rows: &[&[f32]], c
                 return false;
             }
             few_rows_product(out, n, accumulate, rows, &columns[..first]);
-            // The helper only stops when this thread's sender is dropped, so a failed
-            // receive means its arithmetic panicked, which it cannot do; the share's
-            // borrows must not end before the helper is done with them, so stop here.
-            let theirs = receive_spinning(&helper.results)
-                .expect("the product helper thread stopped during a product");
+            // The helper only stops early if its arithmetic panicked (it cannot); it is then
+            // done with the share, and this thread computes the columns itself.
+            let Some(theirs) = receive_spinning(&helper.results) else {
+                few_rows_product(&mut out[first..], n, accumulate, rows, &columns[first..]);
+                return true;
+            };
             let width = n - first;
             for (i, values) in theirs.chunks_exact(width).enumerate() {
                 let slots = &mut out[i * n + first..(i + 1) * n];
@@ -546,6 +547,34 @@ mod tests {
                 assert!(close(&linear(&x, &w), &x.matmul(&w.tr())));
             });
             assert!(!has_product_helper());
+        });
+    }
+
+    /// A helper that stops without answering leaves its columns to the calling thread.
+    #[test]
+    fn a_helper_that_stops_leaves_its_columns_to_the_caller() {
+        on_one_thread(|| {
+            let (x, w) = (
+                random(&[5, 40], 1),
+                random(&[HELPED_COLUMNS as i64 + 3, 40], 2),
+            );
+            let want = linear(&x, &w);
+            let (shares_sender, shares) = channel::<HelperShare>();
+            let (results_sender, results) = channel::<Vec<f32>>();
+            let quitter = std::thread::spawn(move || {
+                let _share = shares.recv();
+                drop(results_sender);
+            });
+            HELPER.with(|helper| {
+                *helper.borrow_mut() = Some(Helper {
+                    shares: shares_sender,
+                    results,
+                })
+            });
+            let got = linear(&x, &w);
+            HELPER.with(|helper| helper.borrow_mut().take());
+            quitter.join().unwrap();
+            assert!(got.equal(&want));
         });
     }
 
