@@ -104,6 +104,12 @@ fn share(range: &Range<usize>, piece: usize, pieces: usize) -> Range<usize> {
     range.start + len * piece / pieces..range.start + len * (piece + 1) / pieces
 }
 
+/// Whether the machine has more than one core, so that a helper thread lent to a lone job
+/// ([`kn_model::matmul::with_product_helper`], which spins) does not take the job's own core.
+fn has_spare_core() -> bool {
+    std::thread::available_parallelism().is_ok_and(|cores| cores.get() > 1)
+}
+
 /// A shared borrow of data holding libtorch tensors, to be read from the pass workers.
 pub(crate) struct ReadOnly<'a, T: ?Sized>(&'a T);
 
@@ -163,8 +169,7 @@ fn run_round<T: Send>(
         kn_model::set_threads(*share);
         // The threads the other workers would have had help with this job's few-row
         // products (a lone clean pass then streams the weights on two cores).
-        let spare_core = std::thread::available_parallelism().is_ok_and(|cores| cores.get() > 1);
-        let results = if threads > *share && spare_core {
+        let results = if threads > *share && has_spare_core() {
             kn_model::matmul::with_product_helper(|| indices.map(job).collect())
         } else {
             indices.map(job).collect()
@@ -329,10 +334,9 @@ mod tests {
     /// are free (and the machine has a second core); jobs of a full round do not.
     #[test]
     fn a_lone_job_borrows_the_idle_threads() {
-        let spare_core = std::thread::available_parallelism().is_ok_and(|cores| cores.get() > 1);
         kn_model::on_new_thread(2, || {
             let lone = run_concurrently(1, 2, |_| Ok(kn_model::matmul::has_product_helper()));
-            assert_eq!(lone.unwrap(), [spare_core]);
+            assert_eq!(lone.unwrap(), [has_spare_core()]);
             let round = run_concurrently(2, 2, |_| Ok(kn_model::matmul::has_product_helper()));
             assert_eq!(round.unwrap(), [false, false]);
             let alone = run_concurrently(1, 1, |_| Ok(kn_model::matmul::has_product_helper()));
