@@ -17,7 +17,7 @@
 use crate::error::{AttributionError, Result};
 use crate::passes::{fill_last_round, plan_passes, run_concurrently, PassPart, ReadOnly};
 use crate::rules::IntegrationRule;
-use kn_model::matmul::{add_matmul, matmul};
+use kn_model::matmul::{add_matmul, linear};
 use kn_model::tch::{Device, Kind, Tensor};
 use kn_model::{guard, CleanPass, EncodedPrompt, KnowledgeModel};
 use ndarray::Array2;
@@ -209,9 +209,9 @@ pub(crate) fn target_values(logits: &Tensor, prompt: &EncodedPrompt, target: Tar
 /// gradient `e^S · dS/df_t`. Returns values `[rows]` and the gradient `[rows, targets, hidden]`.
 ///
 /// The vocabulary is walked in blocks of [`HEAD_VOCAB_BLOCK`] rows of `W` with a running
-/// maximum (the "online softmax"): each block's logits `W_b · fᵀ` are exponentiated against
-/// the running maximum and folded into the running normaliser and the running weighted sum of
-/// `W_b`'s rows, which are rescaled when the maximum grows. Nothing vocabulary-sized is ever
+/// maximum (the "online softmax"): each block's logits `f · W_bᵀ` (a row per line) are
+/// exponentiated against the running maximum and folded into the running normaliser and the
+/// running weighted sum of `W_b`'s rows, which are rescaled when the maximum grows. Nothing vocabulary-sized is ever
 /// stored, both products of a block reuse `W_b` while it is in cache, and the result equals the
 /// softmax over the whole vocabulary up to float rounding.
 pub fn head_values_and_gradient(
@@ -250,7 +250,6 @@ fn line_log_probs_and_gradients(
 ) -> (Tensor, Tensor) {
     let (count, hidden) = (lines.size()[0], lines.size()[1]);
     let float = (Kind::Float, lines.device());
-    let lines_t = lines.tr();
     let answer_rows = weight.index_select(0, ids); // [lines, hidden]
     let mut answer_logits = (lines * &answer_rows).sum_dim_intlist(1, false, Kind::Float);
     if let Some(bias) = bias {
@@ -264,16 +263,16 @@ fn line_log_probs_and_gradients(
     while first < vocab {
         let block = HEAD_VOCAB_BLOCK.min(vocab - first);
         let block_weight = weight.narrow(0, first, block);
-        let mut logits = matmul(&block_weight, &lines_t); // [block, lines]
+        let mut logits = linear(lines, &block_weight); // [lines, block]
         if let Some(bias) = bias {
-            logits += bias.narrow(0, first, block).unsqueeze(1);
+            logits += bias.narrow(0, first, block).unsqueeze(0);
         }
-        let new_max = running_max.maximum(&logits.amax([0], false));
+        let new_max = running_max.maximum(&logits.amax([1], false));
         let rescale = (&running_max - &new_max).exp();
-        let _ = logits.g_sub_(&new_max).exp_();
-        normaliser = normaliser * &rescale + logits.sum_dim_intlist(0, false, Kind::Float);
+        let _ = logits.g_sub_(&new_max.unsqueeze(1)).exp_();
+        normaliser = normaliser * &rescale + logits.sum_dim_intlist(1, false, Kind::Float);
         let _ = weighted_rows.g_mul_(&rescale.unsqueeze(1));
-        add_matmul(&mut weighted_rows, &logits.tr(), &block_weight);
+        add_matmul(&mut weighted_rows, &logits, &block_weight);
         running_max = new_max;
         first += block;
     }
