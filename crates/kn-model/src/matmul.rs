@@ -12,8 +12,8 @@
 //! (`few_rows_product`); SmolLM2's clean pass takes 0.058 s that way against 0.077 s through
 //! MKL. All of them accumulate in float32; results differ by float rounding only.
 //!
-//! On CPUs with AVX-512 (the Zen 4 of `docs/performance.md`), products of more than
-//! [`FEW_ROWS`] rows whose left operand has contiguous rows go to the kernels of `tiles`
+//! On CPUs with AVX-512 (the Zen 4 of `docs/performance.md`), products whose left operand has
+//! contiguous rows (other than the few-row products above) go to the kernels of `tiles`
 //! instead of `gemm`: they read the weights with their rows contiguous as they lie (`x Wᵀ`
 //! transposes 32 weight rows at a time into a small panel; `g W` reads 32 columns of the
 //! row-major `W` in place) and fetch the next panel into the cache while the current one
@@ -171,9 +171,10 @@ unsafe fn product(out: &Tensor, accumulate: bool, a: &Tensor, b: &Tensor) {
         few_rows_product_shared(output, accumulate, &rows, &columns);
         return;
     }
-    // Rows of `a` contiguous: the AVX-512 kernels where the CPU has them (`tiles`).
+    // Rows of `a` contiguous: the AVX-512 kernels where the CPU has them (`tiles`), for the
+    // products that the few-rows kernel above did not take.
     #[cfg(target_arch = "x86_64")]
-    if m > FEW_ROWS && a_strides[1] == 1 && tiles::available() {
+    if a_strides[1] == 1 && tiles::available() {
         let a_rows = tiles::Rows {
             start: a.data_ptr() as *const f32,
             row_stride: a_strides[0] as usize,
@@ -503,6 +504,7 @@ mod tests {
                 (100, 800, 65),
                 (19, 1537, 40),
                 (64, 24, 96),
+                (5, 40, 70),
             ] {
                 let x = random(&[m + 3, k + 5], 1).narrow(0, 2, m).narrow(1, 1, k);
                 let w = random(&[n, k], 2);

@@ -1,0 +1,167 @@
+//! The matrix products of attribution's passes through `kn_model::matmul` (the AVX-512 tile
+//! kernels on CPUs that have them) against the `gemm` crate called directly (what
+//! `kn_model::matmul` used before), timed alternately in one run, one thread.
+//!
+//! ```sh
+//! cargo run --release --example product_kernels -- [--reps 5]
+//! ```
+//!
+//! Each line multiplies `m` rows by 30 different weight matrices (a pass's layers: each weight
+//! comes from memory, as in a pass) and reports the best of `reps` runs as GFLOP/s =
+//! 2 m n k x 30 / time: `x Wᵀ` (a linear layer's forward product, `W` `[n, k]`) and `g W` (its
+//! input gradient, `g` `[m, n]`), at SmolLM2's shapes and a pass's row counts; then the output
+//! head's two products per vocabulary block of 2048 rows (`f Wᵀ` and `p W`, the whole
+//! 49,152-row vocabulary).
+
+use kn_model::tch::{self, Device, Kind, Tensor};
+use std::time::Instant;
+
+const LAYERS: usize = 30;
+
+/// `out = a @ b` by the `gemm` crate on one thread, for float32 CPU tensors with any strides.
+fn gemm_product(a: &Tensor, b: &Tensor) -> Tensor {
+    let (m, k, n) = (a.size()[0], a.size()[1], b.size()[1]);
+    let out = Tensor::empty([m, n], (Kind::Float, Device::Cpu));
+    let (sa, sb) = (a.stride(), b.stride());
+    // SAFETY: `out` is a fresh contiguous `[m, n]` float32 tensor; `a` and `b` are float32 CPU
+    // tensors of sizes `[m, k]` and `[k, n]` with the strides given.
+    unsafe {
+        gemm::gemm(
+            m as usize,
+            n as usize,
+            k as usize,
+            out.data_ptr() as *mut f32,
+            1,
+            n as isize,
+            false,
+            a.data_ptr() as *const f32,
+            sa[1] as isize,
+            sa[0] as isize,
+            b.data_ptr() as *const f32,
+            sb[1] as isize,
+            sb[0] as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+    out
+}
+
+/// Best seconds of `reps` runs of `run`.
+fn best_of(reps: usize, mut run: impl FnMut()) -> f64 {
+    (0..reps)
+        .map(|_| {
+            let started = Instant::now();
+            run();
+            started.elapsed().as_secs_f64()
+        })
+        .fold(f64::MAX, f64::min)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let reps = args
+        .iter()
+        .position(|a| a == "--reps")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    tch::set_num_threads(1);
+    let _no_grad = tch::no_grad_guard();
+    let float = (Kind::Float, Device::Cpu);
+    println!("one thread, best of {reps}, GFLOP/s; {LAYERS} weights per line");
+    println!(
+        "{:<28} {:>5} {:>10} {:>10} {:>7}",
+        "product [k -> n]", "rows", "kn_model", "gemm", "ratio"
+    );
+    for &(k, n, what) in &[
+        (576i64, 3072i64, "gate+up"),
+        (1536, 576, "down"),
+        (576, 960, "q+k+v"),
+        (576, 576, "o"),
+    ] {
+        let weights: Vec<Tensor> = (0..LAYERS).map(|_| Tensor::randn([n, k], float)).collect();
+        for &m in &[20i64, 40, 100, 160, 300] {
+            let x = Tensor::randn([m, k], float);
+            let g = Tensor::randn([m, n], float);
+            let flop = 2.0 * (m * n * k) as f64 * LAYERS as f64;
+            let mut rates = [0.0; 4];
+            for _ in 0..2 {
+                let ours = best_of(reps, || {
+                    for w in &weights {
+                        let _ = kn_model::matmul::linear(&x, w);
+                    }
+                });
+                let theirs = best_of(reps, || {
+                    for w in &weights {
+                        let _ = gemm_product(&x, &w.tr());
+                    }
+                });
+                let ours_back = best_of(reps, || {
+                    for w in &weights {
+                        let _ = kn_model::matmul::matmul(&g, w);
+                    }
+                });
+                let theirs_back = best_of(reps, || {
+                    for w in &weights {
+                        let _ = gemm_product(&g, w);
+                    }
+                });
+                for (rate, seconds) in rates.iter_mut().zip([ours, theirs, ours_back, theirs_back])
+                {
+                    *rate = f64::max(*rate, flop / seconds / 1e9);
+                }
+            }
+            let row = |label: String, ours: f64, theirs: f64| {
+                println!(
+                    "{label:<28} {m:>5} {ours:>10.0} {theirs:>10.0} {:>7.2}",
+                    ours / theirs
+                )
+            };
+            row(format!("{what} x Wᵀ [{k} -> {n}]"), rates[0], rates[1]);
+            row(format!("{what} g W  [{n} -> {k}]"), rates[2], rates[3]);
+        }
+    }
+    let vocabulary = 49_152i64;
+    let block = 2048i64;
+    let embedding = Tensor::randn([vocabulary, 576], float);
+    for &lines in &[100i64, 300, 600] {
+        let features = Tensor::randn([lines, 576], float);
+        let probabilities = Tensor::randn([lines, block], float);
+        let flop = 2.0 * (lines * vocabulary * 576) as f64;
+        let blocks = || (0..vocabulary / block).map(|b| embedding.narrow(0, b * block, block));
+        let mut rates = [0.0; 4];
+        for _ in 0..2 {
+            let seconds = [
+                best_of(reps, || {
+                    blocks().for_each(|w| drop(kn_model::matmul::linear(&features, &w)))
+                }),
+                best_of(reps, || {
+                    blocks().for_each(|w| drop(gemm_product(&features, &w.tr())))
+                }),
+                best_of(reps, || {
+                    blocks().for_each(|w| drop(kn_model::matmul::matmul(&probabilities, &w)))
+                }),
+                best_of(reps, || {
+                    blocks().for_each(|w| drop(gemm_product(&probabilities, &w)))
+                }),
+            ];
+            for (rate, seconds) in rates.iter_mut().zip(seconds) {
+                *rate = f64::max(*rate, flop / seconds / 1e9);
+            }
+        }
+        for (label, ours, theirs) in [
+            ("head f Wᵀ [576 -> 49152]", rates[0], rates[1]),
+            ("head p W  [49152 -> 576]", rates[2], rates[3]),
+        ] {
+            println!(
+                "{label:<28} {lines:>5} {ours:>10.0} {theirs:>10.0} {:>7.2}",
+                ours / theirs
+            );
+        }
+    }
+}
