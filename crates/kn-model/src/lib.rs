@@ -19,6 +19,7 @@ mod load;
 pub mod matmul;
 mod model;
 mod runtime;
+mod swiglu;
 mod weights;
 
 pub use bert::BertMaskedLm;

@@ -28,6 +28,7 @@ use crate::model::{
     ActivationEdit, AnswerPolicy, CleanPass, EncodedPrompt, ForwardOutput, KnowledgeModel,
     ModelInfo, ModelKind,
 };
+use crate::swiglu::swiglu;
 use crate::weights::{fingerprint, read_file, WeightMap};
 use kn_tokenizer::{ByteLevelBpe, Tokenizer};
 use std::path::Path;
@@ -716,10 +717,9 @@ impl LlamaCausalLm {
 
     fn ffn_activation(&self, layer: &LlamaLayer, x: &Tensor) -> Tensor {
         let h = self.rms_norm(x, &layer.ffn_norm);
-        let gate_up = linear(&h, &layer.gate_up);
-        // split (whose backward concatenates), not narrow (whose backward zero-fills).
-        let gate_and_up = gate_up.split(self.config.ffn_width as i64, -1);
-        gate_and_up[0].silu() * &gate_and_up[1]
+        // In autograd, `swiglu` splits (whose backward concatenates) rather than narrows
+        // (whose backward zero-fills).
+        swiglu(&linear(&h, &layer.gate_up))
     }
 
     fn logits(&self, x: &Tensor) -> Tensor {

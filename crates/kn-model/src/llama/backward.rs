@@ -15,6 +15,7 @@ use crate::common;
 use crate::error::{guard, ModelError, Result};
 use crate::matmul::{linear, matmul};
 use crate::model::CleanPass;
+use crate::swiglu::{swiglu, swiglu_backward};
 use tch::{Kind, Tensor};
 
 /// One run's fixed parts: its clean pass, answer position and that position's RoPE tables.
@@ -219,8 +220,7 @@ impl LlamaCausalLm {
         }
         let x_mid = &x_in + linear(&Tensor::cat(&attended, 0), &w.wo);
         let gate_up = linear(&self.rms_norm(&x_mid, &w.ffn_norm), &w.gate_up);
-        let halves = gate_up.split(self.config.ffn_width as i64, -1);
-        let x_out = &x_mid + linear(&(halves[0].silu() * &halves[1]), &w.down);
+        let x_out = &x_mid + linear(&swiglu(&gate_up), &w.down);
         let saved = SavedLayer {
             rows,
             x_in,
@@ -326,13 +326,7 @@ impl LlamaCausalLm {
         let eps = self.config.rms_eps;
         // FFN: x_out = x_mid + down(silu(gate) * up), gate and up from norm(x_mid).
         let g_act = matmul(&g_out, &w.down);
-        let width = self.config.ffn_width as i64;
-        let halves = saved.gate_up.split(width, -1);
-        let (gate, up) = (&halves[0], &halves[1]);
-        // Both halves written in place; the gate's half by libtorch's fused SiLU derivative.
-        let g_gate_up = Tensor::empty([n, 2 * width], (Kind::Float, g_out.device()));
-        let _ = gate.silu_backward_grad_input(&g_gate_up.narrow(1, 0, width), &(&g_act * up));
-        let _ = g_act.mul_out(&g_gate_up.narrow(1, width, width), &gate.silu());
+        let g_gate_up = swiglu_backward(&saved.gate_up, &g_act);
         let g_normed = matmul(&g_gate_up, &w.gate_up);
         let g_mid = &g_out + rms_norm_backward(&saved.x_mid, &w.ffn_norm, &g_normed, eps);
         // Attention: x_mid = x_in + wo(attended).
