@@ -1,6 +1,6 @@
 //! The matrix products of attribution's passes through `kn_model::matmul` (the AVX-512 tile
-//! kernels on CPUs that have them) against the `gemm` crate called directly (what
-//! `kn_model::matmul` used before), timed alternately in one run, one thread.
+//! kernels on CPUs that have them) against the `gemm` crate (`kn_model::matmul::matmul_by_gemm`,
+//! what `kn_model::matmul` used before), timed alternately in one run, one thread.
 //!
 //! ```sh
 //! cargo run --release --example product_kernels -- [--reps 5]
@@ -18,37 +18,33 @@ use std::time::Instant;
 
 const LAYERS: usize = 30;
 
-/// `out = a @ b` by the `gemm` crate on one thread, for float32 CPU tensors with any strides.
-fn gemm_product(a: &Tensor, b: &Tensor) -> Tensor {
-    let (m, k, n) = (a.size()[0], a.size()[1], b.size()[1]);
-    let out = Tensor::empty([m, n], (Kind::Float, Device::Cpu));
-    let (sa, sb) = (a.stride(), b.stride());
-    // SAFETY: `out` is a fresh contiguous `[m, n]` float32 tensor; `a` and `b` are float32 CPU
-    // tensors of sizes `[m, k]` and `[k, n]` with the strides given.
-    unsafe {
-        gemm::gemm(
-            m as usize,
-            n as usize,
-            k as usize,
-            out.data_ptr() as *mut f32,
-            1,
-            n as isize,
-            false,
-            a.data_ptr() as *const f32,
-            sa[1] as isize,
-            sa[0] as isize,
-            b.data_ptr() as *const f32,
-            sb[1] as isize,
-            sb[0] as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
+/// The float32 multiply-add peak of one core, GFLOP/s: 16 independent AVX-512 fused
+/// multiply-adds per step, in registers (none where the CPU lacks AVX-512).
+fn fma_peak() -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F.
+        return Some(unsafe { fma_peak_avx512() });
     }
-    out
+    None
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_peak_avx512() -> f64 {
+    use std::arch::x86_64::*;
+    let mut sums = [_mm512_setzero_ps(); 16];
+    let (a, b) = (_mm512_set1_ps(1.000_000_1), _mm512_set1_ps(0.999_999_9));
+    let steps = 50_000_000usize;
+    let started = Instant::now();
+    for _ in 0..steps {
+        for sum in sums.iter_mut() {
+            *sum = _mm512_fmadd_ps(a, b, *sum);
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    std::hint::black_box(&sums);
+    (steps * 16 * 16 * 2) as f64 / seconds / 1e9
 }
 
 /// Best seconds of `reps` runs of `run`.
@@ -74,6 +70,9 @@ fn main() {
     let _no_grad = tch::no_grad_guard();
     let float = (Kind::Float, Device::Cpu);
     println!("one thread, best of {reps}, GFLOP/s; {LAYERS} weights per line");
+    if let Some(peak) = fma_peak() {
+        println!("FMA peak of one core (AVX-512, registers only): {peak:.0} GFLOP/s");
+    }
     println!(
         "{:<28} {:>5} {:>10} {:>10} {:>7}",
         "product [k -> n]", "rows", "kn_model", "gemm", "ratio"
@@ -98,7 +97,7 @@ fn main() {
                 });
                 let theirs = best_of(reps, || {
                     for w in &weights {
-                        let _ = gemm_product(&x, &w.tr());
+                        let _ = kn_model::matmul::matmul_by_gemm(&x, &w.tr());
                     }
                 });
                 let ours_back = best_of(reps, || {
@@ -108,7 +107,7 @@ fn main() {
                 });
                 let theirs_back = best_of(reps, || {
                     for w in &weights {
-                        let _ = gemm_product(&g, w);
+                        let _ = kn_model::matmul::matmul_by_gemm(&g, w);
                     }
                 });
                 for (rate, seconds) in rates.iter_mut().zip([ours, theirs, ours_back, theirs_back])
@@ -141,13 +140,15 @@ fn main() {
                     blocks().for_each(|w| drop(kn_model::matmul::linear(&features, &w)))
                 }),
                 best_of(reps, || {
-                    blocks().for_each(|w| drop(gemm_product(&features, &w.tr())))
+                    blocks()
+                        .for_each(|w| drop(kn_model::matmul::matmul_by_gemm(&features, &w.tr())))
                 }),
                 best_of(reps, || {
                     blocks().for_each(|w| drop(kn_model::matmul::matmul(&probabilities, &w)))
                 }),
                 best_of(reps, || {
-                    blocks().for_each(|w| drop(gemm_product(&probabilities, &w)))
+                    blocks()
+                        .for_each(|w| drop(kn_model::matmul::matmul_by_gemm(&probabilities, &w)))
                 }),
             ];
             for (rate, seconds) in rates.iter_mut().zip(seconds) {

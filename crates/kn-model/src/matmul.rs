@@ -18,9 +18,9 @@
 //! transposes 32 weight rows at a time into a small panel; `g W` reads 32 columns of the
 //! row-major `W` in place) and fetch the next panel into the cache while the current one
 //! computes, where `gemm` gathers every weight matrix into its own layout a float at a time
-//! for every product. At the passes' shapes that is 66-69 against 43-54 GFLOP/s at 20 rows and
-//! 104-109 against 99-104 at 300 (`x Wᵀ`), 81-86 against 50-57 and 101-107 against 100-104
-//! (`g W`).
+//! for every product. At the passes' shapes (`examples/product_kernels.rs`, one thread) that is
+//! 65-68 against 41-51 GFLOP/s at 20 rows and 105-107 against 99-102 at 300 (`x Wᵀ`), 80-85
+//! against 38-49 and 104-106 against 100-102 (`g W`).
 //!
 //! [`matmul`], [`linear`] and [`add_matmul`] take float32 CPU tensors with any strides (a
 //! transposed view costs nothing) that do not require gradients, on a thread where libtorch is
@@ -175,30 +175,34 @@ unsafe fn product(out: &Tensor, accumulate: bool, a: &Tensor, b: &Tensor) {
     // products that the few-rows kernel above did not take.
     #[cfg(target_arch = "x86_64")]
     if a_strides[1] == 1 && tiles::available() {
-        let a_rows = tiles::Rows {
-            start: a.data_ptr() as *const f32,
-            row_stride: a_strides[0] as usize,
+        let rows = |t: &Tensor, row_stride: i64| tiles::Rows {
+            start: t.data_ptr() as *const f32,
+            row_stride: row_stride as usize,
         };
         let out_start = out.data_ptr() as *mut f32;
         let shape = (m as usize, n as usize, k as usize);
         if b_strides[0] == 1 {
             // `b` is `Wᵀ` for a `W` with contiguous rows (a linear layer).
-            let w = tiles::Rows {
-                start: b.data_ptr() as *const f32,
-                row_stride: b_strides[1] as usize,
-            };
-            tiles::rows_times_weight_rows(out_start, n as usize, accumulate, a_rows, w, shape);
+            let (a, w) = (rows(a, a_strides[0]), rows(b, b_strides[1]));
+            tiles::rows_times_weight_rows(out_start, n as usize, accumulate, a, w, shape);
             return;
         }
         if b_strides[1] == 1 {
-            let b_rows = tiles::Rows {
-                start: b.data_ptr() as *const f32,
-                row_stride: b_strides[0] as usize,
-            };
-            tiles::rows_times_matrix(out_start, n as usize, accumulate, a_rows, b_rows, shape);
+            let (a, b) = (rows(a, a_strides[0]), rows(b, b_strides[0]));
+            tiles::rows_times_matrix(out_start, n as usize, accumulate, a, b, shape);
             return;
         }
     }
+    gemm_into(out, accumulate, a, b);
+}
+
+/// `out = a @ b`, or `out += a @ b` when `accumulate`, by the `gemm` crate on this thread.
+///
+/// # Safety
+/// As [`product`], and `a`, `b` not empty.
+unsafe fn gemm_into(out: &Tensor, accumulate: bool, a: &Tensor, b: &Tensor) {
+    let (m, k, n) = (a.size()[0], a.size()[1], b.size()[1]);
+    let (a_strides, b_strides) = (a.stride(), b.stride());
     gemm::gemm(
         m as usize,
         n as usize,
@@ -220,6 +224,27 @@ unsafe fn product(out: &Tensor, accumulate: bool, a: &Tensor, b: &Tensor) {
         false,
         gemm::Parallelism::None,
     );
+}
+
+/// `a @ b` (`[m, k] @ [k, n]`, float32 CPU tensors, any strides) by the `gemm` crate alone,
+/// whatever the thread and the CPU: the path [`matmul`] took before its AVX-512 kernels, for
+/// benchmarks that compare the two (`examples/product_kernels.rs`). Anything else goes to
+/// libtorch.
+pub fn matmul_by_gemm(a: &Tensor, b: &Tensor) -> Tensor {
+    let shapes_match = a.dim() == 2 && b.dim() == 2 && a.size()[1] == b.size()[0];
+    let float_cpu = |t: &Tensor| t.device() == Device::Cpu && t.kind() == Kind::Float;
+    if !(shapes_match && float_cpu(a) && float_cpu(b) && !a.requires_grad() && !b.requires_grad()) {
+        return a.matmul(b);
+    }
+    let size = [a.size()[0], b.size()[1]];
+    if a.numel() == 0 || b.numel() == 0 {
+        return Tensor::zeros(size, (Kind::Float, Device::Cpu));
+    }
+    let out = Tensor::empty(size, (Kind::Float, Device::Cpu));
+    // SAFETY: `out` is a fresh contiguous `[m, n]` float32 CPU tensor that nothing else refers
+    // to; `a` and `b` are non-empty 2-D float32 CPU tensors of matching inner size.
+    unsafe { gemm_into(&out, false, a, b) };
+    out
 }
 
 /// A few-row product's share for the helper thread: the columns `first..` of `columns`,
@@ -421,7 +446,7 @@ const LANES: usize = 16;
 
 /// `x · y` with [`LANES`] partial sums, added pairwise at the end.
 #[inline(always)]
-fn dot(x: &[f32], y: &[f32]) -> f32 {
+pub(crate) fn dot(x: &[f32], y: &[f32]) -> f32 {
     let mut sums = [0.0f32; LANES];
     let whole = x.len() - x.len() % LANES;
     for (xs, ys) in x[..whole]
@@ -480,6 +505,7 @@ mod tests {
                 let a = if transpose_a { random(&[k, m], seed).tr() } else { random(&[m, k], seed) };
                 let b = if transpose_b { random(&[n, k], seed + 1).tr() } else { random(&[k, n], seed + 1) };
                 prop_assert!(close(&matmul(&a, &b), &a.matmul(&b)));
+                prop_assert!(close(&matmul_by_gemm(&a, &b), &a.matmul(&b)));
                 let w = random(&[n, k], seed + 2);
                 prop_assert!(close(&linear(&a, &w), &a.matmul(&w.tr())));
                 let c = random(&[m, n], seed + 3);

@@ -13,7 +13,7 @@
 use super::{cached_prefix, recomputed_positions, LlamaCausalLm, LlamaLayer};
 use crate::common;
 use crate::error::{guard, ModelError, Result};
-use crate::matmul::{linear, matmul};
+use crate::matmul::{dot, linear, matmul};
 use crate::model::CleanPass;
 use crate::swiglu::{swiglu, swiglu_backward};
 use tch::{Kind, Tensor};
@@ -472,16 +472,19 @@ fn rms_norm_backward_onto(
         );
         let residual = residual.map(|r| slice(r, rows * width));
         let output = std::slice::from_raw_parts_mut(out.data_ptr() as *mut f32, rows * width);
+        let mut g_weighted = vec![0.0f32; width];
         for row in 0..rows {
             let span = row * width..(row + 1) * width;
             let (x, g) = (&x[span.clone()], &g[span.clone()]);
-            let mean_square = lane_sum(width, |i| x[i] * x[i]) / width as f32;
-            let inverse_rms = 1.0 / (mean_square + eps as f32).sqrt();
-            let projection = lane_sum(width, |i| g[i] * weight[i] * x[i]) / width as f32;
+            for ((slot, g), w) in g_weighted.iter_mut().zip(g).zip(weight) {
+                *slot = g * w;
+            }
+            let inverse_rms = 1.0 / (dot(x, x) / width as f32 + eps as f32).sqrt();
+            let projection = dot(&g_weighted, x) / width as f32;
             let correction = projection * inverse_rms * inverse_rms;
             let out_row = &mut output[span.clone()];
-            for i in 0..width {
-                out_row[i] = (g[i] * weight[i] - x[i] * correction) * inverse_rms;
+            for ((slot, g_weighted), x) in out_row.iter_mut().zip(&g_weighted).zip(x) {
+                *slot = (g_weighted - x * correction) * inverse_rms;
             }
             if let Some(residual) = residual {
                 for (slot, value) in out_row.iter_mut().zip(&residual[span]) {
@@ -491,30 +494,6 @@ fn rms_norm_backward_onto(
         }
     }
     out
-}
-
-/// `Σ term(i)` for `i < count`, in 16 separate partial sums added pairwise at the end (so that
-/// the compiler can vectorise it).
-fn lane_sum(count: usize, term: impl Fn(usize) -> f32) -> f32 {
-    const LANES: usize = 16;
-    let mut sums = [0.0f32; LANES];
-    let whole = count - count % LANES;
-    for start in (0..whole).step_by(LANES) {
-        for (lane, sum) in sums.iter_mut().enumerate() {
-            *sum += term(start + lane);
-        }
-    }
-    for (lane, i) in (whole..count).enumerate() {
-        sums[lane] += term(i);
-    }
-    let mut width = LANES;
-    while width > 1 {
-        width /= 2;
-        for lane in 0..width {
-            sums[lane] += sums[lane + width];
-        }
-    }
-    sums[0]
 }
 
 /// Gradient of the rotate-half RoPE `y = x cos + rotate_half(x) sin` with respect to `x`:

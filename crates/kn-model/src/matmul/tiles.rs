@@ -72,33 +72,26 @@ pub(super) unsafe fn rows_times_weight_rows(
         let next = first + TILE_COLUMNS;
         let upcoming = TILE_COLUMNS.min(n.saturating_sub(next));
         let tiles = m.div_ceil(TILE_ROWS);
-        for (tile, row) in (0..m).step_by(TILE_ROWS).enumerate() {
+        for (index, row) in (0..m).step_by(TILE_ROWS).enumerate() {
             let rows = TILE_ROWS.min(m - row);
-            let tile_out = out.add(row * out_stride + first);
-            let mut inputs = [a.start; TILE_ROWS];
-            for (r, input) in inputs.iter_mut().enumerate() {
-                *input = a.start.add((row + r.min(rows - 1)) * a.row_stride);
-            }
-            let mut low = [_mm512_setzero_ps(); TILE_ROWS];
-            let mut high = [_mm512_setzero_ps(); TILE_ROWS];
+            let mut tile = Tile::new(a, row, rows, 0);
             let mut weights = panel.as_ptr();
             for t in 0..k {
                 if t % 16 == 0 {
-                    for c in (tile..upcoming).step_by(tiles) {
+                    for c in (index..upcoming).step_by(tiles) {
                         let line = w.start.add((next + c) * w.row_stride + t);
                         _mm_prefetch::<_MM_HINT_T1>(line as *const i8);
                     }
                 }
-                let w_low = _mm512_loadu_ps(weights);
-                let w_high = _mm512_loadu_ps(weights.add(16));
-                for r in 0..TILE_ROWS {
-                    let x = _mm512_set1_ps(*inputs[r].add(t));
-                    low[r] = _mm512_fmadd_ps(x, w_low, low[r]);
-                    high[r] = _mm512_fmadd_ps(x, w_high, high[r]);
-                }
+                tile.step(
+                    t,
+                    _mm512_loadu_ps(weights),
+                    _mm512_loadu_ps(weights.add(16)),
+                );
                 weights = weights.add(TILE_COLUMNS);
             }
-            store_tile(tile_out, out_stride, accumulate, &low, &high, rows, columns);
+            let tile_out = out.add(row * out_stride + first);
+            tile.store(tile_out, out_stride, accumulate, rows, columns);
         }
     }
 }
@@ -140,18 +133,12 @@ pub(super) unsafe fn rows_times_matrix(
         let (next_first, next_begin, next_length) =
             blocks.get(index + 1).copied().unwrap_or((0, 0, 0));
         let next_columns = TILE_COLUMNS.min(n.saturating_sub(next_first));
-        for (tile, row) in (0..m).step_by(TILE_ROWS).enumerate() {
+        for (index, row) in (0..m).step_by(TILE_ROWS).enumerate() {
             let rows = TILE_ROWS.min(m - row);
-            let tile_out = out.add(row * out_stride + first);
-            let mut inputs = [a.start; TILE_ROWS];
-            for (r, input) in inputs.iter_mut().enumerate() {
-                *input = a.start.add((row + r.min(rows - 1)) * a.row_stride + begin);
-            }
-            let mut low = [_mm512_setzero_ps(); TILE_ROWS];
-            let mut high = [_mm512_setzero_ps(); TILE_ROWS];
+            let mut tile = Tile::new(a, row, rows, begin);
             let mut weights = b.start.add(begin * b.row_stride + first);
             for t in 0..length {
-                if t < next_length && t % tiles == tile {
+                if t < next_length && t % tiles == index {
                     let start = b.start.add((next_begin + t) * b.row_stride + next_first);
                     _mm_prefetch::<_MM_HINT_T1>(start as *const i8);
                     _mm_prefetch::<_MM_HINT_T1>(start.add(next_columns - 1) as *const i8);
@@ -161,15 +148,12 @@ pub(super) unsafe fn rows_times_matrix(
                 }
                 let w_low = _mm512_maskz_loadu_ps(mask_low, weights);
                 let w_high = _mm512_maskz_loadu_ps(mask_high, weights.add(16));
-                for r in 0..TILE_ROWS {
-                    let x = _mm512_set1_ps(*inputs[r].add(t));
-                    low[r] = _mm512_fmadd_ps(x, w_low, low[r]);
-                    high[r] = _mm512_fmadd_ps(x, w_high, high[r]);
-                }
+                tile.step(t, w_low, w_high);
                 weights = weights.add(b.row_stride);
             }
             let adding = accumulate || begin > 0;
-            store_tile(tile_out, out_stride, adding, &low, &high, rows, columns);
+            let tile_out = out.add(row * out_stride + first);
+            tile.store(tile_out, out_stride, adding, rows, columns);
         }
     }
 }
@@ -187,31 +171,69 @@ fn column_masks(columns: usize) -> (__mmask16, __mmask16) {
     (bits(columns), bits(columns.saturating_sub(16)))
 }
 
-/// Stores (or adds to `out`) the first `rows` rows and `columns` columns of a tile.
+/// The accumulators of one tile, [`TILE_ROWS`] input rows by [`TILE_COLUMNS`] columns, and
+/// where its input rows are read.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn store_tile(
-    out: *mut f32,
-    out_stride: usize,
-    accumulate: bool,
-    low: &[__m512; TILE_ROWS],
-    high: &[__m512; TILE_ROWS],
-    rows: usize,
-    columns: usize,
-) {
-    let (mask_low, mask_high) = column_masks(columns);
-    for r in 0..rows {
-        let row_out = out.add(r * out_stride);
-        let (mut value_low, mut value_high) = (low[r], high[r]);
-        if accumulate {
-            value_low = _mm512_add_ps(value_low, _mm512_maskz_loadu_ps(mask_low, row_out));
-            value_high = _mm512_add_ps(
-                value_high,
-                _mm512_maskz_loadu_ps(mask_high, row_out.add(16)),
-            );
+struct Tile {
+    inputs: [*const f32; TILE_ROWS],
+    low: [__m512; TILE_ROWS],
+    high: [__m512; TILE_ROWS],
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Tile {
+    /// A tile over the input rows `row..row + rows` of `a` (the last one repeated to fill the
+    /// tile), each read from column `offset` on.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn new(a: Rows, row: usize, rows: usize, offset: usize) -> Self {
+        let mut inputs = [a.start; TILE_ROWS];
+        for (r, input) in inputs.iter_mut().enumerate() {
+            *input = a.start.add((row + r.min(rows - 1)) * a.row_stride + offset);
         }
-        _mm512_mask_storeu_ps(row_out, mask_low, value_low);
-        _mm512_mask_storeu_ps(row_out.add(16), mask_high, value_high);
+        Tile {
+            inputs,
+            low: [_mm512_setzero_ps(); TILE_ROWS],
+            high: [_mm512_setzero_ps(); TILE_ROWS],
+        }
+    }
+
+    /// Adds every input row's element `t` times the 32 weights `w_low`, `w_high`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn step(&mut self, t: usize, w_low: __m512, w_high: __m512) {
+        for r in 0..TILE_ROWS {
+            let x = _mm512_set1_ps(*self.inputs[r].add(t));
+            self.low[r] = _mm512_fmadd_ps(x, w_low, self.low[r]);
+            self.high[r] = _mm512_fmadd_ps(x, w_high, self.high[r]);
+        }
+    }
+
+    /// Stores (or adds to `out`) the first `rows` rows and `columns` columns of the tile.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn store(
+        &self,
+        out: *mut f32,
+        out_stride: usize,
+        accumulate: bool,
+        rows: usize,
+        columns: usize,
+    ) {
+        let (mask_low, mask_high) = column_masks(columns);
+        for r in 0..rows {
+            let row_out = out.add(r * out_stride);
+            let (mut value_low, mut value_high) = (self.low[r], self.high[r]);
+            if accumulate {
+                value_low = _mm512_add_ps(value_low, _mm512_maskz_loadu_ps(mask_low, row_out));
+                value_high = _mm512_add_ps(
+                    value_high,
+                    _mm512_maskz_loadu_ps(mask_high, row_out.add(16)),
+                );
+            }
+            _mm512_mask_storeu_ps(row_out, mask_low, value_low);
+            _mm512_mask_storeu_ps(row_out.add(16), mask_high, value_high);
+        }
     }
 }
 
@@ -292,6 +314,14 @@ unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
 mod tests {
     use super::*;
 
+    /// A row-major matrix over `values`.
+    fn rows(values: &[f32], row_stride: usize) -> Rows {
+        Rows {
+            start: values.as_ptr(),
+            row_stride,
+        }
+    }
+
     /// Deterministic test values in [-1, 1).
     fn values(count: usize, seed: u64) -> Vec<f32> {
         let mut state = seed
@@ -329,22 +359,8 @@ mod tests {
                 let mut out_t = initial.clone();
                 // SAFETY: the slices hold the shapes given, and `out` is not aliased.
                 unsafe {
-                    let a_rows = Rows {
-                        start: a.as_ptr(),
-                        row_stride: k,
-                    };
-                    let w_rows = Rows {
-                        start: w.as_ptr(),
-                        row_stride: k,
-                    };
-                    rows_times_weight_rows(
-                        out.as_mut_ptr(),
-                        n,
-                        accumulate,
-                        a_rows,
-                        w_rows,
-                        (m, n, k),
-                    );
+                    let (a, w) = (rows(&a, k), rows(&w, k));
+                    rows_times_weight_rows(out.as_mut_ptr(), n, accumulate, a, w, (m, n, k));
                 }
                 // `g W` with `g` = a (m x k) and `W` = wᵀ stored row-major (k x n).
                 let mut w_t = vec![0.0; k * n];
@@ -355,15 +371,8 @@ mod tests {
                 }
                 // SAFETY: as above.
                 unsafe {
-                    let a_rows = Rows {
-                        start: a.as_ptr(),
-                        row_stride: k,
-                    };
-                    let b_rows = Rows {
-                        start: w_t.as_ptr(),
-                        row_stride: n,
-                    };
-                    rows_times_matrix(out_t.as_mut_ptr(), n, accumulate, a_rows, b_rows, (m, n, k));
+                    let (a, b) = (rows(&a, k), rows(&w_t, n));
+                    rows_times_matrix(out_t.as_mut_ptr(), n, accumulate, a, b, (m, n, k));
                 }
                 for i in 0..m {
                     for j in 0..n {
