@@ -128,6 +128,12 @@ fn overlaps(x: &Tensor, y: &Tensor) -> bool {
     x_start < y_end && y_start < x_end
 }
 
+/// Whether products of these tensors on this thread go to the AVX-512 kernels (`tiles`), which
+/// want the operand of many rows on the left with its rows contiguous.
+pub fn row_kernels(tensors: &[&Tensor]) -> bool {
+    takes(tensors) && tiles::available()
+}
+
 /// Whether these tensors are computed here: float32 on the CPU, outside autograd, on a thread
 /// where libtorch runs on one thread.
 fn takes(tensors: &[&Tensor]) -> bool {
