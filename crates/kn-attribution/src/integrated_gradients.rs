@@ -209,11 +209,11 @@ pub(crate) fn target_values(logits: &Tensor, prompt: &EncodedPrompt, target: Tar
 /// gradient `e^S · dS/df_t`. Returns values `[rows]` and the gradient `[rows, targets, hidden]`.
 ///
 /// The vocabulary is walked in blocks of [`HEAD_VOCAB_BLOCK`] rows of `W` with a running
-/// maximum (the "online softmax"): each block's logits `f · W_bᵀ` (a row per line) are
+/// maximum (the "online softmax"): each block's logits `f · W_bᵀ` (`[lines, block]`) are
 /// exponentiated against the running maximum and folded into the running normaliser and the
-/// running weighted sum of `W_b`'s rows, which are rescaled when the maximum grows. Nothing vocabulary-sized is ever
-/// stored, both products of a block reuse `W_b` while it is in cache, and the result equals the
-/// softmax over the whole vocabulary up to float rounding.
+/// running weighted sum of `W_b`'s rows, which are rescaled when the maximum grows. Nothing
+/// vocabulary-sized is ever stored, both products of a block reuse `W_b` while it is in cache,
+/// and the result equals the softmax over the whole vocabulary up to float rounding.
 pub fn head_values_and_gradient(
     features: &Tensor,
     weight: &Tensor,

@@ -8,6 +8,7 @@
 //! 2 ulp) on CPUs that have it; float32 CPU tensors that are contiguous only; anything else
 //! goes to libtorch. Results differ from libtorch's by float rounding.
 
+use crate::common::{floats, floats_mut, is_plain_float};
 use tch::{Device, Kind, Tensor};
 
 #[cfg(target_arch = "x86_64")]
@@ -24,8 +25,7 @@ pub(crate) fn swiglu(gate_up: &Tensor) -> Tensor {
     // SAFETY: `gate_up` is a contiguous float32 CPU tensor of `rows x 2 width` elements and
     // `out` a fresh one of `rows x width` that nothing else refers to.
     unsafe {
-        let input = std::slice::from_raw_parts(gate_up.data_ptr() as *const f32, rows * 2 * width);
-        let output = std::slice::from_raw_parts_mut(out.data_ptr() as *mut f32, rows * width);
+        let (input, output) = (floats(gate_up), floats_mut(&out));
         for (row, out_row) in input
             .chunks_exact(2 * width)
             .zip(output.chunks_exact_mut(width))
@@ -42,7 +42,7 @@ pub(crate) fn swiglu(gate_up: &Tensor) -> Tensor {
 /// gradient `g · up · silu'(gate)` then the up projection's `g · silu(gate)`.
 pub(crate) fn swiglu_backward(gate_up: &Tensor, g: &Tensor) -> Tensor {
     let fused = fused_shape(gate_up)
-        .filter(|&(rows, width)| fused_shape_of(g) && g.size() == [rows as i64, width as i64]);
+        .filter(|&(rows, width)| is_plain_float(g) && g.size() == [rows as i64, width as i64]);
     let Some((rows, width)) = fused else {
         let halves = gate_up.split(last_size(gate_up) / 2, -1);
         let (gate, up) = (&halves[0], &halves[1]);
@@ -53,9 +53,7 @@ pub(crate) fn swiglu_backward(gate_up: &Tensor, g: &Tensor) -> Tensor {
     // SAFETY: `gate_up` and `g` are contiguous float32 CPU tensors of `rows x 2 width` and
     // `rows x width` elements, `out` a fresh one of `rows x 2 width`.
     unsafe {
-        let input = std::slice::from_raw_parts(gate_up.data_ptr() as *const f32, rows * 2 * width);
-        let gradient = std::slice::from_raw_parts(g.data_ptr() as *const f32, rows * width);
-        let output = std::slice::from_raw_parts_mut(out.data_ptr() as *mut f32, rows * 2 * width);
+        let (input, gradient, output) = (floats(gate_up), floats(g), floats_mut(&out));
         for ((row, g_row), out_row) in input
             .chunks_exact(2 * width)
             .zip(gradient.chunks_exact(width))
@@ -78,13 +76,8 @@ fn last_size(t: &Tensor) -> i64 {
 /// outside autograd), or `None`.
 fn fused_shape(gate_up: &Tensor) -> Option<(usize, usize)> {
     let size = gate_up.size();
-    (fused_shape_of(gate_up) && size.len() == 2 && size[1] % 2 == 0)
+    (is_plain_float(gate_up) && size.len() == 2 && size[1] % 2 == 0)
         .then(|| (size[0] as usize, size[1] as usize / 2))
-}
-
-/// Whether a tensor is one this module computes on: float32, CPU, contiguous, outside autograd.
-fn fused_shape_of(t: &Tensor) -> bool {
-    t.kind() == Kind::Float && t.device() == Device::Cpu && t.is_contiguous() && !t.requires_grad()
 }
 
 /// One row of [`swiglu`].

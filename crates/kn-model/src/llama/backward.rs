@@ -11,7 +11,7 @@
 //! positions) goes through autograd. `tests/resume.rs` checks both against each other.
 
 use super::{cached_prefix, recomputed_positions, LlamaCausalLm, LlamaLayer};
-use crate::common;
+use crate::common::{self, floats, floats_mut, is_plain_float};
 use crate::error::{guard, ModelError, Result};
 use crate::matmul::{dot, linear, matmul};
 use crate::model::CleanPass;
@@ -439,14 +439,12 @@ fn rms_norm_backward_onto(
     g: &Tensor,
     eps: f64,
 ) -> Tensor {
-    let plain =
-        |t: &Tensor| t.kind() == Kind::Float && t.device() == tch::Device::Cpu && t.is_contiguous();
     let size = x.size();
     let rows_here = size.len() == 2
         && g.size() == size
         && weight.size() == [size[1]]
-        && residual.is_none_or(|r| r.size() == size && plain(r))
-        && [x, weight, g].into_iter().all(plain);
+        && residual.is_none_or(|r| r.size() == size && is_plain_float(r))
+        && [x, weight, g].into_iter().all(is_plain_float);
     if !rows_here {
         let inverse_rms = (x.square().mean_dim(-1, true, Kind::Float) + eps).rsqrt();
         let g_weighted = g * weight;
@@ -459,19 +457,12 @@ fn rms_norm_backward_onto(
     }
     let (rows, width) = (size[0] as usize, size[1] as usize);
     let out = Tensor::empty([size[0], size[1]], (Kind::Float, tch::Device::Cpu));
-    // SAFETY: every tensor is a contiguous float32 CPU tensor of the sizes checked above; `out`
+    // SAFETY: every tensor is one `is_plain_float` accepts, of the sizes checked above; `out`
     // is fresh and nothing else refers to it.
     unsafe {
-        let slice = |t: &Tensor, count: usize| {
-            std::slice::from_raw_parts(t.data_ptr() as *const f32, count)
-        };
-        let (x, g, weight) = (
-            slice(x, rows * width),
-            slice(g, rows * width),
-            slice(weight, width),
-        );
-        let residual = residual.map(|r| slice(r, rows * width));
-        let output = std::slice::from_raw_parts_mut(out.data_ptr() as *mut f32, rows * width);
+        let (x, g, weight) = (floats(x), floats(g), floats(weight));
+        let residual = residual.map(|r| floats(r));
+        let output = floats_mut(&out);
         let mut g_weighted = vec![0.0f32; width];
         for row in 0..rows {
             let span = row * width..(row + 1) * width;
