@@ -9,6 +9,14 @@ pub enum AttributionError {
     /// The attribution settings are invalid (zero steps, empty layer list, ...).
     #[error("invalid attribution settings: {0}")]
     InvalidConfig(String),
+    /// A computation produced NaN or infinity (a model whose weights or settings overflow).
+    #[error("the attribution of {prompt:?} is not finite: NaN or infinity in {place}")]
+    NonFinite {
+        /// The prompt.
+        prompt: String,
+        /// Where it arose.
+        place: String,
+    },
     /// The prompt was encoded without an answer to attribute.
     #[error("the prompt {0:?} has no answer to attribute")]
     NoAnswer(String),

@@ -740,6 +740,7 @@ fn finish_attribution(
         score_rows.push(scores);
     }
     let scores = to_array2(&Tensor::stack(&score_rows, 0))?;
+    check_finite(prompt, layers, &scores, clean_prob)?;
     let index: Vec<i64> = layers.iter().map(|&l| l as i64).collect();
     let activations = to_array2(&clean.activations.index_select(
         0,
@@ -756,9 +757,46 @@ fn finish_attribution(
     })
 }
 
+/// A non-finite result is an error naming where it arose (the clean pass's probability, or
+/// the first layer with a non-finite score), never an output.
+fn check_finite(
+    prompt: &EncodedPrompt,
+    layers: &[usize],
+    scores: &Array2<f32>,
+    clean_prob: f64,
+) -> Result<()> {
+    if !clean_prob.is_finite() {
+        return Err(AttributionError::NonFinite {
+            prompt: prompt.text.clone(),
+            place: "the clean pass's answer probability".into(),
+        });
+    }
+    for (row, &layer) in scores.outer_iter().zip(layers) {
+        if let Some(neuron) = row.iter().position(|s| !s.is_finite()) {
+            return Err(AttributionError::NonFinite {
+                prompt: prompt.text.clone(),
+                place: format!("the attribution of layer {layer} (neuron {neuron} first)"),
+            });
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn non_finite_results_are_errors_naming_where() {
+        let prompt = prompt_with_targets(&[1]);
+        let mut scores = Array2::<f32>::zeros((2, 3));
+        check_finite(&prompt, &[4, 7], &scores, 0.5).unwrap();
+        let error = check_finite(&prompt, &[4, 7], &scores, f64::NAN).unwrap_err();
+        assert!(error.to_string().contains("answer probability"), "{error}");
+        scores[[1, 2]] = f32::INFINITY;
+        let error = check_finite(&prompt, &[4, 7], &scores, 0.5).unwrap_err();
+        assert!(error.to_string().contains("layer 7 (neuron 2"), "{error}");
+    }
 
     fn prompt_with_targets(ids: &[i64]) -> EncodedPrompt {
         EncodedPrompt {

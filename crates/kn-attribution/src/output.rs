@@ -3,7 +3,6 @@
 //! written to a temporary sibling and renamed, so a failed write never leaves half a file.
 
 use ndarray::Array2;
-use std::io::Write;
 use std::path::Path;
 
 /// Errors while saving scores.
@@ -56,24 +55,8 @@ pub fn save_scores(path: &Path, layers: &[usize], scores: &Array2<f32>) -> Resul
     write_atomically(path, &bytes).map_err(|source| SaveError::Io { path: name, source })
 }
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it and renames it over `path`.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let file_name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("output");
-    let temporary = path.with_file_name(format!(".{file_name}.partial"));
-    let result = (|| {
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    result
-}
+/// The project's one atomic writer (see `kn_schema::atomic`), re-exported where it always was.
+pub use kn_schema::write_atomically;
 
 #[cfg(test)]
 mod tests {

@@ -119,7 +119,8 @@ impl Inputs {
                 }
             }
         };
-        let dataset = Pararel::load(&data_dir).map_err(|e| CliError::BadInput(e.to_string()))?;
+        let dataset =
+            kn_data::load_facts(&data_dir).map_err(|e| CliError::BadInput(e.to_string()))?;
         if !corpus.is_dir() {
             return Err(CliError::BadInput(format!(
                 "--corpus {}: not a directory",
@@ -188,6 +189,7 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
     }
     let run = RunDir::load(&args.sources.neurons)?;
     let relations = run.select_relations(args.relations.as_deref())?;
+    let _lock = crate::outputs::prepare_run_dir(&args.out, "kn activations")?;
     let inputs = Inputs::load(run, &args.sources, &relations, &args.model)?;
     let facts: Vec<KnowledgeFact> = inputs
         .run
@@ -195,8 +197,6 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
         .into_iter()
         .map(|r| inputs.fact(r))
         .collect::<Result<_, _>>()?;
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| CliError::Internal(format!("cannot create {}: {e}", args.out.display())))?;
 
     let config = ActivationConfig {
         sentences_per_fact: args.sentences_per_fact,

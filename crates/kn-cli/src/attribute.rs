@@ -112,6 +112,7 @@ pub fn parse_policy(name: &str) -> Result<AnswerPolicy, CliError> {
 
 /// Runs `kn attribute`.
 pub fn run(args: AttributeArgs) -> Result<(), CliError> {
+    crate::options::check_thread_count("--concurrent-passes", args.concurrent_passes)?;
     let rule = IntegrationRule::parse(&args.rule)?;
     let target = Target::parse(&args.target)?;
     let policy = parse_policy(&args.answer_policy)?;
@@ -125,6 +126,7 @@ pub fn run(args: AttributeArgs) -> Result<(), CliError> {
                 out.display()
             )));
         }
+        crate::outputs::check_output_file(out, "--out")?;
     }
     let answers: Vec<&String> = match args.answer.len() {
         1 => args.prompt.iter().map(|_| &args.answer[0]).collect(),
@@ -227,7 +229,10 @@ fn print_output(output: &AttributeOutput, json: bool) -> Result<(), CliError> {
     } else {
         println!(
             "{} -> {:?}: p = {:.4}, {:.2} s",
-            output.prompt, output.answer, output.prob, output.seconds
+            crate::text::printable(&output.prompt),
+            output.answer,
+            output.prob,
+            output.seconds
         );
         println!("{:>5} {:>7} {:>12}", "layer", "neuron", "score");
         for neuron in &output.top {

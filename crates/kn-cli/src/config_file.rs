@@ -39,8 +39,13 @@ pub fn expand(args: Vec<OsString>, command: &Command) -> Result<Vec<OsString>, C
     let Some(subcommand) = command.find_subcommand(&name) else {
         return Ok(args);
     };
-    let text = std::fs::read_to_string(&config_path)
-        .map_err(|e| CliError::BadInput(format!("--config {}: {e}", config_path.display())))?;
+    // Capped: a configuration is small, and /dev/zero or a FIFO must not grow memory forever.
+    let text = kn_schema::read_capped_text(
+        &config_path,
+        kn_schema::CONFIG_FILE_LIMIT,
+        "configuration file",
+    )
+    .map_err(|e| CliError::BadInput(format!("--config {e}")))?;
     let table: toml::Table = text.parse().map_err(|e| {
         CliError::BadInput(format!(
             "--config {}: not valid TOML: {e}",

@@ -26,11 +26,13 @@ use kn_select::{
     coarse_select, refine_all, summarize, AdaptiveShare, CoarseRule, FactCounts, FactNeurons,
     Neuron, RefineConfig, ScoreMatrix,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+pub use kn_schema::{FactRecord, ModelRecord, PromptRecord, RunConfig, ScoredNeuron};
 
 /// Arguments of `kn discover`.
 #[derive(Debug, clap::Args)]
@@ -109,104 +111,12 @@ pub struct DiscoverArgs {
     pub json: bool,
 }
 
-/// The configuration a run directory records; a resumed run must match it exactly.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunConfig {
-    /// Toolkit version.
-    pub version: String,
-    /// Model source, architecture and fingerprint.
-    pub model: ModelRecord,
-    /// Selected relations.
-    pub relations: Vec<String>,
-    /// Facts per relation.
-    pub facts_per_relation: usize,
-    /// Sampling seed.
-    pub seed: u64,
-    /// Data directory.
-    pub data: String,
-    /// Attribution steps.
-    pub steps: usize,
-    /// Attributed layers.
-    pub layers: Vec<usize>,
-    /// Coarse threshold t.
-    pub threshold: f32,
-    /// Refinement share p.
-    pub share: f64,
-    /// Adaptive p.
-    pub adaptive: bool,
-    /// Minimum prompts.
-    pub min_prompts: usize,
-    /// Maximum prompts (0: all).
-    pub max_prompts: usize,
-    /// Correctness filter rank (0: off).
-    pub correct_rank: usize,
-    /// Correctness filter prompt count.
-    pub correct_prompts: usize,
-    /// Single-token answers only.
-    pub single_token: bool,
-    /// Shard `[index, count]`.
-    pub shard: Option<(usize, usize)>,
-}
-
-/// Which model produced a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelRecord {
-    /// Where it was loaded from.
-    pub source: String,
-    /// Architecture name.
-    pub architecture: String,
-    /// Weights fingerprint.
-    pub fingerprint: String,
-}
-
-/// One prompt's record in neurons.jsonl.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PromptRecord {
-    /// The prompt text.
-    pub text: String,
-    /// Probability of the answer's first token.
-    pub prob: f64,
-    /// Rank of the answer (1 = top).
-    pub rank: usize,
-    /// Neurons the coarse selection chose for this prompt.
-    pub coarse: Vec<Neuron>,
-}
-
-/// A refined neuron with its score (mean attribution over the fact's prompts).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ScoredNeuron {
-    /// Layer.
-    pub layer: usize,
-    /// Neuron index.
-    pub neuron: usize,
-    /// Mean attribution over the fact's prompts.
-    pub score: f32,
-}
-
-/// One line of neurons.jsonl: a fact and its knowledge neurons.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FactRecord {
-    /// Fact id (`P36:12`).
-    pub fact: String,
-    /// Relation id.
-    pub relation: String,
-    /// Subject.
-    pub subject: String,
-    /// Object (the answer).
-    pub object: String,
-    /// The prompts used, with clean probabilities and coarse selections.
-    pub prompts: Vec<PromptRecord>,
-    /// Refined knowledge neurons (share p of the configuration), highest score first.
-    pub neurons: Vec<ScoredNeuron>,
-    /// Attribution wall time for the fact, seconds.
-    pub seconds: f64,
-}
-
 /// Runs `kn discover`.
 pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
     let shard = args.shard.as_deref().map(parse_shard).transpose()?;
+    crate::options::check_thread_count("--concurrent-passes", args.concurrent_passes)?;
     let data_dir = args.data.clone().unwrap_or_else(Pararel::bundled_dir);
-    let dataset = Pararel::load(&data_dir).map_err(|e| CliError::BadInput(e.to_string()))?;
+    let dataset = kn_data::load_facts(&data_dir).map_err(|e| CliError::BadInput(e.to_string()))?;
     let relations = if args.relations.trim() == "all" {
         dataset.relation_ids()
     } else {
@@ -216,6 +126,12 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
             .filter(|r| !r.is_empty())
             .collect()
     };
+    if relations.is_empty() {
+        return Err(CliError::BadInput(format!(
+            "--relations {:?} names no relation (e.g. P36,P19 or all)",
+            crate::text::shorten(&args.relations)
+        )));
+    }
     for relation in &relations {
         dataset
             .relation(relation)
@@ -238,6 +154,7 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
         return Err(CliError::BadInput("--steps must be at least 1".into()));
     }
 
+    let out = OutputDir::prepare(&args.out, "kn discover")?;
     let model = args.model.load()?;
     let info = model.info().clone();
     let layers = parse_layers(&args.layers, info.num_layers)?;
@@ -264,8 +181,8 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
         single_token: args.single_token,
         shard,
     };
-    let out = OutputDir::open(&args.out, &config)?;
-    let done = out.finished_facts()?;
+    out.claim(&config)?;
+    let finished = out.read_neurons()?;
 
     let style = match info.kind {
         ModelKind::Masked => PromptStyle::Masked {
@@ -287,15 +204,21 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
         shard,
         &progress,
     )?;
-    out.write_selection(
-        &facts
-            .iter()
-            .map(|(f, _)| f.id.to_string())
-            .collect::<Vec<_>>(),
-    )?;
+    let selected: Vec<String> = facts.iter().map(|(f, _)| f.id.to_string()).collect();
+    // A resumed run holds only facts of this selection, each once (parse_neurons refused
+    // duplicates): anything else is a corrupt or foreign file, never counted.
+    kn_schema::check_facts_known(
+        &finished,
+        &selected.iter().cloned().collect(),
+        "the facts this configuration selects",
+        &out.neurons_path(),
+    )
+    .map_err(|e| CliError::BadInput(format!("{e}; refusing to resume this run")))?;
+    out.write_selection(&selected)?;
+    let done: BTreeSet<&str> = finished.records.iter().map(|r| r.fact.as_str()).collect();
     let todo: Vec<&(&Fact, Vec<String>)> = facts
         .iter()
-        .filter(|(f, _)| !done.contains(&f.id.to_string()))
+        .filter(|(f, _)| !done.contains(f.id.to_string().as_str()))
         .collect();
     progress(format!(
         "{} facts selected, {} already done, {} to attribute",
@@ -402,6 +325,7 @@ fn select_facts<'a>(
     progress: &dyn Fn(String),
 ) -> Result<Vec<(&'a Fact, Vec<String>)>, CliError> {
     let mut chosen = Vec::new();
+    let mut considered = Vec::new();
     for relation in relations {
         let facts = dataset
             .facts_of(relation)
@@ -452,6 +376,30 @@ fn select_facts<'a>(
         progress(format!(
             "{relation}: {kept} facts kept of {checked} checked"
         ));
+        considered.push(format!(
+            "{relation}: {} facts, {checked} encodable with enough prompts",
+            facts.len()
+        ));
+    }
+    if chosen.is_empty() {
+        return Err(CliError::BadInput(format!(
+            "no fact was selected ({}); the criteria: at least --min-prompts {} prompts{}{}",
+            considered.join("; "),
+            args.min_prompts.max(1),
+            if args.single_token {
+                ", a single-token answer"
+            } else {
+                ""
+            },
+            if args.correct_rank > 0 {
+                format!(
+                    ", answered within rank {} on at least {} prompt(s) (--correct-rank, --correct-prompts)",
+                    args.correct_rank, args.correct_prompts
+                )
+            } else {
+                String::new()
+            }
+        )));
     }
     if let Some((index, count)) = shard {
         chosen = chosen
@@ -564,87 +512,103 @@ fn discover_fact(
 /// The file listing the facts a run selected.
 pub const SELECTION_FILE: &str = "selection.json";
 
-/// A run directory: config.json, selection.json, neurons.jsonl, relations.json, stats.json.
+/// A run directory: config.json, selection.json, neurons.jsonl, relations.json, stats.json,
+/// held under its lock for as long as this value lives.
 pub struct OutputDir {
     dir: PathBuf,
+    _lock: kn_schema::RunLock,
 }
 
 impl OutputDir {
-    /// Creates `dir` or checks that it holds a run of the same configuration.
-    pub fn open(dir: &Path, config: &RunConfig) -> Result<Self, CliError> {
-        let io = |e: std::io::Error| CliError::Internal(format!("{}: {e}", dir.display()));
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let config_path = dir.join("config.json");
-        let text =
-            serde_json::to_string_pretty(config).map_err(|e| CliError::Internal(e.to_string()))?;
-        match std::fs::read_to_string(&config_path) {
-            Ok(existing) => {
-                let existing: RunConfig = serde_json::from_str(&existing).map_err(|e| {
-                    CliError::BadInput(format!(
-                        "{} is not a kn discover configuration: {e}",
-                        config_path.display()
-                    ))
-                })?;
-                if &existing != config {
-                    return Err(CliError::BadInput(format!(
-                        "{} holds results of a different configuration ({}); use another --out directory",
-                        dir.display(),
-                        describe_difference(&existing, config)
-                    )));
-                }
-            }
-            Err(_) if dir.join("neurons.jsonl").exists() => {
-                return Err(CliError::BadInput(format!(
-                    "{} has neurons.jsonl but no config.json: refusing to mix results",
-                    dir.display()
-                )))
-            }
-            Err(_) => write_atomically(&config_path, text.as_bytes()).map_err(io)?,
-        }
+    /// Creates `dir` if needed, checks that it takes new files and takes its lock for
+    /// `command`: all before any work (see `outputs`).
+    pub fn prepare(dir: &Path, command: &str) -> Result<Self, CliError> {
+        let lock = crate::outputs::prepare_run_dir(dir, command)?;
         Ok(Self {
             dir: dir.to_path_buf(),
+            _lock: lock,
         })
     }
 
-    fn neurons_path(&self) -> PathBuf {
+    /// [`OutputDir::prepare`], then [`OutputDir::claim`].
+    pub fn open(dir: &Path, config: &RunConfig, command: &str) -> Result<Self, CliError> {
+        let out = Self::prepare(dir, command)?;
+        out.claim(config)?;
+        Ok(out)
+    }
+
+    /// Records `config` in a new directory, or checks that the directory holds a run of the
+    /// same configuration.
+    pub fn claim(&self, config: &RunConfig) -> Result<(), CliError> {
+        let dir = &self.dir;
+        let io = |e: std::io::Error| CliError::Internal(format!("{}: {e}", dir.display()));
+        let config_path = dir.join("config.json");
+        let text =
+            serde_json::to_string_pretty(config).map_err(|e| CliError::Internal(e.to_string()))?;
+        if config_path.exists() {
+            let existing = kn_schema::read_capped_text(
+                &config_path,
+                kn_schema::CONFIG_FILE_LIMIT,
+                "run configuration",
+            )
+            .map_err(|e| CliError::BadInput(e.to_string()))?;
+            let existing: RunConfig = serde_json::from_str(&existing).map_err(|e| {
+                CliError::BadInput(format!(
+                    "{} is not a kn discover configuration: {e}",
+                    config_path.display()
+                ))
+            })?;
+            if &existing != config {
+                return Err(CliError::BadInput(format!(
+                    "{} holds results of a different configuration ({}); use another --out directory",
+                    dir.display(),
+                    describe_difference(&existing, config)
+                )));
+            }
+        } else if self.neurons_path().exists() {
+            return Err(CliError::BadInput(format!(
+                "{} has neurons.jsonl but no config.json: refusing to mix results",
+                dir.display()
+            )));
+        } else {
+            write_atomically(&config_path, text.as_bytes()).map_err(io)?;
+        }
+        Ok(())
+    }
+
+    /// The run's neurons.jsonl.
+    pub fn neurons_path(&self) -> PathBuf {
         self.dir.join("neurons.jsonl")
     }
 
-    /// The finished records; a torn last line (an interrupted write) is dropped from the file.
-    pub fn records(&self) -> Result<Vec<FactRecord>, CliError> {
+    /// The finished records (validated by `kn_schema::parse_neurons`: a malformed line, a bad
+    /// fact id or a fact written twice is an error naming the line); a torn last line (an
+    /// interrupted write) is cut from the file.
+    pub fn read_neurons(&self) -> Result<kn_schema::NeuronsFile, CliError> {
         let path = self.neurons_path();
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(CliError::Internal(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+            Err(e) => return Err(CliError::BadInput(format!("{}: {e}", path.display()))),
         };
-        let mut records = Vec::new();
-        let mut valid_bytes = 0;
-        for line in text.split_inclusive('\n') {
-            if !line.ends_with('\n') {
-                break; // torn write
-            }
-            match serde_json::from_str::<FactRecord>(line.trim_end()) {
-                Ok(record) => records.push(record),
-                Err(e) => {
-                    return Err(CliError::BadInput(format!(
-                        "{} line {}: {e}",
-                        path.display(),
-                        records.len() + 1
-                    )));
-                }
-            }
-            valid_bytes += line.len();
-        }
-        if valid_bytes < text.len() {
-            write_atomically(&path, &text.as_bytes()[..valid_bytes])
+        let file = kn_schema::parse_neurons(&text, &path, kn_schema::TornTail::Drop)
+            .map_err(|e| CliError::BadInput(format!("{e}; refusing to use this run")))?;
+        if file.torn_tail {
+            crate::log::warn(
+                "discover",
+                format!(
+                "{}: the last line was cut short by an interrupted write; removing it (that fact is attributed again)",
+                path.display()
+            ));
+            write_atomically(&path, &text.as_bytes()[..file.whole_bytes])
                 .map_err(|e| CliError::Internal(e.to_string()))?;
         }
-        Ok(records)
+        Ok(file)
     }
 
-    fn finished_facts(&self) -> Result<BTreeSet<String>, CliError> {
-        Ok(self.records()?.into_iter().map(|r| r.fact).collect())
+    /// The finished records (see [`OutputDir::read_neurons`]).
+    pub fn records(&self) -> Result<Vec<FactRecord>, CliError> {
+        Ok(self.read_neurons()?.records)
     }
 
     /// Appends one record as one line and syncs it to disk. If the write fails (a full disk),
@@ -685,19 +649,7 @@ impl OutputDir {
 
     /// The fact ids of DIR/selection.json (`None` for runs written before it existed).
     pub fn selection(&self) -> Result<Option<Vec<String>>, CliError> {
-        let path = self.dir.join(SELECTION_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(CliError::BadInput(format!("{}: {e}", path.display()))),
-        };
-        #[derive(Deserialize)]
-        struct Selection {
-            facts: Vec<String>,
-        }
-        let selection: Selection = serde_json::from_str(&text)
-            .map_err(|e| CliError::BadInput(format!("{}: {e}", path.display())))?;
-        Ok(Some(selection.facts))
+        read_selection(&self.dir)
     }
 
     /// The scores files of `relation` already saved in DIR/scores/.
@@ -733,6 +685,24 @@ impl OutputDir {
         kn_attribution::save_scores(&path, layers, scores)
             .map_err(|e| CliError::Internal(e.to_string()))
     }
+}
+
+/// The fact ids of `dir`/selection.json (`None` for runs written before it existed).
+pub fn read_selection(dir: &Path) -> Result<Option<Vec<String>>, CliError> {
+    let path = dir.join(SELECTION_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    // A selection lists at most every PARAREL fact (27,738): far below this cap.
+    let text = kn_schema::read_capped_text(&path, 64 << 20, "selection file")
+        .map_err(|e| CliError::BadInput(e.to_string()))?;
+    #[derive(Deserialize)]
+    struct Selection {
+        facts: Vec<String>,
+    }
+    let selection: Selection = serde_json::from_str(&text)
+        .map_err(|e| CliError::BadInput(format!("{}: {e}", path.display())))?;
+    Ok(Some(selection.facts))
 }
 
 fn describe_difference(old: &RunConfig, new: &RunConfig) -> String {

@@ -288,6 +288,13 @@ pub fn run(args: EditArgs) -> Result<(), CliError> {
         None => None,
     };
     let relations = run.select_relations(args.relations.as_deref())?;
+    let mut locks = Vec::new();
+    for (path, option) in [(&args.out, "--out"), (&args.patch_out, "--patch-out")] {
+        if let Some(path) = path {
+            crate::outputs::check_output_file(path, option)?;
+            locks.extend(crate::outputs::lock_run_of(path, "kn edit")?);
+        }
+    }
     let mut model = args.model.load()?;
     run.check_model(model.info())?;
     let started = Instant::now();
@@ -518,7 +525,7 @@ fn edit_sample(
     started: Instant,
 ) -> Result<SampleOutput, CliError> {
     let run = context.run;
-    let dataset = Pararel::load(Path::new(&run.config.data))
+    let dataset = kn_data::load_facts(Path::new(&run.config.data))
         .or_else(|_| Pararel::load_bundled())
         .ok();
     if dataset.is_none() {

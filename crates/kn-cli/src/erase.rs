@@ -178,6 +178,13 @@ pub fn run(args: EraseArgs) -> Result<(), CliError> {
         .into_iter()
         .next()
         .ok_or_else(|| CliError::BadInput("--relation is empty".into()))?;
+    let _lock = match &args.out {
+        Some(out) => {
+            crate::outputs::check_output_file(out, "--out")?;
+            crate::outputs::lock_run_of(out, "kn erase")?
+        }
+        None => None,
+    };
     let mut model = args.model.load()?;
     run.check_model(model.info())?;
     let started = Instant::now();

@@ -39,18 +39,27 @@ pub fn enabled(level: Verbosity) -> bool {
 /// A progress line of subcommand `command` (printed unless `-q`).
 pub fn progress(command: &str, message: impl std::fmt::Display) {
     if enabled(Verbosity::Normal) {
-        eprintln!("kn {command}: {message}");
+        eprintln!(
+            "kn {command}: {}",
+            crate::text::printable_message(&message.to_string())
+        );
     }
 }
 
 /// A detail line (printed with `-v`).
 pub fn detail(command: &str, message: impl std::fmt::Display) {
     if enabled(Verbosity::Verbose) {
-        eprintln!("kn {command}: {message}");
+        eprintln!(
+            "kn {command}: {}",
+            crate::text::printable_message(&message.to_string())
+        );
     }
 }
 
 /// A warning (always printed).
 pub fn warn(command: &str, message: impl std::fmt::Display) {
-    eprintln!("kn {command}: warning: {message}");
+    eprintln!(
+        "kn {command}: warning: {}",
+        crate::text::printable_message(&message.to_string())
+    );
 }

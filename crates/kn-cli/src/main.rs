@@ -16,10 +16,12 @@ mod interrupt;
 mod log;
 mod merge;
 mod options;
+mod outputs;
 mod predict;
 mod report;
 mod run_dir;
 mod suppress;
+mod text;
 mod triggers;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -83,6 +85,12 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // A file-size limit (`ulimit -f`) makes a write fail with EFBIG instead of killing the
+    // process, so the full-disk path handles it: exit 3, whole lines kept, no temporary file.
+    // SAFETY: as above, before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     // Attribution passes free and reallocate hundreds of MB each; keeping it mapped spares
     // the page faults of taking it back from the kernel every pass (kn_model docs).
     kn_model::retain_freed_memory();
@@ -90,7 +98,7 @@ fn main() {
     let args = match config_file::expand(std::env::args_os().collect(), &command) {
         Ok(args) => args,
         Err(error) => {
-            eprintln!("kn: error: {error}");
+            eprintln!("kn: error: {}", text::printable_message(&error.to_string()));
             std::process::exit(error.exit_code());
         }
     };
@@ -99,8 +107,13 @@ fn main() {
         .and_then(|m| Cli::from_arg_matches(&m))
     {
         Ok(cli) => cli,
-        // Usage errors exit with 2 (bad input); --help and --version print and exit with 0.
-        Err(error) => error.exit(),
+        // --help and --version print and exit with 0.
+        Err(error) if !error.use_stderr() => error.exit(),
+        // Usage errors exit with 2 (bad input), the values they quote made printable.
+        Err(error) => {
+            eprint!("{}", text::printable_message(&error.render().to_string()));
+            std::process::exit(2);
+        }
     };
     log::set_verbosity(cli.quiet, cli.verbose);
     let result: Result<(), CliError> = match cli.command {
@@ -116,7 +129,7 @@ fn main() {
         Command::Report(args) => report::run(args),
     };
     if let Err(error) = result {
-        eprintln!("kn: error: {error}");
+        eprintln!("kn: error: {}", text::printable_message(&error.to_string()));
         std::process::exit(error.exit_code());
     }
 }

@@ -28,19 +28,21 @@ pub struct MergeArgs {
 
 /// Runs `kn merge`.
 pub fn run(args: MergeArgs) -> Result<(), CliError> {
+    let out = OutputDir::prepare(&args.out, "kn merge")?;
     let mut shards: Vec<(RunConfig, Vec<FactRecord>, PathBuf)> = Vec::new();
     let mut selected: Vec<String> = Vec::new();
     for dir in &args.shards {
         let config_path = dir.join("config.json");
-        let text = std::fs::read_to_string(&config_path).map_err(|e| {
-            CliError::BadInput(format!(
-                "{}: {e} (not a kn discover run?)",
-                config_path.display()
-            ))
-        })?;
+        let text = kn_schema::read_capped_text(
+            &config_path,
+            kn_schema::CONFIG_FILE_LIMIT,
+            "run configuration",
+        )
+        .map_err(|e| CliError::BadInput(format!("{e} (not a kn discover run?)")))?;
         let config: RunConfig = serde_json::from_str(&text)
             .map_err(|e| CliError::BadInput(format!("{}: {e}", config_path.display())))?;
-        let shard = OutputDir::open(dir, &config)?;
+        // Locked while read: a shard still being written is refused, naming its process.
+        let shard = OutputDir::open(dir, &config, "kn merge")?;
         let records = shard.records()?;
         match shard.selection()? {
             Some(selection) => {
@@ -128,7 +130,7 @@ pub fn run(args: MergeArgs) -> Result<(), CliError> {
             }
         }
     }
-    let out = OutputDir::open(&args.out, &unsharded)?;
+    out.claim(&unsharded)?;
     if !out.records()?.is_empty() {
         return Err(CliError::BadInput(format!(
             "{} already holds results; merge into an empty directory",

@@ -14,7 +14,8 @@ pub struct ModelOptions {
     /// Device to run on: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Threads for libtorch (0: libtorch's default, usually the number of cores).
+    /// Threads for libtorch (0: libtorch's default, usually the number of cores; at most
+    /// 4 x the machine's cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
 }
@@ -22,6 +23,7 @@ pub struct ModelOptions {
 impl ModelOptions {
     /// Loads the model these options name.
     pub fn load(&self) -> Result<Box<dyn KnowledgeModel>, CliError> {
+        check_thread_count("--threads", self.threads)?;
         kn_model::set_threads(self.threads);
         let device = kn_model::parse_device(&self.device)?;
         let started = std::time::Instant::now();
@@ -41,6 +43,24 @@ impl ModelOptions {
         );
         Ok(model)
     }
+}
+
+/// The most threads (or concurrent passes) a command accepts: 4 per core of this machine.
+/// More only adds contention; 10,000 threads would take minutes and gigabytes to start.
+pub fn max_thread_count() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from) * 4
+}
+
+/// Refuses a thread count above [`max_thread_count`] (`option` names the option).
+pub fn check_thread_count(option: &str, count: usize) -> Result<(), CliError> {
+    let max = max_thread_count();
+    if count > max {
+        return Err(CliError::BadInput(format!(
+            "{option} {count} is more than {max} (4 per core of this machine's {}); 0 picks a sensible default",
+            max / 4
+        )));
+    }
+    Ok(())
 }
 
 /// Parses a layer list: `all`, `3`, `0-29`, `0,5,7-9` (checked against `num_layers`).
@@ -81,6 +101,19 @@ pub fn parse_layers(spec: &str, num_layers: usize) -> Result<Vec<usize>, CliErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thread_counts_are_bounded_by_the_machine() {
+        let max = max_thread_count();
+        assert!(max >= 4);
+        for ok in [0, 1, max] {
+            check_thread_count("--threads", ok).unwrap();
+        }
+        for bad in [max + 1, 10_000, usize::MAX] {
+            let error = check_thread_count("--threads", bad).unwrap_err();
+            assert_eq!(error.exit_code(), 2);
+        }
+    }
 
     #[test]
     fn layer_lists_parse() {

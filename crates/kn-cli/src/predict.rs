@@ -62,6 +62,12 @@ pub fn predict(
         let indices: Vec<i64> = Vec::try_from(indices.to_device(kn_model::tch::Device::Cpu))?;
         Ok((values, indices))
     })?;
+    if let Some(bad) = probs.iter().find(|p| !p.is_finite()) {
+        return Err(CliError::BadInput(format!(
+            "the model's output for {:?} is not finite ({bad}): its weights or settings overflow",
+            crate::text::shorten(prompt)
+        )));
+    }
     let top = probs
         .iter()
         .zip(&ids)
@@ -91,7 +97,7 @@ pub fn run(args: PredictArgs) -> Result<(), CliError> {
         let text = serde_json::to_string(&output).map_err(|e| CliError::Internal(e.to_string()))?;
         println!("{text}");
     } else {
-        println!("{}", args.prompt);
+        println!("{}", crate::text::printable(&args.prompt));
         for (rank, p) in output.top.iter().enumerate() {
             println!(
                 "{:>3}  {:<20} {:>8.4}  (id {})",

@@ -61,6 +61,13 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
         fact: args.fact.clone(),
         top_k: args.top,
     };
+    // The report goes into the run directory unless --out says otherwise; a missing run
+    // directory is left to build_report's message rather than created here.
+    let _lock = match (&args.out, args.dir.is_dir()) {
+        (Some(out), _) => Some(crate::outputs::prepare_run_dir(out, "kn report")?),
+        (None, true) => Some(crate::outputs::prepare_run_dir(&args.dir, "kn report")?),
+        (None, false) => None,
+    };
     let started = std::time::Instant::now();
     let report = build_report(&args.dir, &options)?;
     crate::log::progress(

@@ -67,10 +67,14 @@ impl RunDir {
             ))
         })?;
         let config_path = dir.join("config.json");
-        let config_text = std::fs::read_to_string(&config_path).map_err(|e| {
+        let config_text = kn_schema::read_capped_text(
+            &config_path,
+            kn_schema::CONFIG_FILE_LIMIT,
+            "run configuration",
+        )
+        .map_err(|e| {
             CliError::BadInput(format!(
-                "cannot read {}: {e}; the neurons file must sit in its kn discover run directory beside config.json",
-                config_path.display()
+                "cannot read {e}; the neurons file must sit in its kn discover run directory beside config.json"
             ))
         })?;
         let config: RunConfig = serde_json::from_str(&config_text).map_err(|e| {
@@ -79,7 +83,7 @@ impl RunDir {
                 config_path.display()
             ))
         })?;
-        let records = parse_records(&text, &neurons_path)?;
+        let records = parse_records(&text, &neurons_path, &dir)?;
         Ok(Self {
             dir,
             neurons_path,
@@ -205,39 +209,29 @@ pub struct RunSummary {
     pub kn_version: String,
 }
 
-/// Parses neurons.jsonl: one record per non-empty line, unique fact ids, at least one.
-fn parse_records(text: &str, path: &Path) -> Result<Vec<FactRecord>, CliError> {
-    let mut records = Vec::new();
-    let mut seen = BTreeSet::new();
-    for (number, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let record: FactRecord = serde_json::from_str(line).map_err(|e| {
-            CliError::BadInput(format!(
-                "{} line {}: not a kn discover fact record ({e}); a torn last line from an interrupted run is \
-                 repaired by resuming kn discover",
-                path.display(),
-                number + 1
-            ))
-        })?;
-        if !seen.insert(record.fact.clone()) {
-            return Err(CliError::BadInput(format!(
-                "{} line {}: fact {} appears twice",
-                path.display(),
-                number + 1,
-                record.fact
-            )));
-        }
-        records.push(record);
+/// Parses neurons.jsonl with `kn_schema::parse_neurons` (a bad line, a bad fact id or a fact
+/// written twice is refused, naming the line), checks its facts against the run's
+/// selection.json when the run has one, and refuses a file without facts.
+fn parse_records(text: &str, path: &Path, dir: &Path) -> Result<Vec<FactRecord>, CliError> {
+    let bad = |e: kn_schema::SchemaError| CliError::BadInput(e.to_string());
+    let file = kn_schema::parse_neurons(text, path, kn_schema::TornTail::Read).map_err(bad)?;
+    if let Some(selected) = crate::discover::read_selection(dir)? {
+        let known = selected.into_iter().collect();
+        kn_schema::check_facts_known(
+            &file,
+            &known,
+            "the facts the run selected (selection.json)",
+            path,
+        )
+        .map_err(bad)?;
     }
-    if records.is_empty() {
+    if file.records.is_empty() {
         return Err(CliError::BadInput(format!(
             "{} holds no facts",
             path.display()
         )));
     }
-    Ok(records)
+    Ok(file.records)
 }
 
 /// The knowledge neurons of a record.
@@ -410,7 +404,7 @@ pub fn emit<T: Serialize>(
     if json {
         println!("{}", to_json(value)?);
     } else {
-        print!("{}", table());
+        print!("{}", crate::text::printable_lines(&table()));
     }
     Ok(())
 }
@@ -439,16 +433,19 @@ mod tests {
     #[test]
     fn records_parse_and_refuse_garbage_and_duplicates() {
         let path = Path::new("n.jsonl");
-        let records = parse_records(&format!("{LINE}\n\n"), path).unwrap();
+        let records = parse_records(&format!("{LINE}\n\n"), path, Path::new(".")).unwrap();
         assert_eq!(records.len(), 1);
         assert_eq!(record_neurons(&records[0]).as_slice(), &[(0, 1)]);
-        assert!(parse_records("", path).is_err());
-        let error = parse_records(&format!("{LINE}\n{{not json\n"), path).unwrap_err();
+        assert!(parse_records("", path, Path::new(".")).is_err());
+        let error =
+            parse_records(&format!("{LINE}\n{{not json\n"), path, Path::new(".")).unwrap_err();
         assert!(error.to_string().contains("line 2"), "{error}");
-        assert!(parse_records(&format!("{LINE}\n{LINE}\n"), path)
-            .unwrap_err()
-            .to_string()
-            .contains("twice"));
+        assert!(
+            parse_records(&format!("{LINE}\n{LINE}\n"), path, Path::new("."))
+                .unwrap_err()
+                .to_string()
+                .contains("twice")
+        );
         let freq = relation_frequencies(&records, "P36");
         assert_eq!((freq.facts(), freq.count(0, 1)), (1, 1));
         assert_eq!(relation_frequencies(&records, "P19").facts(), 0);

@@ -81,6 +81,11 @@ pub fn run(args: SuppressArgs) -> Result<(), CliError> {
         .out
         .clone()
         .unwrap_or_else(|| run.dir.join("suppression.json"));
+    crate::outputs::check_output_file(&out, "--out")?;
+    if let Some(chart) = &args.chart {
+        crate::outputs::check_output_file(chart, "--chart")?;
+    }
+    let _lock = crate::outputs::lock_run_of(&out, "kn suppress")?;
     let model = args.model.load()?;
     run.check_model(model.info())?;
     let started = Instant::now();

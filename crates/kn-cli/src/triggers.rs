@@ -72,7 +72,7 @@ pub fn run(args: TriggersArgs) -> Result<(), CliError> {
     if args.json {
         println!("{}", to_json(&report)?);
     } else {
-        print!("{}", text(&report));
+        print!("{}", crate::text::printable_lines(&text(&report)));
     }
     Ok(())
 }

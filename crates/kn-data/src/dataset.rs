@@ -290,6 +290,11 @@ impl Pararel {
         let mut facts = Vec::new();
         let mut templates = HashMap::new();
         for (relation, list) in pairs {
+            // The id names patterns/<id>.jsonl: it must not leave the data directory.
+            kn_schema::check_relation_id(&relation).map_err(|reason| DataError::BadRelationId {
+                path: pairs_path.clone(),
+                reason,
+            })?;
             let meta =
                 metadata
                     .remove(&relation)

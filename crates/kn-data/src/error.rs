@@ -90,6 +90,15 @@ pub enum DataError {
         valid: Vec<String>,
     },
 
+    /// A relation id that could not safely name a file (see `kn_schema::ids`).
+    #[error("{}: {reason}", path.display())]
+    BadRelationId {
+        /// The file the id came from.
+        path: PathBuf,
+        /// Which rule it breaks.
+        reason: String,
+    },
+
     /// A fact id that is not of the form `RELATION:INDEX`.
     #[error("invalid fact id {0:?}: expected RELATION:INDEX, e.g. P36:12")]
     BadFactId(String),

@@ -62,7 +62,10 @@ impl FromStr for FactId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || DataError::BadFactId(s.to_string());
         let (relation, index) = s.rsplit_once(':').ok_or_else(bad)?;
-        if relation.is_empty() || index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+        if kn_schema::check_relation_id(relation).is_err()
+            || index.is_empty()
+            || !index.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(bad());
         }
         let index = index.parse().map_err(|_| bad())?;

@@ -34,3 +34,17 @@ pub use fact::{
 pub use probe::{fact_probes, FactProbes, Probe, ProbeCounts, ProbeSet, SentencePool, TailMatch};
 pub use select::{FactFilter, FactSelection, Shard};
 pub use user::UserFacts;
+
+/// Loads facts from what a user gives as `--data`: a PARAREL directory ([`Pararel::load`]) or
+/// a user fact file in JSON Lines ([`UserFacts::load`]).
+pub fn load_facts(path: &std::path::Path) -> Result<Dataset> {
+    if path.is_dir() {
+        Pararel::load(path)
+    } else if path.is_file() {
+        UserFacts::load(path)
+    } else {
+        Err(DataError::NotFound {
+            path: path.to_path_buf(),
+        })
+    }
+}

@@ -152,6 +152,7 @@ fn parse_line(raw: &str) -> std::result::Result<ParsedLine, String> {
         ));
     }
     let relation = required_string(&map, "relation")?;
+    kn_schema::check_relation_id(&relation)?;
     let subject = required_string(&map, "subject")?;
     let object = required_string(&map, "object")?;
     let label = optional_string(&map, "label")?;

@@ -21,12 +21,26 @@ fn dataset(sizes: &[usize]) -> kn_data::Dataset {
 
 proptest! {
     #[test]
-    fn fact_ids_round_trip(relation in "[^\\s]{1,12}", index in any::<usize>()) {
+    fn fact_ids_round_trip(relation in "[A-Za-z0-9_:-][^\\s/\\\\\\pC]{0,11}", index in any::<usize>()) {
         let id = FactId::new(relation, index);
         let parsed: FactId = id.to_string().parse().unwrap();
         prop_assert_eq!(&parsed, &id);
         let json = serde_json::to_string(&id).unwrap();
         prop_assert_eq!(serde_json::from_str::<FactId>(&json).unwrap(), id);
+    }
+
+    /// Ids whose relation could leave a directory (a separator, a leading dot, a control
+    /// character) do not parse.
+    #[test]
+    fn path_like_relations_do_not_parse(
+        prefix in "[a-z]{0,3}",
+        bad in prop::sample::select(vec!["/", "\\", "\u{0}", "\n", "\u{1b}"]),
+        index in any::<usize>(),
+    ) {
+        let id = format!("{prefix}{bad}x:{index}");
+        prop_assert!(id.parse::<FactId>().is_err());
+        let hidden = format!(".{prefix}:{index}");
+        prop_assert!(hidden.parse::<FactId>().is_err());
     }
 
     #[test]

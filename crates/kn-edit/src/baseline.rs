@@ -26,6 +26,9 @@ fn attribution_error(error: AttributionError) -> EditError {
     match error {
         AttributionError::Model(model) => EditError::Model(model),
         AttributionError::NoAnswer(prompt) => EditError::MissingAnswer { prompt },
+        other @ AttributionError::NonFinite { .. } => {
+            EditError::Model(kn_model::ModelError::Torch(other.to_string()))
+        }
         AttributionError::InvalidConfig(reason) => EditError::InvalidParameter {
             name: "layers",
             reason,

@@ -295,7 +295,8 @@ impl Patch {
         Ok(patch)
     }
 
-    /// Writes the patch to `path` (through a temporary file renamed into place).
+    /// Writes the patch to `path` atomically (`kn_schema::write_atomically`: an exclusive
+    /// temporary file, never a planted one, removed on failure).
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes = self.to_bytes()?;
         let io = |source| EditError::Io {
@@ -303,17 +304,7 @@ impl Patch {
             path: path.to_path_buf(),
             source,
         };
-        let mut tmp_name = path
-            .file_name()
-            .map(|n| n.to_os_string())
-            .unwrap_or_default();
-        tmp_name.push(".tmp");
-        let tmp = path.with_file_name(tmp_name);
-        std::fs::write(&tmp, &bytes).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io(e)
-        })
+        kn_schema::write_atomically(path, &bytes).map_err(io)
     }
 
     /// Reads a patch file.

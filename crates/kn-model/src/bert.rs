@@ -6,13 +6,16 @@
 //! `output.dense.weight`. The MLM decoder is tied to the word embeddings when the file holds
 //! no separate `cls.predictions.decoder.weight`.
 
-use crate::common::{self, answer_positions, apply_edits, check_batch, check_layer, rows_at};
+use crate::common::{
+    self, answer_positions, apply_edits, check_batch, check_layer, check_layer_count, rows_at,
+};
 use crate::error::{guard, ModelError, Result};
 use crate::model::{
     ActivationEdit, AnswerPolicy, CleanPass, EncodedPrompt, ForwardOutput, KnowledgeModel,
     ModelInfo, ModelKind,
 };
 use crate::weights::{fingerprint, read_file, WeightMap};
+use kn_config::BertConfig;
 use kn_tokenizer::{Tokenizer, WordPiece};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
@@ -31,33 +34,6 @@ struct BertLayer {
     intermediate: (Tensor, Tensor),
     output: (Tensor, Tensor),
     output_norm: LayerNorm,
-}
-
-/// Hyper-parameters read from `config.json`.
-#[derive(Debug, Clone, serde::Deserialize)]
-struct BertConfig {
-    vocab_size: usize,
-    hidden_size: usize,
-    num_hidden_layers: usize,
-    num_attention_heads: usize,
-    intermediate_size: usize,
-    max_position_embeddings: usize,
-    #[serde(default = "default_type_vocab")]
-    type_vocab_size: usize,
-    #[serde(default = "default_eps")]
-    layer_norm_eps: f64,
-    #[serde(default = "default_act")]
-    hidden_act: String,
-}
-
-fn default_type_vocab() -> usize {
-    2
-}
-fn default_eps() -> f64 {
-    1e-12
-}
-fn default_act() -> String {
-    "gelu".into()
 }
 
 /// BERT with its masked-LM head.
@@ -87,38 +63,11 @@ impl BertMaskedLm {
     /// Loads a BERT masked LM from a Hugging Face style directory.
     pub fn load(dir: &Path, device: Device) -> Result<Self> {
         let config_path = dir.join("config.json");
-        let config_text =
-            std::fs::read_to_string(&config_path).map_err(|source| ModelError::Io {
-                path: config_path.clone(),
-                source,
-            })?;
-        let config: BertConfig =
-            serde_json::from_str(&config_text).map_err(|e| ModelError::Config {
-                path: config_path.clone(),
-                reason: e.to_string(),
-            })?;
-        let config_error = |reason: String| ModelError::Config {
+        let config_text = crate::load::read_config_text(&config_path)?;
+        let config = BertConfig::from_json(&config_text).map_err(|e| ModelError::Config {
             path: config_path.clone(),
-            reason,
-        };
-        if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
-            return Err(config_error(format!(
-                "hidden_size {} is not a multiple of num_attention_heads {}",
-                config.hidden_size, config.num_attention_heads
-            )));
-        }
-        if config.hidden_act != "gelu" {
-            return Err(config_error(format!(
-                "hidden_act {:?} is not supported (only \"gelu\")",
-                config.hidden_act
-            )));
-        }
-        if config.num_hidden_layers == 0 || config.intermediate_size == 0 || config.vocab_size == 0
-        {
-            return Err(config_error(
-                "num_hidden_layers, intermediate_size and vocab_size must be positive".into(),
-            ));
-        }
+            reason: e.to_string(),
+        })?;
 
         let vocab_path = dir.join("vocab.txt");
         let lowercase = lowercase_setting(dir, &vocab_path)?;
@@ -146,6 +95,16 @@ impl BertMaskedLm {
             config.hidden_size as i64,
             config.intermediate_size as i64,
         );
+        check_layer_count(
+            config.num_hidden_layers,
+            "num_hidden_layers",
+            |l| {
+                weights.contains_any(&name_variants(&format!(
+                    "bert.encoder.layer.{l}.output.dense.weight"
+                )))
+            },
+            &weights_path,
+        )?;
         // Checkpoints name things with or without the "bert." prefix, and old ones use
         // LayerNorm.gamma/beta instead of weight/bias.
         let mut take = |name: &str, shape: &[i64]| -> Result<Tensor> {

@@ -283,6 +283,34 @@ pub fn write_value_slots(
     })
 }
 
+/// Checks, before a loader allocates anything per layer, that the weights hold every layer
+/// the configuration's `key` announces (`has_layer(l)`: whether layer `l`'s tensors exist), so
+/// that a corrupt layer count is an error naming the key, not an allocation of its size.
+pub fn check_layer_count(
+    layers: usize,
+    key: &str,
+    has_layer: impl Fn(usize) -> bool,
+    source: &std::path::Path,
+) -> Result<()> {
+    if layers > 0 && has_layer(layers - 1) {
+        if has_layer(layers) {
+            return Err(ModelError::Config {
+                path: source.to_path_buf(),
+                reason: format!(
+                    "{key} = {layers}, but the weights hold more layers (layer {layers} exists): \
+                     refusing to compute a truncated model"
+                ),
+            });
+        }
+        return Ok(());
+    }
+    let present = (0..layers).take_while(|&l| has_layer(l)).count();
+    Err(ModelError::Config {
+        path: source.to_path_buf(),
+        reason: format!("{key} = {layers}, but the weights hold {present} layer(s)"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

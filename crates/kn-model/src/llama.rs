@@ -21,7 +21,9 @@ pub const CPU_ROWS_IN_FLIGHT: usize = 1200;
 /// through every small operation between them (measured in `docs/performance.md`).
 pub const CPU_CONCURRENT_PASSES: usize = 2;
 
-use crate::common::{self, answer_positions, apply_edits, check_batch, check_layer, rows_at};
+use crate::common::{
+    self, answer_positions, apply_edits, check_batch, check_layer, check_layer_count, rows_at,
+};
 use crate::error::{guard, ModelError, Result};
 use crate::matmul::linear;
 use crate::model::{
@@ -30,28 +32,10 @@ use crate::model::{
 };
 use crate::swiglu::swiglu;
 use crate::weights::{fingerprint, read_file, WeightMap};
+use kn_config::LlamaConfig;
 use kn_tokenizer::{ByteLevelBpe, Tokenizer};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
-
-/// Hyper-parameters of a Llama-family model.
-#[derive(Debug, Clone, PartialEq)]
-struct LlamaConfig {
-    /// Whether the output projection may be the input embedding when the file has none.
-    tied_embeddings: bool,
-    vocab_size: usize,
-    hidden_size: usize,
-    num_layers: usize,
-    heads: usize,
-    kv_heads: usize,
-    head_dim: usize,
-    ffn_width: usize,
-    rope_base: f64,
-    rms_eps: f64,
-    max_positions: usize,
-    add_bos: bool,
-    bos_id: Option<i64>,
-}
 
 /// One decoder layer. The query, key and value projections are stored stacked (`qkv`), and so
 /// are the gate and up projections (`gate_up`): one matrix product each instead of three and
@@ -161,22 +145,6 @@ impl LlamaCausalLm {
                 "architecture {arch:?} is not supported (only \"llama\")"
             )));
         }
-        let key = |name: &str| format!("{arch}.{name}");
-        let usize_key = |name: &str| -> Result<usize> {
-            let value = file.get_u64(&key(name))?;
-            usize::try_from(value)
-                .map_err(|_| config_error(format!("{} = {value} is too large", key(name))))
-        };
-        let hidden_size = usize_key("embedding_length")?;
-        let heads = usize_key("attention.head_count")?;
-        let kv_heads = match file.get(&key("attention.head_count_kv")) {
-            Some(_) => usize_key("attention.head_count_kv")?,
-            None => heads,
-        };
-        let head_dim = match file.get(&key("rope.dimension_count")) {
-            Some(_) => usize_key("rope.dimension_count")?,
-            None => hidden_size / heads.max(1),
-        };
         let model = file.get_str("tokenizer.ggml.model")?;
         if model != "gpt2" {
             return Err(config_error(format!(
@@ -198,10 +166,6 @@ impl LlamaCausalLm {
             .get_str("tokenizer.ggml.pre")
             .unwrap_or("default")
             .to_string();
-        let vocab_size = match file.get(&key("vocab_size")) {
-            Some(_) => usize_key("vocab_size")?,
-            None => tokens.len(),
-        };
         let add_bos = matches!(
             file.get("tokenizer.ggml.add_bos_token"),
             Some(kn_gguf::MetadataValue::Bool(true))
@@ -209,27 +173,9 @@ impl LlamaCausalLm {
         let bos_id = file
             .get_u64("tokenizer.ggml.bos_token_id")
             .ok()
-            .map(|id| id as i64);
-        let config = LlamaConfig {
-            // GGUF has no flag: a missing output.weight means tied.
-            tied_embeddings: true,
-            vocab_size,
-            hidden_size,
-            num_layers: usize_key("block_count")?,
-            heads,
-            kv_heads,
-            head_dim,
-            ffn_width: usize_key("feed_forward_length")?,
-            rope_base: file
-                .get_f32(&key("rope.freq_base"))
-                .map(f64::from)
-                .unwrap_or(10_000.0),
-            rms_eps: f64::from(file.get_f32(&key("attention.layer_norm_rms_epsilon"))?),
-            max_positions: usize_key("context_length")?,
-            add_bos,
-            bos_id,
-        };
-        validate_config(&config).map_err(config_error)?;
+            .and_then(|id| i64::try_from(id).ok());
+        let config = LlamaConfig::from_gguf(&file, tokens.len(), add_bos, bos_id)
+            .map_err(|e| config_error(e.to_string()))?;
         let tokenizer = ByteLevelBpe::from_gguf_metadata(tokens, merges, token_types, &pre)?;
         let mut weights = WeightMap::from_gguf(&file, path, device)?;
         drop(file);
@@ -248,47 +194,11 @@ impl LlamaCausalLm {
     /// Loads a Hugging Face directory: `config.json`, `model.safetensors`, `tokenizer.json`.
     pub fn load_hf_dir(dir: &Path, device: Device) -> Result<Self> {
         let config_path = dir.join("config.json");
-        let text = std::fs::read_to_string(&config_path).map_err(|source| ModelError::Io {
-            path: config_path.clone(),
-            source,
-        })?;
-        let json: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| ModelError::Config {
-                path: config_path.clone(),
-                reason: e.to_string(),
-            })?;
+        let text = crate::load::read_config_text(&config_path)?;
         let config_error = |reason: String| ModelError::Config {
             path: config_path.clone(),
             reason,
         };
-        let get_usize = |name: &str| -> Result<usize> {
-            json.get(name)
-                .and_then(serde_json::Value::as_u64)
-                .map(|v| v as usize)
-                .ok_or_else(|| config_error(format!("missing or non-integer key {name:?}")))
-        };
-        if let Some(scaling) = json.get("rope_scaling").filter(|v| !v.is_null()) {
-            let kind = scaling
-                .get("rope_type")
-                .or_else(|| scaling.get("type"))
-                .and_then(|v| v.as_str())
-                .unwrap_or("?");
-            if kind != "default" {
-                return Err(config_error(format!(
-                    "rope_scaling of type {kind:?} is not supported"
-                )));
-            }
-        }
-        let hidden_size = get_usize("hidden_size")?;
-        let heads = get_usize("num_attention_heads")?;
-        let rope_base = json
-            .get("rope_theta")
-            .or_else(|| {
-                json.get("rope_parameters")
-                    .and_then(|p| p.get("rope_theta"))
-            })
-            .and_then(serde_json::Value::as_f64)
-            .unwrap_or(10_000.0);
         let tokenizer_config = std::fs::read_to_string(dir.join("tokenizer_config.json"))
             .ok()
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
@@ -297,29 +207,8 @@ impl LlamaCausalLm {
             .and_then(|c| c.get("add_bos_token"))
             .and_then(serde_json::Value::as_bool)
             .unwrap_or(false);
-        let tied = json
-            .get("tie_word_embeddings")
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(false);
-        let config = LlamaConfig {
-            tied_embeddings: tied,
-            vocab_size: get_usize("vocab_size")?,
-            hidden_size,
-            num_layers: get_usize("num_hidden_layers")?,
-            heads,
-            kv_heads: get_usize("num_key_value_heads").unwrap_or(heads),
-            head_dim: get_usize("head_dim").unwrap_or(hidden_size / heads.max(1)),
-            ffn_width: get_usize("intermediate_size")?,
-            rope_base,
-            rms_eps: json
-                .get("rms_norm_eps")
-                .and_then(serde_json::Value::as_f64)
-                .unwrap_or(1e-6),
-            max_positions: get_usize("max_position_embeddings")?,
-            add_bos,
-            bos_id: json.get("bos_token_id").and_then(serde_json::Value::as_i64),
-        };
-        validate_config(&config).map_err(config_error)?;
+        let config =
+            LlamaConfig::from_hf_json(&text, add_bos).map_err(|e| config_error(e.to_string()))?;
         let tokenizer = ByteLevelBpe::from_tokenizer_json(&dir.join("tokenizer.json"))?;
         let weights_path = dir.join("model.safetensors");
         let bytes = read_file(&weights_path)?;
@@ -363,6 +252,12 @@ impl LlamaCausalLm {
             None if config.tied_embeddings => embeddings.shallow_clone(),
             None => weights.take(&[names.lm_head], &[v, d])?, // the MissingTensor error
         };
+        check_layer_count(
+            config.num_layers,
+            config.num_layers_key,
+            |l| weights.contains(&(names.layer)(l, "down")),
+            source,
+        )?;
         let mut layers = Vec::with_capacity(config.num_layers);
         for l in 0..config.num_layers {
             let mut take =
@@ -750,34 +645,6 @@ fn cat_rows(parts: &[Tensor]) -> Tensor {
 }
 
 /// Checks a configuration for values that would make the model meaningless or panic.
-fn validate_config(config: &LlamaConfig) -> std::result::Result<(), String> {
-    if config.num_layers == 0
-        || config.hidden_size == 0
-        || config.ffn_width == 0
-        || config.vocab_size == 0
-    {
-        return Err(
-            "block count, hidden size, FFN width and vocabulary size must be positive".into(),
-        );
-    }
-    if config.heads == 0 || config.kv_heads == 0 || config.heads % config.kv_heads != 0 {
-        return Err(format!(
-            "{} attention heads cannot be grouped over {} key-value heads",
-            config.heads, config.kv_heads
-        ));
-    }
-    if config.head_dim == 0 || config.head_dim % 2 != 0 {
-        return Err(format!(
-            "head dimension {} must be positive and even for RoPE",
-            config.head_dim
-        ));
-    }
-    if config.max_positions == 0 {
-        return Err("context length must be positive".into());
-    }
-    Ok(())
-}
-
 /// Undoes llama.cpp's conversion permutation of Q/K rows (`[heads * hd, in]`): GGUF stores
 /// each head's rows interleaved in pairs, Hugging Face as two halves.
 fn unpermute_rows(weight: &Tensor, heads: i64) -> Tensor {

@@ -84,12 +84,23 @@ fn has_gguf_magic(path: &Path) -> Result<bool> {
     }
 }
 
+/// Reads a model's `config.json`, capped at `kn_schema::CONFIG_FILE_LIMIT` (a configuration
+/// is small; an endless or huge file is refused instead of read into memory).
+pub(crate) fn read_config_text(path: &Path) -> Result<String> {
+    kn_schema::read_capped_text(path, kn_schema::CONFIG_FILE_LIMIT, "model configuration").map_err(
+        |e| match e {
+            kn_schema::SchemaError::Io { path, source } => ModelError::Io { path, source },
+            other => ModelError::Config {
+                path: path.to_path_buf(),
+                reason: other.to_string(),
+            },
+        },
+    )
+}
+
 fn load_directory(dir: &Path, device: Device) -> Result<Box<dyn KnowledgeModel>> {
     let config_path = dir.join("config.json");
-    let text = std::fs::read_to_string(&config_path).map_err(|source| ModelError::Io {
-        path: config_path.clone(),
-        source,
-    })?;
+    let text = read_config_text(&config_path)?;
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::Config {
         path: config_path.clone(),
         reason: e.to_string(),

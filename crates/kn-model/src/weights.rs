@@ -107,6 +107,11 @@ impl WeightMap {
         })
     }
 
+    /// Whether a tensor of any of these names is present.
+    pub fn contains_any(&self, names: &[String]) -> bool {
+        names.iter().any(|n| self.tensors.contains_key(n))
+    }
+
     /// Whether a tensor of that name is present.
     pub fn contains(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
@@ -131,6 +136,14 @@ impl WeightMap {
                 path: self.path.clone(),
                 expected: expected.to_vec(),
                 found,
+            });
+        }
+        // A NaN or infinite weight would make every output NaN: refuse it here, naming it.
+        let finite = crate::error::guard(|| Ok(tensor.isfinite().all().int64_value(&[]) != 0))?;
+        if !finite {
+            return Err(ModelError::Weights {
+                path: self.path.clone(),
+                reason: format!("tensor {name} holds NaN or infinite values"),
             });
         }
         crate::error::guard(|| {

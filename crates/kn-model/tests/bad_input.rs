@@ -95,12 +95,15 @@ fn config_and_weights_disagreeing_is_a_shape_error() {
     assert!(matches!(error, ModelError::ShapeMismatch { .. }), "{error}");
     assert!(error.to_string().contains("intermediate.dense"));
 
-    let dir = copy_dir("tiny-llama");
-    edit_config(dir.path(), "num_hidden_layers", 4.into());
-    assert!(matches!(
-        load_error(dir.path()),
-        ModelError::MissingTensor { .. }
-    ));
+    // A layer count the weights do not hold is refused before any layer is built, naming
+    // the key; so is one that would silently drop layers the weights hold.
+    for layers in [4, 2] {
+        let dir = copy_dir("tiny-llama");
+        edit_config(dir.path(), "num_hidden_layers", layers.into());
+        let error = load_error(dir.path());
+        assert!(matches!(error, ModelError::Config { .. }), "{error}");
+        assert!(error.to_string().contains("num_hidden_layers"), "{error}");
+    }
 }
 
 #[test]
@@ -260,4 +263,150 @@ fn layer_neuron_and_token_indices_are_checked() {
 #[test]
 fn unknown_devices_are_refused() {
     assert!(kn_model::parse_device("gpu0").is_err());
+}
+
+/// `key = value` in a copy of `fixture` must be refused as a configuration error naming `key`.
+fn assert_refused_naming(fixture_name: &str, key: &str, value: serde_json::Value) {
+    let dir = copy_dir(fixture_name);
+    edit_config(dir.path(), key, value.clone());
+    let error = load_error(dir.path());
+    assert!(
+        matches!(error, ModelError::Config { .. }) && error.to_string().contains(key),
+        "{fixture_name}: {key} = {value}: {error}"
+    );
+}
+
+/// The sizes that once aborted the process ("memory allocation of 48000000000 bytes failed")
+/// or panicked ("capacity overflow"), and a family around them, for every size key of both
+/// directory formats: each is an error naming the key, before anything is allocated.
+#[test]
+fn absurd_sizes_in_config_json_are_errors_naming_the_key() {
+    let values = [
+        serde_json::json!(1e9),
+        serde_json::json!(1u64 << 31),
+        serde_json::json!(1u64 << 62),
+        serde_json::json!(u64::MAX),
+        serde_json::json!(1u64 << 40),
+        serde_json::json!(1e300),
+        serde_json::json!(-1),
+        serde_json::json!(2.5),
+    ];
+    for key in [
+        "num_hidden_layers",
+        "hidden_size",
+        "intermediate_size",
+        "vocab_size",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "head_dim",
+        "max_position_embeddings",
+    ] {
+        for value in &values {
+            assert_refused_naming("tiny-llama", key, value.clone());
+        }
+    }
+    for key in [
+        "num_hidden_layers",
+        "hidden_size",
+        "intermediate_size",
+        "vocab_size",
+        "num_attention_heads",
+        "max_position_embeddings",
+        "type_vocab_size",
+    ] {
+        for value in &values {
+            assert_refused_naming("tiny-bert", key, value.clone());
+        }
+    }
+}
+
+#[test]
+fn nan_producing_settings_are_refused_at_load() {
+    for value in [serde_json::json!(-1e-5), serde_json::json!(0.0)] {
+        assert_refused_naming("tiny-llama", "rms_norm_eps", value.clone());
+        assert_refused_naming("tiny-bert", "layer_norm_eps", value);
+    }
+    // transformers 4.x key and 5.x table.
+    assert_refused_naming("tiny-llama", "rope_theta", serde_json::json!(0));
+    assert_refused_naming(
+        "tiny-llama",
+        "rope_parameters",
+        serde_json::json!({"rope_type": "default", "rope_theta": -1.0}),
+    );
+}
+
+/// The offset of the value of GGUF metadata `key` (after its name and 4-byte type).
+fn gguf_value_offset(bytes: &[u8], key: &str) -> usize {
+    let at = bytes
+        .windows(key.len())
+        .position(|w| w == key.as_bytes())
+        .unwrap_or_else(|| panic!("{key} not in the fixture"));
+    at + key.len() + 4
+}
+
+/// A copy of tiny-llama.gguf with `bytes` written at `key`'s value.
+fn gguf_with(key: &str, value: &[u8]) -> (tempfile::TempDir, PathBuf) {
+    let mut bytes = std::fs::read(fixture("tiny-llama.gguf")).unwrap();
+    let at = gguf_value_offset(&bytes, key);
+    bytes[at..at + value.len()].copy_from_slice(value);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.gguf");
+    std::fs::write(&path, bytes).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn absurd_block_counts_and_nan_settings_in_gguf_are_errors_naming_the_key() {
+    // llama.block_count is a u32 in the fixture.
+    for count in [0u32, 2, 4, 1025, 1 << 20, 1 << 31, u32::MAX] {
+        let (_dir, path) = gguf_with("llama.block_count", &count.to_le_bytes());
+        let error = load_error(&path);
+        assert!(
+            matches!(error, ModelError::Config { .. })
+                && error.to_string().contains("llama.block_count"),
+            "block_count {count}: {error}"
+        );
+    }
+    for key in [
+        "llama.rope.freq_base",
+        "llama.attention.layer_norm_rms_epsilon",
+    ] {
+        for value in [f32::NAN, f32::INFINITY, 0.0, -1.0] {
+            let (_dir, path) = gguf_with(key, &value.to_le_bytes());
+            let error = load_error(&path);
+            assert!(
+                matches!(error, ModelError::Config { .. }) && error.to_string().contains(key),
+                "{key} = {value}: {error}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_nan_or_infinite_weight_is_refused_naming_the_tensor() {
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        let dir = copy_dir("tiny-llama");
+        let path = dir.path().join("model.safetensors");
+        let mut bytes = std::fs::read(&path).unwrap();
+        // The last four bytes are the last float of the last tensor of the file.
+        let end = bytes.len();
+        bytes[end - 4..].copy_from_slice(&bad.to_le_bytes());
+        std::fs::write(&path, bytes).unwrap();
+        let error = load_error(dir.path());
+        assert!(
+            matches!(error, ModelError::Weights { .. })
+                && error.to_string().contains("NaN or infinite"),
+            "{bad}: {error}"
+        );
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_endless_config_json_is_refused_after_a_bounded_read() {
+    let dir = copy_dir("tiny-llama");
+    std::fs::remove_file(dir.path().join("config.json")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("config.json")).unwrap();
+    let error = load_error(dir.path());
+    assert!(error.to_string().contains("larger than"), "{error}");
 }

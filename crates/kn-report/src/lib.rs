@@ -50,7 +50,8 @@
 #![warn(missing_docs)]
 
 mod analysis;
-pub mod atomic;
+/// The project's one atomic writer, re-exported where it always was.
+pub use kn_schema::atomic;
 pub mod chart;
 mod doc;
 mod error;
