@@ -189,7 +189,8 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
     }
     let run = RunDir::load(&args.sources.neurons)?;
     let relations = run.select_relations(args.relations.as_deref())?;
-    let _lock = crate::outputs::prepare_run_dir(&args.out, "kn activations")?;
+    let _lock =
+        crate::outputs::prepare_run_dir(&args.out, "kn activations", kn_schema::Access::Shared)?;
     let inputs = Inputs::load(run, &args.sources, &relations, &args.model)?;
     let facts: Vec<KnowledgeFact> = inputs
         .run

@@ -523,7 +523,7 @@ impl OutputDir {
     /// Creates `dir` if needed, checks that it takes new files and takes its lock for
     /// `command`: all before any work (see `outputs`).
     pub fn prepare(dir: &Path, command: &str) -> Result<Self, CliError> {
-        let lock = crate::outputs::prepare_run_dir(dir, command)?;
+        let lock = crate::outputs::prepare_run_dir(dir, command, kn_schema::Access::Exclusive)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             _lock: lock,

@@ -1,15 +1,17 @@
 //! Outputs are checked before any work: a command whose output cannot be written says so at
 //! once with exit 2 (the path is the user's input), instead of failing with exit 3 after
-//! minutes of attribution. A command that writes into a run directory holds the directory's
-//! lock ([`kn_schema::RunLock`]) while it runs, so two commands never interleave their writes.
+//! minutes of attribution. A command that works on a run directory holds the directory's lock
+//! ([`kn_schema::RunLock`]) while it runs: exclusively when it changes the results (discover,
+//! merge), shared when it only adds a report beside them, so two commands never interleave
+//! their writes and no report is made from results that are changing.
 
 use crate::exit::CliError;
-use kn_schema::{RunLock, SchemaError};
+use kn_schema::{Access, RunLock, SchemaError};
 use std::path::Path;
 
 /// Creates the output directory `dir` if needed, checks that files can be created in it and
-/// takes its lock for `command`.
-pub fn prepare_run_dir(dir: &Path, command: &str) -> Result<RunLock, CliError> {
+/// takes its lock for `command` with `access`.
+pub fn prepare_run_dir(dir: &Path, command: &str, access: Access) -> Result<RunLock, CliError> {
     if dir.exists() && !dir.is_dir() {
         return Err(CliError::BadInput(format!(
             "--out {} is an existing file, not a directory",
@@ -23,7 +25,7 @@ pub fn prepare_run_dir(dir: &Path, command: &str) -> Result<RunLock, CliError> {
         ))
     })?;
     check_writable_dir(dir, "--out")?;
-    lock(dir, command)
+    lock(dir, command, access)
 }
 
 /// Checks that the file `path` can be written (atomically, beside itself): it is not a
@@ -48,17 +50,17 @@ pub fn check_output_file(path: &Path, option: &str) -> Result<(), CliError> {
 }
 
 /// When `path` (a file about to be written) lies in a run directory (one that holds a
-/// `config.json` and a `neurons.jsonl`), takes that directory's lock for `command`.
+/// `config.json` and a `neurons.jsonl`), takes that directory's lock for `command`, shared.
 pub fn lock_run_of(path: &Path, command: &str) -> Result<Option<RunLock>, CliError> {
     let dir = kn_schema::atomic::parent_dir(path);
     if dir.join("config.json").is_file() && dir.join("neurons.jsonl").is_file() {
-        return lock(dir, command).map(Some);
+        return lock(dir, command, Access::Shared).map(Some);
     }
     Ok(None)
 }
 
-fn lock(dir: &Path, command: &str) -> Result<RunLock, CliError> {
-    RunLock::acquire(dir, command).map_err(|e| match e {
+fn lock(dir: &Path, command: &str, access: Access) -> Result<RunLock, CliError> {
+    RunLock::acquire(dir, command, access).map_err(|e| match e {
         SchemaError::Busy { .. } => CliError::BadInput(e.to_string()),
         other => CliError::BadInput(format!("cannot lock {}: {other}", dir.display())),
     })
@@ -89,8 +91,8 @@ mod tests {
         let file = dir.path().join("file");
         std::fs::write(&file, b"x").unwrap();
         for error in [
-            prepare_run_dir(&file, "kn discover").unwrap_err(),
-            prepare_run_dir(&file.join("below"), "kn discover").unwrap_err(),
+            prepare_run_dir(&file, "kn discover", Access::Exclusive).unwrap_err(),
+            prepare_run_dir(&file.join("below"), "kn discover", Access::Exclusive).unwrap_err(),
             check_output_file(dir.path(), "--out").unwrap_err(),
             check_output_file(&dir.path().join("no/such.json"), "--out").unwrap_err(),
         ] {
@@ -98,8 +100,8 @@ mod tests {
         }
         check_output_file(&dir.path().join("fine.json"), "--out").unwrap();
         let run = dir.path().join("run");
-        let lock = prepare_run_dir(&run, "kn discover").unwrap();
-        let busy = prepare_run_dir(&run, "kn discover").unwrap_err();
+        let lock = prepare_run_dir(&run, "kn discover", Access::Exclusive).unwrap();
+        let busy = prepare_run_dir(&run, "kn report", Access::Shared).unwrap_err();
         assert!(busy.to_string().contains("is in use by process"), "{busy}");
         drop(lock);
         // Only what the check created is left behind: the lock file.

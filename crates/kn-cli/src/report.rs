@@ -64,8 +64,16 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
     // The report goes into the run directory unless --out says otherwise; a missing run
     // directory is left to build_report's message rather than created here.
     let _lock = match (&args.out, args.dir.is_dir()) {
-        (Some(out), _) => Some(crate::outputs::prepare_run_dir(out, "kn report")?),
-        (None, true) => Some(crate::outputs::prepare_run_dir(&args.dir, "kn report")?),
+        (Some(out), _) => Some(crate::outputs::prepare_run_dir(
+            out,
+            "kn report",
+            kn_schema::Access::Shared,
+        )?),
+        (None, true) => Some(crate::outputs::prepare_run_dir(
+            &args.dir,
+            "kn report",
+            kn_schema::Access::Shared,
+        )?),
         (None, false) => None,
     };
     let started = std::time::Instant::now();

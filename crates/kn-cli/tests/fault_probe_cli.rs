@@ -103,7 +103,7 @@ fn a_run_directory_is_locked_while_written_and_never_doubles_a_fact() {
     let (_dir, out) = finished_run();
     let expected = fact_ids(&out);
     // Held by another process (here: this test), the directory is refused, naming it.
-    let lock = kn_schema::RunLock::acquire(&out, "test holder").unwrap();
+    let lock = kn_schema::RunLock::acquire(&out, "test holder", kn_schema::Access::Shared).unwrap();
     let output = run(&discover_args(&out, &[]));
     refused(&output, &["is in use by process", "test holder"]);
     drop(lock);

@@ -20,7 +20,7 @@ pub use atomic::write_atomically;
 pub use error::{Result, SchemaError};
 pub use files::{read_capped, read_capped_text, CONFIG_FILE_LIMIT};
 pub use ids::{check_relation_id, parse_fact_id};
-pub use lock::RunLock;
+pub use lock::{Access, RunLock};
 pub use neuron::Neuron;
 pub use run::{
     check_facts_known, parse_neurons, FactRecord, ModelRecord, NeuronsFile, PromptRecord,

@@ -1,11 +1,16 @@
-//! The exclusive lock a command holds on a run directory while it writes into it, so that two
-//! runs on one directory cannot interleave their results (two `kn discover --out D` would
-//! otherwise each append every fact).
+//! The lock a command holds on a run directory while it works on it, so that two runs on one
+//! directory cannot interleave their results (two `kn discover --out D` would otherwise each
+//! append every fact).
+//!
+//! A command that changes the run's results (`kn discover`, `kn merge`) holds it
+//! [`Access::Exclusive`]; a command that reads the run and adds a report file beside it (`kn
+//! suppress`, `kn report`, ...) holds it [`Access::Shared`], so such commands run side by side
+//! (each report file is written atomically) but never while the results change.
 //!
 //! The lock is an advisory `flock` on `DIR/.kn-lock` (the file stays; only the lock matters,
-//! and the kernel drops it when the process ends, also on a crash or `kill -9`). The holder
-//! writes its process id and command into the file, so the refused command can say who holds
-//! the directory.
+//! and the kernel drops it when the process ends, also on a crash or `kill -9`). Each holder
+//! writes its process id and command into the file, so a refused command can say who holds
+//! the directory (with several shared holders, the latest one).
 
 use crate::error::{Result, SchemaError};
 use std::fs::{File, OpenOptions, TryLockError};
@@ -14,6 +19,15 @@ use std::path::{Path, PathBuf};
 
 /// Name of the lock file inside a run directory.
 pub const LOCK_FILE: &str = ".kn-lock";
+
+/// How a command uses the run directory it locks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Changes the run's results: no other command may hold the directory.
+    Exclusive,
+    /// Reads the results and adds files beside them: other shared holders are welcome.
+    Shared,
+}
 
 /// A held lock on a run directory; released when dropped.
 #[derive(Debug)]
@@ -26,7 +40,7 @@ pub struct RunLock {
 impl RunLock {
     /// Takes the lock on `dir` (which must exist) for `command` (e.g. `kn discover`), or fails
     /// with [`SchemaError::Busy`] naming the process that holds it.
-    pub fn acquire(dir: &Path, command: &str) -> Result<Self> {
+    pub fn acquire(dir: &Path, command: &str, access: Access) -> Result<Self> {
         let path = dir.join(LOCK_FILE);
         let io = |source| SchemaError::Io {
             path: path.clone(),
@@ -41,7 +55,11 @@ impl RunLock {
             options.custom_flags(libc::O_NOFOLLOW);
         }
         let mut file = options.open(&path).map_err(io)?;
-        match file.try_lock() {
+        let locked = match access {
+            Access::Exclusive => file.try_lock(),
+            Access::Shared => file.try_lock_shared(),
+        };
+        match locked {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let mut holder = String::new();
@@ -81,8 +99,11 @@ mod tests {
     #[test]
     fn a_second_lock_is_refused_naming_the_holder_and_freed_on_drop() {
         let dir = tempfile::tempdir().unwrap();
-        let first = RunLock::acquire(dir.path(), "kn discover").unwrap();
-        let error = RunLock::acquire(dir.path(), "kn discover").unwrap_err();
+        let first = RunLock::acquire(dir.path(), "kn discover", Access::Exclusive).unwrap();
+        for access in [Access::Exclusive, Access::Shared] {
+            assert!(RunLock::acquire(dir.path(), "kn report", access).is_err());
+        }
+        let error = RunLock::acquire(dir.path(), "kn discover", Access::Exclusive).unwrap_err();
         let message = error.to_string();
         assert!(
             message.contains(&format!("process {}", std::process::id()))
@@ -90,8 +111,19 @@ mod tests {
             "{message}"
         );
         drop(first);
-        let again = RunLock::acquire(dir.path(), "kn merge").unwrap();
+        let again = RunLock::acquire(dir.path(), "kn merge", Access::Exclusive).unwrap();
         assert_eq!(again.dir(), dir.path());
+    }
+
+    #[test]
+    fn shared_holders_run_side_by_side_but_keep_a_writer_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = RunLock::acquire(dir.path(), "kn report", Access::Shared).unwrap();
+        let suppress = RunLock::acquire(dir.path(), "kn suppress", Access::Shared).unwrap();
+        let error = RunLock::acquire(dir.path(), "kn discover", Access::Exclusive).unwrap_err();
+        assert!(error.to_string().contains("(kn suppress)"), "{error}");
+        drop((report, suppress));
+        RunLock::acquire(dir.path(), "kn discover", Access::Exclusive).unwrap();
     }
 
     #[cfg(unix)]
@@ -101,7 +133,7 @@ mod tests {
         let victim = dir.path().join("victim");
         std::fs::write(&victim, b"keep me").unwrap();
         std::os::unix::fs::symlink(&victim, dir.path().join(LOCK_FILE)).unwrap();
-        assert!(RunLock::acquire(dir.path(), "kn discover").is_err());
+        assert!(RunLock::acquire(dir.path(), "kn discover", Access::Exclusive).is_err());
         assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
     }
 }
