@@ -14,15 +14,7 @@ fn discover(out: &Path, extra: &[&str]) -> Output {
 }
 
 fn facts(dir: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(dir.join("neurons.jsonl")).unwrap();
-    text.lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["fact"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect()
+    common::fact_ids(dir)
 }
 
 fn ok(output: &Output) {

@@ -5,13 +5,14 @@
 //! (Absurd sizes and NaN-producing settings in model files are held in kn-model's
 //! `tests/bad_input.rs` and kn-config's unit tests; here only their exit code.)
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{fixture, kn_command as kn, tiny_discover_args as discover_args};
+use common::{
+    fact_ids, fixture, kn_command as kn, limit_file_size, tiny_discover_args as discover_args,
+};
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -53,18 +54,6 @@ fn neuron_lines(run: &Path) -> Vec<String> {
         .unwrap()
         .lines()
         .map(str::to_string)
-        .collect()
-}
-
-fn fact_ids(run: &Path) -> Vec<String> {
-    neuron_lines(run)
-        .iter()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["fact"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
         .collect()
 }
 
@@ -344,21 +333,7 @@ fn a_file_size_limit_fails_the_write_instead_of_killing_the_process() {
     let mut command = kn();
     command.args(discover_args(&out, &[]));
     // The limit alone, with SIGXFSZ left at its default (which kills): kn must ignore it.
-    let limit = size / 2;
-    // SAFETY: only async-signal-safe libc calls between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
-            let rlimit = libc::rlimit {
-                rlim_cur: limit,
-                rlim_max: limit,
-            };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    limit_file_size(&mut command, size / 2, false);
     let output = command.output().unwrap();
     assert_eq!(
         output.status.code(),

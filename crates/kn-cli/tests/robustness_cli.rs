@@ -4,13 +4,12 @@
 //! merge. Outputs must never hold a partial line or a half-written file, and a rerun must finish
 //! the job.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{fixture, kn_command as kn, tiny_discover_args as discover_args};
+use common::{fixture, kn_command as kn, limit_file_size, tiny_discover_args as discover_args};
 
 fn ok(output: &Output) {
     common::ok(output, "kn");
@@ -70,7 +69,7 @@ fn a_full_disk_fails_cleanly_and_a_rerun_finishes() {
     let out = dir.path().join("run");
     let mut command = kn();
     command.args(discover_args(&out, &[]));
-    limit_file_size(&mut command, size / 2);
+    limit_file_size(&mut command, size / 2, true);
     let output = command.output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(
@@ -95,24 +94,6 @@ fn a_full_disk_fails_cleanly_and_a_rerun_finishes() {
     no_partial_files(&out);
 }
 
-/// Makes every write beyond `limit` bytes of one file fail (EFBIG), as a full disk would.
-fn limit_file_size(command: &mut Command, limit: u64) {
-    // SAFETY: only async-signal-safe libc calls between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            let rlimit = libc::rlimit {
-                rlim_cur: limit,
-                rlim_max: limit,
-            };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
 #[test]
 fn a_full_disk_leaves_earlier_outputs_whole_in_every_writer() {
     let dir = tempfile::tempdir().unwrap();
@@ -125,7 +106,7 @@ fn a_full_disk_leaves_earlier_outputs_whole_in_every_writer() {
     let before = std::fs::read(&html).unwrap();
     let mut command = kn();
     command.args(["report", &run_text]);
-    limit_file_size(&mut command, 2000);
+    limit_file_size(&mut command, 2000, true);
     let output = command.output().unwrap();
     assert_eq!(
         output.status.code(),
@@ -155,7 +136,7 @@ fn a_full_disk_leaves_earlier_outputs_whole_in_every_writer() {
         "2",
     ]);
     command.args(["--out", &scores.display().to_string()]);
-    limit_file_size(&mut command, 64);
+    limit_file_size(&mut command, 64, true);
     let output = command.output().unwrap();
     assert_eq!(
         output.status.code(),

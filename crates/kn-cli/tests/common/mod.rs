@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a subset
 
 use std::ffi::OsStr;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -61,4 +62,42 @@ pub fn tiny_discover_args(out: &Path, extra: &[&str]) -> Vec<String> {
     args.push(out.display().to_string());
     args.extend(extra.iter().map(|s| s.to_string()));
     args
+}
+
+/// The fact ids of `run`/neurons.jsonl, in file order.
+pub fn fact_ids(run: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(run.join("neurons.jsonl")).unwrap();
+    text.lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["fact"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+/// Makes every write beyond `limit` bytes of one file fail (EFBIG), as a full disk would.
+/// With `ignore_sigxfsz` the child starts with SIGXFSZ ignored; without, at its default
+/// (which kills the process), so that `kn` itself must ignore it.
+pub fn limit_file_size(command: &mut Command, limit: u64, ignore_sigxfsz: bool) {
+    // SAFETY: only async-signal-safe libc calls between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            let disposition = if ignore_sigxfsz {
+                libc::SIG_IGN
+            } else {
+                libc::SIG_DFL
+            };
+            libc::signal(libc::SIGXFSZ, disposition);
+            let rlimit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
