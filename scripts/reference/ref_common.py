@@ -320,8 +320,8 @@ def load_model(path, threads=None, device="cpu"):
             model = BertForMaskedLM.from_pretrained(str(path), dtype=torch.float32, attn_implementation="eager")
             tok = bert_tokenizer(path)
             kind = "bert"
-        elif cfg["model_type"] == "llama":
-            model = LlamaForCausalLM.from_pretrained(str(path), dtype=torch.float32, attn_implementation="eager")
+        elif cfg["model_type"] in ("llama", "mistral", "qwen2", "qwen3"):
+            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, attn_implementation="eager")
             tok = AutoTokenizer.from_pretrained(str(path))
             kind = "llama"
         else:

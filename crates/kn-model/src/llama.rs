@@ -1,5 +1,7 @@
-//! Llama-family causal language model on libtorch (SmolLM2, Llama 2/3 style): RMSNorm, RoPE,
-//! grouped-query attention, SwiGLU FFN, optionally tied embeddings. Loaded from a GGUF file
+//! Llama-family causal language model on libtorch (SmolLM2, Llama 2/3.x, Mistral, Qwen2, Qwen3):
+//! RMSNorm, RoPE (plain, `linear` or `llama3` scaling), grouped-query attention (optionally with
+//! biased projections, per-head query/key norms and sliding windows per layer), SwiGLU FFN,
+//! optionally tied embeddings (the configuration: `kn_config::LlamaConfig`). Loaded from a GGUF file
 //! (any tensor type `kn-gguf` dequantizes; the Q/K row permutation of llama.cpp's converter is
 //! undone) or from a Hugging Face directory (`config.json`, `model.safetensors`,
 //! `tokenizer.json`).
@@ -44,6 +46,12 @@ struct LlamaLayer {
     attn_norm: Tensor,
     /// `[q_rows + 2 kv_rows, d]`: query rows, then key rows, then value rows.
     qkv: Tensor,
+    /// The projections' biases, `[q_rows + 2 kv_rows]` (Qwen2, `attention_bias`).
+    qkv_bias: Option<Tensor>,
+    /// Per-head RMSNorm weights of the queries then the keys, `[H + KV, hd]` (Qwen3).
+    qk_norm: Option<Tensor>,
+    /// The sliding attention window of this layer (`None`: full causal attention).
+    window: Option<i64>,
     wo: Tensor,
     ffn_norm: Tensor,
     /// `[2 ffn_width, d]`: gate rows, then up rows.
@@ -73,12 +81,14 @@ pub struct LlamaCausalLm {
 // a lock.
 unsafe impl Sync for LlamaCausalLm {}
 
-/// Names of one layer's tensors in a given file layout.
+/// Names of one layer's tensors in a given file layout: `layer(l, part)` names the weight of
+/// `part` in layer `l`, and `layer_bias(l, part)` its bias.
 struct TensorNames {
     embeddings: &'static str,
     output_norm: &'static str,
     lm_head: &'static str,
     layer: fn(usize, &str) -> String,
+    layer_bias: fn(usize, &str) -> String,
 }
 
 const GGUF_NAMES: TensorNames = TensorNames {
@@ -95,10 +105,13 @@ const GGUF_NAMES: TensorNames = TensorNames {
             "ffn_norm" => "ffn_norm",
             "gate" => "ffn_gate",
             "up" => "ffn_up",
+            "q_norm" => "attn_q_norm",
+            "k_norm" => "attn_k_norm",
             _ => "ffn_down",
         };
         format!("blk.{l}.{name}.weight")
     },
+    layer_bias: |l, part| format!("blk.{l}.attn_{part}.bias"),
 };
 
 const HF_NAMES: TensorNames = TensorNames {
@@ -115,10 +128,13 @@ const HF_NAMES: TensorNames = TensorNames {
             "ffn_norm" => "post_attention_layernorm",
             "gate" => "mlp.gate_proj",
             "up" => "mlp.up_proj",
+            "q_norm" => "self_attn.q_norm",
+            "k_norm" => "self_attn.k_norm",
             _ => "mlp.down_proj",
         };
         format!("model.layers.{l}.{name}.weight")
     },
+    layer_bias: |l, part| format!("model.layers.{l}.self_attn.{part}_proj.bias"),
 };
 
 /// One clean pass resumed in a batched pass: where its recomputed positions start and their
@@ -179,6 +195,13 @@ impl LlamaCausalLm {
         let tokenizer = ByteLevelBpe::from_gguf_metadata(tokens, merges, token_types, &pre)?;
         let mut weights = WeightMap::from_gguf(&file, path, device)?;
         drop(file);
+        // llama.cpp stores Llama 3.1's position scaling as this tensor of frequency factors.
+        if weights.contains("rope_freqs.weight") {
+            return Err(config_error(
+                "tensor rope_freqs.weight (RoPE frequency scaling from GGUF) is not supported"
+                    .into(),
+            ));
+        }
         Self::from_weights(
             config,
             tokenizer,
@@ -275,29 +298,62 @@ impl LlamaCausalLm {
             let gate = take("gate", &[f, d])?;
             let up = take("up", &[f, d])?;
             let down = take("down", &[d, f])?;
+            let qkv_bias = if config.attention_bias {
+                let mut bias = |part: &str, rows: i64| {
+                    weights.take(&[(names.layer_bias)(l, part).as_str()], &[rows])
+                };
+                let (bq, bk, bv) = (bias("q", q_rows)?, bias("k", kv_rows)?, bias("v", kv_rows)?);
+                Some(guard(|| Ok(Tensor::cat(&[bq, bk, bv], 0)))?)
+            } else {
+                None
+            };
+            let qk_norm = if config.qk_norm {
+                let hd = config.head_dim as i64;
+                let mut norm = |part: &str| weights.take(&[(names.layer)(l, part).as_str()], &[hd]);
+                let (q_norm, k_norm) = (norm("q_norm")?, norm("k_norm")?);
+                Some(guard(|| {
+                    Ok(Tensor::cat(
+                        &[
+                            q_norm.unsqueeze(0).expand([config.heads as i64, hd], false),
+                            k_norm
+                                .unsqueeze(0)
+                                .expand([config.kv_heads as i64, hd], false),
+                        ],
+                        0,
+                    ))
+                })?)
+            } else {
+                None
+            };
             let (qkv, gate_up) =
                 guard(|| Ok((Tensor::cat(&[wq, wk, wv], 0), Tensor::cat(&[gate, up], 0))))?;
             layers.push(LlamaLayer {
                 attn_norm,
                 qkv,
+                qkv_bias,
+                qk_norm,
+                window: config.sliding_windows[l].map(|w| w as i64),
                 wo,
                 ffn_norm,
                 gate_up,
                 down,
             });
         }
-        let half = (config.head_dim / 2) as i64;
+        let mut frequencies: Vec<f64> = (0..config.head_dim / 2)
+            .map(|i| {
+                1.0 / config
+                    .rope_base
+                    .powf(2.0 * i as f64 / config.head_dim as f64)
+            })
+            .collect();
+        config.rope_scaling.apply(&mut frequencies);
         let inv_freq = guard(|| {
-            let exponents =
-                Tensor::arange(half, (Kind::Double, Device::Cpu)) * 2.0 / config.head_dim as f64;
-            Ok(Tensor::from(config.rope_base)
-                .pow(&exponents)
-                .reciprocal()
+            Ok(Tensor::from_slice(&frequencies)
                 .to_kind(Kind::Float)
                 .to_device(device))
         })?;
         let info = ModelInfo {
-            architecture: "llama".into(),
+            architecture: config.model_type.clone(),
             kind: ModelKind::Causal,
             num_layers: config.num_layers,
             ffn_width: config.ffn_width,
@@ -353,19 +409,43 @@ impl LlamaCausalLm {
         h: &Tensor,
         tables: &(Tensor, Tensor),
     ) -> (Tensor, Tensor, Tensor) {
-        self.heads_with_rope(&linear(h, &layer.qkv), tables)
+        self.heads_with_rope(layer, &self.project_qkv(layer, h), tables)
+    }
+
+    /// The fused query/key/value projection of `h`, with its bias when the model has one.
+    fn project_qkv(&self, layer: &LlamaLayer, h: &Tensor) -> Tensor {
+        let qkv = linear(h, &layer.qkv);
+        match &layer.qkv_bias {
+            Some(bias) => qkv + bias,
+            None => qkv,
+        }
+    }
+
+    /// Whether the hand-written backward pass (`llama/backward.rs`) computes this model: plain
+    /// Llama layers (no projection biases, query/key norms or sliding windows).
+    fn is_plain(&self) -> bool {
+        self.layers
+            .iter()
+            .all(|l| l.qkv_bias.is_none() && l.qk_norm.is_none() && l.window.is_none())
     }
 
     /// Splits the fused projection's output `qkv` (`[B, S, (H + 2 KV) hd]`) into heads and
-    /// applies RoPE to the queries and keys.
-    fn heads_with_rope(&self, qkv: &Tensor, tables: &(Tensor, Tensor)) -> (Tensor, Tensor, Tensor) {
+    /// applies the query/key norms (when the model has them) and RoPE to the queries and keys.
+    fn heads_with_rope(
+        &self,
+        layer: &LlamaLayer,
+        qkv: &Tensor,
+        tables: &(Tensor, Tensor),
+    ) -> (Tensor, Tensor, Tensor) {
         let (batch, length) = (qkv.size()[0], qkv.size()[1]);
         let hd = self.config.head_dim as i64;
         let (heads, kv_heads) = (self.config.heads as i64, self.config.kv_heads as i64);
         let parts = qkv.split_with_sizes([(heads + kv_heads) * hd, kv_heads * hd], -1);
-        let qk = parts[0]
-            .reshape([batch, length, heads + kv_heads, hd])
-            .transpose(1, 2);
+        let mut qk = parts[0].reshape([batch, length, heads + kv_heads, hd]);
+        if let Some(weight) = &layer.qk_norm {
+            qk = qk.rms_norm([hd], None::<&Tensor>, self.config.rms_eps) * weight;
+        }
+        let qk = qk.transpose(1, 2);
         let qk = Self::rope(&qk, tables).split_with_sizes([heads, kv_heads], 1);
         let v = parts[1]
             .reshape([batch, length, kv_heads, hd])
@@ -374,10 +454,19 @@ impl LlamaCausalLm {
     }
 
     /// Attention of queries `q` (`[B, H, S, hd]`, at absolute positions `offset..offset+S`)
-    /// over keys/values `[B, KV, T, hd]` (positions `0..T`), causal. Returns `[B, S, H*hd]`.
+    /// over keys/values `[B, KV, T, hd]` (positions `0..T`), causal, within the sliding
+    /// `window` when there is one (a query at `p` sees keys `p - window < j <= p`, as
+    /// transformers). Returns `[B, S, H*hd]`.
     /// Grouped-query attention without copying keys: the `H / KV` query heads that share a
     /// key-value head are stacked along the query axis.
-    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, offset: i64) -> Tensor {
+    fn attend(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        offset: i64,
+        window: Option<i64>,
+    ) -> Tensor {
         let groups = (self.config.heads / self.config.kv_heads) as i64;
         let kv_heads = self.config.kv_heads as i64;
         let (batch, queries, total) = (q.size()[0], q.size()[2], k.size()[2]);
@@ -391,7 +480,11 @@ impl LlamaCausalLm {
                 .unsqueeze(1)
                 + offset;
             let key_pos = Tensor::arange(total, (Kind::Int64, device)).unsqueeze(0);
-            scores = scores.masked_fill(&key_pos.gt_tensor(&query_pos), f64::NEG_INFINITY);
+            let mut hidden = key_pos.gt_tensor(&query_pos);
+            if let Some(window) = window {
+                hidden = hidden.logical_or(&key_pos.le_tensor(&(query_pos - window)));
+            }
+            scores = scores.masked_fill(&hidden, f64::NEG_INFINITY);
         }
         scores
             .softmax(-1, Kind::Float)
@@ -416,14 +509,15 @@ impl LlamaCausalLm {
         let parts: Vec<Tensor> = xs.into_iter().flatten().collect();
         let sizes: Vec<i64> = parts.iter().map(|x| x.size()[0]).collect();
         let x = cat_rows(&parts);
-        let qkv = linear(&self.rms_norm(&x, &weights.attn_norm), &weights.qkv);
+        let qkv = self.project_qkv(weights, &self.rms_norm(&x, &weights.attn_norm));
         let attended: Vec<Tensor> = present
             .iter()
             .zip(qkv.split_with_sizes(&sizes, 0))
             .map(|(&r, qkv)| {
                 let run = &runs[r];
-                let (q, k, v) = self.heads_with_rope(&qkv, &run.tables);
-                self.attend_after_prefix(&q, &k, &v, &cached_prefix(run.clean, run.start, j))
+                let (q, k, v) = self.heads_with_rope(weights, &qkv, &run.tables);
+                let prefix = cached_prefix(run.clean, run.start, j);
+                self.attend_after_prefix(&q, &k, &v, &prefix, run.start, weights.window)
             })
             .collect();
         let attended = cat_rows(&attended);
@@ -545,13 +639,17 @@ impl LlamaCausalLm {
     /// clean pass) and, causally, over the rows' own keys and values `k`, `v` (`[n, KV, S, hd]`).
     /// The prefix is never copied per row: its scores and weighted values are plain matrix
     /// products of all rows' queries against the one prefix. Returns `[n, S, H*hd]`; equal to
-    /// [`Self::attend`] over the concatenated keys and values.
+    /// [`Self::attend`] over the concatenated keys and values. The rows' first position is
+    /// `start` (the prefix's length); with a sliding `window`, each query sees only the keys
+    /// within it: the prefix is cut to what the first query sees, and the rest is masked.
     fn attend_after_prefix(
         &self,
         q: &Tensor,
         k: &Tensor,
         v: &Tensor,
         (prefix_k, prefix_v): &(Tensor, Tensor),
+        start: i64,
+        window: Option<i64>,
     ) -> Tensor {
         let (n, queries) = (q.size()[0], q.size()[2]);
         let (kv_heads, groups) = (
@@ -559,6 +657,16 @@ impl LlamaCausalLm {
             (self.config.heads / self.config.kv_heads) as i64,
         );
         let hd = self.config.head_dim as i64;
+        // The first prefix position any query sees (0 without a window).
+        let first_seen = window.map_or(0, |w| (start - w + 1).clamp(0, start));
+        let (prefix_k, prefix_v) = if first_seen > 0 {
+            (
+                prefix_k.narrow(1, first_seen, start - first_seen),
+                prefix_v.narrow(1, first_seen, start - first_seen),
+            )
+        } else {
+            (prefix_k.shallow_clone(), prefix_v.shallow_clone())
+        };
         let prefix = prefix_k.size()[1];
         let scale = 1.0 / (hd as f64).sqrt();
         // [n, KV, G*S, hd]: the query heads that share a key-value head, stacked.
@@ -577,7 +685,11 @@ impl LlamaCausalLm {
                 .remainder(queries)
                 .unsqueeze(1);
             let key_pos = Tensor::arange(queries, (Kind::Int64, device)).unsqueeze(0);
-            own_scores = own_scores.masked_fill(&key_pos.gt_tensor(&query_pos), f64::NEG_INFINITY);
+            let mut hidden = key_pos.gt_tensor(&query_pos);
+            if let Some(w) = window {
+                hidden = hidden.logical_or(&key_pos.le_tensor(&(&query_pos - w)));
+            }
+            own_scores = own_scores.masked_fill(&hidden, f64::NEG_INFINITY);
         }
         let attended = if prefix == 0 {
             own_scores.softmax(-1, Kind::Float).matmul(v)
@@ -586,15 +698,27 @@ impl LlamaCausalLm {
             let q_by_head = q
                 .transpose(0, 1)
                 .reshape([kv_heads, n * groups * queries, hd]);
-            let prefix_scores = (q_by_head.bmm(&prefix_k.transpose(1, 2)) * scale)
+            let mut prefix_scores = (q_by_head.bmm(&prefix_k.transpose(1, 2)) * scale)
                 .reshape([kv_heads, n, groups * queries, prefix])
                 .transpose(0, 1); // [n, KV, G*S, P]
+            if let (Some(w), true) = (window, queries > 1) {
+                // Later queries see less of the prefix: key j hidden when j <= start + s - w.
+                let device = q.device();
+                let query_pos = Tensor::arange(groups * queries, (Kind::Int64, device))
+                    .remainder(queries)
+                    .unsqueeze(1)
+                    + start;
+                let key_pos =
+                    Tensor::arange(prefix, (Kind::Int64, device)).unsqueeze(0) + first_seen;
+                prefix_scores = prefix_scores
+                    .masked_fill(&key_pos.le_tensor(&(query_pos - w)), f64::NEG_INFINITY);
+            }
             let weights = Tensor::cat(&[prefix_scores, own_scores], -1).softmax(-1, Kind::Float);
             let parts = weights.split_with_sizes([prefix, queries], -1);
             let from_prefix = parts[0]
                 .transpose(0, 1)
                 .reshape([kv_heads, n * groups * queries, prefix])
-                .bmm(prefix_v)
+                .bmm(&prefix_v)
                 .reshape([kv_heads, n, groups * queries, hd])
                 .transpose(0, 1);
             let from_own = if single {
@@ -644,7 +768,6 @@ fn cat_rows(parts: &[Tensor]) -> Tensor {
     }
 }
 
-/// Checks a configuration for values that would make the model meaningless or panic.
 /// Undoes llama.cpp's conversion permutation of Q/K rows (`[heads * hd, in]`): GGUF stores
 /// each head's rows interleaved in pairs, Hugging Face as two halves.
 fn unpermute_rows(weight: &Tensor, heads: i64) -> Tensor {
@@ -759,7 +882,7 @@ impl KnowledgeModel for LlamaCausalLm {
                 let mut captured = Vec::new();
                 for (l, layer) in self.layers.iter().enumerate() {
                     let (q, k, v) = self.qkv(layer, &self.rms_norm(&x, &layer.attn_norm), &tables);
-                    x = x + linear(&self.attend(&q, &k, &v, 0), &layer.wo);
+                    x = x + linear(&self.attend(&q, &k, &v, 0, layer.window), &layer.wo);
                     let mut act = self.ffn_activation(layer, &x);
                     apply_edits(&mut act, l, edits, &answer);
                     if capture_activations {
@@ -791,7 +914,7 @@ impl KnowledgeModel for LlamaCausalLm {
                     (Vec::new(), Vec::new(), Vec::new(), Vec::new());
                 for layer in &self.layers {
                     let (q, k, v) = self.qkv(layer, &self.rms_norm(&x, &layer.attn_norm), &tables);
-                    x = x + linear(&self.attend(&q, &k, &v, 0), &layer.wo);
+                    x = x + linear(&self.attend(&q, &k, &v, 0, layer.window), &layer.wo);
                     let act = self.ffn_activation(layer, &x);
                     activations.push(act.get(0).get(answer));
                     residuals.push(x.get(0));
@@ -847,7 +970,7 @@ impl KnowledgeModel for LlamaCausalLm {
         runs: &[(&CleanPass, &[(usize, Tensor)])],
         head: &mut dyn FnMut(&[Tensor]) -> Result<Vec<Tensor>>,
     ) -> Result<Vec<Vec<Tensor>>> {
-        if self.device == Device::Cpu && backward::covers(runs) {
+        if self.device == Device::Cpu && self.is_plain() && backward::covers(runs) {
             self.start_gradients_by_hand(runs, head)
         } else {
             crate::model::start_gradients_by_autograd(self, runs, head)

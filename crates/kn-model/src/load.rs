@@ -1,5 +1,6 @@
 //! Opening a model from what a user types: `default`, a GGUF file, or a Hugging Face style
-//! directory whose `config.json` names a BERT or Llama model.
+//! directory whose `config.json` names a BERT or a Llama-family model (llama, mistral, qwen2,
+//! qwen3).
 
 use crate::bert::BertMaskedLm;
 use crate::error::{ModelError, Result};
@@ -111,10 +112,14 @@ fn load_directory(dir: &Path, device: Device) -> Result<Box<dyn KnowledgeModel>>
         .unwrap_or("");
     match model_type {
         "bert" => Ok(Box::new(BertMaskedLm::load(dir, device)?)),
-        "llama" | "mistral" => Ok(Box::new(LlamaCausalLm::load_hf_dir(dir, device)?)),
+        "llama" | "mistral" | "qwen2" | "qwen3" => {
+            Ok(Box::new(LlamaCausalLm::load_hf_dir(dir, device)?))
+        }
         other => Err(ModelError::Config {
             path: config_path,
-            reason: format!("model_type {other:?} is not supported (bert, llama)"),
+            reason: format!(
+                "model_type {other:?} is not supported (bert, llama, mistral, qwen2, qwen3)"
+            ),
         }),
     }
 }

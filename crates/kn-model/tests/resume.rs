@@ -126,6 +126,42 @@ fn tiny_llama_resumed_passes_equal_full_passes() {
     check_resumed_equals_full(model.as_ref(), single, "France", AnswerPolicy::FirstToken);
 }
 
+/// The resumed path equals a full recompute on every variant of the family, where a sliding
+/// window changes which cached keys a resumed row sees: first-token answers (one recomputed
+/// position) and whole answers (several, masked within the window among themselves).
+#[test]
+fn llama_family_resumed_passes_equal_full_passes() {
+    for dir in [
+        "fixtures/family/tiny-llama3",
+        "fixtures/family/tiny-mistral",
+        "fixtures/family/tiny-qwen2",
+        "fixtures/family/tiny-qwen3",
+    ] {
+        let model = load_model(repo(dir).to_str().unwrap(), Device::Cpu).unwrap();
+        for (prompt, answer, policy) in [
+            (
+                "The native language of Vladimir Putin is",
+                "Russian",
+                AnswerPolicy::FirstToken,
+            ),
+            (
+                "Bill Gates works for",
+                "Microsoft",
+                AnswerPolicy::WholeAnswer,
+            ),
+            (
+                "The capital of France is",
+                "Paris",
+                AnswerPolicy::WholeAnswer,
+            ),
+        ] {
+            check_resumed_equals_full(model.as_ref(), prompt, answer, policy);
+        }
+        let single = one_token_prompt(model.as_ref());
+        check_resumed_equals_full(model.as_ref(), single, "France", AnswerPolicy::FirstToken);
+    }
+}
+
 #[test]
 fn tiny_bert_resumed_passes_equal_full_passes() {
     let model = load_model(repo("fixtures/tiny-bert").to_str().unwrap(), Device::Cpu).unwrap();
