@@ -23,9 +23,12 @@ fuzz_target!(|data: &[u8]| {
     };
     for add_bos in [false, true] {
         if let Ok(c) = LlamaConfig::from_hf_json(text, add_bos) {
-            assert!(c.num_layers >= 1 && c.heads % c.kv_heads == 0 && c.head_dim % 2 == 0);
-            assert!(c.rms_eps.is_finite() && c.rms_eps > 0.0);
-            assert!(c.rope_base.is_finite() && c.rope_base > 0.0);
+            assert!(c.num_layers >= 1 && c.heads % c.kv_heads == 0);
+            assert!(c.norm.eps.is_finite() && c.norm.eps > 0.0);
+            if let kn_config::decoder::Positions::Rotary { ropes, rotary_dim, .. } = &c.positions {
+                assert!(ropes.iter().all(|r| r.base.is_finite() && r.base > 0.0));
+                assert!(*rotary_dim <= c.head_dim);
+            }
             bounded(&[c.vocab_size, c.hidden_size]);
             bounded(&[c.heads, c.head_dim, c.hidden_size]);
             bounded(&[2, c.ffn_width, c.hidden_size]);

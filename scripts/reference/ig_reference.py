@@ -47,7 +47,7 @@ def ffn_site(loaded, layer):
     """(module, kind) where the FFN intermediate activation lives for this layer."""
     if loaded.kind == "bert":
         return loaded.layers()[layer].intermediate, "output"
-    return loaded.layers()[layer].mlp.down_proj, "input"
+    return loaded.down_proj(layer), "input"
 
 
 def _batch_inputs(loaded, ids, n):

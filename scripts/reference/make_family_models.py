@@ -14,6 +14,13 @@ ignored it would fail the golden test.
                  full, layers 1-2 window 4)
   tiny-qwen3     Qwen3: per-head RMSNorm of queries and keys; layer_types sliding/full/sliding,
                  window 3
+  tiny-gemma3    Gemma-3 text: (1 + w) RMSNorms, sandwich norms, GELU-tanh gate, q/k norms,
+                 query_pre_attn_scalar 24, sqrt(d) embedding scale, sliding/sliding/full layers
+                 (window 3) with a local RoPE base 1e4 and a global 1e6 with linear scaling x4
+  tiny-phi3      Phi-3: fused qkv_proj and gate_up_proj, partial rotary (0.5), sliding_window 4
+  tiny-gpt2      GPT-2: LayerNorm, learned positions, Conv1D weights, plain gelu_new FFN, biases
+  tiny-gpt-neo   GPT-Neo: global/local/local attention (window 3), unscaled scores
+  tiny-gpt-neox  GPT-NeoX: partial rotary (0.25), per-head fused qkv, parallel residual, untied
 
 Float32, eager attention, eval mode, 2 threads (ref_common.setup_torch); numbers rounded to 7
 significant digits. Deterministic: reruns reproduce the files.
@@ -25,6 +32,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -54,7 +62,8 @@ SHAPE = dict(
 
 
 def variants():
-    from transformers import LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config
+    from transformers import (Gemma3TextConfig, GPT2Config, GPTNeoConfig, GPTNeoXConfig, LlamaConfig,
+                              MistralConfig, Phi3Config, Qwen2Config, Qwen3Config)
 
     vocab = mt.LLAMA_VOCAB
     llama3 = {"rope_type": "llama3", "rope_theta": 100000.0, "factor": 8.0, "low_freq_factor": 1.0,
@@ -72,6 +81,34 @@ def variants():
                                    layer_types=["sliding_attention", "full_attention", "sliding_attention"],
                                    rope_parameters=plain, **SHAPE),
                        {"use_sliding_window": False}),
+        "tiny-gemma3": (Gemma3TextConfig(vocab_size=vocab, sliding_window=3, query_pre_attn_scalar=24,
+                                         layer_types=["sliding_attention", "sliding_attention", "full_attention"],
+                                         rope_parameters={
+                                             "full_attention": {"rope_type": "linear", "factor": 4.0,
+                                                                "rope_theta": 1000000.0},
+                                             "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}},
+                                         **{**SHAPE, "hidden_act": None}, hidden_activation="gelu_pytorch_tanh"),
+                        {"layer_types": ["full_attention"] * 3}),
+        "tiny-phi3": (Phi3Config(vocab_size=vocab, sliding_window=4,
+                                 rope_parameters={"rope_type": "default", "rope_theta": 100000.0,
+                                                  "partial_rotary_factor": 0.5},
+                                 **{k: v for k, v in SHAPE.items() if k != "head_dim"}),
+                      {"sliding_window": None}),
+        "tiny-gpt2": (GPT2Config(vocab_size=vocab, n_embd=64, n_layer=3, n_head=4, n_inner=96, n_positions=256,
+                                 activation_function="gelu_new", layer_norm_epsilon=1e-5, bos_token_id=1,
+                                 eos_token_id=2, tie_word_embeddings=True), None),
+        "tiny-gpt-neo": (GPTNeoConfig(vocab_size=vocab, hidden_size=64, num_layers=3, num_heads=4,
+                                      intermediate_size=96, max_position_embeddings=256, window_size=3,
+                                      attention_types=[[["global", "local", "local"], 1]],
+                                      activation_function="gelu_new", layer_norm_epsilon=1e-5,
+                                      bos_token_id=1, eos_token_id=2), None),
+        "tiny-gpt-neox": (GPTNeoXConfig(vocab_size=vocab, hidden_size=64, num_hidden_layers=3,
+                                        num_attention_heads=4, intermediate_size=96, max_position_embeddings=256,
+                                        hidden_act="gelu", layer_norm_eps=1e-5, use_parallel_residual=True,
+                                        rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                                         "partial_rotary_factor": 0.25},
+                                        tie_word_embeddings=False, bos_token_id=1, eos_token_id=2),
+                          {"use_parallel_residual": False}),
     }
 
 
@@ -85,6 +122,15 @@ def make_variant(name, config):
     torch.manual_seed(SEED)
     model = AutoModelForCausalLM.from_config(config, attn_implementation="eager")
     mt.randomize(model, SEED, emb_std=0.4)
+    # randomize() knows norms by "norm" in their name; GPT-2's and GPT-Neo's are ln_1, ln_2, ln_f.
+    rng = np.random.default_rng(SEED + 1)
+    with torch.no_grad():
+        for name, p in sorted(model.named_parameters()):
+            if name.split(".")[-2].startswith("ln_") and name.endswith("weight"):
+                p.copy_(torch.from_numpy((1.0 + 0.1 * rng.standard_normal(tuple(p.shape))).astype(np.float32)))
+            # Gemma's norms multiply by 1 + w: w near 0 is the same scale as other models' 1 + noise.
+            elif config.model_type == "gemma3_text" and "norm" in name.split(".")[-2]:
+                p.copy_(torch.from_numpy((0.1 * rng.standard_normal(tuple(p.shape))).astype(np.float32)))
     model.tie_weights()
     model.eval()
     model.save_pretrained(str(out), safe_serialization=True)
@@ -97,6 +143,8 @@ def check_the_variant_matters(loaded, name, neutral):
     """The same weights without the variant's feature must give other logits on the prompts."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
+    if neutral is None:
+        return None
     cfg = AutoConfig.from_pretrained(str(loaded.path))
     for key, value in neutral.items():
         setattr(cfg, key, value)
@@ -117,6 +165,7 @@ def check_the_variant_matters(loaded, name, neutral):
 
 
 FACTS = rc.TINY_LLAMA_FACTS[:8]
+# Where the variant's feature is the architecture itself (GPT-2, GPT-Neo), no neutral form.
 
 
 def golden(name, neutral):
@@ -141,7 +190,7 @@ def golden(name, neutral):
         "model_type": loaded.model.config.model_type,
         "vocab_size": loaded.model.config.vocab_size,
         "shortest_prompt_tokens": shortest,
-        "max_abs_logit_change_without_the_feature": rc.r7(moved),
+        "max_abs_logit_change_without_the_feature": None if moved is None else rc.r7(moved),
         "prompts": entries,
         "cases": cases,
     })

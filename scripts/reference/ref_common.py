@@ -274,13 +274,31 @@ class Loaded:
     def layers(self):
         if self.kind == "bert":
             return self.model.bert.encoder.layer
+        model_type = self.model.config.model_type
+        if model_type in ("gpt2", "gpt_neo"):
+            return self.model.transformer.h
+        if model_type == "gpt_neox":
+            return self.model.gpt_neox.layers
         return self.model.model.layers
+
+    def down_proj(self, layer):
+        """The FFN's output projection of `layer`, whose input is the knowledge neuron."""
+        mlp = self.layers()[layer].mlp
+        model_type = self.model.config.model_type
+        if model_type in ("gpt2", "gpt_neo"):
+            return mlp.c_proj
+        if model_type == "gpt_neox":
+            return mlp.dense_4h_to_h
+        return mlp.down_proj
 
     def n_layers(self):
         return len(self.layers())
 
     def ffn_size(self):
-        return self.model.config.intermediate_size
+        cfg = self.model.config
+        if cfg.model_type == "gpt2":
+            return cfg.n_inner or 4 * cfg.n_embd
+        return cfg.intermediate_size or 4 * cfg.hidden_size
 
     def forward_logits(self, ids):
         x = torch.tensor([ids], dtype=torch.long, device=self.device)
@@ -320,7 +338,8 @@ def load_model(path, threads=None, device="cpu"):
             model = BertForMaskedLM.from_pretrained(str(path), dtype=torch.float32, attn_implementation="eager")
             tok = bert_tokenizer(path)
             kind = "bert"
-        elif cfg["model_type"] in ("llama", "mistral", "qwen2", "qwen3"):
+        elif cfg["model_type"] in ("llama", "mistral", "qwen2", "qwen3", "gemma3_text", "phi3", "gpt2",
+                                   "gpt_neo", "gpt_neox"):
             model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, attn_implementation="eager")
             tok = AutoTokenizer.from_pretrained(str(path))
             kind = "llama"

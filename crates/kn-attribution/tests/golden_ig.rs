@@ -130,15 +130,21 @@ fn tiny_llama_matches_the_python_reference() {
     check_cases(model.as_ref(), "ig_tiny_llama.json");
 }
 
-/// The Llama family's variants (llama3 scaling, Mistral and Qwen2/3 sliding windows, Qwen2
-/// biases, Qwen3 query/key norms): attributions within 1e-4 of the largest, same top-20.
+/// Every decoder architecture (Llama 3 scaling, Mistral/Qwen2/Qwen3/Phi-3/Gemma-3/GPT-Neo
+/// windows, biases, query/key norms, Gemma's sandwich norms and GELU gate, partial rotary,
+/// learned positions, parallel residual): attributions within 1e-4 of the largest, same top-20.
 #[test]
-fn llama_family_variants_match_the_python_reference() {
+fn decoder_architectures_match_the_python_reference() {
     for (dir, file) in [
         ("fixtures/family/tiny-llama3", "family_llama3.json"),
         ("fixtures/family/tiny-mistral", "family_mistral.json"),
         ("fixtures/family/tiny-qwen2", "family_qwen2.json"),
         ("fixtures/family/tiny-qwen3", "family_qwen3.json"),
+        ("fixtures/family/tiny-gemma3", "family_gemma3.json"),
+        ("fixtures/family/tiny-phi3", "family_phi3.json"),
+        ("fixtures/family/tiny-gpt2", "family_gpt2.json"),
+        ("fixtures/family/tiny-gpt-neo", "family_gpt-neo.json"),
+        ("fixtures/family/tiny-gpt-neox", "family_gpt-neox.json"),
     ] {
         let model = load_model(repo(dir).to_str().unwrap(), Device::Cpu).unwrap();
         check_cases(model.as_ref(), file);

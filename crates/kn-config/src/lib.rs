@@ -1,5 +1,6 @@
 //! Model configurations, read from a Hugging Face `config.json` or a GGUF file's metadata, and
-//! checked before anything is allocated from them. No libtorch: the loaders of `kn-model`
+//! checked before anything is allocated from them: [`BertConfig`] for the masked LM and
+//! [`DecoderConfig`] for every decoder (one small file per architecture in [`arch`]). No libtorch: the loaders of `kn-model`
 //! call these readers first, and the fuzz target `model_config` drives them directly.
 //!
 //! The rules every configuration key follows (see [`limits`]):
@@ -15,10 +16,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod arch;
 pub mod bert;
+pub mod decoder;
 pub mod limits;
-pub mod llama;
 
 pub use bert::BertConfig;
+pub use decoder::{DecoderConfig, RopeScaling};
 pub use limits::ConfigError;
-pub use llama::LlamaConfig;
+
+/// The name this configuration had when only the Llama family was covered.
+pub type LlamaConfig = DecoderConfig;

@@ -12,9 +12,9 @@
 
 mod bert;
 mod common;
+mod decoder;
 mod device;
 mod error;
-mod llama;
 mod load;
 pub mod matmul;
 mod model;
@@ -23,10 +23,10 @@ mod swiglu;
 mod weights;
 
 pub use bert::BertMaskedLm;
+pub use decoder::{DecoderLm, LlamaCausalLm, CPU_CONCURRENT_PASSES, CPU_ROWS_IN_FLIGHT};
 pub use device::parse_device;
 pub use error::{guard, ModelError, Result};
 pub use kn_tokenizer::Tokenizer;
-pub use llama::{LlamaCausalLm, CPU_CONCURRENT_PASSES, CPU_ROWS_IN_FLIGHT};
 pub use load::{default_model_path, load_model, resolve_model_path, DEFAULT_MODEL_FILE};
 pub use model::{
     start_gradients_by_autograd, ActivationEdit, ActivationOp, AnswerPolicy, CleanPass,

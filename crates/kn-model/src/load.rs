@@ -3,8 +3,8 @@
 //! qwen3).
 
 use crate::bert::BertMaskedLm;
+use crate::decoder::DecoderLm;
 use crate::error::{ModelError, Result};
-use crate::llama::LlamaCausalLm;
 use crate::model::KnowledgeModel;
 use std::path::{Path, PathBuf};
 use tch::Device;
@@ -64,7 +64,7 @@ pub fn load_model(spec: &str, device: Device) -> Result<Box<dyn KnowledgeModel>>
         return load_directory(&path, device);
     }
     if has_gguf_magic(&path)? {
-        return Ok(Box::new(LlamaCausalLm::load_gguf(&path, device)?));
+        return Ok(Box::new(DecoderLm::load_gguf(&path, device)?));
     }
     Err(ModelError::UnknownModelFormat {
         path,
@@ -112,14 +112,7 @@ fn load_directory(dir: &Path, device: Device) -> Result<Box<dyn KnowledgeModel>>
         .unwrap_or("");
     match model_type {
         "bert" => Ok(Box::new(BertMaskedLm::load(dir, device)?)),
-        "llama" | "mistral" | "qwen2" | "qwen3" => {
-            Ok(Box::new(LlamaCausalLm::load_hf_dir(dir, device)?))
-        }
-        other => Err(ModelError::Config {
-            path: config_path,
-            reason: format!(
-                "model_type {other:?} is not supported (bert, llama, mistral, qwen2, qwen3)"
-            ),
-        }),
+        // Every other model_type is a decoder; kn_config names the supported ones when it is not.
+        _ => Ok(Box::new(DecoderLm::load_hf_dir(dir, device)?)),
     }
 }

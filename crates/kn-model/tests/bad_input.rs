@@ -83,8 +83,10 @@ fn directory_without_config_is_an_io_error_naming_the_file() {
 #[test]
 fn unsupported_model_type_is_a_config_error() {
     let dir = copy_dir("tiny-bert");
-    edit_config(dir.path(), "model_type", "gpt_neox".into());
-    assert!(matches!(load_error(dir.path()), ModelError::Config { .. }));
+    edit_config(dir.path(), "model_type", "falcon".into());
+    let error = load_error(dir.path());
+    assert!(matches!(error, ModelError::Config { .. }), "{error}");
+    assert!(error.to_string().contains("model_type"), "{error}");
 }
 
 #[test]

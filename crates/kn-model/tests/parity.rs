@@ -189,20 +189,25 @@ fn smollm2_matches_transformers() {
     check_golden(model.as_ref(), "smollm2_top5.json", None);
 }
 
-/// The Llama family's variants (`scripts/reference/make_family_models.py`): each prompt is
+/// Every decoder architecture (`scripts/reference/make_family_models.py`): each prompt is
 /// longer than the variant's sliding window, and its feature moves transformers' logits by more
 /// than 1e-2, so a model that ignored it fails here. Logits within 1e-4.
-const FAMILY: [(&str, &str); 4] = [
+const FAMILY: [(&str, &str); 9] = [
     ("fixtures/family/tiny-llama3", "family_llama3.json"),
     ("fixtures/family/tiny-mistral", "family_mistral.json"),
     ("fixtures/family/tiny-qwen2", "family_qwen2.json"),
     ("fixtures/family/tiny-qwen3", "family_qwen3.json"),
+    ("fixtures/family/tiny-gemma3", "family_gemma3.json"),
+    ("fixtures/family/tiny-phi3", "family_phi3.json"),
+    ("fixtures/family/tiny-gpt2", "family_gpt2.json"),
+    ("fixtures/family/tiny-gpt-neo", "family_gpt-neo.json"),
+    ("fixtures/family/tiny-gpt-neox", "family_gpt-neox.json"),
 ];
 
 const FAMILY_LOGIT_TOLERANCE: f64 = 1e-4;
 
 #[test]
-fn llama_family_variants_match_transformers() {
+fn decoder_architectures_match_transformers() {
     for (dir, file) in FAMILY {
         let model = load_model(repo(dir).to_str().unwrap(), Device::Cpu).unwrap();
         assert_eq!(

@@ -126,16 +126,22 @@ fn tiny_llama_resumed_passes_equal_full_passes() {
     check_resumed_equals_full(model.as_ref(), single, "France", AnswerPolicy::FirstToken);
 }
 
-/// The resumed path equals a full recompute on every variant of the family, where a sliding
-/// window changes which cached keys a resumed row sees: first-token answers (one recomputed
+/// The resumed path equals a full recompute on every decoder architecture (a sliding window
+/// changes which cached keys a resumed row sees; a parallel residual or sandwich norm what the
+/// FFN's output is added to): first-token answers (one recomputed
 /// position) and whole answers (several, masked within the window among themselves).
 #[test]
-fn llama_family_resumed_passes_equal_full_passes() {
+fn decoder_architectures_resumed_passes_equal_full_passes() {
     for dir in [
         "fixtures/family/tiny-llama3",
         "fixtures/family/tiny-mistral",
         "fixtures/family/tiny-qwen2",
         "fixtures/family/tiny-qwen3",
+        "fixtures/family/tiny-gemma3",
+        "fixtures/family/tiny-phi3",
+        "fixtures/family/tiny-gpt2",
+        "fixtures/family/tiny-gpt-neo",
+        "fixtures/family/tiny-gpt-neox",
     ] {
         let model = load_model(repo(dir).to_str().unwrap(), Device::Cpu).unwrap();
         for (prompt, answer, policy) in [

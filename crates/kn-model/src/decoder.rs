@@ -1,13 +1,20 @@
-//! Llama-family causal language model on libtorch (SmolLM2, Llama 2/3.x, Mistral, Qwen2, Qwen3):
-//! RMSNorm, RoPE (plain, `linear` or `llama3` scaling), grouped-query attention (optionally with
-//! biased projections, per-head query/key norms and sliding windows per layer), SwiGLU FFN,
-//! optionally tied embeddings (the configuration: `kn_config::LlamaConfig`). Loaded from a GGUF file
-//! (any tensor type `kn-gguf` dequantizes; the Q/K row permutation of llama.cpp's converter is
-//! undone) or from a Hugging Face directory (`config.json`, `model.safetensors`,
-//! `tokenizer.json`).
+//! The decoder family on libtorch: every decoder-only model `kn` runs (Llama 2/3.x, SmolLM2,
+//! Mistral, Qwen2, Qwen3, Gemma-3, Phi-3, GPT-2, GPT-Neo, GPT-NeoX/Pythia) computed by one layer
+//! whose variations come from `kn_config::DecoderConfig`: RMSNorm or LayerNorm (Gemma's `1 + w`
+//! folded into the weights at load), Gemma's sandwich norms, gated or plain FFN (SiLU, GELU-tanh,
+//! GELU), biases, grouped-query attention with optional per-head query/key norms, the score
+//! scale, sliding windows per layer, rotary positions (partial, per-layer tables, `linear` and
+//! `llama3` scaling) or learned ones, sequential or parallel residuals, an embedding scale, tied
+//! or separate output heads. Each architecture is a small file of `kn_config::arch`: its config
+//! mapping and tensor names.
 //!
-//! Neuron = `silu(gate(x)) * up(x)` at the last prompt token, the input of `down_proj`;
-//! value slot = column of `down_proj.weight`.
+//! Loaded from a Hugging Face directory (`config.json`, `model.safetensors`, `tokenizer.json`) or a
+//! GGUF file (llama; any tensor type `kn-gguf` dequantizes; llama.cpp's Q/K row permutation is
+//! undone).
+//!
+//! Neuron = the input of the FFN's output projection at the last prompt token (`act(gate(x)) *
+//! up(x)` for gated FFNs, `act(fc(x))` for plain ones); value slot = its column of the output
+//! projection.
 
 mod backward;
 
@@ -34,44 +41,69 @@ use crate::model::{
 };
 use crate::swiglu::swiglu;
 use crate::weights::{fingerprint, read_file, WeightMap};
-use kn_config::LlamaConfig;
+use kn_config::decoder::{Activation, NormKind, Part, Positions, QkvLayout};
+use kn_config::DecoderConfig;
 use kn_tokenizer::{ByteLevelBpe, Tokenizer};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
-/// One decoder layer. The query, key and value projections are stored stacked (`qkv`), and so
-/// are the gate and up projections (`gate_up`): one matrix product each instead of three and
-/// two, which matters for the small row counts of attribution passes.
-struct LlamaLayer {
-    attn_norm: Tensor,
-    /// `[q_rows + 2 kv_rows, d]`: query rows, then key rows, then value rows.
-    qkv: Tensor,
-    /// The projections' biases, `[q_rows + 2 kv_rows]` (Qwen2, `attention_bias`).
-    qkv_bias: Option<Tensor>,
-    /// Per-head RMSNorm weights of the queries then the keys, `[H + KV, hd]` (Qwen3).
-    qk_norm: Option<Tensor>,
-    /// The sliding attention window of this layer (`None`: full causal attention).
-    window: Option<i64>,
-    wo: Tensor,
-    ffn_norm: Tensor,
-    /// `[2 ffn_width, d]`: gate rows, then up rows.
-    gate_up: Tensor,
-    down: Tensor,
+/// A norm's weight and, for LayerNorm, bias.
+struct NormWeights {
+    weight: Tensor,
+    bias: Option<Tensor>,
 }
 
-/// A Llama-family causal LM.
-pub struct LlamaCausalLm {
+/// One decoder layer. The query, key and value projections are stored stacked (`qkv`), and so
+/// are the gate and up projections of a gated FFN (`up`): one matrix product each instead of
+/// three and two, which matters for the small row counts of attribution passes.
+struct DecoderLayer {
+    attn_norm: NormWeights,
+    /// `[q_rows + 2 kv_rows, d]`: query rows, then key rows, then value rows.
+    qkv: Tensor,
+    /// The projections' biases, `[q_rows + 2 kv_rows]`.
+    qkv_bias: Option<Tensor>,
+    /// Per-head norm weights of the queries then the keys, `[H + KV, hd]` (Qwen3, Gemma-3).
+    qk_norm: Option<Tensor>,
+    wo: Tensor,
+    wo_bias: Option<Tensor>,
+    /// The norm of the attention output before the residual add (Gemma).
+    post_attn_norm: Option<NormWeights>,
+    ffn_norm: NormWeights,
+    /// Gated: `[2 ffn_width, d]`, gate rows then up rows; plain: `[ffn_width, d]`.
+    up: Tensor,
+    up_bias: Option<Tensor>,
+    down: Tensor,
+    down_bias: Option<Tensor>,
+    /// The norm of the FFN output before the residual add (Gemma).
+    post_ffn_norm: Option<NormWeights>,
+    /// The sliding attention window of this layer (`None`: full causal attention).
+    window: Option<i64>,
+    /// The index of this layer's RoPE table.
+    rope: usize,
+}
+
+/// A decoder-only causal LM.
+pub struct DecoderLm {
     info: ModelInfo,
-    config: LlamaConfig,
+    config: DecoderConfig,
     device: Device,
     tokenizer: ByteLevelBpe,
     embeddings: Tensor,
-    layers: Vec<LlamaLayer>,
-    output_norm: Tensor,
+    /// Learned absolute position embeddings, `[max_positions, d]`.
+    position_embeddings: Option<Tensor>,
+    layers: Vec<DecoderLayer>,
+    output_norm: NormWeights,
     lm_head: Tensor,
-    /// RoPE inverse frequencies, `[head_dim / 2]`.
-    inv_freq: Tensor,
+    /// Per RoPE table, the inverse frequencies, `[rotary_dim / 2]`.
+    inv_freqs: Vec<Tensor>,
+    /// Dimensions rotated per head (0 with learned positions).
+    rotary_dim: i64,
+    /// Whether the hand-written backward pass (`decoder/backward.rs`) computes this model.
+    plain_llama: bool,
 }
+
+/// The name of [`DecoderLm`] when it ran the Llama family only.
+pub type LlamaCausalLm = DecoderLm;
 
 // SAFETY: the only fields that are not `Sync` are libtorch tensors, whose reference counts are
 // atomic and which libtorch allows to be read from several threads at once. Every `&self`
@@ -79,73 +111,20 @@ pub struct LlamaCausalLm {
 // handles documented as read-only); the one method that writes weights, `set_value_slots`,
 // takes `&mut self`, so no write can overlap a shared borrow. The tokenizer's cache is behind
 // a lock.
-unsafe impl Sync for LlamaCausalLm {}
+unsafe impl Sync for DecoderLm {}
 
-/// Names of one layer's tensors in a given file layout: `layer(l, part)` names the weight of
-/// `part` in layer `l`, and `layer_bias(l, part)` its bias.
-struct TensorNames {
-    embeddings: &'static str,
-    output_norm: &'static str,
-    lm_head: &'static str,
-    layer: fn(usize, &str) -> String,
-    layer_bias: fn(usize, &str) -> String,
-}
-
-const GGUF_NAMES: TensorNames = TensorNames {
-    embeddings: "token_embd.weight",
-    output_norm: "output_norm.weight",
-    lm_head: "output.weight",
-    layer: |l, part| {
-        let name = match part {
-            "attn_norm" => "attn_norm",
-            "q" => "attn_q",
-            "k" => "attn_k",
-            "v" => "attn_v",
-            "o" => "attn_output",
-            "ffn_norm" => "ffn_norm",
-            "gate" => "ffn_gate",
-            "up" => "ffn_up",
-            "q_norm" => "attn_q_norm",
-            "k_norm" => "attn_k_norm",
-            _ => "ffn_down",
-        };
-        format!("blk.{l}.{name}.weight")
-    },
-    layer_bias: |l, part| format!("blk.{l}.attn_{part}.bias"),
-};
-
-const HF_NAMES: TensorNames = TensorNames {
-    embeddings: "model.embed_tokens.weight",
-    output_norm: "model.norm.weight",
-    lm_head: "lm_head.weight",
-    layer: |l, part| {
-        let name = match part {
-            "attn_norm" => "input_layernorm",
-            "q" => "self_attn.q_proj",
-            "k" => "self_attn.k_proj",
-            "v" => "self_attn.v_proj",
-            "o" => "self_attn.o_proj",
-            "ffn_norm" => "post_attention_layernorm",
-            "gate" => "mlp.gate_proj",
-            "up" => "mlp.up_proj",
-            "q_norm" => "self_attn.q_norm",
-            "k_norm" => "self_attn.k_norm",
-            _ => "mlp.down_proj",
-        };
-        format!("model.layers.{l}.{name}.weight")
-    },
-    layer_bias: |l, part| format!("model.layers.{l}.self_attn.{part}_proj.bias"),
-};
+/// Per RoPE table, the cos and sin of some positions, each `[T, rotary_dim]`.
+type RopeTables = Vec<(Tensor, Tensor)>;
 
 /// One clean pass resumed in a batched pass: where its recomputed positions start and their
 /// RoPE tables.
 struct ResumedRun<'a> {
     clean: &'a CleanPass,
     start: i64,
-    tables: (Tensor, Tensor),
+    tables: RopeTables,
 }
 
-impl LlamaCausalLm {
+impl DecoderLm {
     /// Loads a GGUF file (llama architecture, gpt2-style BPE tokenizer).
     pub fn load_gguf(path: &Path, device: Device) -> Result<Self> {
         let bytes = read_file(path)?;
@@ -190,7 +169,7 @@ impl LlamaCausalLm {
             .get_u64("tokenizer.ggml.bos_token_id")
             .ok()
             .and_then(|id| i64::try_from(id).ok());
-        let config = LlamaConfig::from_gguf(&file, tokens.len(), add_bos, bos_id)
+        let config = DecoderConfig::from_gguf(&file, tokens.len(), add_bos, bos_id)
             .map_err(|e| config_error(e.to_string()))?;
         let tokenizer = ByteLevelBpe::from_gguf_metadata(tokens, merges, token_types, &pre)?;
         let mut weights = WeightMap::from_gguf(&file, path, device)?;
@@ -202,16 +181,7 @@ impl LlamaCausalLm {
                     .into(),
             ));
         }
-        Self::from_weights(
-            config,
-            tokenizer,
-            &mut weights,
-            &GGUF_NAMES,
-            true,
-            path,
-            fingerprint,
-            device,
-        )
+        Self::from_weights(config, tokenizer, &mut weights, path, fingerprint, device)
     }
 
     /// Loads a Hugging Face directory: `config.json`, `model.safetensors`, `tokenizer.json`.
@@ -231,86 +201,163 @@ impl LlamaCausalLm {
             .and_then(serde_json::Value::as_bool)
             .unwrap_or(false);
         let config =
-            LlamaConfig::from_hf_json(&text, add_bos).map_err(|e| config_error(e.to_string()))?;
+            DecoderConfig::from_hf_json(&text, add_bos).map_err(|e| config_error(e.to_string()))?;
         let tokenizer = ByteLevelBpe::from_tokenizer_json(&dir.join("tokenizer.json"))?;
         let weights_path = dir.join("model.safetensors");
         let bytes = read_file(&weights_path)?;
         let fingerprint = fingerprint(&bytes);
         let mut weights = WeightMap::from_safetensors(&bytes, &weights_path, device)?;
         drop(bytes);
-        Self::from_weights(
-            config,
-            tokenizer,
-            &mut weights,
-            &HF_NAMES,
-            false,
-            dir,
-            fingerprint,
-            device,
-        )
+        Self::from_weights(config, tokenizer, &mut weights, dir, fingerprint, device)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn from_weights(
-        config: LlamaConfig,
+        config: DecoderConfig,
         tokenizer: ByteLevelBpe,
         weights: &mut WeightMap,
-        names: &TensorNames,
-        gguf_permuted: bool,
         source: &Path,
         fingerprint: String,
         device: Device,
     ) -> Result<Self> {
+        let names = config.tensors;
         let (v, d, f) = (
             config.vocab_size as i64,
             config.hidden_size as i64,
             config.ffn_width as i64,
         );
-        let q_rows = (config.heads * config.head_dim) as i64;
-        let kv_rows = (config.kv_heads * config.head_dim) as i64;
+        let hd = config.head_dim as i64;
+        let q_rows = config.heads as i64 * hd;
+        let kv_rows = config.kv_heads as i64 * hd;
+        let norm = |weights: &mut WeightMap, path: &str| -> Result<NormWeights> {
+            let weight = weights.take(&[&format!("{path}.weight")], &[d])?;
+            let weight = if config.norm.unit_offset {
+                guard(|| Ok(weight + 1.0))?
+            } else {
+                weight
+            };
+            let bias = match config.norm.kind {
+                NormKind::Layer => Some(weights.take(&[&format!("{path}.bias")], &[d])?),
+                NormKind::Rms => None,
+            };
+            Ok(NormWeights { weight, bias })
+        };
         let embeddings = weights.take(&[names.embeddings], &[v, d])?;
-        let output_norm = weights.take(&[names.output_norm], &[d])?;
+        let position_embeddings = match (&config.positions, names.positions) {
+            (Positions::Learned, Some(name)) => {
+                Some(weights.take(&[name], &[config.max_positions as i64, d])?)
+            }
+            (Positions::Learned, None) => {
+                return Err(ModelError::Config {
+                    path: source.to_path_buf(),
+                    reason: "learned positions without a position embedding tensor".into(),
+                })
+            }
+            _ => None,
+        };
+        let output_norm = norm(weights, names.output_norm)?;
         let lm_head = match weights.take_optional(&[names.lm_head], &[v, d])? {
             Some(head) => head,
             None if config.tied_embeddings => embeddings.shallow_clone(),
             None => weights.take(&[names.lm_head], &[v, d])?, // the MissingTensor error
         };
+        let down_name = |l: usize| {
+            names
+                .layer_part(l, Part::Down)
+                .map(|p| format!("{p}.weight"))
+                .unwrap_or_default()
+        };
         check_layer_count(
             config.num_layers,
             config.num_layers_key,
-            |l| weights.contains(&(names.layer)(l, "down")),
+            |l| weights.contains(&down_name(l)),
             source,
         )?;
         let mut layers = Vec::with_capacity(config.num_layers);
         for l in 0..config.num_layers {
-            let mut take =
-                |part: &str, shape: &[i64]| weights.take(&[(names.layer)(l, part).as_str()], shape);
-            let mut wq = take("q", &[q_rows, d])?;
-            let mut wk = take("k", &[kv_rows, d])?;
-            if gguf_permuted {
-                wq = unpermute_rows(&wq, config.heads as i64);
-                wk = unpermute_rows(&wk, config.kv_heads as i64);
-            }
-            let wv = take("v", &[kv_rows, d])?;
-            let attn_norm = take("attn_norm", &[d])?;
-            let wo = take("o", &[d, q_rows])?;
-            let ffn_norm = take("ffn_norm", &[d])?;
-            let gate = take("gate", &[f, d])?;
-            let up = take("up", &[f, d])?;
-            let down = take("down", &[d, f])?;
-            let qkv_bias = if config.attention_bias {
-                let mut bias = |part: &str, rows: i64| {
-                    weights.take(&[(names.layer_bias)(l, part).as_str()], &[rows])
+            let path = |part: Part| -> Result<String> {
+                names.layer_part(l, part).ok_or_else(|| ModelError::Config {
+                    path: source.to_path_buf(),
+                    reason: format!("the {} layout has no {part:?} tensor", config.model_type),
+                })
+            };
+            // A linear layer's weight as `[out, in]` (GPT-2's Conv1D stores `[in, out]`).
+            let linear_weight =
+                |weights: &mut WeightMap, part: Part, out: i64, inp: i64| -> Result<Tensor> {
+                    let name = format!("{}.weight", path(part)?);
+                    if names.transposed {
+                        let w = weights.take(&[&name], &[inp, out])?;
+                        guard(|| Ok(w.transpose(0, 1).contiguous()))
+                    } else {
+                        weights.take(&[&name], &[out, inp])
+                    }
                 };
-                let (bq, bk, bv) = (bias("q", q_rows)?, bias("k", kv_rows)?, bias("v", kv_rows)?);
-                Some(guard(|| Ok(Tensor::cat(&[bq, bk, bv], 0)))?)
+            let bias = |weights: &mut WeightMap,
+                        part: Part,
+                        rows: i64,
+                        present: bool|
+             -> Result<Option<Tensor>> {
+                if !present {
+                    return Ok(None);
+                }
+                weights
+                    .take(&[&format!("{}.bias", path(part)?)], &[rows])
+                    .map(Some)
+            };
+            let attn_norm = norm(weights, &path(Part::AttnNorm)?)?;
+            let qkv_rows = q_rows + 2 * kv_rows;
+            let (qkv, qkv_bias) = if (names.part)(Part::Qkv).is_some() {
+                let w = linear_weight(weights, Part::Qkv, qkv_rows, d)?;
+                let b = bias(weights, Part::Qkv, qkv_rows, config.attention_bias)?;
+                match names.qkv_layout {
+                    QkvLayout::Stacked => (w, b),
+                    QkvLayout::PerHead => {
+                        let heads = config.heads as i64;
+                        let order = |t: Tensor| -> Result<Tensor> {
+                            guard(|| {
+                                let rest: Vec<i64> = t.size()[1..].to_vec();
+                                let mut shape = vec![heads, 3, hd];
+                                shape.extend(&rest);
+                                let mut flat = vec![qkv_rows];
+                                flat.extend(&rest);
+                                Ok(t.reshape(shape.as_slice())
+                                    .transpose(0, 1)
+                                    .reshape(flat.as_slice())
+                                    .contiguous())
+                            })
+                        };
+                        (order(w)?, b.map(order).transpose()?)
+                    }
+                }
             } else {
-                None
+                let mut wq = linear_weight(weights, Part::Q, q_rows, d)?;
+                let mut wk = linear_weight(weights, Part::K, kv_rows, d)?;
+                if names.rope_permuted {
+                    wq = unpermute_rows(&wq, config.heads as i64);
+                    wk = unpermute_rows(&wk, config.kv_heads as i64);
+                }
+                let wv = linear_weight(weights, Part::V, kv_rows, d)?;
+                let b = if config.attention_bias {
+                    let bq = bias(weights, Part::Q, q_rows, true)?;
+                    let bk = bias(weights, Part::K, kv_rows, true)?;
+                    let bv = bias(weights, Part::V, kv_rows, true)?;
+                    Some(guard(|| {
+                        Ok(Tensor::cat(&[bq, bk, bv].map(Option::unwrap_or_default), 0))
+                    })?)
+                } else {
+                    None
+                };
+                (guard(|| Ok(Tensor::cat(&[wq, wk, wv], 0)))?, b)
             };
             let qk_norm = if config.qk_norm {
-                let hd = config.head_dim as i64;
-                let mut norm = |part: &str| weights.take(&[(names.layer)(l, part).as_str()], &[hd]);
-                let (q_norm, k_norm) = (norm("q_norm")?, norm("k_norm")?);
+                let mut head_norm = |part: Part| -> Result<Tensor> {
+                    let w = weights.take(&[&format!("{}.weight", path(part)?)], &[hd])?;
+                    if config.norm.unit_offset {
+                        guard(|| Ok(w + 1.0))
+                    } else {
+                        Ok(w)
+                    }
+                };
+                let (q_norm, k_norm) = (head_norm(Part::QNorm)?, head_norm(Part::KNorm)?);
                 Some(guard(|| {
                     Ok(Tensor::cat(
                         &[
@@ -325,33 +372,83 @@ impl LlamaCausalLm {
             } else {
                 None
             };
-            let (qkv, gate_up) =
-                guard(|| Ok((Tensor::cat(&[wq, wk, wv], 0), Tensor::cat(&[gate, up], 0))))?;
-            layers.push(LlamaLayer {
+            let wo = linear_weight(weights, Part::O, d, q_rows)?;
+            let wo_bias = bias(weights, Part::O, d, config.output_bias)?;
+            let post_attn_norm = config
+                .sandwich_norms
+                .then(|| norm(weights, &path(Part::PostAttnNorm)?))
+                .transpose()?;
+            let ffn_norm = norm(weights, &path(Part::FfnNorm)?)?;
+            let (up, up_bias) = if !config.ffn.gated {
+                (
+                    linear_weight(weights, Part::Fc, f, d)?,
+                    bias(weights, Part::Fc, f, config.ffn.bias)?,
+                )
+            } else if (names.part)(Part::GateUp).is_some() {
+                (
+                    linear_weight(weights, Part::GateUp, 2 * f, d)?,
+                    bias(weights, Part::GateUp, 2 * f, config.ffn.bias)?,
+                )
+            } else {
+                let gate = linear_weight(weights, Part::Gate, f, d)?;
+                let up = linear_weight(weights, Part::Up, f, d)?;
+                let b = if config.ffn.bias {
+                    let bg = bias(weights, Part::Gate, f, true)?;
+                    let bu = bias(weights, Part::Up, f, true)?;
+                    Some(guard(|| {
+                        Ok(Tensor::cat(&[bg, bu].map(Option::unwrap_or_default), 0))
+                    })?)
+                } else {
+                    None
+                };
+                (guard(|| Ok(Tensor::cat(&[gate, up], 0)))?, b)
+            };
+            let down = linear_weight(weights, Part::Down, d, f)?;
+            let down_bias = bias(weights, Part::Down, d, config.ffn.bias)?;
+            let post_ffn_norm = config
+                .sandwich_norms
+                .then(|| norm(weights, &path(Part::PostFfnNorm)?))
+                .transpose()?;
+            layers.push(DecoderLayer {
                 attn_norm,
                 qkv,
                 qkv_bias,
                 qk_norm,
-                window: config.sliding_windows[l].map(|w| w as i64),
                 wo,
+                wo_bias,
+                post_attn_norm,
                 ffn_norm,
-                gate_up,
+                up,
+                up_bias,
                 down,
+                down_bias,
+                post_ffn_norm,
+                window: config.sliding_windows[l].map(|w| w as i64),
+                rope: match &config.positions {
+                    Positions::Rotary { layer_rope, .. } => layer_rope[l],
+                    Positions::Learned => 0,
+                },
             });
         }
-        let mut frequencies: Vec<f64> = (0..config.head_dim / 2)
-            .map(|i| {
-                1.0 / config
-                    .rope_base
-                    .powf(2.0 * i as f64 / config.head_dim as f64)
-            })
-            .collect();
-        config.rope_scaling.apply(&mut frequencies);
-        let inv_freq = guard(|| {
-            Ok(Tensor::from_slice(&frequencies)
-                .to_kind(Kind::Float)
-                .to_device(device))
-        })?;
+        let (inv_freqs, rotary_dim) = match &config.positions {
+            Positions::Rotary {
+                rotary_dim, ropes, ..
+            } => {
+                let tables = ropes
+                    .iter()
+                    .map(|rope| {
+                        let frequencies = rope.inverse_frequencies(*rotary_dim);
+                        guard(|| {
+                            Ok(Tensor::from_slice(&frequencies)
+                                .to_kind(Kind::Float)
+                                .to_device(device))
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                (tables, *rotary_dim as i64)
+            }
+            Positions::Learned => (Vec::new(), 0),
+        };
         let info = ModelInfo {
             architecture: config.model_type.clone(),
             kind: ModelKind::Causal,
@@ -365,77 +462,128 @@ impl LlamaCausalLm {
         };
         Ok(Self {
             info,
+            plain_llama: config.is_plain_llama(),
             config,
             device,
             tokenizer,
             embeddings,
+            position_embeddings,
             layers,
             output_norm,
             lm_head,
-            inv_freq,
+            inv_freqs,
+            rotary_dim,
         })
     }
 
+    /// RMSNorm of `x` over the hidden width with `weight` (the hand-written backward pass's).
     fn rms_norm(&self, x: &Tensor, weight: &Tensor) -> Tensor {
         x.rms_norm(
             [self.config.hidden_size as i64],
             Some(weight),
-            self.config.rms_eps,
+            self.config.norm.eps,
         )
     }
 
-    /// cos and sin tables for `positions` (`[T]`), each `[T, head_dim]`.
-    fn rope_tables(&self, positions: &Tensor) -> (Tensor, Tensor) {
-        let angles = positions.to_kind(Kind::Float).unsqueeze(1) * self.inv_freq.unsqueeze(0);
-        let angles = Tensor::cat(&[&angles, &angles], 1);
-        (angles.cos(), angles.sin())
+    /// The model's norm of `x` over the hidden width.
+    fn norm(&self, x: &Tensor, norm: &NormWeights) -> Tensor {
+        let d = [self.config.hidden_size as i64];
+        match self.config.norm.kind {
+            NormKind::Rms => x.rms_norm(d, Some(&norm.weight), self.config.norm.eps),
+            NormKind::Layer => x.layer_norm(
+                d,
+                Some(&norm.weight),
+                norm.bias.as_ref(),
+                self.config.norm.eps,
+                false,
+            ),
+        }
     }
 
-    /// Rotary embedding of `x` (`[..., T, head_dim]`), the rotate-half form of Hugging Face.
-    /// The halves are taken with `chunk` (whose backward concatenates) rather than `narrow`
-    /// (whose backward writes into a zeroed buffer).
+    /// The token (and learned position) embeddings of `ids` (`[B, S]`) at positions `0..S`.
+    fn embed(&self, ids: &Tensor) -> Tensor {
+        let (batch, length) = (ids.size()[0], ids.size()[1]);
+        let mut x = self
+            .embeddings
+            .index_select(0, &ids.flatten(0, -1))
+            .reshape([batch, length, -1]);
+        if let Some(scale) = self.config.embedding_scale {
+            // transformers multiplies by the scale rounded to the weights' float32.
+            x = x * f64::from(scale as f32);
+        }
+        if let Some(positions) = &self.position_embeddings {
+            x = x + positions.narrow(0, 0, length).unsqueeze(0);
+        }
+        x
+    }
+
+    /// Per RoPE table, cos and sin for `positions` (`[T]`), each `[T, rotary_dim]` (none with
+    /// learned positions).
+    fn rope_tables_all(&self, positions: &Tensor) -> RopeTables {
+        let positions = positions.to_kind(Kind::Float).unsqueeze(1);
+        self.inv_freqs
+            .iter()
+            .map(|inv_freq| {
+                let angles = &positions * inv_freq.unsqueeze(0);
+                let angles = Tensor::cat(&[&angles, &angles], 1);
+                (angles.cos(), angles.sin())
+            })
+            .collect()
+    }
+
+    /// cos and sin of the model's one RoPE table (the hand-written backward pass's plain Llama).
+    fn rope_tables(&self, positions: &Tensor) -> (Tensor, Tensor) {
+        let mut tables = self.rope_tables_all(positions);
+        tables.swap_remove(0)
+    }
+
+    /// Rotary embedding of `x` (`[..., T, head_dim]`) over all of its last dimension, the
+    /// rotate-half form of Hugging Face. The halves are taken with `chunk` (whose backward
+    /// concatenates) rather than `narrow` (whose backward writes into a zeroed buffer).
     fn rope(x: &Tensor, (cos, sin): &(Tensor, Tensor)) -> Tensor {
         let halves = x.chunk(2, -1);
         let rotated = Tensor::cat(&[&halves[1].neg(), &halves[0]], -1);
         x * cos + rotated * sin
     }
 
-    /// Queries, keys and values of `h` (`[B, S, d]`, already normed) with RoPE `tables` of
-    /// their positions. Returns q `[B, H, S, hd]`, k and v `[B, KV, S, hd]` (RoPE applied to q
-    /// and k, in one go: they are adjacent in the fused projection's output).
+    /// [`Self::rope`] of the first `rotary_dim` dimensions of each head (all of them unless
+    /// partial, as GPT-NeoX), the rest passed through.
+    fn rope_partial(&self, x: &Tensor, tables: &(Tensor, Tensor)) -> Tensor {
+        let hd = self.config.head_dim as i64;
+        if self.rotary_dim == hd {
+            return Self::rope(x, tables);
+        }
+        let parts = x.split_with_sizes([self.rotary_dim, hd - self.rotary_dim], -1);
+        Tensor::cat(
+            &[Self::rope(&parts[0], tables), parts[1].shallow_clone()],
+            -1,
+        )
+    }
+
+    /// Queries, keys and values of `h` (`[B, S, d]`, already normed) with the RoPE `tables` of
+    /// their positions. Returns q `[B, H, S, hd]`, k and v `[B, KV, S, hd]`.
     fn qkv(
         &self,
-        layer: &LlamaLayer,
+        layer: &DecoderLayer,
         h: &Tensor,
-        tables: &(Tensor, Tensor),
+        tables: &RopeTables,
     ) -> (Tensor, Tensor, Tensor) {
         self.heads_with_rope(layer, &self.project_qkv(layer, h), tables)
     }
 
     /// The fused query/key/value projection of `h`, with its bias when the model has one.
-    fn project_qkv(&self, layer: &LlamaLayer, h: &Tensor) -> Tensor {
-        let qkv = linear(h, &layer.qkv);
-        match &layer.qkv_bias {
-            Some(bias) => qkv + bias,
-            None => qkv,
-        }
-    }
-
-    /// Whether the hand-written backward pass (`llama/backward.rs`) computes this model: plain
-    /// Llama layers (no projection biases, query/key norms or sliding windows).
-    fn is_plain(&self) -> bool {
-        self.layers
-            .iter()
-            .all(|l| l.qkv_bias.is_none() && l.qk_norm.is_none() && l.window.is_none())
+    fn project_qkv(&self, layer: &DecoderLayer, h: &Tensor) -> Tensor {
+        with_bias(linear(h, &layer.qkv), &layer.qkv_bias)
     }
 
     /// Splits the fused projection's output `qkv` (`[B, S, (H + 2 KV) hd]`) into heads and
-    /// applies the query/key norms (when the model has them) and RoPE to the queries and keys.
+    /// applies the query/key norms (when the model has them) and RoPE (with rotary positions) to
+    /// the queries and keys, in one go: they are adjacent in the fused projection's output.
     fn heads_with_rope(
         &self,
-        layer: &LlamaLayer,
+        layer: &DecoderLayer,
         qkv: &Tensor,
-        tables: &(Tensor, Tensor),
+        tables: &RopeTables,
     ) -> (Tensor, Tensor, Tensor) {
         let (batch, length) = (qkv.size()[0], qkv.size()[1]);
         let hd = self.config.head_dim as i64;
@@ -443,14 +591,51 @@ impl LlamaCausalLm {
         let parts = qkv.split_with_sizes([(heads + kv_heads) * hd, kv_heads * hd], -1);
         let mut qk = parts[0].reshape([batch, length, heads + kv_heads, hd]);
         if let Some(weight) = &layer.qk_norm {
-            qk = qk.rms_norm([hd], None::<&Tensor>, self.config.rms_eps) * weight;
+            qk = qk.rms_norm([hd], None::<&Tensor>, self.config.norm.eps) * weight;
         }
-        let qk = qk.transpose(1, 2);
-        let qk = Self::rope(&qk, tables).split_with_sizes([heads, kv_heads], 1);
+        let mut qk = qk.transpose(1, 2);
+        if let Some(table) = tables.get(layer.rope) {
+            qk = self.rope_partial(&qk, table);
+        }
+        let qk = qk.split_with_sizes([heads, kv_heads], 1);
         let v = parts[1]
             .reshape([batch, length, kv_heads, hd])
             .transpose(1, 2);
         (qk[0].shallow_clone(), qk[1].shallow_clone(), v)
+    }
+
+    /// The attention block of a layer for `x` (`[B, S, d]`): its output before the residual add
+    /// (after the post-attention norm when the model has one), and the keys and values.
+    fn attention_block(
+        &self,
+        layer: &DecoderLayer,
+        x: &Tensor,
+        tables: &RopeTables,
+    ) -> (Tensor, Tensor, Tensor) {
+        let (q, k, v) = self.qkv(layer, &self.norm(x, &layer.attn_norm), tables);
+        let attended = self.attend(&q, &k, &v, 0, layer.window);
+        (self.attention_output(layer, &attended), k, v)
+    }
+
+    /// The output projection of attended values, with its bias and post-attention norm.
+    fn attention_output(&self, layer: &DecoderLayer, attended: &Tensor) -> Tensor {
+        let out = with_bias(linear(attended, &layer.wo), &layer.wo_bias);
+        match &layer.post_attn_norm {
+            Some(norm) => self.norm(&out, norm),
+            None => out,
+        }
+    }
+
+    /// The residual stream the FFN's output is added to, and the FFN's input before its norm:
+    /// `x + a` and `x + a` for sequential residuals, `x + a` and `x` for parallel ones (GPT-NeoX).
+    fn residual_and_ffn_input(&self, x: &Tensor, attention: &Tensor) -> (Tensor, Tensor) {
+        let residual = x + attention;
+        if self.config.parallel_residual {
+            (residual, x.shallow_clone())
+        } else {
+            let input = residual.shallow_clone();
+            (residual, input)
+        }
     }
 
     /// Attention of queries `q` (`[B, H, S, hd]`, at absolute positions `offset..offset+S`)
@@ -472,7 +657,7 @@ impl LlamaCausalLm {
         let (batch, queries, total) = (q.size()[0], q.size()[2], k.size()[2]);
         let hd = self.config.head_dim as i64;
         let q = q.reshape([batch, kv_heads, groups * queries, hd]);
-        let mut scores = q.matmul(&k.transpose(-1, -2)) / (hd as f64).sqrt(); // [B, KV, G*S, T]
+        let mut scores = q.matmul(&k.transpose(-1, -2)) * self.config.query_scale; // [B, KV, G*S, T]
         if offset + queries < total || queries > 1 {
             let device = q.device();
             let query_pos = Tensor::arange(groups * queries, (Kind::Int64, device))
@@ -501,7 +686,7 @@ impl LlamaCausalLm {
     fn resume_layer(
         &self,
         j: usize,
-        weights: &LlamaLayer,
+        weights: &DecoderLayer,
         runs: &[ResumedRun],
         xs: Vec<Option<Tensor>>,
     ) -> Vec<Option<Tensor>> {
@@ -509,7 +694,7 @@ impl LlamaCausalLm {
         let parts: Vec<Tensor> = xs.into_iter().flatten().collect();
         let sizes: Vec<i64> = parts.iter().map(|x| x.size()[0]).collect();
         let x = cat_rows(&parts);
-        let qkv = self.project_qkv(weights, &self.rms_norm(&x, &weights.attn_norm));
+        let qkv = self.project_qkv(weights, &self.norm(&x, &weights.attn_norm));
         let attended: Vec<Tensor> = present
             .iter()
             .zip(qkv.split_with_sizes(&sizes, 0))
@@ -520,10 +705,10 @@ impl LlamaCausalLm {
                 self.attend_after_prefix(&q, &k, &v, &prefix, run.start, weights.window)
             })
             .collect();
-        let attended = cat_rows(&attended);
-        let x = x + linear(&attended, &weights.wo);
-        let act = self.ffn_activation(weights, &x);
-        let x = x + linear(&act, &weights.down);
+        let attention = self.attention_output(weights, &cat_rows(&attended));
+        let (residual, ffn_input) = self.residual_and_ffn_input(&x, &attention);
+        let act = self.ffn_activation(weights, &ffn_input);
+        let x = residual + self.ffn_output(weights, &act);
         let mut xs: Vec<Option<Tensor>> = (0..runs.len()).map(|_| None).collect();
         for (&r, part) in present.iter().zip(x.split_with_sizes(&sizes, 0)) {
             xs[r] = Some(part);
@@ -568,7 +753,7 @@ impl LlamaCausalLm {
                 .map(|&(clean, _, _)| {
                     let start = clean.prompt.answer_position as i64;
                     let length = clean.prompt.token_ids.len() as i64;
-                    let tables = self.rope_tables(&Tensor::arange_start(
+                    let tables = self.rope_tables_all(&Tensor::arange_start(
                         start,
                         length,
                         (Kind::Int64, self.device),
@@ -597,7 +782,7 @@ impl LlamaCausalLm {
                         let n = activations.size()[0];
                         // Only the answer position's FFN output of layer j changes.
                         let changed = run.clean.ffn_input_residual[j].get(run.start).unsqueeze(0)
-                            + linear(&activations, &weights.down);
+                            + self.ffn_output(weights, activations);
                         let mut parts = vec![changed.unsqueeze(1)];
                         if suffix > 1 {
                             let rest =
@@ -626,7 +811,7 @@ impl LlamaCausalLm {
                         .map(|&(p, _)| p as i64 - run.start)
                         .collect();
                     let index = Tensor::from_slice(&targets).to_device(self.device);
-                    let features = self.rms_norm(&x.index_select(1, &index), &self.output_norm);
+                    let features = self.norm(&x.index_select(1, &index), &self.output_norm);
                     let sizes: Vec<i64> = starts.iter().map(|(_, a)| a.size()[0]).collect();
                     Ok(common::restore_row_order(&features, order, &sizes))
                 })
@@ -668,7 +853,7 @@ impl LlamaCausalLm {
             (prefix_k.shallow_clone(), prefix_v.shallow_clone())
         };
         let prefix = prefix_k.size()[1];
-        let scale = 1.0 / (hd as f64).sqrt();
+        let scale = self.config.query_scale;
         // [n, KV, G*S, hd]: the query heads that share a key-value head, stacked.
         let q = q.reshape([n, kv_heads, groups * queries, hd]);
         // One position (the usual answer-position-only pass): each row's own score is a dot
@@ -734,15 +919,36 @@ impl LlamaCausalLm {
             .reshape([n, queries, -1])
     }
 
-    fn ffn_activation(&self, layer: &LlamaLayer, x: &Tensor) -> Tensor {
-        let h = self.rms_norm(x, &layer.ffn_norm);
-        // In autograd, `swiglu` splits (whose backward concatenates) rather than narrows
-        // (whose backward zero-fills).
-        swiglu(&linear(&h, &layer.gate_up))
+    /// The knowledge neurons' values for the FFN input `x` (before the FFN norm): `act(gate) *
+    /// up` for gated FFNs, `act(fc)` for plain ones.
+    fn ffn_activation(&self, layer: &DecoderLayer, x: &Tensor) -> Tensor {
+        let h = self.norm(x, &layer.ffn_norm);
+        let projected = with_bias(linear(&h, &layer.up), &layer.up_bias);
+        let activation = self.config.ffn.activation;
+        if !self.config.ffn.gated {
+            return activate(&projected, activation);
+        }
+        if activation == Activation::Silu {
+            // In autograd, `swiglu` splits (whose backward concatenates) rather than narrows
+            // (whose backward zero-fills).
+            return swiglu(&projected);
+        }
+        let halves = projected.chunk(2, -1);
+        activate(&halves[0], activation) * &halves[1]
+    }
+
+    /// The FFN's contribution to the residual stream from the neurons' values `act`: the output
+    /// projection with its bias, then the post-FFN norm when the model has one.
+    fn ffn_output(&self, layer: &DecoderLayer, act: &Tensor) -> Tensor {
+        let out = with_bias(linear(act, &layer.down), &layer.down_bias);
+        match &layer.post_ffn_norm {
+            Some(norm) => self.norm(&out, norm),
+            None => out,
+        }
     }
 
     fn logits(&self, x: &Tensor) -> Tensor {
-        linear(&self.rms_norm(x, &self.output_norm), &self.lm_head)
+        linear(&self.norm(x, &self.output_norm), &self.lm_head)
     }
 }
 
@@ -758,6 +964,23 @@ fn cached_prefix(clean: &CleanPass, start: i64, j: usize) -> (Tensor, Tensor) {
 /// Positions a resumed pass recomputes: from the answer position to the prompt's end.
 fn recomputed_positions(clean: &CleanPass) -> usize {
     clean.prompt.token_ids.len() - clean.prompt.answer_position
+}
+
+/// `x + bias` when there is a bias.
+fn with_bias(x: Tensor, bias: &Option<Tensor>) -> Tensor {
+    match bias {
+        Some(bias) => x + bias,
+        None => x,
+    }
+}
+
+/// The FFN nonlinearity (transformers' `silu`, `gelu_new` / `gelu_pytorch_tanh`, `gelu`).
+fn activate(x: &Tensor, activation: Activation) -> Tensor {
+    match activation {
+        Activation::Silu => x.silu(),
+        Activation::GeluTanh => x.gelu("tanh"),
+        Activation::GeluErf => x.gelu("none"),
+    }
 }
 
 /// Rows of several tensors stacked along the first axis (no copy for a single tensor).
@@ -780,7 +1003,7 @@ fn unpermute_rows(weight: &Tensor, heads: i64) -> Tensor {
         .contiguous()
 }
 
-impl KnowledgeModel for LlamaCausalLm {
+impl KnowledgeModel for DecoderLm {
     fn info(&self) -> &ModelInfo {
         &self.info
     }
@@ -872,23 +1095,19 @@ impl KnowledgeModel for LlamaCausalLm {
                 // Right padding: causal attention keeps real tokens blind to the padding after them.
                 let (ids, _) = common::pad_batch(prompts, longest, 0, self.device);
                 let answer = answer_positions(prompts, self.device);
-                let tables =
-                    self.rope_tables(&Tensor::arange(longest as i64, (Kind::Int64, self.device)));
-                let (batch, length) = (ids.size()[0], ids.size()[1]);
-                let mut x = self
-                    .embeddings
-                    .index_select(0, &ids.flatten(0, -1))
-                    .reshape([batch, length, -1]);
+                let tables = self
+                    .rope_tables_all(&Tensor::arange(longest as i64, (Kind::Int64, self.device)));
+                let mut x = self.embed(&ids);
                 let mut captured = Vec::new();
                 for (l, layer) in self.layers.iter().enumerate() {
-                    let (q, k, v) = self.qkv(layer, &self.rms_norm(&x, &layer.attn_norm), &tables);
-                    x = x + linear(&self.attend(&q, &k, &v, 0, layer.window), &layer.wo);
-                    let mut act = self.ffn_activation(layer, &x);
+                    let (attention, _, _) = self.attention_block(layer, &x, &tables);
+                    let (residual, ffn_input) = self.residual_and_ffn_input(&x, &attention);
+                    let mut act = self.ffn_activation(layer, &ffn_input);
                     apply_edits(&mut act, l, edits, &answer);
                     if capture_activations {
                         captured.push(rows_at(&act, &answer));
                     }
-                    x = x + linear(&act, &layer.down);
+                    x = residual + self.ffn_output(layer, &act);
                 }
                 let logits = self.logits(&rows_at(&x, &answer));
                 let activations = capture_activations.then(|| Tensor::stack(&captured, 1));
@@ -904,23 +1123,26 @@ impl KnowledgeModel for LlamaCausalLm {
         check_batch(&self.info, std::slice::from_ref(prompt))?;
         guard(|| {
             tch::no_grad(|| {
-                let ids = Tensor::from_slice(&prompt.token_ids).to_device(self.device);
-                let length = ids.size()[0];
-                let tables = self.rope_tables(&Tensor::arange(length, (Kind::Int64, self.device)));
+                let ids = Tensor::from_slice(&prompt.token_ids)
+                    .to_device(self.device)
+                    .unsqueeze(0);
+                let length = ids.size()[1];
+                let tables =
+                    self.rope_tables_all(&Tensor::arange(length, (Kind::Int64, self.device)));
                 let answer = prompt.answer_position as i64;
-                let mut x = self.embeddings.index_select(0, &ids).unsqueeze(0);
+                let mut x = self.embed(&ids);
                 let mut hidden_in = vec![x.get(0)];
                 let (mut residuals, mut activations, mut keys, mut values) =
                     (Vec::new(), Vec::new(), Vec::new(), Vec::new());
                 for layer in &self.layers {
-                    let (q, k, v) = self.qkv(layer, &self.rms_norm(&x, &layer.attn_norm), &tables);
-                    x = x + linear(&self.attend(&q, &k, &v, 0, layer.window), &layer.wo);
-                    let act = self.ffn_activation(layer, &x);
+                    let (attention, k, v) = self.attention_block(layer, &x, &tables);
+                    let (residual, ffn_input) = self.residual_and_ffn_input(&x, &attention);
+                    let act = self.ffn_activation(layer, &ffn_input);
                     activations.push(act.get(0).get(answer));
-                    residuals.push(x.get(0));
+                    residuals.push(residual.get(0));
                     keys.push(k.get(0));
                     values.push(v.get(0));
-                    x = x + linear(&act, &layer.down);
+                    x = residual + self.ffn_output(layer, &act);
                     hidden_in.push(x.get(0));
                 }
                 let targets: Vec<i64> = prompt.targets.iter().map(|&(p, _)| p as i64).collect();
@@ -970,7 +1192,7 @@ impl KnowledgeModel for LlamaCausalLm {
         runs: &[(&CleanPass, &[(usize, Tensor)])],
         head: &mut dyn FnMut(&[Tensor]) -> Result<Vec<Tensor>>,
     ) -> Result<Vec<Vec<Tensor>>> {
-        if self.device == Device::Cpu && self.is_plain() && backward::covers(runs) {
+        if self.device == Device::Cpu && self.plain_llama && backward::covers(runs) {
             self.start_gradients_by_hand(runs, head)
         } else {
             crate::model::start_gradients_by_autograd(self, runs, head)

@@ -1,7 +1,8 @@
-//! A hand-written forward and backward pass of Llama's resumed rows, for attribution's
+//! A hand-written forward and backward pass of a plain Llama's resumed rows (RMSNorm, SwiGLU, no
+//! biases, full attention: `DecoderConfig::is_plain_llama`), for attribution's
 //! gradients ([`crate::KnowledgeModel::start_gradients_batch`]).
 //!
-//! It does the arithmetic of [`LlamaCausalLm::resume_runs`] for the common case of one
+//! It does the arithmetic of [`DecoderLm::resume_runs`] for the common case of one
 //! recomputed position (a causal prompt's answer position is its last token) without autograd:
 //! the forward pass keeps exactly what its backward pass reads, per layer and row: the layer's
 //! input, the queries, keys and values after RoPE, the attention weights, the residual after
@@ -10,7 +11,7 @@
 //! weights and the element-wise derivatives directly. Everything else (several recomputed
 //! positions) goes through autograd. `tests/resume.rs` checks both against each other.
 
-use super::{cached_prefix, recomputed_positions, LlamaCausalLm, LlamaLayer};
+use super::{cached_prefix, recomputed_positions, DecoderLayer, DecoderLm};
 use crate::common::{self, floats, floats_mut, is_plain_float};
 use crate::error::{guard, ModelError, Result};
 use crate::matmul::{dot, linear, matmul};
@@ -56,7 +57,7 @@ pub(super) fn covers(runs: &[(&CleanPass, &[(usize, Tensor)])]) -> bool {
     })
 }
 
-impl LlamaCausalLm {
+impl DecoderLm {
     /// [`crate::KnowledgeModel::start_gradients_batch`] by the hand-written pass; the runs
     /// must be [`covers`]ed.
     pub(super) fn start_gradients_by_hand(
@@ -94,7 +95,7 @@ impl LlamaCausalLm {
                     .zip(runs)
                     .map(|((run, x), (_, starts))| {
                         let sizes: Vec<i64> = starts.iter().map(|(_, a)| a.size()[0]).collect();
-                        let features = self.rms_norm(x, &self.output_norm).unsqueeze(1);
+                        let features = self.rms_norm(x, &self.output_norm.weight).unsqueeze(1);
                         common::restore_row_order(&features, &run.order, &sizes)
                     })
                     .collect();
@@ -171,14 +172,14 @@ impl LlamaCausalLm {
     fn layer_forward(
         &self,
         j: usize,
-        w: &LlamaLayer,
+        w: &DecoderLayer,
         runs: &[Run],
         x_in: Tensor,
         rows: Vec<i64>,
     ) -> (Tensor, SavedLayer) {
         let (heads, kv, hd) = self.head_shape();
         let n = x_in.size()[0];
-        let qkv = linear(&self.rms_norm(&x_in, &w.attn_norm), &w.qkv);
+        let qkv = linear(&self.rms_norm(&x_in, &w.attn_norm.weight), &w.qkv);
         let parts = qkv.split_with_sizes([(heads + kv) * hd, kv * hd], -1);
         let tables = self.row_tables(runs, &rows);
         let qk = Self::rope(&parts[0].reshape([n, heads + kv, hd]), &tables);
@@ -219,7 +220,7 @@ impl LlamaCausalLm {
             weights.push(w_run);
         }
         let x_mid = &x_in + linear(&Tensor::cat(&attended, 0), &w.wo);
-        let gate_up = linear(&self.rms_norm(&x_mid, &w.ffn_norm), &w.gate_up);
+        let gate_up = linear(&self.rms_norm(&x_mid, &w.ffn_norm.weight), &w.up);
         let x_out = &x_mid + linear(&swiglu(&gate_up), &w.down);
         let saved = SavedLayer {
             rows,
@@ -256,9 +257,9 @@ impl LlamaCausalLm {
                 let g = common::joined_row_order(&g.squeeze_dim(1), &run.order, &sizes);
                 Some(rms_norm_backward(
                     x,
-                    &self.output_norm,
+                    &self.output_norm.weight,
                     &g,
-                    self.config.rms_eps,
+                    self.config.norm.eps,
                 ))
             })
             .collect();
@@ -316,19 +317,25 @@ impl LlamaCausalLm {
     fn layer_backward(
         &self,
         j: usize,
-        w: &LlamaLayer,
+        w: &DecoderLayer,
         runs: &[Run],
         saved: &SavedLayer,
         g_out: Tensor,
     ) -> Tensor {
         let (heads, kv, hd) = self.head_shape();
         let n = g_out.size()[0];
-        let eps = self.config.rms_eps;
+        let eps = self.config.norm.eps;
         // FFN: x_out = x_mid + down(silu(gate) * up), gate and up from norm(x_mid).
         let g_act = matmul(&g_out, &w.down);
         let g_gate_up = swiglu_backward(&saved.gate_up, &g_act);
-        let g_normed = matmul(&g_gate_up, &w.gate_up);
-        let g_mid = rms_norm_backward_onto(Some(&g_out), &saved.x_mid, &w.ffn_norm, &g_normed, eps);
+        let g_normed = matmul(&g_gate_up, &w.up);
+        let g_mid = rms_norm_backward_onto(
+            Some(&g_out),
+            &saved.x_mid,
+            &w.ffn_norm.weight,
+            &g_normed,
+            eps,
+        );
         // Attention: x_mid = x_in + wo(attended).
         let g_attended = matmul(&g_mid, &w.wo).reshape([n, kv, heads / kv, hd]);
         let scale = 1.0 / (hd as f64).sqrt();
@@ -376,7 +383,13 @@ impl LlamaCausalLm {
         let g_qk = rope_backward(&g_qk, cos, sin).reshape([n, (heads + kv) * hd]);
         let g_qkv = Tensor::cat(&[g_qk, Tensor::cat(&g_v, 0).reshape([n, kv * hd])], -1);
         let g_normed = matmul(&g_qkv, &w.qkv);
-        rms_norm_backward_onto(Some(&g_mid), &saved.x_in, &w.attn_norm, &g_normed, eps)
+        rms_norm_backward_onto(
+            Some(&g_mid),
+            &saved.x_in,
+            &w.attn_norm.weight,
+            &g_normed,
+            eps,
+        )
     }
 
     /// Query heads, key-value heads and head width.
