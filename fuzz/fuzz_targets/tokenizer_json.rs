@@ -1,11 +1,11 @@
-//! Fuzz target `tokenizer_json`: feeds arbitrary text to the `tokenizer.json` loader
-//! (`ByteLevelBpe::from_tokenizer_json_str`, what `kn` runs on a model directory) and, when it
-//! loads, encodes and decodes a few strings (including a slice of the input itself). Any panic,
-//! abort, hang or out-of-memory is a bug: malformed input must come back as a
-//! `TokenizerError`.
+//! Fuzz target `tokenizer_json`: feeds arbitrary text to both `tokenizer.json` loaders
+//! (`HfTokenizer::from_json_str`, Hugging Face's `tokenizers` that `kn` runs on a model
+//! directory, and the hand-written `ByteLevelBpe::from_tokenizer_json_str`) and, when one loads,
+//! encodes and decodes a few strings (including a slice of the input itself). Any panic, abort,
+//! hang or out-of-memory is a bug: malformed input must come back as a `TokenizerError`.
 #![no_main]
 
-use kn_tokenizer::{ByteLevelBpe, Tokenizer};
+use kn_tokenizer::{ByteLevelBpe, HfTokenizer, Tokenizer};
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 
@@ -13,9 +13,16 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(tokenizer) = ByteLevelBpe::from_tokenizer_json_str(text, Path::new("fuzz/tokenizer.json")) else {
-        return;
-    };
+    let origin = Path::new("fuzz/tokenizer.json");
+    if let Ok(tokenizer) = HfTokenizer::from_json_str(text, origin) {
+        exercise(&tokenizer, text);
+    }
+    if let Ok(tokenizer) = ByteLevelBpe::from_tokenizer_json_str(text, origin) {
+        exercise(&tokenizer, text);
+    }
+});
+
+fn exercise(tokenizer: &dyn Tokenizer, text: &str) {
     let tail: String = text.chars().rev().take(24).collect();
     for probe in ["The capital of France is", " Paris", "", "\u{0}\u{ff}é漢", tail.as_str()] {
         if let Ok(ids) = tokenizer.encode(probe) {
@@ -26,4 +33,4 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = tokenizer.vocab_size();
-});
+}

@@ -43,7 +43,7 @@ use crate::swiglu::swiglu;
 use crate::weights::{fingerprint, read_file, WeightMap};
 use kn_config::decoder::{Activation, NormKind, Part, Positions, QkvLayout};
 use kn_config::DecoderConfig;
-use kn_tokenizer::{ByteLevelBpe, Tokenizer};
+use kn_tokenizer::{ByteLevelBpe, HfTokenizer, Tokenizer};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
@@ -87,7 +87,8 @@ pub struct DecoderLm {
     info: ModelInfo,
     config: DecoderConfig,
     device: Device,
-    tokenizer: ByteLevelBpe,
+    /// Hugging Face's `tokenizers` for a `tokenizer.json`; the byte-level BPE of its GGUF metadata.
+    tokenizer: Box<dyn Tokenizer>,
     embeddings: Tensor,
     /// Learned absolute position embeddings, `[max_positions, d]`.
     position_embeddings: Option<Tensor>,
@@ -171,7 +172,12 @@ impl DecoderLm {
             .and_then(|id| i64::try_from(id).ok());
         let config = DecoderConfig::from_gguf(&file, tokens.len(), add_bos, bos_id)
             .map_err(|e| config_error(e.to_string()))?;
-        let tokenizer = ByteLevelBpe::from_gguf_metadata(tokens, merges, token_types, &pre)?;
+        let tokenizer = Box::new(ByteLevelBpe::from_gguf_metadata(
+            tokens,
+            merges,
+            token_types,
+            &pre,
+        )?);
         let mut weights = WeightMap::from_gguf(&file, path, device)?;
         drop(file);
         // llama.cpp stores Llama 3.1's position scaling as this tensor of frequency factors.
@@ -202,7 +208,7 @@ impl DecoderLm {
             .unwrap_or(false);
         let config =
             DecoderConfig::from_hf_json(&text, add_bos).map_err(|e| config_error(e.to_string()))?;
-        let tokenizer = ByteLevelBpe::from_tokenizer_json(&dir.join("tokenizer.json"))?;
+        let tokenizer = Box::new(HfTokenizer::from_file(&dir.join("tokenizer.json"))?);
         let weights_path = dir.join("model.safetensors");
         let bytes = read_file(&weights_path)?;
         let fingerprint = fingerprint(&bytes);
@@ -213,7 +219,7 @@ impl DecoderLm {
 
     fn from_weights(
         config: DecoderConfig,
-        tokenizer: ByteLevelBpe,
+        tokenizer: Box<dyn Tokenizer>,
         weights: &mut WeightMap,
         source: &Path,
         fingerprint: String,
@@ -1013,7 +1019,7 @@ impl KnowledgeModel for DecoderLm {
     }
 
     fn tokenizer(&self) -> &dyn Tokenizer {
-        &self.tokenizer
+        self.tokenizer.as_ref()
     }
 
     fn token_text(&self, id: i64) -> String {

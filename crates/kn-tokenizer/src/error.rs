@@ -19,6 +19,15 @@ pub enum TokenizerError {
         source: std::io::Error,
     },
 
+    /// Hugging Face's `tokenizers` refused a `tokenizer.json` or failed to encode.
+    #[error("{path}: {reason}")]
+    HuggingFace {
+        /// The file (or the text's origin).
+        path: PathBuf,
+        /// The library's message.
+        reason: String,
+    },
+
     /// A `tokenizer.json` file is not valid JSON.
     #[error("{path} is not valid JSON: {source}")]
     Json {

@@ -1,7 +1,9 @@
 //! Tokenizers for knowledge-neuron models: byte-level BPE built from GGUF metadata, and BERT WordPiece.
 //!
-//! Two implementations sit behind one [`Tokenizer`] trait:
+//! Three implementations sit behind one [`Tokenizer`] trait:
 //!
+//! * [`HfTokenizer`]: any `tokenizer.json`, read by Hugging Face's own `tokenizers` crate (what
+//!   every decoder directory uses).
 //! * [`ByteLevelBpe`]: GPT-2-style byte-level BPE (GPT-2, SmolLM / SmolLM2, Llama 3 families),
 //!   built from GGUF tokenizer metadata ([`ByteLevelBpe::from_gguf_metadata`]), a Hugging Face
 //!   `tokenizer.json` ([`ByteLevelBpe::from_tokenizer_json`]) or plain lists ([`ByteLevelBpe::new`]).
@@ -25,12 +27,14 @@
 pub mod bpe;
 pub mod byte_level;
 mod error;
+pub mod hf;
 mod hf_json;
 pub mod pretokenizer;
 pub mod wordpiece;
 
 pub use bpe::{AddedToken, ByteLevelBpe};
 pub use error::TokenizerError;
+pub use hf::HfTokenizer;
 pub use pretokenizer::{
     CompiledPreTokenizer, PreTokenizer, GGUF_PRE_NAMES, GPT2_PATTERN, LLAMA3_PATTERN,
 };
@@ -71,6 +75,7 @@ mod tests {
     fn implementations_are_send_sync_and_object_safe() {
         assert_send_sync::<ByteLevelBpe>();
         assert_send_sync::<WordPiece>();
+        assert_send_sync::<HfTokenizer>();
         let _: Option<Box<dyn Tokenizer>> = None;
     }
 }

@@ -68,6 +68,23 @@ fn from_tokenizer_json_matches_hugging_face_on_all_prompts() {
 }
 
 #[test]
+fn hugging_face_tokenizers_crate_matches_the_python_package_on_all_prompts() {
+    let tok = kn_tokenizer::HfTokenizer::from_file(&fixture(common::SMOLLM2_JSON)).expect("load");
+    assert_eq!(tok.vocab_size(), 49152);
+    assert_eq!(tok.token_to_id("<|im_start|>"), Some(1));
+    assert_eq!(tok.id_to_token(1), Some("<|im_start|>"));
+    assert_eq!(tok.encode("<|im_end|>").unwrap(), vec![2]);
+    assert!(tok.decode(&[49152]).is_err());
+    let bad = mismatches(&tok, &golden());
+    assert!(
+        bad.is_empty(),
+        "{} mismatches:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+}
+
+#[test]
 fn from_gguf_metadata_matches_hugging_face_on_all_prompts() {
     let (tokens, merges, types) = smollm2_gguf_like_metadata();
     let tok = ByteLevelBpe::from_gguf_metadata(tokens, merges, Some(types), "smollm")
