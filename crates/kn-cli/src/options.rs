@@ -7,8 +7,10 @@ use kn_model::KnowledgeModel;
 /// Which model to run and where.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelOptions {
-    /// The model: `default` (SmolLM2-135M-Instruct, fetched by scripts/fetch-model.sh), a
-    /// GGUF file, or a Hugging Face style directory (BERT or Llama).
+    /// The model: `default` (SmolLM2-135M-Instruct, fetched by scripts/fetch-model.sh),
+    /// `gemma-3-270m` (scripts/fetch-model.sh --model gemma-3-270m), a GGUF file (llama, gemma3)
+    /// or a Hugging Face style directory (BERT or a decoder: Llama, Mistral, Qwen2/3, Gemma-3,
+    /// Phi-3, GPT-2, GPT-Neo, GPT-NeoX).
     #[arg(long, default_value = "default")]
     pub model: String,
     /// Device to run on: cpu, cuda or cuda:N.

@@ -313,15 +313,28 @@ impl DecoderConfig {
         Ok(config)
     }
 
-    /// Reads GGUF metadata (the `llama` architecture); `add_bos` and `bos_id` come from its
-    /// tokenizer metadata, `vocab_fallback` (the tokenizer's size) when `vocab_size` is absent.
+    /// Reads GGUF metadata (`general.architecture` `llama` or `gemma3`); `add_bos` and `bos_id`
+    /// come from its tokenizer metadata, `vocab_fallback` (the tokenizer's size) when
+    /// `vocab_size` is absent.
     pub fn from_gguf(
         file: &kn_gguf::GgufFile,
         vocab_fallback: usize,
         add_bos: bool,
         bos_id: Option<i64>,
     ) -> Result<Self, ConfigError> {
-        let mut config = crate::arch::llama::from_gguf(file, vocab_fallback)?;
+        let architecture = file
+            .get_str("general.architecture")
+            .map_err(|e| ConfigError::new("general.architecture", e.to_string()))?;
+        let mut config = match architecture {
+            "llama" => crate::arch::llama::from_gguf(file, vocab_fallback)?,
+            "gemma3" => crate::arch::gemma3::from_gguf(file, vocab_fallback)?,
+            other => {
+                return Err(ConfigError::new(
+                    "general.architecture",
+                    format!("{other:?} is not supported in GGUF files (llama, gemma3)"),
+                ))
+            }
+        };
         config.add_bos = add_bos;
         config.bos_id = bos_id;
         config.validate()?;

@@ -126,7 +126,8 @@ struct ResumedRun<'a> {
 }
 
 impl DecoderLm {
-    /// Loads a GGUF file (llama architecture, gpt2-style BPE tokenizer).
+    /// Loads a GGUF file: `llama` with a byte-level BPE tokenizer, or `gemma3` with its
+    /// SentencePiece vocabulary.
     pub fn load_gguf(path: &Path, device: Device) -> Result<Self> {
         let bytes = read_file(path)?;
         let fingerprint = fingerprint(&bytes);
@@ -136,32 +137,13 @@ impl DecoderLm {
             reason,
         };
         let arch = file.get_str("general.architecture")?.to_string();
-        if arch != "llama" {
-            return Err(config_error(format!(
-                "architecture {arch:?} is not supported (only \"llama\")"
-            )));
-        }
-        let model = file.get_str("tokenizer.ggml.model")?;
-        if model != "gpt2" {
-            return Err(config_error(format!(
-                "tokenizer model {model:?} is not supported (only the byte-level BPE \"gpt2\")"
-            )));
-        }
+        let model = file.get_str("tokenizer.ggml.model")?.to_string();
         let tokens: Vec<String> = file
             .get_str_array("tokenizer.ggml.tokens")?
             .into_iter()
             .map(String::from)
             .collect();
-        let merges: Vec<String> = file
-            .get_str_array("tokenizer.ggml.merges")?
-            .into_iter()
-            .map(String::from)
-            .collect();
         let token_types = file.get_i64_array("tokenizer.ggml.token_type").ok();
-        let pre = file
-            .get_str("tokenizer.ggml.pre")
-            .unwrap_or("default")
-            .to_string();
         let add_bos = matches!(
             file.get("tokenizer.ggml.add_bos_token"),
             Some(kn_gguf::MetadataValue::Bool(true))
@@ -172,12 +154,40 @@ impl DecoderLm {
             .and_then(|id| i64::try_from(id).ok());
         let config = DecoderConfig::from_gguf(&file, tokens.len(), add_bos, bos_id)
             .map_err(|e| config_error(e.to_string()))?;
-        let tokenizer = Box::new(ByteLevelBpe::from_gguf_metadata(
-            tokens,
-            merges,
-            token_types,
-            &pre,
-        )?);
+        let tokenizer: Box<dyn Tokenizer> = match (model.as_str(), arch.as_str()) {
+            ("gpt2", _) => {
+                let merges: Vec<String> = file
+                    .get_str_array("tokenizer.ggml.merges")?
+                    .into_iter()
+                    .map(String::from)
+                    .collect();
+                let pre = file.get_str("tokenizer.ggml.pre").unwrap_or("default");
+                Box::new(ByteLevelBpe::from_gguf_metadata(
+                    tokens,
+                    merges,
+                    token_types,
+                    pre,
+                )?)
+            }
+            ("llama", "gemma3") => {
+                let unk = file
+                    .get_u64("tokenizer.ggml.unknown_token_id")
+                    .ok()
+                    .and_then(|id| u32::try_from(id).ok());
+                Box::new(kn_tokenizer::sentencepiece::gemma_from_gguf_metadata(
+                    &tokens,
+                    token_types.as_deref(),
+                    unk,
+                    path,
+                )?)
+            }
+            (model, arch) => {
+                return Err(config_error(format!(
+                    "tokenizer.ggml.model {model:?} of architecture {arch:?} is not supported \
+                     (byte-level BPE \"gpt2\"; SentencePiece \"llama\" of gemma3)"
+                )))
+            }
+        };
         let mut weights = WeightMap::from_gguf(&file, path, device)?;
         drop(file);
         // llama.cpp stores Llama 3.1's position scaling as this tensor of frequency factors.

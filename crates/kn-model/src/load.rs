@@ -12,10 +12,30 @@ use tch::Device;
 /// File name of the default model, SmolLM2-135M-Instruct (Q4_1 GGUF).
 pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
+/// File name of Gemma-3-270M (base, Q4_K_M GGUF), `--model gemma-3-270m`.
+pub const GEMMA3_270M_FILE: &str = "gemma-3-270m-q4_k_m.gguf";
+
+/// The models `scripts/fetch-model.sh --model NAME` installs, by the name `--model` takes, with
+/// their file in the model directory.
+pub const NAMED_MODELS: [(&str, &str); 2] = [
+    ("default", DEFAULT_MODEL_FILE),
+    ("gemma-3-270m", GEMMA3_270M_FILE),
+];
+
 /// Where the default model is expected: `$KN_MODEL_DIR`, else `$KN_CACHE_DIR/models`, else
 /// `$XDG_CACHE_HOME/knowledge-neurons/models`, else `~/.cache/knowledge-neurons/models`
 /// (the same rule as `scripts/fetch-model.sh`).
 pub fn default_model_path() -> PathBuf {
+    model_dir().join(DEFAULT_MODEL_FILE)
+}
+
+/// Where `scripts/fetch-model.sh --model gemma-3-270m` puts Gemma-3-270M.
+pub fn gemma3_270m_path() -> PathBuf {
+    model_dir().join(GEMMA3_270M_FILE)
+}
+
+/// The directory of fetched models (see [`default_model_path`]).
+fn model_dir() -> PathBuf {
     let env = |name: &str| {
         std::env::var_os(name)
             .filter(|v| !v.is_empty())
@@ -33,15 +53,14 @@ pub fn default_model_path() -> PathBuf {
         });
         cache.join("models")
     });
-    dir.join(DEFAULT_MODEL_FILE)
+    dir
 }
 
-/// Resolves a model argument (`default`, a path) to a path.
+/// Resolves a model argument (`default`, `gemma-3-270m`, a path) to a path.
 pub fn resolve_model_path(spec: &str) -> PathBuf {
-    if spec == "default" {
-        default_model_path()
-    } else {
-        PathBuf::from(spec)
+    match NAMED_MODELS.iter().find(|(name, _)| *name == spec) {
+        Some((_, file)) => model_dir().join(file),
+        None => PathBuf::from(spec),
     }
 }
 
@@ -50,10 +69,12 @@ pub fn resolve_model_path(spec: &str) -> PathBuf {
 pub fn load_model(spec: &str, device: Device) -> Result<Box<dyn KnowledgeModel>> {
     let path = resolve_model_path(spec);
     if !path.exists() {
-        let hint = if spec == "default" {
-            " (run scripts/fetch-model.sh to fetch the default model)"
-        } else {
-            ""
+        let hint = match spec {
+            "default" => " (run scripts/fetch-model.sh to fetch the default model)".to_string(),
+            "gemma-3-270m" => {
+                " (run scripts/fetch-model.sh --model gemma-3-270m to fetch it)".to_string()
+            }
+            _ => String::new(),
         };
         return Err(ModelError::UnknownModelFormat {
             path,

@@ -30,6 +30,7 @@ mod error;
 pub mod hf;
 mod hf_json;
 pub mod pretokenizer;
+pub mod sentencepiece;
 pub mod wordpiece;
 
 pub use bpe::{AddedToken, ByteLevelBpe};

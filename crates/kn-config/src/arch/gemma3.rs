@@ -7,12 +7,17 @@
 //! transformers 4.x writes `rope_theta`, `rope_local_base_freq`, `rope_scaling` (global) and
 //! `sliding_window_pattern` (every 6th layer global); 5.x writes `layer_types` and
 //! `rope_parameters` as a table per layer type. Both are read.
+//!
+//! GGUF (`gemma3.*`, llama.cpp's converter) stores the norm weights as `1 + w` already and lacks
+//! the local RoPE base, the layer pattern and `query_pre_attn_scalar`: they take Gemma-3's
+//! values (10,000, every 6th layer global, `head_dim`), as transformers' GGUF loader does.
 
 use crate::decoder::{
     bool_key, refuse_unless_neutral, rope_table, str_key, windows_from_layer_types, Activation,
     CommonSizes, DecoderConfig, Ffn, Norm, NormKind, Part, Positions, TensorNames,
 };
-use crate::limits::{json_positive, json_size, ConfigError, Size};
+use crate::decoder::{QkvLayout, Rope, RopeScaling};
+use crate::limits::{check_positive, check_size, json_positive, json_size, ConfigError, Size};
 
 fn part(part: Part) -> Option<&'static str> {
     Some(match part {
@@ -35,6 +40,153 @@ fn part(part: Part) -> Option<&'static str> {
 
 /// Hugging Face names of `Gemma3ForCausalLM`.
 pub const NAMES: TensorNames = super::hf_names(part);
+
+fn gguf_part(part: Part) -> Option<&'static str> {
+    Some(match part {
+        Part::AttnNorm => "attn_norm",
+        Part::Q => "attn_q",
+        Part::K => "attn_k",
+        Part::V => "attn_v",
+        Part::O => "attn_output",
+        Part::QNorm => "attn_q_norm",
+        Part::KNorm => "attn_k_norm",
+        Part::PostAttnNorm => "post_attention_norm",
+        Part::FfnNorm => "ffn_norm",
+        Part::PostFfnNorm => "post_ffw_norm",
+        Part::Gate => "ffn_gate",
+        Part::Up => "ffn_up",
+        Part::Down => "ffn_down",
+        _ => return None,
+    })
+}
+
+/// llama.cpp's GGUF names of Gemma-3 (its query/key rows are not permuted).
+pub const GGUF_NAMES: TensorNames = TensorNames {
+    embeddings: "token_embd.weight",
+    positions: None,
+    output_norm: "output_norm",
+    lm_head: "output.weight",
+    layer: "blk.{}.",
+    part: gguf_part,
+    qkv_layout: QkvLayout::Stacked,
+    transposed: false,
+    rope_permuted: false,
+};
+
+/// Gemma-3's layers: every `pattern`-th (1-based) attends globally, the others slide.
+fn pattern_windows(layers: usize, pattern: usize, window: usize) -> Vec<Option<usize>> {
+    (0..layers)
+        .map(|l| ((l + 1) % pattern != 0).then_some(window))
+        .collect()
+}
+
+/// The `gemma3.*` metadata of a GGUF file; `vocab_fallback` (the tokenizer's size) when it has
+/// no `gemma3.vocab_size`.
+pub fn from_gguf(
+    file: &kn_gguf::GgufFile,
+    vocab_fallback: usize,
+) -> Result<DecoderConfig, ConfigError> {
+    let size = |name: &str, kind: Size| -> Result<usize, ConfigError> {
+        let key = format!("gemma3.{name}");
+        let value = file
+            .get_u64(&key)
+            .map_err(|e| ConfigError::new(key.clone(), e.to_string()))?;
+        check_size(&key, value, kind)
+    };
+    let optional = |name: &str, kind: Size| -> Result<Option<usize>, ConfigError> {
+        match file.get(&format!("gemma3.{name}")) {
+            Some(_) => size(name, kind).map(Some),
+            None => Ok(None),
+        }
+    };
+    let real = |name: &str, default: Option<f64>| -> Result<f64, ConfigError> {
+        let key = format!("gemma3.{name}");
+        match file.get(&key) {
+            None => default.ok_or_else(|| ConfigError::new(key.clone(), "missing")),
+            Some(_) => {
+                let value = file
+                    .get_f32(&key)
+                    .map_err(|e| ConfigError::new(key.clone(), e.to_string()))?;
+                check_positive(&key, f64::from(value))
+            }
+        }
+    };
+    if file.get("gemma3.rope.scaling.type").is_some() {
+        return Err(ConfigError::new(
+            "gemma3.rope.scaling.type",
+            "RoPE scaling from GGUF metadata is not supported",
+        ));
+    }
+    let hidden_size = size("embedding_length", Size::Hidden)?;
+    let heads = size("attention.head_count", Size::Heads)?;
+    let head_dim = match optional("attention.key_length", Size::HeadDim)? {
+        Some(dim) => dim,
+        None => check_size(
+            "gemma3.embedding_length / gemma3.attention.head_count",
+            (hidden_size / heads) as u64,
+            Size::HeadDim,
+        )?,
+    };
+    let num_layers = size("block_count", Size::Layers)?;
+    let window = size("attention.sliding_window", Size::Positions)?;
+    let windows = pattern_windows(num_layers, 6, window);
+    Ok(DecoderConfig {
+        model_type: "gemma3".into(),
+        vocab_size: match optional("vocab_size", Size::Vocabulary)? {
+            Some(v) => v,
+            None => check_size(
+                "tokenizer.ggml.tokens",
+                vocab_fallback as u64,
+                Size::Vocabulary,
+            )?,
+        },
+        hidden_size,
+        num_layers,
+        num_layers_key: "gemma3.block_count",
+        heads,
+        kv_heads: optional("attention.head_count_kv", Size::Heads)?.unwrap_or(heads),
+        head_dim,
+        ffn_width: size("feed_forward_length", Size::Ffn)?,
+        max_positions: size("context_length", Size::Positions)?,
+        norm: Norm {
+            kind: NormKind::Rms,
+            eps: real("attention.layer_norm_rms_epsilon", Some(1e-6))?,
+            // llama.cpp's converter stored 1 + w.
+            unit_offset: false,
+        },
+        ffn: Ffn {
+            gated: true,
+            activation: Activation::GeluTanh,
+            bias: false,
+        },
+        attention_bias: false,
+        output_bias: false,
+        qk_norm: true,
+        sandwich_norms: true,
+        query_scale: (head_dim as f64).powf(-0.5),
+        positions: Positions::Rotary {
+            rotary_dim: head_dim,
+            layer_rope: windows.iter().map(|w| usize::from(w.is_some())).collect(),
+            ropes: vec![
+                Rope {
+                    base: real("rope.freq_base", Some(1_000_000.0))?,
+                    scaling: RopeScaling::None,
+                },
+                Rope {
+                    base: 10_000.0,
+                    scaling: RopeScaling::None,
+                },
+            ],
+        },
+        sliding_windows: windows,
+        parallel_residual: false,
+        embedding_scale: Some((hidden_size as f64).sqrt()),
+        tied_embeddings: true,
+        add_bos: false,
+        bos_id: None,
+        tensors: GGUF_NAMES,
+    })
+}
 
 /// The `gemma3_text` mapping of `config.json`.
 pub fn from_hf_json(json: &serde_json::Value) -> Result<DecoderConfig, ConfigError> {
@@ -61,9 +213,7 @@ pub fn from_hf_json(json: &serde_json::Value) -> Result<DecoderConfig, ConfigErr
                 Some(_) => json_size(json, "sliding_window_pattern", Size::Layers)?,
                 None => 6,
             };
-            (0..layers)
-                .map(|l| ((l + 1) % pattern != 0).then(window).transpose())
-                .collect::<Result<_, _>>()?
+            pattern_windows(layers, pattern, window()?)
         }
     };
     // The global table: 5.x rope_parameters.full_attention, or 4.x rope_theta + rope_scaling;
