@@ -253,7 +253,9 @@ class Loaded:
             if ids.count(mask_id) != 1:
                 raise ValueError(f"prompt must contain exactly one {self.tok.mask_token}: {prompt!r}")
             return ids, ids.index(mask_id)
-        ids = list(self.tok(prompt, add_special_tokens=False)["input_ids"])
+        # Gemma's tokenizer adds <bos> (tokenizer.ggml.add_bos_token), as kn does; the others none.
+        bos = self.model.config.model_type.startswith("gemma")
+        ids = list(self.tok(prompt, add_special_tokens=bos)["input_ids"])
         return ids, len(ids) - 1
 
     def answer_id(self, answer):

@@ -23,7 +23,9 @@ fn golden(name: &str) -> Value {
     .unwrap()
 }
 
-fn check_cases(model: &dyn KnowledgeModel, file: &str) {
+/// Checks a model's attributions against a golden file: every score within `tolerance` times
+/// the case's largest, the same `top` highest neurons (as a set).
+fn check_cases_within(model: &dyn KnowledgeModel, file: &str, tolerance: f64, top: usize) {
     let golden = golden(file);
     let cases = golden["cases"].as_array().unwrap();
     assert!(!cases.is_empty());
@@ -64,7 +66,7 @@ fn check_cases(model: &dyn KnowledgeModel, file: &str) {
         };
         let attribution = integrated_gradients(model, &prompt, &config).unwrap();
         let max_abs = case["max_abs_attribution"].as_f64().unwrap();
-        let tolerance = 1e-4 * max_abs;
+        let tolerance = tolerance * max_abs;
         let expected = case["attributions"].as_array().unwrap();
         let mut worst = 0f64;
         for (row, expected_row) in expected.iter().enumerate() {
@@ -76,6 +78,10 @@ fn check_cases(model: &dyn KnowledgeModel, file: &str) {
         assert!(
             worst <= tolerance,
             "{name}: worst score difference {worst:e} > {tolerance:e}"
+        );
+        eprintln!(
+            "{file} {name}: worst difference {:.2e} of the largest",
+            worst / max_abs
         );
         let clean_prob = case["clean_prob"].as_f64().unwrap();
         assert!(
@@ -102,6 +108,7 @@ fn check_cases(model: &dyn KnowledgeModel, file: &str) {
             .as_array()
             .unwrap()
             .iter()
+            .take(top)
             .map(|t| {
                 (
                     t["layer"].as_u64().unwrap() as usize,
@@ -110,12 +117,17 @@ fn check_cases(model: &dyn KnowledgeModel, file: &str) {
             })
             .collect();
         let got_top: BTreeSet<(usize, usize)> = attribution
-            .top(20)
+            .top(top)
             .iter()
             .map(|n| (n.layer, n.neuron))
             .collect();
-        assert_eq!(got_top, expected_top, "{name}: top-20 neurons");
+        assert_eq!(got_top, expected_top, "{name}: top-{top} neurons");
     }
+}
+
+/// The paper's tolerance: within 1e-4 of the largest attribution, the same top-20.
+fn check_cases(model: &dyn KnowledgeModel, file: &str) {
+    check_cases_within(model, file, 1e-4, 20);
 }
 
 #[test]
@@ -161,4 +173,18 @@ fn smollm2_matches_the_python_reference() {
     );
     let model = load_model("default", Device::Cpu).unwrap();
     check_cases(model.as_ref(), "ig_smollm2.json");
+}
+
+/// Gemma-3-270M against a float64 reference: within 5e-4 of the largest, the same top-10
+/// (float32 rounding alone moves Gemma's attributions by up to ~7e-5 of the largest).
+#[test]
+fn gemma3_270m_matches_the_float64_python_reference() {
+    let path = kn_model::gemma3_270m_path();
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/fetch-model.sh --model gemma-3-270m (CI does)",
+        path.display()
+    );
+    let model = load_model("gemma-3-270m", Device::Cpu).unwrap();
+    check_cases_within(model.as_ref(), "ig_gemma3_270m.json", 5e-4, 10);
 }

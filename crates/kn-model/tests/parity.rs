@@ -101,6 +101,8 @@ fn check_golden(model: &dyn KnowledgeModel, file: &str, logit_tolerance: Option<
                     "{file}: {text:?}: logits differ by {worst}"
                 );
             }
+            let mut order: Vec<usize> = (0..probs.len()).collect();
+            order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
             for (rank, top) in case["top5"].as_array().unwrap().iter().enumerate() {
                 let id = top["id"].as_i64().unwrap();
                 let expected = top["prob"].as_f64().unwrap();
@@ -109,8 +111,6 @@ fn check_golden(model: &dyn KnowledgeModel, file: &str, logit_tolerance: Option<
                     "{file}: {text:?}: p({id}) = {} vs {expected}",
                     probs[id as usize]
                 );
-                let mut order: Vec<usize> = (0..probs.len()).collect();
-                order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
                 assert_eq!(
                     order[rank] as i64, id,
                     "{file}: {text:?}: top-5 order differs at rank {rank}"
@@ -242,6 +242,28 @@ fn llama3_scaling_reads_from_transformers_4_keys_too() {
         "family_llama3.json",
         Some(FAMILY_LOGIT_TOLERANCE),
     );
+}
+
+/// Gemma-3-270M (GGUF Q4_K_M, SentencePiece tokenizer from its metadata) against transformers
+/// loading the same file: token ids with <bos>, top-5 probabilities within 1e-4, in order.
+#[test]
+fn gemma3_270m_matches_transformers() {
+    let path = kn_model::gemma3_270m_path();
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/fetch-model.sh --model gemma-3-270m (CI does)",
+        path.display()
+    );
+    let model = load_model("gemma-3-270m", Device::Cpu).unwrap();
+    assert_eq!(
+        (
+            model.info().num_layers,
+            model.info().ffn_width,
+            model.info().vocab_size
+        ),
+        (18, 2048, 262_144)
+    );
+    check_golden(model.as_ref(), "gemma3_270m_top5.json", None);
 }
 
 #[test]
