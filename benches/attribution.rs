@@ -3,7 +3,9 @@
 //! - `smollm2`: SmolLM2-135M-Instruct (`load_model("default")`; skipped when not fetched),
 //! - `bert-base`: a BERT-base-sized model with random weights (written on first use by
 //!   `benches/support/random_bert.rs` into the model cache and reused),
-//! - `tiny-bert`, `tiny-llama`: the test fixtures.
+//! - `gemma-3-270m`: Gemma-3-270M (`load_model("gemma-3-270m")`; skipped when not fetched),
+//! - `tiny-bert`, `tiny-llama`: the test fixtures,
+//! - `family-<name>`: the tiny models of every decoder architecture (`fixtures/family/`).
 //!
 //! ```sh
 //! cargo bench --bench attribution                      # everything, a few minutes
@@ -140,6 +142,30 @@ fn cases() -> Vec<Case> {
         Duration::from_secs(3),
         false,
     ));
+    cases.extend(load_case(
+        "gemma-3-270m",
+        "gemma-3-270m",
+        Duration::from_secs(30),
+        true,
+    ));
+    for (name, dir) in [
+        ("family-llama3", "family/tiny-llama3"),
+        ("family-mistral", "family/tiny-mistral"),
+        ("family-qwen2", "family/tiny-qwen2"),
+        ("family-qwen3", "family/tiny-qwen3"),
+        ("family-gemma3", "family/tiny-gemma3"),
+        ("family-phi3", "family/tiny-phi3"),
+        ("family-gpt2", "family/tiny-gpt2"),
+        ("family-gpt-neo", "family/tiny-gpt-neo"),
+        ("family-gpt-neox", "family/tiny-gpt-neox"),
+    ] {
+        cases.extend(load_case(
+            name,
+            &fixture(dir),
+            Duration::from_secs(2),
+            false,
+        ));
+    }
     cases
 }
 

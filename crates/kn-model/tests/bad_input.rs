@@ -412,3 +412,69 @@ fn an_endless_config_json_is_refused_after_a_bounded_read() {
     let error = load_error(dir.path());
     assert!(error.to_string().contains("larger than"), "{error}");
 }
+
+/// Every decoder architecture refuses what it does not implement, and weights that contradict
+/// its configuration, naming the key or the tensor.
+#[test]
+fn decoder_architectures_refuse_unimplemented_keys_and_contradicting_weights() {
+    for (fixture_name, key, value) in [
+        (
+            "family/tiny-gemma3",
+            "attn_logit_softcapping",
+            serde_json::json!(50.0),
+        ),
+        (
+            "family/tiny-gemma3",
+            "final_logit_softcapping",
+            serde_json::json!(30.0),
+        ),
+        (
+            "family/tiny-llama3",
+            "rope_parameters",
+            serde_json::json!({"rope_type": "yarn", "factor": 4.0, "rope_theta": 1e4}),
+        ),
+        (
+            "family/tiny-phi3",
+            "rope_parameters",
+            serde_json::json!({"rope_type": "longrope", "rope_theta": 1e4}),
+        ),
+        (
+            "family/tiny-gpt2",
+            "scale_attn_by_inverse_layer_idx",
+            serde_json::json!(true),
+        ),
+        ("family/tiny-llama3", "mlp_bias", serde_json::json!(true)),
+        (
+            "family/tiny-mistral",
+            "hidden_act",
+            serde_json::json!("relu"),
+        ),
+        (
+            "family/tiny-gpt-neo",
+            "attention_types",
+            serde_json::json!([[["global", "sparse"], 3]]),
+        ),
+    ] {
+        assert_refused_naming(fixture_name, key, value);
+    }
+    // Shapes the weights contradict: the tensor is named.
+    for (fixture_name, key, value, tensor) in [
+        ("family/tiny-gpt2", "n_inner", 80, "mlp.c_fc"),
+        (
+            "family/tiny-gpt-neox",
+            "intermediate_size",
+            80,
+            "dense_h_to_4h",
+        ),
+        ("family/tiny-gemma3", "intermediate_size", 80, "gate_proj"),
+        ("family/tiny-phi3", "intermediate_size", 80, "gate_up_proj"),
+    ] {
+        let dir = copy_dir(fixture_name);
+        edit_config(dir.path(), key, value.into());
+        let error = load_error(dir.path());
+        assert!(
+            matches!(error, ModelError::ShapeMismatch { .. }) && error.to_string().contains(tensor),
+            "{fixture_name}: {error}"
+        );
+    }
+}

@@ -168,6 +168,67 @@ fn decoder_architectures_resumed_passes_equal_full_passes() {
     }
 }
 
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+    /// Resumed == full for random prompts on every decoder architecture: the prompt's length
+    /// against each layer's window decides which cached keys a resumed row may see.
+    #[test]
+    fn resumed_passes_equal_full_passes_on_random_prompts(
+        family in 0usize..FAMILY_DIRS.len(),
+        words in proptest::collection::vec(proptest::sample::select(WORDS.to_vec()), 1..9),
+        whole in proptest::bool::ANY,
+    ) {
+        let model = family_model(family);
+        let prompt = words.join(" ");
+        let policy = if whole { AnswerPolicy::WholeAnswer } else { AnswerPolicy::FirstToken };
+        check_resumed_equals_full(model, &prompt, "Paris", policy);
+    }
+}
+
+const FAMILY_DIRS: [&str; 9] = [
+    "fixtures/family/tiny-llama3",
+    "fixtures/family/tiny-mistral",
+    "fixtures/family/tiny-qwen2",
+    "fixtures/family/tiny-qwen3",
+    "fixtures/family/tiny-gemma3",
+    "fixtures/family/tiny-phi3",
+    "fixtures/family/tiny-gpt2",
+    "fixtures/family/tiny-gpt-neo",
+    "fixtures/family/tiny-gpt-neox",
+];
+
+const WORDS: [&str; 12] = [
+    "The",
+    "capital",
+    "of",
+    "France",
+    "is",
+    "native",
+    "language",
+    "Rome",
+    "works",
+    "for",
+    "continent",
+    "Italy",
+];
+
+/// The tiny model of `FAMILY_DIRS[index]`, loaded once per test binary.
+fn family_model(index: usize) -> &'static dyn KnowledgeModel {
+    use std::sync::OnceLock;
+    static MODELS: OnceLock<Vec<Box<dyn KnowledgeModel + Sync>>> = OnceLock::new();
+    MODELS.get_or_init(|| {
+        FAMILY_DIRS
+            .iter()
+            .map(|dir| {
+                kn_model::DecoderLm::load_hf_dir(&repo(dir), Device::Cpu)
+                    .map(|m| Box::new(m) as Box<dyn KnowledgeModel + Sync>)
+                    .unwrap()
+            })
+            .collect()
+    })[index]
+        .as_ref()
+}
+
 #[test]
 fn tiny_bert_resumed_passes_equal_full_passes() {
     let model = load_model(repo("fixtures/tiny-bert").to_str().unwrap(), Device::Cpu).unwrap();
