@@ -3,13 +3,15 @@
 # against the Rust implementation (target/release/kn attribute --json) in one run, on the same
 # prompts (benches/support/prompts.tsv), the same model and the same thread count:
 #   smollm2    SmolLM2-135M-Instruct Q4_1 GGUF (both sides dequantize it to float32), 5 PARAREL prompts
+#   gemma-3-270m  Gemma-3-270M Q4_K_M GGUF (scripts/fetch-model.sh --model gemma-3-270m; both sides
+#              dequantize it to float32), 5 PARAREL prompts
 #   bert-base  a BERT-base-sized model with random weights (examples/make_random_bert.rs; Python loads
 #              the directory with transformers' BertForMaskedLM), 5 masked PARAREL prompts
 # Prints a table (mean seconds per prompt for each side, the speed ratio, Rust's wall time with the
 # model load, Rust's peak RSS for one `kn attribute` run, top-5 agreement) and writes it as JSON to
 # docs/bench/compare-<date>.json. Waits for a quiet machine before each timed part.
 #
-# Usage: scripts/bench/compare_python.sh [--threads N] [--runs R] [--models smollm2,bert-base]
+# Usage: scripts/bench/compare_python.sh [--threads N] [--runs R] [--models smollm2,bert-base,gemma-3-270m]
 #                                        [--out FILE] [--no-build] [--no-wait] [--max-wait S] [--nice N]
 #   --threads N   libtorch / torch threads on both sides (default 2)
 #   --runs R      rounds; each runs every prompt once on each side, Python then Rust, so that the
@@ -63,6 +65,10 @@ kn="$REPO_ROOT/target/release/kn"
 [ -x "$kn" ] || { log "ERROR: $kn missing (run without --no-build)"; exit 1; }
 
 smollm2="${KN_SMOLLM2_GGUF:-$KN_CACHE_DIR/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
+gemma="${KN_GEMMA_GGUF:-$KN_CACHE_DIR/models/gemma-3-270m-q4_k_m.gguf}"
+if [[ ",$models," == *",gemma-3-270m,"* ]] && [ ! -f "$gemma" ]; then
+  log "ERROR: $gemma missing (run scripts/fetch-model.sh --model gemma-3-270m)"; exit 1
+fi
 bert=""
 if [[ ",$models," == *",smollm2,"* ]] && [ ! -f "$smollm2" ]; then
   log "ERROR: $smollm2 missing (run scripts/fetch-model.sh)"; exit 1
@@ -72,5 +78,5 @@ if [[ ",$models," == *",bert-base,"* ]]; then
 fi
 
 exec "$py" "$REPO_ROOT/scripts/bench/compare_python.py" --python "$py" --kn "$kn" \
-  --smollm2 "$smollm2" --bert "$bert" --models "$models" --threads "$threads" --runs "$runs" \
+  --smollm2 "$smollm2" --bert "$bert" --gemma "$gemma" --models "$models" --threads "$threads" --runs "$runs" \
   --out "$out" ${wait_args[@]+"${wait_args[@]}"}
