@@ -132,17 +132,7 @@ fn tiny_llama_resumed_passes_equal_full_passes() {
 /// position) and whole answers (several, masked within the window among themselves).
 #[test]
 fn decoder_architectures_resumed_passes_equal_full_passes() {
-    for dir in [
-        "fixtures/family/tiny-llama3",
-        "fixtures/family/tiny-mistral",
-        "fixtures/family/tiny-qwen2",
-        "fixtures/family/tiny-qwen3",
-        "fixtures/family/tiny-gemma3",
-        "fixtures/family/tiny-phi3",
-        "fixtures/family/tiny-gpt2",
-        "fixtures/family/tiny-gpt-neo",
-        "fixtures/family/tiny-gpt-neox",
-    ] {
+    for dir in FAMILY_DIRS {
         let model = load_model(repo(dir).to_str().unwrap(), Device::Cpu).unwrap();
         for (prompt, answer, policy) in [
             (

@@ -19,23 +19,15 @@ use crate::decoder::{
 use crate::decoder::{QkvLayout, Rope, RopeScaling};
 use crate::limits::{check_positive, check_size, json_positive, json_size, ConfigError, Size};
 
+/// Llama's names, with Gemma's sandwich norms (its `post_attention_layernorm` is the norm of
+/// the attention output; the FFN's own norms are `pre_`/`post_feedforward_layernorm`).
 fn part(part: Part) -> Option<&'static str> {
-    Some(match part {
-        Part::AttnNorm => "input_layernorm",
-        Part::Q => "self_attn.q_proj",
-        Part::K => "self_attn.k_proj",
-        Part::V => "self_attn.v_proj",
-        Part::O => "self_attn.o_proj",
-        Part::QNorm => "self_attn.q_norm",
-        Part::KNorm => "self_attn.k_norm",
-        Part::PostAttnNorm => "post_attention_layernorm",
-        Part::FfnNorm => "pre_feedforward_layernorm",
-        Part::PostFfnNorm => "post_feedforward_layernorm",
-        Part::Gate => "mlp.gate_proj",
-        Part::Up => "mlp.up_proj",
-        Part::Down => "mlp.down_proj",
-        _ => return None,
-    })
+    match part {
+        Part::PostAttnNorm => Some("post_attention_layernorm"),
+        Part::FfnNorm => Some("pre_feedforward_layernorm"),
+        Part::PostFfnNorm => Some("post_feedforward_layernorm"),
+        other => super::llama::hf_part(other),
+    }
 }
 
 /// Hugging Face names of `Gemma3ForCausalLM`.

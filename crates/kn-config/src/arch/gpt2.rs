@@ -9,7 +9,8 @@ use crate::decoder::{
 };
 use crate::limits::{check_size, json_positive, json_size, json_size_opt, ConfigError, Size};
 
-fn part(part: Part) -> Option<&'static str> {
+/// The Hugging Face module path of `part` in a GPT-2 block.
+pub(crate) fn part(part: Part) -> Option<&'static str> {
     Some(match part {
         Part::AttnNorm => "ln_1",
         Part::Qkv => "attn.c_attn",

@@ -9,18 +9,16 @@ use crate::decoder::{
 };
 use crate::limits::{check_size, json_positive, json_size, json_size_opt, ConfigError, Size};
 
+/// GPT-2's names, with separate query, key, value and output projections.
 fn part(part: Part) -> Option<&'static str> {
-    Some(match part {
-        Part::AttnNorm => "ln_1",
-        Part::Q => "attn.attention.q_proj",
-        Part::K => "attn.attention.k_proj",
-        Part::V => "attn.attention.v_proj",
-        Part::O => "attn.attention.out_proj",
-        Part::FfnNorm => "ln_2",
-        Part::Fc => "mlp.c_fc",
-        Part::Down => "mlp.c_proj",
-        _ => return None,
-    })
+    match part {
+        Part::Q => Some("attn.attention.q_proj"),
+        Part::K => Some("attn.attention.k_proj"),
+        Part::V => Some("attn.attention.v_proj"),
+        Part::O => Some("attn.attention.out_proj"),
+        Part::Qkv => None,
+        other => super::gpt2::part(other),
+    }
 }
 
 /// Hugging Face names of `GPTNeoForCausalLM`.

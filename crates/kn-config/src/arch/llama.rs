@@ -10,7 +10,8 @@ use crate::decoder::{
 };
 use crate::limits::{check_positive, check_size, json_positive, json_size, ConfigError, Size};
 
-fn part(part: Part) -> Option<&'static str> {
+/// The Hugging Face module path of `part` in a Llama-family layer.
+pub(crate) fn hf_part(part: Part) -> Option<&'static str> {
     Some(match part {
         Part::AttnNorm => "input_layernorm",
         Part::Q => "self_attn.q_proj",
@@ -28,7 +29,7 @@ fn part(part: Part) -> Option<&'static str> {
 }
 
 /// Hugging Face names of the family.
-pub const NAMES: TensorNames = super::hf_names(part);
+pub const NAMES: TensorNames = super::hf_names(hf_part);
 
 fn gguf_part(part: Part) -> Option<&'static str> {
     Some(match part {
