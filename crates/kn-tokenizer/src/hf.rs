@@ -50,6 +50,19 @@ impl HfTokenizer {
 
     /// Parses the text of a `tokenizer.json`; `origin` names it in errors.
     pub fn from_json_str(json: &str, origin: &Path) -> Result<Self, TokenizerError> {
+        // The library unwraps some syntax errors deep in its deserializers (a panic the fuzz
+        // target found); plain JSON syntax is checked first, so those come back as errors.
+        serde_json::from_str::<serde_json::Value>(json).map_err(|e| {
+            TokenizerError::HuggingFace {
+                path: origin.to_path_buf(),
+                reason: format!("not valid JSON: {e}"),
+            }
+        })?;
+        Self::from_checked_json_str(json, origin)
+    }
+
+    /// [`HfTokenizer::from_json_str`] of JSON known to be well formed (written by this crate).
+    pub(crate) fn from_checked_json_str(json: &str, origin: &Path) -> Result<Self, TokenizerError> {
         let error = |reason: String| TokenizerError::HuggingFace {
             path: origin.to_path_buf(),
             reason,
@@ -110,5 +123,28 @@ impl Tokenizer for HfTokenizer {
 
     fn vocab_size(&self) -> usize {
         self.tokens.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fuzz target's find: a syntax error inside the decoder made the library panic.
+    #[test]
+    fn malformed_json_is_an_error_not_a_panic() {
+        let seed = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/seeds/tokenizer_json/regress-decoder-syntax-panic.json");
+        let text = String::from_utf8_lossy(&std::fs::read(&seed).unwrap()).into_owned();
+        let error = HfTokenizer::from_json_str(&text, &seed)
+            .err()
+            .expect("an error");
+        assert!(error.to_string().contains("not valid JSON"), "{error}");
+        for text in ["", "{", "[]", "{\"model\": 3}", "null"] {
+            assert!(
+                HfTokenizer::from_json_str(text, Path::new("t.json")).is_err(),
+                "{text:?}"
+            );
+        }
     }
 }

@@ -103,7 +103,7 @@ pub fn gemma_from_gguf_metadata(
             "merges": merges.iter().map(|(l, r)| json!([l, r])).collect::<Vec<_>>(),
         }
     });
-    HfTokenizer::from_json_str(&document.to_string(), origin)
+    HfTokenizer::from_checked_json_str(&document.to_string(), origin)
 }
 
 /// transformers' `generate_merges(vocab, vocab_scores)` with Gemma's scores, the negated
