@@ -14,7 +14,7 @@ use crate::model::{
     ActivationEdit, AnswerPolicy, CleanPass, EncodedPrompt, ForwardOutput, KnowledgeModel,
     ModelInfo, ModelKind,
 };
-use crate::weights::{fingerprint, read_file, WeightMap};
+use crate::weights::WeightMap;
 use kn_config::BertConfig;
 use kn_tokenizer::{Tokenizer, WordPiece};
 use std::path::Path;
@@ -84,11 +84,7 @@ impl BertMaskedLm {
         let pad_id = special("[PAD]", tokenizer.pad_id())?;
         let unk_id = i64::from(tokenizer.unk_id());
 
-        let weights_path = dir.join("model.safetensors");
-        let bytes = read_file(&weights_path)?;
-        let mut weights = WeightMap::from_safetensors(&bytes, &weights_path, device)?;
-        let fingerprint = fingerprint(&bytes);
-        drop(bytes);
+        let (mut weights, fingerprint) = WeightMap::from_safetensors_dir(dir, device)?;
 
         let (v, d, f) = (
             config.vocab_size as i64,
@@ -103,7 +99,7 @@ impl BertMaskedLm {
                     "bert.encoder.layer.{l}.output.dense.weight"
                 )))
             },
-            &weights_path,
+            &dir.join("model.safetensors"),
         )?;
         // Checkpoints name things with or without the "bert." prefix, and old ones use
         // LayerNorm.gamma/beta instead of weight/bias.

@@ -200,7 +200,8 @@ impl DecoderLm {
         Self::from_weights(config, tokenizer, &mut weights, path, fingerprint, device)
     }
 
-    /// Loads a Hugging Face directory: `config.json`, `model.safetensors`, `tokenizer.json`.
+    /// Loads a Hugging Face directory: `config.json`, `tokenizer.json` and `model.safetensors`
+    /// or the shards of `model.safetensors.index.json` (memory-mapped, see `weights`).
     pub fn load_hf_dir(dir: &Path, device: Device) -> Result<Self> {
         let config_path = dir.join("config.json");
         let text = crate::load::read_config_text(&config_path)?;
@@ -219,11 +220,7 @@ impl DecoderLm {
         let config =
             DecoderConfig::from_hf_json(&text, add_bos).map_err(|e| config_error(e.to_string()))?;
         let tokenizer = Box::new(HfTokenizer::from_file(&dir.join("tokenizer.json"))?);
-        let weights_path = dir.join("model.safetensors");
-        let bytes = read_file(&weights_path)?;
-        let fingerprint = fingerprint(&bytes);
-        let mut weights = WeightMap::from_safetensors(&bytes, &weights_path, device)?;
-        drop(bytes);
+        let (mut weights, fingerprint) = WeightMap::from_safetensors_dir(dir, device)?;
         Self::from_weights(config, tokenizer, &mut weights, dir, fingerprint, device)
     }
 

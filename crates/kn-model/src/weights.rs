@@ -1,29 +1,62 @@
-//! Loading weights into libtorch tensors: safetensors files (F32, F16, BF16, F64) and GGUF
-//! files (any type `kn-gguf` dequantizes), with shape checks against the configuration and a
+//! Loading weights into libtorch tensors, with shape checks against the configuration and a
 //! cheap fingerprint of the bytes.
+//!
+//! Safetensors checkpoints are read as they ship: one `model.safetensors`, or shards listed by
+//! `model.safetensors.index.json`. Each file is memory-mapped (`memmap2`), only its header is
+//! parsed up front, and a tensor is converted (F32, F16, BF16, F64 to float32) when the model
+//! takes it, so a load holds the final weights plus the one tensor being converted, never a
+//! copy of the whole file. GGUF files are dequantized tensor by tensor by `kn-gguf`.
 
 use crate::error::{ModelError, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
-/// Named float32 tensors read from one weights file, taken out one by one with shape checks.
-pub struct WeightMap {
+/// The single-file checkpoint name.
+pub const SAFETENSORS_FILE: &str = "model.safetensors";
+/// The index of a sharded checkpoint.
+pub const SAFETENSORS_INDEX: &str = "model.safetensors.index.json";
+
+/// One memory-mapped safetensors file and its header.
+struct MappedFile {
     path: PathBuf,
+    map: memmap2::Mmap,
+    /// Where the data section starts (8 + header length).
+    data_start: usize,
+}
+
+/// Where a not yet converted tensor lies.
+struct LazyTensor {
+    file: usize,
+    dtype: safetensors::Dtype,
+    shape: Vec<usize>,
+    /// Byte range within the file's data section.
+    range: (usize, usize),
+}
+
+/// Named weights, taken out one by one with shape checks.
+pub struct WeightMap {
+    /// The file or directory, for messages.
+    path: PathBuf,
+    /// Tensors already converted (GGUF).
     tensors: HashMap<String, Tensor>,
+    /// Tensors of mapped safetensors files, converted on [`WeightMap::take`].
+    lazy: HashMap<String, LazyTensor>,
+    files: Vec<MappedFile>,
     device: Device,
 }
 
 /// FNV-1a 64-bit hash of `bytes`, as 16 hex digits: a fingerprint of a weights file.
 pub fn fingerprint(bytes: &[u8]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for chunk in bytes.chunks(8) {
-        for &byte in chunk {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+    format!("{:016x}", fnv1a(0xcbf2_9ce4_8422_2325, bytes))
+}
+
+fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
+    for &byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    format!("{hash:016x}")
+    hash
 }
 
 /// Reads a whole file, naming it in the error.
@@ -35,59 +68,115 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
 }
 
 impl WeightMap {
-    /// Reads every tensor of a safetensors file (bytes already read) as float32.
-    pub fn from_safetensors(bytes: &[u8], path: &Path, device: Device) -> Result<Self> {
+    /// Maps the safetensors checkpoint of a model directory: the shards its
+    /// `model.safetensors.index.json` names, or its `model.safetensors`. Returns the weights
+    /// and the fingerprint of every file's bytes, in order (for one file: [`fingerprint`] of
+    /// it, as before sharding was read).
+    pub fn from_safetensors_dir(dir: &Path, device: Device) -> Result<(Self, String)> {
+        let index_path = dir.join(SAFETENSORS_INDEX);
+        let (files, expected): (Vec<PathBuf>, Vec<(String, PathBuf)>) = if index_path.is_file() {
+            read_index(&index_path, dir)?
+        } else {
+            (vec![dir.join(SAFETENSORS_FILE)], Vec::new())
+        };
+        let path = if files.len() == 1 {
+            files[0].clone()
+        } else {
+            dir.to_path_buf()
+        };
+        let mut weights = Self {
+            path,
+            tensors: HashMap::new(),
+            lazy: HashMap::new(),
+            files: Vec::new(),
+            device,
+        };
+        let mut hash = 0xcbf2_9ce4_8422_2325;
+        for file in &files {
+            weights.map_file(file)?;
+            let mapped = weights.files.last().map(|f| &f.map[..]).unwrap_or_default();
+            hash = fnv1a(hash, mapped);
+        }
+        // Every tensor the index names must be in the shard it names.
+        for (name, shard) in expected {
+            let found = weights
+                .lazy
+                .get(&name)
+                .map(|t| weights.files[t.file].path == shard);
+            if found != Some(true) {
+                return Err(ModelError::Weights {
+                    path: index_path.clone(),
+                    reason: format!(
+                        "tensor {name} is not in {}, where the index puts it",
+                        shard.display()
+                    ),
+                });
+            }
+        }
+        Ok((weights, format!("{hash:016x}")))
+    }
+
+    /// Maps one safetensors file and records its tensors.
+    fn map_file(&mut self, path: &Path) -> Result<()> {
         let weights_error = |reason: String| ModelError::Weights {
             path: path.to_path_buf(),
             reason,
         };
-        let file = safetensors::SafeTensors::deserialize(bytes)
-            .map_err(|e| weights_error(e.to_string()))?;
-        let mut tensors = HashMap::new();
-        for (name, view) in file.tensors() {
-            let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-            let data = view.data();
-            let values: Vec<f32> = match view.dtype() {
-                safetensors::Dtype::F32 => data
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect(),
-                safetensors::Dtype::F16 => data
-                    .chunks_exact(2)
-                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                    .collect(),
-                safetensors::Dtype::BF16 => data
-                    .chunks_exact(2)
-                    .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                    .collect(),
-                safetensors::Dtype::F64 => data
-                    .chunks_exact(8)
-                    .map(|c| {
-                        f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
-                    })
-                    .collect(),
-                // Integer tensors (e.g. BERT's position_ids buffer) are not weights: skip them.
-                safetensors::Dtype::I64
-                | safetensors::Dtype::I32
-                | safetensors::Dtype::I16
-                | safetensors::Dtype::I8
-                | safetensors::Dtype::U8
-                | safetensors::Dtype::BOOL => continue,
-                other => {
-                    return Err(weights_error(format!(
-                        "tensor {name} has unsupported dtype {other:?}"
-                    )))
-                }
-            };
-            let tensor =
-                crate::error::guard(|| Ok(Tensor::from_slice(&values).reshape(shape.as_slice())))?;
-            tensors.insert(name, tensor);
-        }
-        Ok(Self {
+        let file = std::fs::File::open(path).map_err(|source| ModelError::Io {
             path: path.to_path_buf(),
-            tensors,
+            source,
+        })?;
+        // SAFETY: the map is read-only; a file truncated while mapped would fault, as it would
+        // for any program reading a checkpoint that another process rewrites underneath it.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let (header_len, metadata) = safetensors::SafeTensors::read_metadata(&map)
+            .map_err(|e| weights_error(e.to_string()))?;
+        let data_start = 8 + header_len;
+        let data_len = map.len().saturating_sub(data_start);
+        let index = self.files.len();
+        for (name, info) in metadata.tensors() {
+            let (start, end) = info.data_offsets;
+            if start > end || end > data_len {
+                return Err(weights_error(format!(
+                    "tensor {name} claims bytes {start}..{end}, but the file holds {data_len}"
+                )));
+            }
+            if self.lazy.contains_key(&name) {
+                return Err(weights_error(format!("tensor {name} is in two shards")));
+            }
+            self.lazy.insert(
+                name,
+                LazyTensor {
+                    file: index,
+                    dtype: info.dtype,
+                    shape: info.shape.clone(),
+                    range: (start, end),
+                },
+            );
+        }
+        self.files.push(MappedFile {
+            path: path.to_path_buf(),
+            map,
+            data_start,
+        });
+        Ok(())
+    }
+
+    /// Maps one safetensors file.
+    #[cfg(test)]
+    fn from_safetensors_file(path: &Path, device: Device) -> Result<Self> {
+        let mut weights = Self {
+            path: path.to_path_buf(),
+            tensors: HashMap::new(),
+            lazy: HashMap::new(),
+            files: Vec::new(),
             device,
-        })
+        };
+        weights.map_file(path)?;
+        Ok(weights)
     }
 
     /// Dequantizes every tensor of a GGUF file to float32 (row-major, ggml dims reversed).
@@ -103,41 +192,74 @@ impl WeightMap {
         Ok(Self {
             path: path.to_path_buf(),
             tensors,
+            lazy: HashMap::new(),
+            files: Vec::new(),
             device,
         })
     }
 
     /// Whether a tensor of any of these names is present.
     pub fn contains_any(&self, names: &[String]) -> bool {
-        names.iter().any(|n| self.tensors.contains_key(n))
+        names.iter().any(|n| self.contains(n))
     }
 
     /// Whether a tensor of that name is present.
     pub fn contains(&self, name: &str) -> bool {
-        self.tensors.contains_key(name)
+        self.tensors.contains_key(name) || self.lazy.contains_key(name)
     }
 
-    /// Takes the first present tensor among `names`, checks its shape and moves it to the
-    /// device as a float32 tensor that never requires gradients.
+    /// Takes the first present tensor among `names`, checks its shape (before converting it)
+    /// and its values (finite), and moves it to the device as a float32 tensor that never
+    /// requires gradients.
     pub fn take(&mut self, names: &[&str], expected: &[i64]) -> Result<Tensor> {
-        let Some((name, tensor)) = names
-            .iter()
-            .find_map(|n| self.tensors.remove(*n).map(|t| (*n, t)))
-        else {
+        let Some(name) = names.iter().copied().find(|n| self.contains(n)) else {
             return Err(ModelError::MissingTensor {
                 name: names.join(" or "),
                 path: self.path.clone(),
             });
         };
-        let found = tensor.size();
-        if found != expected {
-            return Err(ModelError::ShapeMismatch {
-                name: name.to_string(),
-                path: self.path.clone(),
-                expected: expected.to_vec(),
-                found,
-            });
-        }
+        let shape_error = |found: Vec<i64>, path: &Path| ModelError::ShapeMismatch {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            expected: expected.to_vec(),
+            found,
+        };
+        let tensor = match self.tensors.remove(name) {
+            Some(tensor) => {
+                if tensor.size() != expected {
+                    return Err(shape_error(tensor.size(), &self.path));
+                }
+                tensor
+            }
+            None => {
+                let lazy = self
+                    .lazy
+                    .remove(name)
+                    .ok_or_else(|| ModelError::MissingTensor {
+                        name: name.to_string(),
+                        path: self.path.clone(),
+                    })?;
+                let file = &self.files[lazy.file];
+                let shape: Vec<i64> = lazy.shape.iter().map(|&d| d as i64).collect();
+                if shape != expected {
+                    return Err(shape_error(shape, &file.path));
+                }
+                let bytes =
+                    &file.map[file.data_start + lazy.range.0..file.data_start + lazy.range.1];
+                let values = to_f32(name, lazy.dtype, bytes, &file.path)?;
+                let elements = shape.iter().product::<i64>();
+                if values.len() as i64 != elements {
+                    return Err(ModelError::Weights {
+                        path: file.path.clone(),
+                        reason: format!(
+                            "tensor {name} holds {} values, its shape {shape:?} needs {elements}",
+                            values.len()
+                        ),
+                    });
+                }
+                crate::error::guard(|| Ok(Tensor::from_slice(&values).reshape(shape.as_slice())))?
+            }
+        };
         // A NaN or infinite weight would make every output NaN: refuse it here, naming it.
         let finite = crate::error::guard(|| Ok(tensor.isfinite().all().int64_value(&[]) != 0))?;
         if !finite {
@@ -164,6 +286,75 @@ impl WeightMap {
     }
 }
 
+/// The shard files of a sharded checkpoint's index (in file-name order) and where it puts
+/// each tensor.
+fn read_index(index_path: &Path, dir: &Path) -> Result<(Vec<PathBuf>, Vec<(String, PathBuf)>)> {
+    let bad = |reason: String| ModelError::Weights {
+        path: index_path.to_path_buf(),
+        reason,
+    };
+    let text = kn_schema::read_capped_text(index_path, 64 << 20, "safetensors index")
+        .map_err(|e| bad(e.to_string()))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let map = json
+        .get("weight_map")
+        .and_then(serde_json::Value::as_object)
+        .ok_or_else(|| bad("no \"weight_map\" object".into()))?;
+    let mut expected = Vec::with_capacity(map.len());
+    let mut files: Vec<PathBuf> = Vec::new();
+    for (name, shard) in map {
+        let shard = shard
+            .as_str()
+            .ok_or_else(|| bad(format!("the shard of {name} is not a file name")))?;
+        // Shards sit beside the index: a name with a path in it could leave the directory.
+        if shard.is_empty() || shard.contains('/') || shard.contains('\\') || shard.starts_with('.')
+        {
+            return Err(bad(format!(
+                "shard name {shard:?} of {name} is not a file name"
+            )));
+        }
+        let path = dir.join(shard);
+        if !files.contains(&path) {
+            files.push(path.clone());
+        }
+        expected.push((name.clone(), path));
+    }
+    if files.is_empty() {
+        return Err(bad("the weight map is empty".into()));
+    }
+    files.sort();
+    Ok((files, expected))
+}
+
+/// The float32 values of a tensor's little-endian bytes; integer tensors (buffers such as
+/// BERT's `position_ids`) and other types are refused by name.
+fn to_f32(name: &str, dtype: safetensors::Dtype, data: &[u8], path: &Path) -> Result<Vec<f32>> {
+    Ok(match dtype {
+        safetensors::Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        safetensors::Dtype::F16 => data
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        safetensors::Dtype::BF16 => data
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        safetensors::Dtype::F64 => data
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+            .collect(),
+        other => {
+            return Err(ModelError::Weights {
+                path: path.to_path_buf(),
+                reason: format!("tensor {name} has dtype {other:?}, not a float weight"),
+            })
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,14 +368,19 @@ mod tests {
 
     #[test]
     fn garbage_safetensors_is_a_typed_error() {
-        let result = WeightMap::from_safetensors(
-            b"\x05\x00\x00\x00\x00\x00\x00\x00{oops",
-            Path::new("x.safetensors"),
-            Device::Cpu,
-        );
-        assert!(matches!(result, Err(ModelError::Weights { .. })));
-        let result =
-            WeightMap::from_safetensors(&[0xff; 8], Path::new("x.safetensors"), Device::Cpu);
-        assert!(matches!(result, Err(ModelError::Weights { .. })));
+        let dir = tempfile::tempdir().unwrap();
+        for bytes in [
+            &b"\x05\x00\x00\x00\x00\x00\x00\x00{oops"[..],
+            &[0xff; 8],
+            b"",
+        ] {
+            let path = dir.path().join("x.safetensors");
+            std::fs::write(&path, bytes).unwrap();
+            let result = WeightMap::from_safetensors_file(&path, Device::Cpu);
+            assert!(
+                matches!(result, Err(ModelError::Weights { .. })),
+                "{bytes:?}"
+            );
+        }
     }
 }
