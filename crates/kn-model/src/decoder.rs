@@ -304,17 +304,12 @@ impl DecoderLm {
                         weights.take(&[&name], &[out, inp])
                     }
                 };
-            let bias = |weights: &mut WeightMap,
-                        part: Part,
-                        rows: i64,
-                        present: bool|
-             -> Result<Option<Tensor>> {
-                if !present {
-                    return Ok(None);
-                }
-                weights
-                    .take(&[&format!("{}.bias", path(part)?)], &[rows])
-                    .map(Some)
+            let take_bias = |weights: &mut WeightMap, part: Part, rows: i64| -> Result<Tensor> {
+                weights.take(&[&format!("{}.bias", path(part)?)], &[rows])
+            };
+            // The bias of `part` when the configuration gives it one.
+            let bias = |weights: &mut WeightMap, part: Part, rows: i64, present: bool| {
+                present.then(|| take_bias(weights, part, rows)).transpose()
             };
             let attn_norm = norm(weights, &path(Part::AttnNorm)?)?;
             let qkv_rows = q_rows + 2 * kv_rows;
@@ -350,12 +345,10 @@ impl DecoderLm {
                 }
                 let wv = linear_weight(weights, Part::V, kv_rows, d)?;
                 let b = if config.attention_bias {
-                    let bq = bias(weights, Part::Q, q_rows, true)?;
-                    let bk = bias(weights, Part::K, kv_rows, true)?;
-                    let bv = bias(weights, Part::V, kv_rows, true)?;
-                    Some(guard(|| {
-                        Ok(Tensor::cat(&[bq, bk, bv].map(Option::unwrap_or_default), 0))
-                    })?)
+                    let bq = take_bias(weights, Part::Q, q_rows)?;
+                    let bk = take_bias(weights, Part::K, kv_rows)?;
+                    let bv = take_bias(weights, Part::V, kv_rows)?;
+                    Some(guard(|| Ok(Tensor::cat(&[bq, bk, bv], 0)))?)
                 } else {
                     None
                 };
@@ -406,11 +399,9 @@ impl DecoderLm {
                 let gate = linear_weight(weights, Part::Gate, f, d)?;
                 let up = linear_weight(weights, Part::Up, f, d)?;
                 let b = if config.ffn.bias {
-                    let bg = bias(weights, Part::Gate, f, true)?;
-                    let bu = bias(weights, Part::Up, f, true)?;
-                    Some(guard(|| {
-                        Ok(Tensor::cat(&[bg, bu].map(Option::unwrap_or_default), 0))
-                    })?)
+                    let bg = take_bias(weights, Part::Gate, f)?;
+                    let bu = take_bias(weights, Part::Up, f)?;
+                    Some(guard(|| Ok(Tensor::cat(&[bg, bu], 0)))?)
                 } else {
                     None
                 };

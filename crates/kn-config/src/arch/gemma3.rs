@@ -16,7 +16,7 @@ use crate::decoder::{
     bool_key, refuse_unless_neutral, rope_table, str_key, windows_from_layer_types, Activation,
     CommonSizes, DecoderConfig, Ffn, Norm, NormKind, Part, Positions, TensorNames,
 };
-use crate::decoder::{QkvLayout, Rope, RopeScaling};
+use crate::decoder::{Rope, RopeScaling};
 use crate::limits::{check_positive, check_size, json_positive, json_size, ConfigError, Size};
 
 /// Llama's names, with Gemma's sandwich norms (its `post_attention_layernorm` is the norm of
@@ -33,36 +33,20 @@ fn part(part: Part) -> Option<&'static str> {
 /// Hugging Face names of `Gemma3ForCausalLM`.
 pub const NAMES: TensorNames = super::hf_names(part);
 
+/// llama.cpp's Llama names, with Gemma's sandwich norms.
 fn gguf_part(part: Part) -> Option<&'static str> {
-    Some(match part {
-        Part::AttnNorm => "attn_norm",
-        Part::Q => "attn_q",
-        Part::K => "attn_k",
-        Part::V => "attn_v",
-        Part::O => "attn_output",
-        Part::QNorm => "attn_q_norm",
-        Part::KNorm => "attn_k_norm",
-        Part::PostAttnNorm => "post_attention_norm",
-        Part::FfnNorm => "ffn_norm",
-        Part::PostFfnNorm => "post_ffw_norm",
-        Part::Gate => "ffn_gate",
-        Part::Up => "ffn_up",
-        Part::Down => "ffn_down",
-        _ => return None,
-    })
+    match part {
+        Part::PostAttnNorm => Some("post_attention_norm"),
+        Part::PostFfnNorm => Some("post_ffw_norm"),
+        other => super::llama::gguf_part(other),
+    }
 }
 
 /// llama.cpp's GGUF names of Gemma-3 (its query/key rows are not permuted).
 pub const GGUF_NAMES: TensorNames = TensorNames {
-    embeddings: "token_embd.weight",
-    positions: None,
-    output_norm: "output_norm",
-    lm_head: "output.weight",
-    layer: "blk.{}.",
     part: gguf_part,
-    qkv_layout: QkvLayout::Stacked,
-    transposed: false,
     rope_permuted: false,
+    ..super::llama::GGUF_NAMES
 };
 
 /// Gemma-3's layers: every `pattern`-th (1-based) attends globally, the others slide.

@@ -31,7 +31,8 @@ pub(crate) fn hf_part(part: Part) -> Option<&'static str> {
 /// Hugging Face names of the family.
 pub const NAMES: TensorNames = super::hf_names(hf_part);
 
-fn gguf_part(part: Part) -> Option<&'static str> {
+/// llama.cpp's module path of `part` in a GGUF layer.
+pub(crate) fn gguf_part(part: Part) -> Option<&'static str> {
     Some(match part {
         Part::AttnNorm => "attn_norm",
         Part::Q => "attn_q",
