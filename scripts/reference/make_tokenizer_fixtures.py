@@ -68,6 +68,9 @@ LLAMA3_PATTERN = (
     r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 )
 
+# transformers' own Qwen2 split (the one its GGUF loader uses for `tokenizer.ggml.pre = qwen2`).
+from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX as QWEN2_PATTERN  # noqa: E402
+
 # Hard strings for the byte-level BPE: (text, answer object).
 HARD_CAUSAL = [
     ("The year 1984 was", "good"),
@@ -275,6 +278,17 @@ def transformers_gguf_tokenizer(gguf_path: Path):
     return t, pre, reproduces
 
 
+def transformers_gguf_byte_level(meta, architecture: str, pre: str) -> Tokenizer:
+    """The tokenizer transformers' GGUF loader builds from these byte-level BPE metadata, as if a
+    file of `architecture` named the pre-tokenizer `pre`."""
+    from transformers.integrations.gguf.gguf_tokenizer_mapping import convert_gguf_tokenizer
+
+    tokenizer_dict = {"tokenizer_type": "gpt2", "pre_tokenizer_type": pre, "tokens": meta["tokens"],
+                      "merges": meta["merges"], "token_type": meta["token_type"]}
+    backend, _ = convert_gguf_tokenizer(architecture, tokenizer_dict)
+    return backend
+
+
 def compact_tokenizer_json(tok: Tokenizer) -> str:
     """tokenizer.json text without indentation, merges as "a b" strings (no token has a space)."""
     data = json.loads(tok.to_str())
@@ -387,6 +401,7 @@ def make_pretokenizer_golden(meta, causal_cases):
     ])
     llama3_tok = build_bpe(meta, llama3, ignore_merges=True)
     gpt2_tok = build_bpe(meta, gpt2)
+    qwen2_tok = transformers_gguf_byte_level(meta, "qwen2", "qwen2")
     extra = [
         "I'M HERE, YOU'RE THERE, IT'S 'LL 'D", "Hello\r\n\r\nWorld", "a\n\n\n b", "  \n  x", "x \n",
         "1234567", "ab12cd345ef6789", "...hello???", "  ...  ", "a\u3000b", "tab\t\tx", "end with space ",
@@ -402,6 +417,7 @@ def make_pretokenizer_golden(meta, causal_cases):
             "llama3": [p for p, _ in llama3.pre_tokenize_str(s)],
             "ids_gpt2_pre": gpt2_tok.encode(s, add_special_tokens=False).ids,
             "ids_llama3_pre_ignore_merges": llama3_tok.encode(s, add_special_tokens=False).ids,
+            "ids_qwen2_pre": qwen2_tok.encode(s, add_special_tokens=False).ids,
         })
     fixture = {
         "description": "Pre-tokenizer splits (byte-level mapped, as tokenizers' pre_tokenize_str returns them) and "
@@ -410,10 +426,13 @@ def make_pretokenizer_golden(meta, causal_cases):
         "tokenizers_version": tokenizers.__version__,
         "gpt2_pattern": GPT2_PATTERN,
         "llama3_pattern": LLAMA3_PATTERN,
+        "qwen2_pattern": QWEN2_PATTERN,
         "ids_gpt2_pre": "SmolLM2 vocab+merges+special tokens, pre_tokenizer ByteLevel(use_regex=true)",
         "ids_llama3_pre_ignore_merges": "SmolLM2 vocab+merges+special tokens, pre_tokenizer "
                                         "Sequence[Split(llama3_pattern, isolated), ByteLevel(use_regex=false)], "
                                         "BPE ignore_merges=true",
+        "ids_qwen2_pre": "SmolLM2 vocab+merges+token types as a qwen2 GGUF file with tokenizer.ggml.pre "
+                         "'qwen2', built by transformers' own GGUF loader (convert_gguf_tokenizer)",
         "rows": rows,
     }
     write_json(ROOT / "fixtures/tokenizer/pretokenizer_golden.json", fixture)

@@ -43,7 +43,7 @@ use crate::swiglu::swiglu;
 use crate::weights::{fingerprint, read_file, WeightMap};
 use kn_config::decoder::{Activation, NormKind, Part, Positions, QkvLayout};
 use kn_config::DecoderConfig;
-use kn_tokenizer::{ByteLevelBpe, HfTokenizer, Tokenizer};
+use kn_tokenizer::{HfTokenizer, Tokenizer};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
@@ -162,11 +162,12 @@ impl DecoderLm {
                     .map(String::from)
                     .collect();
                 let pre = file.get_str("tokenizer.ggml.pre").unwrap_or("default");
-                Box::new(ByteLevelBpe::from_gguf_metadata(
-                    tokens,
-                    merges,
-                    token_types,
+                Box::new(kn_tokenizer::byte_level_from_gguf_metadata(
+                    &tokens,
+                    &merges,
+                    token_types.as_deref(),
                     pre,
+                    path,
                 )?)
             }
             ("llama", "gemma3") => {

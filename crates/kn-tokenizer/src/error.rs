@@ -28,38 +28,6 @@ pub enum TokenizerError {
         reason: String,
     },
 
-    /// A `tokenizer.json` file is not valid JSON.
-    #[error("{path} is not valid JSON: {source}")]
-    Json {
-        /// The file that failed to parse.
-        path: PathBuf,
-        /// The underlying JSON error.
-        #[source]
-        source: serde_json::Error,
-    },
-
-    /// A `tokenizer.json` file is valid JSON but lacks a field or has a field of the wrong shape.
-    #[error("{path}: invalid tokenizer.json at `{field}`: {reason}")]
-    InvalidTokenizerJson {
-        /// The file in question.
-        path: PathBuf,
-        /// JSON path of the offending field (e.g. `model.vocab`).
-        field: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-
-    /// A `tokenizer.json` file uses a feature this crate does not implement.
-    #[error("{path}: unsupported tokenizer.json feature at `{field}`: {what}")]
-    Unsupported {
-        /// The file in question.
-        path: PathBuf,
-        /// JSON path of the offending field (e.g. `normalizer`).
-        field: String,
-        /// Description of the unsupported value.
-        what: String,
-    },
-
     /// The vocabulary has no tokens.
     #[error("the vocabulary is empty")]
     EmptyVocab,
@@ -119,15 +87,6 @@ pub enum TokenizerError {
         id: u64,
         /// The vocabulary size.
         vocab_size: usize,
-    },
-
-    /// A pre-tokenizer regex failed to compile or to run (e.g. backtracking limit).
-    #[error("pre-tokenizer regex {pattern:?} failed: {message}")]
-    Regex {
-        /// The regex pattern.
-        pattern: String,
-        /// The regex engine's message.
-        message: String,
     },
 
     /// A WordPiece `vocab.txt` could not be used.

@@ -1,13 +1,13 @@
-//! Tokenizers for knowledge-neuron models: byte-level BPE built from GGUF metadata, and BERT WordPiece.
+//! Tokenizers for knowledge-neuron models: every family's `tokenizer.json` and GGUF vocabularies
+//! through Hugging Face's `tokenizers`, and BERT WordPiece.
 //!
-//! Three implementations sit behind one [`Tokenizer`] trait:
+//! Two implementations sit behind one [`Tokenizer`] trait:
 //!
-//! * [`HfTokenizer`]: any `tokenizer.json`, read by Hugging Face's own `tokenizers` crate (what
-//!   every decoder directory uses).
-//! * [`ByteLevelBpe`]: GPT-2-style byte-level BPE (GPT-2, SmolLM / SmolLM2, Llama 3 families),
-//!   built from GGUF tokenizer metadata ([`ByteLevelBpe::from_gguf_metadata`]), a Hugging Face
-//!   `tokenizer.json` ([`ByteLevelBpe::from_tokenizer_json`]) or plain lists ([`ByteLevelBpe::new`]).
-//!   Pure Rust; reproduces Hugging Face `tokenizers` ids exactly on the committed SmolLM2 fixtures.
+//! * [`HfTokenizer`]: Hugging Face's own `tokenizers` crate, loaded from any `tokenizer.json`
+//!   ([`HfTokenizer::from_file`]) or built from a GGUF file's metadata as transformers' GGUF
+//!   loader builds it: byte-level BPE of GPT-2 / SmolLM2 / Llama 3 / Qwen
+//!   ([`byte_level_from_gguf_metadata`]) and Gemma's SentencePiece vocabulary
+//!   ([`sentencepiece::gemma_from_gguf_metadata`]).
 //! * [`WordPiece`]: BERT tokenization via the `rust_tokenizers` crate, matching
 //!   `transformers.BertTokenizer` on the same `vocab.txt`.
 //!
@@ -16,29 +16,27 @@
 //! their ids.
 //!
 //! ```no_run
-//! use kn_tokenizer::{ByteLevelBpe, Tokenizer};
-//! let tok = ByteLevelBpe::from_tokenizer_json(std::path::Path::new("fixtures/tokenizer/smollm2-tokenizer.json"))?;
+//! use kn_tokenizer::{HfTokenizer, Tokenizer};
+//! let tok = HfTokenizer::from_file(std::path::Path::new("fixtures/tokenizer/smollm2-tokenizer.json"))?;
 //! let ids = tok.encode("The capital of France is")?;
 //! assert_eq!(tok.decode(&ids)?, "The capital of France is");
 //! # Ok::<(), kn_tokenizer::TokenizerError>(())
 //! ```
 #![warn(missing_docs)]
 
-pub mod bpe;
 pub mod byte_level;
 mod error;
+pub mod gguf_bpe;
+mod gguf_vocab;
 pub mod hf;
-mod hf_json;
 pub mod pretokenizer;
 pub mod sentencepiece;
 pub mod wordpiece;
 
-pub use bpe::{AddedToken, ByteLevelBpe};
 pub use error::TokenizerError;
+pub use gguf_bpe::byte_level_from_gguf_metadata;
 pub use hf::HfTokenizer;
-pub use pretokenizer::{
-    CompiledPreTokenizer, PreTokenizer, GGUF_PRE_NAMES, GPT2_PATTERN, LLAMA3_PATTERN,
-};
+pub use pretokenizer::{PreTokenizer, GGUF_PRE_NAMES, GPT2_PATTERN, LLAMA3_PATTERN, QWEN2_PATTERN};
 pub use wordpiece::WordPiece;
 
 /// A text tokenizer: text <-> token ids.
@@ -74,7 +72,6 @@ mod tests {
 
     #[test]
     fn implementations_are_send_sync_and_object_safe() {
-        assert_send_sync::<ByteLevelBpe>();
         assert_send_sync::<WordPiece>();
         assert_send_sync::<HfTokenizer>();
         let _: Option<Box<dyn Tokenizer>> = None;

@@ -15,15 +15,11 @@
 //!   tokens, so both stay whole in the text.
 
 use crate::error::TokenizerError;
+use crate::gguf_vocab::{added_tokens, check_token_types, tokenizer_document, Vocabulary};
 use crate::hf::HfTokenizer;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use std::collections::HashMap;
 use std::path::Path;
-
-/// GGUF token type of control tokens (`<bos>`, `<start_of_turn>`).
-const CONTROL: i64 = 3;
-/// GGUF token type of user-defined tokens.
-const USER_DEFINED: i64 = 4;
 
 /// Gemma's tokenizer from GGUF metadata: `tokens` and `token_types` by id (see the module
 /// docs); `origin` names the file in errors.
@@ -33,14 +29,7 @@ pub fn gemma_from_gguf_metadata(
     unk_id: Option<u32>,
     origin: &Path,
 ) -> Result<HfTokenizer, TokenizerError> {
-    if let Some(types) = token_types {
-        if types.len() != tokens.len() {
-            return Err(TokenizerError::TokenTypesLength {
-                tokens: tokens.len(),
-                types: types.len(),
-            });
-        }
-    }
+    check_token_types(tokens, token_types)?;
     let respelled: Vec<String> = tokens
         .iter()
         .map(|t| {
@@ -52,58 +41,31 @@ pub fn gemma_from_gguf_metadata(
             }
         })
         .collect();
-    // Python's `{token: index for index, token in enumerate(tokens)}`: the last index of a
-    // repeated token wins, its first appearance keeps its place in iteration order.
-    let mut vocab: HashMap<&str, usize> = HashMap::with_capacity(respelled.len());
-    let mut order: Vec<&str> = Vec::with_capacity(respelled.len());
-    for (index, token) in respelled.iter().enumerate() {
-        if vocab.insert(token.as_str(), index).is_none() {
-            order.push(token.as_str());
-        }
-    }
-    let merges = generate_merges(&vocab, &order);
+    let vocabulary = Vocabulary::new(&respelled)?;
+    let merges = generate_merges(&vocabulary.ids, &vocabulary.order);
     let unk = unk_id
         .and_then(|id| respelled.get(id as usize))
         .cloned()
         .unwrap_or_else(|| "<unk>".to_string());
-    let mut added = Vec::new();
-    if let Some(types) = token_types {
-        for (id, (token, &kind)) in tokens.iter().zip(types).enumerate() {
-            if kind == CONTROL || kind == USER_DEFINED {
-                added.push(json!({
-                    "id": id, "content": token, "single_word": false, "lstrip": false,
-                    "rstrip": false, "normalized": false, "special": kind == CONTROL,
-                }));
-            }
-        }
-    }
-    let vocab_json: Map<String, Value> = order
-        .iter()
-        .map(|&token| (token.to_string(), json!(vocab[token])))
-        .collect();
-    let document = json!({
-        "version": "1.0",
-        "truncation": null,
-        "padding": null,
-        "added_tokens": added,
-        "normalizer": {"type": "Replace", "pattern": {"String": " "}, "content": "\u{2581}"},
-        "pre_tokenizer": {"type": "Split", "pattern": {"String": " "},
-                          "behavior": "MergedWithPrevious", "invert": false},
-        "post_processor": null,
-        "decoder": {"type": "Sequence", "decoders": [
+    let document = tokenizer_document(
+        added_tokens(tokens, token_types, |_, _| true),
+        json!({"type": "Replace", "pattern": {"String": " "}, "content": "\u{2581}"}),
+        json!({"type": "Split", "pattern": {"String": " "},
+               "behavior": "MergedWithPrevious", "invert": false}),
+        json!({"type": "Sequence", "decoders": [
             {"type": "Replace", "pattern": {"String": "\u{2581}"}, "content": " "},
             {"type": "ByteFallback"},
             {"type": "Fuse"}
-        ]},
-        "model": {
+        ]}),
+        json!({
             "type": "BPE", "dropout": null, "unk_token": unk,
             "continuing_subword_prefix": null, "end_of_word_suffix": null,
             "fuse_unk": true, "byte_fallback": true, "ignore_merges": false,
-            "vocab": vocab_json,
+            "vocab": vocabulary.to_json(),
             "merges": merges.iter().map(|(l, r)| json!([l, r])).collect::<Vec<_>>(),
-        }
-    });
-    HfTokenizer::from_checked_json_str(&document.to_string(), origin)
+        }),
+    );
+    HfTokenizer::from_checked_json_str(&document, origin)
 }
 
 /// transformers' `generate_merges(vocab, vocab_scores)` with Gemma's scores, the negated

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use kn_tokenizer::ByteLevelBpe;
+use kn_tokenizer::HfTokenizer;
 use serde_json::Value;
 
 /// `<repo>/fixtures/<rel>`.
@@ -24,11 +24,10 @@ pub fn read_json(rel: &str) -> Value {
 pub const SMOLLM2_JSON: &str = "tokenizer/smollm2-tokenizer.json";
 
 /// The SmolLM2 tokenizer from the committed tokenizer.json (loaded once per test binary).
-pub fn smollm2() -> &'static ByteLevelBpe {
-    static TOK: OnceLock<ByteLevelBpe> = OnceLock::new();
+pub fn smollm2() -> &'static HfTokenizer {
+    static TOK: OnceLock<HfTokenizer> = OnceLock::new();
     TOK.get_or_init(|| {
-        ByteLevelBpe::from_tokenizer_json(&fixture(SMOLLM2_JSON))
-            .expect("load smollm2 tokenizer.json")
+        HfTokenizer::from_file(&fixture(SMOLLM2_JSON)).expect("load smollm2 tokenizer.json")
     })
 }
 
