@@ -363,6 +363,9 @@ def gguf_name(hf_name):
         "self_attn.k_proj.weight": "attn_k.weight",
         "self_attn.v_proj.weight": "attn_v.weight",
         "self_attn.o_proj.weight": "attn_output.weight",
+        "self_attn.q_proj.bias": "attn_q.bias",
+        "self_attn.k_proj.bias": "attn_k.bias",
+        "self_attn.v_proj.bias": "attn_v.bias",
         "mlp.gate_proj.weight": "ffn_gate.weight",
         "mlp.up_proj.weight": "ffn_up.weight",
         "mlp.down_proj.weight": "ffn_down.weight",
@@ -381,7 +384,9 @@ def hf_tensors_for_gguf(model_dir):
     return out
 
 
-def write_gguf(model_dir, path, q8=False):
+def write_gguf(model_dir, path, q8=False, arch="llama", pre="smollm", name=None):
+    """A GGUF of `model_dir` as llama.cpp's converter writes it: `arch` llama (query/key rows
+    permuted) or qwen2 (not permuted, q/k/v biases), byte-level BPE with pre-tokenizer `pre`."""
     import gguf
 
     cfg = json.loads((Path(model_dir) / "config.json").read_text())
@@ -404,9 +409,9 @@ def write_gguf(model_dir, path, q8=False):
     merges = [m if isinstance(m, str) else " ".join(m) for m in tj["model"]["merges"]]
 
     ftype = gguf.LlamaFileType.MOSTLY_Q8_0 if q8 else gguf.LlamaFileType.ALL_F32
-    w = gguf.GGUFWriter(str(path), "llama")
+    w = gguf.GGUFWriter(str(path), arch)
     w.add_type("model")
-    w.add_name("tiny-llama-q8" if q8 else "tiny-llama")
+    w.add_name(name or ("tiny-llama-q8" if q8 else "tiny-llama"))
     w.add_block_count(cfg["num_hidden_layers"])
     w.add_context_length(cfg["max_position_embeddings"])
     w.add_embedding_length(cfg["hidden_size"])
@@ -421,7 +426,7 @@ def write_gguf(model_dir, path, q8=False):
     w.add_add_space_prefix(False)
     w.add_add_bos_token(False)
     w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("smollm")
+    w.add_tokenizer_pre(pre)
     w.add_token_list(tokens)
     w.add_token_types(types)
     w.add_token_merges(merges)
@@ -435,9 +440,9 @@ def write_gguf(model_dir, path, q8=False):
     for hf_name, data in hf_tensors_for_gguf(model_dir):
         if hf_name == "lm_head.weight" and cfg.get("tie_word_embeddings"):
             continue
-        if hf_name.endswith("q_proj.weight"):
+        if arch == "llama" and hf_name.endswith("q_proj.weight"):
             data = permute(data, n_head, n_head)
-        elif hf_name.endswith("k_proj.weight"):
+        elif arch == "llama" and hf_name.endswith("k_proj.weight"):
             data = permute(data, n_head, n_kv)
         name = gguf_name(hf_name)
         data = np.ascontiguousarray(data, dtype=np.float32)

@@ -313,7 +313,7 @@ impl DecoderConfig {
         Ok(config)
     }
 
-    /// Reads GGUF metadata (`general.architecture` `llama` or `gemma3`); `add_bos` and `bos_id`
+    /// Reads GGUF metadata (`general.architecture` `llama`, `qwen2` or `gemma3`); `add_bos` and `bos_id`
     /// come from its tokenizer metadata, `vocab_fallback` (the tokenizer's size) when
     /// `vocab_size` is absent.
     pub fn from_gguf(
@@ -326,12 +326,13 @@ impl DecoderConfig {
             .get_str("general.architecture")
             .map_err(|e| ConfigError::new("general.architecture", e.to_string()))?;
         let mut config = match architecture {
-            "llama" => crate::arch::llama::from_gguf(file, vocab_fallback)?,
+            "llama" => crate::arch::llama::from_gguf(file, "llama", vocab_fallback)?,
+            "qwen2" => crate::arch::llama::from_gguf(file, "qwen2", vocab_fallback)?,
             "gemma3" => crate::arch::gemma3::from_gguf(file, vocab_fallback)?,
             other => {
                 return Err(ConfigError::new(
                     "general.architecture",
-                    format!("{other:?} is not supported in GGUF files (llama, gemma3)"),
+                    format!("{other:?} is not supported in GGUF files (llama, qwen2, gemma3)"),
                 ))
             }
         };

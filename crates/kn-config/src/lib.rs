@@ -19,6 +19,7 @@
 pub mod arch;
 pub mod bert;
 pub mod decoder;
+mod gguf_keys;
 pub mod limits;
 
 pub use bert::BertConfig;

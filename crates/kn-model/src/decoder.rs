@@ -126,8 +126,8 @@ struct ResumedRun<'a> {
 }
 
 impl DecoderLm {
-    /// Loads a GGUF file: `llama` with a byte-level BPE tokenizer, or `gemma3` with its
-    /// SentencePiece vocabulary.
+    /// Loads a GGUF file: `llama` or `qwen2` with a byte-level BPE tokenizer, or `gemma3` with
+    /// its SentencePiece vocabulary.
     pub fn load_gguf(path: &Path, device: Device) -> Result<Self> {
         let bytes = read_file(path)?;
         let fingerprint = fingerprint(&bytes);

@@ -348,9 +348,16 @@ fn gguf_value_offset(bytes: &[u8], key: &str) -> usize {
 
 /// A copy of tiny-llama.gguf with `bytes` written at `key`'s value.
 fn gguf_with(key: &str, value: &[u8]) -> (tempfile::TempDir, PathBuf) {
-    let mut bytes = std::fs::read(fixture("tiny-llama.gguf")).unwrap();
-    let at = gguf_value_offset(&bytes, key);
-    bytes[at..at + value.len()].copy_from_slice(value);
+    gguf_changed("tiny-llama.gguf", |bytes| {
+        let at = gguf_value_offset(bytes, key);
+        bytes[at..at + value.len()].copy_from_slice(value);
+    })
+}
+
+/// A copy of the GGUF fixture `name` changed by `change`.
+fn gguf_changed(name: &str, change: impl FnOnce(&mut Vec<u8>)) -> (tempfile::TempDir, PathBuf) {
+    let mut bytes = std::fs::read(fixture(name)).unwrap();
+    change(&mut bytes);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.gguf");
     std::fs::write(&path, bytes).unwrap();
@@ -382,6 +389,36 @@ fn absurd_block_counts_and_nan_settings_in_gguf_are_errors_naming_the_key() {
             );
         }
     }
+}
+
+#[test]
+fn qwen2_gguf_keys_and_tensors_are_checked_by_name() {
+    let fixture_name = "family/tiny-qwen2.gguf";
+    for count in [0u32, 2, 1025, u32::MAX] {
+        let (_dir, path) = gguf_changed(fixture_name, |bytes| {
+            let at = gguf_value_offset(bytes, "qwen2.block_count");
+            bytes[at..at + 4].copy_from_slice(&count.to_le_bytes());
+        });
+        let error = load_error(&path);
+        assert!(
+            error.to_string().contains("qwen2.block_count"),
+            "block_count {count}: {error}"
+        );
+    }
+    let key = "qwen2.attention.layer_norm_rms_epsilon";
+    let (_dir, path) = gguf_changed(fixture_name, |bytes| {
+        let at = gguf_value_offset(bytes, key);
+        bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    });
+    assert!(load_error(&path).to_string().contains(key));
+    // A bias the architecture needs, renamed away.
+    let (_dir, path) = gguf_changed(fixture_name, |bytes| {
+        let name = b"blk.1.attn_k.bias";
+        let at = bytes.windows(name.len()).position(|w| w == name).unwrap();
+        bytes[at + name.len() - 4..at + name.len()].copy_from_slice(b"bia_");
+    });
+    let error = load_error(&path);
+    assert!(error.to_string().contains("blk.1.attn_k.bias"), "{error}");
 }
 
 #[test]

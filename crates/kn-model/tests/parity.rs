@@ -176,6 +176,18 @@ fn tiny_llama_q8_gguf_matches_transformers() {
 }
 
 #[test]
+fn tiny_qwen2_gguf_matches_transformers_gguf_loader() {
+    // qwen2 architecture: q/k/v biases, rows not permuted, byte-level BPE with the qwen2 split;
+    // the golden ids and logits are what transformers builds from the same file.
+    let model = load_model(
+        repo("fixtures/family/tiny-qwen2.gguf").to_str().unwrap(),
+        Device::Cpu,
+    )
+    .unwrap();
+    check_golden(model.as_ref(), "gguf_qwen2.json", Some(LOGIT_TOLERANCE));
+}
+
+#[test]
 fn smollm2_matches_transformers() {
     let path = kn_model::default_model_path();
     assert!(

@@ -17,7 +17,8 @@ use crate::decoder::{
     CommonSizes, DecoderConfig, Ffn, Norm, NormKind, Part, Positions, TensorNames,
 };
 use crate::decoder::{Rope, RopeScaling};
-use crate::limits::{check_positive, check_size, json_positive, json_size, ConfigError, Size};
+use crate::gguf_keys::GgufKeys;
+use crate::limits::{json_positive, json_size, ConfigError, Size};
 
 /// Llama's names, with Gemma's sandwich norms (its `post_attention_layernorm` is the norm of
 /// the attention output; the FFN's own norms are `pre_`/`post_feedforward_layernorm`).
@@ -62,71 +63,34 @@ pub fn from_gguf(
     file: &kn_gguf::GgufFile,
     vocab_fallback: usize,
 ) -> Result<DecoderConfig, ConfigError> {
-    let size = |name: &str, kind: Size| -> Result<usize, ConfigError> {
-        let key = format!("gemma3.{name}");
-        let value = file
-            .get_u64(&key)
-            .map_err(|e| ConfigError::new(key.clone(), e.to_string()))?;
-        check_size(&key, value, kind)
+    let keys = GgufKeys::new(file, "gemma3");
+    keys.refuse_rope_scaling()?;
+    let size = |name: &str, kind: Size| keys.size(name, kind);
+    let real = |name: &str, default: f64| -> Result<f64, ConfigError> {
+        Ok(keys.real(name)?.unwrap_or(default))
     };
-    let optional = |name: &str, kind: Size| -> Result<Option<usize>, ConfigError> {
-        match file.get(&format!("gemma3.{name}")) {
-            Some(_) => size(name, kind).map(Some),
-            None => Ok(None),
-        }
-    };
-    let real = |name: &str, default: Option<f64>| -> Result<f64, ConfigError> {
-        let key = format!("gemma3.{name}");
-        match file.get(&key) {
-            None => default.ok_or_else(|| ConfigError::new(key.clone(), "missing")),
-            Some(_) => {
-                let value = file
-                    .get_f32(&key)
-                    .map_err(|e| ConfigError::new(key.clone(), e.to_string()))?;
-                check_positive(&key, f64::from(value))
-            }
-        }
-    };
-    if file.get("gemma3.rope.scaling.type").is_some() {
-        return Err(ConfigError::new(
-            "gemma3.rope.scaling.type",
-            "RoPE scaling from GGUF metadata is not supported",
-        ));
-    }
     let hidden_size = size("embedding_length", Size::Hidden)?;
     let heads = size("attention.head_count", Size::Heads)?;
-    let head_dim = match optional("attention.key_length", Size::HeadDim)? {
-        Some(dim) => dim,
-        None => check_size(
-            "gemma3.embedding_length / gemma3.attention.head_count",
-            (hidden_size / heads) as u64,
-            Size::HeadDim,
-        )?,
-    };
+    let head_dim = keys.head_dim("attention.key_length", hidden_size, heads)?;
     let num_layers = size("block_count", Size::Layers)?;
     let window = size("attention.sliding_window", Size::Positions)?;
     let windows = pattern_windows(num_layers, 6, window);
     Ok(DecoderConfig {
         model_type: "gemma3".into(),
-        vocab_size: match optional("vocab_size", Size::Vocabulary)? {
-            Some(v) => v,
-            None => check_size(
-                "tokenizer.ggml.tokens",
-                vocab_fallback as u64,
-                Size::Vocabulary,
-            )?,
-        },
+        vocab_size: keys.vocab_size(vocab_fallback)?,
         hidden_size,
         num_layers,
         num_layers_key: "gemma3.block_count",
         heads,
-        kv_heads: optional("attention.head_count_kv", Size::Heads)?.unwrap_or(heads),
+        kv_heads: keys
+            .optional("attention.head_count_kv", Size::Heads)?
+            .unwrap_or(heads),
         head_dim,
         ffn_width: size("feed_forward_length", Size::Ffn)?,
         max_positions: size("context_length", Size::Positions)?,
         norm: Norm {
             kind: NormKind::Rms,
-            eps: real("attention.layer_norm_rms_epsilon", Some(1e-6))?,
+            eps: real("attention.layer_norm_rms_epsilon", 1e-6)?,
             // llama.cpp's converter stored 1 + w.
             unit_offset: false,
         },
@@ -145,7 +109,7 @@ pub fn from_gguf(
             layer_rope: windows.iter().map(|w| usize::from(w.is_some())).collect(),
             ropes: vec![
                 Rope {
-                    base: real("rope.freq_base", Some(1_000_000.0))?,
+                    base: real("rope.freq_base", 1_000_000.0)?,
                     scaling: RopeScaling::None,
                 },
                 Rope {

@@ -1,14 +1,15 @@
 //! Llama (2 and 3.x, with `linear` or `llama3` RoPE scaling), Mistral (sliding windows on every
 //! layer), Qwen2 (biased query/key/value projections, sliding windows from `max_window_layers`
-//! or `layer_types`) and Qwen3 (per-head query/key RMSNorm), from `config.json`; and Llama from
-//! GGUF metadata (`llama.*`).
+//! or `layer_types`) and Qwen3 (per-head query/key RMSNorm), from `config.json`; and Llama and
+//! Qwen2 from GGUF metadata (`llama.*`, `qwen2.*`).
 
 use crate::decoder::{
     bool_key, refuse_unless_neutral, rotary_dim, single_rope, str_key, windows_from_layer_types,
     Activation, CommonSizes, DecoderConfig, Ffn, Norm, NormKind, Part, Positions, QkvLayout, Rope,
     RopeScaling, TensorNames,
 };
-use crate::limits::{check_positive, check_size, json_positive, json_size, ConfigError, Size};
+use crate::gguf_keys::GgufKeys;
+use crate::limits::{json_positive, json_size, ConfigError, Size};
 
 /// The Hugging Face module path of `part` in a Llama-family layer.
 pub(crate) fn hf_part(part: Part) -> Option<&'static str> {
@@ -186,83 +187,47 @@ fn sliding_windows(
     }
 }
 
-/// The `llama.*` metadata of a GGUF file; `vocab_fallback` (the tokenizer's size) when it has
-/// no `llama.vocab_size`.
+/// llama.cpp's GGUF names of Qwen2 (biased query/key/value projections, rows not permuted:
+/// its converter permutes Llama's only).
+pub const QWEN2_GGUF_NAMES: TensorNames = TensorNames {
+    rope_permuted: false,
+    ..GGUF_NAMES
+};
+
+/// The `llama.*` or `qwen2.*` metadata of a GGUF file (`arch`); `vocab_fallback` (the
+/// tokenizer's size) when it has no `ARCH.vocab_size`. Qwen2's files carry no sliding window
+/// (Qwen2 / Qwen2.5 checkpoints ship with `use_sliding_window` off).
 pub fn from_gguf(
     file: &kn_gguf::GgufFile,
+    arch: &'static str,
     vocab_fallback: usize,
 ) -> Result<DecoderConfig, ConfigError> {
-    let arch = "llama";
-    let size = |name: &'static str, kind: Size| -> Result<usize, ConfigError> {
-        let key = format!("{arch}.{name}");
-        let value = file
-            .get_u64(&key)
-            .map_err(|e| ConfigError::new(key.clone(), e.to_string()))?;
-        check_size(&key, value, kind)
+    let (qwen2, num_layers_key, tensors) = match arch {
+        "qwen2" => (true, "qwen2.block_count", QWEN2_GGUF_NAMES),
+        _ => (false, "llama.block_count", GGUF_NAMES),
     };
-    let optional = |name: &'static str, kind: Size| -> Result<Option<usize>, ConfigError> {
-        match file.get(&format!("{arch}.{name}")) {
-            Some(_) => size(name, kind).map(Some),
-            None => Ok(None),
-        }
-    };
-    let real = |name: &'static str| -> Result<Option<f64>, ConfigError> {
-        let key = format!("{arch}.{name}");
-        match file.get(&key) {
-            None => Ok(None),
-            Some(_) => {
-                let value = file
-                    .get_f32(&key)
-                    .map_err(|e| ConfigError::new(key.clone(), e.to_string()))?;
-                check_positive(&key, f64::from(value)).map(Some)
-            }
-        }
-    };
-    if let Some(kind) = file
-        .get_str(&format!("{arch}.rope.scaling.type"))
-        .ok()
-        .filter(|kind| *kind != "none")
-    {
-        return Err(ConfigError::new(
-            format!("{arch}.rope.scaling.type"),
-            format!("RoPE scaling {kind:?} from GGUF metadata is not supported"),
-        ));
-    }
-    let hidden_size = size("embedding_length", Size::Hidden)?;
-    let heads = size("attention.head_count", Size::Heads)?;
-    let head_dim = match optional("rope.dimension_count", Size::HeadDim)? {
-        Some(dim) => dim,
-        None => check_size(
-            "llama.embedding_length / llama.attention.head_count",
-            (hidden_size / heads) as u64,
-            Size::HeadDim,
-        )?,
-    };
-    let vocab_size = match optional("vocab_size", Size::Vocabulary)? {
-        Some(v) => v,
-        None => check_size(
-            "tokenizer.ggml.tokens",
-            vocab_fallback as u64,
-            Size::Vocabulary,
-        )?,
-    };
-    let num_layers = size("block_count", Size::Layers)?;
+    let keys = GgufKeys::new(file, arch);
+    keys.refuse_rope_scaling()?;
+    let hidden_size = keys.size("embedding_length", Size::Hidden)?;
+    let heads = keys.size("attention.head_count", Size::Heads)?;
+    let head_dim = keys.head_dim("rope.dimension_count", hidden_size, heads)?;
+    let num_layers = keys.size("block_count", Size::Layers)?;
     Ok(DecoderConfig {
         model_type: arch.to_string(),
-        vocab_size,
+        vocab_size: keys.vocab_size(vocab_fallback)?,
         hidden_size,
         num_layers,
-        num_layers_key: "llama.block_count",
+        num_layers_key,
         heads,
-        kv_heads: optional("attention.head_count_kv", Size::Heads)?.unwrap_or(heads),
+        kv_heads: keys
+            .optional("attention.head_count_kv", Size::Heads)?
+            .unwrap_or(heads),
         head_dim,
-        ffn_width: size("feed_forward_length", Size::Ffn)?,
-        max_positions: size("context_length", Size::Positions)?,
+        ffn_width: keys.size("feed_forward_length", Size::Ffn)?,
+        max_positions: keys.size("context_length", Size::Positions)?,
         norm: Norm {
             kind: NormKind::Rms,
-            eps: real("attention.layer_norm_rms_epsilon")?.ok_or_else(|| {
-                ConfigError::new("llama.attention.layer_norm_rms_epsilon", "missing")
-            })?,
+            eps: keys.required_real("attention.layer_norm_rms_epsilon")?,
             unit_offset: false,
         },
         ffn: Ffn {
@@ -270,7 +235,7 @@ pub fn from_gguf(
             activation: Activation::Silu,
             bias: false,
         },
-        attention_bias: false,
+        attention_bias: qwen2,
         output_bias: false,
         qk_norm: false,
         sandwich_norms: false,
@@ -278,7 +243,7 @@ pub fn from_gguf(
         positions: Positions::Rotary {
             rotary_dim: head_dim,
             ropes: vec![Rope {
-                base: real("rope.freq_base")?.unwrap_or(10_000.0),
+                base: keys.real("rope.freq_base")?.unwrap_or(10_000.0),
                 scaling: RopeScaling::None,
             }],
             layer_rope: vec![0; num_layers],
@@ -290,7 +255,7 @@ pub fn from_gguf(
         tied_embeddings: true,
         add_bos: false,
         bos_id: None,
-        tensors: GGUF_NAMES,
+        tensors,
     })
 }
 
