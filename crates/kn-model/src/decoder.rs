@@ -17,6 +17,7 @@
 //! projection.
 
 mod backward;
+pub use backward::covers_config as hand_written_backward_covers;
 
 /// Rows held at once by an attribution on the CPU (see
 /// [`KnowledgeModel::rows_in_flight_hint`]): two prompts of a 30-layer model at m = 20, as
@@ -100,7 +101,7 @@ pub struct DecoderLm {
     /// Dimensions rotated per head (0 with learned positions).
     rotary_dim: i64,
     /// Whether the hand-written backward pass (`decoder/backward.rs`) computes this model.
-    plain_llama: bool,
+    hand_written_backward: bool,
 }
 
 /// The name of [`DecoderLm`] when it ran the Llama family only.
@@ -467,7 +468,7 @@ impl DecoderLm {
         };
         Ok(Self {
             info,
-            plain_llama: config.is_plain_llama(),
+            hand_written_backward: backward::covers_config(&config),
             config,
             device,
             tokenizer,
@@ -534,12 +535,6 @@ impl DecoderLm {
                 (angles.cos(), angles.sin())
             })
             .collect()
-    }
-
-    /// cos and sin of the model's one RoPE table (the hand-written backward pass's plain Llama).
-    fn rope_tables(&self, positions: &Tensor) -> (Tensor, Tensor) {
-        let mut tables = self.rope_tables_all(positions);
-        tables.swap_remove(0)
     }
 
     /// Rotary embedding of `x` (`[..., T, head_dim]`) over all of its last dimension, the
@@ -706,7 +701,7 @@ impl DecoderLm {
             .map(|(&r, qkv)| {
                 let run = &runs[r];
                 let (q, k, v) = self.heads_with_rope(weights, &qkv, &run.tables);
-                let prefix = cached_prefix(run.clean, run.start, j);
+                let prefix = cached_prefix(run.clean, run.start, j, weights.window);
                 self.attend_after_prefix(&q, &k, &v, &prefix, run.start, weights.window)
             })
             .collect();
@@ -830,14 +825,14 @@ impl DecoderLm {
     /// The prefix is never copied per row: its scores and weighted values are plain matrix
     /// products of all rows' queries against the one prefix. Returns `[n, S, H*hd]`; equal to
     /// [`Self::attend`] over the concatenated keys and values. The rows' first position is
-    /// `start` (the prefix's length); with a sliding `window`, each query sees only the keys
-    /// within it: the prefix is cut to what the first query sees, and the rest is masked.
+    /// `start`; with a sliding `window`, each query sees only the keys within it: the prefix
+    /// comes cut to what the first query sees ([`cached_prefix`]), and the rest is masked.
     fn attend_after_prefix(
         &self,
         q: &Tensor,
         k: &Tensor,
         v: &Tensor,
-        (prefix_k, prefix_v): &(Tensor, Tensor),
+        prefix: &CachedPrefix,
         start: i64,
         window: Option<i64>,
     ) -> Tensor {
@@ -847,16 +842,7 @@ impl DecoderLm {
             (self.config.heads / self.config.kv_heads) as i64,
         );
         let hd = self.config.head_dim as i64;
-        // The first prefix position any query sees (0 without a window).
-        let first_seen = window.map_or(0, |w| (start - w + 1).clamp(0, start));
-        let (prefix_k, prefix_v) = if first_seen > 0 {
-            (
-                prefix_k.narrow(1, first_seen, start - first_seen),
-                prefix_v.narrow(1, first_seen, start - first_seen),
-            )
-        } else {
-            (prefix_k.shallow_clone(), prefix_v.shallow_clone())
-        };
+        let (prefix_k, prefix_v, first_seen) = (&prefix.keys, &prefix.values, prefix.first);
         let prefix = prefix_k.size()[1];
         let scale = self.config.query_scale;
         // [n, KV, G*S, hd]: the query heads that share a key-value head, stacked.
@@ -957,13 +943,26 @@ impl DecoderLm {
     }
 }
 
-/// The clean pass's cached keys and values of the positions before `start` at layer `j`,
-/// `[KV, start, hd]` each: what a resumed row attends to without recomputing it.
-fn cached_prefix(clean: &CleanPass, start: i64, j: usize) -> (Tensor, Tensor) {
-    (
-        clean.keys[j].narrow(1, 0, start),
-        clean.values[j].narrow(1, 0, start),
-    )
+/// The clean pass's cached keys and values at one layer that a query at a resumed pass's first
+/// position sees: what a resumed row attends to without recomputing it.
+struct CachedPrefix {
+    /// `[KV, P, hd]` each: the positions `first..start`.
+    keys: Tensor,
+    values: Tensor,
+    /// The first position the query sees (0 without a window).
+    first: i64,
+}
+
+/// The [`CachedPrefix`] of layer `j` for queries from `start` on: the positions before
+/// `start`, from the first within the sliding `window` of the query at `start` (a query at `p`
+/// sees keys `p - window < j <= p`).
+fn cached_prefix(clean: &CleanPass, start: i64, j: usize, window: Option<i64>) -> CachedPrefix {
+    let first = window.map_or(0, |w| (start - w + 1).clamp(0, start));
+    CachedPrefix {
+        keys: clean.keys[j].narrow(1, first, start - first),
+        values: clean.values[j].narrow(1, first, start - first),
+        first,
+    }
 }
 
 /// Positions a resumed pass recomputes: from the answer position to the prompt's end.
@@ -1190,14 +1189,15 @@ impl KnowledgeModel for DecoderLm {
     }
 
     /// On the CPU, runs whose answer position is their last token go through the hand-written
-    /// pass of `llama/backward.rs` (less memory, no autograd bookkeeping); everything else
-    /// (several recomputed positions, CUDA) through autograd.
+    /// pass of `decoder/backward.rs` when it covers the architecture (less memory, no autograd
+    /// bookkeeping); everything else (several recomputed positions, CUDA, GPT-2 / GPT-Neo /
+    /// GPT-NeoX / Phi-3) through autograd.
     fn start_gradients_batch(
         &self,
         runs: &[(&CleanPass, &[(usize, Tensor)])],
         head: &mut dyn FnMut(&[Tensor]) -> Result<Vec<Tensor>>,
     ) -> Result<Vec<Vec<Tensor>>> {
-        if self.device == Device::Cpu && self.plain_llama && backward::covers(runs) {
+        if self.device == Device::Cpu && self.hand_written_backward && backward::covers(runs) {
             self.start_gradients_by_hand(runs, head)
         } else {
             crate::model::start_gradients_by_autograd(self, runs, head)

@@ -23,7 +23,10 @@ mod swiglu;
 mod weights;
 
 pub use bert::BertMaskedLm;
-pub use decoder::{DecoderLm, LlamaCausalLm, CPU_CONCURRENT_PASSES, CPU_ROWS_IN_FLIGHT};
+pub use decoder::{
+    hand_written_backward_covers, DecoderLm, LlamaCausalLm, CPU_CONCURRENT_PASSES,
+    CPU_ROWS_IN_FLIGHT,
+};
 pub use device::parse_device;
 pub use error::{guard, ModelError, Result};
 pub use kn_tokenizer::Tokenizer;

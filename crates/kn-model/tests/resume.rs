@@ -284,14 +284,46 @@ fn batched_runs_equal_single_runs() {
     check_batch_equals_single_runs(bert.as_ref(), &masked);
 }
 
-/// The gradients `start_gradients_batch` gives (for Llama on the CPU: the hand-written pass of
-/// `llama/backward.rs`) against autograd through the same features, with a head whose gradient
-/// is a fixed random tensor: runs of prompts of different lengths (a one-token prompt among
-/// them, which has no cached prefix), starts at every layer in scrambled order, two starts at
-/// one layer, and activations scaled differently per row. Also the features the head sees.
+/// The gradients `start_gradients_batch` gives (on the CPU, for the architectures it covers:
+/// the hand-written pass of `decoder/backward.rs`) against autograd through the same features,
+/// with a head whose gradient is a fixed random tensor: runs of prompts of different lengths (a
+/// one-token prompt among them, which has no cached prefix; the others longer than the sliding
+/// windows), starts at every layer in scrambled order, two starts at one layer, and activations
+/// scaled differently per row. Also the features the head sees.
 #[test]
 fn llama_hand_written_backward_equals_autograd() {
-    check_hand_written_backward();
+    check_hand_written_backward("fixtures/tiny-llama");
+}
+
+/// The same for every other architecture the hand-written pass covers: Llama 3 scaling,
+/// Mistral's windows, Qwen2's biases and windows, Qwen3's query/key norms, and Gemma-3 (`1 + w`
+/// and sandwich norms, GELU-tanh gate, query/key norms, `query_pre_attn_scalar`, local and
+/// global layers with their own RoPE bases).
+#[test]
+fn decoder_architectures_hand_written_backward_equals_autograd() {
+    for (dir, covered) in [
+        ("fixtures/family/tiny-llama3", true),
+        ("fixtures/family/tiny-mistral", true),
+        ("fixtures/family/tiny-qwen2", true),
+        ("fixtures/family/tiny-qwen3", true),
+        ("fixtures/family/tiny-gemma3", true),
+        ("fixtures/family/tiny-phi3", false),
+        ("fixtures/family/tiny-gpt2", false),
+        ("fixtures/family/tiny-gpt-neo", false),
+        ("fixtures/family/tiny-gpt-neox", false),
+    ] {
+        let config = kn_config::DecoderConfig::from_hf_json(
+            &std::fs::read_to_string(repo(dir).join("config.json")).unwrap(),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            kn_model::hand_written_backward_covers(&config),
+            covered,
+            "{dir}"
+        );
+        check_hand_written_backward(dir);
+    }
 }
 
 /// The same on a thread where libtorch runs on one thread, as attribution's concurrent passes
@@ -301,12 +333,13 @@ fn llama_hand_written_backward_equals_autograd() {
 fn llama_hand_written_backward_equals_autograd_on_one_thread() {
     kn_model::on_new_thread(1, || {
         assert_eq!(tch::get_num_threads(), 1);
-        check_hand_written_backward();
+        check_hand_written_backward("fixtures/tiny-llama");
+        check_hand_written_backward("fixtures/family/tiny-gemma3");
     });
 }
 
-fn check_hand_written_backward() {
-    let model = load_model(repo("fixtures/tiny-llama").to_str().unwrap(), Device::Cpu).unwrap();
+fn check_hand_written_backward(dir: &str) {
+    let model = load_model(repo(dir).to_str().unwrap(), Device::Cpu).unwrap();
     let single = one_token_prompt(model.as_ref());
     let prompts = [
         ("The capital of France is", "Paris"),
@@ -364,7 +397,7 @@ fn check_hand_written_backward() {
         let difference = (a - b).abs().max().double_value(&[]);
         assert!(
             difference < 1e-5,
-            "run {r}: features differ by {difference}"
+            "{dir}: run {r}: features differ by {difference}"
         );
     }
     assert_eq!(by_model.len(), runs.len());
@@ -376,7 +409,8 @@ fn check_hand_written_backward() {
             let difference = (a - b).abs().max().double_value(&[]) / scale;
             assert!(
                 difference < 1e-5,
-                "run {r} start {i} (layer {}): gradients differ by {difference} of the largest",
+                "{dir}: run {r} start {i} (layer {}): gradients differ by {difference} of the \
+                 largest",
                 starts[r][i].0
             );
         }

@@ -1,30 +1,37 @@
-//! A hand-written forward and backward pass of a plain Llama's resumed rows (RMSNorm, SwiGLU, no
-//! biases, full attention: `DecoderConfig::is_plain_llama`), for attribution's
-//! gradients ([`crate::KnowledgeModel::start_gradients_batch`]).
+//! A hand-written forward and backward pass of the resumed rows of the Llama-like decoders
+//! ([`covers_config`]: RMSNorm, gated SiLU or GELU-tanh FFN, rotary positions over whole heads,
+//! sequential residual; with or without projection biases (Qwen2), per-head query/key norms
+//! (Qwen3, Gemma-3), sandwich norms (Gemma-3), sliding windows (Mistral, Qwen2, Gemma-3) and
+//! RoPE tables per layer (Gemma-3's local and global bases)), for attribution's gradients
+//! ([`crate::KnowledgeModel::start_gradients_batch`]).
 //!
 //! It does the arithmetic of [`DecoderLm::resume_runs`] for the common case of one
 //! recomputed position (a causal prompt's answer position is its last token) without autograd:
 //! the forward pass keeps exactly what its backward pass reads, per layer and row: the layer's
-//! input, the queries, keys and values after RoPE, the attention weights, the residual after
-//! attention, and the FFN's gate and up projections (about 5,200 floats for SmolLM2, against
-//! about 8,000 in autograd's graph), and the backward pass runs the products of the transposed
-//! weights and the element-wise derivatives directly. Everything else (several recomputed
-//! positions) goes through autograd. `tests/resume.rs` checks both against each other.
+//! input, the queries and keys before their norms, the queries, keys and values after RoPE, the
+//! attention weights, the outputs of attention and FFN before their sandwich norms, the
+//! residual after attention, and the FFN's gate and up projections (about 5,200 floats for
+//! SmolLM2, against about 8,000 in autograd's graph), and the backward pass runs the products
+//! of the transposed weights and the element-wise derivatives directly. Everything else
+//! (several recomputed positions, other architectures) goes through autograd. `tests/resume.rs`
+//! checks both against each other on every architecture this covers.
 
-use super::{cached_prefix, recomputed_positions, DecoderLayer, DecoderLm};
+use super::{cached_prefix, recomputed_positions, DecoderLayer, DecoderLm, RopeTables};
 use crate::common::{self, floats, floats_mut, is_plain_float};
 use crate::error::{guard, ModelError, Result};
 use crate::matmul::{dot, linear, matmul};
 use crate::model::CleanPass;
 use crate::swiglu::{swiglu, swiglu_backward};
+use kn_config::decoder::{Activation, NormKind, Positions};
+use kn_config::DecoderConfig;
 use tch::{Kind, Tensor};
 
 /// One run's fixed parts: its clean pass, answer position and that position's RoPE tables.
 struct Run<'a> {
     clean: &'a CleanPass,
     start: i64,
-    /// cos and sin at the answer position, `[1, head_dim]` each.
-    rope: (Tensor, Tensor),
+    /// Per RoPE table, cos and sin at the answer position, `[1, head_dim]` each.
+    ropes: RopeTables,
     /// The run's starts in the order their rows join the pass (by layer, stable).
     order: Vec<usize>,
 }
@@ -36,6 +43,8 @@ struct SavedLayer {
     x_in: Tensor,
     /// Every row's RoPE cos and sin, `[N, 1, hd]` each (forward and backward share them).
     tables: (Tensor, Tensor),
+    /// The queries and keys before their per-head norms, `[N, H + KV, hd]` (with such norms).
+    qk_unnormed: Option<Tensor>,
     /// After RoPE: queries `[N, KV, G, hd]`, keys `[N, KV, hd]`; values `[N, KV, hd]`.
     q: Tensor,
     k: Tensor,
@@ -43,8 +52,26 @@ struct SavedLayer {
     /// Per run with rows: the attention weights over its prefix and the row's own position,
     /// `[n, KV, G, P + 1]`.
     weights: Vec<Tensor>,
+    /// The attention's output before its sandwich norm (with one).
+    attention_out: Option<Tensor>,
     x_mid: Tensor,
     gate_up: Tensor,
+    /// The FFN's output before its sandwich norm (with one).
+    ffn_out: Option<Tensor>,
+}
+
+/// Whether the hand-written pass computes models of `config` (see the module docs).
+pub fn covers_config(config: &DecoderConfig) -> bool {
+    config.norm.kind == NormKind::Rms
+        && config.ffn.gated
+        && !config.ffn.bias
+        && matches!(
+            config.ffn.activation,
+            Activation::Silu | Activation::GeluTanh
+        )
+        && !config.parallel_residual
+        && matches!(&config.positions, Positions::Rotary { rotary_dim, .. }
+            if *rotary_dim == config.head_dim)
 }
 
 /// Whether every run recomputes only its answer position (and scores only it), which is what
@@ -75,7 +102,7 @@ impl DecoderLm {
                     .into_iter()
                     .map(|(clean, order)| {
                         let start = clean.prompt.answer_position as i64;
-                        let rope = self.rope_tables(&Tensor::arange_start(
+                        let ropes = self.rope_tables_all(&Tensor::arange_start(
                             start,
                             start + 1,
                             (Kind::Int64, self.device),
@@ -83,7 +110,7 @@ impl DecoderLm {
                         Run {
                             clean,
                             start,
-                            rope,
+                            ropes,
                             order,
                         }
                     })
@@ -151,7 +178,7 @@ impl DecoderLm {
                     .filter(|&&i| starts[r].1[i].0 == j)
                     .map(|&i| {
                         run.clean.ffn_input_residual[j].get(run.start).unsqueeze(0)
-                            + linear(&starts[r].1[i].1, &weights.down)
+                            + self.ffn_output(weights, &starts[r].1[i].1)
                     })
                     .collect();
                 if !joining.is_empty() {
@@ -179,15 +206,24 @@ impl DecoderLm {
     ) -> (Tensor, SavedLayer) {
         let (heads, kv, hd) = self.head_shape();
         let n = x_in.size()[0];
-        let qkv = linear(&self.rms_norm(&x_in, &w.attn_norm.weight), &w.qkv);
+        let qkv = super::with_bias(
+            linear(&self.rms_norm(&x_in, &w.attn_norm.weight), &w.qkv),
+            &w.qkv_bias,
+        );
         let parts = qkv.split_with_sizes([(heads + kv) * hd, kv * hd], -1);
-        let tables = self.row_tables(runs, &rows);
-        let qk = Self::rope(&parts[0].reshape([n, heads + kv, hd]), &tables);
+        let tables = self.row_tables(runs, &rows, w.rope);
+        let mut qk = parts[0].reshape([n, heads + kv, hd]);
+        let mut qk_unnormed = None;
+        if let Some(weight) = &w.qk_norm {
+            let normed = qk.rms_norm([hd], None::<&Tensor>, self.config.norm.eps) * weight;
+            qk_unnormed = Some(std::mem::replace(&mut qk, normed));
+        }
+        let qk = Self::rope(&qk, &tables);
         let qk = qk.split_with_sizes([heads, kv], 1);
         let q = qk[0].reshape([n, kv, heads / kv, hd]);
         let k = qk[1].contiguous();
         let v = parts[1].reshape([n, kv, hd]);
-        let scale = 1.0 / (hd as f64).sqrt();
+        let scale = self.config.query_scale;
         let mut attended = Vec::new();
         let mut weights = Vec::new();
         let mut offset = 0;
@@ -201,7 +237,8 @@ impl DecoderLm {
                 v.narrow(0, offset, count),
             );
             offset += count;
-            let (prefix_k, prefix_v) = cached_prefix(run.clean, run.start, j);
+            let prefix = cached_prefix(run.clean, run.start, j, w.window);
+            let (prefix_k, prefix_v) = (&prefix.keys, &prefix.values);
             let prefix = prefix_k.size()[1];
             let own = (&q * k.unsqueeze(2)).sum_dim_intlist(-1, true, Kind::Float);
             let scores = if prefix == 0 {
@@ -214,26 +251,71 @@ impl DecoderLm {
             let split = w_run.split_with_sizes([prefix, 1], -1);
             let mut out = &split[1] * v.unsqueeze(2);
             if prefix > 0 {
-                out += from_per_kv_head(&per_kv_head(&split[0]).bmm(&prefix_v), count);
+                out += from_per_kv_head(&per_kv_head(&split[0]).bmm(prefix_v), count);
             }
             attended.push(out.reshape([count, heads * hd]));
             weights.push(w_run);
         }
-        let x_mid = &x_in + linear(&Tensor::cat(&attended, 0), &w.wo);
+        let attention = super::with_bias(linear(&Tensor::cat(&attended, 0), &w.wo), &w.wo_bias);
+        let (attention, attention_out) = self.sandwich_norm(attention, &w.post_attn_norm);
+        let x_mid = &x_in + attention;
         let gate_up = linear(&self.rms_norm(&x_mid, &w.ffn_norm.weight), &w.up);
-        let x_out = &x_mid + linear(&swiglu(&gate_up), &w.down);
+        let ffn = linear(&self.gated_activation(&gate_up), &w.down);
+        let (ffn, ffn_out) = self.sandwich_norm(ffn, &w.post_ffn_norm);
+        let x_out = &x_mid + ffn;
         let saved = SavedLayer {
             rows,
             x_in,
             tables,
+            qk_unnormed,
             q,
             k,
             v,
             weights,
+            attention_out,
             x_mid,
             gate_up,
+            ffn_out,
         };
         (x_out, saved)
+    }
+
+    /// A branch's output after its sandwich norm (when the layer has one), and the output
+    /// before it, which the backward pass reads.
+    fn sandwich_norm(
+        &self,
+        out: Tensor,
+        norm: &Option<super::NormWeights>,
+    ) -> (Tensor, Option<Tensor>) {
+        match norm {
+            Some(norm) => (self.rms_norm(&out, &norm.weight), Some(out)),
+            None => (out, None),
+        }
+    }
+
+    /// The neurons' values from the fused gate and up projections: `act(gate) * up`.
+    fn gated_activation(&self, gate_up: &Tensor) -> Tensor {
+        match self.config.ffn.activation {
+            Activation::Silu => swiglu(gate_up),
+            _ => {
+                let halves = gate_up.chunk(2, -1);
+                halves[0].gelu("tanh") * &halves[1]
+            }
+        }
+    }
+
+    /// The gradient with respect to the fused gate and up projections from that with respect
+    /// to the neurons' values `g`.
+    fn gated_activation_backward(&self, gate_up: &Tensor, g: &Tensor) -> Tensor {
+        match self.config.ffn.activation {
+            Activation::Silu => swiglu_backward(gate_up, g),
+            _ => {
+                let halves = gate_up.chunk(2, -1);
+                let (gate, up) = (&halves[0], &halves[1]);
+                let g_gate = gate.gelu_backward(&(g * up), "tanh");
+                Tensor::cat(&[g_gate, g * gate.gelu("tanh")], -1)
+            }
+        }
     }
 
     /// The backward pass from the head's gradients to every start's activations.
@@ -285,7 +367,24 @@ impl DecoderLm {
                 let total: i64 = counts.iter().sum();
                 let before = g.size()[0] - total;
                 let parts = g.split_with_sizes([before, total], 0);
-                let activation_gradients = matmul(&parts[1], &weights.down);
+                // Through the FFN's sandwich norm (Gemma), whose input is recomputed here.
+                let ffn_out = weights.post_ffn_norm.as_ref().map(|_| {
+                    let activations: Vec<Tensor> = joined
+                        .iter()
+                        .map(|&i| starts[r].1[i].1.shallow_clone())
+                        .collect();
+                    super::with_bias(
+                        linear(&Tensor::cat(&activations, 0), &weights.down),
+                        &weights.down_bias,
+                    )
+                });
+                let g_ffn = sandwich_norm_backward(
+                    &ffn_out,
+                    &weights.post_ffn_norm,
+                    &parts[1],
+                    self.config.norm.eps,
+                );
+                let activation_gradients = matmul(&g_ffn, &weights.down);
                 for (&i, part) in joined
                     .iter()
                     .zip(activation_gradients.split_with_sizes(&counts, 0))
@@ -325,9 +424,10 @@ impl DecoderLm {
         let (heads, kv, hd) = self.head_shape();
         let n = g_out.size()[0];
         let eps = self.config.norm.eps;
-        // FFN: x_out = x_mid + down(silu(gate) * up), gate and up from norm(x_mid).
-        let g_act = matmul(&g_out, &w.down);
-        let g_gate_up = swiglu_backward(&saved.gate_up, &g_act);
+        // FFN: x_out = x_mid + norm?(down(act(gate) * up)), gate and up from norm(x_mid).
+        let g_ffn = sandwich_norm_backward(&saved.ffn_out, &w.post_ffn_norm, &g_out, eps);
+        let g_act = matmul(&g_ffn, &w.down);
+        let g_gate_up = self.gated_activation_backward(&saved.gate_up, &g_act);
         let g_normed = matmul(&g_gate_up, &w.up);
         let g_mid = rms_norm_backward_onto(
             Some(&g_out),
@@ -336,9 +436,11 @@ impl DecoderLm {
             &g_normed,
             eps,
         );
-        // Attention: x_mid = x_in + wo(attended).
-        let g_attended = matmul(&g_mid, &w.wo).reshape([n, kv, heads / kv, hd]);
-        let scale = 1.0 / (hd as f64).sqrt();
+        // Attention: x_mid = x_in + norm?(wo(attended)).
+        let g_attention =
+            sandwich_norm_backward(&saved.attention_out, &w.post_attn_norm, &g_mid, eps);
+        let g_attended = matmul(&g_attention, &w.wo).reshape([n, kv, heads / kv, hd]);
+        let scale = self.config.query_scale;
         let (mut g_q, mut g_k, mut g_v) = (Vec::new(), Vec::new(), Vec::new());
         let mut offset = 0;
         let mut weights = saved.weights.iter();
@@ -355,7 +457,8 @@ impl DecoderLm {
                 range(&g_attended),
             );
             offset += count;
-            let (prefix_k, prefix_v) = cached_prefix(run.clean, run.start, j);
+            let prefix = cached_prefix(run.clean, run.start, j, w.window);
+            let (prefix_k, prefix_v) = (&prefix.keys, &prefix.values);
             let prefix = prefix_k.size()[1];
             let split = w_run.split_with_sizes([prefix, 1], -1);
             let g_own_weight = (&g_o * v.unsqueeze(2)).sum_dim_intlist(-1, true, Kind::Float);
@@ -373,14 +476,18 @@ impl DecoderLm {
             let g_scores = g_scores.split_with_sizes([prefix, 1], -1);
             let mut g_q_run = &g_scores[1] * k.unsqueeze(2);
             if prefix > 0 {
-                g_q_run += from_per_kv_head(&per_kv_head(&g_scores[0]).bmm(&prefix_k), count);
+                g_q_run += from_per_kv_head(&per_kv_head(&g_scores[0]).bmm(prefix_k), count);
             }
             g_q.push(g_q_run.reshape([count, heads, hd]));
             g_k.push((&g_scores[1] * &q).sum_dim_intlist(2, false, Kind::Float));
         }
         let g_qk = Tensor::cat(&[Tensor::cat(&g_q, 0), Tensor::cat(&g_k, 0)], 1);
         let (cos, sin) = &saved.tables;
-        let g_qk = rope_backward(&g_qk, cos, sin).reshape([n, (heads + kv) * hd]);
+        let mut g_qk = rope_backward(&g_qk, cos, sin);
+        if let (Some(unnormed), Some(weight)) = (&saved.qk_unnormed, &w.qk_norm) {
+            g_qk = rms_norm_backward_weighted(unnormed, &(g_qk * weight), eps);
+        }
+        let g_qk = g_qk.reshape([n, (heads + kv) * hd]);
         let g_qkv = Tensor::cat(&[g_qk, Tensor::cat(&g_v, 0).reshape([n, kv * hd])], -1);
         let g_normed = matmul(&g_qkv, &w.qkv);
         rms_norm_backward_onto(
@@ -401,18 +508,17 @@ impl DecoderLm {
         )
     }
 
-    /// Every row's RoPE cos and sin (its run's answer position), `[N, 1, hd]` each.
-    fn row_tables(&self, runs: &[Run], rows: &[i64]) -> (Tensor, Tensor) {
+    /// Every row's cos and sin of RoPE table `table` (its run's answer position), `[N, 1, hd]`
+    /// each.
+    fn row_tables(&self, runs: &[Run], rows: &[i64], table: usize) -> (Tensor, Tensor) {
         let hd = self.config.head_dim as i64;
         let (cos, sin): (Vec<Tensor>, Vec<Tensor>) = runs
             .iter()
             .zip(rows)
             .filter(|(_, &n)| n > 0)
             .map(|(run, &n)| {
-                (
-                    run.rope.0.expand([n, hd], false),
-                    run.rope.1.expand([n, hd], false),
-                )
+                let (cos, sin) = &run.ropes[table];
+                (cos.expand([n, hd], false), sin.expand([n, hd], false))
             })
             .unzip();
         (
@@ -459,10 +565,7 @@ fn rms_norm_backward_onto(
         && residual.is_none_or(|r| r.size() == size && is_plain_float(r))
         && [x, weight, g].into_iter().all(is_plain_float);
     if !rows_here {
-        let inverse_rms = (x.square().mean_dim(-1, true, Kind::Float) + eps).rsqrt();
-        let g_weighted = g * weight;
-        let projection = (&g_weighted * x).mean_dim(-1, true, Kind::Float);
-        let gradient = (g_weighted - x * (projection * inverse_rms.square())) * inverse_rms;
+        let gradient = rms_norm_backward_weighted(x, &(g * weight), eps);
         return match residual {
             Some(residual) => residual + gradient,
             None => gradient,
@@ -498,6 +601,28 @@ fn rms_norm_backward_onto(
         }
     }
     out
+}
+
+/// Gradient of RMSNorm over the last dimension with respect to `x`, given `g_weighted`, the
+/// gradient with respect to its output times the norm's weight (any broadcast shape of it).
+fn rms_norm_backward_weighted(x: &Tensor, g_weighted: &Tensor, eps: f64) -> Tensor {
+    let inverse_rms = (x.square().mean_dim(-1, true, Kind::Float) + eps).rsqrt();
+    let projection = (g_weighted * x).mean_dim(-1, true, Kind::Float);
+    (g_weighted - x * (projection * inverse_rms.square())) * inverse_rms
+}
+
+/// The gradient with respect to a branch's output before its sandwich norm (when the layer
+/// has one; `out` is then that output) from that with respect to the residual add `g`.
+fn sandwich_norm_backward(
+    out: &Option<Tensor>,
+    norm: &Option<super::NormWeights>,
+    g: &Tensor,
+    eps: f64,
+) -> Tensor {
+    match (out, norm) {
+        (Some(out), Some(norm)) => rms_norm_backward(out, &norm.weight, g, eps),
+        _ => g.shallow_clone(),
+    }
 }
 
 /// Gradient of the rotate-half RoPE `y = x cos + rotate_half(x) sin` with respect to `x`:
