@@ -4,6 +4,9 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 bash "$REPO_ROOT/scripts/setup.sh"
 cd "$REPO_ROOT"
+# The checkpoint shaped like Llama-3.2-1B (random bfloat16 shards + index, 2.5 GB in the model
+# cache, written once), which the scale tests load; see benches/support/llama_shaped.rs.
+cargo run --release --quiet --example make_llama_shaped -- llama-3.2-1b >/dev/null
 # Formatting: rustfmt's defaults.
 cargo fmt --all --check
 cargo test --workspace --release "$@"

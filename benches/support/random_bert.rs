@@ -15,6 +15,10 @@
 
 #![allow(dead_code)]
 
+#[path = "generated_dir.rs"]
+mod generated_dir;
+
+use generated_dir::io_error;
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
@@ -83,24 +87,14 @@ const PUNCTUATION: [&str; 17] = [
 /// `$XDG_CACHE_HOME/knowledge-neurons`, else `~/.cache/knowledge-neurons` (the model cache of
 /// `scripts/fetch-model.sh`).
 pub fn default_dir() -> PathBuf {
-    let env = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(dir) = env("KN_RANDOM_BERT_DIR") {
-        return dir;
-    }
-    let cache = env("KN_CACHE_DIR").unwrap_or_else(|| {
-        env("XDG_CACHE_HOME")
-            .unwrap_or_else(|| {
-                env("HOME")
-                    .unwrap_or_else(|| PathBuf::from("."))
-                    .join(".cache")
-            })
-            .join("knowledge-neurons")
-    });
-    cache.join("bench").join("bert-base-cased-random")
+    std::env::var_os("KN_RANDOM_BERT_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            kn_model::cache_dir()
+                .join("bench")
+                .join("bert-base-cased-random")
+        })
 }
 
 /// The vocabulary: the special tokens, punctuation, the words of the `bert-base` prompts, then filler
@@ -243,72 +237,34 @@ pub fn weights() -> Vec<(String, Tensor)> {
     w
 }
 
-fn io_error(path: &Path, e: impl std::fmt::Display) -> String {
-    format!("{}: {e}", path.display())
-}
-
 /// Whether `dir` holds a complete model written by this generator.
 pub fn is_complete(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join(STAMP_FILE))
-        .map(|s| s == stamp())
-        .unwrap_or(false)
-        && ["config.json", "vocab.txt", "model.safetensors"]
-            .iter()
-            .all(|f| dir.join(f).is_file())
+    generated_dir::is_complete(dir, STAMP_FILE, &stamp(), FILES)
 }
+
+/// The files of a complete model.
+const FILES: &[&str] = &["config.json", "vocab.txt", "model.safetensors"];
 
 /// Makes sure `dir` holds the random BERT-base model, writing it when it is not there.
 /// Returns whether it was written (false: reused). Refuses to touch a directory that exists
 /// and is not one of ours.
 pub fn ensure(dir: &Path) -> Result<bool, String> {
-    if is_complete(dir) {
-        return Ok(false);
-    }
-    if dir.exists() {
-        let ours = dir.join(STAMP_FILE).is_file();
-        let empty = std::fs::read_dir(dir)
-            .map(|mut d| d.next().is_none())
-            .unwrap_or(false);
-        if !ours && !empty {
-            return Err(format!(
-                "{} exists and is not a random BERT written by this generator; not touching it",
-                dir.display()
-            ));
-        }
-    }
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "random-bert".into());
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| io_error(&tmp, e))?;
-    let write = |file: &str, text: &str| {
-        std::fs::write(tmp.join(file), text).map_err(|e| io_error(&tmp.join(file), e))
-    };
-    write("config.json", &config_json())?;
-    write("tokenizer_config.json", TOKENIZER_CONFIG)?;
-    let mut vocab = vocabulary().join("\n");
-    vocab.push('\n');
-    write("vocab.txt", &vocab)?;
-    write(
-        "README.md",
-        "Random-weight BERT-base (bert-base-cased configuration) for speed benchmarks only; it knows nothing.\n\
-         Written by benches/support/random_bert.rs (cargo run --release --example make_random_bert -- <dir>).\n",
-    )?;
-    let weights = weights();
-    let path = tmp.join("model.safetensors");
-    Tensor::write_safetensors(&weights, &path).map_err(|e| io_error(&path, e))?;
-    drop(weights);
-    write(STAMP_FILE, &stamp())?;
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| io_error(dir, e))?;
-    }
-    std::fs::rename(&tmp, dir).map_err(|e| io_error(dir, e))?;
-    Ok(true)
+    generated_dir::ensure(dir, STAMP_FILE, &stamp(), FILES, |tmp| {
+        let write = |file: &str, text: &str| {
+            std::fs::write(tmp.join(file), text).map_err(|e| io_error(&tmp.join(file), e))
+        };
+        write("config.json", &config_json())?;
+        write("tokenizer_config.json", TOKENIZER_CONFIG)?;
+        let mut vocab = vocabulary().join("\n");
+        vocab.push('\n');
+        write("vocab.txt", &vocab)?;
+        write(
+            "README.md",
+            "Random-weight BERT-base (bert-base-cased configuration) for speed benchmarks only; it knows nothing.\n\
+             Written by benches/support/random_bert.rs (cargo run --release --example make_random_bert -- <dir>).\n",
+        )?;
+        let weights = weights();
+        let path = tmp.join("model.safetensors");
+        Tensor::write_safetensors(&weights, &path).map_err(|e| io_error(&path, e))
+    })
 }

@@ -207,7 +207,9 @@ def header(script, model_path, **extra):
         model["format"] = "gguf"
     else:
         model["format"] = "hf-safetensors"
-        model["sha256"] = sha256_file(model_path / "model.safetensors")
+        single = model_path / "model.safetensors"
+        # A sharded checkpoint is named by its index (the shards' digests are the caller's).
+        model["sha256"] = sha256_file(single if single.is_file() else model_path / "model.safetensors.index.json")
     h = {
         "generator": f"scripts/reference/{script}",
         "versions": versions(),

@@ -188,3 +188,26 @@ fn gemma3_270m_matches_the_float64_python_reference() {
     let model = load_model("gemma-3-270m", Device::Cpu).unwrap();
     check_cases_within(model.as_ref(), "ig_gemma3_270m.json", 5e-4, 10);
 }
+
+/// The checkpoint shaped like Llama-3.2-1B (bfloat16 shards + index, transformers 4.x config
+/// with `llama3` RoPE scaling; `benches/support/llama_shaped.rs`, which CI's setup runs) against
+/// transformers' float64 reference: within 1e-4 of the largest, the same top-10.
+#[test]
+fn llama_32_1b_shaped_checkpoint_matches_the_float64_python_reference() {
+    let dir = kn_model::cache_dir().join("bench/llama-3.2-1b-shaped");
+    let golden = golden("llama32_1b_shaped.json");
+    assert!(
+        dir.join("kn-llama-shaped.json").is_file(),
+        "{} is missing: run cargo run --release --example make_llama_shaped -- llama-3.2-1b \
+         (CI's setup does)",
+        dir.display()
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("kn-llama-shaped.json")).unwrap(),
+        golden["checkpoint"]["stamp"].as_str().unwrap(),
+        "{} was written by another version of the generator",
+        dir.display()
+    );
+    let model = load_model(dir.to_str().unwrap(), Device::Cpu).unwrap();
+    check_cases_within(model.as_ref(), "llama32_1b_shaped.json", 1e-4, 10);
+}

@@ -31,8 +31,8 @@ pub use device::parse_device;
 pub use error::{guard, ModelError, Result};
 pub use kn_tokenizer::Tokenizer;
 pub use load::{
-    default_model_path, gemma3_270m_path, load_model, resolve_model_path, DEFAULT_MODEL_FILE,
-    GEMMA3_270M_FILE,
+    cache_dir, default_model_path, gemma3_270m_path, load_model, resolve_model_path,
+    DEFAULT_MODEL_FILE, GEMMA3_270M_FILE,
 };
 pub use model::{
     start_gradients_by_autograd, ActivationEdit, ActivationOp, AnswerPolicy, CleanPass,

@@ -34,26 +34,31 @@ pub fn gemma3_270m_path() -> PathBuf {
     model_dir().join(GEMMA3_270M_FILE)
 }
 
+/// A non-empty environment variable as a path.
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The project's cache: `$KN_CACHE_DIR`, else `$XDG_CACHE_HOME/knowledge-neurons`, else
+/// `~/.cache/knowledge-neurons` (the same rule as `scripts/common.sh`). Fetched models live in
+/// its `models/`, generated benchmark models in its `bench/`.
+pub fn cache_dir() -> PathBuf {
+    env_path("KN_CACHE_DIR").unwrap_or_else(|| {
+        env_path("XDG_CACHE_HOME")
+            .unwrap_or_else(|| {
+                env_path("HOME")
+                    .unwrap_or_else(|| PathBuf::from("."))
+                    .join(".cache")
+            })
+            .join("knowledge-neurons")
+    })
+}
+
 /// The directory of fetched models (see [`default_model_path`]).
 fn model_dir() -> PathBuf {
-    let env = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    let dir = env("KN_MODEL_DIR").unwrap_or_else(|| {
-        let cache = env("KN_CACHE_DIR").unwrap_or_else(|| {
-            env("XDG_CACHE_HOME")
-                .unwrap_or_else(|| {
-                    env("HOME")
-                        .unwrap_or_else(|| PathBuf::from("."))
-                        .join(".cache")
-                })
-                .join("knowledge-neurons")
-        });
-        cache.join("models")
-    });
-    dir
+    env_path("KN_MODEL_DIR").unwrap_or_else(|| cache_dir().join("models"))
 }
 
 /// Resolves a model argument (`default`, `gemma-3-270m`, a path) to a path.

@@ -34,6 +34,19 @@ struct LazyTensor {
     range: (usize, usize),
 }
 
+/// Bytes of a mapped checkpoint hashed at a time by the fingerprint before they are let go.
+const FINGERPRINT_SLICE: usize = 64 << 20;
+
+/// Lets go of the mapped pages of `len` bytes from `offset`: they leave this process's resident
+/// memory (the kernel keeps them in its page cache and reads them back if they are touched
+/// again), so what was converted or hashed is not held twice.
+fn release(map: &memmap2::Mmap, offset: usize, len: usize) {
+    #[cfg(unix)]
+    // SAFETY: `map` is a read-only mapping of a file: MADV_DONTNEED only drops its pages, and a
+    // later read faults the same bytes back in from the file, so no slice into it changes.
+    let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) };
+}
+
 /// Named weights, taken out one by one with shape checks.
 pub struct WeightMap {
     /// The file or directory, for messages.
@@ -94,8 +107,15 @@ impl WeightMap {
         let mut hash = 0xcbf2_9ce4_8422_2325;
         for file in &files {
             weights.map_file(file)?;
-            let mapped = weights.files.last().map(|f| &f.map[..]).unwrap_or_default();
-            hash = fnv1a(hash, mapped);
+            if let Some(mapped) = weights.files.last() {
+                // A slice at a time, each let go once hashed: a checkpoint larger than the
+                // memory is fingerprinted without ever being resident whole.
+                for start in (0..mapped.map.len()).step_by(FINGERPRINT_SLICE) {
+                    let end = (start + FINGERPRINT_SLICE).min(mapped.map.len());
+                    hash = fnv1a(hash, &mapped.map[start..end]);
+                    release(&mapped.map, start, end - start);
+                }
+            }
         }
         // Every tensor the index names must be in the shard it names.
         for (name, shard) in expected {
@@ -244,20 +264,16 @@ impl WeightMap {
                 if shape != expected {
                     return Err(shape_error(shape, &file.path));
                 }
-                let bytes =
-                    &file.map[file.data_start + lazy.range.0..file.data_start + lazy.range.1];
-                let values = to_f32(name, lazy.dtype, bytes, &file.path)?;
-                let elements = shape.iter().product::<i64>();
-                if values.len() as i64 != elements {
-                    return Err(ModelError::Weights {
-                        path: file.path.clone(),
-                        reason: format!(
-                            "tensor {name} holds {} values, its shape {shape:?} needs {elements}",
-                            values.len()
-                        ),
-                    });
-                }
-                crate::error::guard(|| Ok(Tensor::from_slice(&values).reshape(shape.as_slice())))?
+                let (offset, len) = (file.data_start + lazy.range.0, lazy.range.1 - lazy.range.0);
+                let tensor = convert(
+                    name,
+                    lazy.dtype,
+                    &file.map[offset..offset + len],
+                    &shape,
+                    &file.path,
+                )?;
+                release(&file.map, offset, len);
+                tensor
             }
         };
         // A NaN or infinite weight would make every output NaN: refuse it here, naming it.
@@ -328,31 +344,67 @@ fn read_index(index_path: &Path, dir: &Path) -> Result<(Vec<PathBuf>, Vec<(Strin
 
 /// The float32 values of a tensor's little-endian bytes; integer tensors (buffers such as
 /// BERT's `position_ids`) and other types are refused by name.
-fn to_f32(name: &str, dtype: safetensors::Dtype, data: &[u8], path: &Path) -> Result<Vec<f32>> {
-    Ok(match dtype {
-        safetensors::Dtype::F32 => data
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        safetensors::Dtype::F16 => data
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        safetensors::Dtype::BF16 => data
-            .chunks_exact(2)
-            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        safetensors::Dtype::F64 => data
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
-            .collect(),
+/// A float32 CPU tensor of `shape` from the little-endian values `data` of type `dtype`,
+/// converted straight into the tensor's memory (no intermediate copy).
+fn convert(
+    name: &str,
+    dtype: safetensors::Dtype,
+    data: &[u8],
+    shape: &[i64],
+    path: &Path,
+) -> Result<Tensor> {
+    let width = match dtype {
+        safetensors::Dtype::F32 => 4,
+        safetensors::Dtype::F16 | safetensors::Dtype::BF16 => 2,
+        safetensors::Dtype::F64 => 8,
         other => {
             return Err(ModelError::Weights {
                 path: path.to_path_buf(),
                 reason: format!("tensor {name} has dtype {other:?}, not a float weight"),
             })
         }
-    })
+    };
+    let elements = shape.iter().product::<i64>();
+    if data.len() as i64 != elements * width as i64 {
+        return Err(ModelError::Weights {
+            path: path.to_path_buf(),
+            reason: format!(
+                "tensor {name} holds {} values, its shape {shape:?} needs {elements}",
+                data.len() / width
+            ),
+        });
+    }
+    let tensor = crate::error::guard(|| Ok(Tensor::empty(shape, (Kind::Float, Device::Cpu))))?;
+    if elements == 0 {
+        return Ok(tensor);
+    }
+    // SAFETY: `tensor` is a fresh contiguous float32 CPU tensor of `elements` values that
+    // nothing else refers to yet.
+    let out = unsafe { crate::common::floats_mut(&tensor) };
+    let chunks = data.chunks_exact(width);
+    match dtype {
+        safetensors::Dtype::F32 => {
+            for (slot, c) in out.iter_mut().zip(chunks) {
+                *slot = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+        }
+        safetensors::Dtype::F16 => {
+            for (slot, c) in out.iter_mut().zip(chunks) {
+                *slot = half::f16::from_le_bytes([c[0], c[1]]).to_f32();
+            }
+        }
+        safetensors::Dtype::BF16 => {
+            for (slot, c) in out.iter_mut().zip(chunks) {
+                *slot = half::bf16::from_le_bytes([c[0], c[1]]).to_f32();
+            }
+        }
+        _ => {
+            for (slot, c) in out.iter_mut().zip(chunks) {
+                *slot = f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32;
+            }
+        }
+    }
+    Ok(tensor)
 }
 
 #[cfg(test)]

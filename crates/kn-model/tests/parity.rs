@@ -187,6 +187,22 @@ fn tiny_qwen2_gguf_matches_transformers_gguf_loader() {
     check_golden(model.as_ref(), "gguf_qwen2.json", Some(LOGIT_TOLERANCE));
 }
 
+/// The checkpoint shaped like Llama-3.2-1B (bfloat16 shards, `llama3` RoPE scaling from
+/// transformers 4.x keys; written by `benches/support/llama_shaped.rs`, which CI's setup runs):
+/// top-5 probabilities within 1e-4 in transformers' order.
+#[test]
+fn llama_32_1b_shaped_checkpoint_matches_transformers() {
+    let dir = kn_model::cache_dir().join("bench/llama-3.2-1b-shaped");
+    assert!(
+        dir.join("kn-llama-shaped.json").is_file(),
+        "{} is missing: run cargo run --release --example make_llama_shaped -- llama-3.2-1b \
+         (CI's setup does)",
+        dir.display()
+    );
+    let model = load_model(dir.to_str().unwrap(), Device::Cpu).unwrap();
+    check_golden(model.as_ref(), "llama32_1b_shaped.json", None);
+}
+
 #[test]
 fn smollm2_matches_transformers() {
     let path = kn_model::default_model_path();
