@@ -255,6 +255,7 @@ def main():
     ap.add_argument("--smollm2", help="SmolLM2 GGUF path (Python loads it; Rust gets the same path)")
     ap.add_argument("--bert", help="random BERT-base directory")
     ap.add_argument("--gemma", help="Gemma-3-270M GGUF path (Python loads it; Rust gets the same path)")
+    ap.add_argument("--llama-1b", help="directory of the checkpoint shaped like Llama-3.2-1B")
     ap.add_argument("--models", default="smollm2,bert-base")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=2, help="runs of each prompt on each side (best and median kept)")
@@ -270,6 +271,7 @@ def main():
     NICE = args.nice
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     paths = {"smollm2": args.smollm2, "bert-base": args.bert, "gemma-3-270m": args.gemma,
+             "llama-3.2-1b-shaped": args.llama_1b,
              # the test fixtures, to try the script quickly (not part of the report)
              "tiny-bert": str(REPO / "fixtures" / "tiny-bert"), "tiny-llama": str(REPO / "fixtures" / "tiny-llama")}
     report = {

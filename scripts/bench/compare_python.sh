@@ -7,11 +7,13 @@
 #              dequantize it to float32), 5 PARAREL prompts
 #   bert-base  a BERT-base-sized model with random weights (examples/make_random_bert.rs; Python loads
 #              the directory with transformers' BertForMaskedLM), 5 masked PARAREL prompts
+#   llama-3.2-1b-shaped  random weights shaped like Llama-3.2-1B, bfloat16 shards as checkpoints ship
+#              (examples/make_llama_shaped.rs; both sides compute in float32), 3 PARAREL prompts
 # Prints a table (mean seconds per prompt for each side, the speed ratio, Rust's wall time with the
 # model load, Rust's peak RSS for one `kn attribute` run, top-5 agreement) and writes it as JSON to
 # docs/bench/compare-<date>.json. Waits for a quiet machine before each timed part.
 #
-# Usage: scripts/bench/compare_python.sh [--threads N] [--runs R] [--models smollm2,bert-base,gemma-3-270m]
+# Usage: scripts/bench/compare_python.sh [--threads N] [--runs R] [--models smollm2,bert-base,gemma-3-270m,llama-3.2-1b-shaped]
 #                                        [--out FILE] [--no-build] [--no-wait] [--max-wait S] [--nice N]
 #   --threads N   libtorch / torch threads on both sides (default 2)
 #   --runs R      rounds; each runs every prompt once on each side, Python then Rust, so that the
@@ -57,9 +59,9 @@ fi
   log "ERROR: no Python reference env (run scripts/setup-python-ref.sh, or set KN_PYREF_PY)"; exit 1; }
 
 if [ "$build" = 1 ]; then
-  log "building target/release/kn and examples/make_random_bert (release)"
+  log "building target/release/kn and examples/make_random_bert, make_llama_shaped (release)"
   cargo build --release -p kn-cli --bin kn >&2
-  cargo build --release -p knowledge-neurons --example make_random_bert >&2
+  cargo build --release -p knowledge-neurons --example make_random_bert --example make_llama_shaped >&2
 fi
 kn="$REPO_ROOT/target/release/kn"
 [ -x "$kn" ] || { log "ERROR: $kn missing (run without --no-build)"; exit 1; }
@@ -76,7 +78,11 @@ fi
 if [[ ",$models," == *",bert-base,"* ]]; then
   bert="$("$REPO_ROOT/target/release/examples/make_random_bert" ${KN_RANDOM_BERT_DIR:+"$KN_RANDOM_BERT_DIR"})"
 fi
+llama_1b=""
+if [[ ",$models," == *",llama-3.2-1b-shaped,"* ]]; then
+  llama_1b="$("$REPO_ROOT/target/release/examples/make_llama_shaped" llama-3.2-1b)"
+fi
 
 exec "$py" "$REPO_ROOT/scripts/bench/compare_python.py" --python "$py" --kn "$kn" \
-  --smollm2 "$smollm2" --bert "$bert" --gemma "$gemma" --models "$models" --threads "$threads" --runs "$runs" \
+  --smollm2 "$smollm2" --bert "$bert" --gemma "$gemma" --llama-1b "$llama_1b" --models "$models" --threads "$threads" --runs "$runs" \
   --out "$out" ${wait_args[@]+"${wait_args[@]}"}

@@ -17,6 +17,20 @@ pub enum AttributionError {
         /// Where it arose.
         place: String,
     },
+    /// libtorch ran out of memory during the attribution's passes.
+    #[error(
+        "out of memory with {rows_in_flight} rows in flight{}: {message}; hint: a smaller \
+         --batch-size or --memory-budget, or fewer --concurrent-passes",
+        budget.map(|b| format!(" (memory budget {:.2} GiB)", b as f64 / (1u64 << 30) as f64)).unwrap_or_default()
+    )]
+    OutOfMemory {
+        /// Rows (layer x integration point) the passes held at once.
+        rows_in_flight: usize,
+        /// The memory budget they were sized by, if any.
+        budget: Option<u64>,
+        /// libtorch's message.
+        message: String,
+    },
     /// The prompt was encoded without an answer to attribute.
     #[error("the prompt {0:?} has no answer to attribute")]
     NoAnswer(String),

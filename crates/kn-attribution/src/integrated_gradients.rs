@@ -84,6 +84,12 @@ pub struct AttributionConfig {
     /// rounding).
     #[serde(default)]
     pub concurrent_passes: usize,
+    /// Bytes the rows in flight may take when `batch_size` is 0: the model's suggestion is cut
+    /// to what fits ([`KnowledgeModel::bytes_per_row_hint`]). 0 means automatic: on the CPU,
+    /// half the memory available when the attribution starts; elsewhere no cut. Results do not
+    /// depend on it.
+    #[serde(default)]
+    pub memory_budget: u64,
 }
 
 impl Default for AttributionConfig {
@@ -95,8 +101,26 @@ impl Default for AttributionConfig {
             layers: None,
             batch_size: 0,
             concurrent_passes: 0,
+            memory_budget: 0,
         }
     }
+}
+
+/// The memory budget of an attribution's rows in flight: the configured one, else on the CPU
+/// half the memory available now; `None` (no cut) on other devices when none is configured.
+fn memory_budget(config: &AttributionConfig, device: Device) -> Option<u64> {
+    match config.memory_budget {
+        0 if device == Device::Cpu => kn_model::available_memory().map(|bytes| bytes / 2),
+        0 => None,
+        bytes => Some(bytes),
+    }
+}
+
+/// Rows in flight that fit `budget` bytes at `bytes_per_row` each (at least one).
+pub fn rows_within(budget: u64, bytes_per_row: u64) -> usize {
+    usize::try_from(budget / bytes_per_row.max(1))
+        .unwrap_or(usize::MAX)
+        .max(1)
 }
 
 /// Whether `m` integration points were enough, for one layer: the attributions should sum to
@@ -635,11 +659,16 @@ fn attribute_clean_passes(
             rows.len() - 1
         }
     };
+    let budget = memory_budget(config, workers.model.device());
     let rows_in_flight = if config.batch_size == 0 {
-        workers
+        let suggested = workers
             .model
             .rows_in_flight_hint()
-            .unwrap_or(DEFAULT_ROWS_PER_PASS)
+            .unwrap_or(DEFAULT_ROWS_PER_PASS);
+        match (budget, workers.model.bytes_per_row_hint()) {
+            (Some(budget), Some(per_row)) => suggested.min(rows_within(budget, per_row)),
+            _ => suggested,
+        }
     } else {
         config.batch_size
     };
@@ -653,17 +682,28 @@ fn attribute_clean_passes(
         workers.count(),
     );
     let shared_cleans = ReadOnly::new(cleans);
-    let pass_results = workers.run(plans.len(), |model, index| {
-        run_pass(
-            model,
-            shared_cleans.get(),
-            layers,
-            &rows,
-            zero_row,
-            &plans[index],
-            config.target,
-        )
-    })?;
+    let pass_results = workers
+        .run(plans.len(), |model, index| {
+            run_pass(
+                model,
+                shared_cleans.get(),
+                layers,
+                &rows,
+                zero_row,
+                &plans[index],
+                config.target,
+            )
+        })
+        .map_err(|error| match error {
+            AttributionError::Model(kn_model::ModelError::OutOfMemory(message)) => {
+                AttributionError::OutOfMemory {
+                    rows_in_flight,
+                    budget,
+                    message,
+                }
+            }
+            other => other,
+        })?;
     // Sum each layer's contributions in plan order.
     let mut per_prompt: Vec<(Vec<Option<Tensor>>, Vec<f64>)> = cleans
         .iter()

@@ -36,7 +36,7 @@ pub use baselines::{activation_scores, gradient_x_activation};
 pub use error::{AttributionError, Result};
 pub use integrated_gradients::{
     head_values_and_gradient, integrated_gradients, integrated_gradients_batch,
-    integrated_gradients_from_clean_pass, top_neurons, Attribution, AttributionConfig,
+    integrated_gradients_from_clean_pass, rows_within, top_neurons, Attribution, AttributionConfig,
     LayerCompleteness, NeuronScore, Target, DEFAULT_ROWS_PER_PASS, HEAD_VOCAB_BLOCK,
 };
 pub use output::{npy_bytes, save_scores, write_atomically, SaveError};

@@ -61,8 +61,7 @@ fn check_cases_within(model: &dyn KnowledgeModel, file: &str, tolerance: f64, to
             rule: IntegrationRule::parse(case["rule"].as_str().unwrap()).unwrap(),
             target: Target::parse(case["target"].as_str().unwrap()).unwrap(),
             layers: Some(layers.clone()),
-            batch_size: 0,
-            concurrent_passes: 0,
+            ..AttributionConfig::default()
         };
         let attribution = integrated_gradients(model, &prompt, &config).unwrap();
         let max_abs = case["max_abs_attribution"].as_f64().unwrap();

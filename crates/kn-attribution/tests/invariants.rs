@@ -366,3 +366,31 @@ fn concurrent_passes_need_a_shareable_model() {
     assert!(llama.model.as_sync().is_some());
     assert!(integrated_gradients(llama.model.as_ref(), &llama.prompts[0], &config(3)).is_ok());
 }
+
+/// A memory budget that holds a single row per pass cuts the passes to one row each (the
+/// decoder states its bytes per row) and leaves the results as they are.
+#[test]
+fn a_tiny_memory_budget_cuts_the_passes_not_the_results() {
+    let fixtures = models();
+    let fixture = &fixtures[1];
+    let model = fixture.model.as_ref();
+    let per_row = model
+        .bytes_per_row_hint()
+        .expect("the decoder states its bytes per row");
+    assert_eq!(kn_attribution::rows_within(per_row * 3 + 1, per_row), 3);
+    assert_eq!(kn_attribution::rows_within(1, per_row), 1);
+    let prompt = &fixture.prompts[0];
+    let unbounded = AttributionConfig {
+        steps: 5,
+        memory_budget: u64::MAX,
+        ..AttributionConfig::default()
+    };
+    let one_row = AttributionConfig {
+        memory_budget: 1,
+        ..unbounded.clone()
+    };
+    let a = integrated_gradients(model, prompt, &unbounded).unwrap();
+    let b = integrated_gradients(model, prompt, &one_row).unwrap();
+    let scale = a.scores.iter().fold(0f32, |m, s| m.max(s.abs()));
+    assert!(max_abs_difference(&a.scores, &b.scores) <= 1e-5 * scale);
+}

@@ -51,6 +51,11 @@ pub struct AttributeArgs {
     /// do not depend on it.
     #[arg(long, default_value_t = 0)]
     concurrent_passes: usize,
+    /// Memory the rows in flight may take, in GiB: the model's suggested rows are cut to what
+    /// fits for large models (0: half the memory available when the attribution starts, on
+    /// the CPU). Ignored with --batch-size. Results do not depend on it.
+    #[arg(long, default_value_t = 0.0)]
+    memory_budget: f64,
     /// Multi-token answers: first-token (the paper's), single-token (refuse longer answers)
     /// or whole-answer (causal models: sum of the tokens' teacher-forced log-probabilities).
     #[arg(long, default_value = "first-token")]
@@ -113,6 +118,7 @@ pub fn parse_policy(name: &str) -> Result<AnswerPolicy, CliError> {
 /// Runs `kn attribute`.
 pub fn run(args: AttributeArgs) -> Result<(), CliError> {
     crate::options::check_thread_count("--concurrent-passes", args.concurrent_passes)?;
+    let memory_budget = crate::options::memory_budget_bytes(args.memory_budget)?;
     let rule = IntegrationRule::parse(&args.rule)?;
     let target = Target::parse(&args.target)?;
     let policy = parse_policy(&args.answer_policy)?;
@@ -158,6 +164,7 @@ pub fn run(args: AttributeArgs) -> Result<(), CliError> {
         layers: Some(layers),
         batch_size: args.batch_size,
         concurrent_passes: args.concurrent_passes,
+        memory_budget,
     };
     let emit = |index: usize,
                 attribution: &Attribution,

@@ -101,6 +101,11 @@ pub struct DiscoverArgs {
     /// do not depend on it.
     #[arg(long, default_value_t = 0)]
     pub concurrent_passes: usize,
+    /// Memory the rows in flight may take, in GiB: the model's suggested rows are cut to what
+    /// fits for large models (0: half the memory available when the attribution starts, on
+    /// the CPU). Ignored with --batch-size. Results do not depend on it.
+    #[arg(long, default_value_t = 0.0)]
+    pub memory_budget: f64,
     /// Save the mean attribution matrix (layers x neurons, .npy) of the first N facts of each
     /// relation under DIR/scores/ (for `kn report`'s heatmap; 0: none). Not part of the
     /// configuration: it does not change the results.
@@ -115,6 +120,7 @@ pub struct DiscoverArgs {
 pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
     let shard = args.shard.as_deref().map(parse_shard).transpose()?;
     crate::options::check_thread_count("--concurrent-passes", args.concurrent_passes)?;
+    let memory_budget = crate::options::memory_budget_bytes(args.memory_budget)?;
     let data_dir = args.data.clone().unwrap_or_else(Pararel::bundled_dir);
     let dataset = kn_data::load_facts(&data_dir).map_err(|e| CliError::BadInput(e.to_string()))?;
     let relations = if args.relations.trim() == "all" {
@@ -234,6 +240,7 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
         layers: Some(layers.clone()),
         batch_size: args.batch_size,
         concurrent_passes: args.concurrent_passes,
+        memory_budget,
     };
     let rule = CoarseRule::Relative {
         ratio: args.threshold,

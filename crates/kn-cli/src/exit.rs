@@ -31,7 +31,9 @@ impl CliError {
 impl From<ModelError> for CliError {
     fn from(error: ModelError) -> Self {
         match error {
-            ModelError::Torch(_) => CliError::Internal(error.to_string()),
+            ModelError::Torch(_) | ModelError::OutOfMemory(_) => {
+                CliError::Internal(error.to_string())
+            }
             other => CliError::BadInput(other.to_string()),
         }
     }
@@ -41,6 +43,9 @@ impl From<kn_attribution::AttributionError> for CliError {
     fn from(error: kn_attribution::AttributionError) -> Self {
         match error {
             kn_attribution::AttributionError::Model(model) => model.into(),
+            error @ kn_attribution::AttributionError::OutOfMemory { .. } => {
+                CliError::Internal(error.to_string())
+            }
             other => CliError::BadInput(other.to_string()),
         }
     }

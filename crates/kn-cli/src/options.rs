@@ -65,6 +65,16 @@ pub fn check_thread_count(option: &str, count: usize) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `--memory-budget` in GiB as bytes (0 stays 0: automatic).
+pub fn memory_budget_bytes(gib: f64) -> Result<u64, CliError> {
+    if !gib.is_finite() || gib < 0.0 || gib > 1e6 {
+        return Err(CliError::BadInput(format!(
+            "--memory-budget {gib} is not a number of GiB between 0 (automatic) and 1000000"
+        )));
+    }
+    Ok((gib * (1u64 << 30) as f64) as u64)
+}
+
 /// Parses a layer list: `all`, `3`, `0-29`, `0,5,7-9` (checked against `num_layers`).
 pub fn parse_layers(spec: &str, num_layers: usize) -> Result<Vec<usize>, CliError> {
     let bad = |why: String| CliError::BadInput(format!("--layers {spec:?}: {why}"));

@@ -250,7 +250,7 @@ pub fn encode_fact(
         let encoded = model
             .encode(&prompt.text, Some(&record.object), AnswerPolicy::FirstToken)
             .map_err(|e| match e {
-                ModelError::Torch(_) => CliError::from(e),
+                ModelError::Torch(_) | ModelError::OutOfMemory(_) => CliError::from(e),
                 other => CliError::BadInput(format!(
                     "fact {}: prompt {:?}: {other}",
                     record.fact, prompt.text

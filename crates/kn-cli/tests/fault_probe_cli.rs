@@ -255,6 +255,39 @@ fn thread_counts_are_bounded() {
 }
 
 #[test]
+fn a_memory_budget_must_be_a_number_of_gib() {
+    for (command, value) in [("attribute", "-1"), ("attribute", "NaN"), ("discover", "inf")] {
+        let budget = format!("--memory-budget={value}");
+        let mut args = vec![command, "--model", "default", budget.as_str()];
+        if command == "attribute" {
+            args.extend(["--prompt", "The capital of France is", "--answer", "Paris"]);
+        } else {
+            args.extend(["--out", "/nonexistent/run"]);
+        }
+        let output = kn().args(&args).output().unwrap();
+        refused(&output, &["--memory-budget"]);
+    }
+    // A budget that holds one row at a time still attributes.
+    let output = kn()
+        .args([
+            "attribute",
+            "--model",
+            &fixture("tiny-llama"),
+            "--prompt",
+            "The capital of France is",
+            "--answer",
+            "Paris",
+            "--steps",
+            "4",
+            "--memory-budget",
+            "0.000001",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
 fn an_endless_or_huge_config_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let huge = dir.path().join("huge.toml");

@@ -29,6 +29,9 @@ fn attribution_error(error: AttributionError) -> EditError {
         other @ AttributionError::NonFinite { .. } => {
             EditError::Model(kn_model::ModelError::Torch(other.to_string()))
         }
+        other @ AttributionError::OutOfMemory { .. } => {
+            EditError::Model(kn_model::ModelError::OutOfMemory(other.to_string()))
+        }
         AttributionError::InvalidConfig(reason) => EditError::InvalidParameter {
             name: "layers",
             reason,

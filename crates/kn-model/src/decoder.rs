@@ -31,6 +31,14 @@ pub const CPU_ROWS_IN_FLIGHT: usize = 1200;
 /// through every small operation between them (measured in `docs/performance.md`).
 pub const CPU_CONCURRENT_PASSES: usize = 2;
 
+/// Prompt positions a row's attention weights are counted for in
+/// [`KnowledgeModel::bytes_per_row_hint`] (PARAREL prompts are about a dozen tokens).
+const BUDGETED_PROMPT_TOKENS: u64 = 128;
+
+/// Vocabulary entries of the output head's logits block counted per row (attribution's
+/// `HEAD_VOCAB_BLOCK`, 2048).
+const BUDGETED_HEAD_BLOCK: u64 = 2048;
+
 use crate::common::{
     self, answer_positions, apply_edits, check_batch, check_layer, check_layer_count, rows_at,
 };
@@ -1173,6 +1181,32 @@ impl KnowledgeModel for DecoderLm {
     /// two SmolLM2 prompts' rows (2 x 600) fit within 1.5 GB; elsewhere the caller's default.
     fn rows_in_flight_hint(&self) -> Option<usize> {
         (self.device == Device::Cpu).then_some(CPU_ROWS_IN_FLIGHT)
+    }
+
+    /// Counted from the shapes: per layer a row passes through, what the hand-written pass
+    /// keeps for its backward pass (layer input, queries / keys / values, attention weights over
+    /// up to [`BUDGETED_PROMPT_TOKENS`] positions, the residual after attention, the gate and up
+    /// projections, the outputs before sandwich norms), plus the output head's working memory
+    /// (a [`BUDGETED_HEAD_BLOCK`]-entry block of logits and three hidden-size vectors); 1.6
+    /// times that where autograd keeps its graph instead.
+    fn bytes_per_row_hint(&self) -> Option<u64> {
+        let c = &self.config;
+        let (d, f, hd) = (c.hidden_size as u64, c.ffn_width as u64, c.head_dim as u64);
+        let (heads, kv) = (c.heads as u64, c.kv_heads as u64);
+        let mut per_layer = 2 * d + (heads + 2 * kv) * hd + heads * BUDGETED_PROMPT_TOKENS + 2 * f;
+        if c.qk_norm {
+            per_layer += (heads + kv) * hd;
+        }
+        if c.sandwich_norms {
+            per_layer += 2 * d;
+        }
+        let floats = c.num_layers as u64 * per_layer + BUDGETED_HEAD_BLOCK + 3 * d;
+        let bytes = 4 * floats;
+        Some(if self.hand_written_backward {
+            bytes
+        } else {
+            bytes * 8 / 5
+        })
     }
 
     /// On the CPU with two or more threads, [`CPU_CONCURRENT_PASSES`]; otherwise one.

@@ -137,14 +137,31 @@ pub enum ModelError {
         /// Why not.
         reason: String,
     },
-    /// libtorch reported an error (out of memory, ...).
+    /// libtorch reported an error.
     #[error("libtorch error: {0}")]
     Torch(String),
+    /// libtorch could not allocate memory (CPU or GPU).
+    #[error("out of memory: {0}")]
+    OutOfMemory(String),
+}
+
+impl ModelError {
+    /// A libtorch error message as [`ModelError::OutOfMemory`] when it says an allocation
+    /// failed (the CPU allocator's "can't allocate memory", CUDA's "out of memory"), else as
+    /// [`ModelError::Torch`].
+    pub fn from_torch_message(message: String) -> Self {
+        let lower = message.to_lowercase();
+        if lower.contains("can't allocate memory") || lower.contains("out of memory") {
+            ModelError::OutOfMemory(message)
+        } else {
+            ModelError::Torch(message)
+        }
+    }
 }
 
 impl From<tch::TchError> for ModelError {
     fn from(error: tch::TchError) -> Self {
-        ModelError::Torch(error.to_string())
+        ModelError::from_torch_message(error.to_string())
     }
 }
 
@@ -152,7 +169,8 @@ impl From<tch::TchError> for ModelError {
 pub type Result<T> = std::result::Result<T, ModelError>;
 
 /// Runs `f`, turning a panic raised inside libtorch (tch panics on C++ exceptions such as
-/// out-of-memory) into [`ModelError::Torch`], so that no panic crosses the library API.
+/// out-of-memory) into [`ModelError::Torch`] or [`ModelError::OutOfMemory`], so that no panic
+/// crosses the library API.
 pub fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(result) => result,
@@ -162,7 +180,34 @@ pub fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
                 .cloned()
                 .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic inside libtorch".to_string());
-            Err(ModelError::Torch(message))
+            Err(ModelError::from_torch_message(message))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real failed allocation (far more than any machine's memory and address space) comes
+    /// back as `OutOfMemory`, not as a panic or a generic libtorch error.
+    #[test]
+    fn a_failed_allocation_is_out_of_memory() {
+        let error = guard(|| {
+            Ok(tch::Tensor::empty(
+                [1 << 46],
+                (tch::Kind::Float, tch::Device::Cpu),
+            ))
+        })
+        .unwrap_err();
+        assert!(matches!(error, ModelError::OutOfMemory(_)), "{error:?}");
+        assert!(matches!(
+            ModelError::from_torch_message("CUDA out of memory. Tried to allocate 2.00 GiB".into()),
+            ModelError::OutOfMemory(_)
+        ));
+        assert!(matches!(
+            ModelError::from_torch_message("shape mismatch".into()),
+            ModelError::Torch(_)
+        ));
     }
 }

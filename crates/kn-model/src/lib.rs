@@ -38,6 +38,6 @@ pub use model::{
     start_gradients_by_autograd, ActivationEdit, ActivationOp, AnswerPolicy, CleanPass,
     EncodedPrompt, ForwardOutput, KnowledgeModel, ModelInfo, ModelKind,
 };
-pub use runtime::{on_new_thread, retain_freed_memory, set_threads};
+pub use runtime::{available_memory, on_new_thread, retain_freed_memory, set_threads};
 pub use tch;
 pub use weights::fingerprint;

@@ -242,6 +242,15 @@ pub trait KnowledgeModel: Send {
         None
     }
 
+    /// Bytes one row in flight (a layer x integration point of an attribution pass) holds on
+    /// this model at most: its saved activations through the layers after its start and its
+    /// share of the output head's working memory. Attribution divides its memory budget by it
+    /// to cut [`KnowledgeModel::rows_in_flight_hint`] for large models. Provided: `None` (no
+    /// cut).
+    fn bytes_per_row_hint(&self) -> Option<u64> {
+        None
+    }
+
     /// How many attribution passes this model suggests running at the same time, each on its
     /// share of the calling thread's libtorch threads, when the caller sets none. Provided: 1.
     /// A model that suggests more must return `Some` from [`KnowledgeModel::as_sync`].

@@ -91,3 +91,32 @@ mod tests {
         assert_eq!(block.iter().map(|&b| b as usize).sum::<usize>(), 64 << 20);
     }
 }
+
+/// The memory the system could give this process now without swapping (`MemAvailable` of
+/// `/proc/meminfo`), in bytes; `None` where that is not known.
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    parse_mem_available(&text)
+}
+
+/// `MemAvailable` (in kB) of a `/proc/meminfo` text, in bytes.
+fn parse_mem_available(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kilobytes: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kilobytes.checked_mul(1024)
+}
+
+#[cfg(test)]
+mod memory_tests {
+    use super::*;
+
+    #[test]
+    fn mem_available_is_read_in_bytes() {
+        let text = "MemTotal:       24000000 kB\nMemFree:  1000 kB\nMemAvailable:   20000000 kB\n";
+        assert_eq!(parse_mem_available(text), Some(20_000_000 * 1024));
+        assert_eq!(parse_mem_available("MemTotal: 5 kB\n"), None);
+        assert_eq!(parse_mem_available("MemAvailable: lots kB\n"), None);
+        #[cfg(target_os = "linux")]
+        assert!(available_memory().is_some_and(|bytes| bytes > 0));
+    }
+}

@@ -404,8 +404,8 @@ pub(crate) fn encode_all<'a>(
                 counts.too_long += 1;
                 out.push(None);
             }
-            Err(ModelError::Torch(message)) => {
-                return Err(ProbeError::Model(ModelError::Torch(message)))
+            Err(error @ (ModelError::Torch(_) | ModelError::OutOfMemory(_))) => {
+                return Err(ProbeError::Model(error))
             }
             Err(_) => {
                 counts.unencodable += 1;

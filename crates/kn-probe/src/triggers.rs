@@ -197,8 +197,8 @@ pub fn trigger_sentences(
         match with_tail_prompt(model, probe, &without, original, &style) {
             Ok(with) => pairs.push((probe, with, without)),
             Err(ModelError::PromptTooLong { .. }) => counts.too_long += 1,
-            Err(ModelError::Torch(message)) => {
-                return Err(ProbeError::Model(ModelError::Torch(message)))
+            Err(error @ (ModelError::Torch(_) | ModelError::OutOfMemory(_))) => {
+                return Err(ProbeError::Model(error))
             }
             Err(_) => counts.unencodable += 1,
         }
