@@ -256,7 +256,11 @@ fn thread_counts_are_bounded() {
 
 #[test]
 fn a_memory_budget_must_be_a_number_of_gib() {
-    for (command, value) in [("attribute", "-1"), ("attribute", "NaN"), ("discover", "inf")] {
+    for (command, value) in [
+        ("attribute", "-1"),
+        ("attribute", "NaN"),
+        ("discover", "inf"),
+    ] {
         let budget = format!("--memory-budget={value}");
         let mut args = vec![command, "--model", "default", budget.as_str()];
         if command == "attribute" {

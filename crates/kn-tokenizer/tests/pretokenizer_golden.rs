@@ -6,10 +6,7 @@
 mod common;
 
 use common::{ids, read_json, smollm2_gguf_like_metadata};
-use kn_tokenizer::{
-    byte_level_from_gguf_metadata, HfTokenizer, Tokenizer, GPT2_PATTERN, LLAMA3_PATTERN,
-    QWEN2_PATTERN,
-};
+use kn_tokenizer::{HfTokenizer, Tokenizer, GPT2_PATTERN, LLAMA3_PATTERN, QWEN2_PATTERN};
 use serde_json::Value;
 
 fn golden() -> Value {
@@ -22,14 +19,7 @@ fn golden() -> Value {
 
 fn smollm2_vocabulary_with(pre: &str) -> HfTokenizer {
     let (tokens, merges, types) = smollm2_gguf_like_metadata();
-    byte_level_from_gguf_metadata(
-        &tokens,
-        &merges,
-        Some(&types),
-        pre,
-        std::path::Path::new(pre),
-    )
-    .unwrap_or_else(|e| panic!("{pre}: {e}"))
+    common::gguf_byte_level(&tokens, &merges, &types, pre)
 }
 
 fn check_ids(tok: &HfTokenizer, key: &str) {

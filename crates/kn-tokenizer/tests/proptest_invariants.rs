@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use common::{fixture, smollm2, smollm2_gguf_like_metadata};
 use kn_tokenizer::byte_level::byte_to_char_table;
-use kn_tokenizer::{byte_level_from_gguf_metadata, HfTokenizer, Tokenizer, WordPiece};
+use kn_tokenizer::{HfTokenizer, Tokenizer, WordPiece};
 use proptest::prelude::*;
 
 /// SmolLM2's vocabulary plus the 21 byte symbols it lacks, so every byte is representable and
@@ -22,14 +22,7 @@ fn full_coverage(pre: &str) -> HfTokenizer {
             types.push(1);
         }
     }
-    byte_level_from_gguf_metadata(
-        &tokens,
-        &merges,
-        Some(&types),
-        pre,
-        std::path::Path::new(pre),
-    )
-    .expect("full-coverage tokenizer")
+    common::gguf_byte_level(&tokens, &merges, &types, pre)
 }
 
 /// The four pre-tokenizer families over the full-coverage vocabulary, built once.

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use kn_tokenizer::HfTokenizer;
+use kn_tokenizer::{byte_level_from_gguf_metadata, HfTokenizer};
 use serde_json::Value;
 
 /// `<repo>/fixtures/<rel>`.
@@ -72,6 +72,17 @@ pub fn smollm2_gguf_like_metadata() -> (Vec<String>, Vec<String>, Vec<i64>) {
         })
         .collect();
     (tokens, merges, types)
+}
+
+/// The byte-level tokenizer of GGUF-style metadata under the pre-tokenizer named `pre`.
+pub fn gguf_byte_level(
+    tokens: &[String],
+    merges: &[String],
+    types: &[i64],
+    pre: &str,
+) -> HfTokenizer {
+    byte_level_from_gguf_metadata(tokens, merges, Some(types), pre, std::path::Path::new(pre))
+        .unwrap_or_else(|e| panic!("{pre}: {e}"))
 }
 
 /// Writes `json` to a fresh file in the system temp dir and returns its path.
