@@ -33,13 +33,15 @@ const MIN_TENSOR_INFO_SIZE: u64 = 24;
 
 /// A parsed GGUF file: version, metadata, tensor directory and the raw bytes of the data section.
 ///
-/// The whole file is kept in memory; tensors are decoded on demand by [`GgufFile::tensor_f32`].
+/// The bytes are whatever the caller hands over: the file read into memory
+/// ([`GgufFile::open`], [`GgufFile::from_bytes`]) or a memory map of it
+/// ([`GgufFile::from_source`]); tensors are decoded on demand by [`GgufFile::tensor_f32`].
 pub struct GgufFile {
     version: u32,
     metadata: BTreeMap<String, MetadataValue>,
     tensors: Vec<TensorInfo>,
     index: HashMap<String, usize>,
-    bytes: Vec<u8>,
+    bytes: Box<dyn AsRef<[u8]> + Send + Sync>,
     data_offset: usize,
     alignment: u64,
     source: String,
@@ -54,7 +56,7 @@ impl fmt::Debug for GgufFile {
             .field("tensors", &self.tensors.len())
             .field("alignment", &self.alignment)
             .field("data_offset", &self.data_offset)
-            .field("file_len", &self.bytes.len())
+            .field("file_len", &self.file_bytes().len())
             .finish()
     }
 }
@@ -72,7 +74,16 @@ impl GgufFile {
 
     /// Parses a GGUF file held in memory. `source` names it in errors (e.g. the path it came from).
     pub fn from_bytes(bytes: Vec<u8>, source: &str) -> Result<GgufFile, GgufError> {
-        let header = parse(&bytes, source)?;
+        GgufFile::from_source(bytes, source)
+    }
+
+    /// Parses a GGUF file from any holder of its bytes, such as a memory map of it (only the
+    /// pages that are read become resident). `source` names it in errors.
+    pub fn from_source(
+        bytes: impl AsRef<[u8]> + Send + Sync + 'static,
+        source: &str,
+    ) -> Result<GgufFile, GgufError> {
+        let header = parse(bytes.as_ref(), source)?;
         let index = header
             .tensors
             .iter()
@@ -84,7 +95,7 @@ impl GgufFile {
             metadata: header.metadata,
             tensors: header.tensors,
             index,
-            bytes,
+            bytes: Box::new(bytes),
             data_offset: header.data_offset,
             alignment: header.alignment,
             source: source.to_string(),
@@ -225,8 +236,20 @@ impl GgufFile {
         self.data_of(info)
     }
 
+    /// The whole file's bytes.
+    pub fn file_bytes(&self) -> &[u8] {
+        (*self.bytes).as_ref()
+    }
+
+    /// Where the raw bytes of the tensor called `name` lie in the file (offsets from its start).
+    pub fn tensor_range(&self, name: &str) -> Result<std::ops::Range<usize>, GgufError> {
+        let data = self.tensor_data(name)?;
+        let start = data.as_ptr() as usize - self.file_bytes().as_ptr() as usize;
+        Ok(start..start + data.len())
+    }
+
     fn data_of(&self, info: &TensorInfo) -> Result<&[u8], GgufError> {
-        let data_len = self.bytes.len().saturating_sub(self.data_offset) as u64;
+        let data_len = self.file_bytes().len().saturating_sub(self.data_offset) as u64;
         let out_of_bounds = |end: u64| GgufError::TensorOutOfBounds {
             file: self.source.clone(),
             tensor: info.name.clone(),
@@ -250,7 +273,7 @@ impl GgufFile {
                 Some(self.data_offset.checked_add(s)?..self.data_offset.checked_add(e)?)
             });
         range
-            .and_then(|r| self.bytes.get(r))
+            .and_then(|r| self.file_bytes().get(r))
             .ok_or_else(|| out_of_bounds(end))
     }
 

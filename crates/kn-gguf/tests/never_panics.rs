@@ -200,6 +200,27 @@ fn seeds_are_valid() {
     assert!(GgufFile::from_bytes(fixture().to_vec(), "fixture").is_ok());
 }
 
+/// Any holder of the bytes (here a shared slice, in `kn-model` a memory map) reads the same
+/// file, and a tensor's range in the file holds exactly its raw bytes.
+#[test]
+fn any_byte_source_reads_the_same_file() {
+    struct Shared(std::sync::Arc<Vec<u8>>);
+    impl AsRef<[u8]> for Shared {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+    let bytes = std::sync::Arc::new(small());
+    let f = GgufFile::from_source(Shared(bytes.clone()), "shared").expect("parses");
+    assert_eq!(f.file_bytes(), bytes.as_slice());
+    assert_eq!(f.tensor_f32("a").expect("a").0, vec![1.0, -2.0, 3.5]);
+    for name in ["a", "b"] {
+        let range = f.tensor_range(name).expect("range");
+        assert_eq!(&bytes[range], f.tensor_data(name).expect("data"));
+    }
+    assert!(f.tensor_range("missing").is_err());
+}
+
 #[test]
 fn every_prefix_of_the_fixture_header_is_handled() {
     let bytes = fixture();

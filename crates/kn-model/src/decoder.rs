@@ -49,7 +49,7 @@ use crate::model::{
     ModelInfo, ModelKind,
 };
 use crate::swiglu::swiglu;
-use crate::weights::{fingerprint, read_file, WeightMap};
+use crate::weights::{SharedMap, WeightMap};
 use kn_config::decoder::{Activation, NormKind, Part, Positions, QkvLayout};
 use kn_config::DecoderConfig;
 use kn_tokenizer::{HfTokenizer, Tokenizer};
@@ -138,9 +138,9 @@ impl DecoderLm {
     /// Loads a GGUF file: `llama` or `qwen2` with a byte-level BPE tokenizer, or `gemma3` with
     /// its SentencePiece vocabulary.
     pub fn load_gguf(path: &Path, device: Device) -> Result<Self> {
-        let bytes = read_file(path)?;
-        let fingerprint = fingerprint(&bytes);
-        let file = kn_gguf::GgufFile::from_bytes(bytes, &path.display().to_string())?;
+        let map = SharedMap::open(path)?;
+        let fingerprint = map.fingerprint();
+        let file = kn_gguf::GgufFile::from_source(map.clone(), &path.display().to_string())?;
         let config_error = |reason: String| ModelError::Config {
             path: path.to_path_buf(),
             reason,
@@ -198,8 +198,7 @@ impl DecoderLm {
                 )))
             }
         };
-        let mut weights = WeightMap::from_gguf(&file, path, device)?;
-        drop(file);
+        let mut weights = WeightMap::from_gguf(file, map, path, device);
         // llama.cpp stores Llama 3.1's position scaling as this tensor of frequency factors.
         if weights.contains("rope_freqs.weight") {
             return Err(config_error(

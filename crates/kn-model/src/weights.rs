@@ -51,8 +51,11 @@ fn release(map: &memmap2::Mmap, offset: usize, len: usize) {
 pub struct WeightMap {
     /// The file or directory, for messages.
     path: PathBuf,
-    /// Tensors already converted (GGUF).
+    /// Tensors already converted.
     tensors: HashMap<String, Tensor>,
+    /// A memory-mapped GGUF file whose tensors are dequantized on [`WeightMap::take`], and the
+    /// map itself (to let converted pages go).
+    gguf: Option<(kn_gguf::GgufFile, SharedMap)>,
     /// Tensors of mapped safetensors files, converted on [`WeightMap::take`].
     lazy: HashMap<String, LazyTensor>,
     files: Vec<MappedFile>,
@@ -72,12 +75,54 @@ fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
     hash
 }
 
-/// Reads a whole file, naming it in the error.
-pub fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| ModelError::Io {
+/// A read-only memory map of a file, shared between the GGUF reader (which parses it) and the
+/// weight map (which lets its pages go once converted).
+#[derive(Clone)]
+pub struct SharedMap(std::sync::Arc<memmap2::Mmap>);
+
+impl AsRef<[u8]> for SharedMap {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl SharedMap {
+    /// Maps the file at `path` read-only.
+    pub fn open(path: &Path) -> Result<Self> {
+        Ok(Self(std::sync::Arc::new(map_readonly(path)?)))
+    }
+
+    /// [`fingerprint`] of the whole file, a slice at a time, each slice let go once hashed.
+    pub fn fingerprint(&self) -> String {
+        format!(
+            "{:016x}",
+            fingerprint_released(0xcbf2_9ce4_8422_2325, &self.0)
+        )
+    }
+}
+
+/// A read-only memory map of the file at `path`.
+fn map_readonly(path: &Path) -> Result<memmap2::Mmap> {
+    let io_error = |source| ModelError::Io {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let file = std::fs::File::open(path).map_err(io_error)?;
+    // SAFETY: the map is read-only; a file truncated while mapped would fault, as it would for
+    // any program reading a checkpoint that another process rewrites underneath it.
+    unsafe { memmap2::Mmap::map(&file) }.map_err(io_error)
+}
+
+/// FNV-1a of `map`'s bytes continuing from `hash`, a [`FINGERPRINT_SLICE`] at a time, each
+/// let go once hashed: a checkpoint larger than the memory is fingerprinted without ever being
+/// resident whole.
+fn fingerprint_released(mut hash: u64, map: &memmap2::Mmap) -> u64 {
+    for start in (0..map.len()).step_by(FINGERPRINT_SLICE) {
+        let end = (start + FINGERPRINT_SLICE).min(map.len());
+        hash = fnv1a(hash, &map[start..end]);
+        release(map, start, end - start);
+    }
+    hash
 }
 
 impl WeightMap {
@@ -100,6 +145,7 @@ impl WeightMap {
         let mut weights = Self {
             path,
             tensors: HashMap::new(),
+            gguf: None,
             lazy: HashMap::new(),
             files: Vec::new(),
             device,
@@ -108,13 +154,7 @@ impl WeightMap {
         for file in &files {
             weights.map_file(file)?;
             if let Some(mapped) = weights.files.last() {
-                // A slice at a time, each let go once hashed: a checkpoint larger than the
-                // memory is fingerprinted without ever being resident whole.
-                for start in (0..mapped.map.len()).step_by(FINGERPRINT_SLICE) {
-                    let end = (start + FINGERPRINT_SLICE).min(mapped.map.len());
-                    hash = fnv1a(hash, &mapped.map[start..end]);
-                    release(&mapped.map, start, end - start);
-                }
+                hash = fingerprint_released(hash, &mapped.map);
             }
         }
         // Every tensor the index names must be in the shard it names.
@@ -142,16 +182,7 @@ impl WeightMap {
             path: path.to_path_buf(),
             reason,
         };
-        let file = std::fs::File::open(path).map_err(|source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        // SAFETY: the map is read-only; a file truncated while mapped would fault, as it would
-        // for any program reading a checkpoint that another process rewrites underneath it.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let map = map_readonly(path)?;
         let (header_len, metadata) = safetensors::SafeTensors::read_metadata(&map)
             .map_err(|e| weights_error(e.to_string()))?;
         let data_start = 8 + header_len;
@@ -191,6 +222,7 @@ impl WeightMap {
         let mut weights = Self {
             path: path.to_path_buf(),
             tensors: HashMap::new(),
+            gguf: None,
             lazy: HashMap::new(),
             files: Vec::new(),
             device,
@@ -199,23 +231,17 @@ impl WeightMap {
         Ok(weights)
     }
 
-    /// Dequantizes every tensor of a GGUF file to float32 (row-major, ggml dims reversed).
-    pub fn from_gguf(file: &kn_gguf::GgufFile, path: &Path, device: Device) -> Result<Self> {
-        let mut tensors = HashMap::new();
-        for info in file.tensors() {
-            let (values, shape) = file.tensor_f32(&info.name)?;
-            let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-            let tensor =
-                crate::error::guard(|| Ok(Tensor::from_slice(&values).reshape(shape.as_slice())))?;
-            tensors.insert(info.name.clone(), tensor);
-        }
-        Ok(Self {
+    /// The tensors of a memory-mapped GGUF file (`file` parsed from `map`), each dequantized
+    /// to float32 (row-major, ggml dims reversed) when taken, its pages then let go.
+    pub fn from_gguf(file: kn_gguf::GgufFile, map: SharedMap, path: &Path, device: Device) -> Self {
+        Self {
             path: path.to_path_buf(),
-            tensors,
+            tensors: HashMap::new(),
+            gguf: Some((file, map)),
             lazy: HashMap::new(),
             files: Vec::new(),
             device,
-        })
+        }
     }
 
     /// Whether a tensor of any of these names is present.
@@ -225,7 +251,12 @@ impl WeightMap {
 
     /// Whether a tensor of that name is present.
     pub fn contains(&self, name: &str) -> bool {
-        self.tensors.contains_key(name) || self.lazy.contains_key(name)
+        self.tensors.contains_key(name)
+            || self.lazy.contains_key(name)
+            || self
+                .gguf
+                .as_ref()
+                .is_some_and(|(file, _)| file.tensor_info(name).is_some())
     }
 
     /// Takes the first present tensor among `names`, checks its shape (before converting it)
@@ -244,14 +275,29 @@ impl WeightMap {
             expected: expected.to_vec(),
             found,
         };
-        let tensor = match self.tensors.remove(name) {
-            Some(tensor) => {
+        let converted = self.tensors.remove(name);
+        let gguf = self
+            .gguf
+            .as_ref()
+            .and_then(|(file, map)| Some((file, map, file.tensor_info(name)?)));
+        let tensor = match (converted, gguf) {
+            (Some(tensor), _) => {
                 if tensor.size() != expected {
                     return Err(shape_error(tensor.size(), &self.path));
                 }
                 tensor
             }
-            None => {
+            (None, Some((file, map, info))) => {
+                let shape: Vec<i64> = info.shape().iter().map(|&d| d as i64).collect();
+                if shape != expected {
+                    return Err(shape_error(shape, &self.path));
+                }
+                let (values, _) = file.tensor_f32(name)?;
+                let range = file.tensor_range(name)?;
+                release(&map.0, range.start, range.len());
+                crate::error::guard(|| Ok(Tensor::from_slice(&values).reshape(shape.as_slice())))?
+            }
+            (None, None) => {
                 let lazy = self
                     .lazy
                     .remove(name)
