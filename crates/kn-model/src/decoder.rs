@@ -1184,9 +1184,9 @@ impl KnowledgeModel for DecoderLm {
 
     /// Counted from the shapes: per layer a row passes through, what the hand-written pass
     /// keeps for its backward pass (layer input, queries / keys / values, attention weights over
-    /// up to [`BUDGETED_PROMPT_TOKENS`] positions, the residual after attention, the gate and up
+    /// up to 128 positions, the residual after attention, the gate and up
     /// projections, the outputs before sandwich norms), plus the output head's working memory
-    /// (a [`BUDGETED_HEAD_BLOCK`]-entry block of logits and three hidden-size vectors); 1.6
+    /// (a 2048-entry block of logits and three hidden-size vectors); 1.6
     /// times that where autograd keeps its graph instead.
     fn bytes_per_row_hint(&self) -> Option<u64> {
         let c = &self.config;
