@@ -51,8 +51,6 @@ fn release(map: &memmap2::Mmap, offset: usize, len: usize) {
 pub struct WeightMap {
     /// The file or directory, for messages.
     path: PathBuf,
-    /// Tensors already converted.
-    tensors: HashMap<String, Tensor>,
     /// A memory-mapped GGUF file whose tensors are dequantized on [`WeightMap::take`], and the
     /// map itself (to let converted pages go).
     gguf: Option<(kn_gguf::GgufFile, SharedMap)>,
@@ -144,7 +142,6 @@ impl WeightMap {
         };
         let mut weights = Self {
             path,
-            tensors: HashMap::new(),
             gguf: None,
             lazy: HashMap::new(),
             files: Vec::new(),
@@ -221,7 +218,6 @@ impl WeightMap {
     fn from_safetensors_file(path: &Path, device: Device) -> Result<Self> {
         let mut weights = Self {
             path: path.to_path_buf(),
-            tensors: HashMap::new(),
             gguf: None,
             lazy: HashMap::new(),
             files: Vec::new(),
@@ -236,7 +232,6 @@ impl WeightMap {
     pub fn from_gguf(file: kn_gguf::GgufFile, map: SharedMap, path: &Path, device: Device) -> Self {
         Self {
             path: path.to_path_buf(),
-            tensors: HashMap::new(),
             gguf: Some((file, map)),
             lazy: HashMap::new(),
             files: Vec::new(),
@@ -251,8 +246,7 @@ impl WeightMap {
 
     /// Whether a tensor of that name is present.
     pub fn contains(&self, name: &str) -> bool {
-        self.tensors.contains_key(name)
-            || self.lazy.contains_key(name)
+        self.lazy.contains_key(name)
             || self
                 .gguf
                 .as_ref()
@@ -275,61 +269,55 @@ impl WeightMap {
             expected: expected.to_vec(),
             found,
         };
-        let converted = self.tensors.remove(name);
+        // A NaN or infinite weight would make every output NaN: refuse it, naming it (checked
+        // on the values as they are converted).
+        let not_finite = |path: &Path| ModelError::Weights {
+            path: path.to_path_buf(),
+            reason: format!("tensor {name} holds NaN or infinite values"),
+        };
         let gguf = self
             .gguf
             .as_ref()
             .and_then(|(file, map)| Some((file, map, file.tensor_info(name)?)));
-        let tensor = match (converted, gguf) {
-            (Some(tensor), _) => {
-                if tensor.size() != expected {
-                    return Err(shape_error(tensor.size(), &self.path));
-                }
-                tensor
+        let tensor = if let Some((file, map, info)) = gguf {
+            let shape: Vec<i64> = info.shape().iter().map(|&d| d as i64).collect();
+            if shape != expected {
+                return Err(shape_error(shape, &self.path));
             }
-            (None, Some((file, map, info))) => {
-                let shape: Vec<i64> = info.shape().iter().map(|&d| d as i64).collect();
-                if shape != expected {
-                    return Err(shape_error(shape, &self.path));
-                }
-                let (values, _) = file.tensor_f32(name)?;
-                let range = file.tensor_range(name)?;
-                release(&map.0, range.start, range.len());
-                crate::error::guard(|| Ok(Tensor::from_slice(&values).reshape(shape.as_slice())))?
+            let (values, _) = file.tensor_f32(name)?;
+            let range = file.tensor_range(name)?;
+            release(&map.0, range.start, range.len());
+            if !values.iter().all(|v| v.is_finite()) {
+                return Err(not_finite(&self.path));
             }
-            (None, None) => {
-                let lazy = self
-                    .lazy
-                    .remove(name)
-                    .ok_or_else(|| ModelError::MissingTensor {
-                        name: name.to_string(),
-                        path: self.path.clone(),
-                    })?;
-                let file = &self.files[lazy.file];
-                let shape: Vec<i64> = lazy.shape.iter().map(|&d| d as i64).collect();
-                if shape != expected {
-                    return Err(shape_error(shape, &file.path));
-                }
-                let (offset, len) = (file.data_start + lazy.range.0, lazy.range.1 - lazy.range.0);
-                let tensor = convert(
-                    name,
-                    lazy.dtype,
-                    &file.map[offset..offset + len],
-                    &shape,
-                    &file.path,
-                )?;
-                release(&file.map, offset, len);
-                tensor
+            crate::error::guard(|| Ok(Tensor::from_slice(&values).reshape(shape.as_slice())))?
+        } else {
+            let lazy = self
+                .lazy
+                .remove(name)
+                .ok_or_else(|| ModelError::MissingTensor {
+                    name: name.to_string(),
+                    path: self.path.clone(),
+                })?;
+            let file = &self.files[lazy.file];
+            let shape: Vec<i64> = lazy.shape.iter().map(|&d| d as i64).collect();
+            if shape != expected {
+                return Err(shape_error(shape, &file.path));
+            }
+            let (offset, len) = (file.data_start + lazy.range.0, lazy.range.1 - lazy.range.0);
+            let converted = convert(
+                name,
+                lazy.dtype,
+                &file.map[offset..offset + len],
+                &shape,
+                &file.path,
+            );
+            release(&file.map, offset, len);
+            match converted? {
+                (tensor, true) => tensor,
+                (_, false) => return Err(not_finite(&file.path)),
             }
         };
-        // A NaN or infinite weight would make every output NaN: refuse it here, naming it.
-        let finite = crate::error::guard(|| Ok(tensor.isfinite().all().int64_value(&[]) != 0))?;
-        if !finite {
-            return Err(ModelError::Weights {
-                path: self.path.clone(),
-                reason: format!("tensor {name} holds NaN or infinite values"),
-            });
-        }
         crate::error::guard(|| {
             Ok(tensor
                 .to_device(self.device)
@@ -391,14 +379,15 @@ fn read_index(index_path: &Path, dir: &Path) -> Result<(Vec<PathBuf>, Vec<(Strin
 /// The float32 values of a tensor's little-endian bytes; integer tensors (buffers such as
 /// BERT's `position_ids`) and other types are refused by name.
 /// A float32 CPU tensor of `shape` from the little-endian values `data` of type `dtype`,
-/// converted straight into the tensor's memory (no intermediate copy).
+/// converted straight into the tensor's memory (no intermediate copy), and whether every value
+/// is finite.
 fn convert(
     name: &str,
     dtype: safetensors::Dtype,
     data: &[u8],
     shape: &[i64],
     path: &Path,
-) -> Result<Tensor> {
+) -> Result<(Tensor, bool)> {
     let width = match dtype {
         safetensors::Dtype::F32 => 4,
         safetensors::Dtype::F16 | safetensors::Dtype::BF16 => 2,
@@ -422,35 +411,26 @@ fn convert(
     }
     let tensor = crate::error::guard(|| Ok(Tensor::empty(shape, (Kind::Float, Device::Cpu))))?;
     if elements == 0 {
-        return Ok(tensor);
+        return Ok((tensor, true));
     }
     // SAFETY: `tensor` is a fresh contiguous float32 CPU tensor of `elements` values that
     // nothing else refers to yet.
     let out = unsafe { crate::common::floats_mut(&tensor) };
     let chunks = data.chunks_exact(width);
+    let mut finite = true;
+    let fill = |value: fn(&[u8]) -> f32| {
+        for (slot, c) in out.iter_mut().zip(chunks) {
+            *slot = value(c);
+            finite &= slot.is_finite();
+        }
+    };
     match dtype {
-        safetensors::Dtype::F32 => {
-            for (slot, c) in out.iter_mut().zip(chunks) {
-                *slot = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-            }
-        }
-        safetensors::Dtype::F16 => {
-            for (slot, c) in out.iter_mut().zip(chunks) {
-                *slot = half::f16::from_le_bytes([c[0], c[1]]).to_f32();
-            }
-        }
-        safetensors::Dtype::BF16 => {
-            for (slot, c) in out.iter_mut().zip(chunks) {
-                *slot = half::bf16::from_le_bytes([c[0], c[1]]).to_f32();
-            }
-        }
-        _ => {
-            for (slot, c) in out.iter_mut().zip(chunks) {
-                *slot = f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32;
-            }
-        }
+        safetensors::Dtype::F32 => fill(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        safetensors::Dtype::F16 => fill(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()),
+        safetensors::Dtype::BF16 => fill(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()),
+        _ => fill(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32),
     }
-    Ok(tensor)
+    Ok((tensor, finite))
 }
 
 #[cfg(test)]

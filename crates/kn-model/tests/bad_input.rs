@@ -422,6 +422,21 @@ fn qwen2_gguf_keys_and_tensors_are_checked_by_name() {
 }
 
 #[test]
+fn a_nan_weight_in_a_gguf_file_is_refused_naming_the_tensor() {
+    // tiny-llama.gguf is all F32: its last four bytes are the last float of the last tensor.
+    let (_dir, path) = gguf_changed("tiny-llama.gguf", |bytes| {
+        let end = bytes.len();
+        bytes[end - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
+    });
+    let error = load_error(&path);
+    assert!(
+        matches!(error, ModelError::Weights { .. })
+            && error.to_string().contains("NaN or infinite"),
+        "{error}"
+    );
+}
+
+#[test]
 fn a_nan_or_infinite_weight_is_refused_naming_the_tensor() {
     for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
         let dir = copy_dir("tiny-llama");
