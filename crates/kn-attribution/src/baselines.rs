@@ -2,9 +2,8 @@
 //! paper's baseline method) and gradient x activation (one gradient step at alpha = 1).
 
 use crate::error::Result;
-use crate::integrated_gradients::{
-    require_answer, resolve_layers, target_values, to_array2, Target,
-};
+use crate::head::target_values;
+use crate::integrated_gradients::{require_answer, resolve_layers, to_array2, Target};
 use kn_model::tch::{Kind, Tensor};
 use kn_model::{guard, EncodedPrompt, KnowledgeModel};
 use ndarray::Array2;

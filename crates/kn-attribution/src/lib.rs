@@ -27,17 +27,22 @@
 
 mod baselines;
 mod error;
+mod head;
 mod integrated_gradients;
 mod output;
 mod passes;
+mod reference;
 mod rules;
 
 pub use baselines::{activation_scores, gradient_x_activation};
 pub use error::{AttributionError, Result};
+pub use head::{head_values_and_gradient, HEAD_VOCAB_BLOCK};
 pub use integrated_gradients::{
-    head_values_and_gradient, integrated_gradients, integrated_gradients_batch,
-    integrated_gradients_from_clean_pass, rows_within, top_neurons, Attribution, AttributionConfig,
-    LayerCompleteness, NeuronScore, Target, DEFAULT_ROWS_PER_PASS, HEAD_VOCAB_BLOCK,
+    integrated_gradients, integrated_gradients_batch, integrated_gradients_from_clean_pass,
+    top_neurons, Attribution, AttributionConfig, LayerCompleteness, NeuronScore, Target,
+    DEFAULT_ROWS_PER_PASS,
 };
 pub use output::{npy_bytes, save_scores, write_atomically, SaveError};
+pub use passes::rows_within;
+pub use reference::integrated_gradients_reference;
 pub use rules::IntegrationRule;

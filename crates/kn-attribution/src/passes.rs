@@ -10,9 +10,19 @@
 //! afterwards in plan order, so the result does not depend on which pass finished first.
 //! Passes left over after the full rounds (one prompt alone, the fifth of five) are split by
 //! integration rows so that the last round fills every worker too ([`fill_last_round`]).
+//!
+//! How many rows go in flight comes from the caller's `batch_size`, else the model's
+//! suggestion cut to the memory budget ([`rows_within`]); [`attribute_clean_passes`] plans the
+//! passes, runs them on the [`Workers`] ([`run_pass`]: forward from the scaled activations, the
+//! head in closed form, backward) and sums each layer's weighted gradients in plan order.
 
 use crate::error::{AttributionError, Result};
-use kn_model::tch;
+use crate::head::{combine_targets, head_lines, line_log_probs_and_gradients};
+use crate::integrated_gradients::{
+    finish_attribution, Attribution, AttributionConfig, Target, DEFAULT_ROWS_PER_PASS,
+};
+use kn_model::tch::{self, Device, Kind, Tensor};
+use kn_model::{guard, CleanPass, KnowledgeModel};
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -225,6 +235,301 @@ fn run_round<T: Send>(
         ));
     }
     Ok(results)
+}
+
+// The scheduling of an attribution: how many rows go in flight, the workers, the passes.
+
+/// The memory budget of an attribution's rows in flight: the configured one, else on the CPU
+/// half the memory available now; `None` (no cut) on other devices when none is configured.
+fn memory_budget(config: &AttributionConfig, device: Device) -> Option<u64> {
+    match config.memory_budget {
+        0 if device == Device::Cpu => kn_model::available_memory().map(|bytes| bytes / 2),
+        0 => None,
+        bytes => Some(bytes),
+    }
+}
+
+/// Rows in flight that fit `budget` bytes at `bytes_per_row` each (at least one).
+pub fn rows_within(budget: u64, bytes_per_row: u64) -> usize {
+    usize::try_from(budget / bytes_per_row.max(1))
+        .unwrap_or(usize::MAX)
+        .max(1)
+}
+
+/// What one part of a pass contributes: per layer of its group, the rule-weighted sum of its
+/// rows' gradients, and the target at alpha = 0 when the part holds that row.
+struct PartResult {
+    weighted_gradients: Vec<Tensor>,
+    targets_at_zero: Vec<Option<f64>>,
+}
+
+/// Runs one batched pass ([`KnowledgeModel::start_gradients_batch`]): forward from the scaled
+/// activations of every part to the head's features (all parts through each layer together),
+/// the target and its gradient there in closed form, and one backward pass to the activations.
+fn run_pass(
+    model: &dyn KnowledgeModel,
+    cleans: &[CleanPass],
+    layers: &[usize],
+    rows: &[(f64, f64)],
+    zero_row: usize,
+    parts: &[PassPart],
+    target: Target,
+) -> kn_model::Result<Vec<PartResult>> {
+    let device = model.device();
+    let (weight, bias) = model.output_projection();
+    guard(|| {
+        let tensor = |values: Vec<f32>| Tensor::from_slice(&values).to_device(device).unsqueeze(1);
+        let starts: Vec<Vec<(usize, Tensor)>> = parts
+            .iter()
+            .map(|part| {
+                let alphas = tensor(
+                    rows[part.rows.clone()]
+                        .iter()
+                        .map(|&(a, _)| a as f32)
+                        .collect(),
+                );
+                let clean = &cleans[part.prompt];
+                layers[part.layers.clone()]
+                    .iter()
+                    .map(|&layer| {
+                        let scaled =
+                            (&alphas * clean.activations.get(layer as i64).unsqueeze(0)).detach();
+                        (layer, scaled)
+                    })
+                    .collect()
+            })
+            .collect();
+        let runs: Vec<(&CleanPass, &[(usize, Tensor)])> = parts
+            .iter()
+            .zip(&starts)
+            .map(|(part, s)| (&cleans[part.prompt], s.as_slice()))
+            .collect();
+        // The head in closed form, all parts' lines at once; the model takes its gradient back
+        // to the scaled activations (d target / d activations = Jᵀ d target / d features).
+        let mut heads: Vec<(Tensor, Tensor)> = Vec::new();
+        let mut head = |features: &[Tensor]| -> kn_model::Result<Vec<Tensor>> {
+            if features.len() != parts.len() {
+                return Err(kn_model::ModelError::Torch("missing features".into()));
+            }
+            let (lines, ids): (Vec<Tensor>, Vec<Tensor>) = parts
+                .iter()
+                .zip(features)
+                .map(|(part, f)| head_lines(f, &cleans[part.prompt].prompt))
+                .unzip();
+            let line_counts: Vec<i64> = lines.iter().map(|l| l.size()[0]).collect();
+            heads = kn_model::tch::no_grad(|| {
+                let (log_probs, gradients) = line_log_probs_and_gradients(
+                    &Tensor::cat(&lines, 0),
+                    &Tensor::cat(&ids, 0),
+                    &weight,
+                    bias.as_ref(),
+                );
+                log_probs
+                    .split_with_sizes(&line_counts, 0)
+                    .iter()
+                    .zip(gradients.split_with_sizes(&line_counts, 0))
+                    .zip(features)
+                    .map(|((lp, g), f)| combine_targets(lp, g, f.size(), target))
+                    .collect()
+            });
+            Ok(heads.iter().map(|(_, g)| g.shallow_clone()).collect())
+        };
+        let gradients = model.start_gradients_batch(&runs, &mut head)?;
+        if heads.len() != parts.len() {
+            return Err(kn_model::ModelError::Torch(
+                "the model did not evaluate the head".into(),
+            ));
+        }
+        let mut gradients = gradients.into_iter().flatten();
+        let mut results = Vec::with_capacity(parts.len());
+        for (part, (values, _)) in parts.iter().zip(&heads) {
+            let (group, chunk) = (part.layers.len(), part.rows.len());
+            let weights = tensor(
+                rows[part.rows.clone()]
+                    .iter()
+                    .map(|&(_, w)| w as f32)
+                    .collect(),
+            );
+            let values = values.reshape([group as i64, chunk as i64]);
+            let zero_in_part = part
+                .rows
+                .contains(&zero_row)
+                .then(|| (zero_row - part.rows.start) as i64);
+            let mut weighted_gradients = Vec::with_capacity(group);
+            for _ in 0..group {
+                let gradient = gradients
+                    .next()
+                    .ok_or_else(|| kn_model::ModelError::Torch("missing gradients".into()))?;
+                weighted_gradients.push((gradient * &weights).sum_dim_intlist(
+                    0,
+                    false,
+                    Kind::Float,
+                ));
+            }
+            let targets_at_zero = (0..group)
+                .map(|k| zero_in_part.map(|row| values.double_value(&[k as i64, row])))
+                .collect();
+            results.push(PartResult {
+                weighted_gradients,
+                targets_at_zero,
+            });
+        }
+        Ok(results)
+    })
+}
+
+/// Where an attribution's independent jobs (clean passes, batched passes) run: in order on the
+/// calling thread, or on several workers at once when the model can be shared between threads.
+pub(crate) struct Workers<'m> {
+    model: &'m dyn KnowledgeModel,
+    /// How many workers, and the model as shared with them; `None` for the calling thread.
+    concurrent: Option<(usize, &'m (dyn KnowledgeModel + Sync))>,
+}
+
+impl<'m> Workers<'m> {
+    /// The caller's `concurrent_passes`, else the model's hint; more than one worker only on
+    /// the CPU and for a model shareable between threads. Asking explicitly for concurrent
+    /// passes on a model that cannot share is an error.
+    pub(crate) fn new(model: &'m dyn KnowledgeModel, config: &AttributionConfig) -> Result<Self> {
+        let requested = match config.concurrent_passes {
+            0 => model.concurrent_passes_hint(),
+            count => count,
+        };
+        let concurrent = if requested <= 1 || model.device() != Device::Cpu {
+            None
+        } else {
+            match model.as_sync() {
+                Some(shared) => Some((requested, shared)),
+                None if config.concurrent_passes > 1 => {
+                    return Err(AttributionError::InvalidConfig(format!(
+                        "{} concurrent passes asked, but this model cannot be shared between \
+                         threads: use 1",
+                        config.concurrent_passes
+                    )))
+                }
+                None => None,
+            }
+        };
+        Ok(Self { model, concurrent })
+    }
+
+    /// How many jobs run at once.
+    fn count(&self) -> usize {
+        self.concurrent.map_or(1, |(count, _)| count)
+    }
+
+    /// `job(model, i)` for every `i` in `0..jobs`, results in that order (see
+    /// [`run_concurrently`]).
+    pub(crate) fn run<T: Send>(
+        &self,
+        jobs: usize,
+        job: impl Fn(&dyn KnowledgeModel, usize) -> kn_model::Result<T> + Sync,
+    ) -> Result<Vec<T>> {
+        match self.concurrent {
+            Some((count, shared)) => run_concurrently(jobs, count, |i| Ok(job(shared, i)?)),
+            None => (0..jobs).map(|i| Ok(job(self.model, i)?)).collect(),
+        }
+    }
+}
+
+pub(crate) fn attribute_clean_passes(
+    workers: &Workers,
+    cleans: &[CleanPass],
+    layers: &[usize],
+    points: &[(f64, f64)],
+    config: &AttributionConfig,
+) -> Result<Vec<Attribution>> {
+    // Rows of one layer: the rule's points, plus alpha = 0 (weight 0) for the completeness
+    // check when the rule has no such point.
+    let mut rows: Vec<(f64, f64)> = points.to_vec();
+    let zero_row = match rows.iter().position(|&(alpha, _)| alpha == 0.0) {
+        Some(index) => index,
+        None => {
+            rows.push((0.0, 0.0));
+            rows.len() - 1
+        }
+    };
+    let budget = memory_budget(config, workers.model.device());
+    let rows_in_flight = if config.batch_size == 0 {
+        let suggested = workers
+            .model
+            .rows_in_flight_hint()
+            .unwrap_or(DEFAULT_ROWS_PER_PASS);
+        match (budget, workers.model.bytes_per_row_hint()) {
+            (Some(budget), Some(per_row)) => suggested.min(rows_within(budget, per_row)),
+            _ => suggested,
+        }
+    } else {
+        config.batch_size
+    };
+    let plans = fill_last_round(
+        plan_passes(
+            cleans.len(),
+            layers.len(),
+            rows.len(),
+            (rows_in_flight / workers.count()).max(1),
+        ),
+        workers.count(),
+    );
+    let shared_cleans = ReadOnly::new(cleans);
+    let pass_results = workers
+        .run(plans.len(), |model, index| {
+            run_pass(
+                model,
+                shared_cleans.get(),
+                layers,
+                &rows,
+                zero_row,
+                &plans[index],
+                config.target,
+            )
+        })
+        .map_err(|error| match error {
+            AttributionError::Model(kn_model::ModelError::OutOfMemory(message)) => {
+                AttributionError::OutOfMemory {
+                    rows_in_flight,
+                    budget,
+                    message,
+                }
+            }
+            other => other,
+        })?;
+    // Sum each layer's contributions in plan order.
+    let mut per_prompt: Vec<(Vec<Option<Tensor>>, Vec<f64>)> = cleans
+        .iter()
+        .map(|_| {
+            (
+                (0..layers.len()).map(|_| None).collect(),
+                vec![f64::NAN; layers.len()],
+            )
+        })
+        .collect();
+    for (parts, results) in plans.iter().zip(pass_results) {
+        for (part, result) in parts.iter().zip(results) {
+            let (weighted, at_zero) = &mut per_prompt[part.prompt];
+            for ((k, gradient), value) in part
+                .layers
+                .clone()
+                .zip(result.weighted_gradients)
+                .zip(result.targets_at_zero)
+            {
+                weighted[k] = Some(match weighted[k].take() {
+                    Some(sum) => sum + gradient,
+                    None => gradient,
+                });
+                if let Some(value) = value {
+                    at_zero[k] = value;
+                }
+            }
+        }
+    }
+    cleans
+        .iter()
+        .zip(per_prompt)
+        .map(|(clean, (weighted, at_zero))| {
+            finish_attribution(clean, layers, weighted, at_zero, config.target)
+        })
+        .collect()
 }
 
 #[cfg(test)]
