@@ -5,8 +5,8 @@
 //! Passes are independent: each takes its rows from their starting layers to the head and
 //! back. Running two at once on one thread each, instead of one on two threads, keeps both
 //! cores in matrix products while either pass is in the small operations between them, and
-//! on one thread the products go through the `gemm` crate rather than MKL
-//! ([`kn_model::matmul`]), 5 % faster per attribution. Their contributions are summed
+//! on one thread the products go through the project's own kernels ([`kn_model::matmul`])
+//! rather than MKL. Their contributions are summed
 //! afterwards in plan order, so the result does not depend on which pass finished first.
 //! Passes left over after the full rounds (one prompt alone, the fifth of five) are split by
 //! integration rows so that the last round fills every worker too ([`fill_last_round`]).

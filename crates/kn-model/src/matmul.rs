@@ -1,34 +1,27 @@
 //! Matrix products of float32 CPU tensors without libtorch, for attribution's passes.
 //!
-//! On the CPU, attribution's time is almost all matrix products of a few hundred rows against
-//! the model's weights. libtorch sends them to MKL, which on AMD CPUs runs its generic "zen"
-//! kernels; the `gemm` crate's kernels do the products of a few hundred rows 2-15 % faster on
-//! the machine of `docs/performance.md` (AMD EPYC Zen 4, one thread: 103-108 against 93-104
-//! GFLOP/s at the pass's shapes, depending on the hour). MKL is ahead below about 100 rows (at
-//! 20 rows 78 against 59 GFLOP/s), but sending those to MKL measured no faster end to end: they
-//! are a few percent of the work. A clean pass multiplies only a prompt's few tokens by every
-//! weight matrix, which is a matter of reading the weights from memory once: for up to
-//! [`FEW_ROWS`] rows a weight matrix's rows are streamed once, each against all the input rows
-//! (`few_rows_product`); SmolLM2's clean pass takes 0.058 s that way against 0.077 s through
-//! MKL. All of them accumulate in float32; results differ by float rounding only.
+//! On the CPU, attribution's time is almost all matrix products of a few dozen to a few hundred
+//! rows against the model's weights. This module computes them itself:
 //!
-//! On CPUs with AVX-512 (the Zen 4 of `docs/performance.md`), products whose left operand has
-//! contiguous rows (other than the few-row products above) go to the kernels of `tiles`
-//! instead of `gemm`: they read the weights with their rows contiguous as they lie (`x Wᵀ`
-//! transposes 32 weight rows at a time into a small panel; `g W` reads 32 columns of the
-//! row-major `W` in place) and fetch the next panel into the cache while the current one
-//! computes, where `gemm` gathers every weight matrix into its own layout a float at a time
-//! for every product. At the passes' shapes (`examples/product_kernels.rs`, one thread) that is
-//! 65-68 against 41-51 GFLOP/s at 20 rows and 105-107 against 99-102 at 300 (`x Wᵀ`), 80-85
-//! against 38-49 and 104-106 against 100-102 (`g W`).
+//! - up to [`FEW_ROWS`] rows (a clean pass multiplies a prompt's few tokens by every weight
+//!   matrix, which is a matter of reading the weights once), each weight row is streamed once
+//!   against all the input rows (`few_rows_product`);
+//! - on CPUs with AVX-512, products whose left operand has contiguous rows go to the kernels of
+//!   `tiles`, which read the weights as they lie (`x Wᵀ` transposes 32 weight rows at a time
+//!   into a small panel; `g W` reads 32 columns of the row-major `W` in place) and fetch the
+//!   next panel into the cache while the current one computes;
+//! - everything else goes to the `gemm` crate.
+//!
+//! All of them accumulate in float32; results differ from libtorch's by float rounding only.
+//! `docs/performance.md` has the measurements that chose these paths
+//! (`examples/product_kernels.rs` reruns them).
 //!
 //! [`matmul`], [`linear`] and [`add_matmul`] take float32 CPU tensors with any strides (a
 //! transposed view costs nothing) that do not require gradients, on a thread where libtorch is
 //! set to one thread (as in attribution's concurrent passes), and compute there. Everything
 //! else goes to libtorch: CUDA, other kinds, tensors in an autograd graph, and threads with
-//! several libtorch threads, because `gemm`'s own threads (rayon) and libtorch's OpenMP
-//! threads contend for the cores: one SmolLM2 attribution on two threads took 2.1 s that way
-//! against 1.27 s through MKL.
+//! several libtorch threads (where `gemm`'s own threads and libtorch's OpenMP threads would
+//! contend for the cores).
 //!
 //! A thread that has a core to spare (a lone clean pass while the other workers idle) can
 //! lend few-row products a second thread with [`with_product_helper`]: each such product's

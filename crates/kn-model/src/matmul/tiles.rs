@@ -1,11 +1,9 @@
 //! AVX-512 products for the shapes of attribution's passes: a few dozen to a few hundred rows
 //! against a weight matrix, on one thread.
 //!
-//! `gemm` packs both operands for every product. Packing the weight (its rows gathered one
-//! float at a time into column panels) costs about 8 % of a SmolLM2 attribution, and with few
-//! rows it is not amortised: at 40 rows `gemm` multiplies at 61-73 GFLOP/s on the machine of
-//! `docs/performance.md` (Zen 4, 115 GFLOP/s FMA peak on one thread). The two kernels here use
-//! the fact that one operand's rows are contiguous:
+//! A general product packs both operands for every product, which with few rows is not
+//! amortised. The two kernels here use the fact that one operand's rows are contiguous and pack
+//! nothing of the input:
 //!
 //! - [`rows_times_weight_rows`] (`x Wᵀ`, a linear layer): each panel of 32 weight rows is
 //!   transposed into a `[k, 32]` buffer with 8 x 8 register transposes, then every 8 input rows
