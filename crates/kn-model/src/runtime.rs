@@ -37,7 +37,7 @@ pub fn on_new_thread<T: Send>(threads: usize, job: impl FnOnce() -> T + Send) ->
 /// glibc returns such blocks to the kernel, so the next pass takes every page again as a page
 /// fault and the kernel zeroes it: about 100,000 faults per SmolLM2 attribution. With this
 /// setting the process keeps its high-water mark of memory mapped (its peak is unchanged) and
-/// later passes reuse it (`docs/performance.md` has the measurement).
+/// later passes reuse it.
 ///
 /// It also serves every thread from one heap (glibc's `M_ARENA_MAX` = 1). Attribution runs
 /// passes on worker threads (`AttributionConfig::concurrent_passes`); with a heap per thread,
