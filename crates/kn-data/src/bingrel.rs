@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::Dataset;
-use crate::error::{read_to_string, DataError, Result};
+use crate::error::{io_error, read_to_string, DataError, Result};
 
 /// The sentences of one fact.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +58,30 @@ impl RelationBags {
     }
 }
 
+/// The most a compressed BINGREL file may expand to (the largest of the corpus is 2.7 MB).
+const MAX_DECOMPRESSED_BYTES: u64 = 256 << 20;
+
+/// A gzip-compressed text file, decompressed up to [`MAX_DECOMPRESSED_BYTES`].
+fn read_gzip_to_string(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|error| io_error(path, error))?;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(file)
+        .take(MAX_DECOMPRESSED_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|error| io_error(path, error))?;
+    if text.len() as u64 > MAX_DECOMPRESSED_BYTES {
+        return Err(io_error(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("expands to more than {MAX_DECOMPRESSED_BYTES} bytes"),
+            ),
+        ));
+    }
+    Ok(text)
+}
+
 /// The BINGREL loader.
 #[derive(Debug, Clone, Copy)]
 pub struct Bingrel;
@@ -84,7 +108,8 @@ impl Bingrel {
             .join("bingrel")
     }
 
-    /// Loads a relation's bags and checks that there are `expected_facts` of them.
+    /// Loads a relation's bags and checks that there are `expected_facts` of them. The file may
+    /// also be gzip-compressed, `<file name>.gz`, when the plain one is absent.
     ///
     /// Errors: [`DataError::NotFound`] naming the missing file, [`DataError::Json`] for a
     /// malformed file, [`DataError::MisalignedBags`] when the count differs.
@@ -93,12 +118,19 @@ impl Bingrel {
         relation: &str,
         expected_facts: usize,
     ) -> Result<RelationBags> {
-        let path = Self::path(dir, relation);
-        let bags: Vec<FactBags> =
-            serde_json::from_str(&read_to_string(&path)?).map_err(|error| DataError::Json {
-                path: path.clone(),
-                error,
-            })?;
+        let plain = Self::path(dir, relation);
+        let compressed = dir.join(format!("{}.gz", Self::file_name(relation)));
+        let (path, text) = if !plain.exists() && compressed.exists() {
+            let text = read_gzip_to_string(&compressed)?;
+            (compressed, text)
+        } else {
+            let text = read_to_string(&plain)?;
+            (plain, text)
+        };
+        let bags: Vec<FactBags> = serde_json::from_str(&text).map_err(|error| DataError::Json {
+            path: path.clone(),
+            error,
+        })?;
         if bags.len() != expected_facts {
             return Err(DataError::MisalignedBags {
                 path,

@@ -225,3 +225,18 @@ fn bingrel_missing_misaligned_malformed_and_empty() {
         Err(DataError::MisalignedBags { found: 0, .. })
     ));
 }
+
+/// A compressed file that is not gzip, or not JSON inside, is an error naming the `.gz` file.
+#[test]
+fn a_broken_compressed_bingrel_file_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("final_distant_allbags_P36_new.json.gz");
+    std::fs::write(&path, b"not gzip at all").unwrap();
+    let error = Bingrel::load_relation(dir.path(), "P36", 1).unwrap_err();
+    assert!(error.to_string().contains(".json.gz"), "{error}");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut encoder, b"[{oops").unwrap();
+    std::fs::write(&path, encoder.finish().unwrap()).unwrap();
+    let error = Bingrel::load_relation(dir.path(), "P36", 1).unwrap_err();
+    assert!(matches!(error, DataError::Json { .. }), "{error:?}");
+}

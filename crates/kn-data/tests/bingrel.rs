@@ -155,3 +155,34 @@ fn full_corpus_is_aligned_with_pararel() {
     assert_eq!(counts.sentences, p36.sentence_counts().0);
     assert!(counts.kept * 10 > counts.sentences * 8, "{counts:?}");
 }
+
+/// The excerpt the main job ships (`data/bingrel-main`, gzip-compressed) lines up with the
+/// bundled PARAREL, holds at most 4 sentences of each kind per bag, and (where the full corpus is
+/// at hand) is each bag's first sentences.
+#[test]
+fn the_main_jobs_compressed_excerpt_lines_up_with_pararel() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/bingrel-main");
+    let data = Pararel::load_bundled().unwrap();
+    let full_dir = common::shared_data().map(|shared| shared.join("bingrel"));
+    for relation in ["P36", "P159", "P176", "P178", "P279", "P407"] {
+        assert!(
+            !Bingrel::path(&dir, relation).exists(),
+            "plain file shadows the .gz"
+        );
+        let excerpt = Bingrel::load_for(&dir, &data, relation).unwrap();
+        let (th, h) = excerpt.sentence_counts();
+        assert!(th > 0 && h > 0, "{relation}");
+        assert!(excerpt
+            .bags
+            .iter()
+            .all(|b| b.th_bags.len() <= 4 && b.h_bags.len() <= 4));
+        if let Some(full_dir) = &full_dir {
+            let full = Bingrel::load_for(full_dir, &data, relation).unwrap();
+            for (a, b) in excerpt.bags.iter().zip(&full.bags) {
+                assert_eq!(a.th_bags[..], b.th_bags[..a.th_bags.len()], "{relation}");
+                assert_eq!(a.h_bags[..], b.h_bags[..a.h_bags.len()], "{relation}");
+                assert_eq!(a.th_bags.len(), b.th_bags.len().min(4), "{relation}");
+            }
+        }
+    }
+}
