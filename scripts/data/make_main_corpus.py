@@ -1,8 +1,9 @@
 """The BINGREL excerpt the main job ships (data/bingrel-main/): the files of the main job's six
 relations (examples/main.toml: P36, P159, P176, P178, P279, P407) with every bag trimmed to its
 first 4 head+tail and first 4 head-only sentences, gzip-compressed (about 1.9 MB). The main job
-runs `kn activations --sentences-per-fact 4`, which reads exactly those sentences, so its
-figures equal those of the full corpus under the same option. MIT licence of the corpus kept.
+runs `kn activations --sentences-per-fact 4`, which reads exactly those sentences of each fact
+(T1, T2, as a full-corpus run with that option; the random T3 sentences come from this smaller
+pool). MIT licence of the corpus kept.
 
 Run:  python3 scripts/data/make_main_corpus.py [BINGREL_DIR]   (default ../shared/data/bingrel)
 Deterministic: gzip without a timestamp, so reruns reproduce the files byte for byte.
