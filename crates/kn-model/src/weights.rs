@@ -318,12 +318,7 @@ impl WeightMap {
                 (_, false) => return Err(not_finite(&file.path)),
             }
         };
-        crate::error::guard(|| {
-            Ok(tensor
-                .to_device(self.device)
-                .to_kind(Kind::Float)
-                .set_requires_grad(false))
-        })
+        crate::error::guard(|| Ok(tensor.to_device(self.device).set_requires_grad(false)))
     }
 
     /// Like [`WeightMap::take`] for an optional tensor: `Ok(None)` when none of `names` exists.

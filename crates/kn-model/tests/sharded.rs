@@ -97,35 +97,37 @@ fn sharded_checkpoints_compute_what_the_single_file_does() {
     }
 }
 
+/// A float32 tensor's bytes with every value written by `encode`, as `dtype`; other tensors as
+/// they are.
+fn map_f32(
+    dtype: Dtype,
+    data: &[u8],
+    to: Dtype,
+    encode: impl Fn(f32) -> Vec<u8>,
+) -> (Dtype, Vec<u8>) {
+    if dtype != Dtype::F32 {
+        return (dtype, data.to_vec());
+    }
+    let out = data
+        .chunks_exact(4)
+        .flat_map(|c| encode(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+        .collect();
+    (to, out)
+}
+
 #[test]
 fn bfloat16_shards_are_read_as_their_float32_values() {
     // Weights rounded to bfloat16 on the way in: the model computes with exactly those values,
     // which a float32 checkpoint of the same rounded weights reproduces bit for bit.
-    let to_bf16 = |dtype: Dtype, data: &[u8]| -> (Dtype, Vec<u8>) {
-        if dtype != Dtype::F32 {
-            return (dtype, data.to_vec());
-        }
-        let out = data
-            .chunks_exact(4)
-            .flat_map(|c| {
-                half::bf16::from_f32(f32::from_le_bytes([c[0], c[1], c[2], c[3]])).to_le_bytes()
-            })
-            .collect();
-        (Dtype::BF16, out)
+    let to_bf16 = |dtype: Dtype, data: &[u8]| {
+        map_f32(dtype, data, Dtype::BF16, |v| {
+            half::bf16::from_f32(v).to_le_bytes().to_vec()
+        })
     };
-    let rounded_f32 = |dtype: Dtype, data: &[u8]| -> (Dtype, Vec<u8>) {
-        if dtype != Dtype::F32 {
-            return (dtype, data.to_vec());
-        }
-        let out = data
-            .chunks_exact(4)
-            .flat_map(|c| {
-                half::bf16::from_f32(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .to_f32()
-                    .to_le_bytes()
-            })
-            .collect();
-        (Dtype::F32, out)
+    let rounded_f32 = |dtype: Dtype, data: &[u8]| {
+        map_f32(dtype, data, Dtype::F32, |v| {
+            half::bf16::from_f32(v).to_f32().to_le_bytes().to_vec()
+        })
     };
     let bf16 = sharded_copy("tiny-llama", 2, to_bf16);
     let f32 = sharded_copy("tiny-llama", 1, rounded_f32);

@@ -65,15 +65,14 @@ pub fn from_gguf(
 ) -> Result<DecoderConfig, ConfigError> {
     let keys = GgufKeys::new(file, "gemma3");
     keys.refuse_rope_scaling()?;
-    let size = |name: &str, kind: Size| keys.size(name, kind);
     let real = |name: &str, default: f64| -> Result<f64, ConfigError> {
         Ok(keys.real(name)?.unwrap_or(default))
     };
-    let hidden_size = size("embedding_length", Size::Hidden)?;
-    let heads = size("attention.head_count", Size::Heads)?;
+    let hidden_size = keys.size("embedding_length", Size::Hidden)?;
+    let heads = keys.size("attention.head_count", Size::Heads)?;
     let head_dim = keys.head_dim("attention.key_length", hidden_size, heads)?;
-    let num_layers = size("block_count", Size::Layers)?;
-    let window = size("attention.sliding_window", Size::Positions)?;
+    let num_layers = keys.size("block_count", Size::Layers)?;
+    let window = keys.size("attention.sliding_window", Size::Positions)?;
     let windows = pattern_windows(num_layers, 6, window);
     Ok(DecoderConfig {
         model_type: "gemma3".into(),
@@ -86,8 +85,8 @@ pub fn from_gguf(
             .optional("attention.head_count_kv", Size::Heads)?
             .unwrap_or(heads),
         head_dim,
-        ffn_width: size("feed_forward_length", Size::Ffn)?,
-        max_positions: size("context_length", Size::Positions)?,
+        ffn_width: keys.size("feed_forward_length", Size::Ffn)?,
+        max_positions: keys.size("context_length", Size::Positions)?,
         norm: Norm {
             kind: NormKind::Rms,
             eps: real("attention.layer_norm_rms_epsilon", 1e-6)?,

@@ -96,7 +96,7 @@ impl DecoderLm {
         for &(clean, starts) in runs {
             prepared.push((clean, self.start_order(clean, starts)?));
         }
-        let (features, saved, finals, runs_info) = guard(|| {
+        let (features, (saved, joined_ffn_out), finals, runs_info) = guard(|| {
             tch::no_grad(|| {
                 let runs_info: Vec<Run> = prepared
                     .into_iter()
@@ -115,7 +115,7 @@ impl DecoderLm {
                         }
                     })
                     .collect();
-                let (saved, finals) = self.forward_by_hand(&runs_info, runs);
+                let (saved, joined_ffn_out, finals) = self.forward_by_hand(&runs_info, runs);
                 let features: Vec<Tensor> = runs_info
                     .iter()
                     .zip(&finals)
@@ -126,7 +126,7 @@ impl DecoderLm {
                         common::restore_row_order(&features, &run.order, &sizes)
                     })
                     .collect();
-                Ok((features, saved, finals, runs_info))
+                Ok((features, (saved, joined_ffn_out), finals, runs_info))
             })
         })?;
         let gradients = head(&features)?;
@@ -136,21 +136,35 @@ impl DecoderLm {
             ));
         }
         guard(|| {
-            tch::no_grad(
-                || Ok(self.backward_by_hand(&runs_info, runs, &saved, &finals, &gradients)),
-            )
+            tch::no_grad(|| {
+                Ok(self.backward_by_hand(
+                    &runs_info,
+                    runs,
+                    &saved,
+                    &joined_ffn_out,
+                    &finals,
+                    &gradients,
+                ))
+            })
         })
     }
 
-    /// The forward pass: per layer, what its backward pass needs; per run, the hidden state
-    /// leaving the last layer (`[rows, d]`, rows in the order they joined).
+    /// The forward pass: per layer, what its backward pass needs; per layer and run, the FFN
+    /// output of the rows that join the stream there before its sandwich norm (with one; their
+    /// backward pass reads it); per run, the hidden state leaving the last layer (`[rows, d]`,
+    /// rows in the order they joined).
     fn forward_by_hand(
         &self,
         runs: &[Run],
         starts: &[(&CleanPass, &[(usize, Tensor)])],
-    ) -> (Vec<Option<SavedLayer>>, Vec<Tensor>) {
+    ) -> (
+        Vec<Option<SavedLayer>>,
+        Vec<Vec<Option<Tensor>>>,
+        Vec<Tensor>,
+    ) {
         let mut xs: Vec<Option<Tensor>> = runs.iter().map(|_| None).collect();
         let mut saved = Vec::with_capacity(self.layers.len());
+        let mut joined_ffn_out = Vec::with_capacity(self.layers.len());
         for (j, weights) in self.layers.iter().enumerate() {
             if xs.iter().any(Option::is_some) {
                 let rows: Vec<i64> = xs
@@ -171,28 +185,33 @@ impl DecoderLm {
             } else {
                 saved.push(None);
             }
+            let mut ffn_out_here = Vec::with_capacity(runs.len());
             for (r, run) in runs.iter().enumerate() {
-                let joining: Vec<Tensor> = run
-                    .order
-                    .iter()
-                    .filter(|&&i| starts[r].1[i].0 == j)
-                    .map(|&i| {
-                        run.clean.ffn_input_residual[j].get(run.start).unsqueeze(0)
-                            + self.ffn_output(weights, &starts[r].1[i].1)
-                    })
-                    .collect();
-                if !joining.is_empty() {
+                // Only the answer position's FFN output of layer j changes: the rows starting
+                // here are its residual plus the FFN output of their activations.
+                let activations = joining_activations(run, starts[r].1, j);
+                let mut before_norm = None;
+                if !activations.is_empty() {
+                    let projected = super::with_bias(
+                        linear(&Tensor::cat(&activations, 0), &weights.down),
+                        &weights.down_bias,
+                    );
+                    let (ffn, out) = self.sandwich_norm(projected, &weights.post_ffn_norm);
+                    before_norm = out;
+                    let joining = run.clean.ffn_input_residual[j].get(run.start).unsqueeze(0) + ffn;
                     let mut parts: Vec<Tensor> = xs[r].take().into_iter().collect();
-                    parts.extend(joining);
+                    parts.push(joining);
                     xs[r] = Some(Tensor::cat(&parts, 0));
                 }
+                ffn_out_here.push(before_norm);
             }
+            joined_ffn_out.push(ffn_out_here);
         }
         let finals = xs
             .into_iter()
             .map(|x| x.unwrap_or_else(|| Tensor::zeros([0, 0], (Kind::Float, self.device))))
             .collect();
-        (saved, finals)
+        (saved, joined_ffn_out, finals)
     }
 
     /// One layer over `x` (`[N, d]`: `rows[r]` rows of run `r`, in run order).
@@ -324,6 +343,7 @@ impl DecoderLm {
         runs: &[Run],
         starts: &[(&CleanPass, &[(usize, Tensor)])],
         saved: &[Option<SavedLayer>],
+        joined_ffn_out: &[Vec<Option<Tensor>>],
         finals: &[Tensor],
         head_gradients: &[Tensor],
     ) -> Vec<Vec<Tensor>> {
@@ -367,19 +387,9 @@ impl DecoderLm {
                 let total: i64 = counts.iter().sum();
                 let before = g.size()[0] - total;
                 let parts = g.split_with_sizes([before, total], 0);
-                // Through the FFN's sandwich norm (Gemma), whose input is recomputed here.
-                let ffn_out = weights.post_ffn_norm.as_ref().map(|_| {
-                    let activations: Vec<Tensor> = joined
-                        .iter()
-                        .map(|&i| starts[r].1[i].1.shallow_clone())
-                        .collect();
-                    super::with_bias(
-                        linear(&Tensor::cat(&activations, 0), &weights.down),
-                        &weights.down_bias,
-                    )
-                });
+                // Through the FFN's sandwich norm (Gemma), with its input kept by the forward pass.
                 let g_ffn = sandwich_norm_backward(
-                    &ffn_out,
+                    &joined_ffn_out[j][r],
                     &weights.post_ffn_norm,
                     &parts[1],
                     self.config.norm.eps,
@@ -526,6 +536,15 @@ impl DecoderLm {
             Tensor::cat(&sin, 0).unsqueeze(1),
         )
     }
+}
+
+/// The activations of `run`'s starts at layer `j`, in the order their rows join the stream.
+fn joining_activations(run: &Run, starts: &[(usize, Tensor)], j: usize) -> Vec<Tensor> {
+    run.order
+        .iter()
+        .filter(|&&i| starts[i].0 == j)
+        .map(|&i| starts[i].1.shallow_clone())
+        .collect()
 }
 
 /// `[n, KV, G, c]` as one matrix per key-value head, `[KV, n G, c]`.
