@@ -60,6 +60,10 @@ struct SavedLayer {
     ffn_out: Option<Tensor>,
 }
 
+/// Per layer and run: the FFN output, before its sandwich norm, of the rows that join the stream
+/// at that layer (`None` without such a norm or such rows).
+type JoinedFfnOut = Vec<Vec<Option<Tensor>>>;
+
 /// Whether the hand-written pass computes models of `config` (see the module docs).
 pub fn covers_config(config: &DecoderConfig) -> bool {
     config.norm.kind == NormKind::Rms
@@ -157,11 +161,7 @@ impl DecoderLm {
         &self,
         runs: &[Run],
         starts: &[(&CleanPass, &[(usize, Tensor)])],
-    ) -> (
-        Vec<Option<SavedLayer>>,
-        Vec<Vec<Option<Tensor>>>,
-        Vec<Tensor>,
-    ) {
+    ) -> (Vec<Option<SavedLayer>>, JoinedFfnOut, Vec<Tensor>) {
         let mut xs: Vec<Option<Tensor>> = runs.iter().map(|_| None).collect();
         let mut saved = Vec::with_capacity(self.layers.len());
         let mut joined_ffn_out = Vec::with_capacity(self.layers.len());
@@ -343,7 +343,7 @@ impl DecoderLm {
         runs: &[Run],
         starts: &[(&CleanPass, &[(usize, Tensor)])],
         saved: &[Option<SavedLayer>],
-        joined_ffn_out: &[Vec<Option<Tensor>>],
+        joined_ffn_out: &JoinedFfnOut,
         finals: &[Tensor],
         head_gradients: &[Tensor],
     ) -> Vec<Vec<Tensor>> {
