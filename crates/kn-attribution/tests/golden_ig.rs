@@ -210,3 +210,53 @@ fn llama_32_1b_shaped_checkpoint_matches_the_float64_python_reference() {
     let model = load_model(dir.to_str().unwrap(), Device::Cpu).unwrap();
     check_cases_within(model.as_ref(), "llama32_1b_shaped.json", 1e-4, 10);
 }
+
+/// `--dtype bf16`: attributions with bfloat16 weights and products stay near float32's (which
+/// the tests above hold to the Python reference), through the hand-written backward pass
+/// (Llama, Gemma-3's sandwich norms) and autograd (GPT-2): every score within 10 % of the
+/// largest, at least 8 of the top 10 shared; and not float32's numbers.
+#[test]
+fn bfloat16_attributions_stay_near_float32() {
+    for dir in [
+        "fixtures/tiny-llama",
+        "fixtures/family/tiny-gemma3",
+        "fixtures/family/tiny-gpt2",
+    ] {
+        let load = |dtype| {
+            kn_model::load_model_as(repo(dir).to_str().unwrap(), Device::Cpu, dtype).unwrap()
+        };
+        let (wide, narrow) = (load(kn_model::Dtype::F32), load(kn_model::Dtype::Bf16));
+        for (text, answer) in [
+            ("The capital of France is", "Paris"),
+            ("Bill Gates works for", "Microsoft"),
+        ] {
+            let attribute = |model: &dyn KnowledgeModel| {
+                let prompt = model
+                    .encode(text, Some(answer), AnswerPolicy::FirstToken)
+                    .unwrap();
+                integrated_gradients(model, &prompt, &AttributionConfig::default()).unwrap()
+            };
+            let (reference, got) = (attribute(wide.as_ref()), attribute(narrow.as_ref()));
+            let largest = f64::from(reference.max_abs());
+            let worst = reference
+                .scores
+                .iter()
+                .zip(got.scores.iter())
+                .fold(0f64, |m, (a, b)| m.max(f64::from((a - b).abs())));
+            let top = |a: &kn_attribution::Attribution| -> BTreeSet<(usize, usize)> {
+                a.top(10).iter().map(|n| (n.layer, n.neuron)).collect()
+            };
+            let shared = top(&reference).intersection(&top(&got)).count();
+            eprintln!(
+                "{dir} {text}: bf16 worst {:.2e} of the largest, top-10 shared {shared}",
+                worst / largest
+            );
+            assert!(
+                worst <= 0.1 * largest,
+                "{dir} {text}: {worst:e} of {largest:e}"
+            );
+            assert!(worst > 0.0, "{dir} {text}: computed in float32");
+            assert!(shared >= 8, "{dir} {text}: {shared} of the top 10 shared");
+        }
+    }
+}

@@ -170,6 +170,7 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
             source: info.source.clone(),
             architecture: info.architecture.clone(),
             fingerprint: info.fingerprint.clone(),
+            dtype: info.dtype.name().into(),
         },
         relations: relations.clone(),
         facts_per_relation: args.facts_per_relation,

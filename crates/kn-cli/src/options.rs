@@ -1,5 +1,5 @@
-//! Options shared by every subcommand that runs a model: `--model`, `--device`, `--threads`,
-//! (verbosity is global: see `log`).
+//! Options shared by every subcommand that runs a model: `--model`, `--device`, `--dtype`,
+//! `--threads` (verbosity is global: see `log`).
 
 use crate::exit::CliError;
 use kn_model::KnowledgeModel;
@@ -16,6 +16,11 @@ pub struct ModelOptions {
     /// Device to run on: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// The type the weight matrices are held and multiplied in: f32 (the paper-exact default),
+    /// bf16 or f16 (half the weights' memory; norms, softmax and attribution's sums stay
+    /// float32; agreement with f32 in docs/performance.md). Decoders only: BERT runs in f32.
+    #[arg(long, default_value = "f32")]
+    pub dtype: kn_model::Dtype,
     /// Threads for libtorch (0: libtorch's default, usually the number of cores; at most
     /// 4 x the machine's cores).
     #[arg(long, default_value_t = 0)]
@@ -29,16 +34,25 @@ impl ModelOptions {
         kn_model::set_threads(self.threads);
         let device = kn_model::parse_device(&self.device)?;
         let started = std::time::Instant::now();
-        let model = kn_model::load_model(&self.model, device)?;
+        if self.dtype == kn_model::Dtype::F16 && device == kn_model::tch::Device::Cpu {
+            crate::log::warn(
+                "load",
+                "--dtype f16 on a CPU runs libtorch's slow float16 products (about 13x slower \
+                 than f32 on an AVX512-BF16 CPU, docs/performance.md); bf16 is the CPU's half \
+                 precision",
+            );
+        }
+        let model = kn_model::load_model_as(&self.model, device, self.dtype)?;
         let info = model.info();
         crate::log::detail(
             "load",
             format!(
-                "{} ({} layers, FFN {}, vocabulary {}) from {} in {:.2} s",
+                "{} ({} layers, FFN {}, vocabulary {}, {}) from {} in {:.2} s",
                 info.architecture,
                 info.num_layers,
                 info.ffn_width,
                 info.vocab_size,
+                info.dtype,
                 info.source,
                 started.elapsed().as_secs_f64()
             ),

@@ -50,6 +50,48 @@ fn predict_prints_the_documented_json() {
     assert_eq!(value["top"][0]["token"], "Low");
 }
 
+/// `--dtype bf16` loads the weights in bfloat16: the same top prediction as float32 with a
+/// probability near (not equal to) it, and attribution runs.
+#[test]
+fn bf16_predicts_near_float32_and_attributes() {
+    let llama = fixture("tiny-llama");
+    let predict = |dtype: &str| {
+        json(&kn(&[
+            "predict",
+            "--model",
+            llama.as_str(),
+            "--prompt",
+            "The capital of France is",
+            "--dtype",
+            dtype,
+            "--json",
+        ]))
+    };
+    let (wide, narrow) = (predict("f32"), predict("bf16"));
+    assert_eq!(wide["top"][0]["id"], narrow["top"][0]["id"]);
+    let (p, q) = (
+        wide["top"][0]["prob"].as_f64().unwrap(),
+        narrow["top"][0]["prob"].as_f64().unwrap(),
+    );
+    assert!(p != q && (p - q).abs() <= 0.05 * p, "{p} vs {q}");
+    let value = json(&kn(&[
+        "attribute",
+        "--model",
+        llama.as_str(),
+        "--prompt",
+        "The capital of France is",
+        "--answer",
+        "Paris",
+        "--dtype",
+        "bf16",
+        "--json",
+    ]));
+    assert!(
+        value["top"].as_array().is_some_and(|top| !top.is_empty()),
+        "{value}"
+    );
+}
+
 #[test]
 fn attribute_prints_the_documented_json_and_saves_the_matrix() {
     let dir = tempfile::tempdir().unwrap();
@@ -194,6 +236,7 @@ fn separately_attributes_each_prompt_alone_with_its_own_time() {
 fn bad_input_exits_with_code_2_and_a_message() {
     let llama = fixture("tiny-llama");
     let model = llama.as_str();
+    let bert_dir = fixture("tiny-bert");
     let cases: Vec<Vec<&str>> = vec![
         vec![
             "predict",
@@ -205,6 +248,18 @@ fn bad_input_exits_with_code_2_and_a_message() {
         vec!["predict", "--model", model, "--prompt", ""],
         vec![
             "predict", "--model", model, "--prompt", "x", "--device", "tpu",
+        ],
+        vec![
+            "predict", "--model", model, "--prompt", "x", "--dtype", "f64",
+        ],
+        vec![
+            "predict",
+            "--model",
+            bert_dir.as_str(),
+            "--prompt",
+            "x [MASK]",
+            "--dtype",
+            "bf16",
         ],
         vec![
             "attribute",

@@ -305,6 +305,7 @@ mod tests {
             max_positions: 16,
             source: "memory".into(),
             fingerprint: "0".into(),
+            dtype: Default::default(),
         }
     }
 

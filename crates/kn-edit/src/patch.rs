@@ -572,6 +572,7 @@ mod tests {
             max_positions: 16,
             source: "x".into(),
             fingerprint: id.fingerprint.clone(),
+            dtype: Default::default(),
         }
     }
 

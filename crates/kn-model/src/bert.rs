@@ -193,6 +193,7 @@ impl BertMaskedLm {
             max_positions: config.max_position_embeddings,
             source: dir.display().to_string(),
             fingerprint,
+            dtype: crate::Dtype::F32,
         };
         Ok(Self {
             info,

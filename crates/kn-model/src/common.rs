@@ -227,7 +227,8 @@ pub fn answer_targets(
 }
 
 /// Value slots of `neurons`: the columns of an output projection `weight` (`[hidden, ffn]`),
-/// as rows `[neurons.len(), hidden]` (a copy). Checks layer and neuron indices.
+/// as float32 rows `[neurons.len(), hidden]` (a copy; half-precision weights widen exactly,
+/// so writing them back restores the weights bit for bit). Checks layer and neuron indices.
 pub fn read_value_slots(
     info: &ModelInfo,
     layer: usize,
@@ -240,12 +241,17 @@ pub fn read_value_slots(
     let weight = weight(layer);
     crate::error::guard(|| {
         let index = Tensor::from_slice(&index).to_device(weight.device());
-        Ok(weight.index_select(1, &index).transpose(0, 1).contiguous())
+        Ok(weight
+            .index_select(1, &index)
+            .transpose(0, 1)
+            .to_kind(Kind::Float)
+            .contiguous())
     })
 }
 
 /// Overwrites the value slots of `neurons` (columns of `weight`, `[hidden, ffn]`) with the
-/// rows of `values` (`[neurons.len(), hidden]`); checks everything before writing.
+/// rows of `values` (`[neurons.len(), hidden]`), rounded to the weight's type; checks
+/// everything before writing.
 pub fn write_value_slots(
     info: &ModelInfo,
     layer: usize,
@@ -275,7 +281,7 @@ pub fn write_value_slots(
             let index = Tensor::from_slice(&index).to_device(device);
             let source = values
                 .to_device(device)
-                .to_kind(Kind::Float)
+                .to_kind(weight.kind())
                 .transpose(0, 1);
             let _ = weight.index_copy_(1, &index, &source);
         });

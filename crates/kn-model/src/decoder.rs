@@ -48,6 +48,7 @@ use crate::model::{
     ActivationEdit, AnswerPolicy, CleanPass, EncodedPrompt, ForwardOutput, KnowledgeModel,
     ModelInfo, ModelKind,
 };
+use crate::precision::Dtype;
 use crate::swiglu::swiglu;
 use crate::weights::{SharedMap, WeightMap};
 use kn_config::decoder::{Activation, NormKind, Part, Positions, QkvLayout};
@@ -60,6 +61,13 @@ use tch::{Device, Kind, Tensor};
 struct NormWeights {
     weight: Tensor,
     bias: Option<Tensor>,
+}
+
+/// Where a model's weights go and the type its weight matrices are held in.
+#[derive(Clone, Copy)]
+struct Target {
+    device: Device,
+    dtype: Dtype,
 }
 
 /// One decoder layer. The query, key and value projections are stored stacked (`qkv`), and so
@@ -136,8 +144,9 @@ struct ResumedRun<'a> {
 
 impl DecoderLm {
     /// Loads a GGUF file: `llama` or `qwen2` with a byte-level BPE tokenizer, or `gemma3` with
-    /// its SentencePiece vocabulary.
-    pub fn load_gguf(path: &Path, device: Device) -> Result<Self> {
+    /// its SentencePiece vocabulary; weight matrices in `dtype` (dequantized to float32 one
+    /// tensor at a time, then rounded).
+    pub fn load_gguf(path: &Path, device: Device, dtype: Dtype) -> Result<Self> {
         let map = SharedMap::open(path)?;
         let fingerprint = map.fingerprint();
         let file = kn_gguf::GgufFile::from_source(map.clone(), &path.display().to_string())?;
@@ -206,12 +215,14 @@ impl DecoderLm {
                     .into(),
             ));
         }
-        Self::from_weights(config, tokenizer, &mut weights, path, fingerprint, device)
+        let target = Target { device, dtype };
+        Self::from_weights(config, tokenizer, &mut weights, path, fingerprint, target)
     }
 
     /// Loads a Hugging Face directory: `config.json`, `tokenizer.json` and `model.safetensors`
-    /// or the shards of `model.safetensors.index.json` (memory-mapped, see `weights`).
-    pub fn load_hf_dir(dir: &Path, device: Device) -> Result<Self> {
+    /// or the shards of `model.safetensors.index.json` (memory-mapped, see `weights`); weight
+    /// matrices in `dtype` (a checkpoint's bfloat16 tensors are copied as they are for bf16).
+    pub fn load_hf_dir(dir: &Path, device: Device, dtype: Dtype) -> Result<Self> {
         let config_path = dir.join("config.json");
         let text = crate::load::read_config_text(&config_path)?;
         let config_error = |reason: String| ModelError::Config {
@@ -230,7 +241,8 @@ impl DecoderLm {
             DecoderConfig::from_hf_json(&text, add_bos).map_err(|e| config_error(e.to_string()))?;
         let tokenizer = Box::new(HfTokenizer::from_file(&dir.join("tokenizer.json"))?);
         let (mut weights, fingerprint) = WeightMap::from_safetensors_dir(dir, device)?;
-        Self::from_weights(config, tokenizer, &mut weights, dir, fingerprint, device)
+        let target = Target { device, dtype };
+        Self::from_weights(config, tokenizer, &mut weights, dir, fingerprint, target)
     }
 
     fn from_weights(
@@ -239,7 +251,7 @@ impl DecoderLm {
         weights: &mut WeightMap,
         source: &Path,
         fingerprint: String,
-        device: Device,
+        Target { device, dtype }: Target,
     ) -> Result<Self> {
         let names = config.tensors;
         let (v, d, f) = (
@@ -263,7 +275,7 @@ impl DecoderLm {
             };
             Ok(NormWeights { weight, bias })
         };
-        let embeddings = weights.take(&[names.embeddings], &[v, d])?;
+        let embeddings = weights.take_as(&[names.embeddings], &[v, d], dtype)?;
         let position_embeddings = match (&config.positions, names.positions) {
             (Positions::Learned, Some(name)) => {
                 Some(weights.take(&[name], &[config.max_positions as i64, d])?)
@@ -277,10 +289,11 @@ impl DecoderLm {
             _ => None,
         };
         let output_norm = norm(weights, names.output_norm)?;
-        let lm_head = match weights.take_optional(&[names.lm_head], &[v, d])? {
-            Some(head) => head,
-            None if config.tied_embeddings => embeddings.shallow_clone(),
-            None => weights.take(&[names.lm_head], &[v, d])?, // the MissingTensor error
+        // An untied model without its head gets `take_as`'s MissingTensor error.
+        let lm_head = if weights.contains(names.lm_head) || !config.tied_embeddings {
+            weights.take_as(&[names.lm_head], &[v, d], dtype)?
+        } else {
+            embeddings.shallow_clone()
         };
         let down_name = |l: usize| {
             names
@@ -307,10 +320,10 @@ impl DecoderLm {
                 |weights: &mut WeightMap, part: Part, out: i64, inp: i64| -> Result<Tensor> {
                     let name = format!("{}.weight", path(part)?);
                     if names.transposed {
-                        let w = weights.take(&[&name], &[inp, out])?;
+                        let w = weights.take_as(&[&name], &[inp, out], dtype)?;
                         guard(|| Ok(w.transpose(0, 1).contiguous()))
                     } else {
-                        weights.take(&[&name], &[out, inp])
+                        weights.take_as(&[&name], &[out, inp], dtype)
                     }
                 };
             let take_bias = |weights: &mut WeightMap, part: Part, rows: i64| -> Result<Tensor> {
@@ -472,6 +485,7 @@ impl DecoderLm {
             max_positions: config.max_positions,
             source: source.display().to_string(),
             fingerprint,
+            dtype,
         };
         Ok(Self {
             info,
@@ -516,10 +530,12 @@ impl DecoderLm {
     /// The token (and learned position) embeddings of `ids` (`[B, S]`) at positions `0..S`.
     fn embed(&self, ids: &Tensor) -> Tensor {
         let (batch, length) = (ids.size()[0], ids.size()[1]);
+        // Half-precision embeddings are widened: the residual stream is float32.
         let mut x = self
             .embeddings
             .index_select(0, &ids.flatten(0, -1))
-            .reshape([batch, length, -1]);
+            .reshape([batch, length, -1])
+            .to_kind(Kind::Float);
         if let Some(scale) = self.config.embedding_scale {
             // transformers multiplies by the scale rounded to the weights' float32.
             x = x * f64::from(scale as f32);
@@ -1284,6 +1300,6 @@ impl KnowledgeModel for DecoderLm {
 
     fn output_embedding(&self, token: i64) -> Result<Tensor> {
         common::check_token(&self.info, token)?;
-        guard(|| Ok(self.lm_head.get(token).copy()))
+        guard(|| Ok(self.lm_head.get(token).to_kind(Kind::Float).copy()))
     }
 }

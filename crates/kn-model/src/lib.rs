@@ -18,6 +18,7 @@ mod error;
 mod load;
 pub mod matmul;
 mod model;
+mod precision;
 mod runtime;
 mod swiglu;
 mod weights;
@@ -31,13 +32,14 @@ pub use device::parse_device;
 pub use error::{guard, ModelError, Result};
 pub use kn_tokenizer::Tokenizer;
 pub use load::{
-    cache_dir, default_model_path, gemma3_270m_path, load_model, resolve_model_path,
+    cache_dir, default_model_path, gemma3_270m_path, load_model, load_model_as, resolve_model_path,
     DEFAULT_MODEL_FILE, GEMMA3_270M_FILE,
 };
 pub use model::{
     start_gradients_by_autograd, ActivationEdit, ActivationOp, AnswerPolicy, CleanPass,
     EncodedPrompt, ForwardOutput, KnowledgeModel, ModelInfo, ModelKind,
 };
+pub use precision::Dtype;
 pub use runtime::{available_memory, on_new_thread, retain_freed_memory, set_threads};
 pub use tch;
 pub use weights::fingerprint;

@@ -6,6 +6,7 @@ use crate::bert::BertMaskedLm;
 use crate::decoder::DecoderLm;
 use crate::error::{ModelError, Result};
 use crate::model::KnowledgeModel;
+use crate::precision::Dtype;
 use std::path::{Path, PathBuf};
 use tch::Device;
 
@@ -70,8 +71,14 @@ pub fn resolve_model_path(spec: &str) -> PathBuf {
 }
 
 /// Loads the model named by `spec` (`default`, a `.gguf` file or a model directory) onto
-/// `device`.
+/// `device`, in float32.
 pub fn load_model(spec: &str, device: Device) -> Result<Box<dyn KnowledgeModel>> {
+    load_model_as(spec, device, Dtype::F32)
+}
+
+/// [`load_model`] with the weight matrices held and multiplied in `dtype` (see [`Dtype`]).
+/// BERT runs in float32 only: another `dtype` is refused, naming it.
+pub fn load_model_as(spec: &str, device: Device, dtype: Dtype) -> Result<Box<dyn KnowledgeModel>> {
     let path = resolve_model_path(spec);
     if !path.exists() {
         let hint = match spec {
@@ -87,10 +94,10 @@ pub fn load_model(spec: &str, device: Device) -> Result<Box<dyn KnowledgeModel>>
         });
     }
     if path.is_dir() {
-        return load_directory(&path, device);
+        return load_directory(&path, device, dtype);
     }
     if has_gguf_magic(&path)? {
-        return Ok(Box::new(DecoderLm::load_gguf(&path, device)?));
+        return Ok(Box::new(DecoderLm::load_gguf(&path, device, dtype)?));
     }
     Err(ModelError::UnknownModelFormat {
         path,
@@ -125,7 +132,7 @@ pub(crate) fn read_config_text(path: &Path) -> Result<String> {
     )
 }
 
-fn load_directory(dir: &Path, device: Device) -> Result<Box<dyn KnowledgeModel>> {
+fn load_directory(dir: &Path, device: Device, dtype: Dtype) -> Result<Box<dyn KnowledgeModel>> {
     let config_path = dir.join("config.json");
     let text = read_config_text(&config_path)?;
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::Config {
@@ -137,8 +144,12 @@ fn load_directory(dir: &Path, device: Device) -> Result<Box<dyn KnowledgeModel>>
         .and_then(|v| v.as_str())
         .unwrap_or("");
     match model_type {
+        "bert" if dtype != Dtype::F32 => Err(ModelError::InvalidArgument(format!(
+            "--dtype {dtype}: BERT ({}) runs in f32 only",
+            dir.display()
+        ))),
         "bert" => Ok(Box::new(BertMaskedLm::load(dir, device)?)),
         // Every other model_type is a decoder; kn_config names the supported ones when it is not.
-        _ => Ok(Box::new(DecoderLm::load_hf_dir(dir, device)?)),
+        _ => Ok(Box::new(DecoderLm::load_hf_dir(dir, device, dtype)?)),
     }
 }

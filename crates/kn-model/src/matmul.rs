@@ -23,6 +23,11 @@
 //! several libtorch threads (where `gemm`'s own threads and libtorch's OpenMP threads would
 //! contend for the cores).
 //!
+//! A product with a bfloat16 or float16 operand (the weights of a model loaded with
+//! `--dtype bf16|f16`, see `precision`) runs in that type: the float32 operand is rounded to
+//! it, libtorch multiplies (oneDNN, AVX512-BF16 where the CPU has it), and the result comes
+//! back as float32, as under PyTorch's autocast.
+//!
 //! A thread that has a core to spare (a lone clean pass while the other workers idle) can
 //! lend few-row products a second thread with [`with_product_helper`]: each such product's
 //! weight rows are split between the two threads, which doubles the memory bandwidth the
@@ -41,6 +46,12 @@ pub const FEW_ROWS: i64 = 16;
 
 /// `a @ b` (`[m, k] @ [k, n]`).
 pub fn matmul(a: &Tensor, b: &Tensor) -> Tensor {
+    if let Some(half) = half_kind(&[a, b]) {
+        return a
+            .to_kind(half)
+            .matmul(&b.to_kind(half))
+            .to_kind(Kind::Float);
+    }
     if !(takes(&[a, b]) && a.dim() == 2 && b.dim() == 2 && a.size()[1] == b.size()[0]) {
         return a.matmul(b);
     }
@@ -59,6 +70,12 @@ fn new_product(a: &Tensor, b: &Tensor) -> Tensor {
 /// `x Wᵀ` (`[..., k]`, `W` `[n, k]`): a linear layer without bias, as
 /// `x.linear(weight, None)`.
 pub fn linear(x: &Tensor, weight: &Tensor) -> Tensor {
+    if let Some(half) = half_kind(&[x, weight]) {
+        return x
+            .to_kind(half)
+            .linear::<Tensor>(&weight.to_kind(half), None)
+            .to_kind(Kind::Float);
+    }
     let size = x.size();
     let fits = x.dim() >= 2 && weight.dim() == 2 && size.last() == Some(&weight.size()[1]);
     if !(fits && takes(&[x, weight])) {
@@ -76,6 +93,10 @@ pub fn linear(x: &Tensor, weight: &Tensor) -> Tensor {
 
 /// `c += a @ b` in place, for a contiguous `c` (`[m, n]`).
 pub fn add_matmul(c: &mut Tensor, a: &Tensor, b: &Tensor) {
+    if half_kind(&[a, b]).is_some() {
+        let _ = c.g_add_(&matmul(a, b));
+        return;
+    }
     let shapes_match = a.dim() == 2
         && b.dim() == 2
         && c.dim() == 2
@@ -96,6 +117,15 @@ pub fn add_matmul(c: &mut Tensor, a: &Tensor, b: &Tensor) {
     // SAFETY: `c` is a contiguous `[m, n]` float32 CPU tensor, borrowed mutably so that
     // nothing else writes to it, and `a`, `b` are float32 CPU tensors of matching sizes.
     unsafe { product(c, true, a, b) };
+}
+
+/// The half-precision kind (bfloat16 or float16) of the first such operand among `tensors`:
+/// the type their product runs in (see the module's docs).
+fn half_kind(tensors: &[&Tensor]) -> Option<Kind> {
+    tensors
+        .iter()
+        .map(|t| t.kind())
+        .find(|&kind| crate::Dtype::is_half_kind(kind))
 }
 
 /// Whether the memory spans of two tensors' elements (on the same device) overlap: then an
@@ -734,5 +764,41 @@ mod tests {
         ));
         let batched = random(&[2, 3, 4], 3);
         assert_eq!(matmul(&batched, &random(&[4, 5], 4)).size(), [2, 3, 5]);
+    }
+
+    /// A half-precision weight makes the product run in its type: float32 out, equal to
+    /// libtorch's product of the rounded operands, and not equal to the float32 product
+    /// (so the weights' type is what is multiplied).
+    #[test]
+    fn half_precision_weights_multiply_in_their_type() {
+        for threads in [1, 2] {
+            crate::on_new_thread(threads, half_precision_products);
+        }
+    }
+
+    fn half_precision_products() {
+        for half in [Kind::BFloat16, Kind::Half] {
+            let (x, w) = (random(&[6, 64], 1), random(&[48, 64], 2));
+            let w_half = w.to_kind(half);
+            let rounded = x.to_kind(half).to_kind(Kind::Float);
+            let exact = rounded.matmul(&w_half.to_kind(Kind::Float).tr());
+            let got = linear(&x, &w_half);
+            assert_eq!(got.kind(), Kind::Float);
+            // Products of half-precision values accumulate in float32: within the rounding of
+            // the result to the half type.
+            let tolerance = if half == Kind::BFloat16 { 2e-2 } else { 2e-3 };
+            let scale = exact.abs().max().double_value(&[]);
+            let error = (&got - &exact).abs().max().double_value(&[]);
+            assert!(error <= tolerance * scale, "{half:?}: {error} of {scale}");
+            assert!(
+                !got.equal(&x.matmul(&w.tr())),
+                "{half:?} computed in float32"
+            );
+            let by_matmul = matmul(&x, &w_half.tr());
+            assert!(by_matmul.equal(&got) || close(&by_matmul, &got));
+            let mut accumulated = Tensor::ones([6, 48], (Kind::Float, Device::Cpu));
+            add_matmul(&mut accumulated, &x, &w_half.tr());
+            assert!(close(&(accumulated - 1.0), &by_matmul));
+        }
     }
 }

@@ -42,6 +42,10 @@ pub struct ModelInfo {
     /// A fingerprint of the weights file(s) (FNV-1a 64 of the bytes, hex), used to check that
     /// results and patches belong to this model.
     pub fingerprint: String,
+    /// The type the weight matrices are held and multiplied in (`f32` in files written before
+    /// it was recorded).
+    #[serde(default)]
+    pub dtype: crate::Dtype,
 }
 
 /// How an answer of several tokens is scored.
@@ -190,7 +194,13 @@ pub trait KnowledgeModel: Send {
     fn forward_from_layers(&self, clean: &CleanPass, starts: &[(usize, Tensor)]) -> Result<Tensor> {
         let features = self.forward_features_from_layers(clean, starts)?;
         let (weight, bias) = self.output_projection();
-        crate::guard(|| Ok(features.linear(&weight, bias.as_ref())))
+        crate::guard(|| {
+            let logits = crate::matmul::linear(&features, &weight);
+            Ok(match bias {
+                Some(bias) => logits + bias,
+                None => logits,
+            })
+        })
     }
 
     /// [`KnowledgeModel::forward_from_layers`] up to the output projection: the features at

@@ -3,11 +3,13 @@
 //!
 //! Safetensors checkpoints are read as they ship: one `model.safetensors`, or shards listed by
 //! `model.safetensors.index.json`. Each file is memory-mapped (`memmap2`), only its header is
-//! parsed up front, and a tensor is converted (F32, F16, BF16, F64 to float32) when the model
+//! parsed up front, and a tensor is converted (F32, F16, BF16, F64 to float32, or to the
+//! model's `--dtype`; a tensor already stored in that type is copied as it is) when the model
 //! takes it, so a load holds the final weights plus the one tensor being converted, never a
 //! copy of the whole file. GGUF files are dequantized tensor by tensor by `kn-gguf`.
 
 use crate::error::{ModelError, Result};
+use crate::precision::Dtype;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
@@ -257,6 +259,13 @@ impl WeightMap {
     /// and its values (finite), and moves it to the device as a float32 tensor that never
     /// requires gradients.
     pub fn take(&mut self, names: &[&str], expected: &[i64]) -> Result<Tensor> {
+        self.take_as(names, expected, Dtype::F32)
+    }
+
+    /// [`WeightMap::take`] into `dtype`: a tensor stored in that type is copied as it is;
+    /// others are converted through float32 one tensor at a time. A float16 tensor whose
+    /// values exceed float16's range is refused, naming it.
+    pub fn take_as(&mut self, names: &[&str], expected: &[i64], dtype: Dtype) -> Result<Tensor> {
         let Some(name) = names.iter().copied().find(|n| self.contains(n)) else {
             return Err(ModelError::MissingTensor {
                 name: names.join(" or "),
@@ -290,7 +299,10 @@ impl WeightMap {
             if !values.iter().all(|v| v.is_finite()) {
                 return Err(not_finite(&self.path));
             }
-            crate::error::guard(|| Ok(Tensor::from_slice(&values).reshape(shape.as_slice())))?
+            let tensor =
+                crate::error::guard(|| Ok(Tensor::from_slice(&values).reshape(shape.as_slice())))?;
+            drop(values);
+            in_dtype(tensor, dtype, name, &self.path)?
         } else {
             let lazy = self
                 .lazy
@@ -305,16 +317,14 @@ impl WeightMap {
                 return Err(shape_error(shape, &file.path));
             }
             let (offset, len) = (file.data_start + lazy.range.0, lazy.range.1 - lazy.range.0);
-            let converted = convert(
-                name,
-                lazy.dtype,
-                &file.map[offset..offset + len],
-                &shape,
-                &file.path,
-            );
+            let bytes = &file.map[offset..offset + len];
+            let converted = match stored_as(lazy.dtype, dtype) {
+                Some(kind) => copy_half(name, kind, bytes, &shape, &file.path),
+                None => convert(name, lazy.dtype, bytes, &shape, &file.path),
+            };
             release(&file.map, offset, len);
             match converted? {
-                (tensor, true) => tensor,
+                (tensor, true) => in_dtype(tensor, dtype, name, &file.path)?,
                 (_, false) => return Err(not_finite(&file.path)),
             }
         };
@@ -371,8 +381,78 @@ fn read_index(index_path: &Path, dir: &Path) -> Result<(Vec<PathBuf>, Vec<(Strin
     Ok((files, expected))
 }
 
-/// The float32 values of a tensor's little-endian bytes; integer tensors (buffers such as
-/// BERT's `position_ids`) and other types are refused by name.
+/// The kind a tensor stored as `stored` is copied into as it is when wanted in `dtype`: a
+/// bfloat16 tensor for bf16, a float16 one for f16 (`None`: converted through float32).
+fn stored_as(stored: safetensors::Dtype, dtype: Dtype) -> Option<Kind> {
+    match (stored, dtype) {
+        (safetensors::Dtype::BF16, Dtype::Bf16) => Some(Kind::BFloat16),
+        (safetensors::Dtype::F16, Dtype::F16) => Some(Kind::Half),
+        _ => None,
+    }
+}
+
+/// A CPU tensor of `kind` (bfloat16 or float16) and `shape` holding the little-endian values
+/// `data` of that same type, copied as they are, and whether every value is finite (its
+/// exponent bits not all set).
+fn copy_half(
+    name: &str,
+    kind: Kind,
+    data: &[u8],
+    shape: &[i64],
+    path: &Path,
+) -> Result<(Tensor, bool)> {
+    let elements = shape.iter().product::<i64>();
+    if data.len() as i64 != elements * 2 {
+        return Err(ModelError::Weights {
+            path: path.to_path_buf(),
+            reason: format!(
+                "tensor {name} holds {} values, its shape {shape:?} needs {elements}",
+                data.len() / 2
+            ),
+        });
+    }
+    let exponent: u16 = if kind == Kind::BFloat16 {
+        0x7f80
+    } else {
+        0x7c00
+    };
+    let finite = data
+        .chunks_exact(2)
+        .all(|c| u16::from_le_bytes([c[0], c[1]]) & exponent != exponent);
+    let tensor = crate::error::guard(|| Ok(Tensor::empty(shape, (kind, Device::Cpu))))?;
+    if elements > 0 {
+        // SAFETY: `tensor` is a fresh contiguous CPU tensor of `elements` two-byte values that
+        // nothing else refers to yet, and `data` holds exactly that many bytes (checked above);
+        // both are little-endian on the CPUs libtorch runs on.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), tensor.data_ptr() as *mut u8, data.len())
+        };
+    }
+    Ok((tensor, finite))
+}
+
+/// `tensor` (finite values) in `dtype`: float32 and the type it is already in stay as they
+/// are; float16 is refused, naming the tensor, where a value overflows its range.
+fn in_dtype(tensor: Tensor, dtype: Dtype, name: &str, path: &Path) -> Result<Tensor> {
+    if tensor.kind() == dtype.kind() {
+        return Ok(tensor);
+    }
+    let converted = crate::error::guard(|| Ok(tensor.to_kind(dtype.kind())))?;
+    drop(tensor);
+    if dtype == Dtype::F16
+        && !crate::error::guard(|| Ok(converted.isfinite().all().int64_value(&[]) == 1))?
+    {
+        return Err(ModelError::Weights {
+            path: path.to_path_buf(),
+            reason: format!(
+                "tensor {name} holds values beyond float16's range (±65504): load it with \
+                 --dtype bf16 or f32"
+            ),
+        });
+    }
+    Ok(converted)
+}
+
 /// A float32 CPU tensor of `shape` from the little-endian values `data` of type `dtype`,
 /// converted straight into the tensor's memory (no intermediate copy), and whether every value
 /// is finite.

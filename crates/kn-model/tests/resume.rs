@@ -210,7 +210,7 @@ fn family_model(index: usize) -> &'static dyn KnowledgeModel {
         FAMILY_DIRS
             .iter()
             .map(|dir| {
-                kn_model::DecoderLm::load_hf_dir(&repo(dir), Device::Cpu)
+                kn_model::DecoderLm::load_hf_dir(&repo(dir), Device::Cpu, kn_model::Dtype::F32)
                     .map(|m| Box::new(m) as Box<dyn KnowledgeModel + Sync>)
                     .unwrap()
             })

@@ -198,3 +198,128 @@ fn broken_shards_and_indexes_are_errors_naming_the_file_and_tensor() {
     let error = load_error(dir.path());
     assert!(error.to_string().contains("not a float weight"), "{error}");
 }
+
+// ---- `--dtype bf16|f16`: weights held and multiplied in half precision ----
+
+use kn_model::{load_model_as, Dtype as Precision};
+
+/// The fixtures of every decoder architecture (and a GGUF file).
+const DECODERS: [&str; 11] = [
+    "tiny-llama",
+    "tiny-llama.gguf",
+    "family/tiny-llama3",
+    "family/tiny-mistral",
+    "family/tiny-qwen2",
+    "family/tiny-qwen3",
+    "family/tiny-gemma3",
+    "family/tiny-phi3",
+    "family/tiny-gpt2",
+    "family/tiny-gpt-neo",
+    "family/tiny-gpt-neox",
+];
+
+fn load_as(path: &Path, dtype: Precision) -> Box<dyn KnowledgeModel> {
+    load_model_as(path.to_str().unwrap(), Device::Cpu, dtype)
+        .unwrap_or_else(|e| panic!("{} in {dtype}: {e}", path.display()))
+}
+
+/// Every decoder in bf16 and f16 predicts what it does in float32 up to the rounding of its
+/// weights and products: logits within 3 % (bf16: 8 bits of mantissa) or 0.5 % (f16) of the
+/// largest, the same top token (up to that rounding); and not the float32 numbers, so the half type is what runs.
+#[test]
+fn half_precision_computes_close_to_float32_on_every_decoder() {
+    for name in DECODERS {
+        let reference = logits(load_as(&fixture(name), Precision::F32).as_ref());
+        let largest = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let top = |l: &[f32]| (0..l.len()).max_by(|&a, &b| l[a].total_cmp(&l[b])).unwrap();
+        for (dtype, tolerance) in [(Precision::Bf16, 3e-2), (Precision::F16, 5e-3)] {
+            let model = load_as(&fixture(name), dtype);
+            assert_eq!(model.info().dtype, dtype, "{name}");
+            assert_eq!(model.output_projection().0.kind(), dtype.kind(), "{name}");
+            let got = logits(model.as_ref());
+            let error = got
+                .iter()
+                .zip(&reference)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                error <= tolerance * largest,
+                "{name} {dtype}: {error} of {largest}"
+            );
+            assert!(error > 0.0, "{name} {dtype}: computed in float32");
+            // The same top token, unless float32's top two are within the rounding (random
+            // tiny models have near-flat logits).
+            let (want, found) = (top(&reference), top(&got));
+            assert!(
+                want == found || reference[want] - reference[found] <= 2.0 * tolerance * largest,
+                "{name} {dtype}: top token {found}, float32's {want}"
+            );
+        }
+    }
+}
+
+/// A bfloat16 checkpoint loaded in bf16 holds its stored values exactly (what float32 widens
+/// them to), and value slots written back after an edit restore the weights bit for bit.
+#[test]
+fn bfloat16_shards_load_in_bf16_as_stored_and_edits_restore_them() {
+    let to_bf16 = |dtype: Dtype, data: &[u8]| {
+        map_f32(dtype, data, Dtype::BF16, |v| {
+            half::bf16::from_f32(v).to_le_bytes().to_vec()
+        })
+    };
+    let dir = sharded_copy("tiny-llama", 2, to_bf16);
+    let wide = load_as(dir.path(), Precision::F32);
+    let mut narrow = load_as(dir.path(), Precision::Bf16);
+    let neurons = [0, 3, 7];
+    let slots = narrow.value_slots(1, &neurons).unwrap();
+    assert_eq!(slots.kind(), Kind::Float);
+    assert!(slots.equal(&wide.value_slots(1, &neurons).unwrap()));
+    assert!(narrow
+        .output_embedding(5)
+        .unwrap()
+        .equal(&wide.output_embedding(5).unwrap()));
+    let before = logits(narrow.as_ref());
+    narrow
+        .set_value_slots(1, &neurons, &(&slots * 3.0 + 0.01))
+        .unwrap();
+    assert_ne!(logits(narrow.as_ref()), before);
+    narrow.set_value_slots(1, &neurons, &slots).unwrap();
+    assert!(narrow.value_slots(1, &neurons).unwrap().equal(&slots));
+    assert_eq!(logits(narrow.as_ref()), before);
+}
+
+/// float16 holds values up to ±65504: a weight beyond is refused at load, naming the tensor
+/// and the way out; bf16 takes it.
+#[test]
+fn float16_refuses_weights_beyond_its_range() {
+    let huge = |dtype: Dtype, data: &[u8]| {
+        map_f32(dtype, data, Dtype::F32, |v| {
+            (v * 1e6).to_le_bytes().to_vec()
+        })
+    };
+    let dir = sharded_copy("tiny-llama", 1, huge);
+    let message = match load_model_as(dir.path().to_str().unwrap(), Device::Cpu, Precision::F16) {
+        Ok(_) => panic!("loaded in f16"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        message.contains("model.")
+            && message.contains("float16's range")
+            && message.contains("bf16"),
+        "{message}"
+    );
+    load_as(dir.path(), Precision::Bf16);
+}
+
+#[test]
+fn bert_refuses_half_precision_by_name() {
+    for dtype in [Precision::Bf16, Precision::F16] {
+        let error = load_model_as(fixture("tiny-bert").to_str().unwrap(), Device::Cpu, dtype)
+            .err()
+            .expect("BERT loaded in half precision");
+        let message = error.to_string();
+        assert!(
+            message.contains(dtype.name()) && message.contains("BERT"),
+            "{message}"
+        );
+    }
+}

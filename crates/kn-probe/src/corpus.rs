@@ -179,6 +179,7 @@ mod tests {
             max_positions: 16,
             source: "test".into(),
             fingerprint: "0".into(),
+            dtype: Default::default(),
         }
     }
 

@@ -61,6 +61,15 @@ pub struct ModelRecord {
     pub architecture: String,
     /// Weights fingerprint.
     pub fingerprint: String,
+    /// The type its weight matrices were held and multiplied in (`--dtype`; runs written
+    /// before it was recorded ran in f32).
+    #[serde(default = "float32_name")]
+    pub dtype: String,
+}
+
+/// The dtype of runs that do not record one.
+fn float32_name() -> String {
+    "f32".into()
 }
 
 /// One prompt's record in neurons.jsonl.
