@@ -84,7 +84,8 @@ impl BertMaskedLm {
         let pad_id = special("[PAD]", tokenizer.pad_id())?;
         let unk_id = i64::from(tokenizer.unk_id());
 
-        let (mut weights, fingerprint) = WeightMap::from_safetensors_dir(dir, device)?;
+        let (mut weights, fingerprint) =
+            WeightMap::from_safetensors_dir(dir, device, crate::Dtype::F32)?;
 
         let (v, d, f) = (
             config.vocab_size as i64,

@@ -148,7 +148,6 @@ impl DecoderLm {
     /// tensor at a time, then rounded).
     pub fn load_gguf(path: &Path, device: Device, dtype: Dtype) -> Result<Self> {
         let map = SharedMap::open(path)?;
-        let fingerprint = map.fingerprint();
         let file = kn_gguf::GgufFile::from_source(map.clone(), &path.display().to_string())?;
         let config_error = |reason: String| ModelError::Config {
             path: path.to_path_buf(),
@@ -207,7 +206,7 @@ impl DecoderLm {
                 )))
             }
         };
-        let mut weights = WeightMap::from_gguf(file, map, path, device);
+        let mut weights = WeightMap::from_gguf(file, map.clone(), path, device);
         // llama.cpp stores Llama 3.1's position scaling as this tensor of frequency factors.
         if weights.contains("rope_freqs.weight") {
             return Err(config_error(
@@ -215,6 +214,8 @@ impl DecoderLm {
                     .into(),
             ));
         }
+        weights.check_fits(dtype)?;
+        let fingerprint = map.fingerprint();
         let target = Target { device, dtype };
         Self::from_weights(config, tokenizer, &mut weights, path, fingerprint, target)
     }
@@ -240,7 +241,7 @@ impl DecoderLm {
         let config =
             DecoderConfig::from_hf_json(&text, add_bos).map_err(|e| config_error(e.to_string()))?;
         let tokenizer = Box::new(HfTokenizer::from_file(&dir.join("tokenizer.json"))?);
-        let (mut weights, fingerprint) = WeightMap::from_safetensors_dir(dir, device)?;
+        let (mut weights, fingerprint) = WeightMap::from_safetensors_dir(dir, device, dtype)?;
         let target = Target { device, dtype };
         Self::from_weights(config, tokenizer, &mut weights, dir, fingerprint, target)
     }

@@ -129,8 +129,13 @@ impl WeightMap {
     /// Maps the safetensors checkpoint of a model directory: the shards its
     /// `model.safetensors.index.json` names, or its `model.safetensors`. Returns the weights
     /// and the fingerprint of every file's bytes, in order (for one file: [`fingerprint`] of
-    /// it, as before sharding was read).
-    pub fn from_safetensors_dir(dir: &Path, device: Device) -> Result<(Self, String)> {
+    /// it, as before sharding was read). Weights that would not fit in memory in `dtype` are
+    /// refused before any byte is read ([`WeightMap::check_fits`]).
+    pub fn from_safetensors_dir(
+        dir: &Path,
+        device: Device,
+        dtype: Dtype,
+    ) -> Result<(Self, String)> {
         let index_path = dir.join(SAFETENSORS_INDEX);
         let (files, expected): (Vec<PathBuf>, Vec<(String, PathBuf)>) = if index_path.is_file() {
             read_index(&index_path, dir)?
@@ -149,12 +154,8 @@ impl WeightMap {
             files: Vec::new(),
             device,
         };
-        let mut hash = 0xcbf2_9ce4_8422_2325;
         for file in &files {
             weights.map_file(file)?;
-            if let Some(mapped) = weights.files.last() {
-                hash = fingerprint_released(hash, &mapped.map);
-            }
         }
         // Every tensor the index names must be in the shard it names.
         for (name, shard) in expected {
@@ -172,6 +173,13 @@ impl WeightMap {
                 });
             }
         }
+        weights.check_fits(dtype)?;
+        let hash = weights
+            .files
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325, |hash, mapped| {
+                fingerprint_released(hash, &mapped.map)
+            });
         Ok((weights, format!("{hash:016x}")))
     }
 
@@ -253,6 +261,52 @@ impl WeightMap {
                 .gguf
                 .as_ref()
                 .is_some_and(|(file, _)| file.tensor_info(name).is_some())
+    }
+
+    /// The memory the weights take once loaded with their matrices in `dtype` (every tensor
+    /// counted at `dtype`'s width: the float32 norms are a rounding error of it).
+    pub fn loaded_bytes(&self, dtype: Dtype) -> u64 {
+        let elements: u64 = match &self.gguf {
+            Some((file, _)) => file.tensors().iter().filter_map(|t| t.n_elements()).sum(),
+            None => self
+                .lazy
+                .values()
+                .map(|t| t.shape.iter().map(|&d| d as u64).product::<u64>())
+                .sum(),
+        };
+        elements.saturating_mul(dtype.bytes() as u64)
+    }
+
+    /// Refuses, before anything is allocated, weights that would take more memory than the
+    /// machine has available ([`crate::available_memory`]; CPU only), with the sizes and the
+    /// way out, instead of letting the kernel end the process part way through the load.
+    pub fn check_fits(&self, dtype: Dtype) -> Result<()> {
+        if self.device != Device::Cpu {
+            return Ok(());
+        }
+        match crate::available_memory() {
+            Some(available) => self.check_fits_within(dtype, available),
+            None => Ok(()),
+        }
+    }
+
+    /// [`WeightMap::check_fits`] against `available` bytes.
+    fn check_fits_within(&self, dtype: Dtype, available: u64) -> Result<()> {
+        let needed = self.loaded_bytes(dtype);
+        if needed <= available {
+            return Ok(());
+        }
+        let gib = |bytes: u64| bytes as f64 / f64::from(1u32 << 30);
+        let hint = match dtype {
+            Dtype::F32 => "; --dtype bf16 holds them in half the memory",
+            Dtype::Bf16 | Dtype::F16 => "",
+        };
+        Err(ModelError::OutOfMemory(format!(
+            "the weights of {} take {:.1} GiB in {dtype}, and {:.1} GiB of memory is available{hint}",
+            self.path.display(),
+            gib(needed),
+            gib(available)
+        )))
     }
 
     /// Takes the first present tensor among `names`, checks its shape (before converting it)
@@ -517,6 +571,38 @@ mod tests {
         assert_eq!(fingerprint(b"abc"), fingerprint(b"abc"));
         assert_ne!(fingerprint(b"abc"), fingerprint(b"abd"));
         assert_eq!(fingerprint(b"").len(), 16);
+    }
+
+    /// The weights' size in each dtype, and a load that would not fit refused with the sizes
+    /// and the way out.
+    #[test]
+    fn weights_beyond_the_available_memory_are_refused_before_loading() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny-llama");
+        let (weights, _) = WeightMap::from_safetensors_dir(&dir, Device::Cpu, Dtype::F32).unwrap();
+        let wide = weights.loaded_bytes(Dtype::F32);
+        assert_eq!(wide % 4, 0);
+        assert_eq!(weights.loaded_bytes(Dtype::Bf16) * 2, wide);
+        let file_size = std::fs::metadata(dir.join(SAFETENSORS_FILE)).unwrap().len();
+        assert!(
+            wide < file_size && wide > file_size / 2,
+            "{wide} of a {file_size}-byte file"
+        );
+        assert!(weights.check_fits_within(Dtype::F32, wide).is_ok());
+        let error = weights.check_fits_within(Dtype::F32, wide - 1).unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, ModelError::OutOfMemory(_)), "{error:?}");
+        assert!(
+            message.contains("in f32") && message.contains("--dtype bf16"),
+            "{message}"
+        );
+        let message = weights
+            .check_fits_within(Dtype::Bf16, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("in bf16") && !message.contains("--dtype"),
+            "{message}"
+        );
     }
 
     #[test]
