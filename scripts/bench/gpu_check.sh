@@ -7,8 +7,13 @@
 #      one at a time (default pass size) and as one batch at several pass sizes;
 #   3. the Python reference (scripts/reference/ig_reference.py --device cuda) on the same prompts;
 #   4. on this machine's CPU cores: the same 5-prompt batch with 1, 2 and 4 concurrent passes
-#      (`--concurrent-passes`), each pass on its share of all the cores' threads.
-# Usage: KN=path/to/kn OUT=dir bash scripts/bench/gpu_check.sh
+#      (`--concurrent-passes`), each pass on its share of all the cores' threads;
+#   5. PARAREL-style throughput on the GPU: 40 prompts as one batch (prompts per second, against
+#      the goal of all 27,738 facts in an hour, about 40 per second; docs/performance.md);
+#   6. with SHAPED=path/to/make_llama_shaped (the example built here): the Llama-3-8B-shaped
+#      checkpoint written on that machine (15 GiB) and one prompt attributed (32 layers, m = 20)
+#      on the GPU in bf16 and in f32, with the peak GPU memory sampled by nvidia-smi.
+# Usage: KN=path/to/kn OUT=dir [SHAPED=path/to/make_llama_shaped] bash scripts/bench/gpu_check.sh
 # The binary was linked against the CPU libtorch: LD_PRELOAD loads libtorch_cuda, whose static
 # initialisers register the CUDA backend (docs/scaling.md, "CUDA").
 set -uo pipefail
@@ -72,3 +77,28 @@ for setting in "1 0" "2 0" "4 2400" "1 0" "2 0" "4 2400"; do
   python3 -c "import json,sys; l=[json.loads(x) for x in open(sys.argv[1])]; print('rust cpu, $(nproc) threads, --concurrent-passes', sys.argv[2], '--batch-size', sys.argv[3], ':', round(l[0]['batch']['seconds']/5, 4), 's per prompt')" \
     "$OUT/rust-cpu-concurrent$1.jsonl" "$1" "$2"
 done
+
+echo "== 5. throughput: 40 prompts as one batch on the GPU"
+MANY=()
+for i in 1 2 3 4 5 6 7 8; do MANY+=("${PROMPTS[@]}"); done
+for batch in 3000 12000 3000 12000; do
+  "$KN" attribute --model /tmp/smollm2-random --device cuda "${MANY[@]}" --batch-size $batch --json --top 5 \
+    >"$OUT/rust-cuda-many$batch.jsonl" || echo "FAILED: 40 prompts, --batch-size $batch"
+  python3 -c "import json,sys; l=[json.loads(x) for x in open(sys.argv[1])]; s=l[0]['batch']['seconds']; print('rust cuda, 40 prompts, --batch-size', sys.argv[2], ':', round(40/s, 1), 'prompts per second')" \
+    "$OUT/rust-cuda-many$batch.jsonl" $batch
+done
+
+if [ -n "${SHAPED:-}" ]; then
+  echo "== 6. Llama-3-8B shape on the GPU, bf16 and f32"
+  SHAPED_DIR=/tmp/llama-3-8b-shaped
+  "$SHAPED" llama-3-8b "$SHAPED_DIR" || echo "FAILED: writing the 8B shape"
+  for dtype in bf16 f32 bf16; do
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 >"$OUT/gpu-memory-$dtype.txt" &
+    SAMPLER=$!
+    "$KN" attribute --model "$SHAPED_DIR" --device cuda --dtype $dtype --prompt "The capital of France is" --answer " Paris" \
+      --json --top 5 >"$OUT/shaped-8b-$dtype.json" || echo "FAILED: 8B shape in $dtype"
+    kill $SAMPLER
+    python3 -c "import json,sys; j=json.load(open(sys.argv[1])); m=max(int(x) for x in open(sys.argv[2]) if x.strip()); print('8B shape, cuda,', sys.argv[3], ':', round(j['seconds'], 2), 's per prompt, peak GPU memory', m, 'MiB (whole GPU, sampled every 100 ms)')" \
+      "$OUT/shaped-8b-$dtype.json" "$OUT/gpu-memory-$dtype.txt" $dtype
+  done
+fi
