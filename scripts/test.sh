@@ -15,3 +15,7 @@ cargo test --workspace --release "$@"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --release
 # The Slurm / Kubernetes manifests only use options `kn` has.
 bash "$REPO_ROOT/scripts/check-scaling-manifests.sh"
+# The documented Slurm job array run for real: a one-node Slurm on this machine (installed from
+# the distribution's packages when missing), 3 shards of a tiny discovery, merged and compared
+# with the unsharded run (about 15 s once Slurm is installed).
+bash "$REPO_ROOT/scripts/check-slurm.sh"
