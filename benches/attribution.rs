@@ -227,12 +227,12 @@ fn benches(c: &mut Criterion) {
             b.iter(|| case.model.clean_pass(&prompt[0]).expect("clean pass"))
         });
         // As a lone prompt's clean pass runs in attribution: one libtorch thread (few-row
-        // products computed by kn_model::matmul), alone and with the idle core's helper.
+        // products computed by kn_kernels::matmul), alone and with the idle core's helper.
         kn_model::set_threads(1);
         group.bench_function(format!("{}/clean_pass_one_thread", case.name), |b| {
             b.iter(|| case.model.clean_pass(&prompt[0]).expect("clean pass"))
         });
-        kn_model::matmul::with_product_helper(|| {
+        kn_kernels::matmul::with_product_helper(|| {
             group.bench_function(format!("{}/clean_pass_one_thread_helped", case.name), |b| {
                 b.iter(|| case.model.clean_pass(&prompt[0]).expect("clean pass"))
             })

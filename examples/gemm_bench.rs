@@ -1,6 +1,6 @@
 //! The machine's float32 matrix-multiply rate through libtorch, at the shapes attribution
 //! uses, as the yardstick for "how close to the hardware limit" (docs/performance.md), and
-//! the same products through `kn_model::matmul` (the `gemm` crate, or the few-rows kernel),
+//! the same products through `kn_kernels::matmul` (the `gemm` crate, or the few-rows kernel),
 //! which attribution's passes use on one libtorch thread.
 //!
 //! ```sh
@@ -11,7 +11,7 @@
 //! used transposed, i.e. `x.linear(w)`, exactly what the models call; for the backward line
 //! `w [k x n]` untransposed, as the input gradient uses it) and reports the best
 //! and median time over `reps` runs after a warm-up, and GFLOP/s = 2 m n k / time. With
-//! `--threads 1` the float32 lines also give `kn_model::matmul`'s best rate, timed in the same
+//! `--threads 1` the float32 lines also give `kn_kernels::matmul`'s best rate, timed in the same
 //! loop, alternating with libtorch's (with more threads it falls back to libtorch).
 
 use kn_model::tch::{self, Device, Kind, Tensor};
@@ -230,9 +230,9 @@ fn main() {
         };
         let multiply_here = || {
             if shape.linear {
-                kn_model::matmul::linear(&x, &w)
+                kn_kernels::matmul::linear(&x, &w)
             } else {
-                kn_model::matmul::matmul(&x, &w)
+                kn_kernels::matmul::matmul(&x, &w)
             }
         };
         let time = |f: &dyn Fn() -> Tensor| {

@@ -1,6 +1,6 @@
-//! The matrix products of attribution's passes through `kn_model::matmul` (the AVX-512 tile
-//! kernels on CPUs that have them) against the `gemm` crate (`kn_model::matmul::matmul_by_gemm`,
-//! what `kn_model::matmul` used before), timed alternately in one run, one thread.
+//! The matrix products of attribution's passes through `kn_kernels::matmul` (the AVX-512 tile
+//! kernels on CPUs that have them) against the `gemm` crate (`kn_kernels::matmul::matmul_by_gemm`,
+//! what `kn_kernels::matmul` used before), timed alternately in one run, one thread.
 //!
 //! ```sh
 //! cargo run --release --example product_kernels -- [--reps 5]
@@ -92,22 +92,22 @@ fn main() {
             for _ in 0..2 {
                 let ours = best_of(reps, || {
                     for w in &weights {
-                        let _ = kn_model::matmul::linear(&x, w);
+                        let _ = kn_kernels::matmul::linear(&x, w);
                     }
                 });
                 let theirs = best_of(reps, || {
                     for w in &weights {
-                        let _ = kn_model::matmul::matmul_by_gemm(&x, &w.tr());
+                        let _ = kn_kernels::matmul::matmul_by_gemm(&x, &w.tr());
                     }
                 });
                 let ours_back = best_of(reps, || {
                     for w in &weights {
-                        let _ = kn_model::matmul::matmul(&g, w);
+                        let _ = kn_kernels::matmul::matmul(&g, w);
                     }
                 });
                 let theirs_back = best_of(reps, || {
                     for w in &weights {
-                        let _ = kn_model::matmul::matmul_by_gemm(&g, w);
+                        let _ = kn_kernels::matmul::matmul_by_gemm(&g, w);
                     }
                 });
                 for (rate, seconds) in rates.iter_mut().zip([ours, theirs, ours_back, theirs_back])
@@ -137,18 +137,18 @@ fn main() {
         for _ in 0..2 {
             let seconds = [
                 best_of(reps, || {
-                    blocks().for_each(|w| drop(kn_model::matmul::linear(&features, &w)))
+                    blocks().for_each(|w| drop(kn_kernels::matmul::linear(&features, &w)))
                 }),
                 best_of(reps, || {
                     blocks()
-                        .for_each(|w| drop(kn_model::matmul::matmul_by_gemm(&features, &w.tr())))
+                        .for_each(|w| drop(kn_kernels::matmul::matmul_by_gemm(&features, &w.tr())))
                 }),
                 best_of(reps, || {
-                    blocks().for_each(|w| drop(kn_model::matmul::matmul(&probabilities, &w)))
+                    blocks().for_each(|w| drop(kn_kernels::matmul::matmul(&probabilities, &w)))
                 }),
                 best_of(reps, || {
                     blocks()
-                        .for_each(|w| drop(kn_model::matmul::matmul_by_gemm(&probabilities, &w)))
+                        .for_each(|w| drop(kn_kernels::matmul::matmul_by_gemm(&probabilities, &w)))
                 }),
             ];
             for (rate, seconds) in rates.iter_mut().zip(seconds) {

@@ -3,7 +3,7 @@
 //! any vocabulary-sized buffer, a block of the vocabulary at a time.
 
 use crate::integrated_gradients::Target;
-use kn_model::matmul::{add_matmul, linear, matmul, row_kernels};
+use kn_kernels::matmul::{add_matmul, linear, matmul, row_kernels};
 use kn_model::tch::{Kind, Tensor};
 use kn_model::EncodedPrompt;
 
@@ -92,7 +92,7 @@ pub(crate) fn line_log_probs_and_gradients(
     while first < vocab {
         let block = HEAD_VOCAB_BLOCK.min(vocab - first);
         let block_weight = weight.narrow(0, first, block);
-        // [lines, block]: a row per line for `kn_model::matmul`'s own kernels; for libtorch's
+        // [lines, block]: a row per line for `kn_kernels::matmul`'s own kernels; for libtorch's
         // (several threads, CUDA) the transpose of a row per vocabulary entry, which MKL
         // multiplies faster (2 % of a BERT-base attribution on two threads).
         let mut logits = if row_kernels(&[lines, &block_weight]) {
@@ -168,7 +168,7 @@ mod tests {
     /// with a vocabulary that is not a multiple of the block, several targets and a bias.
     #[test]
     fn closed_form_head_matches_autograd() {
-        // Two libtorch threads: libtorch's products; one: `kn_model::matmul`'s own (the
+        // Two libtorch threads: libtorch's products; one: `kn_kernels::matmul`'s own (the
         // few-row kernel and, with more rows, the AVX-512 ones), with a row per line.
         for (threads, rows) in [(2, 5i64), (1, 5), (1, 23)] {
             kn_model::on_new_thread(threads, || closed_form_head_matches_autograd_with(rows));

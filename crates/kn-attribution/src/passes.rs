@@ -5,7 +5,7 @@
 //! Passes are independent: each takes its rows from their starting layers to the head and
 //! back. Running two at once on one thread each, instead of one on two threads, keeps both
 //! cores in matrix products while either pass is in the small operations between them, and
-//! on one thread the products go through the project's own kernels ([`kn_model::matmul`])
+//! on one thread the products go through the project's own kernels ([`kn_kernels::matmul`])
 //! rather than MKL. Their contributions are summed
 //! afterwards in plan order, so the result does not depend on which pass finished first.
 //! Passes left over after the full rounds (one prompt alone, the fifth of five) are split by
@@ -115,7 +115,7 @@ fn share(range: &Range<usize>, piece: usize, pieces: usize) -> Range<usize> {
 }
 
 /// Whether the machine has more than one core, so that a helper thread lent to a lone job
-/// ([`kn_model::matmul::with_product_helper`], which spins) does not take the job's own core.
+/// ([`kn_kernels::matmul::with_product_helper`], which spins) does not take the job's own core.
 fn has_spare_core() -> bool {
     std::thread::available_parallelism().is_ok_and(|cores| cores.get() > 1)
 }
@@ -180,7 +180,7 @@ fn run_round<T: Send>(
         // The threads the other workers would have had help with this job's few-row
         // products (a lone clean pass then streams the weights on two cores).
         let results = if threads > *share && has_spare_core() {
-            kn_model::matmul::with_product_helper(|| indices.map(job).collect())
+            kn_kernels::matmul::with_product_helper(|| indices.map(job).collect())
         } else {
             indices.map(job).collect()
         };
@@ -640,11 +640,11 @@ mod tests {
     #[test]
     fn a_lone_job_borrows_the_idle_threads() {
         kn_model::on_new_thread(2, || {
-            let lone = run_concurrently(1, 2, |_| Ok(kn_model::matmul::has_product_helper()));
+            let lone = run_concurrently(1, 2, |_| Ok(kn_kernels::matmul::has_product_helper()));
             assert_eq!(lone.unwrap(), [has_spare_core()]);
-            let round = run_concurrently(2, 2, |_| Ok(kn_model::matmul::has_product_helper()));
+            let round = run_concurrently(2, 2, |_| Ok(kn_kernels::matmul::has_product_helper()));
             assert_eq!(round.unwrap(), [false, false]);
-            let alone = run_concurrently(1, 1, |_| Ok(kn_model::matmul::has_product_helper()));
+            let alone = run_concurrently(1, 1, |_| Ok(kn_kernels::matmul::has_product_helper()));
             assert_eq!(alone.unwrap(), [false]);
         });
     }

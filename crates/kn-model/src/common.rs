@@ -1,32 +1,9 @@
 //! Pieces every architecture shares: argument checks, batching of prompts, applying
-//! activation edits at the answer positions, turning a token list into answer targets, and
-//! reading the float32 CPU tensors that the crate's own kernels compute on as slices.
+//! activation edits at the answer positions, turning a token list into answer targets.
 
 use crate::error::{ModelError, Result};
 use crate::model::{ActivationEdit, ActivationOp, AnswerPolicy, EncodedPrompt, ModelInfo};
 use tch::{Device, Kind, Tensor};
-
-/// Whether the crate's own element-wise kernels compute on `t`: float32, on the CPU,
-/// contiguous, outside autograd (anything else goes to libtorch).
-pub(crate) fn is_plain_float(t: &Tensor) -> bool {
-    t.kind() == Kind::Float && t.device() == Device::Cpu && t.is_contiguous() && !t.requires_grad()
-}
-
-/// The elements of a tensor that [`is_plain_float`] accepts.
-///
-/// # Safety
-/// `t` must be one [`is_plain_float`] accepts, and nothing may write to it while the slice lives.
-pub(crate) unsafe fn floats(t: &Tensor) -> &[f32] {
-    std::slice::from_raw_parts(t.data_ptr() as *const f32, t.numel())
-}
-
-/// The elements of a tensor that [`is_plain_float`] accepts, to write.
-///
-/// # Safety
-/// As [`floats`], and nothing else may read or write `t` while the slice lives (a fresh tensor).
-pub(crate) unsafe fn floats_mut(t: &Tensor) -> &mut [f32] {
-    std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, t.numel())
-}
 
 /// Checks that `layer` exists.
 pub fn check_layer(info: &ModelInfo, layer: usize) -> Result<()> {

@@ -43,16 +43,16 @@ use crate::common::{
     self, answer_positions, apply_edits, check_batch, check_layer, check_layer_count, rows_at,
 };
 use crate::error::{guard, ModelError, Result};
-use crate::matmul::linear;
 use crate::model::{
     ActivationEdit, AnswerPolicy, CleanPass, EncodedPrompt, ForwardOutput, KnowledgeModel,
     ModelInfo, ModelKind,
 };
 use crate::precision::Dtype;
-use crate::swiglu::swiglu;
 use crate::weights::{SharedMap, WeightMap};
 use kn_config::decoder::{Activation, NormKind, Part, Positions, QkvLayout};
 use kn_config::DecoderConfig;
+use kn_kernels::matmul::linear;
+use kn_kernels::swiglu::swiglu;
 use kn_tokenizer::{HfTokenizer, Tokenizer};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};

@@ -16,11 +16,9 @@ mod decoder;
 mod device;
 mod error;
 mod load;
-pub mod matmul;
 mod model;
 mod precision;
 mod runtime;
-mod swiglu;
 mod weights;
 
 pub use bert::BertMaskedLm;

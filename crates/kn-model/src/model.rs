@@ -195,7 +195,7 @@ pub trait KnowledgeModel: Send {
         let features = self.forward_features_from_layers(clean, starts)?;
         let (weight, bias) = self.output_projection();
         crate::guard(|| {
-            let logits = crate::matmul::linear(&features, &weight);
+            let logits = kn_kernels::matmul::linear(&features, &weight);
             Ok(match bias {
                 Some(bias) => logits + bias,
                 None => logits,

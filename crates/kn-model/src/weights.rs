@@ -473,15 +473,8 @@ fn copy_half(
     let finite = data
         .chunks_exact(2)
         .all(|c| u16::from_le_bytes([c[0], c[1]]) & exponent != exponent);
-    let tensor = crate::error::guard(|| Ok(Tensor::empty(shape, (kind, Device::Cpu))))?;
-    if elements > 0 {
-        // SAFETY: `tensor` is a fresh contiguous CPU tensor of `elements` two-byte values that
-        // nothing else refers to yet, and `data` holds exactly that many bytes (checked above);
-        // both are little-endian on the CPUs libtorch runs on.
-        unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), tensor.data_ptr() as *mut u8, data.len())
-        };
-    }
+    // libtorch copies the bytes as they are (little-endian on the CPUs it runs on).
+    let tensor = crate::error::guard(|| Ok(Tensor::f_from_data_size(data, shape, kind)?))?;
     Ok((tensor, finite))
 }
 
@@ -538,28 +531,24 @@ fn convert(
             ),
         });
     }
-    let tensor = crate::error::guard(|| Ok(Tensor::empty(shape, (Kind::Float, Device::Cpu))))?;
-    if elements == 0 {
-        return Ok((tensor, true));
-    }
-    // SAFETY: `tensor` is a fresh contiguous float32 CPU tensor of `elements` values that
-    // nothing else refers to yet.
-    let out = unsafe { crate::common::floats_mut(&tensor) };
-    let chunks = data.chunks_exact(width);
     let mut finite = true;
-    let fill = |value: fn(&[u8]) -> f32| {
-        for (slot, c) in out.iter_mut().zip(chunks) {
-            *slot = value(c);
-            finite &= slot.is_finite();
-        }
+    let mut fill_with = |value: fn(&[u8]) -> f32| {
+        kn_kernels::slices::new_float_tensor(shape, |out| {
+            for (slot, c) in out.iter_mut().zip(data.chunks_exact(width)) {
+                *slot = value(c);
+                finite &= slot.is_finite();
+            }
+        })
     };
-    match dtype {
-        safetensors::Dtype::F32 => fill(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-        safetensors::Dtype::F16 => fill(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()),
-        safetensors::Dtype::BF16 => fill(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()),
-        _ => fill(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32),
-    }
-    Ok((tensor, finite))
+    let tensor = match dtype {
+        safetensors::Dtype::F32 => fill_with(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        safetensors::Dtype::F16 => fill_with(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()),
+        safetensors::Dtype::BF16 => fill_with(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()),
+        _ => fill_with(|c| {
+            f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
+        }),
+    };
+    Ok((crate::error::guard(|| Ok(tensor?))?, finite))
 }
 
 #[cfg(test)]

@@ -327,7 +327,7 @@ fn decoder_architectures_hand_written_backward_equals_autograd() {
 }
 
 /// The same on a thread where libtorch runs on one thread, as attribution's concurrent passes
-/// do: there the pass's products go through `kn_model::matmul` (the `gemm` crate, or its
+/// do: there the pass's products go through `kn_kernels::matmul` (the `gemm` crate, or its
 /// few-rows kernel, which this small model's products use).
 #[test]
 fn llama_hand_written_backward_equals_autograd_on_one_thread() {

@@ -8,7 +8,7 @@
 //! 2 ulp) on CPUs that have it; float32 CPU tensors that are contiguous only; anything else
 //! goes to libtorch. Results differ from libtorch's by float rounding.
 
-use crate::common::{floats, floats_mut, is_plain_float};
+use crate::slices::{floats, floats_mut, is_plain_float};
 use tch::{Device, Kind, Tensor};
 
 #[cfg(target_arch = "x86_64")]
@@ -16,7 +16,7 @@ use std::arch::x86_64::*;
 
 /// `silu(gate) * up` for `gate_up` = `[..., 2 w]` (the gate in the first `w` columns, as
 /// Llama's fused projection gives them): `[..., w]`.
-pub(crate) fn swiglu(gate_up: &Tensor) -> Tensor {
+pub fn swiglu(gate_up: &Tensor) -> Tensor {
     let Some((rows, width)) = fused_shape(gate_up) else {
         let halves = gate_up.split(last_size(gate_up) / 2, -1);
         return halves[0].silu() * &halves[1];
@@ -40,7 +40,7 @@ pub(crate) fn swiglu(gate_up: &Tensor) -> Tensor {
 /// The gradient of `silu(gate) * up` with respect to `gate_up` (`[rows, 2 w]`), given the
 /// gradient `g` (`[rows, w]`) with respect to the activation: `[rows, 2 w]`, the gate's
 /// gradient `g · up · silu'(gate)` then the up projection's `g · silu(gate)`.
-pub(crate) fn swiglu_backward(gate_up: &Tensor, g: &Tensor) -> Tensor {
+pub fn swiglu_backward(gate_up: &Tensor, g: &Tensor) -> Tensor {
     let fused = fused_shape(gate_up)
         .filter(|&(rows, width)| is_plain_float(g) && g.size() == [rows as i64, width as i64]);
     let Some((rows, width)) = fused else {

@@ -24,7 +24,7 @@
 //! contend for the cores).
 //!
 //! A product with a bfloat16 or float16 operand (the weights of a model loaded with
-//! `--dtype bf16|f16`, see `precision`) runs in that type: the float32 operand is rounded to
+//! `--dtype bf16|f16`, see `kn_model::Dtype`) runs in that type: the float32 operand is rounded to
 //! it, libtorch multiplies (oneDNN, AVX512-BF16 where the CPU has it), and the result comes
 //! back as float32, as under PyTorch's autocast.
 //!
@@ -125,7 +125,7 @@ fn half_kind(tensors: &[&Tensor]) -> Option<Kind> {
     tensors
         .iter()
         .map(|t| t.kind())
-        .find(|&kind| crate::Dtype::is_half_kind(kind))
+        .find(|&kind| matches!(kind, Kind::BFloat16 | Kind::Half))
 }
 
 /// Whether the memory spans of two tensors' elements (on the same device) overlap: then an
@@ -473,9 +473,9 @@ fn few_rows_product_portable(
 /// Separate partial sums of [`dot`] (two AVX2 registers of floats).
 const LANES: usize = 16;
 
-/// `x · y` with [`LANES`] partial sums, added pairwise at the end.
+/// `x · y` with 16 partial sums (a vector register of float32), added pairwise at the end.
 #[inline(always)]
-pub(crate) fn dot(x: &[f32], y: &[f32]) -> f32 {
+pub fn dot(x: &[f32], y: &[f32]) -> f32 {
     let mut sums = [0.0f32; LANES];
     let whole = x.len() - x.len() % LANES;
     for (xs, ys) in x[..whole]
