@@ -21,23 +21,12 @@ pub enum SaveError {
     },
 }
 
-/// The bytes of a `.npy` (format 1.0) file holding `scores` as little-endian float32.
+/// The bytes of a `.npy` (format 1.0) file holding `scores` as little-endian float32, in C
+/// order (`kn_schema::npy::npy_bytes`, the project's one `.npy` writer).
 pub fn npy_bytes(scores: &Array2<f32>) -> Vec<u8> {
     let (rows, cols) = scores.dim();
-    let mut header =
-        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
-    // Magic (6) + version (2) + header length (2) + header + '\n' must be a multiple of 64.
-    let unpadded = 10 + header.len() + 1;
-    header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
-    header.push('\n');
-    let mut bytes = Vec::with_capacity(10 + header.len() + rows * cols * 4);
-    bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    for value in scores.iter() {
-        bytes.extend_from_slice(&value.to_le_bytes());
-    }
-    bytes
+    // `iter` walks the logical row-major order whatever the array's memory layout.
+    kn_schema::npy::npy_bytes(rows, cols, scores.iter().copied())
 }
 
 /// Saves `scores` (row `r` = layer `layers[r]`) as `.npy` or `.json` according to `path`.

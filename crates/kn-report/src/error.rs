@@ -106,3 +106,16 @@ impl ReportError {
         }
     }
 }
+
+impl From<crate::npy::ReadNpyError> for ReportError {
+    fn from(error: crate::npy::ReadNpyError) -> Self {
+        match error {
+            crate::npy::ReadNpyError::Io { path, source } => ReportError::Io {
+                action: "read",
+                path,
+                source,
+            },
+            crate::npy::ReadNpyError::Npy { path, source } => ReportError::Npy { path, source },
+        }
+    }
+}

@@ -43,7 +43,7 @@
 //! ```
 //!
 //! Modules: [`chart`] (the suppression/amplification bar chart, also re-exported by kn-edit),
-//! [`npy`] (the `.npy` reader), [`atomic`] (atomic writes); the rest is private: `input`
+//! [`npy`] (the `.npy` reader and writer), [`atomic`] (atomic writes); the rest is private: `input`
 //! (read-side JSON layouts), `analysis` (statistics of neurons.jsonl, computed by kn-select),
 //! `figures` and `heatmap` (drawing), `sections` (the report's content), `doc` (HTML and
 //! Markdown).
@@ -52,6 +52,8 @@
 mod analysis;
 /// The project's one atomic writer, re-exported where it always was.
 pub use kn_schema::atomic;
+/// The project's one `.npy` reader and writer (scores files), re-exported where it always was.
+pub use kn_schema::npy;
 pub mod chart;
 mod doc;
 mod error;
@@ -59,7 +61,6 @@ mod figures;
 mod headline;
 mod heatmap;
 mod input;
-pub mod npy;
 mod sections;
 
 pub use error::ReportError;

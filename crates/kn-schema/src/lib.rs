@@ -1,6 +1,7 @@
 //! The files of a knowledge-neurons run directory, in a crate that does not link libtorch: the
 //! record types and their validated readers, the neuron identifier, the one atomic writer, the
-//! run-directory lock, capped reads of small files and the rules for identifiers from data.
+//! one `.npy` reader and writer, the run-directory lock, capped reads of small files and the
+//! rules for identifiers from data.
 //!
 //! Everything here is pure Rust, so readers of run files (reports, the fuzz targets, other
 //! tools) need neither a model nor libtorch.
@@ -14,6 +15,7 @@ pub mod files;
 pub mod ids;
 pub mod lock;
 pub mod neuron;
+pub mod npy;
 pub mod run;
 
 pub use atomic::write_atomically;

@@ -1,6 +1,7 @@
-//! A small reader of NumPy `.npy` files, enough for the attribution scores `kn discover` writes
-//! (`DIR/scores/<fact>.npy`): a 2-D little-endian float32 array in C order, format version 1.0
-//! (2.0 and 3.0, which only widen the header length, are accepted too).
+//! NumPy `.npy` files of attribution scores, the one writer and the one reader: `kn attribute
+//! --out FILE.npy` and `kn discover --save-scores` (`DIR/scores/<fact>.npy`) write a 2-D
+//! little-endian float32 array in C order, format version 1.0 ([`npy_bytes`]); the report reads
+//! it back ([`read_npy`]; 2.0 and 3.0, which only widen the header length, are accepted too).
 //!
 //! Layout: the magic `\x93NUMPY`, a major and a minor version byte, the header length (`u16`
 //! little-endian for 1.x, `u32` for 2.x/3.x), the header (a Python dict literal such as
@@ -144,17 +145,64 @@ pub fn parse_npy(bytes: &[u8]) -> Result<Matrix, NpyError> {
     Ok(Matrix { rows, cols, data })
 }
 
+/// A `.npy` file that could not be read, naming it.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadNpyError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a 2-D float32 C-order `.npy` array.
+    #[error("{path}: {source}")]
+    Npy {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        source: NpyError,
+    },
+}
+
 /// Reads and parses a `.npy` file (see [`parse_npy`]); errors name the file.
-pub fn read_npy(path: &Path) -> Result<Matrix, crate::ReportError> {
-    let bytes = std::fs::read(path).map_err(|source| crate::ReportError::Io {
-        action: "read",
+pub fn read_npy(path: &Path) -> Result<Matrix, ReadNpyError> {
+    let bytes = std::fs::read(path).map_err(|source| ReadNpyError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_npy(&bytes).map_err(|source| crate::ReportError::Npy {
+    parse_npy(&bytes).map_err(|source| ReadNpyError::Npy {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// The bytes of a `.npy` (format 1.0) file holding `values` (`rows x cols`, row after row) as
+/// little-endian float32 in C order, its header padded to a multiple of 64 bytes as NumPy
+/// writes it. `values` must hold exactly `rows x cols` numbers (checked: a mismatch panics in
+/// debug builds; the file would not read back).
+pub fn npy_bytes(rows: usize, cols: usize, values: impl IntoIterator<Item = f32>) -> Vec<u8> {
+    let mut header =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    // Magic (6) + version (2) + header length (2) + header + '\n' must be a multiple of 64.
+    let unpadded = 10 + header.len() + 1;
+    header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
+    header.push('\n');
+    let mut bytes = Vec::with_capacity(10 + header.len() + rows * cols * 4);
+    bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    let start = bytes.len();
+    for value in values {
+        bytes.extend_from_slice(&value.to_le_bytes());
+    }
+    debug_assert_eq!(
+        bytes.len() - start,
+        rows * cols * 4,
+        "npy_bytes: values != rows x cols"
+    );
+    bytes
 }
 
 /// The three keys of a `.npy` header.
@@ -307,13 +355,9 @@ pub(crate) mod tests {
         bytes
     }
 
-    /// A `'<f4'` C-order `.npy` file of `rows` x `cols` values.
-    pub(crate) fn npy_f32(rows: usize, cols: usize, values: &[f32]) -> Vec<u8> {
-        let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        npy_with_header(
-            &format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}"),
-            &data,
-        )
+    /// A `'<f4'` C-order `.npy` file of `rows` x `cols` values, as the writer makes it.
+    fn npy_f32(rows: usize, cols: usize, values: &[f32]) -> Vec<u8> {
+        npy_bytes(rows, cols, values.iter().copied())
     }
 
     #[test]
