@@ -1,13 +1,13 @@
 //! Pieces the examples share: command-line options, a fact's prompts for the model's kind and
-//! the per-fact knowledge-neuron discovery (the same steps and defaults as `kn discover`).
+//! the per-fact knowledge-neuron discovery (`kn_run::discover_fact`, as `kn discover` runs it).
 //! Each example uses a subset, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
-use kn_attribution::{integrated_gradients, AttributionConfig};
-use kn_data::{Dataset, Fact, PromptStyle};
+use kn_attribution::AttributionConfig;
+use kn_data::{Dataset, Fact};
 use kn_edit::NeuronSet;
-use kn_model::{AnswerPolicy, EncodedPrompt, KnowledgeModel, ModelKind};
-use kn_select::{coarse_select, refine_fact, CoarseRule, RefineConfig, ScoreMatrix};
+use kn_model::{AnswerPolicy, EncodedPrompt, KnowledgeModel};
+use kn_select::{CoarseRule, RefineConfig};
 use std::error::Error;
 
 /// `--name value` from the command line, else `default`.
@@ -43,12 +43,7 @@ pub fn prompt_texts(
     fact: &Fact,
     max: usize,
 ) -> Vec<String> {
-    let style = match model.info().kind {
-        ModelKind::Masked => PromptStyle::Masked {
-            mask_token: "[MASK]".into(),
-        },
-        ModelKind::Causal => PromptStyle::Causal,
-    };
+    let style = kn_run::prompt_style(model);
     let mut texts: Vec<String> = dataset
         .prompts(fact, &style)
         .into_iter()
@@ -60,8 +55,9 @@ pub fn prompt_texts(
     texts
 }
 
-/// Knowledge neurons of one fact: integrated gradients per prompt, coarse selection at
-/// 0.2 x max, refinement at p = 0.7 (the paper's and `kn discover`'s defaults).
+/// Knowledge neurons of one fact: `kn discover`'s per-fact step (`kn_run::discover_fact`:
+/// integrated gradients of every prompt, coarse selection at 0.2 x max, refinement at
+/// p = 0.7, the paper's defaults) on the texts of `prompts`.
 pub fn knowledge_neurons(
     model: &dyn KnowledgeModel,
     fact: &Fact,
@@ -72,24 +68,14 @@ pub fn knowledge_neurons(
         steps,
         ..AttributionConfig::default()
     };
-    let mut coarse = Vec::with_capacity(prompts.len());
-    for prompt in prompts {
-        let attribution = integrated_gradients(model, prompt, &config)?;
-        let matrix = ScoreMatrix::new(
-            attribution.layers.clone(),
-            model.info().ffn_width,
-            attribution.scores.iter().copied().collect(),
-        )?;
-        coarse.push(coarse_select(
-            &matrix,
-            &CoarseRule::Relative { ratio: 0.2 },
-        )?);
-    }
-    let refined = refine_fact(
-        fact.id.to_string(),
-        fact.relation(),
-        &coarse,
+    let texts: Vec<String> = prompts.iter().map(|p| p.text.clone()).collect();
+    let (record, _) = kn_run::discover_fact(
+        model,
+        fact,
+        &texts,
+        &config,
+        &CoarseRule::Relative { ratio: 0.2 },
         &RefineConfig::default(),
     )?;
-    Ok(refined.neurons.iter().map(|n| (n.layer, n.index)).collect())
+    Ok(record.neurons.iter().map(|n| (n.layer, n.neuron)).collect())
 }

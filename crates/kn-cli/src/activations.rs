@@ -13,15 +13,16 @@
 //!
 //! Also the loading shared with `kn triggers` ([`Inputs`]).
 
+use crate::emit::{to_json, write_json};
 use crate::exit::CliError;
 use crate::options::ModelOptions;
-use crate::run_dir::{to_json, write_json, RunDir, RunSummary};
 use kn_data::{Dataset, FactId, Pararel};
 use kn_model::KnowledgeModel;
 use kn_probe::{
     activation_experiment, ActivationConfig, ActivationReport, Corpus, FactSkips, GroupReport,
     KnowledgeFact, Paired, ProbeError, SentenceCounts, SentenceKind, Summary, Triple,
 };
+use kn_run::{RunDir, RunSummary};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -140,7 +141,7 @@ impl Inputs {
     }
 
     /// A run record as a fact with knowledge neurons, checked against PARAREL.
-    pub fn fact(&self, record: &crate::discover::FactRecord) -> Result<KnowledgeFact, CliError> {
+    pub fn fact(&self, record: &kn_schema::FactRecord) -> Result<KnowledgeFact, CliError> {
         let id: FactId = record
             .fact
             .parse()
@@ -189,8 +190,7 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
     }
     let run = RunDir::load(&args.sources.neurons)?;
     let relations = run.select_relations(args.relations.as_deref())?;
-    let _lock =
-        crate::outputs::prepare_run_dir(&args.out, "kn activations", kn_schema::Access::Shared)?;
+    let _lock = kn_run::prepare_run_dir(&args.out, "kn activations", kn_schema::Access::Shared)?;
     let inputs = Inputs::load(run, &args.sources, &relations, &args.model)?;
     let facts: Vec<KnowledgeFact> = inputs
         .run

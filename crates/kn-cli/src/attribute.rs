@@ -132,7 +132,7 @@ pub fn run(args: AttributeArgs) -> Result<(), CliError> {
                 out.display()
             )));
         }
-        crate::outputs::check_output_file(out, "--out")?;
+        kn_run::check_output_file(out, "--out")?;
     }
     let answers: Vec<&String> = match args.answer.len() {
         1 => args.prompt.iter().map(|_| &args.answer[0]).collect(),

@@ -17,19 +17,21 @@
 //! threshold used is then raised to 1/facts (a neuron of this fact alone is never shared), and
 //! the report says which threshold was used.
 
-use crate::discover::FactRecord;
+use crate::emit::emit;
 use crate::exit::CliError;
 use crate::options::ModelOptions;
-use crate::run_dir::{
-    cap_prompts, change_pct, emit, encode_fact, mean, relation_frequencies, seeded_order,
-    verify_restored, RunDir, RunSummary,
-};
 use kn_data::Pararel;
+use kn_edit::verify_restored;
 use kn_edit::{
     evaluate_update, fact_answer_token, new_answer_token, EvaluationConfig, FactNeurons,
     UpdateConfig, UpdateEvaluation, UpdateMetrics,
 };
 use kn_model::{EncodedPrompt, KnowledgeModel};
+use kn_run::{
+    cap_prompts, change_pct, encode_fact, mean, relation_frequencies, seeded_order, RunDir,
+    RunSummary,
+};
+use kn_schema::FactRecord;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -113,10 +115,10 @@ impl PerplexityChange {
     fn table_row(&self) -> String {
         format!(
             "  perplexity change: same relation {}, other relations {} (random control {}, {})\n",
-            crate::run_dir::pct(self.same_relation),
-            crate::run_dir::pct(self.other_relations),
-            crate::run_dir::pct(self.random_same_relation),
-            crate::run_dir::pct(self.random_other_relations)
+            crate::emit::pct(self.same_relation),
+            crate::emit::pct(self.other_relations),
+            crate::emit::pct(self.random_same_relation),
+            crate::emit::pct(self.random_other_relations)
         )
     }
 
@@ -291,8 +293,8 @@ pub fn run(args: EditArgs) -> Result<(), CliError> {
     let mut locks = Vec::new();
     for (path, option) in [(&args.out, "--out"), (&args.patch_out, "--patch-out")] {
         if let Some(path) = path {
-            crate::outputs::check_output_file(path, option)?;
-            locks.extend(crate::outputs::lock_run_of(path, "kn edit")?);
+            kn_run::check_output_file(path, option)?;
+            locks.extend(kn_run::lock_run_of(path, "kn edit")?);
         }
     }
     let mut model = args.model.load()?;

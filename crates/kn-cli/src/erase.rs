@@ -9,15 +9,15 @@
 //! before and after, and under a random-neuron control (as many random neurons, same layers).
 //! The weights are restored afterwards and the restoration is checked bit for bit.
 
+use crate::emit::emit;
 use crate::exit::CliError;
 use crate::options::ModelOptions;
-use crate::run_dir::{
-    change_pct, emit, encode_facts, relation_frequencies, verify_restored, RunDir, RunSummary,
-};
+use kn_edit::verify_restored;
 use kn_edit::{
     evaluate_erasure, AnswerQuality, EraseConfig, ErasureEvaluation, ErasureMetrics, ErasureValue,
     EvaluationConfig,
 };
+use kn_run::{change_pct, encode_facts, relation_frequencies, RunDir, RunSummary};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -180,8 +180,8 @@ pub fn run(args: EraseArgs) -> Result<(), CliError> {
         .ok_or_else(|| CliError::BadInput("--relation is empty".into()))?;
     let _lock = match &args.out {
         Some(out) => {
-            crate::outputs::check_output_file(out, "--out")?;
-            crate::outputs::lock_run_of(out, "kn erase")?
+            kn_run::check_output_file(out, "--out")?;
+            kn_run::lock_run_of(out, "kn erase")?
         }
         None => None,
     };
@@ -283,10 +283,10 @@ fn rows(name: &str, q: &QualityChange) -> String {
         q.accuracy_after,
         num(q.perplexity_before),
         num(q.perplexity_after),
-        crate::run_dir::pct(q.perplexity_change_pct),
+        crate::emit::pct(q.perplexity_change_pct),
         opt(q.random_accuracy),
         opt(q.random_perplexity),
-        crate::run_dir::pct(q.random_perplexity_change_pct)
+        crate::emit::pct(q.random_perplexity_change_pct)
     )
 }
 

@@ -28,25 +28,46 @@ impl CliError {
     }
 }
 
-impl From<ModelError> for CliError {
-    fn from(error: ModelError) -> Self {
+impl From<kn_run::RunError> for CliError {
+    fn from(error: kn_run::RunError) -> Self {
         match error {
-            ModelError::Torch(_) | ModelError::OutOfMemory(_) => {
-                CliError::Internal(error.to_string())
-            }
-            other => CliError::BadInput(other.to_string()),
+            kn_run::RunError::BadInput(message) => CliError::BadInput(message),
+            kn_run::RunError::Internal(message) => CliError::Internal(message),
+            kn_run::RunError::Interrupted(message) => CliError::Interrupted(message),
         }
     }
 }
 
-impl From<kn_attribution::AttributionError> for CliError {
-    fn from(error: kn_attribution::AttributionError) -> Self {
-        match error {
-            kn_attribution::AttributionError::Model(model) => model.into(),
-            error @ kn_attribution::AttributionError::OutOfMemory { .. } => {
-                CliError::Internal(error.to_string())
+/// Model, attribution and edit errors take the kind `kn_run::RunError` gives them.
+macro_rules! through_run_error {
+    ($($error:ty),*) => {$(
+        impl From<$error> for CliError {
+            fn from(error: $error) -> Self {
+                kn_run::RunError::from(error).into()
             }
-            other => CliError::BadInput(other.to_string()),
         }
+    )*};
+}
+through_run_error!(
+    ModelError,
+    kn_attribution::AttributionError,
+    kn_edit::EditError
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_exit_codes() {
+        let bad: CliError = kn_edit::EditError::NoPrompts {
+            context: "x".into(),
+        }
+        .into();
+        assert_eq!(bad.exit_code(), 2);
+        let internal: CliError = kn_edit::EditError::Model(ModelError::Torch("boom".into())).into();
+        assert_eq!(internal.exit_code(), 3);
+        let stopped: CliError = kn_run::RunError::Interrupted("stop".into()).into();
+        assert_eq!(stopped.exit_code(), 130);
     }
 }

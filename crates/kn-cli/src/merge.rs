@@ -6,8 +6,9 @@
 //! stats.json are recomputed from all facts. Saved attribution matrices (`scores/*.npy`) are
 //! copied from every shard.
 
-use crate::discover::{write_summaries, FactRecord, OutputDir, RunConfig};
 use crate::exit::CliError;
+use kn_run::{write_summaries, OutputDir};
+use kn_schema::{FactRecord, RunConfig};
 use kn_select::RefineConfig;
 use std::collections::BTreeSet;
 use std::path::PathBuf;

@@ -64,12 +64,12 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
     // The report goes into the run directory unless --out says otherwise; a missing run
     // directory is left to build_report's message rather than created here.
     let _lock = match (&args.out, args.dir.is_dir()) {
-        (Some(out), _) => Some(crate::outputs::prepare_run_dir(
+        (Some(out), _) => Some(kn_run::prepare_run_dir(
             out,
             "kn report",
             kn_schema::Access::Shared,
         )?),
-        (None, true) => Some(crate::outputs::prepare_run_dir(
+        (None, true) => Some(kn_run::prepare_run_dir(
             &args.dir,
             "kn report",
             kn_schema::Access::Shared,

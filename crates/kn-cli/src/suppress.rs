@@ -10,13 +10,14 @@
 //! ratio of means and the mean of per-prompt relative changes), writes the JSON report
 //! (default DIR/suppression.json) and optionally an SVG bar chart.
 
+use crate::emit::{pct, to_json, write_json};
 use crate::exit::CliError;
 use crate::options::ModelOptions;
-use crate::run_dir::{encode_facts, pct, to_json, write_json, RunDir, RunSummary};
 use kn_edit::{
     add_activation_baselines, suppress_amplify_experiment, ChangeSummary, ChartMeasure,
     ExperimentConfig, ExperimentReport, GroupReport, SuppressionChart,
 };
+use kn_run::{encode_facts, RunDir, RunSummary};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -81,11 +82,11 @@ pub fn run(args: SuppressArgs) -> Result<(), CliError> {
         .out
         .clone()
         .unwrap_or_else(|| run.dir.join("suppression.json"));
-    crate::outputs::check_output_file(&out, "--out")?;
+    kn_run::check_output_file(&out, "--out")?;
     if let Some(chart) = &args.chart {
-        crate::outputs::check_output_file(chart, "--chart")?;
+        kn_run::check_output_file(chart, "--chart")?;
     }
-    let _lock = crate::outputs::lock_run_of(&out, "kn suppress")?;
+    let _lock = kn_run::lock_run_of(&out, "kn suppress")?;
     let model = args.model.load()?;
     run.check_model(model.info())?;
     let started = Instant::now();

@@ -4,10 +4,11 @@
 //! printed (JSON with `--json`). Inputs are read and checked as for `kn activations`.
 
 use crate::activations::{Inputs, ProbeSources};
+use crate::emit::to_json;
 use crate::exit::CliError;
 use crate::options::ModelOptions;
-use crate::run_dir::{to_json, RunDir};
 use kn_probe::{trigger_sentences, TriggerConfig, TriggerReport, TriggerSentence};
+use kn_run::RunDir;
 
 /// Arguments of `kn triggers`.
 #[derive(Debug, clap::Args)]

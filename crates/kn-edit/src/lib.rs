@@ -87,7 +87,7 @@ pub use intervene::{
 pub use kn_report::chart::{ChartError, ChartGroup, ChartMeasure, ChartPair, SuppressionChart};
 pub use neurons::{NeuronFrequencies, NeuronSet};
 pub use patch::{
-    apply_patch, edit_value_slots, EditHandle, ModelIdentity, Patch, PATCH_FORMAT,
+    apply_patch, edit_value_slots, verify_restored, EditHandle, ModelIdentity, Patch, PATCH_FORMAT,
     PATCH_METADATA_KEY, PATCH_VERSION,
 };
 pub use scoring::{answer_quality, AnswerQuality};

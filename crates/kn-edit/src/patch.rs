@@ -535,6 +535,39 @@ pub fn apply_patch(model: &mut dyn KnowledgeModel, patch: &Patch) -> Result<Edit
     edit_value_slots(model, &patch.neurons, &patch.new_values, &patch.description)
 }
 
+/// Whether the value slots of `patch`'s neurons now hold its `old_values` bit for bit (the
+/// edit was undone).
+pub fn verify_restored(model: &dyn KnowledgeModel, patch: &Patch) -> Result<bool> {
+    let hidden = model.info().hidden_size;
+    let mut by_layer: BTreeMap<usize, Vec<(usize, usize)>> = BTreeMap::new();
+    for (row, &(layer, neuron)) in patch.neurons.iter().enumerate() {
+        by_layer.entry(layer).or_default().push((neuron, row));
+    }
+    for (layer, entries) in by_layer {
+        let neurons: Vec<usize> = entries.iter().map(|(n, _)| *n).collect();
+        let slots = model.value_slots(layer, &neurons)?;
+        let values: Vec<f32> = kn_model::guard(|| {
+            Ok(Vec::<f32>::try_from(
+                slots
+                    .to_device(Device::Cpu)
+                    .to_kind(Kind::Float)
+                    .contiguous()
+                    .flatten(0, -1),
+            )?)
+        })?;
+        for (i, &(_, row)) in entries.iter().enumerate() {
+            let now = values.get(i * hidden..(i + 1) * hidden);
+            let old = patch.old_values.get(row * hidden..(row + 1) * hidden);
+            match (now, old) {
+                (Some(now), Some(old))
+                    if now.iter().zip(old).all(|(a, b)| a.to_bits() == b.to_bits()) => {}
+                _ => return Ok(false),
+            }
+        }
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

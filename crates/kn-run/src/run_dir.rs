@@ -4,29 +4,16 @@
 //! `kn_edit::FactNeurons` (each prompt re-encoded with the fact's object as answer, first
 //! token, as discover attributed it).
 //!
-//! Also the glue every editing subcommand shares: `kn_edit::EditError` as a [`CliError`]
-//! (exit 2 for bad input, 3 for internal failures), seeded orders without a random-number
-//! crate, the bit-exact check that an edit was undone, and JSON output.
+//! Also what every editing experiment shares: seeded orders without a random-number crate,
+//! prompt caps, and the means and percentages of changes.
 
-use crate::discover::{FactRecord, RunConfig};
-use crate::exit::CliError;
-use kn_edit::{EditError, FactNeurons, NeuronFrequencies, NeuronSet, Patch};
+use crate::error::RunError;
+use kn_edit::{FactNeurons, NeuronFrequencies, NeuronSet};
 use kn_model::{AnswerPolicy, EncodedPrompt, KnowledgeModel, ModelError, ModelInfo};
+use kn_schema::{FactRecord, RunConfig};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-
-impl From<EditError> for CliError {
-    fn from(error: EditError) -> Self {
-        match error {
-            EditError::Model(model) => model.into(),
-            EditError::Io {
-                action: "write", ..
-            } => CliError::Internal(error.to_string()),
-            other => CliError::BadInput(other.to_string()),
-        }
-    }
-}
 
 /// A `kn discover` run directory, as read from disk.
 #[derive(Debug, Clone)]
@@ -45,7 +32,7 @@ impl RunDir {
     /// Reads the run that `path` names: a `neurons.jsonl` file (its directory must hold the
     /// run's `config.json`) or the run directory itself. Every line must be a fact record and
     /// every fact id unique; an empty file is refused.
-    pub fn load(path: &Path) -> Result<Self, CliError> {
+    pub fn load(path: &Path) -> Result<Self, RunError> {
         let neurons_path = if path.is_dir() {
             path.join("neurons.jsonl")
         } else {
@@ -61,7 +48,7 @@ impl RunDir {
             dir
         };
         let text = std::fs::read_to_string(&neurons_path).map_err(|e| {
-            CliError::BadInput(format!(
+            RunError::BadInput(format!(
                 "cannot read {}: {e} (give the neurons.jsonl of a kn discover run)",
                 neurons_path.display()
             ))
@@ -73,12 +60,12 @@ impl RunDir {
             "run configuration",
         )
         .map_err(|e| {
-            CliError::BadInput(format!(
+            RunError::BadInput(format!(
                 "cannot read {e}; the neurons file must sit in its kn discover run directory beside config.json"
             ))
         })?;
         let config: RunConfig = serde_json::from_str(&config_text).map_err(|e| {
-            CliError::BadInput(format!(
+            RunError::BadInput(format!(
                 "{} is not a kn discover configuration: {e}",
                 config_path.display()
             ))
@@ -94,10 +81,10 @@ impl RunDir {
 
     /// Refuses a model other than the one the run was made with (architecture or weights
     /// fingerprint differ).
-    pub fn check_model(&self, info: &ModelInfo) -> Result<(), CliError> {
+    pub fn check_model(&self, info: &ModelInfo) -> Result<(), RunError> {
         let run = &self.config.model;
         if run.fingerprint != info.fingerprint || run.architecture != info.architecture {
-            return Err(CliError::BadInput(format!(
+            return Err(RunError::BadInput(format!(
                 "{} was made with another model: {} {} (fingerprint {}), but --model loaded {} {} (fingerprint {}); \
                  knowledge neurons only mean something for the model they were found in: pass --model {}",
                 self.neurons_path.display(),
@@ -125,7 +112,7 @@ impl RunDir {
 
     /// The relations named by `spec` (comma-separated; `None` or `all`: every relation of the
     /// run). A relation without facts in the run is bad input.
-    pub fn select_relations(&self, spec: Option<&str>) -> Result<Vec<String>, CliError> {
+    pub fn select_relations(&self, spec: Option<&str>) -> Result<Vec<String>, RunError> {
         let present = self.relations();
         let Some(spec) = spec.map(str::trim).filter(|s| !s.is_empty() && *s != "all") else {
             return Ok(present);
@@ -133,7 +120,7 @@ impl RunDir {
         let mut chosen = Vec::new();
         for relation in spec.split(',').map(str::trim).filter(|r| !r.is_empty()) {
             if !present.iter().any(|p| p == relation) {
-                return Err(CliError::BadInput(format!(
+                return Err(RunError::BadInput(format!(
                     "relation {relation} has no facts in {} (it has: {})",
                     self.neurons_path.display(),
                     present.join(", ")
@@ -147,7 +134,7 @@ impl RunDir {
     }
 
     /// The record of fact `id` (bad input if the run has none).
-    pub fn find(&self, id: &str) -> Result<&FactRecord, CliError> {
+    pub fn find(&self, id: &str) -> Result<&FactRecord, RunError> {
         self.records
             .iter()
             .find(|r| r.fact == id.trim())
@@ -158,7 +145,7 @@ impl RunDir {
                     .take(5)
                     .map(|r| r.fact.as_str())
                     .collect();
-                CliError::BadInput(format!(
+                RunError::BadInput(format!(
                     "fact {id:?} is not in {} (facts there include {})",
                     self.neurons_path.display(),
                     examples.join(", ")
@@ -212,10 +199,10 @@ pub struct RunSummary {
 /// Parses neurons.jsonl with `kn_schema::parse_neurons` (a bad line, a bad fact id or a fact
 /// written twice is refused, naming the line), checks its facts against the run's
 /// selection.json when the run has one, and refuses a file without facts.
-fn parse_records(text: &str, path: &Path, dir: &Path) -> Result<Vec<FactRecord>, CliError> {
-    let bad = |e: kn_schema::SchemaError| CliError::BadInput(e.to_string());
+fn parse_records(text: &str, path: &Path, dir: &Path) -> Result<Vec<FactRecord>, RunError> {
+    let bad = |e: kn_schema::SchemaError| RunError::BadInput(e.to_string());
     let file = kn_schema::parse_neurons(text, path, kn_schema::TornTail::Read).map_err(bad)?;
-    if let Some(selected) = crate::discover::read_selection(dir)? {
+    if let Some(selected) = crate::output_dir::read_selection(dir)? {
         let known = selected.into_iter().collect();
         kn_schema::check_facts_known(
             &file,
@@ -226,7 +213,7 @@ fn parse_records(text: &str, path: &Path, dir: &Path) -> Result<Vec<FactRecord>,
         .map_err(bad)?;
     }
     if file.records.is_empty() {
-        return Err(CliError::BadInput(format!(
+        return Err(RunError::BadInput(format!(
             "{} holds no facts",
             path.display()
         )));
@@ -244,14 +231,14 @@ pub fn record_neurons(record: &FactRecord) -> NeuronSet {
 pub fn encode_fact(
     model: &dyn KnowledgeModel,
     record: &FactRecord,
-) -> Result<FactNeurons, CliError> {
+) -> Result<FactNeurons, RunError> {
     let mut prompts = Vec::with_capacity(record.prompts.len());
     for prompt in &record.prompts {
         let encoded = model
             .encode(&prompt.text, Some(&record.object), AnswerPolicy::FirstToken)
             .map_err(|e| match e {
-                ModelError::Torch(_) | ModelError::OutOfMemory(_) => CliError::from(e),
-                other => CliError::BadInput(format!(
+                ModelError::Torch(_) | ModelError::OutOfMemory(_) => RunError::from(e),
+                other => RunError::BadInput(format!(
                     "fact {}: prompt {:?}: {other}",
                     record.fact, prompt.text
                 )),
@@ -259,7 +246,7 @@ pub fn encode_fact(
         prompts.push(encoded);
     }
     if prompts.is_empty() {
-        return Err(CliError::BadInput(format!(
+        return Err(RunError::BadInput(format!(
             "fact {} has no prompts in the neurons file",
             record.fact
         )));
@@ -267,7 +254,7 @@ pub fn encode_fact(
     let neurons = record_neurons(record);
     neurons
         .validate(model.info())
-        .map_err(|e| CliError::BadInput(format!("fact {}: {e}", record.fact)))?;
+        .map_err(|e| RunError::BadInput(format!("fact {}: {e}", record.fact)))?;
     Ok(FactNeurons {
         id: record.fact.clone(),
         relation: record.relation.clone(),
@@ -281,7 +268,7 @@ pub fn encode_fact(
 pub fn encode_facts(
     model: &dyn KnowledgeModel,
     records: &[&FactRecord],
-) -> Result<Vec<FactNeurons>, CliError> {
+) -> Result<Vec<FactNeurons>, RunError> {
     records.iter().map(|r| encode_fact(model, r)).collect()
 }
 
@@ -337,39 +324,6 @@ pub fn cap_prompts(
     kept.into_iter().map(|(_, p)| p).collect()
 }
 
-/// Whether the value slots of `patch`'s neurons now hold its `old_values` bit for bit (the
-/// edit was undone).
-pub fn verify_restored(model: &dyn KnowledgeModel, patch: &Patch) -> Result<bool, CliError> {
-    let hidden = model.info().hidden_size;
-    let mut by_layer: BTreeMap<usize, Vec<(usize, usize)>> = BTreeMap::new();
-    for (row, &(layer, neuron)) in patch.neurons.iter().enumerate() {
-        by_layer.entry(layer).or_default().push((neuron, row));
-    }
-    for (layer, entries) in by_layer {
-        let neurons: Vec<usize> = entries.iter().map(|(n, _)| *n).collect();
-        let slots = model.value_slots(layer, &neurons)?;
-        let values: Vec<f32> = kn_model::guard(|| {
-            Ok(Vec::<f32>::try_from(
-                slots
-                    .to_device(kn_model::tch::Device::Cpu)
-                    .to_kind(kn_model::tch::Kind::Float)
-                    .contiguous()
-                    .flatten(0, -1),
-            )?)
-        })?;
-        for (i, &(_, row)) in entries.iter().enumerate() {
-            let now = values.get(i * hidden..(i + 1) * hidden);
-            let old = patch.old_values.get(row * hidden..(row + 1) * hidden);
-            match (now, old) {
-                (Some(now), Some(old))
-                    if now.iter().zip(old).all(|(a, b)| a.to_bits() == b.to_bits()) => {}
-                _ => return Ok(false),
-            }
-        }
-    }
-    Ok(true)
-}
-
 /// `100 * (after / before - 1)`, `None` unless both are finite and `before > 0`.
 pub fn change_pct(before: f64, after: f64) -> Option<f64> {
     (before > 0.0 && before.is_finite() && after.is_finite())
@@ -383,45 +337,6 @@ pub fn mean(values: impl IntoIterator<Item = Option<f64>>) -> Option<f64> {
         .flatten()
         .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
     (n > 0).then(|| sum / n as f64)
-}
-
-/// Serializes `value` as one line of JSON.
-pub fn to_json<T: Serialize>(value: &T) -> Result<String, CliError> {
-    serde_json::to_string(value).map_err(|e| CliError::Internal(e.to_string()))
-}
-
-/// Delivers a subcommand's result: pretty JSON to `out` (atomically) when given, then one JSON
-/// line on stdout with `json`, or the human table otherwise.
-pub fn emit<T: Serialize>(
-    value: &T,
-    json: bool,
-    out: Option<&Path>,
-    table: impl FnOnce() -> String,
-) -> Result<(), CliError> {
-    if let Some(path) = out {
-        write_json(path, value)?;
-    }
-    if json {
-        println!("{}", to_json(value)?);
-    } else {
-        print!("{}", crate::text::printable_lines(&table()));
-    }
-    Ok(())
-}
-
-/// Writes `value` as pretty JSON to `path` (atomically).
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), CliError> {
-    let text =
-        serde_json::to_string_pretty(value).map_err(|e| CliError::Internal(e.to_string()))?;
-    kn_attribution::write_atomically(path, text.as_bytes())
-        .map_err(|e| CliError::Internal(format!("cannot write {}: {e}", path.display())))
-}
-
-/// A percentage for tables: `+12.34%`, or `-` when absent.
-pub fn pct(value: Option<f64>) -> String {
-    value
-        .map(|v| format!("{v:+.2}%"))
-        .unwrap_or_else(|| "-".into())
 }
 
 #[cfg(test)]
@@ -483,18 +398,5 @@ mod tests {
         assert_eq!(change_pct(0.0, 3.0), None);
         assert_eq!(mean([Some(1.0), None, Some(3.0)]), Some(2.0));
         assert_eq!(mean([None]), None);
-        assert_eq!(pct(Some(-29.034)), "-29.03%");
-        assert_eq!(pct(None), "-");
-    }
-
-    #[test]
-    fn edit_errors_map_to_exit_codes() {
-        let bad: CliError = EditError::NoPrompts {
-            context: "x".into(),
-        }
-        .into();
-        assert_eq!(bad.exit_code(), 2);
-        let internal: CliError = EditError::Model(ModelError::Torch("boom".into())).into();
-        assert_eq!(internal.exit_code(), 3);
     }
 }

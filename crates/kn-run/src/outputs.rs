@@ -5,21 +5,21 @@
 //! merge), shared when it only adds a report beside them, so two commands never interleave
 //! their writes and no report is made from results that are changing.
 
-use crate::exit::CliError;
+use crate::error::RunError;
 use kn_schema::{Access, RunLock, SchemaError};
 use std::path::Path;
 
 /// Creates the output directory `dir` if needed, checks that files can be created in it and
 /// takes its lock for `command` with `access`.
-pub fn prepare_run_dir(dir: &Path, command: &str, access: Access) -> Result<RunLock, CliError> {
+pub fn prepare_run_dir(dir: &Path, command: &str, access: Access) -> Result<RunLock, RunError> {
     if dir.exists() && !dir.is_dir() {
-        return Err(CliError::BadInput(format!(
+        return Err(RunError::BadInput(format!(
             "--out {} is an existing file, not a directory",
             dir.display()
         )));
     }
     std::fs::create_dir_all(dir).map_err(|e| {
-        CliError::BadInput(format!(
+        RunError::BadInput(format!(
             "cannot create the output directory {}: {e}",
             dir.display()
         ))
@@ -31,16 +31,16 @@ pub fn prepare_run_dir(dir: &Path, command: &str, access: Access) -> Result<RunL
 /// Checks that the file `path` can be written (atomically, beside itself): it is not a
 /// directory, and its directory exists and takes new files. `option` names the option for the
 /// message.
-pub fn check_output_file(path: &Path, option: &str) -> Result<(), CliError> {
+pub fn check_output_file(path: &Path, option: &str) -> Result<(), RunError> {
     if path.is_dir() {
-        return Err(CliError::BadInput(format!(
+        return Err(RunError::BadInput(format!(
             "{option} {} is a directory; give a file name",
             path.display()
         )));
     }
     let parent = kn_schema::atomic::parent_dir(path);
     if !parent.is_dir() {
-        return Err(CliError::BadInput(format!(
+        return Err(RunError::BadInput(format!(
             "{option} {}: the directory {} does not exist",
             path.display(),
             parent.display()
@@ -51,7 +51,7 @@ pub fn check_output_file(path: &Path, option: &str) -> Result<(), CliError> {
 
 /// When `path` (a file about to be written) lies in a run directory (one that holds a
 /// `config.json` and a `neurons.jsonl`), takes that directory's lock for `command`, shared.
-pub fn lock_run_of(path: &Path, command: &str) -> Result<Option<RunLock>, CliError> {
+pub fn lock_run_of(path: &Path, command: &str) -> Result<Option<RunLock>, RunError> {
     let dir = kn_schema::atomic::parent_dir(path);
     if dir.join("config.json").is_file() && dir.join("neurons.jsonl").is_file() {
         return lock(dir, command, Access::Shared).map(Some);
@@ -59,22 +59,22 @@ pub fn lock_run_of(path: &Path, command: &str) -> Result<Option<RunLock>, CliErr
     Ok(None)
 }
 
-fn lock(dir: &Path, command: &str, access: Access) -> Result<RunLock, CliError> {
+fn lock(dir: &Path, command: &str, access: Access) -> Result<RunLock, RunError> {
     RunLock::acquire(dir, command, access).map_err(|e| match e {
-        SchemaError::Busy { .. } => CliError::BadInput(e.to_string()),
-        other => CliError::BadInput(format!("cannot lock {}: {other}", dir.display())),
+        SchemaError::Busy { .. } => RunError::BadInput(e.to_string()),
+        other => RunError::BadInput(format!("cannot lock {}: {other}", dir.display())),
     })
 }
 
 /// Creates and removes a probe file in `dir`: the one reliable test of whether files can be
 /// created there (permissions, read-only mounts, ACLs).
-fn check_writable_dir(dir: &Path, option: &str) -> Result<(), CliError> {
+fn check_writable_dir(dir: &Path, option: &str) -> Result<(), RunError> {
     tempfile::Builder::new()
         .prefix(".kn-write-check.")
         .tempfile_in(dir)
         .map(drop)
         .map_err(|e| {
-            CliError::BadInput(format!(
+            RunError::BadInput(format!(
                 "{option}: cannot create files in {}: {e}",
                 dir.display()
             ))
@@ -96,7 +96,7 @@ mod tests {
             check_output_file(dir.path(), "--out").unwrap_err(),
             check_output_file(&dir.path().join("no/such.json"), "--out").unwrap_err(),
         ] {
-            assert_eq!(error.exit_code(), 2, "{error}");
+            assert!(matches!(error, RunError::BadInput(_)), "{error}");
         }
         check_output_file(&dir.path().join("fine.json"), "--out").unwrap();
         let run = dir.path().join("run");

@@ -1,0 +1,279 @@
+//! The paper's knowledge-neuron discovery as library calls: which facts to run
+//! ([`select_facts`], [`answer_ranks`]) and the per-fact attribute -> coarse -> refine step
+//! ([`discover_fact`]) that `kn discover`, the examples and other crates run.
+
+use crate::error::RunError;
+use kn_attribution::{integrated_gradients_batch, AttributionConfig};
+use kn_data::{Dataset, Fact, PromptStyle};
+use kn_model::{AnswerPolicy, KnowledgeModel, ModelKind};
+use kn_schema::{FactRecord, PromptRecord, ScoredNeuron};
+use kn_select::{coarse_select, CoarseRule, FactCounts, Neuron, RefineConfig, ScoreMatrix};
+use std::time::Instant;
+
+/// How PARAREL's templates are filled for `model`: with `[MASK]` for a masked model, cut
+/// before the object for a causal one.
+pub fn prompt_style(model: &dyn KnowledgeModel) -> PromptStyle {
+    match model.info().kind {
+        ModelKind::Masked => PromptStyle::Masked {
+            mask_token: "[MASK]".into(),
+        },
+        ModelKind::Causal => PromptStyle::Causal,
+    }
+}
+
+/// Parses `i/n`.
+pub fn parse_shard(spec: &str) -> Result<(usize, usize), RunError> {
+    let bad = || {
+        RunError::BadInput(format!(
+            "--shard {spec:?}: use i/n with 0 <= i < n, e.g. 0/4"
+        ))
+    };
+    let (i, n) = spec.split_once('/').ok_or_else(bad)?;
+    let (i, n) = (
+        i.trim().parse::<usize>().map_err(|_| bad())?,
+        n.trim().parse::<usize>().map_err(|_| bad())?,
+    );
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+/// Which facts a discovery runs on, and with which prompts (`kn discover`'s selection
+/// options; the defaults are the paper's: every fact, at least 3 prompts, a single-token
+/// answer, answered top-1 on at least one prompt).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FactSelection {
+    /// Seed of the per-relation order of facts.
+    pub seed: u64,
+    /// Facts kept per relation (0: all).
+    pub facts_per_relation: usize,
+    /// Prompts kept per fact (0: all).
+    pub max_prompts: usize,
+    /// Facts with fewer prompts are skipped.
+    pub min_prompts: usize,
+    /// Only facts whose answer is one token.
+    pub single_token: bool,
+    /// Only facts the model answers within this rank (0: no check)...
+    pub correct_rank: usize,
+    /// ... on at least this many prompts.
+    pub correct_prompts: usize,
+    /// Shard `i` of `n` of the selected facts (every `n`-th from `i`).
+    pub shard: Option<(usize, usize)>,
+}
+
+impl Default for FactSelection {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            facts_per_relation: 0,
+            max_prompts: 0,
+            min_prompts: 3,
+            single_token: true,
+            correct_rank: 1,
+            correct_prompts: 1,
+            shard: None,
+        }
+    }
+}
+
+/// The facts to run with their prompt texts: per relation, the eligible facts in a seeded
+/// order, keeping the first `facts_per_relation` the model answers correctly; then the shard.
+/// `progress` hears one line per relation.
+pub fn select_facts<'a>(
+    model: &dyn KnowledgeModel,
+    dataset: &'a Dataset,
+    relations: &[String],
+    style: &PromptStyle,
+    args: &FactSelection,
+    progress: &dyn Fn(String),
+) -> Result<Vec<(&'a Fact, Vec<String>)>, RunError> {
+    let shard = args.shard;
+    let mut chosen = Vec::new();
+    let mut considered = Vec::new();
+    for relation in relations {
+        let facts = dataset
+            .facts_of(relation)
+            .map_err(|e| RunError::BadInput(e.to_string()))?;
+        let mut order: Vec<&Fact> = facts.iter().collect();
+        order.sort_by_key(|f| kn_data::seed::derive_seed(args.seed, &f.id.to_string()));
+        let mut kept = 0;
+        let mut checked = 0;
+        for fact in order {
+            if args.facts_per_relation > 0 && kept >= args.facts_per_relation {
+                break;
+            }
+            let mut prompts: Vec<String> = dataset
+                .prompts(fact, style)
+                .into_iter()
+                .map(|p| p.text)
+                .collect();
+            if args.max_prompts > 0 {
+                prompts.truncate(args.max_prompts);
+            }
+            if prompts.len() < args.min_prompts.max(1) {
+                continue;
+            }
+            let policy = if args.single_token {
+                AnswerPolicy::SingleToken
+            } else {
+                AnswerPolicy::FirstToken
+            };
+            let encoded: Result<Vec<_>, _> = prompts
+                .iter()
+                .map(|p| model.encode(p, Some(&fact.object), policy))
+                .collect();
+            let Ok(encoded) = encoded else { continue };
+            checked += 1;
+            if args.correct_rank > 0 {
+                let ranks = answer_ranks(model, &encoded)?;
+                let correct = ranks
+                    .iter()
+                    .filter(|&&(_, rank)| rank <= args.correct_rank)
+                    .count();
+                if correct < args.correct_prompts {
+                    continue;
+                }
+            }
+            kept += 1;
+            chosen.push((fact, prompts));
+        }
+        progress(format!(
+            "{relation}: {kept} facts kept of {checked} checked"
+        ));
+        considered.push(format!(
+            "{relation}: {} facts, {checked} encodable with enough prompts",
+            facts.len()
+        ));
+    }
+    if chosen.is_empty() {
+        return Err(RunError::BadInput(format!(
+            "no fact was selected ({}); the criteria: at least --min-prompts {} prompts{}{}",
+            considered.join("; "),
+            args.min_prompts.max(1),
+            if args.single_token {
+                ", a single-token answer"
+            } else {
+                ""
+            },
+            if args.correct_rank > 0 {
+                format!(
+                    ", answered within rank {} on at least {} prompt(s) (--correct-rank, --correct-prompts)",
+                    args.correct_rank, args.correct_prompts
+                )
+            } else {
+                String::new()
+            }
+        )));
+    }
+    if let Some((index, count)) = shard {
+        chosen = chosen
+            .into_iter()
+            .enumerate()
+            .filter(|(k, _)| k % count == index)
+            .map(|(_, c)| c)
+            .collect();
+    }
+    Ok(chosen)
+}
+
+/// Probability and rank (1 = top) of each prompt's first answer token, in batches.
+pub fn answer_ranks(
+    model: &dyn KnowledgeModel,
+    prompts: &[kn_model::EncodedPrompt],
+) -> Result<Vec<(f64, usize)>, RunError> {
+    let mut result = Vec::with_capacity(prompts.len());
+    for chunk in prompts.chunks(16) {
+        let output = model.forward(chunk, &[], false)?;
+        let values = kn_model::guard(|| {
+            let probs = output.logits.softmax(-1, kn_model::tch::Kind::Float);
+            let mut values = Vec::new();
+            for (row, prompt) in chunk.iter().enumerate() {
+                let answer = prompt.targets.first().map(|t| t.1).unwrap_or(0);
+                let row_probs = probs.get(row as i64);
+                let p = row_probs.double_value(&[answer]);
+                let above = row_probs
+                    .gt(p)
+                    .sum(kn_model::tch::Kind::Int64)
+                    .int64_value(&[]);
+                values.push((p, above as usize + 1));
+            }
+            Ok(values)
+        })?;
+        result.extend(values);
+    }
+    Ok(result)
+}
+
+/// The paper's discovery for one fact: every prompt attributed (integrated gradients, one
+/// batch), the coarse selection of each prompt (`rule`), the neurons shared by enough prompts
+/// (`refine`) with their mean score. Returns the fact's record (the line of `neurons.jsonl`)
+/// and the mean attribution matrix over its prompts (the run's layers x FFN neurons).
+pub fn discover_fact(
+    model: &dyn KnowledgeModel,
+    fact: &Fact,
+    prompts: &[String],
+    attribution: &AttributionConfig,
+    rule: &CoarseRule,
+    refine: &RefineConfig,
+) -> Result<(FactRecord, ndarray::Array2<f32>), RunError> {
+    let started = Instant::now();
+    let width = model.info().ffn_width;
+    let mut records = Vec::with_capacity(prompts.len());
+    let mut matrices = Vec::with_capacity(prompts.len());
+    let mut score_sum: Option<ndarray::Array2<f32>> = None;
+    let encoded = prompts
+        .iter()
+        .map(|text| model.encode(text, Some(&fact.object), AnswerPolicy::FirstToken))
+        .collect::<Result<Vec<_>, _>>()?;
+    // All prompts of the fact in one batch: their passes keep every worker busy.
+    let results = integrated_gradients_batch(model, &encoded, attribution)?;
+    for (text, result) in prompts.iter().zip(results) {
+        let matrix = ScoreMatrix::new(
+            result.layers.clone(),
+            width,
+            result.scores.iter().copied().collect(),
+        )
+        .map_err(|e| RunError::Internal(e.to_string()))?;
+        let coarse = coarse_select(&matrix, rule).map_err(|e| RunError::Internal(e.to_string()))?;
+        match score_sum.as_mut() {
+            Some(sum) => *sum += &result.scores,
+            None => score_sum = Some(result.scores.clone()),
+        }
+        records.push(PromptRecord {
+            text: text.clone(),
+            prob: result.clean_prob,
+            rank: result.clean_rank,
+            coarse,
+        });
+        matrices.push(matrix);
+    }
+    let coarse: Vec<Vec<Neuron>> = records.iter().map(|r| r.coarse.clone()).collect();
+    let counts = FactCounts::from_coarse(fact.id.to_string(), fact.relation(), &coarse);
+    let refined = counts.refine(refine).unwrap_or_default();
+    let mut neurons: Vec<ScoredNeuron> = refined
+        .iter()
+        .map(|&n| {
+            let total: f32 = matrices.iter().filter_map(|m| m.get(n)).sum();
+            ScoredNeuron {
+                layer: n.layer,
+                neuron: n.index,
+                score: total / matrices.len().max(1) as f32,
+            }
+        })
+        .collect();
+    neurons.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mean_scores = score_sum
+        .map(|sum| sum / prompts.len() as f32)
+        .unwrap_or_default();
+    let record = FactRecord {
+        fact: fact.id.to_string(),
+        relation: fact.relation().to_string(),
+        subject: fact.subject.clone(),
+        object: fact.object.clone(),
+        prompts: records,
+        neurons,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok((record, mean_scores))
+}
