@@ -11,29 +11,20 @@
 //! have with the same subject and object. Empty bags, tails not found and sentences longer than
 //! the model's context are skipped and counted in the report.
 //!
-//! Also the loading shared with `kn triggers` ([`Inputs`]).
+//! Also the loading shared with `kn triggers` ([`Inputs`]; the checks are `kn_run::probe`'s).
 
 use crate::emit::{to_json, write_json};
 use crate::exit::CliError;
 use crate::options::ModelOptions;
-use kn_data::{Dataset, FactId, Pararel};
 use kn_model::KnowledgeModel;
 use kn_probe::{
-    activation_experiment, ActivationConfig, ActivationReport, Corpus, FactSkips, GroupReport,
-    KnowledgeFact, Paired, ProbeError, SentenceCounts, SentenceKind, Summary, Triple,
+    activation_experiment, ActivationConfig, ActivationReport, FactSkips, GroupReport,
+    KnowledgeFact, Paired, SentenceCounts, SentenceKind, Summary, Triple,
 };
+use kn_run::probe::ProbeData;
 use kn_run::{RunDir, RunSummary};
 use serde::Serialize;
 use std::path::PathBuf;
-
-impl From<ProbeError> for CliError {
-    fn from(error: ProbeError) -> Self {
-        match error {
-            ProbeError::Model(model) => model.into(),
-            other => CliError::BadInput(other.to_string()),
-        }
-    }
-}
 
 /// The inputs `kn activations` and `kn triggers` share: a discover run, the BINGREL corpus and
 /// the PARAREL data it lines up with.
@@ -78,98 +69,34 @@ pub struct ActivationsArgs {
     pub json: bool,
 }
 
-/// A run, its PARAREL data, the model and the corpus, checked against each other.
+/// The model and the probe's data (`kn_run::probe::ProbeData`), checked against each other.
 pub struct Inputs {
-    /// The discover run.
-    pub run: RunDir,
-    /// The PARAREL directory used.
-    pub data_dir: PathBuf,
-    /// The PARAREL dataset.
-    pub dataset: Dataset,
-    /// The BINGREL bags of the relations asked for.
-    pub corpus: Corpus,
+    /// The run, PARAREL and the corpus.
+    pub data: ProbeData,
     /// The model (checked to be the run's).
     pub model: Box<dyn KnowledgeModel>,
 }
 
 impl Inputs {
-    /// Reads the run, PARAREL and the corpus of `relations` (checking alignment) before
-    /// loading the model, so bad input fails fast.
+    /// Reads the run's data and the corpus of `relations` (checking alignment) before loading
+    /// the model, so bad input fails fast.
     pub fn load(
         run: RunDir,
         sources: &ProbeSources,
         relations: &[String],
         model: &ModelOptions,
     ) -> Result<Self, CliError> {
-        let corpus = sources.corpus.as_path();
-        let data_dir = match sources.data.as_deref() {
-            Some(dir) => dir.to_path_buf(),
-            None => {
-                let recorded = PathBuf::from(&run.config.data);
-                if recorded.is_dir() {
-                    recorded
-                } else {
-                    crate::log::warn(
-                        "activations",
-                        format!(
-                            "the run's data directory {} is not here; using the bundled PARAREL (pass --data to choose)",
-                            recorded.display()
-                        ),
-                    );
-                    Pararel::bundled_dir()
-                }
-            }
-        };
-        let dataset =
-            kn_data::load_facts(&data_dir).map_err(|e| CliError::BadInput(e.to_string()))?;
-        if !corpus.is_dir() {
-            return Err(CliError::BadInput(format!(
-                "--corpus {}: not a directory",
-                corpus.display()
-            )));
-        }
-        let corpus = Corpus::load(corpus, &dataset, relations)?;
-        let model = model.load()?;
-        run.check_model(model.info())?;
-        Ok(Self {
+        let report = crate::log::report("activations");
+        let data = ProbeData::load(
             run,
-            data_dir,
-            dataset,
-            corpus,
-            model,
-        })
-    }
-
-    /// A run record as a fact with knowledge neurons, checked against PARAREL.
-    pub fn fact(&self, record: &kn_schema::FactRecord) -> Result<KnowledgeFact, CliError> {
-        let id: FactId = record
-            .fact
-            .parse()
-            .map_err(|e| CliError::BadInput(format!("{}: {e}", self.run.neurons_path.display())))?;
-        let fact = self.dataset.fact(&id).ok_or_else(|| {
-            CliError::BadInput(format!(
-                "fact {id} of {} is not in the PARAREL data at {} (pass the run's --data)",
-                self.run.neurons_path.display(),
-                self.data_dir.display()
-            ))
-        })?;
-        if fact.subject != record.subject || fact.object != record.object {
-            return Err(CliError::BadInput(format!(
-                "fact {id} is ({}, {}) in {} but ({}, {}) in the PARAREL data at {}: the run was made from other data \
-                 (pass its --data)",
-                record.subject,
-                record.object,
-                self.run.neurons_path.display(),
-                fact.subject,
-                fact.object,
-                self.data_dir.display()
-            )));
-        }
-        Ok(KnowledgeFact {
-            fact: fact.clone(),
-            neurons: record.neurons.iter().map(|n| (n.layer, n.neuron)).collect(),
-            prompts: record.prompts.iter().map(|p| p.text.clone()).collect(),
-        })
+            &sources.corpus,
+            sources.data.as_deref(),
+            relations,
+            &report,
+        )?;
+        let model = model.load()?;
+        data.run.check_model(model.info())?;
+        Ok(Self { data, model })
     }
 }
 
@@ -193,10 +120,11 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
     let _lock = kn_run::prepare_run_dir(&args.out, "kn activations", kn_schema::Access::Shared)?;
     let inputs = Inputs::load(run, &args.sources, &relations, &args.model)?;
     let facts: Vec<KnowledgeFact> = inputs
+        .data
         .run
         .records_of(&relations)
         .into_iter()
-        .map(|r| inputs.fact(r))
+        .map(|r| inputs.data.fact(r))
         .collect::<Result<_, _>>()?;
 
     let config = ActivationConfig {
@@ -228,14 +156,14 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
     let report = activation_experiment(
         inputs.model.as_ref(),
         &facts,
-        &inputs.corpus,
+        &inputs.data.corpus,
         &config,
         &mut progress,
     )?;
     let output = Output {
-        run: inputs.run.describe(),
+        run: inputs.data.run.describe(),
         corpus: args.sources.corpus.display().to_string(),
-        data: inputs.data_dir.display().to_string(),
+        data: inputs.data.data_dir.display().to_string(),
         report: &report,
     };
     let path = args.out.join("activations.json");

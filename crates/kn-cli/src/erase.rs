@@ -1,26 +1,15 @@
 //! `kn erase`: erasing a relation through its most frequent knowledge neurons (Dai et al.
 //! 2022, §5.2) on a `kn discover` run, with the paper's metrics.
 //!
-//! The relation-level neuron frequencies are counted over the knowledge neurons of the run's
-//! facts of that relation (`kn_edit::NeuronFrequencies`); the `--top` most frequent get their
-//! value slots overwritten (`--value`: the unknown token's output embedding, zeros, or a token
-//! of the vocabulary). Accuracy (answer top-1) and perplexity of the first answer token are
-//! measured on the erased relation's prompts and on the other relations' prompts of the run,
-//! before and after, and under a random-neuron control (as many random neurons, same layers).
-//! The weights are restored afterwards and the restoration is checked bit for bit.
+//! The work is `kn_run::erasure`'s; this file holds the options, the checks and the tables.
 
 use crate::emit::emit;
 use crate::exit::CliError;
 use crate::options::ModelOptions;
-use kn_edit::verify_restored;
-use kn_edit::{
-    evaluate_erasure, AnswerQuality, EraseConfig, ErasureEvaluation, ErasureMetrics, ErasureValue,
-    EvaluationConfig,
-};
-use kn_run::{change_pct, encode_facts, relation_frequencies, RunDir, RunSummary};
-use serde::Serialize;
+use kn_edit::{ErasureValue, EvaluationConfig};
+use kn_run::erasure::{erase_relation, EraseOutput, QualityChange};
+use kn_run::RunDir;
 use std::path::PathBuf;
-use std::time::Instant;
 
 /// Arguments of `kn erase`.
 #[derive(Debug, clap::Args)]
@@ -81,88 +70,6 @@ pub fn parse_value(spec: &str) -> Result<ErasureValue, CliError> {
     }
 }
 
-/// Before/after of one group of prompts, with relative changes.
-#[derive(Debug, Serialize)]
-struct QualityChange {
-    prompts: usize,
-    accuracy_before: f64,
-    accuracy_after: f64,
-    perplexity_before: f64,
-    perplexity_after: f64,
-    /// `100 * (after / before - 1)`.
-    perplexity_change_pct: Option<f64>,
-    /// Under the random control.
-    random_accuracy: Option<f64>,
-    random_perplexity: Option<f64>,
-    random_perplexity_change_pct: Option<f64>,
-}
-
-impl QualityChange {
-    fn of(before: &AnswerQuality, after: &AnswerQuality, random: Option<&AnswerQuality>) -> Self {
-        Self {
-            prompts: before.prompts,
-            accuracy_before: before.accuracy,
-            accuracy_after: after.accuracy,
-            perplexity_before: before.perplexity,
-            perplexity_after: after.perplexity,
-            perplexity_change_pct: change_pct(before.perplexity, after.perplexity),
-            random_accuracy: random.map(|r| r.accuracy),
-            random_perplexity: random.map(|r| r.perplexity),
-            random_perplexity_change_pct: random
-                .and_then(|r| change_pct(before.perplexity, r.perplexity)),
-        }
-    }
-}
-
-/// The summary of an erasure: the erased relation and the others.
-#[derive(Debug, Serialize)]
-struct Summary {
-    erased_relation: QualityChange,
-    other_relations: Option<QualityChange>,
-}
-
-impl Summary {
-    fn of(
-        before: &ErasureMetrics,
-        after: &ErasureMetrics,
-        random: Option<&ErasureMetrics>,
-    ) -> Self {
-        Self {
-            erased_relation: QualityChange::of(
-                &before.erased_relation,
-                &after.erased_relation,
-                random.map(|r| &r.erased_relation),
-            ),
-            other_relations: match (&before.other_relations, &after.other_relations) {
-                (Some(b), Some(a)) => Some(QualityChange::of(
-                    b,
-                    a,
-                    random.and_then(|r| r.other_relations.as_ref()),
-                )),
-                _ => None,
-            },
-        }
-    }
-}
-
-/// The JSON output of `kn erase`.
-#[derive(Debug, Serialize)]
-struct EraseOutput {
-    run: RunSummary,
-    /// Facts of the erased relation in the run (the frequencies' denominator).
-    relation_facts: usize,
-    /// Distinct knowledge neurons counted over them.
-    neurons_counted: usize,
-    /// How many facts hold each erased neuron, in the order of `neurons`' ranking.
-    erased_counts: Vec<((usize, usize), usize)>,
-    #[serde(flatten)]
-    evaluation: ErasureEvaluation,
-    summary: Summary,
-    /// The weights were restored bit for bit after measuring.
-    weights_restored: bool,
-    seconds: f64,
-}
-
 /// Runs `kn erase`.
 pub fn run(args: EraseArgs) -> Result<(), CliError> {
     let value = parse_value(&args.value)?;
@@ -187,83 +94,21 @@ pub fn run(args: EraseArgs) -> Result<(), CliError> {
     };
     let mut model = args.model.load()?;
     run.check_model(model.info())?;
-    let started = Instant::now();
-    let frequencies = relation_frequencies(&run.records, &relation);
-    if frequencies.ranked().is_empty() {
-        return Err(CliError::BadInput(format!(
-            "no fact of {relation} has knowledge neurons in the run: nothing to erase"
-        )));
-    }
-    let erased_counts: Vec<((usize, usize), usize)> =
-        frequencies.ranked().into_iter().take(args.top).collect();
-    let others: Vec<String> = run
-        .relations()
-        .into_iter()
-        .filter(|r| *r != relation)
-        .collect();
-    let relation_prompts: Vec<_> = encode_facts(
-        model.as_ref(),
-        &run.records_of(std::slice::from_ref(&relation)),
-    )?
-    .into_iter()
-    .flat_map(|f| f.prompts)
-    .collect();
-    let other_prompts: Vec<_> = encode_facts(model.as_ref(), &run.records_of(&others))?
-        .into_iter()
-        .flat_map(|f| f.prompts)
-        .collect();
-    crate::log::progress(
-        "erase",
-        format!(
-            "{relation}: {} facts, {} distinct neurons, erasing the top {}; {} prompts of the relation, {} of {} other relation(s)",
-            frequencies.facts(),
-            frequencies.ranked().len(),
-            erased_counts.len(),
-            relation_prompts.len(),
-            other_prompts.len(),
-            others.len()
-        ),
-    );
-    let config = EraseConfig {
-        top_n: args.top,
-        value,
-    };
     let eval = EvaluationConfig {
         batch_size: args.batch_size,
         random_control: args.random_control,
         seed: args.seed,
     };
-    let (evaluation, outcome) = evaluate_erasure(
+    let report = crate::log::report("erase");
+    let output = erase_relation(
         model.as_mut(),
+        &run,
         &relation,
-        &frequencies,
-        &relation_prompts,
-        &other_prompts,
-        &config,
+        args.top,
+        value,
         &eval,
+        &report,
     )?;
-    outcome.handle.restore(model.as_mut())?;
-    let weights_restored = verify_restored(model.as_ref(), outcome.handle.patch())?;
-    if !weights_restored {
-        return Err(CliError::Internal(format!(
-            "the weights erased for {relation} were not restored exactly"
-        )));
-    }
-    let summary = Summary::of(
-        &evaluation.before,
-        &evaluation.after,
-        evaluation.random_control.as_ref(),
-    );
-    let output = EraseOutput {
-        run: run.describe(),
-        relation_facts: frequencies.facts(),
-        neurons_counted: frequencies.ranked().len(),
-        erased_counts,
-        evaluation,
-        summary,
-        weights_restored,
-        seconds: started.elapsed().as_secs_f64(),
-    };
     emit(&output, args.json, args.out.as_deref(), || table(&output))
 }
 

@@ -51,7 +51,8 @@ macro_rules! through_run_error {
 through_run_error!(
     ModelError,
     kn_attribution::AttributionError,
-    kn_edit::EditError
+    kn_edit::EditError,
+    kn_probe::ProbeError
 );
 
 #[cfg(test)]

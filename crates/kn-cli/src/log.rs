@@ -63,3 +63,11 @@ pub fn warn(command: &str, message: impl std::fmt::Display) {
         crate::text::printable_message(&message.to_string())
     );
 }
+
+/// A `kn_run` step's messages, printed as `command`'s progress and warnings.
+pub fn report(command: &str) -> impl Fn(kn_run::Message) + '_ {
+    move |message| match message {
+        kn_run::Message::Progress(text) => progress(command, text),
+        kn_run::Message::Warning(text) => warn(command, text),
+    }
+}

@@ -1,16 +1,7 @@
-//! `kn merge`: combine the run directories of `kn discover --shard i/n` into one run, checking
-//! that every shard used the same configuration and model, that all n shards are there, that
-//! every shard finished the facts it selected (its selection.json), and that every fact is
-//! present exactly once. The merged neurons.jsonl has the unsharded run's
-//! fact order (shard i holds selection positions i, i + n, ...), and relations.json and
-//! stats.json are recomputed from all facts. Saved attribution matrices (`scores/*.npy`) are
-//! copied from every shard.
+//! `kn merge`: combine the run directories of `kn discover --shard i/n` into one run; the
+//! checks and the merge are `kn_run::merge`'s.
 
 use crate::exit::CliError;
-use kn_run::{write_summaries, OutputDir};
-use kn_schema::{FactRecord, RunConfig};
-use kn_select::RefineConfig;
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 /// Arguments of `kn merge`.
@@ -29,169 +20,24 @@ pub struct MergeArgs {
 
 /// Runs `kn merge`.
 pub fn run(args: MergeArgs) -> Result<(), CliError> {
-    let out = OutputDir::prepare(&args.out, "kn merge")?;
-    let mut shards: Vec<(RunConfig, Vec<FactRecord>, PathBuf)> = Vec::new();
-    let mut selected: Vec<String> = Vec::new();
-    for dir in &args.shards {
-        let config_path = dir.join("config.json");
-        let text = kn_schema::read_capped_text(
-            &config_path,
-            kn_schema::CONFIG_FILE_LIMIT,
-            "run configuration",
-        )
-        .map_err(|e| CliError::BadInput(format!("{e} (not a kn discover run?)")))?;
-        let config: RunConfig = serde_json::from_str(&text)
-            .map_err(|e| CliError::BadInput(format!("{}: {e}", config_path.display())))?;
-        // Locked while read: a shard still being written is refused, naming its process.
-        let shard = OutputDir::open(dir, &config, "kn merge")?;
-        let records = shard.records()?;
-        match shard.selection()? {
-            Some(selection) => {
-                let finished: BTreeSet<&str> = records.iter().map(|r| r.fact.as_str()).collect();
-                let missing = selection.iter().filter(|f| !finished.contains(f.as_str())).count();
-                if missing > 0 {
-                    return Err(CliError::BadInput(format!(
-                        "{} is unfinished: {missing} of its {} selected facts are not in neurons.jsonl; \
-                         rerun its kn discover command (it resumes), then merge",
-                        dir.display(),
-                        selection.len()
-                    )));
-                }
-                selected.extend(selection);
-            }
-            None => crate::log::warn(
-                "merge",
-                format!("{} has no selection.json (an older run): whether it finished cannot be checked", dir.display()),
-            ),
-        }
-        shards.push((config, records, dir.clone()));
-    }
-    let Some((first, _, _)) = shards.first() else {
-        return Err(CliError::BadInput("no shard directories given".into()));
-    };
-    let count = match first.shard {
-        Some((_, count)) => count,
-        None => {
-            return Err(CliError::BadInput(format!(
-                "{} is not a sharded run",
-                args.shards[0].display()
-            )))
-        }
-    };
-    let unsharded = RunConfig {
-        shard: None,
-        ..first.clone()
-    };
-    let mut by_index: Vec<Option<usize>> = vec![None; count];
-    for (k, (config, _, dir)) in shards.iter().enumerate() {
-        let Some((index, n)) = config.shard else {
-            return Err(CliError::BadInput(format!(
-                "{} is not a sharded run",
-                dir.display()
-            )));
-        };
-        if n != count
-            || (RunConfig {
-                shard: None,
-                ..config.clone()
-            }) != unsharded
-        {
-            return Err(CliError::BadInput(format!(
-                "{} was run with another configuration than {}",
-                dir.display(),
-                args.shards[0].display()
-            )));
-        }
-        if by_index[index].replace(k).is_some() {
-            return Err(CliError::BadInput(format!(
-                "shard {index}/{count} is given twice"
-            )));
-        }
-    }
-    if let Some(missing) = by_index.iter().position(Option::is_none) {
-        return Err(CliError::BadInput(format!(
-            "shard {missing}/{count} is missing"
-        )));
-    }
-    // Interleave: selection position p lives in shard p % n at row p / n.
-    let ordered: Vec<&Vec<FactRecord>> = by_index.iter().flatten().map(|&k| &shards[k].1).collect();
-    let longest = ordered.iter().map(|r| r.len()).max().unwrap_or(0);
-    let mut merged: Vec<FactRecord> = Vec::new();
-    let mut seen = BTreeSet::new();
-    for row in 0..longest {
-        for records in &ordered {
-            if let Some(record) = records.get(row) {
-                if !seen.insert(record.fact.clone()) {
-                    return Err(CliError::BadInput(format!(
-                        "fact {} appears in more than one shard",
-                        record.fact
-                    )));
-                }
-                merged.push(record.clone());
-            }
-        }
-    }
-    out.claim(&unsharded)?;
-    if !out.records()?.is_empty() {
-        return Err(CliError::BadInput(format!(
-            "{} already holds results; merge into an empty directory",
-            args.out.display()
-        )));
-    }
-    for record in &merged {
-        out.append(record)?;
-    }
-    if !selected.is_empty() {
-        out.write_selection(&merged.iter().map(|r| r.fact.clone()).collect::<Vec<_>>())?;
-    }
-    let refine = RefineConfig {
-        share: unsharded.share,
-        min_prompts: unsharded.min_prompts,
-        ..RefineConfig::default()
-    };
-    let stats = write_summaries(&out, &merged, &unsharded, &refine)?;
-    let copied = copy_scores(&args.shards, &args.out)?;
+    let report = crate::log::report("merge");
+    let merged = kn_run::merge::merge_shards(&args.out, &args.shards, &report)?;
     crate::log::progress(
         "merge",
         format!(
-            "{} facts ({copied} saved score matrices) from {} shards into {}",
-            merged.len(),
-            count,
+            "{} facts ({} saved score matrices) from {} shards into {}",
+            merged.facts,
+            merged.scores,
+            merged.shards,
             args.out.display()
         ),
     );
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&stats).map_err(|e| CliError::Internal(e.to_string()))?
+            serde_json::to_string_pretty(&merged.stats)
+                .map_err(|e| CliError::Internal(e.to_string()))?
         );
     }
     Ok(())
-}
-
-/// Copies every shard's `scores/*.npy` into `out/scores/` (atomically, file by file).
-fn copy_scores(shards: &[PathBuf], out: &std::path::Path) -> Result<usize, CliError> {
-    let mut copied = 0;
-    for shard in shards {
-        let Ok(entries) = std::fs::read_dir(shard.join("scores")) else {
-            continue;
-        };
-        let target = out.join("scores");
-        std::fs::create_dir_all(&target)
-            .map_err(|e| CliError::Internal(format!("{}: {e}", target.display())))?;
-        for entry in entries.filter_map(Result::ok) {
-            let path = entry.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("npy") {
-                continue;
-            }
-            let bytes = std::fs::read(&path)
-                .map_err(|e| CliError::BadInput(format!("{}: {e}", path.display())))?;
-            let destination = target.join(entry.file_name());
-            kn_attribution::write_atomically(&destination, &bytes).map_err(|e| {
-                CliError::Internal(format!("cannot write {}: {e}", destination.display()))
-            })?;
-            copied += 1;
-        }
-    }
-    Ok(copied)
 }

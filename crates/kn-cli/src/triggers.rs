@@ -53,8 +53,8 @@ pub fn run(args: TriggersArgs) -> Result<(), CliError> {
     }
     let relations = vec![record.relation.clone()];
     let inputs = Inputs::load(run, &args.sources, &relations, &args.model)?;
-    let fact = inputs.fact(&record)?;
-    let bags = inputs.corpus.bags(&fact.fact.id)?.ok_or_else(|| {
+    let fact = inputs.data.fact(&record)?;
+    let bags = inputs.data.corpus.bags(&fact.fact.id)?.ok_or_else(|| {
         CliError::BadInput(format!("the corpus has no bag for fact {}", fact.fact.id))
     })?;
     if bags.th_bags.is_empty() {

@@ -42,6 +42,15 @@ impl From<kn_attribution::AttributionError> for RunError {
     }
 }
 
+impl From<kn_probe::ProbeError> for RunError {
+    fn from(error: kn_probe::ProbeError) -> Self {
+        match error {
+            kn_probe::ProbeError::Model(model) => model.into(),
+            other => RunError::BadInput(other.to_string()),
+        }
+    }
+}
+
 impl From<EditError> for RunError {
     fn from(error: EditError) -> Self {
         match error {

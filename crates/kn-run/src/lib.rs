@@ -7,6 +7,12 @@
 //!   ([`OutputDir`]), and its summaries;
 //! - [`run_dir`]: a finished run read back for the experiments ([`RunDir`]), its facts
 //!   re-encoded ([`encode_facts`]), seeded orders and prompt caps;
+//! - [`editing`]: fact updates on a run's facts, one or a seeded sample, with the paper's
+//!   metrics and the weights restored bit for bit;
+//! - [`merge`]: the shards of a sharded discovery merged into one run, every check first;
+//! - [`erasure`]: a relation erased through its most frequent neurons, measured, restored;
+//! - [`probe`]: a run, PARAREL and the BINGREL corpus loaded and lined up for the activation
+//!   and trigger experiments;
 //! - [`outputs`]: output files and run directories checked and locked before any work.
 //!
 //! Every step returns [`RunError`], whose kind says whether the input was wrong, something
@@ -14,15 +20,28 @@
 #![warn(missing_docs)]
 
 pub mod discovery;
+pub mod editing;
+pub mod erasure;
 pub mod error;
+pub mod merge;
 pub mod output_dir;
 pub mod outputs;
+pub mod probe;
 pub mod run_dir;
 
 pub use discovery::{
     answer_ranks, discover_fact, parse_shard, prompt_style, select_facts, FactSelection,
 };
 pub use error::RunError;
+
+/// What a long pipeline step tells its caller as it goes (the CLI prints them on stderr).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Where the step is.
+    Progress(String),
+    /// Something the caller should know: a setting raised, an item skipped.
+    Warning(String),
+}
 pub use output_dir::{read_selection, write_summaries, OutputDir, SELECTION_FILE};
 pub use outputs::{check_output_file, lock_run_of, prepare_run_dir};
 pub use run_dir::{
