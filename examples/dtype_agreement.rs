@@ -22,15 +22,10 @@ use std::time::Instant;
 #[path = "../benches/support/random_bert.rs"]
 mod random_bert;
 
-const TOP: usize = 20;
+mod common;
+use common::option;
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
+const TOP: usize = 20;
 
 /// Attributions of every prompt with the model loaded in `dtype`, and seconds per prompt.
 fn attribute_all(
@@ -78,10 +73,9 @@ fn agreement(reference: &Attribution, other: &Attribution) -> (f64, f64) {
 }
 
 fn main() {
-    let spec = arg("--model").unwrap_or_else(|| "default".into());
-    let prompt_set = arg("--prompts").unwrap_or_else(|| "smollm2".into());
-    let dtypes: Vec<Dtype> = arg("--dtypes")
-        .unwrap_or_else(|| "bf16,f16".into())
+    let spec = option("model", "default");
+    let prompt_set = option("prompts", "smollm2");
+    let dtypes: Vec<Dtype> = option("dtypes", "bf16,f16")
         .split(',')
         .map(|d| d.parse().expect("--dtypes: f32, bf16, f16"))
         .collect();
@@ -122,7 +116,8 @@ fn main() {
             }));
         }
     }
-    if let Some(out) = arg("--out") {
+    let out = option("out", "");
+    if !out.is_empty() {
         let report = json!({
             "model": spec,
             "prompts": prompt_set,

@@ -224,6 +224,7 @@ fn long_options(command: &Command) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exit::ExitCode;
     use clap::{Args, Parser, Subcommand};
 
     #[derive(Debug, Parser)]

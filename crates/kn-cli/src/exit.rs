@@ -1,25 +1,17 @@
 //! CLI errors and their exit codes: 2 for bad input, 3 for internal failures, 130 for a run
-//! stopped by Ctrl-C.
+//! stopped by Ctrl-C. A command's error is the pipeline's `kn_run::RunError`, whose kind the
+//! exit code follows.
 
-use kn_model::ModelError;
+pub use kn_run::RunError as CliError;
 
-/// An error that ends a `kn` command.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    /// The user's input is wrong (arguments, files, prompts).
-    #[error("{0}")]
-    BadInput(String),
-    /// Something failed inside (libtorch, I/O on outputs).
-    #[error("{0}")]
-    Internal(String),
-    /// The user stopped the run (Ctrl-C); finished work is kept.
-    #[error("{0}")]
-    Interrupted(String),
+/// The process exit code of an error that ends a `kn` command.
+pub trait ExitCode {
+    /// 2 for bad input, 3 for an internal failure, 130 for a run stopped by Ctrl-C.
+    fn exit_code(&self) -> i32;
 }
 
-impl CliError {
-    /// The process exit code for this error.
-    pub fn exit_code(&self) -> i32 {
+impl ExitCode for CliError {
+    fn exit_code(&self) -> i32 {
         match self {
             CliError::BadInput(_) => 2,
             CliError::Internal(_) => 3,
@@ -28,36 +20,10 @@ impl CliError {
     }
 }
 
-impl From<kn_run::RunError> for CliError {
-    fn from(error: kn_run::RunError) -> Self {
-        match error {
-            kn_run::RunError::BadInput(message) => CliError::BadInput(message),
-            kn_run::RunError::Internal(message) => CliError::Internal(message),
-            kn_run::RunError::Interrupted(message) => CliError::Interrupted(message),
-        }
-    }
-}
-
-/// Model, attribution and edit errors take the kind `kn_run::RunError` gives them.
-macro_rules! through_run_error {
-    ($($error:ty),*) => {$(
-        impl From<$error> for CliError {
-            fn from(error: $error) -> Self {
-                kn_run::RunError::from(error).into()
-            }
-        }
-    )*};
-}
-through_run_error!(
-    ModelError,
-    kn_attribution::AttributionError,
-    kn_edit::EditError,
-    kn_probe::ProbeError
-);
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kn_model::ModelError;
 
     #[test]
     fn errors_map_to_exit_codes() {
@@ -68,7 +34,6 @@ mod tests {
         assert_eq!(bad.exit_code(), 2);
         let internal: CliError = kn_edit::EditError::Model(ModelError::Torch("boom".into())).into();
         assert_eq!(internal.exit_code(), 3);
-        let stopped: CliError = kn_run::RunError::Interrupted("stop".into()).into();
-        assert_eq!(stopped.exit_code(), 130);
+        assert_eq!(CliError::Interrupted("stop".into()).exit_code(), 130);
     }
 }

@@ -24,7 +24,7 @@ mod text;
 mod triggers;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use exit::CliError;
+use exit::{CliError, ExitCode};
 
 /// Find, inspect and edit knowledge neurons in pretrained transformers.
 #[derive(Debug, Parser)]

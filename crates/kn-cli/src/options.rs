@@ -127,6 +127,7 @@ pub fn parse_layers(spec: &str, num_layers: usize) -> Result<Vec<usize>, CliErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exit::ExitCode;
 
     #[test]
     fn thread_counts_are_bounded_by_the_machine() {

@@ -3,7 +3,7 @@
 //! with SVG figures (crate `kn-report`), then print where it is and the headline figures.
 
 use crate::exit::CliError;
-use kn_report::{build_report, ReportError, ReportFormat, ReportOptions};
+use kn_report::{build_report, ReportFormat, ReportOptions};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -39,18 +39,6 @@ struct ReportOutput<'a> {
     figures: Vec<String>,
     sections_missing: &'a [String],
     headline: &'a kn_report::Headline,
-}
-
-impl From<ReportError> for CliError {
-    fn from(error: ReportError) -> Self {
-        match &error {
-            ReportError::Io { action, .. } if *action != "read" => {
-                CliError::Internal(error.to_string())
-            }
-            ReportError::Figure { .. } => CliError::Internal(error.to_string()),
-            _ => CliError::BadInput(error.to_string()),
-        }
-    }
 }
 
 /// Runs `kn report`.

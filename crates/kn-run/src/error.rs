@@ -63,6 +63,18 @@ impl From<EditError> for RunError {
     }
 }
 
+impl From<kn_report::ReportError> for RunError {
+    fn from(error: kn_report::ReportError) -> Self {
+        match &error {
+            kn_report::ReportError::Io { action, .. } if *action != "read" => {
+                RunError::Internal(error.to_string())
+            }
+            kn_report::ReportError::Figure { .. } => RunError::Internal(error.to_string()),
+            _ => RunError::BadInput(error.to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
