@@ -20,14 +20,13 @@ use crate::options::{parse_layers, ModelOptions};
 use kn_attribution::{AttributionConfig, IntegrationRule, Target};
 use kn_data::{Fact, Pararel};
 use kn_run::{
-    discover_fact, parse_shard, prompt_style, select_facts, write_summaries, FactSelection,
-    OutputDir,
+    discover_facts, parse_shard, prompt_style, select_facts, write_summaries, FactSelection,
+    FactSteps, OutputDir,
 };
 use kn_schema::{ModelRecord, RunConfig};
 use kn_select::{CoarseRule, RefineConfig};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::time::Instant;
 
 /// Arguments of `kn discover`.
 #[derive(Debug, clap::Args)]
@@ -254,38 +253,21 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
     let rule = CoarseRule::Relative {
         ratio: args.threshold,
     };
-    let started = Instant::now();
     crate::interrupt::install();
-    for (k, (fact, prompts)) in todo.iter().enumerate() {
-        if crate::interrupt::requested() {
-            return Err(CliError::Interrupted(format!(
-                "interrupted after {k} of {} facts; {} holds every finished fact and the same command resumes",
-                todo.len(),
-                out.dir().display()
-            )));
-        }
-        let (record, mean_scores) =
-            discover_fact(model.as_ref(), fact, prompts, &attribution, &rule, &refine)?;
-        if out.saved_scores(&record.relation)? < args.save_scores {
-            out.save_scores(&record.fact, &layers, &mean_scores)?;
-        }
-        out.append(&record)?;
-        let elapsed = started.elapsed().as_secs_f64();
-        let per_fact = elapsed / (k + 1) as f64;
-        let eta = per_fact * (todo.len() - k - 1) as f64;
-        progress(format!(
-            "[{}/{}] {} {} -> {}: {} prompts, {} neurons, {:.1} s/fact, ETA {}",
-            k + 1,
-            todo.len(),
-            record.fact,
-            record.subject,
-            record.object,
-            record.prompts.len(),
-            record.neurons.len(),
-            per_fact,
-            format_duration(eta)
-        ));
-    }
+    let report = crate::log::report("discover");
+    discover_facts(
+        model.as_ref(),
+        &out,
+        &todo,
+        &FactSteps {
+            attribution: &attribution,
+            rule: &rule,
+            refine: &refine,
+            save_scores: args.save_scores,
+        },
+        &crate::interrupt::requested,
+        &report,
+    )?;
     let records = out.records()?;
     let stats = write_summaries(&out, &records, &config, &refine)?;
     progress(format!(
@@ -300,13 +282,4 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
         );
     }
     Ok(())
-}
-
-fn format_duration(seconds: f64) -> String {
-    let s = seconds.max(0.0).round() as u64;
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    } else {
-        format!("{}m{:02}s", s / 60, s % 60)
-    }
 }

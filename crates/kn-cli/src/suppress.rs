@@ -1,26 +1,18 @@
 //! `kn suppress`: the paper's suppression/amplification experiment (Dai et al. 2022, §4.3) on
 //! the facts of a `kn discover` run.
 //!
-//! Each fact's prompts are re-encoded with the model, its knowledge neurons come from
-//! neurons.jsonl, and `kn_edit::suppress_amplify_experiment` suppresses (x0) and amplifies
-//! (x2) their activations at the answer position. Controls: the same neurons on facts of
-//! other relations, random neurons of the same layers, and the activation baseline (per
-//! fact, as many neurons of the run's layers with the highest mean activation over its
-//! prompts, `kn_edit::activation_baseline`). Prints a table per relation (both the paper's
-//! ratio of means and the mean of per-prompt relative changes), writes the JSON report
-//! (default DIR/suppression.json) and optionally an SVG bar chart.
+//! The experiment is `kn_run::suppression`'s; this file holds the options, the checks, the
+//! table and the chart.
 
 use crate::emit::{pct, to_json, write_json};
 use crate::exit::CliError;
 use crate::options::ModelOptions;
 use kn_edit::{
-    add_activation_baselines, suppress_amplify_experiment, ChangeSummary, ChartMeasure,
-    ExperimentConfig, ExperimentReport, GroupReport, SuppressionChart,
+    ChangeSummary, ChartMeasure, ExperimentConfig, ExperimentReport, GroupReport, SuppressionChart,
 };
-use kn_run::{encode_facts, RunDir, RunSummary};
-use serde::Serialize;
+use kn_run::suppression::suppress_amplify;
+use kn_run::RunDir;
 use std::path::PathBuf;
-use std::time::Instant;
 
 /// Arguments of `kn suppress`.
 #[derive(Debug, clap::Args)]
@@ -60,17 +52,6 @@ pub struct SuppressArgs {
     json: bool,
 }
 
-/// The JSON report of `kn suppress`: kn-edit's experiment report plus where it came from.
-#[derive(Debug, Serialize)]
-struct SuppressOutput {
-    run: RunSummary,
-    /// Whether the activation-baseline control ran, and over which layers.
-    activation_baseline_layers: Option<Vec<usize>>,
-    seconds: f64,
-    #[serde(flatten)]
-    report: ExperimentReport,
-}
-
 /// Runs `kn suppress`.
 pub fn run(args: SuppressArgs) -> Result<(), CliError> {
     if args.batch_size == 0 {
@@ -89,25 +70,7 @@ pub fn run(args: SuppressArgs) -> Result<(), CliError> {
     let _lock = kn_run::lock_run_of(&out, "kn suppress")?;
     let model = args.model.load()?;
     run.check_model(model.info())?;
-    let started = Instant::now();
-    let records = run.records_of(&relations);
     let log = |message: String| crate::log::progress("suppress", message);
-    log(format!(
-        "{} facts of {} relation(s) from {}",
-        records.len(),
-        relations.len(),
-        run.neurons_path.display()
-    ));
-    let mut facts = encode_facts(model.as_ref(), &records)?;
-    let baseline_layers = args.activation_baseline.then(|| run.layers().to_vec());
-    if let Some(layers) = &baseline_layers {
-        let layers = (!layers.is_empty()).then_some(layers.as_slice());
-        add_activation_baselines(model.as_ref(), &mut facts, layers, &mut |done, total| {
-            if done == total {
-                log(format!("activation baseline chosen for {total} facts"));
-            }
-        })?;
-    }
     let config = ExperimentConfig {
         batch_size: args.batch_size,
         other_relation_facts: args.other_relation_facts,
@@ -115,24 +78,17 @@ pub fn run(args: SuppressArgs) -> Result<(), CliError> {
         seed: args.seed,
         ..ExperimentConfig::default()
     };
-    let step = Instant::now();
-    let report =
-        suppress_amplify_experiment(model.as_ref(), &facts, &config, &mut |done, total| {
-            if done > 0
-                && (done == total
-                    || crate::log::enabled(crate::log::Verbosity::Verbose)
-                    || done % 10 == 0)
-            {
-                let per_fact = step.elapsed().as_secs_f64() / done as f64;
-                log(format!("[{done}/{total}] {per_fact:.2} s/fact"));
-            }
-        })?;
-    let output = SuppressOutput {
-        run: run.describe(),
-        activation_baseline_layers: baseline_layers,
-        seconds: started.elapsed().as_secs_f64(),
-        report,
-    };
+    let verbose = crate::log::enabled(crate::log::Verbosity::Verbose);
+    let report = crate::log::report("suppress");
+    let output = suppress_amplify(
+        model.as_ref(),
+        &run,
+        &relations,
+        &config,
+        args.activation_baseline,
+        verbose,
+        &report,
+    )?;
     write_json(&out, &output)?;
     log(format!("report written to {}", out.display()));
     if let Some(path) = &args.chart {

@@ -277,3 +277,79 @@ pub fn discover_fact(
     };
     Ok((record, mean_scores))
 }
+
+/// The settings of [`discover_fact`] for every fact of a run, and how many facts of each
+/// relation keep their mean score matrix (`DIR/scores/`, for the report's heatmap).
+pub struct FactSteps<'a> {
+    /// Integrated gradients' settings.
+    pub attribution: &'a AttributionConfig,
+    /// The coarse selection per prompt.
+    pub rule: &'a CoarseRule,
+    /// The refinement across a fact's prompts.
+    pub refine: &'a RefineConfig,
+    /// Facts per relation whose mean scores are saved.
+    pub save_scores: usize,
+}
+
+/// Runs [`discover_fact`] on each of `facts` in order and appends its line to `out` (saving
+/// its mean scores while its relation has fewer than `steps.save_scores`), reporting each fact
+/// with the time per fact and the time left. `stop` is asked before each fact: when it says
+/// so, the run ends with [`RunError::Interrupted`] and `out` holds every finished fact (the
+/// same call resumes).
+pub fn discover_facts(
+    model: &dyn KnowledgeModel,
+    out: &crate::OutputDir,
+    facts: &[&(&Fact, Vec<String>)],
+    steps: &FactSteps,
+    stop: &dyn Fn() -> bool,
+    report: &dyn Fn(crate::Message),
+) -> Result<(), RunError> {
+    let layers = steps.attribution.layers.clone().unwrap_or_default();
+    let started = Instant::now();
+    for (k, (fact, prompts)) in facts.iter().enumerate() {
+        if stop() {
+            return Err(RunError::Interrupted(format!(
+                "interrupted after {k} of {} facts; {} holds every finished fact and the same command resumes",
+                facts.len(),
+                out.dir().display()
+            )));
+        }
+        let (record, mean_scores) = discover_fact(
+            model,
+            fact,
+            prompts,
+            steps.attribution,
+            steps.rule,
+            steps.refine,
+        )?;
+        if out.saved_scores(&record.relation)? < steps.save_scores {
+            out.save_scores(&record.fact, &layers, &mean_scores)?;
+        }
+        out.append(&record)?;
+        let per_fact = started.elapsed().as_secs_f64() / (k + 1) as f64;
+        let eta = per_fact * (facts.len() - k - 1) as f64;
+        report(crate::Message::Progress(format!(
+            "[{}/{}] {} {} -> {}: {} prompts, {} neurons, {:.1} s/fact, ETA {}",
+            k + 1,
+            facts.len(),
+            record.fact,
+            record.subject,
+            record.object,
+            record.prompts.len(),
+            record.neurons.len(),
+            per_fact,
+            format_duration(eta)
+        )));
+    }
+    Ok(())
+}
+
+/// `1h05m` or `3m07s`.
+fn format_duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else {
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
+}

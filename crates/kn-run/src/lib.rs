@@ -7,6 +7,7 @@
 //!   ([`OutputDir`]), and its summaries;
 //! - [`run_dir`]: a finished run read back for the experiments ([`RunDir`]), its facts
 //!   re-encoded ([`encode_facts`]), seeded orders and prompt caps;
+//! - [`suppression`]: the suppression/amplification experiment on a run's facts;
 //! - [`editing`]: fact updates on a run's facts, one or a seeded sample, with the paper's
 //!   metrics and the weights restored bit for bit;
 //! - [`merge`]: the shards of a sharded discovery merged into one run, every check first;
@@ -28,9 +29,11 @@ pub mod output_dir;
 pub mod outputs;
 pub mod probe;
 pub mod run_dir;
+pub mod suppression;
 
 pub use discovery::{
-    answer_ranks, discover_fact, parse_shard, prompt_style, select_facts, FactSelection,
+    answer_ranks, discover_fact, discover_facts, parse_shard, prompt_style, select_facts,
+    FactSelection, FactSteps,
 };
 pub use error::RunError;
 

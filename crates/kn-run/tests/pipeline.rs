@@ -5,8 +5,8 @@ use kn_attribution::AttributionConfig;
 use kn_data::Pararel;
 use kn_model::{load_model, tch::Device};
 use kn_run::{
-    discover_fact, prompt_style, select_facts, write_summaries, FactSelection, OutputDir, RunDir,
-    RunError,
+    discover_fact, discover_facts, prompt_style, select_facts, write_summaries, FactSelection,
+    FactSteps, OutputDir, RunDir, RunError,
 };
 use kn_schema::{ModelRecord, RunConfig};
 use kn_select::{CoarseRule, RefineConfig};
@@ -159,4 +159,36 @@ fn facts_are_selected_discovered_and_written_resumably() {
     let read = RunDir::load(&run).unwrap();
     assert_eq!(read.records.len(), 2);
     assert!(run.join("relations.json").exists() && run.join("stats.json").exists());
+
+    // The run loop: asked to stop before the second fact, it keeps the first and says how to
+    // resume; resumed, it finishes; each fact reported, one relation's scores saved.
+    let looped = dir.path().join("looped");
+    let out = OutputDir::open(&looped, &config, "test").unwrap();
+    let todo: Vec<&(&kn_data::Fact, Vec<String>)> = facts.iter().collect();
+    let steps = FactSteps {
+        attribution: &attribution,
+        rule: &rule,
+        refine: &RefineConfig::default(),
+        save_scores: 1,
+    };
+    let asked = std::cell::Cell::new(0);
+    let stop_second = || {
+        asked.set(asked.get() + 1);
+        asked.get() > 1
+    };
+    let messages = std::cell::RefCell::new(Vec::new());
+    let report = |m: kn_run::Message| messages.borrow_mut().push(m);
+    let stopped = discover_facts(model.as_ref(), &out, &todo, &steps, &stop_second, &report)
+        .err()
+        .expect("stopped");
+    assert!(matches!(stopped, RunError::Interrupted(_)), "{stopped}");
+    assert!(
+        stopped.to_string().contains("after 1 of 2 facts"),
+        "{stopped}"
+    );
+    assert_eq!(out.records().unwrap().len(), 1);
+    discover_facts(model.as_ref(), &out, &todo[1..], &steps, &|| false, &report).unwrap();
+    assert_eq!(out.records().unwrap().len(), 2);
+    assert_eq!(messages.borrow().len(), 2);
+    assert_eq!(out.saved_scores("P36").unwrap(), 1);
 }

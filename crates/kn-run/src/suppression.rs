@@ -1,0 +1,80 @@
+//! The paper's suppression/amplification experiment (Dai et al. 2022, section 4.3) on the
+//! facts of a discovery run ([`suppress_amplify`]).
+//!
+//! Each fact's prompts are re-encoded with the model, its knowledge neurons come from
+//! neurons.jsonl, and `kn_edit::suppress_amplify_experiment` suppresses (x0) and amplifies
+//! (x2) their activations at the answer position. Controls: the same neurons on facts of
+//! other relations, random neurons of the same layers, and the activation baseline (per
+//! fact, as many neurons of the run's layers with the highest mean activation over its
+//! prompts, `kn_edit::activation_baseline`).
+
+use crate::error::RunError;
+use crate::run_dir::{encode_facts, RunDir, RunSummary};
+use crate::Message;
+use kn_edit::{
+    add_activation_baselines, suppress_amplify_experiment, ExperimentConfig, ExperimentReport,
+};
+use kn_model::KnowledgeModel;
+use serde::Serialize;
+use std::time::Instant;
+
+/// The JSON report of `kn suppress`: kn-edit's experiment report plus where it came from.
+#[derive(Debug, Serialize)]
+pub struct SuppressOutput {
+    /// The run the facts come from.
+    pub run: RunSummary,
+    /// Whether the activation-baseline control ran, and over which layers.
+    pub activation_baseline_layers: Option<Vec<usize>>,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    #[serde(flatten)]
+    /// kn-edit's experiment report.
+    pub report: ExperimentReport,
+}
+
+/// Runs the experiment on the facts of `relations` in `run`, with the activation-baseline
+/// control when `activation_baseline`; `report` hears progress (every tenth fact, or every
+/// fact with `every_fact`).
+pub fn suppress_amplify(
+    model: &dyn KnowledgeModel,
+    run: &RunDir,
+    relations: &[String],
+    config: &ExperimentConfig,
+    activation_baseline: bool,
+    every_fact: bool,
+    report: &dyn Fn(Message),
+) -> Result<SuppressOutput, RunError> {
+    let started = Instant::now();
+    let records = run.records_of(&relations);
+    let log = |message: String| report(Message::Progress(message));
+    log(format!(
+        "{} facts of {} relation(s) from {}",
+        records.len(),
+        relations.len(),
+        run.neurons_path.display()
+    ));
+    let mut facts = encode_facts(model, &records)?;
+    let baseline_layers = activation_baseline.then(|| run.layers().to_vec());
+    if let Some(layers) = &baseline_layers {
+        let layers = (!layers.is_empty()).then_some(layers.as_slice());
+        add_activation_baselines(model, &mut facts, layers, &mut |done, total| {
+            if done == total {
+                log(format!("activation baseline chosen for {total} facts"));
+            }
+        })?;
+    }
+    let step = Instant::now();
+    let experiment = suppress_amplify_experiment(model, &facts, config, &mut |done, total| {
+        if done > 0 && (done == total || every_fact || done % 10 == 0) {
+            let per_fact = step.elapsed().as_secs_f64() / done as f64;
+            log(format!("[{done}/{total}] {per_fact:.2} s/fact"));
+        }
+    })?;
+    let output = SuppressOutput {
+        run: run.describe(),
+        activation_baseline_layers: baseline_layers,
+        seconds: started.elapsed().as_secs_f64(),
+        report: experiment,
+    };
+    Ok(output)
+}
