@@ -15,12 +15,13 @@
 #      refined sets are empty and the coarse ones carry the check);
 #   5. stops the daemons it started and removes its directory.
 #
-# Usage: bash scripts/check-slurm.sh   (KN=/path/to/kn; default target/release/kn, built if missing)
+# Usage: bash scripts/check-slurm.sh   (KN=/path/to/kn; default $CARGO_TARGET_DIR or target, release/kn,
+# built if missing)
 # Exit status 0 when the merged run equals the unsharded one, 1 otherwise.
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
-KN="${KN:-$REPO_ROOT/target/release/kn}"
+KN="${KN:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/kn}"
 log() { echo "check-slurm: $*" >&2; }
 
 if [ ! -x "$KN" ]; then
@@ -141,17 +142,25 @@ jid=$(sbatch --parsable --array=0-2 "${LIMITS[@]}" --output="$WORK/out/%x-%A_%a.
 mid=$(sbatch --parsable --dependency=afterok:"$jid" "${LIMITS[@]}" --output="$WORK/out/%x-%j.out" \
   --export=ALL examples/scaling/merge.sbatch)
 log "submitted discover array $jid (3 shards) and merge job $mid"
+show_outputs() {
+  for out in "$WORK"/out/*.out; do
+    [ -e "$out" ] || continue
+    echo "--- $(basename "$out")" >&2
+    tail -n 3 "$out" >&2
+  done
+}
 for _ in $(seq 1 600); do
   [ -z "$(squeue -h -j "$jid,$mid" 2>/dev/null)" ] && break
+  # A failed array task leaves the merge job waiting forever: fail at once, with the outputs.
+  if squeue -h -j "$mid" -o "%r" 2>/dev/null | grep -q DependencyNeverSatisfied; then
+    log "a discover task failed, so the merge job can never run:"; show_outputs; exit 1
+  fi
   sleep 1
 done
 if [ -n "$(squeue -h -j "$jid,$mid" 2>/dev/null)" ]; then
-  log "jobs still queued after 10 minutes:"; squeue >&2; exit 1
+  log "jobs still queued after 10 minutes:"; squeue >&2; show_outputs; exit 1
 fi
-for out in "$WORK"/out/*.out; do
-  echo "--- $(basename "$out")" >&2
-  tail -n 3 "$out" >&2
-done
+show_outputs
 if [ ! -s "$RUN/merged/neurons.jsonl" ]; then
   log "no merged run in $RUN/merged"; exit 1
 fi
