@@ -1,5 +1,7 @@
-//! The cheap scores users compare integrated gradients with: the activation itself (the
-//! paper's baseline method) and gradient x activation (one gradient step at alpha = 1).
+//! The cheaper scores users compare integrated gradients with: the activation itself (the
+//! paper's baseline method), gradient x activation (one gradient step at alpha = 1) and
+//! attribution patching (the activation change towards a counterfactual prompt times the
+//! gradient), all from the clean run's gradients ([`answer_gradients`]).
 
 use crate::error::Result;
 use crate::head::target_values;
@@ -37,6 +39,38 @@ pub fn gradient_x_activation(
     layers: Option<&[usize]>,
     target: Target,
 ) -> Result<Array2<f32>> {
+    let gradients = answer_gradients(model, prompt, layers, target)?;
+    let activations = activation_scores(model, prompt, layers)?;
+    Ok(gradients * activations)
+}
+
+/// Attribution patching (AtP), `[layers, ffn_width]`: for a clean prompt (with its answer) and
+/// a counterfactual prompt (the same template with another subject, say), each neuron's
+/// `(activation on the counterfactual - activation on the clean prompt) x` the gradient of the
+/// answer's log-probability at the clean run, the first-order estimate of what patching the
+/// neuron's counterfactual activation into the clean run would change. Activations are taken at
+/// each prompt's answer position (a causal prompt's last token).
+pub fn attribution_patching(
+    model: &dyn KnowledgeModel,
+    clean: &EncodedPrompt,
+    counterfactual: &EncodedPrompt,
+    layers: Option<&[usize]>,
+) -> Result<Array2<f32>> {
+    let gradients = answer_gradients(model, clean, layers, Target::LogProbability)?;
+    let clean_activations = activation_scores(model, clean, layers)?;
+    let counterfactual_activations = activation_scores(model, counterfactual, layers)?;
+    Ok((counterfactual_activations - clean_activations) * gradients)
+}
+
+/// The gradient of the target with respect to each layer's FFN activations at the answer
+/// position, at the clean run, `[layers, ffn_width]`: one resumed pass per layer (the rest of
+/// the model as in the clean pass). The prompt needs an answer.
+pub fn answer_gradients(
+    model: &dyn KnowledgeModel,
+    prompt: &EncodedPrompt,
+    layers: Option<&[usize]>,
+    target: Target,
+) -> Result<Array2<f32>> {
     require_answer(prompt)?;
     let layers = resolve_layers(model, layers)?;
     let clean = model.clean_pass(prompt)?;
@@ -55,7 +89,7 @@ pub fn gradient_x_activation(
             let Some(gradient) = gradients.into_iter().next() else {
                 return Err(kn_model::ModelError::Torch("no gradient returned".into()));
             };
-            Ok((gradient * activation.detach()).squeeze_dim(0))
+            Ok(gradient.squeeze_dim(0))
         })?;
         rows.push(row);
     }

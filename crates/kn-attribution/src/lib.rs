@@ -34,7 +34,9 @@ mod passes;
 mod reference;
 mod rules;
 
-pub use baselines::{activation_scores, gradient_x_activation};
+pub use baselines::{
+    activation_scores, answer_gradients, attribution_patching, gradient_x_activation,
+};
 pub use error::{AttributionError, Result};
 pub use head::{head_values_and_gradient, HEAD_VOCAB_BLOCK};
 pub use integrated_gradients::{

@@ -1,13 +1,16 @@
-//! `kn attribute`: integrated-gradients attribution of one prompt's answer over the FFN
-//! neurons, with the top neurons as JSON and optionally the full matrix on disk. Several
-//! `--prompt`s (e.g. the paraphrases of one fact) are attributed as one batch, or with
-//! `--separately` one after another, each alone and timed on its own.
+//! `kn attribute`: attribution of one prompt's answer over the FFN neurons, with the top
+//! neurons as JSON and optionally the full matrix on disk. `--method ig` (the default) is the
+//! paper's integrated gradients; `activation`, `grad-x-act` and `atp` (attribution patching
+//! towards `--counterfactual`) are the cheaper scores it is compared with. Several `--prompt`s
+//! (e.g. the paraphrases of one fact) are attributed as one batch, or with `--separately` one
+//! after another, each alone and timed on its own.
 
 use crate::exit::CliError;
 use crate::options::{parse_layers, ModelOptions};
 use kn_attribution::{
-    integrated_gradients, integrated_gradients_batch, save_scores, Attribution, AttributionConfig,
-    IntegrationRule, LayerCompleteness, NeuronScore, Target,
+    activation_scores, attribution_patching, gradient_x_activation, integrated_gradients,
+    integrated_gradients_batch, save_scores, Attribution, AttributionConfig, IntegrationRule,
+    LayerCompleteness, NeuronScore, Target,
 };
 use kn_model::AnswerPolicy;
 use serde::Serialize;
@@ -25,6 +28,16 @@ pub struct AttributeArgs {
     /// The correct answer, e.g. "Paris": once for all prompts, or once per prompt in order.
     #[arg(long, required = true)]
     answer: Vec<String>,
+    /// The attribution method: ig (integrated gradients, the paper's), activation (the clean
+    /// activation), grad-x-act (gradient x activation of --target at the clean run) or atp
+    /// (attribution patching: (activation on --counterfactual - clean activation) x the
+    /// gradient of the answer's log-probability at the clean run).
+    #[arg(long, value_enum, default_value = "ig")]
+    method: Method,
+    /// With --method atp: the counterfactual prompt (the same template with another subject),
+    /// once for all prompts or once per prompt in order.
+    #[arg(long)]
+    counterfactual: Vec<String>,
     /// Number of integration points m.
     #[arg(long, default_value_t = 20)]
     steps: usize,
@@ -73,11 +86,29 @@ pub struct AttributeArgs {
     json: bool,
 }
 
+/// A score `--method` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+enum Method {
+    /// Integrated gradients (the paper's).
+    Ig,
+    /// The clean activation.
+    Activation,
+    /// Gradient x activation at the clean run.
+    GradXAct,
+    /// Attribution patching towards a counterfactual prompt.
+    Atp,
+}
+
 /// The JSON object `kn attribute --json` prints (one line per prompt).
 #[derive(Debug, Serialize)]
 struct AttributeOutput {
     prompt: String,
     answer: String,
+    method: Method,
+    /// With --method atp: the counterfactual prompt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    counterfactual: Option<String>,
     answer_tokens: Vec<String>,
     prob: f64,
     /// Attribution time: this prompt's own (one prompt, or `--separately`), or for a batch
@@ -144,6 +175,28 @@ pub fn run(args: AttributeArgs) -> Result<(), CliError> {
             )))
         }
     };
+    let counterfactuals: Vec<&String> = match (args.method, args.counterfactual.len()) {
+        (Method::Atp, 0) => {
+            return Err(CliError::BadInput(
+                "--method atp needs --counterfactual (the same template with another subject)"
+                    .into(),
+            ))
+        }
+        (Method::Atp, 1) => args.prompt.iter().map(|_| &args.counterfactual[0]).collect(),
+        (Method::Atp, n) if n == args.prompt.len() => args.counterfactual.iter().collect(),
+        (Method::Atp, n) => {
+            return Err(CliError::BadInput(format!(
+                "{n} --counterfactual values for {} --prompt values: give one for all prompts or one per prompt",
+                args.prompt.len()
+            )))
+        }
+        (_, 0) => Vec::new(),
+        (_, _) => {
+            return Err(CliError::BadInput(
+                "--counterfactual is for --method atp".into(),
+            ))
+        }
+    };
     if args.out.is_some() && args.prompt.len() > 1 {
         return Err(CliError::BadInput(
             "--out writes one prompt's matrix: give a single --prompt".into(),
@@ -182,6 +235,8 @@ pub fn run(args: AttributeArgs) -> Result<(), CliError> {
         let output = AttributeOutput {
             prompt: args.prompt[index].clone(),
             answer: answers[index].clone(),
+            method: args.method,
+            counterfactual: counterfactuals.get(index).map(|c| c.to_string()),
             answer_tokens: prompts[index]
                 .answer_ids
                 .iter()
@@ -192,7 +247,10 @@ pub fn run(args: AttributeArgs) -> Result<(), CliError> {
             batch,
             steps: args.steps,
             rule: rule.name(),
-            target,
+            target: match args.method {
+                Method::Atp => Target::LogProbability,
+                _ => target,
+            },
             layers: attribution.layers.clone(),
             top: attribution.top(args.top),
             completeness: attribution.completeness.clone(),
@@ -200,6 +258,25 @@ pub fn run(args: AttributeArgs) -> Result<(), CliError> {
         };
         print_output(&output, args.json)
     };
+    if args.method != Method::Ig {
+        for (index, prompt) in prompts.iter().enumerate() {
+            let started = std::time::Instant::now();
+            let layers = config.layers.as_deref();
+            let scores = match args.method {
+                Method::Activation => activation_scores(model.as_ref(), prompt, layers)?,
+                Method::GradXAct => gradient_x_activation(model.as_ref(), prompt, layers, target)?,
+                _ => {
+                    let counterfactual =
+                        model.encode(counterfactuals[index], None, AnswerPolicy::FirstToken)?;
+                    attribution_patching(model.as_ref(), prompt, &counterfactual, layers)?
+                }
+            };
+            let seconds = started.elapsed().as_secs_f64();
+            let attribution = clean_figures(model.as_ref(), prompt, &config, scores)?;
+            emit(index, &attribution, seconds, None)?;
+        }
+        return Ok(());
+    }
     if args.separately {
         for (index, prompt) in prompts.iter().enumerate() {
             let started = std::time::Instant::now();
@@ -224,6 +301,32 @@ pub fn run(args: AttributeArgs) -> Result<(), CliError> {
         )?;
     }
     Ok(())
+}
+
+/// A score matrix of a method other than integrated gradients with the clean pass's figures
+/// (the answer's probability and rank, the activations), as an `Attribution` without a
+/// completeness check.
+fn clean_figures(
+    model: &dyn kn_model::KnowledgeModel,
+    prompt: &kn_model::EncodedPrompt,
+    config: &AttributionConfig,
+    scores: ndarray::Array2<f32>,
+) -> Result<Attribution, CliError> {
+    let layers = config.layers.clone().unwrap_or_default();
+    let activations = activation_scores(model, prompt, Some(&layers))?;
+    let (prob, rank) = kn_run::answer_ranks(model, std::slice::from_ref(prompt))?[0];
+    Ok(Attribution {
+        layers,
+        scores,
+        activations,
+        clean_prob: prob,
+        clean_rank: rank,
+        clean_target: match config.target {
+            Target::Probability => prob,
+            Target::LogProbability => prob.ln(),
+        },
+        completeness: Vec::new(),
+    })
 }
 
 /// Prints one prompt's result: a JSON line, or a short table.

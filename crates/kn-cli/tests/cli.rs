@@ -92,6 +92,73 @@ fn bf16_predicts_near_float32_and_attributes() {
     );
 }
 
+/// `--method atp` end to end: the top neuron and its score are the Python reference's
+/// (`fixtures/golden/atp_tiny.json`), the JSON names the method and the counterfactual; the
+/// other methods run; a missing or misplaced `--counterfactual` is bad input.
+#[test]
+fn attribution_methods_run_from_the_command_line() {
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("golden/atp_tiny.json")).unwrap())
+            .unwrap();
+    let case = &golden["cases"][0];
+    assert_eq!(case["model"], "fixtures/tiny-llama");
+    let (mut best, mut at) = (f64::MIN, (0, 0));
+    for (layer, row) in case["atp"].as_array().unwrap().iter().enumerate() {
+        for (neuron, value) in row.as_array().unwrap().iter().enumerate() {
+            if value.as_f64().unwrap() > best {
+                (best, at) = (value.as_f64().unwrap(), (layer, neuron));
+            }
+        }
+    }
+    let llama = fixture("tiny-llama");
+    let base = [
+        "attribute",
+        "--model",
+        llama.as_str(),
+        "--prompt",
+        case["prompt"].as_str().unwrap(),
+        "--answer",
+        case["answer"].as_str().unwrap(),
+        "--json",
+    ];
+    let with = |extra: &[&str]| {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend_from_slice(extra);
+        kn(&args)
+    };
+    let value = json(&with(&[
+        "--method",
+        "atp",
+        "--counterfactual",
+        case["counterfactual"].as_str().unwrap(),
+    ]));
+    assert_eq!(value["method"], "atp");
+    assert_eq!(value["counterfactual"], case["counterfactual"]);
+    assert_eq!(value["target"], "log-probability");
+    let top = &value["top"][0];
+    assert_eq!(
+        (
+            top["layer"].as_u64().unwrap() as usize,
+            top["neuron"].as_u64().unwrap() as usize
+        ),
+        at
+    );
+    let scale = case["max_abs_atp"].as_f64().unwrap();
+    assert!((top["score"].as_f64().unwrap() - best).abs() <= 1e-4 * scale);
+    for method in ["activation", "grad-x-act", "ig"] {
+        let value = json(&with(&["--method", method]));
+        assert_eq!(value["method"], method);
+        assert!(!value["top"].as_array().unwrap().is_empty());
+    }
+    for extra in [
+        &["--method", "atp"][..],
+        &["--method", "ig", "--counterfactual", "x"][..],
+        &["--method", "nope"][..],
+    ] {
+        assert_eq!(with(extra).status.code(), Some(2), "{extra:?}");
+    }
+}
+
 #[test]
 fn attribute_prints_the_documented_json_and_saves_the_matrix() {
     let dir = tempfile::tempdir().unwrap();
