@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Gradient-based neuron scores of the clean run, plainly: gradient x activation and attribution
-patching (AtP), the golden numbers of `kn attribute --method grad-x-act|atp`.
+"""Neuron scores of the clean run, plainly: gradient x activation, attribution patching (AtP) and
+Yu & Ananiadou's log-probability increase, the golden numbers of
+`kn attribute --method grad-x-act|atp|logprob-increase`.
 
 Definitions implemented (transformers, hooks, no shortcuts):
   a_l      = layer l's FFN intermediate activation at the answer position of the clean prompt
@@ -12,6 +13,13 @@ Definitions implemented (transformers, hooks, no shortcuts):
              layer.
   grad-x-act (log-probability target) = a_l * g_l
   atp                                 = (a_l^cf - a_l) * g_l
+  logprob-increase (RMSNorm decoders without sandwich norms; as their code's
+  find_ffn_value_neurons):
+      h       = the residual after layer l's attention at the answer position (the input of
+                post_attention_layernorm), h_final = the input of the final norm there,
+      bs(x)   = lm_head(norm.weight * x / sqrt(mean(h_final^2) + rms_norm_eps)),
+      score_i = log softmax(bs(h + a_l[i] * down_proj.weight[:, i]))[answer]
+                - log softmax(bs(h))[answer]
 
 Writes fixtures/golden/atp_tiny.json for the committed tiny models:
   .deps/pyref/bin/python scripts/reference/atp_reference.py
@@ -33,7 +41,45 @@ CASES = [
     ("fixtures/tiny-llama", "Bill Gates works for", "Steve Jobs works for", "Microsoft"),
     ("fixtures/family/tiny-gpt2", "The capital of France is", "The capital of Japan is", "Paris"),
     ("fixtures/family/tiny-gemma3", "Bill Gates works for", "Steve Jobs works for", "Microsoft"),
+    ("fixtures/family/tiny-qwen2", "The capital of France is", "The capital of Japan is", "Paris"),
 ]
+
+
+def logprob_increase(loaded, ids, pos, answer_id, layers):
+    """The log-probability increase of every FFN neuron (None where it is not defined)."""
+    cfg = loaded.model.config
+    if cfg.model_type not in ("llama", "mistral", "qwen2", "qwen3", "phi3"):
+        return None
+    inner = loaded.model.model
+    residuals, coefficients, final = {}, {}, {}
+    handles = [inner.norm.register_forward_pre_hook(
+        lambda mod, a: final.__setitem__("h", a[0][0, pos].detach().clone()))]
+    for layer in layers:
+        block = inner.layers[layer]
+        handles.append(block.post_attention_layernorm.register_forward_pre_hook(
+            lambda mod, a, layer=layer: residuals.__setitem__(layer, a[0][0, pos].detach().clone())))
+        handles.append(block.mlp.down_proj.register_forward_pre_hook(
+            lambda mod, a, layer=layer: coefficients.__setitem__(layer, a[0][0, pos].detach().clone())))
+    try:
+        with torch.no_grad():
+            loaded.model(**ig._batch_inputs(loaded, ids, 1))
+    finally:
+        for handle in handles:
+            handle.remove()
+    scale = torch.sqrt(final["h"].pow(2).mean() + cfg.rms_norm_eps)
+
+    def read_out(x):
+        return loaded.model.lm_head(inner.norm.weight * x / scale)
+
+    rows = []
+    with torch.no_grad():
+        for layer in layers:
+            h = residuals[layer]
+            base = torch.log_softmax(read_out(h), dim=-1)[answer_id]
+            values = (coefficients[layer][:, None] * inner.layers[layer].mlp.down_proj.weight.T)  # [F, d]
+            scores = torch.log_softmax(read_out(values + h[None, :]), dim=-1)[:, answer_id] - base
+            rows.append(scores.tolist())
+    return rows
 
 
 def clean_gradients(loaded, ids, pos, answer_id, layers):
@@ -64,6 +110,7 @@ def main():
         answer_id = loaded.answer_id(answer)
         acts, grads = clean_gradients(loaded, ids, pos, answer_id, layers)
         _, cf_acts = ig.clean_pass(loaded, cf_ids, cf_pos, layers)
+        lpi = logprob_increase(loaded, ids, pos, answer_id, layers)
         gxa = [(acts[l] * grads[l]).tolist() for l in layers]
         atp = [((cf_acts[l] - acts[l]) * grads[l]).tolist() for l in layers]
         cases.append({
@@ -79,6 +126,8 @@ def main():
             "max_abs_atp": max(abs(v) for row in atp for v in row),
             "grad_x_act": [[rc.r7(v) for v in row] for row in gxa],
             "atp": [[rc.r7(v) for v in row] for row in atp],
+            "max_abs_logprob_increase": None if lpi is None else max(abs(v) for row in lpi for v in row),
+            "logprob_increase": None if lpi is None else [[rc.r7(v) for v in row] for row in lpi],
         })
         print(f"{model_dir}: {prompt!r} vs {counterfactual!r}", file=sys.stderr)
     out = ROOT / "fixtures/golden/atp_tiny.json"

@@ -29,6 +29,7 @@ mod baselines;
 mod error;
 mod head;
 mod integrated_gradients;
+mod logprob_increase;
 mod output;
 mod passes;
 mod reference;
@@ -44,6 +45,7 @@ pub use integrated_gradients::{
     top_neurons, Attribution, AttributionConfig, LayerCompleteness, NeuronScore, Target,
     DEFAULT_ROWS_PER_PASS,
 };
+pub use logprob_increase::logprob_increase;
 pub use output::{npy_bytes, save_scores, write_atomically, SaveError};
 pub use passes::rows_within;
 pub use reference::integrated_gradients_reference;

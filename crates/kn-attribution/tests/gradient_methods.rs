@@ -1,8 +1,10 @@
-//! Gradient x activation and attribution patching against the plain Python reference
-//! (`scripts/reference/atp_reference.py`: hooks, one forward and backward per layer, the
-//! answer's log-probability): every score within 1e-4 of the case's largest, same token ids.
+//! Gradient x activation, attribution patching and the log-probability increase against the
+//! plain Python reference (`scripts/reference/atp_reference.py`: hooks, one forward and
+//! backward per layer, the answer's log-probability; the increase read through the final norm
+//! and the head as Yu & Ananiadou's code does): every score within 1e-4 of the case's largest,
+//! same token ids; the increase refused where it is not defined.
 
-use kn_attribution::{attribution_patching, gradient_x_activation, Target};
+use kn_attribution::{attribution_patching, gradient_x_activation, logprob_increase, Target};
 use kn_model::tch::Device;
 use kn_model::{load_model, AnswerPolicy};
 use ndarray::Array2;
@@ -84,6 +86,21 @@ fn gradient_methods_match_the_python_reference() {
         let atp = attribution_patching(model.as_ref(), &clean, &counterfactual, None).unwrap();
         let error = worst(&atp, &case["atp"], case["max_abs_atp"].as_f64().unwrap());
         assert!(error <= 1e-4, "{name}: AtP off by {error:e} of the largest");
+        let increase = logprob_increase(model.as_ref(), &clean, None);
+        match case["logprob_increase"].is_null() {
+            true => {
+                let error = increase.err().expect("refused");
+                assert!(
+                    error.to_string().contains("logprob-increase"),
+                    "{name}: {error}"
+                );
+            }
+            false => {
+                let largest = case["max_abs_logprob_increase"].as_f64().unwrap();
+                let error = worst(&increase.unwrap(), &case["logprob_increase"], largest);
+                assert!(error <= 1e-4, "{name}: logprob-increase off by {error:e}");
+            }
+        }
         // The counterfactual matters: against the clean prompt itself every score is zero.
         let itself = attribution_patching(model.as_ref(), &clean, &clean, None).unwrap();
         assert!(itself.iter().all(|&s| s == 0.0), "{name}");

@@ -1,7 +1,7 @@
 //! `kn attribute`: attribution of one prompt's answer over the FFN neurons, with the top
 //! neurons as JSON and optionally the full matrix on disk. `--method ig` (the default) is the
-//! paper's integrated gradients; `activation`, `grad-x-act` and `atp` (attribution patching
-//! towards `--counterfactual`) are the cheaper scores it is compared with. Several `--prompt`s
+//! paper's integrated gradients; `activation`, `grad-x-act`, `atp` (attribution patching
+//! towards `--counterfactual`) and `logprob-increase` are the other scores it is compared with. Several `--prompt`s
 //! (e.g. the paraphrases of one fact) are attributed as one batch, or with `--separately` one
 //! after another, each alone and timed on its own.
 
@@ -9,8 +9,8 @@ use crate::exit::CliError;
 use crate::options::{parse_layers, ModelOptions};
 use kn_attribution::{
     activation_scores, attribution_patching, gradient_x_activation, integrated_gradients,
-    integrated_gradients_batch, save_scores, Attribution, AttributionConfig, IntegrationRule,
-    LayerCompleteness, NeuronScore, Target,
+    integrated_gradients_batch, logprob_increase, save_scores, Attribution, AttributionConfig,
+    IntegrationRule, LayerCompleteness, NeuronScore, Target,
 };
 use kn_model::AnswerPolicy;
 use serde::Serialize;
@@ -31,7 +31,10 @@ pub struct AttributeArgs {
     /// The attribution method: ig (integrated gradients, the paper's), activation (the clean
     /// activation), grad-x-act (gradient x activation of --target at the clean run) or atp
     /// (attribution patching: (activation on --counterfactual - clean activation) x the
-    /// gradient of the answer's log-probability at the clean run).
+    /// gradient of the answer's log-probability at the clean run) or logprob-increase (Yu &
+    /// Ananiadou 2024: the answer's log-probability gained by adding the neuron's activation x
+    /// value slot to the residual stream, read through the final norm and the output head;
+    /// RMSNorm decoders without sandwich norms).
     #[arg(long, value_enum, default_value = "ig")]
     method: Method,
     /// With --method atp: the counterfactual prompt (the same template with another subject),
@@ -98,6 +101,8 @@ enum Method {
     GradXAct,
     /// Attribution patching towards a counterfactual prompt.
     Atp,
+    /// Yu & Ananiadou's log-probability increase read through the final norm and the head.
+    LogprobIncrease,
 }
 
 /// The JSON object `kn attribute --json` prints (one line per prompt).
@@ -248,7 +253,7 @@ pub fn run(args: AttributeArgs) -> Result<(), CliError> {
             steps: args.steps,
             rule: rule.name(),
             target: match args.method {
-                Method::Atp => Target::LogProbability,
+                Method::Atp | Method::LogprobIncrease => Target::LogProbability,
                 _ => target,
             },
             layers: attribution.layers.clone(),
@@ -265,6 +270,7 @@ pub fn run(args: AttributeArgs) -> Result<(), CliError> {
             let scores = match args.method {
                 Method::Activation => activation_scores(model.as_ref(), prompt, layers)?,
                 Method::GradXAct => gradient_x_activation(model.as_ref(), prompt, layers, target)?,
+                Method::LogprobIncrease => logprob_increase(model.as_ref(), prompt, layers)?,
                 _ => {
                     let counterfactual =
                         model.encode(counterfactuals[index], None, AnswerPolicy::FirstToken)?;

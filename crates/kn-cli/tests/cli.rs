@@ -145,7 +145,7 @@ fn attribution_methods_run_from_the_command_line() {
     );
     let scale = case["max_abs_atp"].as_f64().unwrap();
     assert!((top["score"].as_f64().unwrap() - best).abs() <= 1e-4 * scale);
-    for method in ["activation", "grad-x-act", "ig"] {
+    for method in ["activation", "grad-x-act", "logprob-increase", "ig"] {
         let value = json(&with(&["--method", method]));
         assert_eq!(value["method"], method);
         assert!(!value["top"].as_array().unwrap().is_empty());

@@ -1193,6 +1193,12 @@ impl KnowledgeModel for DecoderLm {
         (self.lm_head.shallow_clone(), None)
     }
 
+    fn residual_readout(&self) -> Option<(Tensor, f64)> {
+        let c = &self.config;
+        (c.norm.kind == NormKind::Rms && !c.sandwich_norms && !c.parallel_residual)
+            .then(|| (self.output_norm.weight.shallow_clone(), c.norm.eps))
+    }
+
     /// On the CPU, where the hand-written pass keeps ~40 % less per row than autograd's graph,
     /// two SmolLM2 prompts' rows (2 x 600) fit within 1.5 GB; elsewhere the caller's default.
     fn rows_in_flight_hint(&self) -> Option<usize> {

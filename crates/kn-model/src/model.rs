@@ -281,6 +281,16 @@ pub trait KnowledgeModel: Send {
     /// when the model has one (shallow handles to the model's tensors: read, never modify).
     fn output_projection(&self) -> (Tensor, Option<Tensor>);
 
+    /// How the residual stream is read out at the end, for methods that read a neuron's
+    /// contribution through the output head (`kn_attribution::logprob_increase`): the final
+    /// RMSNorm's weight and epsilon, when the final norm is an RMSNorm and every FFN neuron
+    /// writes `activation x value slot` straight into the residual stream (pre-norm layers
+    /// without a norm after the FFN, sequential residuals). `None` otherwise (LayerNorm,
+    /// Gemma's sandwich norms, parallel residuals, BERT).
+    fn residual_readout(&self) -> Option<(Tensor, f64)> {
+        None
+    }
+
     /// [`KnowledgeModel::forward_from_layers`] for one layer: `[n, targets, vocab]`.
     fn forward_from_layer(
         &self,
