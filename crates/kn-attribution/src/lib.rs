@@ -30,6 +30,7 @@ mod error;
 mod head;
 mod integrated_gradients;
 mod logprob_increase;
+mod methods;
 mod output;
 mod passes;
 mod reference;
@@ -46,6 +47,7 @@ pub use integrated_gradients::{
     DEFAULT_ROWS_PER_PASS,
 };
 pub use logprob_increase::logprob_increase;
+pub use methods::{method_scores, Method};
 pub use output::{npy_bytes, save_scores, write_atomically, SaveError};
 pub use passes::rows_within;
 pub use reference::integrated_gradients_reference;

@@ -8,9 +8,9 @@
 use crate::exit::CliError;
 use crate::options::{parse_layers, ModelOptions};
 use kn_attribution::{
-    activation_scores, attribution_patching, gradient_x_activation, integrated_gradients,
-    integrated_gradients_batch, logprob_increase, save_scores, Attribution, AttributionConfig,
-    IntegrationRule, LayerCompleteness, NeuronScore, Target,
+    activation_scores, integrated_gradients, integrated_gradients_batch, method_scores,
+    save_scores, Attribution, AttributionConfig, IntegrationRule, LayerCompleteness, Method,
+    NeuronScore, Target,
 };
 use kn_model::AnswerPolicy;
 use serde::Serialize;
@@ -29,13 +29,13 @@ pub struct AttributeArgs {
     #[arg(long, required = true)]
     answer: Vec<String>,
     /// The attribution method: ig (integrated gradients, the paper's), activation (the clean
-    /// activation), grad-x-act (gradient x activation of --target at the clean run) or atp
+    /// activation), grad-x-act (gradient x activation of --target at the clean run), atp
     /// (attribution patching: (activation on --counterfactual - clean activation) x the
     /// gradient of the answer's log-probability at the clean run) or logprob-increase (Yu &
     /// Ananiadou 2024: the answer's log-probability gained by adding the neuron's activation x
     /// value slot to the residual stream, read through the final norm and the output head;
     /// RMSNorm decoders without sandwich norms).
-    #[arg(long, value_enum, default_value = "ig")]
+    #[arg(long, default_value = "ig")]
     method: Method,
     /// With --method atp: the counterfactual prompt (the same template with another subject),
     /// once for all prompts or once per prompt in order.
@@ -87,22 +87,6 @@ pub struct AttributeArgs {
     /// Print one JSON object (a line per prompt) instead of a table.
     #[arg(long)]
     json: bool,
-}
-
-/// A score `--method` names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-enum Method {
-    /// Integrated gradients (the paper's).
-    Ig,
-    /// The clean activation.
-    Activation,
-    /// Gradient x activation at the clean run.
-    GradXAct,
-    /// Attribution patching towards a counterfactual prompt.
-    Atp,
-    /// Yu & Ananiadou's log-probability increase read through the final norm and the head.
-    LogprobIncrease,
 }
 
 /// The JSON object `kn attribute --json` prints (one line per prompt).
@@ -266,17 +250,17 @@ pub fn run(args: AttributeArgs) -> Result<(), CliError> {
     if args.method != Method::Ig {
         for (index, prompt) in prompts.iter().enumerate() {
             let started = std::time::Instant::now();
-            let layers = config.layers.as_deref();
-            let scores = match args.method {
-                Method::Activation => activation_scores(model.as_ref(), prompt, layers)?,
-                Method::GradXAct => gradient_x_activation(model.as_ref(), prompt, layers, target)?,
-                Method::LogprobIncrease => logprob_increase(model.as_ref(), prompt, layers)?,
-                _ => {
-                    let counterfactual =
-                        model.encode(counterfactuals[index], None, AnswerPolicy::FirstToken)?;
-                    attribution_patching(model.as_ref(), prompt, &counterfactual, layers)?
-                }
+            let counterfactual = match counterfactuals.get(index) {
+                Some(text) => Some(model.encode(text, None, AnswerPolicy::FirstToken)?),
+                None => None,
             };
+            let scores = method_scores(
+                model.as_ref(),
+                prompt,
+                args.method,
+                &config,
+                counterfactual.as_ref(),
+            )?;
             let seconds = started.elapsed().as_secs_f64();
             let attribution = clean_figures(model.as_ref(), prompt, &config, scores)?;
             emit(index, &attribution, seconds, None)?;
