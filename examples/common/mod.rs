@@ -69,13 +69,13 @@ pub fn knowledge_neurons(
         ..AttributionConfig::default()
     };
     let texts: Vec<String> = prompts.iter().map(|p| p.text.clone()).collect();
-    let (record, _) = kn_run::discover_fact(
-        model,
-        fact,
-        &texts,
-        &config,
-        &CoarseRule::Relative { ratio: 0.2 },
-        &RefineConfig::default(),
-    )?;
+    let steps = kn_run::FactSteps {
+        method: kn_attribution::Method::Ig,
+        attribution: &config,
+        rule: &CoarseRule::Relative { ratio: 0.2 },
+        refine: &RefineConfig::default(),
+        save_scores: 0,
+    };
+    let (record, _) = kn_run::discover_fact(model, fact, &texts, &steps)?;
     Ok(record.neurons.iter().map(|n| (n.layer, n.neuron)).collect())
 }

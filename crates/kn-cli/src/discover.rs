@@ -17,7 +17,7 @@
 
 use crate::exit::CliError;
 use crate::options::{parse_layers, ModelOptions};
-use kn_attribution::{AttributionConfig, IntegrationRule, Target};
+use kn_attribution::{AttributionConfig, IntegrationRule, Method, Target};
 use kn_data::{Fact, Pararel};
 use kn_run::{
     discover_facts, parse_shard, prompt_style, select_facts, write_summaries, FactSelection,
@@ -49,6 +49,11 @@ pub struct DiscoverArgs {
     /// PARAREL directory (default: the copy in data/pararel).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// The attribution method of the coarse step: ig (integrated gradients, the paper's),
+    /// activation, grad-x-act or logprob-increase (docs/methods.md; atp needs counterfactual
+    /// prompts, not available for discovery yet).
+    #[arg(long, default_value = "ig")]
+    pub method: Method,
     /// Integration steps m.
     #[arg(long, default_value_t = 20)]
     pub steps: usize,
@@ -153,6 +158,13 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
     if args.steps == 0 {
         return Err(CliError::BadInput("--steps must be at least 1".into()));
     }
+    if args.method == Method::Atp {
+        return Err(CliError::BadInput(
+            "kn discover --method atp: discovery has no counterfactual prompts yet; use ig, \
+             activation, grad-x-act or logprob-increase"
+                .into(),
+        ));
+    }
 
     let out = OutputDir::prepare(&args.out, "kn discover")?;
     let model = args.model.load()?;
@@ -170,6 +182,7 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
         facts_per_relation: args.facts_per_relation,
         seed: args.seed,
         data: data_dir.display().to_string(),
+        method: args.method.name().into(),
         steps: args.steps,
         layers: layers.clone(),
         threshold: args.threshold,
@@ -260,6 +273,7 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
         &out,
         &todo,
         &FactSteps {
+            method: args.method,
             attribution: &attribution,
             rule: &rule,
             refine: &refine,

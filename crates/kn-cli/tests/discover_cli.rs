@@ -275,3 +275,40 @@ fn bad_input_is_refused_with_code_2() {
     }
     assert!(!out.join("neurons.jsonl").exists());
 }
+
+/// `--method` chooses the coarse step's scores: recorded in config.json, the same facts as
+/// with integrated gradients but other coarse neurons, a resume with another method refused,
+/// and atp (which needs counterfactual prompts) refused up front.
+#[test]
+fn the_coarse_step_takes_any_method() {
+    let dir = tempfile::tempdir().unwrap();
+    let ig = dir.path().join("ig");
+    ok(&discover(&ig, &[]));
+    let coarse = |run: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(run.join("neurons.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["prompts"].clone())
+            .collect()
+    };
+    for method in ["grad-x-act", "activation", "logprob-increase"] {
+        let run = dir.path().join(method);
+        ok(&discover(&run, &["--method", method]));
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap())
+                .unwrap();
+        assert_eq!(config["method"], method);
+        assert_eq!(facts(&run), facts(&ig), "{method}");
+        assert_ne!(
+            coarse(&run),
+            coarse(&ig),
+            "{method}: the same coarse neurons as ig"
+        );
+        let resumed = discover(&run, &["--method", "ig"]);
+        assert_eq!(resumed.status.code(), Some(2), "{method}");
+        assert!(String::from_utf8_lossy(&resumed.stderr).contains("method"));
+    }
+    let atp = discover(&dir.path().join("atp"), &["--method", "atp"]);
+    assert_eq!(atp.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&atp.stderr).contains("counterfactual"));
+}

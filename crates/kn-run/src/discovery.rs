@@ -3,7 +3,7 @@
 //! ([`discover_fact`]) that `kn discover`, the examples and other crates run.
 
 use crate::error::RunError;
-use kn_attribution::{integrated_gradients_batch, AttributionConfig};
+use kn_attribution::{integrated_gradients_batch, method_scores, AttributionConfig, Method};
 use kn_data::{Dataset, Fact, PromptStyle};
 use kn_model::{AnswerPolicy, KnowledgeModel, ModelKind};
 use kn_schema::{FactRecord, PromptRecord, ScoredNeuron};
@@ -206,17 +206,16 @@ pub fn answer_ranks(
 }
 
 /// The paper's discovery for one fact: every prompt attributed (integrated gradients, one
-/// batch), the coarse selection of each prompt (`rule`), the neurons shared by enough prompts
-/// (`refine`) with their mean score. Returns the fact's record (the line of `neurons.jsonl`)
+/// batch, or another of `steps.method`), the coarse selection of each prompt (`steps.rule`),
+/// the neurons shared by enough prompts (`steps.refine`) with their mean score. Returns the fact's record (the line of `neurons.jsonl`)
 /// and the mean attribution matrix over its prompts (the run's layers x FFN neurons).
 pub fn discover_fact(
     model: &dyn KnowledgeModel,
     fact: &Fact,
     prompts: &[String],
-    attribution: &AttributionConfig,
-    rule: &CoarseRule,
-    refine: &RefineConfig,
+    steps: &FactSteps,
 ) -> Result<(FactRecord, ndarray::Array2<f32>), RunError> {
+    let (rule, refine) = (steps.rule, steps.refine);
     let started = Instant::now();
     let width = model.info().ffn_width;
     let mut records = Vec::with_capacity(prompts.len());
@@ -226,24 +225,49 @@ pub fn discover_fact(
         .iter()
         .map(|text| model.encode(text, Some(&fact.object), AnswerPolicy::FirstToken))
         .collect::<Result<Vec<_>, _>>()?;
-    // All prompts of the fact in one batch: their passes keep every worker busy.
-    let results = integrated_gradients_batch(model, &encoded, attribution)?;
-    for (text, result) in prompts.iter().zip(results) {
-        let matrix = ScoreMatrix::new(
-            result.layers.clone(),
-            width,
-            result.scores.iter().copied().collect(),
-        )
-        .map_err(|e| RunError::Internal(e.to_string()))?;
+    let layers = steps
+        .attribution
+        .layers
+        .clone()
+        .unwrap_or_else(|| (0..model.info().num_layers).collect());
+    // (scores, clean probability, clean rank) of each prompt.
+    let results: Vec<(ndarray::Array2<f32>, f64, usize)> = match steps.method {
+        // All prompts of the fact in one batch: their passes keep every worker busy.
+        Method::Ig => integrated_gradients_batch(model, &encoded, steps.attribution)?
+            .into_iter()
+            .map(|a| (a.scores, a.clean_prob, a.clean_rank))
+            .collect(),
+        Method::Atp => {
+            return Err(RunError::BadInput(
+                "discovery with atp needs a counterfactual prompt per prompt, which is not \
+                 implemented yet: use ig, activation, grad-x-act or logprob-increase"
+                    .into(),
+            ))
+        }
+        method => {
+            let ranks = answer_ranks(model, &encoded)?;
+            encoded
+                .iter()
+                .zip(ranks)
+                .map(|(prompt, (prob, rank))| {
+                    let scores = method_scores(model, prompt, method, steps.attribution, None)?;
+                    Ok((scores, prob, rank))
+                })
+                .collect::<Result<_, RunError>>()?
+        }
+    };
+    for (text, (scores, prob, rank)) in prompts.iter().zip(results) {
+        let matrix = ScoreMatrix::new(layers.clone(), width, scores.iter().copied().collect())
+            .map_err(|e| RunError::Internal(e.to_string()))?;
         let coarse = coarse_select(&matrix, rule).map_err(|e| RunError::Internal(e.to_string()))?;
         match score_sum.as_mut() {
-            Some(sum) => *sum += &result.scores,
-            None => score_sum = Some(result.scores.clone()),
+            Some(sum) => *sum += &scores,
+            None => score_sum = Some(scores),
         }
         records.push(PromptRecord {
             text: text.clone(),
-            prob: result.clean_prob,
-            rank: result.clean_rank,
+            prob,
+            rank,
             coarse,
         });
         matrices.push(matrix);
@@ -281,6 +305,8 @@ pub fn discover_fact(
 /// The settings of [`discover_fact`] for every fact of a run, and how many facts of each
 /// relation keep their mean score matrix (`DIR/scores/`, for the report's heatmap).
 pub struct FactSteps<'a> {
+    /// The attribution method of the coarse step (the paper's: integrated gradients).
+    pub method: Method,
     /// Integrated gradients' settings.
     pub attribution: &'a AttributionConfig,
     /// The coarse selection per prompt.
@@ -314,14 +340,7 @@ pub fn discover_facts(
                 out.dir().display()
             )));
         }
-        let (record, mean_scores) = discover_fact(
-            model,
-            fact,
-            prompts,
-            steps.attribution,
-            steps.rule,
-            steps.refine,
-        )?;
+        let (record, mean_scores) = discover_fact(model, fact, prompts, steps)?;
         if out.saved_scores(&record.relation)? < steps.save_scores {
             out.save_scores(&record.fact, &layers, &mean_scores)?;
         }

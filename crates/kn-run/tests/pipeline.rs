@@ -30,6 +30,7 @@ fn config(relations: &[String], threshold: f32) -> RunConfig {
         facts_per_relation: 2,
         seed: 7,
         data: "bundled".into(),
+        method: "ig".into(),
         steps: 4,
         layers: vec![0, 1, 2],
         threshold,
@@ -120,15 +121,14 @@ fn facts_are_selected_discovered_and_written_resumably() {
     {
         let out = OutputDir::open(&run, &config, "test").unwrap();
         for (fact, prompts) in &facts {
-            let (record, mean) = discover_fact(
-                model.as_ref(),
-                fact,
-                prompts,
-                &attribution,
-                &rule,
-                &RefineConfig::default(),
-            )
-            .unwrap();
+            let steps = FactSteps {
+                method: kn_attribution::Method::Ig,
+                attribution: &attribution,
+                rule: &rule,
+                refine: &RefineConfig::default(),
+                save_scores: 0,
+            };
+            let (record, mean) = discover_fact(model.as_ref(), fact, prompts, &steps).unwrap();
             assert_eq!(record.prompts.len(), prompts.len());
             assert!(record.prompts.iter().all(|p| !p.coarse.is_empty()));
             assert_eq!(mean.dim(), (3, model.info().ffn_width));
@@ -166,6 +166,7 @@ fn facts_are_selected_discovered_and_written_resumably() {
     let out = OutputDir::open(&looped, &config, "test").unwrap();
     let todo: Vec<&(&kn_data::Fact, Vec<String>)> = facts.iter().collect();
     let steps = FactSteps {
+        method: kn_attribution::Method::Ig,
         attribution: &attribution,
         rule: &rule,
         refine: &RefineConfig::default(),

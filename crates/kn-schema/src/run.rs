@@ -28,6 +28,10 @@ pub struct RunConfig {
     pub seed: u64,
     /// Data directory.
     pub data: String,
+    /// The attribution method of the coarse step (`ig` in runs written before it was
+    /// recorded).
+    #[serde(default = "integrated_gradients_name")]
+    pub method: String,
     /// Attribution steps.
     pub steps: usize,
     /// Attributed layers.
@@ -65,6 +69,11 @@ pub struct ModelRecord {
     /// before it was recorded ran in f32).
     #[serde(default = "float32_name")]
     pub dtype: String,
+}
+
+/// The method of runs that do not record one.
+fn integrated_gradients_name() -> String {
+    "ig".into()
 }
 
 /// The dtype of runs that do not record one.
