@@ -18,6 +18,16 @@ pub fn activation_scores(
     layers: Option<&[usize]>,
 ) -> Result<Array2<f32>> {
     let layers = resolve_layers(model, layers)?;
+    Ok(forward_activations(model, prompt, &layers)?.1)
+}
+
+/// One forward pass of `prompt`: its logits at the answer position (`[vocab]`) and the FFN
+/// activations there of `layers`, `[layers, ffn_width]`.
+pub(crate) fn forward_activations(
+    model: &dyn KnowledgeModel,
+    prompt: &EncodedPrompt,
+    layers: &[usize],
+) -> Result<(Tensor, Array2<f32>)> {
     let output = model.forward(std::slice::from_ref(prompt), &[], true)?;
     let Some(activations) = output.activations else {
         return Err(kn_model::ModelError::Torch("the model returned no activations".into()).into());
@@ -28,7 +38,7 @@ pub fn activation_scores(
             .get(0)
             .index_select(0, &Tensor::from_slice(&index).to_device(model.device())))
     })?;
-    to_array2(&selected)
+    Ok((guard(|| Ok(output.logits.get(0)))?, to_array2(&selected)?))
 }
 
 /// Gradient x activation, `[layers, ffn_width]`: the gradient of the target at the clean
@@ -39,8 +49,7 @@ pub fn gradient_x_activation(
     layers: Option<&[usize]>,
     target: Target,
 ) -> Result<Array2<f32>> {
-    let gradients = answer_gradients(model, prompt, layers, target)?;
-    let activations = activation_scores(model, prompt, layers)?;
+    let (gradients, activations) = clean_gradients(model, prompt, layers, target)?;
     Ok(gradients * activations)
 }
 
@@ -49,7 +58,7 @@ pub fn gradient_x_activation(
 /// `(activation on the counterfactual - activation on the clean prompt) x` the gradient of the
 /// answer's log-probability at the clean run, the first-order estimate of what patching the
 /// neuron's counterfactual activation into the clean run would change. Activations are taken at
-/// each prompt's answer position (a causal prompt's last token).
+/// each prompt's answer position (a causal prompt's last token), by the same forward pass.
 pub fn attribution_patching(
     model: &dyn KnowledgeModel,
     clean: &EncodedPrompt,
@@ -71,27 +80,38 @@ pub fn answer_gradients(
     layers: Option<&[usize]>,
     target: Target,
 ) -> Result<Array2<f32>> {
+    Ok(clean_gradients(model, prompt, layers, target)?.0)
+}
+
+/// [`answer_gradients`] and the clean activations they are taken at, from one clean pass.
+fn clean_gradients(
+    model: &dyn KnowledgeModel,
+    prompt: &EncodedPrompt,
+    layers: Option<&[usize]>,
+    target: Target,
+) -> Result<(Array2<f32>, Array2<f32>)> {
     require_answer(prompt)?;
     let layers = resolve_layers(model, layers)?;
     let clean = model.clean_pass(prompt)?;
-    let mut rows = Vec::with_capacity(layers.len());
+    let mut gradients = Vec::with_capacity(layers.len());
+    let mut activations = Vec::with_capacity(layers.len());
     for &layer in &layers {
-        let row = guard(|| {
-            let activation = clean
-                .activations
-                .get(layer as i64)
-                .unsqueeze(0)
-                .detach()
-                .set_requires_grad(true);
-            let logits = model.forward_from_layer(&clean, layer, &activation)?;
+        let activation = guard(|| Ok(clean.activations.get(layer as i64)))?;
+        let gradient = guard(|| {
+            let start = activation.unsqueeze(0).detach().set_requires_grad(true);
+            let logits = model.forward_from_layer(&clean, layer, &start)?;
             let value = target_values(&logits, prompt, target).sum(Kind::Float);
-            let gradients = Tensor::run_backward(&[value], &[&activation], false, false);
+            let gradients = Tensor::run_backward(&[value], &[&start], false, false);
             let Some(gradient) = gradients.into_iter().next() else {
                 return Err(kn_model::ModelError::Torch("no gradient returned".into()));
             };
             Ok(gradient.squeeze_dim(0))
         })?;
-        rows.push(row);
+        gradients.push(gradient);
+        activations.push(activation);
     }
-    to_array2(&Tensor::stack(&rows, 0))
+    Ok((
+        to_array2(&Tensor::stack(&gradients, 0))?,
+        to_array2(&Tensor::stack(&activations, 0))?,
+    ))
 }

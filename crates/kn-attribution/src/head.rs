@@ -8,10 +8,9 @@ use kn_model::tch::{Kind, Tensor};
 use kn_model::EncodedPrompt;
 
 /// Rows of the output matrix (vocabulary entries) taken at once in
-/// [`head_values_and_gradient`]: its working memory is one `[block, rows x targets]` float32
-/// buffer, and a block of SmolLM2's `[49152, 576]` matrix (4.5 MiB) stays in cache for both of
-/// the block's products.
-pub const HEAD_VOCAB_BLOCK: i64 = 2048;
+/// [`head_values_and_gradient`] (defined in kn-model, whose memory hint counts it): a block of
+/// SmolLM2's `[49152, 576]` matrix (4.5 MiB) stays in cache for both of the block's products.
+pub use kn_model::HEAD_VOCAB_BLOCK;
 
 /// The target of each row of `logits` (`[n, targets, vocab]`) for the prompt's targets.
 pub(crate) fn target_values(logits: &Tensor, prompt: &EncodedPrompt, target: Target) -> Tensor {

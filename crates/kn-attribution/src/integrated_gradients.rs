@@ -20,7 +20,7 @@ use crate::head::target_values;
 use crate::passes::{attribute_clean_passes, Workers};
 use crate::rules::IntegrationRule;
 use kn_model::tch::{Device, Kind, Tensor};
-use kn_model::{guard, CleanPass, EncodedPrompt, KnowledgeModel};
+use kn_model::{guard, probability_and_rank, CleanPass, EncodedPrompt, KnowledgeModel};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
@@ -323,10 +323,8 @@ pub(crate) fn finish_attribution(
     let (clean_target, clean_prob, clean_rank) = guard(|| {
         let logits = clean.target_logits.unsqueeze(0);
         let value = target_values(&logits, prompt, target).double_value(&[0]);
-        let probs = logits.get(0).get(0).softmax(-1, Kind::Float);
-        let first = probs.double_value(&[prompt.targets[0].1]);
-        let above = probs.gt(first).sum(Kind::Int64).int64_value(&[]);
-        Ok((value, first, above as usize + 1))
+        let (first, rank) = probability_and_rank(&logits.get(0).get(0), prompt.targets[0].1);
+        Ok((value, first, rank))
     })?;
     let mut score_rows = Vec::with_capacity(layers.len());
     let mut completeness = Vec::with_capacity(layers.len());

@@ -47,7 +47,7 @@ pub use integrated_gradients::{
     DEFAULT_ROWS_PER_PASS,
 };
 pub use logprob_increase::logprob_increase;
-pub use methods::{method_scores, Method};
+pub use methods::{attribute_with, method_scores, Method};
 pub use output::{npy_bytes, save_scores, write_atomically, SaveError};
 pub use passes::rows_within;
 pub use reference::integrated_gradients_reference;

@@ -1,11 +1,15 @@
 //! The attribution methods by name (`--method`), and one call that scores a prompt with any of
 //! them ([`method_scores`]); docs/methods.md describes each.
 
-use crate::baselines::{activation_scores, attribution_patching, gradient_x_activation};
+use crate::baselines::{
+    activation_scores, attribution_patching, forward_activations, gradient_x_activation,
+};
 use crate::error::{AttributionError, Result};
-use crate::integrated_gradients::{integrated_gradients, AttributionConfig};
+use crate::integrated_gradients::{
+    integrated_gradients, require_answer, resolve_layers, Attribution, AttributionConfig, Target,
+};
 use crate::logprob_increase::logprob_increase;
-use kn_model::{EncodedPrompt, KnowledgeModel};
+use kn_model::{guard, EncodedPrompt, KnowledgeModel};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
@@ -92,6 +96,41 @@ pub fn method_scores(
             )),
         },
     }
+}
+
+/// [`method_scores`] with the clean pass's figures, as an [`Attribution`]: integrated
+/// gradients' own, and for the other methods the scores beside the clean activations, the
+/// answer's probability and rank (one forward pass) and no completeness check.
+pub fn attribute_with(
+    model: &dyn KnowledgeModel,
+    prompt: &EncodedPrompt,
+    method: Method,
+    config: &AttributionConfig,
+    counterfactual: Option<&EncodedPrompt>,
+) -> Result<Attribution> {
+    if method == Method::Ig {
+        return integrated_gradients(model, prompt, config);
+    }
+    require_answer(prompt)?;
+    let layers = resolve_layers(model, config.layers.as_deref())?;
+    let (logits, activations) = forward_activations(model, prompt, &layers)?;
+    let (prob, rank) = guard(|| Ok(kn_model::probability_and_rank(&logits, prompt.targets[0].1)))?;
+    let scores = match method {
+        Method::Activation => activations.clone(),
+        method => method_scores(model, prompt, method, config, counterfactual)?,
+    };
+    Ok(Attribution {
+        layers,
+        scores,
+        activations,
+        clean_prob: prob,
+        clean_rank: rank,
+        clean_target: match config.target {
+            Target::Probability => prob,
+            Target::LogProbability => prob.ln(),
+        },
+        completeness: Vec::new(),
+    })
 }
 
 #[cfg(test)]

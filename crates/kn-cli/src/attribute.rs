@@ -8,9 +8,8 @@
 use crate::exit::CliError;
 use crate::options::{parse_layers, ModelOptions};
 use kn_attribution::{
-    activation_scores, integrated_gradients, integrated_gradients_batch, method_scores,
-    save_scores, Attribution, AttributionConfig, IntegrationRule, LayerCompleteness, Method,
-    NeuronScore, Target,
+    attribute_with, integrated_gradients, integrated_gradients_batch, save_scores, Attribution,
+    AttributionConfig, IntegrationRule, LayerCompleteness, Method, NeuronScore, Target,
 };
 use kn_model::AnswerPolicy;
 use serde::Serialize;
@@ -254,16 +253,14 @@ pub fn run(args: AttributeArgs) -> Result<(), CliError> {
                 Some(text) => Some(model.encode(text, None, AnswerPolicy::FirstToken)?),
                 None => None,
             };
-            let scores = method_scores(
+            let attribution = attribute_with(
                 model.as_ref(),
                 prompt,
                 args.method,
                 &config,
                 counterfactual.as_ref(),
             )?;
-            let seconds = started.elapsed().as_secs_f64();
-            let attribution = clean_figures(model.as_ref(), prompt, &config, scores)?;
-            emit(index, &attribution, seconds, None)?;
+            emit(index, &attribution, started.elapsed().as_secs_f64(), None)?;
         }
         return Ok(());
     }
@@ -291,32 +288,6 @@ pub fn run(args: AttributeArgs) -> Result<(), CliError> {
         )?;
     }
     Ok(())
-}
-
-/// A score matrix of a method other than integrated gradients with the clean pass's figures
-/// (the answer's probability and rank, the activations), as an `Attribution` without a
-/// completeness check.
-fn clean_figures(
-    model: &dyn kn_model::KnowledgeModel,
-    prompt: &kn_model::EncodedPrompt,
-    config: &AttributionConfig,
-    scores: ndarray::Array2<f32>,
-) -> Result<Attribution, CliError> {
-    let layers = config.layers.clone().unwrap_or_default();
-    let activations = activation_scores(model, prompt, Some(&layers))?;
-    let (prob, rank) = kn_run::answer_ranks(model, std::slice::from_ref(prompt))?[0];
-    Ok(Attribution {
-        layers,
-        scores,
-        activations,
-        clean_prob: prob,
-        clean_rank: rank,
-        clean_target: match config.target {
-            Target::Probability => prob,
-            Target::LogProbability => prob.ln(),
-        },
-        completeness: Vec::new(),
-    })
 }
 
 /// Prints one prompt's result: a JSON line, or a short table.

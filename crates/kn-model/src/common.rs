@@ -5,6 +5,18 @@ use crate::error::{ModelError, Result};
 use crate::model::{ActivationEdit, ActivationOp, AnswerPolicy, EncodedPrompt, ModelInfo};
 use tch::{Device, Kind, Tensor};
 
+/// The probability of `answer` under the logits `logits` (`[vocab]`) and its rank among all
+/// entries (1 = the most probable; ties count in its favour).
+pub fn probability_and_rank(logits: &Tensor, answer: i64) -> (f64, usize) {
+    let probabilities = logits.softmax(-1, Kind::Float);
+    let probability = probabilities.double_value(&[answer]);
+    let above = probabilities
+        .gt(probability)
+        .sum(Kind::Int64)
+        .int64_value(&[]);
+    (probability, above as usize + 1)
+}
+
 /// Checks that `layer` exists.
 pub fn check_layer(info: &ModelInfo, layer: usize) -> Result<()> {
     if layer >= info.num_layers {

@@ -35,9 +35,11 @@ pub const CPU_CONCURRENT_PASSES: usize = 2;
 /// [`KnowledgeModel::bytes_per_row_hint`] (PARAREL prompts are about a dozen tokens).
 const BUDGETED_PROMPT_TOKENS: u64 = 128;
 
-/// Vocabulary entries of the output head's logits block counted per row (attribution's
-/// `HEAD_VOCAB_BLOCK`, 2048).
-const BUDGETED_HEAD_BLOCK: u64 = 2048;
+/// Rows of the output matrix (vocabulary entries) the closed-form output head of attribution
+/// takes at once (`kn_attribution::head_values_and_gradient`): its working memory is one
+/// `[block, rows x targets]` float32 buffer, counted per row in
+/// [`KnowledgeModel::bytes_per_row_hint`].
+pub const HEAD_VOCAB_BLOCK: i64 = 2048;
 
 use crate::common::{
     self, answer_positions, apply_edits, check_batch, check_layer, check_layer_count, rows_at,
@@ -1222,7 +1224,7 @@ impl KnowledgeModel for DecoderLm {
         if c.sandwich_norms {
             per_layer += 2 * d;
         }
-        let floats = c.num_layers as u64 * per_layer + BUDGETED_HEAD_BLOCK + 3 * d;
+        let floats = c.num_layers as u64 * per_layer + HEAD_VOCAB_BLOCK as u64 + 3 * d;
         let bytes = 4 * floats;
         Some(if self.hand_written_backward {
             bytes

@@ -22,9 +22,10 @@ mod runtime;
 mod weights;
 
 pub use bert::BertMaskedLm;
+pub use common::probability_and_rank;
 pub use decoder::{
     hand_written_backward_covers, DecoderLm, LlamaCausalLm, CPU_CONCURRENT_PASSES,
-    CPU_ROWS_IN_FLIGHT,
+    CPU_ROWS_IN_FLIGHT, HEAD_VOCAB_BLOCK,
 };
 pub use device::parse_device;
 pub use error::{guard, ModelError, Result};

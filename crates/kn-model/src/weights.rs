@@ -445,6 +445,21 @@ fn stored_as(stored: safetensors::Dtype, dtype: Dtype) -> Option<Kind> {
     }
 }
 
+/// Refuses a tensor whose bytes are not `shape`'s values of `width` bytes each, naming it.
+fn check_length(name: &str, data: &[u8], width: usize, shape: &[i64], path: &Path) -> Result<()> {
+    let elements = shape.iter().product::<i64>();
+    if data.len() as i64 == elements * width as i64 {
+        return Ok(());
+    }
+    Err(ModelError::Weights {
+        path: path.to_path_buf(),
+        reason: format!(
+            "tensor {name} holds {} values, its shape {shape:?} needs {elements}",
+            data.len() / width
+        ),
+    })
+}
+
 /// A CPU tensor of `kind` (bfloat16 or float16) and `shape` holding the little-endian values
 /// `data` of that same type, copied as they are, and whether every value is finite (its
 /// exponent bits not all set).
@@ -455,16 +470,7 @@ fn copy_half(
     shape: &[i64],
     path: &Path,
 ) -> Result<(Tensor, bool)> {
-    let elements = shape.iter().product::<i64>();
-    if data.len() as i64 != elements * 2 {
-        return Err(ModelError::Weights {
-            path: path.to_path_buf(),
-            reason: format!(
-                "tensor {name} holds {} values, its shape {shape:?} needs {elements}",
-                data.len() / 2
-            ),
-        });
-    }
+    check_length(name, data, 2, shape, path)?;
     let exponent: u16 = if kind == Kind::BFloat16 {
         0x7f80
     } else {
@@ -521,16 +527,7 @@ fn convert(
             })
         }
     };
-    let elements = shape.iter().product::<i64>();
-    if data.len() as i64 != elements * width as i64 {
-        return Err(ModelError::Weights {
-            path: path.to_path_buf(),
-            reason: format!(
-                "tensor {name} holds {} values, its shape {shape:?} needs {elements}",
-                data.len() / width
-            ),
-        });
-    }
+    check_length(name, data, width, shape, path)?;
     let mut finite = true;
     let mut fill_with = |value: fn(&[u8]) -> f32| {
         kn_kernels::slices::new_float_tensor(shape, |out| {

@@ -3,7 +3,9 @@
 //! ([`discover_fact`]) that `kn discover`, the examples and other crates run.
 
 use crate::error::RunError;
-use kn_attribution::{integrated_gradients_batch, method_scores, AttributionConfig, Method};
+use kn_attribution::{
+    attribute_with, integrated_gradients_batch, Attribution, AttributionConfig, Method,
+};
 use kn_data::{Dataset, Fact, PromptStyle};
 use kn_model::{AnswerPolicy, KnowledgeModel, ModelKind};
 use kn_schema::{FactRecord, PromptRecord, ScoredNeuron};
@@ -186,19 +188,14 @@ pub fn answer_ranks(
     for chunk in prompts.chunks(16) {
         let output = model.forward(chunk, &[], false)?;
         let values = kn_model::guard(|| {
-            let probs = output.logits.softmax(-1, kn_model::tch::Kind::Float);
-            let mut values = Vec::new();
-            for (row, prompt) in chunk.iter().enumerate() {
-                let answer = prompt.targets.first().map(|t| t.1).unwrap_or(0);
-                let row_probs = probs.get(row as i64);
-                let p = row_probs.double_value(&[answer]);
-                let above = row_probs
-                    .gt(p)
-                    .sum(kn_model::tch::Kind::Int64)
-                    .int64_value(&[]);
-                values.push((p, above as usize + 1));
-            }
-            Ok(values)
+            Ok(chunk
+                .iter()
+                .enumerate()
+                .map(|(row, prompt)| {
+                    let answer = prompt.targets.first().map(|t| t.1).unwrap_or(0);
+                    kn_model::probability_and_rank(&output.logits.get(row as i64), answer)
+                })
+                .collect::<Vec<_>>())
         })?;
         result.extend(values);
     }
@@ -225,18 +222,9 @@ pub fn discover_fact(
         .iter()
         .map(|text| model.encode(text, Some(&fact.object), AnswerPolicy::FirstToken))
         .collect::<Result<Vec<_>, _>>()?;
-    let layers = steps
-        .attribution
-        .layers
-        .clone()
-        .unwrap_or_else(|| (0..model.info().num_layers).collect());
-    // (scores, clean probability, clean rank) of each prompt.
-    let results: Vec<(ndarray::Array2<f32>, f64, usize)> = match steps.method {
+    let results: Vec<Attribution> = match steps.method {
         // All prompts of the fact in one batch: their passes keep every worker busy.
-        Method::Ig => integrated_gradients_batch(model, &encoded, steps.attribution)?
-            .into_iter()
-            .map(|a| (a.scores, a.clean_prob, a.clean_rank))
-            .collect(),
+        Method::Ig => integrated_gradients_batch(model, &encoded, steps.attribution)?,
         Method::Atp => {
             return Err(RunError::BadInput(
                 "discovery with atp needs a counterfactual prompt per prompt, which is not \
@@ -244,30 +232,27 @@ pub fn discover_fact(
                     .into(),
             ))
         }
-        method => {
-            let ranks = answer_ranks(model, &encoded)?;
-            encoded
-                .iter()
-                .zip(ranks)
-                .map(|(prompt, (prob, rank))| {
-                    let scores = method_scores(model, prompt, method, steps.attribution, None)?;
-                    Ok((scores, prob, rank))
-                })
-                .collect::<Result<_, RunError>>()?
-        }
+        method => encoded
+            .iter()
+            .map(|prompt| attribute_with(model, prompt, method, steps.attribution, None))
+            .collect::<Result<_, _>>()?,
     };
-    for (text, (scores, prob, rank)) in prompts.iter().zip(results) {
-        let matrix = ScoreMatrix::new(layers.clone(), width, scores.iter().copied().collect())
-            .map_err(|e| RunError::Internal(e.to_string()))?;
+    for (text, result) in prompts.iter().zip(results) {
+        let matrix = ScoreMatrix::new(
+            result.layers.clone(),
+            width,
+            result.scores.iter().copied().collect(),
+        )
+        .map_err(|e| RunError::Internal(e.to_string()))?;
         let coarse = coarse_select(&matrix, rule).map_err(|e| RunError::Internal(e.to_string()))?;
         match score_sum.as_mut() {
-            Some(sum) => *sum += &scores,
-            None => score_sum = Some(scores),
+            Some(sum) => *sum += &result.scores,
+            None => score_sum = Some(result.scores),
         }
         records.push(PromptRecord {
             text: text.clone(),
-            prob,
-            rank,
+            prob: result.clean_prob,
+            rank: result.clean_rank,
             coarse,
         });
         matrices.push(matrix);
@@ -330,7 +315,11 @@ pub fn discover_facts(
     stop: &dyn Fn() -> bool,
     report: &dyn Fn(crate::Message),
 ) -> Result<(), RunError> {
-    let layers = steps.attribution.layers.clone().unwrap_or_default();
+    let layers = steps
+        .attribution
+        .layers
+        .clone()
+        .unwrap_or_else(|| (0..model.info().num_layers).collect());
     let started = Instant::now();
     for (k, (fact, prompts)) in facts.iter().enumerate() {
         if stop() {
