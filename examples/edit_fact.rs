@@ -21,7 +21,7 @@
 
 use kn_data::{Dataset, Fact, FactId, Pararel};
 use kn_edit::{
-    apply_patch, evaluate_update, EvaluationConfig, FactNeurons, NeuronFrequencies, Patch,
+    apply_patch, evaluate_update, EvaluationConfig, EncodedFact, NeuronFrequencies, Patch,
     UpdateConfig, UpdateMetrics,
 };
 use kn_model::{load_model, tch::Device, AnswerPolicy, EncodedPrompt, KnowledgeModel};
@@ -113,7 +113,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     let same = other_prompts(model.as_ref(), &dataset, fact.relation(), &fact.id, 6)?;
     let other = other_prompts(model.as_ref(), &dataset, "P1376", &fact.id, 6)?;
-    let target = FactNeurons {
+    let target = EncodedFact {
         id: id.to_string(),
         relation: fact.relation().to_string(),
         prompts,

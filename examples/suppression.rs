@@ -23,10 +23,11 @@
 
 use kn_data::{Fact, Pararel};
 use kn_edit::{
-    add_activation_baselines, answer_quality, suppress_amplify_experiment, ChartMeasure,
-    ExperimentConfig, FactNeurons, SuppressionChart,
+    add_activation_baselines, answer_quality, suppress_amplify_experiment, ExperimentConfig,
+    EncodedFact,
 };
 use kn_model::{load_model, tch::Device};
+use kn_report::chart::{ChartMeasure, SuppressionChart};
 use std::error::Error;
 
 mod common;
@@ -74,7 +75,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         list => list.split(',').map(|r| r.trim().to_string()).collect(),
     };
 
-    let mut facts: Vec<FactNeurons> = Vec::new();
+    let mut facts: Vec<EncodedFact> = Vec::new();
     let mut used_relations = 0;
     for relation in &relations {
         if used_relations >= limit {
@@ -105,7 +106,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                 neurons.len(),
                 started.elapsed().as_secs_f64()
             );
-            facts.push(FactNeurons {
+            facts.push(EncodedFact {
                 id,
                 relation: relation.clone(),
                 prompts,

@@ -15,6 +15,7 @@
 //! `reference.rs` ([`crate::integrated_gradients_reference`]) computes the same equation one
 //! point at a time through autograd; the tests hold this path to it.
 
+pub use kn_schema::ScoredNeuron;
 use crate::error::{AttributionError, Result};
 use crate::head::target_values;
 use crate::passes::{attribute_clean_passes, Workers};
@@ -117,17 +118,6 @@ pub struct LayerCompleteness {
     pub gap: f64,
 }
 
-/// One neuron and its score.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct NeuronScore {
-    /// Layer index.
-    pub layer: usize,
-    /// Neuron index within the layer.
-    pub neuron: usize,
-    /// Attribution score.
-    pub score: f32,
-}
-
 /// Attribution of one prompt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attribution {
@@ -150,7 +140,7 @@ pub struct Attribution {
 impl Attribution {
     /// The `k` highest-scoring neurons, in descending score (ties: lower layer, then lower
     /// neuron first).
-    pub fn top(&self, k: usize) -> Vec<NeuronScore> {
+    pub fn top(&self, k: usize) -> Vec<ScoredNeuron> {
         top_neurons(&self.layers, &self.scores, k)
     }
 
@@ -161,14 +151,14 @@ impl Attribution {
 }
 
 /// The `k` highest entries of a `[layers, width]` score matrix whose row `r` is `layers[r]`.
-pub fn top_neurons(layers: &[usize], scores: &Array2<f32>, k: usize) -> Vec<NeuronScore> {
-    let mut all: Vec<NeuronScore> = scores
+pub fn top_neurons(layers: &[usize], scores: &Array2<f32>, k: usize) -> Vec<ScoredNeuron> {
+    let mut all: Vec<ScoredNeuron> = scores
         .outer_iter()
         .zip(layers)
         .flat_map(|(row, &layer)| {
             row.iter()
                 .enumerate()
-                .map(move |(neuron, &score)| NeuronScore {
+                .map(move |(neuron, &score)| ScoredNeuron {
                     layer,
                     neuron,
                     score,

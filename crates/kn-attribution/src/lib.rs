@@ -43,7 +43,7 @@ pub use error::{AttributionError, Result};
 pub use head::{head_values_and_gradient, HEAD_VOCAB_BLOCK};
 pub use integrated_gradients::{
     integrated_gradients, integrated_gradients_batch, integrated_gradients_from_clean_pass,
-    top_neurons, Attribution, AttributionConfig, LayerCompleteness, NeuronScore, Target,
+    top_neurons, Attribution, AttributionConfig, LayerCompleteness, ScoredNeuron, Target,
     DEFAULT_ROWS_PER_PASS,
 };
 pub use logprob_increase::logprob_increase;

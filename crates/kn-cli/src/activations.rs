@@ -18,12 +18,11 @@ use crate::exit::CliError;
 use crate::options::ModelOptions;
 use kn_model::KnowledgeModel;
 use kn_probe::{
-    activation_experiment, ActivationConfig, ActivationReport, FactSkips, GroupReport,
-    KnowledgeFact, Paired, SentenceCounts, SentenceKind, Summary, Triple,
+    activation_experiment, ActivationConfig, ActivationReport, ActivationsFile, FactSkips,
+    GroupReport, KnowledgeFact, Paired, SentenceCounts, SentenceKind, Summary, Triple,
 };
 use kn_run::probe::ProbeData;
-use kn_run::{RunDir, RunSummary};
-use serde::Serialize;
+use kn_run::RunDir;
 use std::path::PathBuf;
 
 /// The inputs `kn activations` and `kn triggers` share: a discover run, the BINGREL corpus and
@@ -100,16 +99,6 @@ impl Inputs {
     }
 }
 
-/// activations.json: the report with where its inputs came from.
-#[derive(Serialize)]
-struct Output<'a> {
-    run: RunSummary,
-    corpus: String,
-    data: String,
-    #[serde(flatten)]
-    report: &'a ActivationReport,
-}
-
 /// Runs `kn activations`.
 pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
     if args.batch_size == 0 {
@@ -160,18 +149,18 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
         &config,
         &mut progress,
     )?;
-    let output = Output {
+    let output = ActivationsFile {
         run: inputs.data.run.describe(),
         corpus: args.sources.corpus.display().to_string(),
         data: inputs.data.data_dir.display().to_string(),
-        report: &report,
+        report,
     };
     let path = args.out.join("activations.json");
     write_json(&path, &output)?;
     if args.json {
         println!("{}", to_json(&output)?);
     } else {
-        print!("{}", table(&report));
+        print!("{}", table(&output.report));
     }
     crate::log::progress(
         "activations",

@@ -9,7 +9,7 @@ use crate::exit::CliError;
 use crate::options::{parse_layers, ModelOptions};
 use kn_attribution::{
     attribute_with, integrated_gradients, integrated_gradients_batch, save_scores, Attribution,
-    AttributionConfig, IntegrationRule, LayerCompleteness, Method, NeuronScore, Target,
+    AttributionConfig, IntegrationRule, LayerCompleteness, Method, ScoredNeuron, Target,
 };
 use kn_model::AnswerPolicy;
 use serde::Serialize;
@@ -109,7 +109,7 @@ struct AttributeOutput {
     rule: &'static str,
     target: Target,
     layers: Vec<usize>,
-    top: Vec<NeuronScore>,
+    top: Vec<ScoredNeuron>,
     completeness: Vec<LayerCompleteness>,
     #[serde(skip_serializing_if = "Option::is_none")]
     out: Option<String>,

@@ -7,9 +7,8 @@
 use crate::emit::{pct, to_json, write_json};
 use crate::exit::CliError;
 use crate::options::ModelOptions;
-use kn_edit::{
-    ChangeSummary, ChartMeasure, ExperimentConfig, ExperimentReport, GroupReport, SuppressionChart,
-};
+use kn_edit::{ChangeSummary, ExperimentConfig, ExperimentReport, GroupReport};
+use kn_report::chart::{ChartMeasure, SuppressionChart};
 use kn_run::suppression::suppress_amplify;
 use kn_run::RunDir;
 use std::path::PathBuf;

@@ -7,7 +7,7 @@
 //! answer position ([`kn_attribution::activation_scores`], one pass per prompt) and keeps the
 //! `count` neurons with the highest mean (signed: the largest values, not the largest
 //! magnitudes; ties by `(layer, neuron)`). [`add_activation_baselines`] fills
-//! [`FactNeurons::activation_baseline`] of every fact with as many neurons as its knowledge
+//! [`EncodedFact::activation_baseline`] of every fact with as many neurons as its knowledge
 //! neurons, which is the control of [`crate::suppress_amplify_experiment`].
 //!
 //! The choice lives here rather than in `kn-attribution` because it produces a
@@ -15,7 +15,7 @@
 //! `kn-attribution`'s.
 
 use crate::error::{EditError, Result};
-use crate::experiment::FactNeurons;
+use crate::experiment::EncodedFact;
 use crate::neurons::NeuronSet;
 use crate::scoring::check_prompts;
 use kn_attribution::{activation_scores, AttributionError};
@@ -114,13 +114,13 @@ fn top_by_value(layers: &[usize], width: usize, values: &[f64], count: usize) ->
     NeuronSet::new(ranked.into_iter().take(count).map(|(pair, _)| pair))
 }
 
-/// Sets [`FactNeurons::activation_baseline`] of every fact to its [`activation_baseline`]
+/// Sets [`EncodedFact::activation_baseline`] of every fact to its [`activation_baseline`]
 /// with as many neurons as its knowledge neurons (an empty set for facts without any), over
 /// `layers` (all when `None`; use the layers the knowledge neurons were attributed over).
 /// `progress(done, total)` is called with 0 first and after each fact.
 pub fn add_activation_baselines(
     model: &dyn KnowledgeModel,
-    facts: &mut [FactNeurons],
+    facts: &mut [EncodedFact],
     layers: Option<&[usize]>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<()> {

@@ -24,51 +24,17 @@
 use crate::error::{check_batch_size, torch, EditError, Result};
 use crate::neurons::{NeuronFrequencies, NeuronSet};
 use crate::patch::{edit_value_slots, EditHandle};
-use crate::scoring::{answer_quality, check_prompts, check_token, AnswerQuality};
+use crate::scoring::{answer_quality, check_prompts, check_token};
 use crate::update::EvaluationConfig;
 use kn_model::tch::{Device, Kind};
 use kn_model::{EncodedPrompt, KnowledgeModel, ModelError, ModelKind};
-use serde::{Deserialize, Serialize};
+pub use kn_schema::report::erase::{EraseConfig, ErasureEvaluation, ErasureMetrics, ErasureValue};
 
 /// Unknown-token names tried for masked models, in order.
 pub const MASKED_UNKNOWN_TOKENS: &[&str] = &["[UNK]", "<unk>"];
 /// Unknown-token names tried for causal models, in order.
 pub const CAUSAL_UNKNOWN_TOKENS: &[&str] =
     &["<unk>", "<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>"];
-
-/// What an erased value slot becomes.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErasureValue {
-    /// The output embedding of the model's unknown token (see the module docs). Default.
-    #[default]
-    UnknownToken,
-    /// Zeros.
-    Zero,
-    /// The output embedding of this token id.
-    Token(i64),
-    /// The output embedding of the token with this raw vocabulary string.
-    TokenText(String),
-}
-
-/// Settings of [`erase_relation`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct EraseConfig {
-    /// How many of the most frequent neurons to erase. Default 20.
-    pub top_n: usize,
-    /// What their value slots become.
-    pub value: ErasureValue,
-}
-
-impl Default for EraseConfig {
-    fn default() -> Self {
-        Self {
-            top_n: 20,
-            value: ErasureValue::UnknownToken,
-        }
-    }
-}
 
 /// An applied erasure.
 #[derive(Debug, Clone, PartialEq)]
@@ -176,38 +142,6 @@ pub fn erase_relation(
     )
 }
 
-/// Accuracy and perplexity on the erased relation and on the others, at one moment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ErasureMetrics {
-    /// On the erased relation's prompts.
-    pub erased_relation: AnswerQuality,
-    /// On other relations' prompts (`None` when none were given).
-    pub other_relations: Option<AnswerQuality>,
-}
-
-/// What [`evaluate_erasure`] measured.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ErasureEvaluation {
-    /// The relation erased.
-    pub relation: String,
-    /// The settings.
-    pub config: EraseConfig,
-    /// The neurons erased.
-    pub neurons: NeuronSet,
-    /// The token whose embedding was written (`None` for zeros).
-    pub token: Option<i64>,
-    /// That token as text.
-    pub token_text: Option<String>,
-    /// Before the erasure.
-    pub before: ErasureMetrics,
-    /// After it.
-    pub after: ErasureMetrics,
-    /// The random control's neurons.
-    pub random_neurons: Option<NeuronSet>,
-    /// After erasing the random neurons instead (undone since).
-    pub random_control: Option<ErasureMetrics>,
-}
-
 fn erasure_metrics(
     model: &dyn KnowledgeModel,
     relation_prompts: &[EncodedPrompt],
@@ -280,12 +214,12 @@ pub fn evaluate_erasure(
     let evaluation = ErasureEvaluation {
         relation: relation.to_string(),
         config: config.clone(),
-        neurons,
+        neurons: neurons.into(),
         token,
         token_text: token.map(|t| model.token_text(t)),
         before,
         after,
-        random_neurons,
+        random_neurons: random_neurons.map(Into::into),
         random_control,
     };
     Ok((evaluation, outcome))

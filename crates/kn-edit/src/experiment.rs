@@ -1,7 +1,7 @@
 //! The paper's suppression/amplification experiment (Dai et al. 2022, section 4.3) as a library
 //! function: [`suppress_amplify_experiment`].
 //!
-//! Input: facts ([`FactNeurons`]), each with its prompts (encoded with the answer) and its
+//! Input: facts ([`EncodedFact`]), each with its prompts (encoded with the answer) and its
 //! knowledge neurons, tagged with their relation. For every fact with at least one knowledge
 //! neuron, the activations of a neuron set at the answer position are suppressed
 //! (`Scale(suppress_factor)`, default 0) and amplified (`Scale(amplify_factor)`, default 2) and
@@ -14,7 +14,7 @@
 //! - `random`: as many random neurons in the same layers, on the fact's prompts (drawn with the
 //!   seed, key `random/<relation>/<id>`, avoiding the fact's own neurons, see
 //!   [`NeuronSet::random_like`]); off with `random_control: false`;
-//! - `activation_baseline`: the caller's [`FactNeurons::activation_baseline`] set (neurons
+//! - `activation_baseline`: the caller's [`EncodedFact::activation_baseline`] set (neurons
 //!   chosen by activation instead of attribution), on the fact's prompts, when given.
 //!
 //! Facts without knowledge neurons are skipped and counted. Results are grouped by the
@@ -45,17 +45,20 @@
 //! ```
 
 use crate::error::{check_batch_size, check_finite, EditError, Result};
-use crate::intervene::DEFAULT_BATCH_SIZE;
 use crate::neurons::NeuronSet;
 use crate::scoring::{check_prompts, score_all};
 use crate::seed::{rng_for, sample};
 use kn_model::{ActivationEdit, ActivationOp, EncodedPrompt, KnowledgeModel};
+pub use kn_schema::report::suppression::{
+    ChangeSummary, ConditionTable, ExperimentConfig, ExperimentReport, FactReport, GroupReport,
+    OpEffects,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// One fact of an experiment or edit: its prompts and its knowledge neurons.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FactNeurons {
+pub struct EncodedFact {
     /// A stable id of the fact (e.g. "P36:12"), used in reports and as a seed key.
     pub id: String,
     /// Its relation (e.g. "P36").
@@ -67,133 +70,6 @@ pub struct FactNeurons {
     /// Optional control set chosen by activation instead of attribution (same size is usual).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activation_baseline: Option<NeuronSet>,
-}
-
-/// Settings of [`suppress_amplify_experiment`].
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ExperimentConfig {
-    /// Prompts per forward pass. Default 16.
-    pub batch_size: usize,
-    /// Factor of suppression. Default 0.
-    pub suppress_factor: f64,
-    /// Factor of amplification. Default 2.
-    pub amplify_factor: f64,
-    /// How many facts of other relations each fact's neurons are tried on (up to). Default 1.
-    pub other_relation_facts: usize,
-    /// Whether to run the random-neuron control. Default true.
-    pub random_control: bool,
-    /// Seed of every random draw. Default 0.
-    pub seed: u64,
-}
-
-impl Default for ExperimentConfig {
-    fn default() -> Self {
-        Self {
-            batch_size: DEFAULT_BATCH_SIZE,
-            suppress_factor: 0.0,
-            amplify_factor: 2.0,
-            other_relation_facts: 1,
-            random_control: true,
-            seed: 0,
-        }
-    }
-}
-
-/// Change of the correct answer's probability in one group of prompts (see the module docs).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct ChangeSummary {
-    /// Facts that contributed prompts.
-    pub facts: usize,
-    /// Prompts pooled.
-    pub prompts: usize,
-    /// Mean probability before the intervention.
-    pub mean_prob_before: Option<f64>,
-    /// Mean probability after.
-    pub mean_prob_after: Option<f64>,
-    /// Mean of `after - before`.
-    pub mean_change: Option<f64>,
-    /// The paper's number: `100 * mean_change / mean_prob_before`.
-    pub change_pct: Option<f64>,
-    /// `100 * mean((after - before) / before)` over prompts with `before > 0`.
-    pub mean_relative_change_pct: Option<f64>,
-    /// Prompts in `mean_relative_change_pct`.
-    pub relative_prompts: usize,
-}
-
-/// Suppression and amplification results of one condition.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct OpEffects {
-    /// Activations scaled by `suppress_factor`.
-    pub suppress: ChangeSummary,
-    /// Activations scaled by `amplify_factor`.
-    pub amplify: ChangeSummary,
-}
-
-/// The four conditions of the experiment.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct ConditionTable {
-    /// Own knowledge neurons on the fact's prompts.
-    pub own: OpEffects,
-    /// Own knowledge neurons on facts of other relations.
-    pub other_relations: OpEffects,
-    /// Random neurons (same count, same layers) on the fact's prompts.
-    pub random: OpEffects,
-    /// The caller's activation-chosen neurons on the fact's prompts.
-    pub activation_baseline: OpEffects,
-}
-
-/// Results of a relation, or of all facts.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct GroupReport {
-    /// Facts given.
-    pub facts: usize,
-    /// Facts with knowledge neurons, evaluated.
-    pub facts_evaluated: usize,
-    /// Facts skipped for having no knowledge neurons.
-    pub facts_without_neurons: usize,
-    /// Prompts of the evaluated facts.
-    pub prompts: usize,
-    /// The results per condition.
-    pub conditions: ConditionTable,
-}
-
-/// Results of one fact.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FactReport {
-    /// The fact id.
-    pub id: String,
-    /// Its relation.
-    pub relation: String,
-    /// Its prompts.
-    pub prompts: usize,
-    /// Its knowledge neurons.
-    pub neurons: usize,
-    /// False when skipped (no knowledge neurons).
-    pub evaluated: bool,
-    /// Ids of the other-relation facts its neurons were tried on.
-    pub other_relation_facts: Vec<String>,
-    /// The random control neurons drawn for it.
-    pub random_neurons: Option<NeuronSet>,
-    /// Its results (all zero counts when skipped).
-    pub conditions: ConditionTable,
-}
-
-/// Everything [`suppress_amplify_experiment`] measured; see the module docs for the JSON.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExperimentReport {
-    /// The model's architecture.
-    pub architecture: String,
-    /// The model's weights fingerprint.
-    pub fingerprint: String,
-    /// The settings used.
-    pub config: ExperimentConfig,
-    /// All facts together.
-    pub overall: GroupReport,
-    /// Per relation (of the fact whose neurons are edited).
-    pub relations: BTreeMap<String, GroupReport>,
-    /// Per fact, in input order.
-    pub facts: Vec<FactReport>,
 }
 
 /// Sums behind one [`ChangeSummary`].
@@ -325,7 +201,7 @@ fn probs(
 
 /// Clean answer probabilities of each fact, computed once.
 struct CleanCache<'a> {
-    facts: &'a [FactNeurons],
+    facts: &'a [EncodedFact],
     probs: Vec<Option<Vec<f64>>>,
     batch_size: usize,
 }
@@ -357,7 +233,7 @@ impl CleanCache<'_> {
 /// factors.
 pub fn suppress_amplify_experiment(
     model: &dyn KnowledgeModel,
-    facts: &[FactNeurons],
+    facts: &[EncodedFact],
     config: &ExperimentConfig,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<ExperimentReport> {
@@ -478,7 +354,7 @@ pub fn suppress_amplify_experiment(
             }
         }
         report.evaluated = true;
-        report.random_neurons = random;
+        report.random_neurons = random.map(Into::into);
         report.conditions = table.table();
         for group in [
             &mut overall,

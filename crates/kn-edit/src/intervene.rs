@@ -18,8 +18,7 @@ pub const SUPPRESS: ActivationOp = ActivationOp::Scale(0.0);
 /// Amplification: activations doubled.
 pub const AMPLIFY: ActivationOp = ActivationOp::Scale(2.0);
 
-/// Default number of prompts per forward pass.
-pub const DEFAULT_BATCH_SIZE: usize = 16;
+pub use kn_schema::DEFAULT_BATCH_SIZE;
 
 /// Settings of [`intervene`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

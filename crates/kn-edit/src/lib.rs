@@ -23,7 +23,7 @@
 //!
 //! ```no_run
 //! use kn_edit::{
-//!     apply_patch, intervene, update_fact, FactNeurons, InterventionConfig, NeuronFrequencies,
+//!     apply_patch, intervene, update_fact, EncodedFact, InterventionConfig, NeuronFrequencies,
 //!     NeuronSet, Patch, UpdateConfig, AMPLIFY, SUPPRESS,
 //! };
 //! use kn_model::{load_model, tch::Device, AnswerPolicy};
@@ -42,7 +42,7 @@
 //! }
 //!
 //! // Update the fact to a new answer, save the edit, undo it, re-apply it from the file.
-//! let fact = FactNeurons {
+//! let fact = EncodedFact {
 //!     id: "P36:0".into(),
 //!     relation: "P36".into(),
 //!     prompts: vec![prompt],
@@ -79,15 +79,14 @@ pub use erase::{
 pub use error::{EditError, Result};
 pub use experiment::{
     suppress_amplify_experiment, ChangeSummary, ConditionTable, ExperimentConfig, ExperimentReport,
-    FactNeurons, FactReport, GroupReport, OpEffects,
+    EncodedFact, FactReport, GroupReport, OpEffects,
 };
 pub use intervene::{
     intervene, InterventionConfig, PromptEffect, AMPLIFY, DEFAULT_BATCH_SIZE, SUPPRESS,
 };
-pub use kn_report::chart::{ChartError, ChartGroup, ChartMeasure, ChartPair, SuppressionChart};
 pub use neurons::{NeuronFrequencies, NeuronSet};
 pub use patch::{
-    apply_patch, edit_value_slots, verify_restored, EditHandle, ModelIdentity, Patch, PATCH_FORMAT,
+    apply_patch, check_model, edit_value_slots, verify_restored, EditHandle, Patch, PATCH_FORMAT,
     PATCH_METADATA_KEY, PATCH_VERSION,
 };
 pub use scoring::{answer_quality, AnswerQuality};
@@ -96,58 +95,3 @@ pub use update::{
     evaluate_update, fact_answer_token, new_answer_token, update_fact, update_tokens,
     EvaluationConfig, UpdateConfig, UpdateEvaluation, UpdateMetrics, UpdateOutcome,
 };
-
-/// The experiment report as input of kn-report's suppression chart
-/// ([`SuppressionChart::from_report`]), relations in the report's order.
-mod chart_input {
-    use crate::experiment::{ChangeSummary, ExperimentReport, GroupReport, OpEffects};
-    use kn_report::chart::{ChartChange, ChartConditions, ChartEffects, ChartReport};
-
-    impl ChartChange for ChangeSummary {
-        fn change_pct(&self) -> Option<f64> {
-            self.change_pct
-        }
-        fn mean_relative_change_pct(&self) -> Option<f64> {
-            self.mean_relative_change_pct
-        }
-    }
-
-    impl ChartEffects for OpEffects {
-        type Change = ChangeSummary;
-        fn suppress(&self) -> &ChangeSummary {
-            &self.suppress
-        }
-        fn amplify(&self) -> &ChangeSummary {
-            &self.amplify
-        }
-    }
-
-    impl ChartConditions for GroupReport {
-        type Effects = OpEffects;
-        fn own(&self) -> &OpEffects {
-            &self.conditions.own
-        }
-        fn random(&self) -> &OpEffects {
-            &self.conditions.random
-        }
-        fn other_relations(&self) -> &OpEffects {
-            &self.conditions.other_relations
-        }
-        fn activation_baseline(&self) -> &OpEffects {
-            &self.conditions.activation_baseline
-        }
-    }
-
-    impl ChartReport for ExperimentReport {
-        type Group = GroupReport;
-        fn relation_groups(&self) -> Vec<(&str, &GroupReport)> {
-            self.relations
-                .iter()
-                .map(|(r, g)| (r.as_str(), g))
-                .collect()
-        }
-        fn overall_group(&self) -> &GroupReport {
-            &self.overall
-        }
-    }
-}

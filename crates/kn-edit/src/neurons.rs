@@ -9,6 +9,7 @@
 use crate::error::{EditError, Result};
 use crate::seed::{rng_for, sample};
 use kn_model::{ActivationEdit, ActivationOp, ModelInfo};
+use kn_schema::Neuron;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,6 +31,18 @@ impl From<Vec<(usize, usize)>> for NeuronSet {
 impl From<NeuronSet> for Vec<(usize, usize)> {
     fn from(set: NeuronSet) -> Self {
         set.neurons
+    }
+}
+
+impl From<NeuronSet> for Vec<Neuron> {
+    fn from(set: NeuronSet) -> Self {
+        set.neurons.into_iter().map(Neuron::from).collect()
+    }
+}
+
+impl From<Vec<Neuron>> for NeuronSet {
+    fn from(neurons: Vec<Neuron>) -> Self {
+        Self::new(neurons.into_iter().map(<(usize, usize)>::from))
     }
 }
 

@@ -26,7 +26,8 @@
 
 use crate::error::{torch, EditError, Result};
 use kn_model::tch::{Device, Kind, Tensor};
-use kn_model::{KnowledgeModel, ModelInfo, ModelKind};
+use kn_model::{KnowledgeModel, ModelInfo};
+use kn_schema::ModelDifference;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -38,80 +39,20 @@ pub const PATCH_FORMAT: &str = "kn-edit-patch";
 /// The current patch version.
 pub const PATCH_VERSION: u32 = 1;
 
-/// The model a patch or handle belongs to: architecture facts and weights fingerprint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModelIdentity {
-    /// Architecture name ("bert", "llama").
-    pub architecture: String,
-    /// Masked or causal.
-    pub kind: ModelKind,
-    /// Number of layers.
-    pub num_layers: usize,
-    /// FFN width.
-    pub ffn_width: usize,
-    /// Hidden size (length of a value slot).
-    pub hidden_size: usize,
-    /// Vocabulary size.
-    pub vocab_size: usize,
-    /// Fingerprint of the weights file(s).
-    pub fingerprint: String,
-}
-
-impl ModelIdentity {
-    /// The identity of a loaded model.
-    pub fn of(info: &ModelInfo) -> Self {
-        Self {
-            architecture: info.architecture.clone(),
-            kind: info.kind,
-            num_layers: info.num_layers,
-            ffn_width: info.ffn_width,
-            hidden_size: info.hidden_size,
-            vocab_size: info.vocab_size,
-            fingerprint: info.fingerprint.clone(),
+/// Checks that `info` describes the model a patch or handle was made for (`expected`):
+/// architecture fields first ([`EditError::ModelMismatch`]), then the weights' fingerprint
+/// ([`EditError::FingerprintMismatch`]); see [`ModelInfo::difference`].
+pub fn check_model(expected: &ModelInfo, info: &ModelInfo) -> Result<()> {
+    match expected.difference(info) {
+        None => Ok(()),
+        Some(ModelDifference::Architecture(field, patch, model)) => Err(EditError::ModelMismatch {
+            field,
+            patch,
+            model,
+        }),
+        Some(ModelDifference::Fingerprint(patch, model)) => {
+            Err(EditError::FingerprintMismatch { patch, model })
         }
-    }
-
-    /// Checks that `info` describes the same model: architecture fields first
-    /// ([`EditError::ModelMismatch`]), then the fingerprint ([`EditError::FingerprintMismatch`]).
-    pub fn check(&self, info: &ModelInfo) -> Result<()> {
-        let mismatch = |field: &'static str, patch: String, model: String| {
-            Err(EditError::ModelMismatch {
-                field,
-                patch,
-                model,
-            })
-        };
-        if self.architecture != info.architecture {
-            return mismatch(
-                "architecture",
-                self.architecture.clone(),
-                info.architecture.clone(),
-            );
-        }
-        if self.kind != info.kind {
-            return mismatch(
-                "kind",
-                format!("{:?}", self.kind),
-                format!("{:?}", info.kind),
-            );
-        }
-        for (field, mine, theirs) in [
-            ("num_layers", self.num_layers, info.num_layers),
-            ("ffn_width", self.ffn_width, info.ffn_width),
-            ("hidden_size", self.hidden_size, info.hidden_size),
-            ("vocab_size", self.vocab_size, info.vocab_size),
-        ] {
-            if mine != theirs {
-                return mismatch(field, mine.to_string(), theirs.to_string());
-            }
-        }
-        if self.fingerprint != info.fingerprint {
-            return Err(EditError::FingerprintMismatch {
-                patch: self.fingerprint.clone(),
-                model: info.fingerprint.clone(),
-            });
-        }
-        Ok(())
     }
 }
 
@@ -119,7 +60,7 @@ impl ModelIdentity {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Patch {
     /// The model it applies to.
-    pub model: ModelIdentity,
+    pub model: ModelInfo,
     /// The edited neurons, `(layer, neuron)`, each once; row `i` of the values is neuron `i`.
     pub neurons: Vec<(usize, usize)>,
     /// Value slots before the edit, row-major `[neurons.len(), hidden_size]`.
@@ -134,7 +75,7 @@ pub struct Patch {
 struct PatchHeader {
     format: String,
     version: u32,
-    model: ModelIdentity,
+    model: ModelInfo,
     neurons: Vec<(usize, usize)>,
     #[serde(default)]
     description: String,
@@ -328,7 +269,7 @@ pub struct EditHandle {
 impl EditHandle {
     /// Writes the old value slots back. Checks first that `model` is the model edited.
     pub fn restore(&self, model: &mut dyn KnowledgeModel) -> Result<()> {
-        self.patch.model.check(model.info())?;
+        check_model(&self.patch.model, model.info())?;
         write_rows(
             model,
             &self.patch.neurons,
@@ -517,7 +458,7 @@ pub fn edit_value_slots(
     write_rows(model, neurons, values, &old_values)?;
     Ok(EditHandle {
         patch: Patch {
-            model: ModelIdentity::of(&info),
+            model: info,
             neurons: neurons.to_vec(),
             old_values,
             new_values: values.to_vec(),
@@ -530,7 +471,7 @@ pub fn edit_value_slots(
 /// fields, then fingerprint) and is well formed. The handle restores the slots as they were
 /// just before (which equal the patch's `old_values` when the model was unedited).
 pub fn apply_patch(model: &mut dyn KnowledgeModel, patch: &Patch) -> Result<EditHandle> {
-    patch.model.check(model.info())?;
+    check_model(&patch.model, model.info())?;
     patch.check_shape()?;
     edit_value_slots(model, &patch.neurons, &patch.new_values, &patch.description)
 }
@@ -572,15 +513,18 @@ pub fn verify_restored(model: &dyn KnowledgeModel, patch: &Patch) -> Result<bool
 mod tests {
     use super::*;
 
-    fn identity() -> ModelIdentity {
-        ModelIdentity {
+    fn identity() -> ModelInfo {
+        ModelInfo {
             architecture: "llama".into(),
-            kind: ModelKind::Causal,
+            kind: kn_model::ModelKind::Causal,
             num_layers: 3,
             ffn_width: 8,
             hidden_size: 2,
             vocab_size: 10,
+            max_positions: 16,
+            source: "x".into(),
             fingerprint: "abc".into(),
+            dtype: Default::default(),
         }
     }
 
@@ -594,18 +538,10 @@ mod tests {
         }
     }
 
-    fn info_of(id: &ModelIdentity) -> ModelInfo {
+    fn info_of(id: &ModelInfo) -> ModelInfo {
         ModelInfo {
-            architecture: id.architecture.clone(),
-            kind: id.kind,
-            num_layers: id.num_layers,
-            ffn_width: id.ffn_width,
-            hidden_size: id.hidden_size,
-            vocab_size: id.vocab_size,
-            max_positions: 16,
-            source: "x".into(),
-            fingerprint: id.fingerprint.clone(),
-            dtype: Default::default(),
+            source: "elsewhere".into(),
+            ..id.clone()
         }
     }
 
@@ -651,12 +587,12 @@ mod tests {
     #[test]
     fn identity_checks_fields_then_fingerprint() {
         let id = identity();
-        assert!(id.check(&info_of(&id)).is_ok());
+        assert!(check_model(&id, &info_of(&id)).is_ok());
         let mut other = info_of(&id);
         other.architecture = "bert".into();
         other.fingerprint = "zzz".into();
         assert!(matches!(
-            id.check(&other),
+            check_model(&id, &other),
             Err(EditError::ModelMismatch {
                 field: "architecture",
                 ..
@@ -665,7 +601,7 @@ mod tests {
         let mut other = info_of(&id);
         other.hidden_size = 3;
         assert!(matches!(
-            id.check(&other),
+            check_model(&id, &other),
             Err(EditError::ModelMismatch {
                 field: "hidden_size",
                 ..
@@ -674,7 +610,7 @@ mod tests {
         let mut other = info_of(&id);
         other.fingerprint = "zzz".into();
         assert!(matches!(
-            id.check(&other),
+            check_model(&id, &other),
             Err(EditError::FingerprintMismatch { .. })
         ));
     }

@@ -11,6 +11,7 @@
 use crate::error::{check_batch_size, torch, EditError, Result};
 use kn_model::tch::{Device, Kind, Tensor};
 use kn_model::{ActivationEdit, EncodedPrompt, KnowledgeModel, ModelError};
+pub use kn_schema::report::edit::AnswerQuality;
 use serde::{Deserialize, Serialize};
 
 /// Probability and rank of one token at one prompt's answer position.
@@ -166,32 +167,18 @@ pub(crate) fn score_batch(
     Ok(out)
 }
 
-/// Accuracy and perplexity of the answers of a set of prompts.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct AnswerQuality {
-    /// Number of prompts scored.
-    pub prompts: usize,
-    /// Fraction of prompts whose answer token is top-1.
-    pub accuracy: f64,
-    /// `exp(mean negative log-probability of the answer token)` over the prompts.
-    pub perplexity: f64,
-    /// Mean probability of the answer token.
-    pub mean_prob: f64,
-}
-
-impl AnswerQuality {
-    pub(crate) fn from_scores(scores: &[TokenScore]) -> Option<Self> {
-        if scores.is_empty() {
-            return None;
-        }
-        let n = scores.len() as f64;
-        Some(Self {
-            prompts: scores.len(),
-            accuracy: scores.iter().filter(|s| s.rank == 1).count() as f64 / n,
-            perplexity: (-scores.iter().map(|s| s.log_prob).sum::<f64>() / n).exp(),
-            mean_prob: scores.iter().map(|s| s.prob).sum::<f64>() / n,
-        })
+/// The accuracy, perplexity and mean probability of `scores` (`None` for none).
+pub(crate) fn quality_of(scores: &[TokenScore]) -> Option<AnswerQuality> {
+    if scores.is_empty() {
+        return None;
     }
+    let n = scores.len() as f64;
+    Some(AnswerQuality {
+        prompts: scores.len(),
+        accuracy: scores.iter().filter(|s| s.rank == 1).count() as f64 / n,
+        perplexity: (-scores.iter().map(|s| s.log_prob).sum::<f64>() / n).exp(),
+        mean_prob: scores.iter().map(|s| s.prob).sum::<f64>() / n,
+    })
 }
 
 /// Accuracy (answer top-1) and perplexity (`exp` of the mean negative log-probability of the
@@ -204,7 +191,7 @@ pub fn answer_quality(
     check_prompts(prompts, "measuring accuracy and perplexity")?;
     let scores = score_all(model, prompts, &[], &[], batch_size)?;
     let answers: Vec<TokenScore> = scores.into_iter().map(|s| s.answer).collect();
-    AnswerQuality::from_scores(&answers).ok_or_else(|| EditError::NoPrompts {
+    quality_of(&answers).ok_or_else(|| EditError::NoPrompts {
         context: "measuring perplexity".into(),
     })
 }
@@ -224,13 +211,13 @@ mod tests {
 
     #[test]
     fn quality_of_scores() {
-        let q = AnswerQuality::from_scores(&[score(0.5, 1), score(0.125, 3)]).unwrap();
+        let q = quality_of(&[score(0.5, 1), score(0.125, 3)]).unwrap();
         assert_eq!(q.prompts, 2);
         assert_eq!(q.accuracy, 0.5);
         // exp(-(ln 0.5 + ln 0.125)/2) = exp(ln 16 / 2) = 4
         assert!((q.perplexity - 4.0).abs() < 1e-12);
         assert!((q.mean_prob - 0.3125).abs() < 1e-12);
-        assert!(AnswerQuality::from_scores(&[]).is_none());
+        assert!(quality_of(&[]).is_none());
     }
 
     #[test]

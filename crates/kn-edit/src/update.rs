@@ -36,7 +36,7 @@
 //! not have t on top to begin with. Filter facts beforehand to match the paper.
 
 use crate::error::{check_batch_size, check_finite, torch, EditError, Result};
-use crate::experiment::FactNeurons;
+use crate::experiment::EncodedFact;
 use crate::intervene::DEFAULT_BATCH_SIZE;
 use crate::neurons::{NeuronFrequencies, NeuronSet};
 use crate::patch::{edit_value_slots, read_rows, EditHandle};
@@ -45,46 +45,21 @@ use crate::scoring::{
 };
 use kn_model::tch::{Device, Kind};
 use kn_model::{AnswerPolicy, EncodedPrompt, KnowledgeModel, ModelError};
+pub use kn_schema::report::edit::{UpdateConfig, UpdateEvaluation, UpdateMetrics};
 use serde::{Deserialize, Serialize};
 
-/// Settings of a fact update.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct UpdateConfig {
-    /// λ1, weight of the old answer's embedding removed. Default 1.
-    pub lambda_remove: f64,
-    /// λ2, weight of the new answer's embedding added. Default 8.
-    pub lambda_add: f64,
-    /// Scale both embeddings to the slot's norm (the paper's code); off by default.
-    pub scale_by_norm: bool,
-    /// Neurons held by more than this fraction of the relation's facts are left out. Default 0.1.
-    pub shared_threshold: f64,
-}
-
-impl Default for UpdateConfig {
-    fn default() -> Self {
-        Self {
-            lambda_remove: 1.0,
-            lambda_add: 8.0,
-            scale_by_norm: false,
-            shared_threshold: 0.1,
-        }
+/// Refuses non-finite lambdas and a negative shared threshold.
+fn check_config(config: &UpdateConfig) -> Result<()> {
+    check_finite("lambda_remove", config.lambda_remove)?;
+    check_finite("lambda_add", config.lambda_add)?;
+    check_finite("shared_threshold", config.shared_threshold)?;
+    if config.shared_threshold < 0.0 {
+        return Err(EditError::InvalidParameter {
+            name: "shared_threshold",
+            reason: "must not be negative".into(),
+        });
     }
-}
-
-impl UpdateConfig {
-    fn check(&self) -> Result<()> {
-        check_finite("lambda_remove", self.lambda_remove)?;
-        check_finite("lambda_add", self.lambda_add)?;
-        check_finite("shared_threshold", self.shared_threshold)?;
-        if self.shared_threshold < 0.0 {
-            return Err(EditError::InvalidParameter {
-                name: "shared_threshold",
-                reason: "must not be negative".into(),
-            });
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 /// An applied fact update.
@@ -103,7 +78,7 @@ pub struct UpdateOutcome {
 }
 
 /// The first answer token shared by all of a fact's prompts.
-pub fn fact_answer_token(fact: &FactNeurons) -> Result<i64> {
+pub fn fact_answer_token(fact: &EncodedFact) -> Result<i64> {
     check_prompts(&fact.prompts, &format!("fact {}", fact.id))?;
     let mut first = None;
     for prompt in &fact.prompts {
@@ -217,7 +192,7 @@ pub fn update_tokens(
     frequencies: &NeuronFrequencies,
     config: &UpdateConfig,
 ) -> Result<UpdateOutcome> {
-    config.check()?;
+    check_config(config)?;
     neurons.require_non_empty("a fact update")?;
     neurons.validate(model.info())?;
     check_token(model, old_token)?;
@@ -261,7 +236,7 @@ pub fn update_tokens(
 /// be a single token.
 pub fn update_fact(
     model: &mut dyn KnowledgeModel,
-    fact: &FactNeurons,
+    fact: &EncodedFact,
     new_answer: &str,
     frequencies: &NeuronFrequencies,
     config: &UpdateConfig,
@@ -279,7 +254,7 @@ pub fn update_fact(
 
 fn fact_tokens(
     model: &dyn KnowledgeModel,
-    fact: &FactNeurons,
+    fact: &EncodedFact,
     new_answer: &str,
 ) -> Result<(i64, i64)> {
     let old_token = fact_answer_token(fact)?;
@@ -313,61 +288,6 @@ impl Default for EvaluationConfig {
     }
 }
 
-/// Metrics of a fact update at one moment (before, after, or under the random control).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UpdateMetrics {
-    /// Prompts of the fact scored.
-    pub prompts: usize,
-    /// Fraction of prompts where t′ is top-1.
-    pub success_rate: f64,
-    /// Fraction of prompts where t is not top-1.
-    pub change_rate: f64,
-    /// Fraction of prompts where t′ is in the top 5.
-    pub top5_rate: f64,
-    /// Mean reciprocal rank of t′.
-    pub mrr: f64,
-    /// Mean probability of t.
-    pub mean_old_prob: f64,
-    /// Mean probability of t′.
-    pub mean_new_prob: f64,
-    /// Accuracy and perplexity of the correct answers of other facts of the same relation
-    /// (`None` when none were given).
-    pub same_relation: Option<AnswerQuality>,
-    /// The same on facts of other relations.
-    pub other_relations: Option<AnswerQuality>,
-}
-
-/// What [`evaluate_update`] measured.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UpdateEvaluation {
-    /// The fact id.
-    pub fact: String,
-    /// Its relation.
-    pub relation: String,
-    /// t.
-    pub old_token: i64,
-    /// t as text.
-    pub old_text: String,
-    /// t′.
-    pub new_token: i64,
-    /// t′ as text.
-    pub new_text: String,
-    /// The settings of the edit.
-    pub config: UpdateConfig,
-    /// Neurons edited.
-    pub neurons: NeuronSet,
-    /// Neurons left out as shared.
-    pub excluded: NeuronSet,
-    /// Before the edit.
-    pub before: UpdateMetrics,
-    /// After the edit.
-    pub after: UpdateMetrics,
-    /// The random control's neurons.
-    pub random_neurons: Option<NeuronSet>,
-    /// After the same edit on the random neurons instead (undone since).
-    pub random_control: Option<UpdateMetrics>,
-}
-
 fn quality(
     model: &dyn KnowledgeModel,
     prompts: &[EncodedPrompt],
@@ -381,7 +301,7 @@ fn quality(
 
 fn update_metrics(
     model: &dyn KnowledgeModel,
-    fact: &FactNeurons,
+    fact: &EncodedFact,
     new_token: i64,
     same_relation: &[EncodedPrompt],
     other_relations: &[EncodedPrompt],
@@ -422,7 +342,7 @@ fn update_metrics(
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate_update(
     model: &mut dyn KnowledgeModel,
-    fact: &FactNeurons,
+    fact: &EncodedFact,
     new_answer: &str,
     frequencies: &NeuronFrequencies,
     same_relation: &[EncodedPrompt],
@@ -431,7 +351,7 @@ pub fn evaluate_update(
     eval: &EvaluationConfig,
 ) -> Result<(UpdateEvaluation, UpdateOutcome)> {
     check_batch_size(eval.batch_size)?;
-    config.check()?;
+    check_config(config)?;
     for prompts in [same_relation, other_relations] {
         if !prompts.is_empty() {
             check_prompts(prompts, "perplexity")?;
@@ -518,11 +438,11 @@ pub fn evaluate_update(
         new_token,
         new_text: model.token_text(new_token),
         config: *config,
-        neurons: outcome.neurons.clone(),
-        excluded: outcome.excluded.clone(),
+        neurons: outcome.neurons.clone().into(),
+        excluded: outcome.excluded.clone().into(),
         before,
         after,
-        random_neurons,
+        random_neurons: random_neurons.map(Into::into),
         random_control,
     };
     Ok((evaluation, outcome))
@@ -544,18 +464,16 @@ mod tests {
             ),
             (1.0, 8.0, false, 0.1)
         );
-        assert!(c.check().is_ok());
-        assert!(UpdateConfig {
+        assert!(check_config(&c).is_ok());
+        assert!(check_config(&UpdateConfig {
             lambda_add: f64::NAN,
             ..c
-        }
-        .check()
+        })
         .is_err());
-        assert!(UpdateConfig {
+        assert!(check_config(&UpdateConfig {
             shared_threshold: -0.1,
             ..c
-        }
-        .check()
+        })
         .is_err());
         let parsed: UpdateConfig = serde_json::from_str(r#"{"scale_by_norm": true}"#).unwrap();
         assert!(parsed.scale_by_norm && parsed.lambda_add == 8.0);
@@ -576,7 +494,7 @@ mod tests {
             answer_ids: vec![t],
             targets: vec![(1, t)],
         };
-        let mut fact = FactNeurons {
+        let mut fact = EncodedFact {
             id: "f".into(),
             relation: "r".into(),
             prompts: vec![prompt(4), prompt(4)],

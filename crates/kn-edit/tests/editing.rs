@@ -15,7 +15,7 @@ use kn_model::tch::{Kind, Tensor};
 /// Counts for a relation of 20 facts: the neurons of `facts` once per fact that holds them,
 /// each of `shared` by all 20. ((1, 17) is in two of the llama facts: 2/20 = 0.1, which is not
 /// above the default threshold, so it is kept.)
-fn frequencies(facts: &[kn_edit::FactNeurons], shared: &[(usize, usize)]) -> NeuronFrequencies {
+fn frequencies(facts: &[kn_edit::EncodedFact], shared: &[(usize, usize)]) -> NeuronFrequencies {
     let once = facts
         .iter()
         .flat_map(|f| f.neurons.iter())
@@ -529,9 +529,12 @@ fn erasure_evaluation_measures_both_sides_and_the_control() {
     assert!(evaluation.random_control.is_some());
     let random = evaluation.random_neurons.as_ref().unwrap();
     assert_eq!(
-        random.by_layer().values().map(Vec::len).collect::<Vec<_>>(),
-        evaluation
-            .neurons
+        NeuronSet::from(random.clone())
+            .by_layer()
+            .values()
+            .map(Vec::len)
+            .collect::<Vec<_>>(),
+        NeuronSet::from(evaluation.neurons.clone())
             .by_layer()
             .values()
             .map(Vec::len)

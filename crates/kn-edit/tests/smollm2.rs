@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use kn_edit::{
     erasure_token, intervene, suppress_amplify_experiment, update_fact, ErasureValue,
-    ExperimentConfig, FactNeurons, InterventionConfig, NeuronFrequencies, NeuronSet, UpdateConfig,
+    ExperimentConfig, EncodedFact, InterventionConfig, NeuronFrequencies, NeuronSet, UpdateConfig,
     SUPPRESS,
 };
 use kn_model::tch::Device;
@@ -61,7 +61,7 @@ fn smollm2_interventions_experiment_and_update() {
     assert!(suppressed.iter().any(|e| e.prob_before != e.prob_after));
 
     // The experiment runs.
-    let facts: Vec<FactNeurons> = vec![capital.clone(), language];
+    let facts: Vec<EncodedFact> = vec![capital.clone(), language];
     let report = suppress_amplify_experiment(
         model.as_ref(),
         &facts,

@@ -38,7 +38,7 @@ pub use model::{
     start_gradients_by_autograd, ActivationEdit, ActivationOp, AnswerPolicy, CleanPass,
     EncodedPrompt, ForwardOutput, KnowledgeModel, ModelInfo, ModelKind,
 };
-pub use precision::Dtype;
+pub use precision::{torch_kind, Dtype};
 pub use runtime::{available_memory, on_new_thread, retain_freed_memory, set_threads};
 pub use tch;
 pub use weights::fingerprint;

@@ -6,47 +6,10 @@
 //! its "value slot" is the matching column of that output projection.
 
 use crate::error::Result;
+pub use kn_schema::{ModelInfo, ModelKind};
 use kn_tokenizer::Tokenizer;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
-
-/// Whether the model predicts a masked token or the next token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelKind {
-    /// Masked language model (BERT): the answer is predicted at the mask token.
-    Masked,
-    /// Causal language model (Llama): the answer is the next token after the prompt.
-    Causal,
-}
-
-/// Architecture facts of a loaded model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelInfo {
-    /// Architecture name ("bert", "llama").
-    pub architecture: String,
-    /// Masked or causal.
-    pub kind: ModelKind,
-    /// Number of transformer layers.
-    pub num_layers: usize,
-    /// FFN intermediate width (neurons per layer).
-    pub ffn_width: usize,
-    /// Hidden size.
-    pub hidden_size: usize,
-    /// Vocabulary size.
-    pub vocab_size: usize,
-    /// Longest input, in tokens.
-    pub max_positions: usize,
-    /// Where the model was loaded from.
-    pub source: String,
-    /// A fingerprint of the weights file(s) (FNV-1a 64 of the bytes, hex), used to check that
-    /// results and patches belong to this model.
-    pub fingerprint: String,
-    /// The type the weight matrices are held and multiplied in (`f32` in files written before
-    /// it was recorded).
-    #[serde(default)]
-    pub dtype: crate::Dtype,
-}
 
 /// How an answer of several tokens is scored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

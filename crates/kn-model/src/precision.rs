@@ -9,77 +9,16 @@
 //! precision halves the weights' memory and speeds their products while the integrated
 //! gradients are still accumulated in float32.
 
-use serde::{Deserialize, Serialize};
 use tch::Kind;
 
-/// The type a model's weight matrices are stored and multiplied in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Dtype {
-    /// float32: the paper-exact default.
-    #[default]
-    F32,
-    /// bfloat16 (float32's range, 8 bits of mantissa): how checkpoints ship.
-    Bf16,
-    /// float16 (IEEE half): weights beyond ±65504 are refused at load.
-    F16,
-}
+pub use kn_schema::Dtype;
 
-impl Dtype {
-    /// Every value, in the order the option lists them.
-    pub const ALL: [Dtype; 3] = [Dtype::F32, Dtype::Bf16, Dtype::F16];
-
-    /// The name `--dtype` takes and run files record.
-    pub fn name(self) -> &'static str {
-        match self {
-            Dtype::F32 => "f32",
-            Dtype::Bf16 => "bf16",
-            Dtype::F16 => "f16",
-        }
-    }
-
-    /// libtorch's kind of this type.
-    pub fn kind(self) -> Kind {
-        match self {
-            Dtype::F32 => Kind::Float,
-            Dtype::Bf16 => Kind::BFloat16,
-            Dtype::F16 => Kind::Half,
-        }
-    }
-
-    /// Bytes per stored value.
-    pub fn bytes(self) -> usize {
-        match self {
-            Dtype::F32 => 4,
-            Dtype::Bf16 | Dtype::F16 => 2,
-        }
-    }
-
-    /// Whether `kind` is one of the half-precision kinds weights may be held in.
-    pub fn is_half_kind(kind: Kind) -> bool {
-        matches!(kind, Kind::BFloat16 | Kind::Half)
-    }
-}
-
-impl std::fmt::Display for Dtype {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for Dtype {
-    type Err = String;
-
-    /// `f32` (also `float32`), `bf16` (`bfloat16`), `f16` (`float16`, `half`).
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "f32" | "float32" => Ok(Dtype::F32),
-            "bf16" | "bfloat16" => Ok(Dtype::Bf16),
-            "f16" | "float16" | "half" => Ok(Dtype::F16),
-            other => Err(format!(
-                "dtype {other:?} is not one of f32, bf16, f16 (float32, bfloat16, float16)"
-            )),
-        }
+/// libtorch's kind of a [`Dtype`].
+pub fn torch_kind(dtype: Dtype) -> Kind {
+    match dtype {
+        Dtype::F32 => Kind::Float,
+        Dtype::Bf16 => Kind::BFloat16,
+        Dtype::F16 => Kind::Half,
     }
 }
 
@@ -102,7 +41,7 @@ mod tests {
             "{error}"
         );
         assert_eq!(Dtype::default(), Dtype::F32);
-        assert_eq!(Dtype::Bf16.kind(), Kind::BFloat16);
+        assert_eq!(torch_kind(Dtype::Bf16), Kind::BFloat16);
         assert_eq!(Dtype::F16.bytes(), 2);
     }
 }

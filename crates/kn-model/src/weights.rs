@@ -487,10 +487,11 @@ fn copy_half(
 /// `tensor` (finite values) in `dtype`: float32 and the type it is already in stay as they
 /// are; float16 is refused, naming the tensor, where a value overflows its range.
 fn in_dtype(tensor: Tensor, dtype: Dtype, name: &str, path: &Path) -> Result<Tensor> {
-    if tensor.kind() == dtype.kind() {
+    if tensor.kind() == crate::precision::torch_kind(dtype) {
         return Ok(tensor);
     }
-    let converted = crate::error::guard(|| Ok(tensor.to_kind(dtype.kind())))?;
+    let converted =
+        crate::error::guard(|| Ok(tensor.to_kind(crate::precision::torch_kind(dtype))))?;
     drop(tensor);
     if dtype == Dtype::F16
         && !crate::error::guard(|| Ok(converted.isfinite().all().int64_value(&[]) == 1))?

@@ -46,7 +46,7 @@ mod triggers;
 
 pub use activations::{
     activation_experiment, prompt_style, truncate_bags, ActivationConfig, ActivationReport,
-    AlignedGroup, FactActivation, FactSkips, GroupReport, ModelSummary, RelationMeans,
+    ActivationsFile, AlignedGroup, FactActivation, FactSkips, GroupReport, RelationMeans,
     SentenceCounts, SignAligned, DEFAULT_BATCH_SIZE,
 };
 pub use corpus::{Corpus, KnowledgeFact};

@@ -5,8 +5,8 @@
 //! count as a set. [`LayerHistogram`] lays that distribution out on the run's layer axis for
 //! the layer table and figure.
 
-use crate::input::FactRecord;
-use kn_select::{FactNeurons, LayerCount, LayerDistribution, Neuron, Summary};
+use crate::input::{neuron_set, FactRecord};
+use kn_select::{FactNeurons, LayerCount, LayerDistribution, Summary};
 use std::collections::BTreeSet;
 
 /// The facts of neurons.jsonl as kn-select's [`FactNeurons`] (neurons sorted, without
@@ -20,11 +20,7 @@ pub(crate) fn fact_neurons(facts: &[FactRecord]) -> Vec<FactNeurons> {
             relation: f.relation.clone(),
             prompts: f.prompts.len(),
             share: f64::NAN,
-            neurons: f
-                .neuron_set()
-                .into_iter()
-                .map(|(layer, index)| Neuron::new(layer, index))
-                .collect(),
+            neurons: neuron_set(f).into_iter().collect(),
         })
         .collect()
 }
@@ -111,7 +107,7 @@ impl LayerHistogram {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::{PromptRecord, ScoredNeuron};
+    use crate::input::{Neuron, PromptRecord, ScoredNeuron};
 
     fn fact(id: &str, relation: &str, neurons: &[(usize, usize)]) -> FactRecord {
         FactRecord {
@@ -119,12 +115,24 @@ mod tests {
             relation: relation.into(),
             subject: String::new(),
             object: String::new(),
-            prompts: vec![PromptRecord::default(); 2],
+            prompts: vec![
+                PromptRecord {
+                    text: String::new(),
+                    prob: 0.5,
+                    rank: 1,
+                    coarse: Vec::new(),
+                };
+                2
+            ],
             neurons: neurons
                 .iter()
-                .map(|&(layer, neuron)| ScoredNeuron { layer, neuron })
+                .map(|&(layer, neuron)| ScoredNeuron {
+                    layer,
+                    neuron,
+                    score: 1.0,
+                })
                 .collect(),
-            seconds: None,
+            seconds: 1.0,
         }
     }
 

@@ -7,9 +7,8 @@
 //! plotters' built-in estimate), so no font or image library of the system is needed.
 //!
 //! The chart's input is plain data ([`ChartGroup`]s); [`SuppressionChart::from_report`] builds
-//! it from any experiment report through the small traits [`ChartChange`], [`ChartEffects`],
-//! [`ChartConditions`] and [`ChartReport`], which `kn-edit` implements for its
-//! `ExperimentReport` and this crate for the `suppression.json` it reads back.
+//! it from the experiment's report (kn-schema's `ExperimentReport`, as kn-edit computes it and
+//! suppression.json holds it).
 //!
 //! ```
 //! use kn_report::chart::{ChartGroup, ChartMeasure, ChartPair, SuppressionChart};
@@ -27,6 +26,8 @@
 //! assert!(svg.starts_with("<svg") && svg.contains("P36"));
 //! ```
 
+use kn_schema::report::suppression::{ChangeSummary, ExperimentReport, GroupReport, OpEffects};
+use kn_select::compare_relations;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::{Deserialize, Serialize};
@@ -51,50 +52,7 @@ pub enum ChartError {
     },
 }
 
-/// The two numbers of a change summary (kn-edit's `ChangeSummary`) a chart can show.
-pub trait ChartChange {
-    /// The paper's number: change of the mean probability over the mean original
-    /// probability (%), `None` for an empty group.
-    fn change_pct(&self) -> Option<f64>;
-    /// The mean of per-prompt relative changes (%), `None` for an empty group.
-    fn mean_relative_change_pct(&self) -> Option<f64>;
-}
-
-/// Suppression and amplification summaries of one condition (kn-edit's `OpEffects`).
-pub trait ChartEffects {
-    /// The summary type.
-    type Change: ChartChange;
-    /// Activations suppressed.
-    fn suppress(&self) -> &Self::Change;
-    /// Activations amplified.
-    fn amplify(&self) -> &Self::Change;
-}
-
-/// The four conditions of one group of facts (kn-edit's `GroupReport`).
-pub trait ChartConditions {
-    /// The per-condition effects type.
-    type Effects: ChartEffects;
-    /// The knowledge neurons on their own facts.
-    fn own(&self) -> &Self::Effects;
-    /// Random neurons of the same layers.
-    fn random(&self) -> &Self::Effects;
-    /// The same neurons on facts of other relations.
-    fn other_relations(&self) -> &Self::Effects;
-    /// The neurons of highest activation.
-    fn activation_baseline(&self) -> &Self::Effects;
-}
-
-/// A whole suppression/amplification report (kn-edit's `ExperimentReport`).
-pub trait ChartReport {
-    /// The per-group type.
-    type Group: ChartConditions;
-    /// The relations' groups, in the order the chart should show them.
-    fn relation_groups(&self) -> Vec<(&str, &Self::Group)>;
-    /// All facts together.
-    fn overall_group(&self) -> &Self::Group;
-}
-
-/// Which number of a change summary ([`ChartChange`]) a chart shows.
+/// Which number of a change summary (`ChangeSummary`) a chart shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChartMeasure {
@@ -107,10 +65,10 @@ pub enum ChartMeasure {
 
 impl ChartMeasure {
     /// The chosen number of `summary` (`None` when the group was empty).
-    pub fn of<S: ChartChange + ?Sized>(self, summary: &S) -> Option<f64> {
+    pub fn of(self, summary: &ChangeSummary) -> Option<f64> {
         match self {
-            ChartMeasure::ChangePct => summary.change_pct(),
-            ChartMeasure::MeanRelativeChangePct => summary.mean_relative_change_pct(),
+            ChartMeasure::ChangePct => summary.change_pct,
+            ChartMeasure::MeanRelativeChangePct => summary.mean_relative_change_pct,
         }
     }
 
@@ -136,10 +94,10 @@ pub struct ChartPair {
 
 impl ChartPair {
     /// The values of one condition of a report under `measure`.
-    pub fn from_effects<E: ChartEffects + ?Sized>(effects: &E, measure: ChartMeasure) -> Self {
+    pub fn from_effects(effects: &OpEffects, measure: ChartMeasure) -> Self {
         Self {
-            suppress: measure.of(effects.suppress()),
-            amplify: measure.of(effects.amplify()),
+            suppress: measure.of(&effects.suppress),
+            amplify: measure.of(&effects.amplify),
         }
     }
 }
@@ -161,17 +119,14 @@ pub struct ChartGroup {
 
 impl ChartGroup {
     /// The group of one relation's (or the overall) results.
-    pub fn from_report<G: ChartConditions + ?Sized>(
-        label: &str,
-        group: &G,
-        measure: ChartMeasure,
-    ) -> Self {
+    pub fn from_report(label: &str, group: &GroupReport, measure: ChartMeasure) -> Self {
+        let conditions = &group.conditions;
         Self {
             label: label.to_string(),
-            own: ChartPair::from_effects(group.own(), measure),
-            random: ChartPair::from_effects(group.random(), measure),
-            other_relations: ChartPair::from_effects(group.other_relations(), measure),
-            activation_baseline: ChartPair::from_effects(group.activation_baseline(), measure),
+            own: ChartPair::from_effects(&conditions.own, measure),
+            random: ChartPair::from_effects(&conditions.random, measure),
+            other_relations: ChartPair::from_effects(&conditions.other_relations, measure),
+            activation_baseline: ChartPair::from_effects(&conditions.activation_baseline, measure),
         }
     }
 
@@ -234,25 +189,22 @@ fn drawing<E: std::fmt::Debug>(error: E) -> ChartError {
 }
 
 impl SuppressionChart {
-    /// One group per relation of `report` (in the report's order), plus an "all" group when
-    /// `overall` is true, with the numbers of `measure`.
-    pub fn from_report<R: ChartReport + ?Sized>(
-        report: &R,
+    /// One group per relation of `report` (in natural order: P27 before P101), plus an "all"
+    /// group when `overall` is true, with the numbers of `measure`.
+    pub fn from_report(
+        report: &ExperimentReport,
         measure: ChartMeasure,
         overall: bool,
         title: &str,
     ) -> Self {
-        let mut groups: Vec<ChartGroup> = report
-            .relation_groups()
+        let mut relations: Vec<(&String, &GroupReport)> = report.relations.iter().collect();
+        relations.sort_by(|a, b| compare_relations(a.0, b.0));
+        let mut groups: Vec<ChartGroup> = relations
             .into_iter()
             .map(|(relation, group)| ChartGroup::from_report(relation, group, measure))
             .collect();
         if overall {
-            groups.push(ChartGroup::from_report(
-                "all",
-                report.overall_group(),
-                measure,
-            ));
+            groups.push(ChartGroup::from_report("all", &report.overall, measure));
         }
         Self {
             title: title.to_string(),

@@ -33,15 +33,16 @@ pub enum ReportError {
         /// The parse error (with line and column).
         source: serde_json::Error,
     },
-    /// A line of neurons.jsonl is not a fact record.
-    #[error("{path} line {line}: not a kn discover fact record: {source}")]
+    /// A line of neurons.jsonl is not a fact record (or repeats a fact, or files it under
+    /// another relation).
+    #[error("{path} line {line}: {reason}")]
     JsonLine {
         /// The file.
         path: PathBuf,
         /// 1-based line number.
         line: usize,
-        /// The parse error.
-        source: serde_json::Error,
+        /// What is wrong with the line.
+        reason: String,
     },
     /// A file parses but its content cannot be used (empty run, duplicate fact, wrong shape).
     #[error("{path}: {reason}")]

@@ -137,14 +137,14 @@ impl Headline {
             ..Self::default()
         };
         if let Some(s) = &run.suppression {
-            let c = &s.overall.conditions;
+            let c = &s.report.overall.conditions;
             headline.suppress_change_pct = c.own.suppress.change_pct;
             headline.amplify_change_pct = c.own.amplify.change_pct;
             headline.random_suppress_change_pct = c.random.suppress.change_pct;
             headline.random_amplify_change_pct = c.random.amplify.change_pct;
         }
         if let Some(a) = &run.activations {
-            let overall: &ActivationGroup = &a.overall;
+            let overall: &ActivationGroup = &a.report.overall;
             headline.activation_knowledge = Some(TripleMeans::of(&overall.knowledge));
             headline.activation_random = overall.random.as_ref().map(TripleMeans::of);
             if let Some(aligned) = &overall.aligned {
@@ -167,12 +167,12 @@ impl Headline {
                 let other = erase.summary.other_relations.as_ref();
                 ErasureHeadline {
                     file: file.clone(),
-                    relation: erase.relation.clone(),
-                    accuracy_before: erased.accuracy_before,
-                    accuracy_after: erased.accuracy_after,
+                    relation: erase.evaluation.relation.clone(),
+                    accuracy_before: Some(erased.accuracy_before),
+                    accuracy_after: Some(erased.accuracy_after),
                     random_accuracy: erased.random_accuracy,
-                    other_accuracy_before: other.and_then(|o| o.accuracy_before),
-                    other_accuracy_after: other.and_then(|o| o.accuracy_after),
+                    other_accuracy_before: other.map(|o| o.accuracy_before),
+                    other_accuracy_after: other.map(|o| o.accuracy_after),
                 }
             })
             .collect();

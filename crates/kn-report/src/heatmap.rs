@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// A `(layer, neuron)` pair.
-type Neuron = (usize, usize);
+use kn_schema::Neuron;
 
 /// The `k` highest scores of `row` as `(neuron, score)`, highest first (ties: lower neuron
 /// first; NaN ranks last).
@@ -35,7 +35,7 @@ pub(crate) struct Heatmap {
     /// Per row, the top-K `(neuron, score)`, highest first.
     pub cells: Vec<Vec<(usize, f32)>>,
     /// The fact's refined knowledge neurons `(layer, neuron)`.
-    pub marked: BTreeSet<(usize, usize)>,
+    pub marked: BTreeSet<Neuron>,
     /// K.
     pub k: usize,
 }
@@ -48,7 +48,7 @@ impl Heatmap {
         scores: &Matrix,
         layers: &[usize],
         k: usize,
-        marked: BTreeSet<(usize, usize)>,
+        marked: BTreeSet<Neuron>,
         title: String,
     ) -> Result<Self, ReportError> {
         if scores.rows != layers.len() {
@@ -92,11 +92,11 @@ impl Heatmap {
 
     /// Knowledge neurons shown (in some row's top K) and the others.
     pub fn marked_split(&self) -> (Vec<Neuron>, Vec<Neuron>) {
-        let shown: BTreeSet<(usize, usize)> = self
+        let shown: BTreeSet<Neuron> = self
             .layers
             .iter()
             .zip(&self.cells)
-            .flat_map(|(&layer, row)| row.iter().map(move |&(n, _)| (layer, n)))
+            .flat_map(|(&layer, row)| row.iter().map(move |&(n, _)| Neuron::new(layer, n)))
             .collect();
         self.marked.iter().partition(|n| shown.contains(n))
     }
@@ -175,7 +175,7 @@ impl Heatmap {
                     fill.filled(),
                 ))
                 .map_err(drawing)?;
-                if self.marked.contains(&(*layer, neuron)) {
+                if self.marked.contains(&Neuron::new(*layer, neuron)) {
                     root.draw(&Rectangle::new(
                         [(x + 1, y + 1), (x + px(cell_w) - 1, y + px(cell_h) - 1)],
                         BLACK.stroke_width(2),
@@ -318,7 +318,10 @@ mod tests {
             cols: 4,
             data: vec![0.0, 3.0, 1.0, 2.0, -1.0, -4.0, 0.5, 0.25],
         };
-        let marked = [(7, 1), (9, 2), (9, 1)].into_iter().collect();
+        let marked = [(7, 1), (9, 2), (9, 1)]
+            .into_iter()
+            .map(Neuron::from)
+            .collect();
         Heatmap::new(
             Path::new("s.npy"),
             &scores,
@@ -337,8 +340,8 @@ mod tests {
         assert_eq!(h.cells[1], vec![(2, 0.5), (3, 0.25)]);
         assert_eq!(h.range(), Some((0.25, 3.0)));
         let (shown, hidden) = h.marked_split();
-        assert_eq!(shown, vec![(7, 1), (9, 2)]);
-        assert_eq!(hidden, vec![(9, 1)]);
+        assert_eq!(shown, vec![Neuron::new(7, 1), Neuron::new(9, 2)]);
+        assert_eq!(hidden, vec![Neuron::new(9, 1)]);
     }
 
     #[test]

@@ -4,14 +4,15 @@
 //! note naming the `kn` command that produces it, and its key goes to `sections_missing`.
 
 use crate::analysis::{fact_neurons, Analysis, LayerHistogram};
-use crate::chart::{ChartMeasure, ChartReport, SuppressionChart};
+use crate::chart::{ChartMeasure, SuppressionChart};
 use crate::doc::{Block, Document, Figure, Table};
 use crate::error::ReportError;
 use crate::figures::{bar_figure_svg, format_value, layers_svg, BarPanel, BarSeries};
 use crate::headline::{layer_list, rate, signed_pct, value, Headline};
 use crate::heatmap::Heatmap;
 use crate::input::{
-    ActivationGroup, Change, Effects, MeanMetrics, MeanSe, RunData, SuppressionGroup, Triple,
+    erasure_value_text, neuron_set, ActivationGroup, Change, Effects, MeanMetrics, MeanSe, RunData,
+    SuppressionGroup, Triple,
 };
 use crate::npy::{read_npy, scores_path};
 use crate::ReportOptions;
@@ -115,22 +116,17 @@ impl Builder {
             self.para(line);
         }
         let c = &run.config;
-        let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
-        let seconds: Vec<f64> = run.facts.iter().filter_map(|f| f.seconds).collect();
-        let seconds_per_fact = run
-            .stats
-            .as_ref()
-            .and_then(|s| s.seconds_per_fact)
-            .or_else(|| {
-                (!seconds.is_empty()).then(|| seconds.iter().sum::<f64>() / seconds.len() as f64)
-            });
+        let seconds: Vec<f64> = run.facts.iter().map(|f| f.seconds).collect();
+        let seconds_per_fact = run.stats.as_ref().map(|s| s.seconds_per_fact).or_else(|| {
+            (!seconds.is_empty()).then(|| seconds.iter().sum::<f64>() / seconds.len() as f64)
+        });
         let prompts = run.facts.iter().map(|f| f.prompts.len()).sum::<usize>() as f64
             / run.facts.len().max(1) as f64;
         let relations = run.relations();
-        let share = match (c.share, c.adaptive) {
-            (Some(p), true) => format!("{p} (adaptive per relation)"),
-            (Some(p), false) => p.to_string(),
-            (None, _) => "-".into(),
+        let share = if c.adaptive {
+            format!("{} (adaptive per relation)", c.share)
+        } else {
+            c.share.to_string()
         };
         let rows = vec![
             cells(["model".into(), headline.model.clone()]),
@@ -149,22 +145,19 @@ impl Builder {
             cells(["facts".into(), run.facts.len().to_string()]),
             cells([
                 "facts per relation (asked)".into(),
-                opt(c.facts_per_relation.map(|n| n.to_string())),
+                c.facts_per_relation.to_string(),
             ]),
             cells(["layers attributed".into(), {
                 let layers = run.layers();
                 format!("{} ({} layers)", layer_list(&layers), layers.len())
             }]),
-            cells([
-                "integration steps m".into(),
-                opt(c.steps.map(|n| n.to_string())),
-            ]),
+            cells(["integration steps m".into(), c.steps.to_string()]),
             cells([
                 "coarse threshold t".into(),
-                opt(c.threshold.map(format_value)),
+                format_value(f64::from(c.threshold)),
             ]),
             cells(["refinement share p".into(), share]),
-            cells(["seed".into(), opt(c.seed.map(|s| s.to_string()))]),
+            cells(["seed".into(), c.seed.to_string()]),
             cells(["prompts per fact".into(), format_value(prompts)]),
             cells(["seconds per fact".into(), value(seconds_per_fact)]),
         ];
@@ -177,7 +170,7 @@ impl Builder {
         }
         // Discovery statistics from neurons.jsonl, beside kn discover's stats.json.
         let counts = &analysis.summary.neurons_per_fact;
-        let summary = run.stats.as_ref().and_then(|s| s.summary.as_ref());
+        let summary = run.stats.as_ref().map(|s| &s.summary);
         let stat = |f: &dyn Fn(&crate::input::StatsSummary) -> Option<f64>| {
             summary
                 .and_then(f)
@@ -195,7 +188,7 @@ impl Builder {
                 cells([
                     "knowledge neurons per fact".into(),
                     format_value(counts.mean),
-                    stat(&|s| s.neurons_per_fact.mean),
+                    stat(&|s| Some(s.neurons_per_fact.mean)),
                 ]),
                 cells([
                     "shared by two facts of the same relation".into(),
@@ -216,10 +209,7 @@ impl Builder {
             ),
             Some(s) => {
                 let differs = s.facts != counts.facts
-                    || s
-                        .neurons_per_fact
-                        .mean
-                        .is_some_and(|m| (m - counts.mean).abs() > 1e-9);
+                    || (s.neurons_per_fact.mean - counts.mean).abs() > 1e-9;
                 if differs {
                     self.note(format!(
                         "stats.json differs from neurons.jsonl ({} facts there, {} here){}: the report's figures use neurons.jsonl.",
@@ -249,11 +239,9 @@ impl Builder {
                 .map(|n| {
                     format!(
                         "L{} #{} ({})",
-                        n.neuron.0,
-                        n.neuron.1,
-                        n.frequency
-                            .map(|f| rate(Some(f)))
-                            .unwrap_or_else(|| n.facts.to_string())
+                        n.neuron.layer,
+                        n.neuron.index,
+                        rate(Some(n.frequency))
                     )
                 })
                 .unwrap_or_else(|| "-".into());
@@ -263,8 +251,7 @@ impl Builder {
                 format_value(counts.mean),
                 counts.facts_without_neurons().to_string(),
                 summary
-                    .and_then(|s| s.share)
-                    .map(format_value)
+                    .map(|s| format_value(s.share))
                     .unwrap_or_else(|| "-".into()),
                 summary
                     .map(|s| s.neurons.len().to_string())
@@ -383,7 +370,7 @@ impl Builder {
             &scores,
             &layers,
             options.top_k,
-            fact.neuron_set(),
+            neuron_set(fact),
             title,
         )?;
         let (shown, hidden) = heatmap.marked_split();
@@ -407,10 +394,13 @@ impl Builder {
             fact.prompts.len(),
             heatmap.k,
             shown.len(),
-            fact.neuron_set().len(),
+            neuron_set(fact).len(),
         );
         if !hidden.is_empty() {
-            let list: Vec<String> = hidden.iter().map(|(l, n)| format!("L{l} #{n}")).collect();
+            let list: Vec<String> = hidden
+                .iter()
+                .map(|n| format!("L{} #{}", n.layer, n.index))
+                .collect();
             caption.push_str(&format!(
                 " Outside the top {} of their layer: {}.",
                 heatmap.k,
@@ -435,14 +425,13 @@ impl Builder {
             );
             return Ok(());
         };
-        let factor = |f: Option<f64>, default: f64| format_value(f.unwrap_or(default));
         self.para(format!(
             "Change of the correct answer's probability when the knowledge neurons' activations are scaled by {} \
              (suppress) and by {} (amplify), as the paper reports it: the change of the mean probability over the \
              mean original probability, pooled over each group's prompts. Controls: random neurons of the same \
              layers, the same neurons on facts of other relations{}.",
-            factor(s.config.suppress_factor, 0.0),
-            factor(s.config.amplify_factor, 2.0),
+            format_value(s.report.config.suppress_factor),
+            format_value(s.report.config.amplify_factor),
             if s.activation_baseline_layers.is_some() {
                 ", and as many neurons of highest activation (activation baseline)"
             } else {
@@ -476,12 +465,10 @@ impl Builder {
             }
             row
         };
-        let mut rows: Vec<Vec<String>> = s
-            .relation_groups()
-            .into_iter()
-            .map(|(r, g)| row(r, g))
-            .collect();
-        rows.push(row("all", &s.overall));
+        let mut relations: Vec<(&String, &SuppressionGroup)> = s.report.relations.iter().collect();
+        relations.sort_by(|x, y| kn_select::compare_relations(x.0, y.0));
+        let mut rows: Vec<Vec<String>> = relations.into_iter().map(|(r, g)| row(r, g)).collect();
+        rows.push(row("all", &s.report.overall));
         self.table(
             &[
                 "relation",
@@ -498,15 +485,11 @@ impl Builder {
             ],
             rows,
         );
-        let title = if s.architecture.is_empty() {
-            "Suppressing and amplifying knowledge neurons".to_string()
-        } else {
-            format!(
-                "Suppressing and amplifying knowledge neurons ({})",
-                s.architecture
-            )
-        };
-        let chart = SuppressionChart::from_report(s, ChartMeasure::ChangePct, true, &title);
+        let title = format!(
+            "Suppressing and amplifying knowledge neurons ({})",
+            s.report.architecture
+        );
+        let chart = SuppressionChart::from_report(&s.report, ChartMeasure::ChangePct, true, &title);
         let svg = chart.to_svg().map_err(|e| ReportError::Figure {
             figure: "suppression",
             reason: e.to_string(),
@@ -524,13 +507,14 @@ impl Builder {
     /// 5. Activations on T1/T2/T3 sentences.
     fn activations(&mut self, run: &RunData) -> Result<(), ReportError> {
         self.section("activations", "Activations on expressed facts (T1/T2/T3)");
-        let Some(a) = &run.activations else {
+        let Some(file) = &run.activations else {
             self.not_run(
                 "activations",
                 "Not run: kn activations --neurons DIR --corpus BINGREL --out DIR writes activations.json.",
             );
             return Ok(());
         };
+        let a = &file.report;
         self.para(
             "Mean FFN activation of each fact's knowledge neurons (and of as many random neurons of the same layers) \
              at the hidden position of T1 (head+tail sentences, tail hidden), T2 (head only, a random word hidden) \
@@ -569,7 +553,8 @@ impl Builder {
             add(relation, group);
         }
         self.table(&["group", "neurons", "facts", "T1", "T2", "T3"], rows);
-        if let Some(m) = &a.mean_of_relations {
+        let m = &a.mean_of_relations;
+        if m.relations > 0 {
             let t = |t: &Triple<Option<f64>>| {
                 format!("T1 {}, T2 {}, T3 {}", value(t.t1), value(t.t2), value(t.t3))
             };
@@ -717,11 +702,11 @@ impl Builder {
                 .take(SHOWN)
                 .map(|f| {
                     cells([
-                        f.fact.clone(),
+                        f.evaluation.fact.clone(),
                         f.subject.clone(),
                         format!("{} -> {}", f.old_answer, f.new_answer),
-                        rate(f.before.success_rate),
-                        rate(f.after.success_rate),
+                        rate(Some(f.evaluation.before.success_rate)),
+                        rate(Some(f.evaluation.after.success_rate)),
                     ])
                 })
                 .collect();
@@ -817,14 +802,11 @@ impl Builder {
         );
         let mut rows = Vec::new();
         for (file, erase) in &run.erasures {
+            let evaluation = &erase.evaluation;
             let what = format!(
                 "{} neurons -> {}",
-                erase
-                    .config
-                    .top_n
-                    .map(|n| n.to_string())
-                    .unwrap_or_else(|| erase.neurons.len().to_string()),
-                erase.config.value_text(erase.token_text.as_deref())
+                evaluation.config.top_n,
+                erasure_value_text(&evaluation.config.value, evaluation.token_text.as_deref())
             );
             let groups = [
                 ("erased relation", Some(&erase.summary.erased_relation)),
@@ -834,15 +816,15 @@ impl Builder {
                 let Some(q) = q else { continue };
                 rows.push(cells([
                     file.clone(),
-                    erase.relation.clone(),
+                    evaluation.relation.clone(),
                     what.clone(),
                     group.into(),
                     q.prompts.to_string(),
-                    rate(q.accuracy_before),
-                    rate(q.accuracy_after),
+                    rate(Some(q.accuracy_before)),
+                    rate(Some(q.accuracy_after)),
                     rate(q.random_accuracy),
-                    value(q.perplexity_before),
-                    value(q.perplexity_after),
+                    value(Some(q.perplexity_before)),
+                    value(Some(q.perplexity_after)),
                     value(q.random_perplexity),
                 ]));
             }
@@ -869,7 +851,7 @@ impl Builder {
             let stem = file.trim_start_matches("erase-").trim_end_matches(".json");
             let groups = [
                 (
-                    format!("{stem}: {}", erase.relation),
+                    format!("{stem}: {}", erase.evaluation.relation),
                     Some(&erase.summary.erased_relation),
                 ),
                 (
@@ -880,8 +862,8 @@ impl Builder {
             for (label, q) in groups {
                 let Some(q) = q else { continue };
                 categories.push(label);
-                values[0].push(q.accuracy_before.map(|v| 100.0 * v));
-                values[1].push(q.accuracy_after.map(|v| 100.0 * v));
+                values[0].push(Some(100.0 * q.accuracy_before));
+                values[1].push(Some(100.0 * q.accuracy_after));
                 values[2].push(q.random_accuracy.map(|v| 100.0 * v));
             }
         }

@@ -423,6 +423,18 @@ fn malformed_files_give_typed_errors_naming_them() {
         build_report(&run, &options),
         Err(ReportError::Json { .. })
     ));
+    // A renamed field is an error naming the file, not a "-" in the report.
+    std::fs::write(
+        run.join("suppression.json"),
+        text.replace("\"change_pct\"", "\"change_percent\""),
+    )
+    .unwrap();
+    let error = build_report(&run, &options).unwrap_err();
+    assert!(
+        matches!(&error, ReportError::Json { path, .. } if path == &run.join("suppression.json")),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("change_pct"), "{error}");
     std::fs::copy(
         fixture().join("suppression.json"),
         run.join("suppression.json"),

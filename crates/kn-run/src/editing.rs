@@ -11,197 +11,22 @@
 //! the result says which threshold was used.
 
 use crate::error::RunError;
-use crate::run_dir::{
-    cap_prompts, change_pct, mean, relation_frequencies, seeded_order, RunDir, RunSummary,
-};
+use crate::run_dir::{cap_prompts, mean, relation_frequencies, seeded_order, RunDir};
 use crate::Message;
 use kn_data::Pararel;
 use kn_edit::{
     evaluate_update, fact_answer_token, new_answer_token, verify_restored, EvaluationConfig,
-    FactNeurons, UpdateConfig, UpdateEvaluation, UpdateMetrics,
+    EncodedFact, UpdateConfig, UpdateMetrics,
 };
 use kn_model::{EncodedPrompt, KnowledgeModel};
+pub use kn_schema::report::edit::{
+    Aggregate, ControlPrompts, FactEdit, MeanMetrics, PerplexityChange, SampleOutput, SingleOutput,
+    Skipped,
+};
 use kn_schema::FactRecord;
-use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Instant;
-
-/// Relative perplexity changes (%) of one update.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct PerplexityChange {
-    /// Other facts of the same relation, after the edit vs before.
-    pub same_relation: Option<f64>,
-    /// Facts of other relations, after vs before.
-    pub other_relations: Option<f64>,
-    /// Same relation under the random control.
-    pub random_same_relation: Option<f64>,
-    /// Other relations under the random control.
-    pub random_other_relations: Option<f64>,
-}
-
-impl PerplexityChange {
-    /// The changes of one update's evaluation.
-    pub fn of(evaluation: &UpdateEvaluation) -> Self {
-        let ppl = |m: &UpdateMetrics, same: bool| {
-            if same {
-                m.same_relation.map(|q| q.perplexity)
-            } else {
-                m.other_relations.map(|q| q.perplexity)
-            }
-        };
-        let change = |after: Option<&UpdateMetrics>, same: bool| match (
-            ppl(&evaluation.before, same),
-            after.and_then(|a| ppl(a, same)),
-        ) {
-            (Some(b), Some(a)) => change_pct(b, a),
-            _ => None,
-        };
-        Self {
-            same_relation: change(Some(&evaluation.after), true),
-            other_relations: change(Some(&evaluation.after), false),
-            random_same_relation: change(evaluation.random_control.as_ref(), true),
-            random_other_relations: change(evaluation.random_control.as_ref(), false),
-        }
-    }
-}
-
-/// One updated fact in the JSON output.
-#[derive(Debug, Serialize)]
-pub struct FactEdit {
-    /// The new answer as given or drawn.
-    pub new_answer: String,
-    /// The subject and old object of the fact.
-    pub subject: String,
-    /// The fact's old object.
-    pub old_answer: String,
-    /// The metrics before and after the update and under the random control.
-    #[serde(flatten)]
-    pub evaluation: UpdateEvaluation,
-    /// The shared threshold actually used (see the module docs).
-    pub shared_threshold_used: f64,
-    /// Facts of the relation in the run (the frequencies' denominator).
-    pub relation_facts: usize,
-    /// Prompts in the perplexity controls.
-    pub control_prompts: ControlPrompts,
-    /// Relative perplexity changes of the controls (%).
-    pub perplexity_change_pct: PerplexityChange,
-    /// The weights were restored bit for bit after measuring.
-    pub weights_restored: bool,
-    /// Where the patch was saved (--patch-out).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub patch: Option<String>,
-}
-
-/// Prompts of the perplexity controls.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct ControlPrompts {
-    /// Of other facts of the same relation.
-    pub same_relation: usize,
-    /// Of facts of other relations.
-    pub other_relations: usize,
-}
-
-/// Means of [`UpdateMetrics`] over facts.
-#[derive(Debug, Default, Serialize)]
-pub struct MeanMetrics {
-    /// Share of prompts whose top-1 is the new answer.
-    pub success_rate: Option<f64>,
-    /// Share of prompts whose top-1 is no longer the old answer.
-    pub change_rate: Option<f64>,
-    /// Share of prompts with the new answer in the top 5.
-    pub top5_rate: Option<f64>,
-    /// Mean reciprocal rank of the new answer.
-    pub mrr: Option<f64>,
-    /// Mean probability of the old answer.
-    pub mean_old_prob: Option<f64>,
-    /// Mean probability of the new answer.
-    pub mean_new_prob: Option<f64>,
-    /// Perplexity of other facts' answers, same relation.
-    pub same_relation_perplexity: Option<f64>,
-    /// Perplexity of other facts' answers, other relations.
-    pub other_relations_perplexity: Option<f64>,
-    /// Top-1 accuracy of other facts' answers, same relation.
-    pub same_relation_accuracy: Option<f64>,
-    /// Top-1 accuracy of other facts' answers, other relations.
-    pub other_relations_accuracy: Option<f64>,
-}
-
-impl MeanMetrics {
-    /// The means of `metrics` (each `None` when no fact has it).
-    pub fn of<'a>(metrics: impl Iterator<Item = &'a UpdateMetrics> + Clone) -> Self {
-        let m = |f: fn(&UpdateMetrics) -> Option<f64>| mean(metrics.clone().map(f));
-        Self {
-            success_rate: m(|x| Some(x.success_rate)),
-            change_rate: m(|x| Some(x.change_rate)),
-            top5_rate: m(|x| Some(x.top5_rate)),
-            mrr: m(|x| Some(x.mrr)),
-            mean_old_prob: m(|x| Some(x.mean_old_prob)),
-            mean_new_prob: m(|x| Some(x.mean_new_prob)),
-            same_relation_perplexity: m(|x| x.same_relation.map(|q| q.perplexity)),
-            other_relations_perplexity: m(|x| x.other_relations.map(|q| q.perplexity)),
-            same_relation_accuracy: m(|x| x.same_relation.map(|q| q.accuracy)),
-            other_relations_accuracy: m(|x| x.other_relations.map(|q| q.accuracy)),
-        }
-    }
-}
-
-/// The aggregate of `--facts N`.
-#[derive(Debug, Serialize)]
-pub struct Aggregate {
-    /// Facts updated and measured.
-    pub facts: usize,
-    /// Prompts of those facts.
-    pub prompts: usize,
-    /// Before the updates.
-    pub before: MeanMetrics,
-    /// After each update.
-    pub after: MeanMetrics,
-    /// Under the random-neuron control.
-    pub random_control: Option<MeanMetrics>,
-    /// Means over facts of the per-fact relative perplexity changes.
-    pub perplexity_change_pct: PerplexityChange,
-}
-
-/// A fact of the sample that could not be updated.
-#[derive(Debug, Serialize)]
-pub struct Skipped {
-    /// The fact id.
-    pub fact: String,
-    /// Why it was skipped.
-    pub reason: String,
-}
-
-/// The JSON output of `kn edit --facts N`.
-#[derive(Debug, Serialize)]
-pub struct SampleOutput {
-    /// The run the facts come from.
-    pub run: RunSummary,
-    /// Facts asked for.
-    pub requested: usize,
-    /// Seed of the sample, the new answers and the controls.
-    pub seed: u64,
-    /// Means over the updated facts.
-    pub aggregate: Aggregate,
-    /// Each updated fact.
-    pub facts: Vec<FactEdit>,
-    /// Facts of the sample that could not be updated.
-    pub skipped: Vec<Skipped>,
-    /// Wall-clock seconds.
-    pub seconds: f64,
-}
-
-/// The JSON output of `kn edit --fact`.
-#[derive(Debug, Serialize)]
-pub struct SingleOutput {
-    /// The run the facts come from.
-    pub run: RunSummary,
-    /// The update.
-    #[serde(flatten)]
-    pub edit: FactEdit,
-    /// Wall-clock seconds.
-    pub seconds: f64,
-}
 
 /// Everything the per-fact update needs that does not change between facts.
 pub struct Context<'a> {
@@ -210,7 +35,7 @@ pub struct Context<'a> {
     /// The run.
     pub run: &'a RunDir,
     /// Every fact of the run, encoded for the model, by id.
-    pub encoded: BTreeMap<String, FactNeurons>,
+    pub encoded: BTreeMap<String, EncodedFact>,
     /// The update rule's settings.
     pub config: UpdateConfig,
     /// The measurement's settings.
@@ -222,7 +47,7 @@ pub struct Context<'a> {
 /// Prompts of the run's facts other than `fact`: of its relation, and of the other relations.
 pub fn control_prompts(
     context: &Context<'_>,
-    fact: &FactNeurons,
+    fact: &EncodedFact,
 ) -> (Vec<EncodedPrompt>, Vec<EncodedPrompt>) {
     let mut same = Vec::new();
     let mut other = Vec::new();
@@ -368,7 +193,7 @@ pub fn answer_candidates(
 /// The first candidate that is one token for the model and not the fact's answer token.
 pub fn draw_new_answer(
     model: &dyn KnowledgeModel,
-    fact: &FactNeurons,
+    fact: &EncodedFact,
     candidates: &[String],
 ) -> Option<String> {
     let old = fact_answer_token(fact).ok()?;

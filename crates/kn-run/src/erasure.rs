@@ -11,116 +11,12 @@
 //! bit for bit ([`erase_relation`]).
 
 use crate::error::RunError;
-use crate::run_dir::{change_pct, encode_facts, relation_frequencies, RunDir, RunSummary};
+use crate::run_dir::{encode_facts, relation_frequencies, RunDir};
 use crate::Message;
-use kn_edit::{
-    evaluate_erasure, verify_restored, AnswerQuality, EraseConfig, ErasureEvaluation,
-    ErasureMetrics, ErasureValue, EvaluationConfig,
-};
+use kn_edit::{evaluate_erasure, verify_restored, EraseConfig, ErasureValue, EvaluationConfig};
 use kn_model::KnowledgeModel;
-use serde::Serialize;
+pub use kn_schema::report::erase::{EraseOutput, QualityChange, Summary};
 use std::time::Instant;
-
-/// Before/after of one group of prompts, with relative changes.
-#[derive(Debug, Serialize)]
-pub struct QualityChange {
-    /// Prompts measured.
-    pub prompts: usize,
-    /// Top-1 accuracy before the erasure.
-    pub accuracy_before: f64,
-    /// Top-1 accuracy after it.
-    pub accuracy_after: f64,
-    /// Perplexity of the answers before the erasure.
-    pub perplexity_before: f64,
-    /// Perplexity after it.
-    pub perplexity_after: f64,
-    /// `100 * (after / before - 1)`.
-    pub perplexity_change_pct: Option<f64>,
-    /// Under the random control.
-    pub random_accuracy: Option<f64>,
-    /// Perplexity under the random control.
-    pub random_perplexity: Option<f64>,
-    /// Its change against before (%).
-    pub random_perplexity_change_pct: Option<f64>,
-}
-
-impl QualityChange {
-    /// The changes from `before` to `after` (and to the random control's).
-    pub fn of(
-        before: &AnswerQuality,
-        after: &AnswerQuality,
-        random: Option<&AnswerQuality>,
-    ) -> Self {
-        Self {
-            prompts: before.prompts,
-            accuracy_before: before.accuracy,
-            accuracy_after: after.accuracy,
-            perplexity_before: before.perplexity,
-            perplexity_after: after.perplexity,
-            perplexity_change_pct: change_pct(before.perplexity, after.perplexity),
-            random_accuracy: random.map(|r| r.accuracy),
-            random_perplexity: random.map(|r| r.perplexity),
-            random_perplexity_change_pct: random
-                .and_then(|r| change_pct(before.perplexity, r.perplexity)),
-        }
-    }
-}
-
-/// The summary of an erasure: the erased relation and the others.
-#[derive(Debug, Serialize)]
-pub struct Summary {
-    /// On the erased relation's prompts.
-    pub erased_relation: QualityChange,
-    /// On the other relations' prompts of the run.
-    pub other_relations: Option<QualityChange>,
-}
-
-impl Summary {
-    /// The changes of an erasure's evaluation.
-    pub fn of(
-        before: &ErasureMetrics,
-        after: &ErasureMetrics,
-        random: Option<&ErasureMetrics>,
-    ) -> Self {
-        Self {
-            erased_relation: QualityChange::of(
-                &before.erased_relation,
-                &after.erased_relation,
-                random.map(|r| &r.erased_relation),
-            ),
-            other_relations: match (&before.other_relations, &after.other_relations) {
-                (Some(b), Some(a)) => Some(QualityChange::of(
-                    b,
-                    a,
-                    random.and_then(|r| r.other_relations.as_ref()),
-                )),
-                _ => None,
-            },
-        }
-    }
-}
-
-/// The JSON output of `kn erase`.
-#[derive(Debug, Serialize)]
-pub struct EraseOutput {
-    /// The run.
-    pub run: RunSummary,
-    /// Facts of the erased relation in the run (the frequencies' denominator).
-    pub relation_facts: usize,
-    /// Distinct knowledge neurons counted over them.
-    pub neurons_counted: usize,
-    /// How many facts hold each erased neuron, in the order of `neurons`' ranking.
-    pub erased_counts: Vec<((usize, usize), usize)>,
-    /// The metrics before, after and under the random control.
-    #[serde(flatten)]
-    pub evaluation: ErasureEvaluation,
-    /// Before/after changes of both groups.
-    pub summary: Summary,
-    /// The weights were restored bit for bit after measuring.
-    pub weights_restored: bool,
-    /// Wall-clock seconds.
-    pub seconds: f64,
-}
 
 /// Erases `relation` of `run` in `model` through its `top` most frequent knowledge neurons set
 /// to `value`, measures as the module docs say, restores the weights (checked bit for bit)
@@ -141,8 +37,12 @@ pub fn erase_relation(
             "no fact of {relation} has knowledge neurons in the run: nothing to erase"
         )));
     }
-    let erased_counts: Vec<((usize, usize), usize)> =
-        frequencies.ranked().into_iter().take(top).collect();
+    let erased_counts: Vec<(kn_schema::Neuron, usize)> = frequencies
+        .ranked()
+        .into_iter()
+        .take(top)
+        .map(|(neuron, facts)| (neuron.into(), facts))
+        .collect();
     let others: Vec<String> = run
         .relations()
         .into_iter()

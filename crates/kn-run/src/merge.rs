@@ -25,7 +25,7 @@ pub struct MergeSummary {
     /// Saved score matrices copied.
     pub scores: usize,
     /// The merged run's statistics (its stats.json).
-    pub stats: serde_json::Value,
+    pub stats: kn_schema::report::discovery::StatsFile,
 }
 
 /// Merges the run directories `shard_dirs` of one sharded discovery (any order) into `out_dir`,

@@ -4,6 +4,7 @@
 //! written from every finished line. Held under the directory's lock.
 
 use crate::error::RunError;
+use kn_schema::report::discovery::{RelationSummary, StatsFile};
 use kn_schema::{write_atomically, FactRecord, RunConfig};
 use kn_select::{
     refine_all, summarize, AdaptiveShare, FactCounts, FactNeurons, Neuron, RefineConfig,
@@ -230,7 +231,7 @@ pub fn write_summaries(
     records: &[FactRecord],
     config: &RunConfig,
     refine: &RefineConfig,
-) -> Result<serde_json::Value, RunError> {
+) -> Result<StatsFile, RunError> {
     let counts: Vec<FactCounts> = records
         .iter()
         .map(|r| {
@@ -244,36 +245,34 @@ pub fn write_summaries(
     let mut relations = BTreeMap::new();
     let mut all_facts: Vec<FactNeurons> = Vec::new();
     for relation in &refined {
-        let neurons = relation.relation_neurons(0.1);
         relations.insert(
             relation.relation.clone(),
-            serde_json::json!({
-                "facts": relation.facts.len(),
-                "skipped": relation.skipped,
-                "share": relation.share,
-                "mean_neurons_per_fact": relation.mean_neurons,
-                "neurons": neurons,
-            }),
+            RelationSummary {
+                facts: relation.facts.len(),
+                skipped: relation.skipped.clone(),
+                share: relation.share,
+                mean_neurons_per_fact: relation.mean_neurons,
+                neurons: relation.relation_neurons(0.1),
+            },
         );
         all_facts.extend(relation.facts.iter().cloned());
     }
-    let seconds: Vec<f64> = records.iter().map(|r| r.seconds).collect();
-    let stats = serde_json::json!({
-        "summary": summarize(&all_facts),
-        "seconds_per_fact": seconds.iter().sum::<f64>() / seconds.len().max(1) as f64,
-        "prompts_per_fact": records.iter().map(|r| r.prompts.len()).sum::<usize>() as f64 / records.len().max(1) as f64,
-        "config": config,
-    });
-    let write = |name: &str, value: &serde_json::Value| {
-        let text =
-            serde_json::to_string_pretty(value).map_err(|e| RunError::Internal(e.to_string()))?;
-        write_atomically(&out.dir.join(name), text.as_bytes())
-            .map_err(|e| RunError::Internal(format!("{name}: {e}")))
+    let per_fact = |total: f64| total / records.len().max(1) as f64;
+    let stats = StatsFile {
+        summary: summarize(&all_facts),
+        seconds_per_fact: per_fact(records.iter().map(|r| r.seconds).sum()),
+        prompts_per_fact: per_fact(records.iter().map(|r| r.prompts.len() as f64).sum()),
+        config: config.clone(),
     };
-    write(
-        "relations.json",
-        &serde_json::to_value(&relations).unwrap_or_default(),
-    )?;
-    write("stats.json", &stats)?;
+    write_json(&out.dir.join("relations.json"), &relations)?;
+    write_json(&out.dir.join("stats.json"), &stats)?;
     Ok(stats)
+}
+
+/// Writes `value` as pretty JSON to `path`, atomically.
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), RunError> {
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| RunError::Internal(e.to_string()))?;
+    write_atomically(path, text.as_bytes())
+        .map_err(|e| RunError::Internal(format!("{}: {e}", path.display())))
 }

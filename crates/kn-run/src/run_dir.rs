@@ -1,17 +1,17 @@
 //! Reading a `kn discover` run for the editing subcommands (`kn suppress`, `kn edit`,
 //! `kn erase`): `DIR/config.json` and `DIR/neurons.jsonl` (read only, never repaired), the
 //! check that the loaded model is the run's model, and the conversion of its records into
-//! `kn_edit::FactNeurons` (each prompt re-encoded with the fact's object as answer, first
+//! `kn_edit::EncodedFact` (each prompt re-encoded with the fact's object as answer, first
 //! token, as discover attributed it).
 //!
 //! Also what every editing experiment shares: seeded orders without a random-number crate,
 //! prompt caps, and the means and percentages of changes.
 
 use crate::error::RunError;
-use kn_edit::{FactNeurons, NeuronFrequencies, NeuronSet};
+use kn_edit::{EncodedFact, NeuronFrequencies, NeuronSet};
 use kn_model::{AnswerPolicy, EncodedPrompt, KnowledgeModel, ModelError, ModelInfo};
+pub use kn_schema::report::{change_pct, mean, RunSummary};
 use kn_schema::{FactRecord, RunConfig};
-use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -179,23 +179,6 @@ impl RunDir {
     }
 }
 
-/// The run an editing report was computed from.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunSummary {
-    /// The neurons.jsonl read.
-    pub neurons: String,
-    /// Facts in it.
-    pub facts: usize,
-    /// Their relations.
-    pub relations: Vec<String>,
-    /// The model the run was made with.
-    pub model_source: String,
-    /// Its fingerprint (equal to the loaded model's).
-    pub fingerprint: String,
-    /// The version of kn that wrote this output.
-    pub kn_version: String,
-}
-
 /// Parses neurons.jsonl with `kn_schema::parse_neurons` (a bad line, a bad fact id or a fact
 /// written twice is refused, naming the line), checks its facts against the run's
 /// selection.json when the run has one, and refuses a file without facts.
@@ -226,12 +209,12 @@ pub fn record_neurons(record: &FactRecord) -> NeuronSet {
     record.neurons.iter().map(|n| (n.layer, n.neuron)).collect()
 }
 
-/// A record as `FactNeurons`: its prompts encoded with its object as answer (first token), its
+/// A record as `EncodedFact`: its prompts encoded with its object as answer (first token), its
 /// knowledge neurons checked against the model.
 pub fn encode_fact(
     model: &dyn KnowledgeModel,
     record: &FactRecord,
-) -> Result<FactNeurons, RunError> {
+) -> Result<EncodedFact, RunError> {
     let mut prompts = Vec::with_capacity(record.prompts.len());
     for prompt in &record.prompts {
         let encoded = model
@@ -255,7 +238,7 @@ pub fn encode_fact(
     neurons
         .validate(model.info())
         .map_err(|e| RunError::BadInput(format!("fact {}: {e}", record.fact)))?;
-    Ok(FactNeurons {
+    Ok(EncodedFact {
         id: record.fact.clone(),
         relation: record.relation.clone(),
         prompts,
@@ -268,7 +251,7 @@ pub fn encode_fact(
 pub fn encode_facts(
     model: &dyn KnowledgeModel,
     records: &[&FactRecord],
-) -> Result<Vec<FactNeurons>, RunError> {
+) -> Result<Vec<EncodedFact>, RunError> {
     records.iter().map(|r| encode_fact(model, r)).collect()
 }
 
@@ -322,21 +305,6 @@ pub fn cap_prompts(
             .collect();
     kept.sort_by_key(|(i, _)| *i);
     kept.into_iter().map(|(_, p)| p).collect()
-}
-
-/// `100 * (after / before - 1)`, `None` unless both are finite and `before > 0`.
-pub fn change_pct(before: f64, after: f64) -> Option<f64> {
-    (before > 0.0 && before.is_finite() && after.is_finite())
-        .then(|| 100.0 * (after / before - 1.0))
-}
-
-/// The mean of the present values (`None` when none are).
-pub fn mean(values: impl IntoIterator<Item = Option<f64>>) -> Option<f64> {
-    let (sum, n) = values
-        .into_iter()
-        .flatten()
-        .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
-    (n > 0).then(|| sum / n as f64)
 }
 
 #[cfg(test)]

@@ -9,28 +9,13 @@
 //! prompts, `kn_edit::activation_baseline`).
 
 use crate::error::RunError;
-use crate::run_dir::{encode_facts, RunDir, RunSummary};
+use crate::run_dir::{encode_facts, RunDir};
 use crate::Message;
-use kn_edit::{
-    add_activation_baselines, suppress_amplify_experiment, ExperimentConfig, ExperimentReport,
-};
+use kn_edit::{add_activation_baselines, suppress_amplify_experiment, ExperimentConfig};
 use kn_model::KnowledgeModel;
-use serde::Serialize;
 use std::time::Instant;
 
-/// The JSON report of `kn suppress`: kn-edit's experiment report plus where it came from.
-#[derive(Debug, Serialize)]
-pub struct SuppressOutput {
-    /// The run the facts come from.
-    pub run: RunSummary,
-    /// Whether the activation-baseline control ran, and over which layers.
-    pub activation_baseline_layers: Option<Vec<usize>>,
-    /// Wall-clock seconds.
-    pub seconds: f64,
-    #[serde(flatten)]
-    /// kn-edit's experiment report.
-    pub report: ExperimentReport,
-}
+pub use kn_schema::report::suppression::SuppressionFile;
 
 /// Runs the experiment on the facts of `relations` in `run`, with the activation-baseline
 /// control when `activation_baseline`; `report` hears progress (every tenth fact, or every
@@ -43,7 +28,7 @@ pub fn suppress_amplify(
     activation_baseline: bool,
     every_fact: bool,
     report: &dyn Fn(Message),
-) -> Result<SuppressOutput, RunError> {
+) -> Result<SuppressionFile, RunError> {
     let started = Instant::now();
     let records = run.records_of(&relations);
     let log = |message: String| report(Message::Progress(message));
@@ -70,7 +55,7 @@ pub fn suppress_amplify(
             log(format!("[{done}/{total}] {per_fact:.2} s/fact"));
         }
     })?;
-    let output = SuppressOutput {
+    let output = SuppressionFile {
         run: run.describe(),
         activation_baseline_layers: baseline_layers,
         seconds: started.elapsed().as_secs_f64(),

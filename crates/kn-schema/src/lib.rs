@@ -9,20 +9,28 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// Prompts or sentences per forward pass unless told otherwise (experiments record theirs).
+pub const DEFAULT_BATCH_SIZE: usize = 16;
+
 pub mod atomic;
+pub mod complete;
 pub mod error;
 pub mod files;
 pub mod ids;
 pub mod lock;
+pub mod model;
 pub mod neuron;
 pub mod npy;
+pub mod report;
 pub mod run;
 
 pub use atomic::write_atomically;
+pub use complete::from_json_complete;
 pub use error::{Result, SchemaError};
 pub use files::{read_capped, read_capped_text, CONFIG_FILE_LIMIT};
 pub use ids::{check_relation_id, parse_fact_id};
 pub use lock::{Access, RunLock};
+pub use model::{Dtype, ModelDifference, ModelInfo, ModelKind};
 pub use neuron::Neuron;
 pub use run::{
     check_facts_known, parse_neurons, FactRecord, ModelRecord, NeuronsFile, PromptRecord,

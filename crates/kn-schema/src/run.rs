@@ -94,15 +94,24 @@ pub struct PromptRecord {
     pub coarse: Vec<Neuron>,
 }
 
-/// A refined neuron with its score (mean attribution over the fact's prompts).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A neuron with its score: a refined neuron of neurons.jsonl (its mean attribution over the
+/// fact's prompts) or one of a prompt's top neurons (`kn attribute`). In JSON
+/// `{"layer", "neuron", "score"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ScoredNeuron {
     /// Layer.
     pub layer: usize,
-    /// Neuron index.
+    /// Neuron index within the layer.
     pub neuron: usize,
-    /// Mean attribution over the fact's prompts.
+    /// The score.
     pub score: f32,
+}
+
+impl ScoredNeuron {
+    /// The neuron scored.
+    pub fn id(&self) -> Neuron {
+        Neuron::new(self.layer, self.neuron)
+    }
 }
 
 /// One line of neurons.jsonl: a fact and its knowledge neurons.

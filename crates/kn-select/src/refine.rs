@@ -30,6 +30,7 @@
 //! least 10% of the relation's facts (`count >= 0.1 * facts`, as the authors' code), with their
 //! frequency.
 
+pub use kn_schema::report::discovery::{RelationNeuron, SkippedFact};
 use std::collections::{BTreeMap, HashMap};
 
 use rayon::prelude::*;
@@ -318,15 +319,6 @@ pub struct ShareStep {
     pub mean_neurons: f64,
 }
 
-/// A fact left out of refinement, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SkippedFact {
-    /// The fact id.
-    pub fact: String,
-    /// The reason, in words.
-    pub reason: String,
-}
-
 /// The refinement of one relation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RelationRefinement {
@@ -577,17 +569,6 @@ pub fn subtract_other_relations(
             .push((relation.relation.clone(), removed));
     }
     Ok(report)
-}
-
-/// A relation-level neuron: shared by many facts of a relation.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct RelationNeuron {
-    /// The neuron.
-    pub neuron: Neuron,
-    /// How many of the relation's facts have it.
-    pub facts: usize,
-    /// `facts` / number of facts.
-    pub frequency: f64,
 }
 
 /// The neurons that are knowledge neurons of at least `min_fraction` (paper code: 0.1) of

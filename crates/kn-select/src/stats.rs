@@ -23,117 +23,18 @@
 //! Seeded sampling uses ChaCha8 with one stream per chunk (or per fact), so results do not
 //! depend on the number of threads.
 
+pub use kn_schema::report::discovery::{
+    CountStats, LayerCount, LayerDistribution, PairMean, RelationLayers, SharingStats, Summary,
+};
 use std::collections::{BTreeMap, HashMap};
 
 use rand::Rng;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use crate::neuron::Neuron;
 use crate::refine::{compare_relations, FactNeurons};
-
-/// Neurons per fact.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CountStats {
-    /// The number of facts.
-    pub facts: usize,
-    /// The number of (fact, neuron) memberships.
-    pub total: usize,
-    /// Mean neurons per fact (0 without facts).
-    pub mean: f64,
-    /// Population standard deviation (0 without facts).
-    pub std: f64,
-    /// The fewest neurons of a fact.
-    pub min: usize,
-    /// The most neurons of a fact.
-    pub max: usize,
-    /// `histogram[k]` = number of facts with exactly `k` neurons (length `max + 1`).
-    pub histogram: Vec<usize>,
-}
-
-impl CountStats {
-    /// The number of facts without any knowledge neuron (`histogram[0]`; 0 when the histogram
-    /// is empty).
-    pub fn facts_without_neurons(&self) -> usize {
-        self.histogram.first().copied().unwrap_or(0)
-    }
-}
-
-/// The number of knowledge neurons in one layer.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct LayerCount {
-    /// The layer.
-    pub layer: usize,
-    /// Knowledge-neuron memberships in that layer (a neuron of 3 facts counts 3).
-    pub count: usize,
-    /// `count` / all memberships of the group.
-    pub fraction: f64,
-}
-
-/// The layer distribution of one relation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RelationLayers {
-    /// The relation id.
-    pub relation: String,
-    /// Counts per layer, ascending layers (only layers with neurons).
-    pub layers: Vec<LayerCount>,
-}
-
-/// Knowledge neurons per layer, overall and per relation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LayerDistribution {
-    /// All facts together, ascending layers.
-    pub overall: Vec<LayerCount>,
-    /// Per relation, in natural relation order.
-    pub per_relation: Vec<RelationLayers>,
-}
-
-/// A mean over pairs of facts.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct PairMean {
-    /// The number of pairs (all of them, or the number drawn).
-    pub pairs: u64,
-    /// The sum of `|N(f) ∩ N(g)|` over those pairs.
-    pub shared: u64,
-    /// `shared / pairs`; `None` when there is no pair.
-    pub mean: Option<f64>,
-}
-
-impl PairMean {
-    fn new(pairs: u64, shared: u64) -> Self {
-        Self {
-            pairs,
-            shared,
-            mean: (pairs > 0).then(|| shared as f64 / pairs as f64),
-        }
-    }
-}
-
-/// Neurons shared by pairs of facts of the same relation and of different relations.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct SharingStats {
-    /// Pairs of distinct facts of the same relation.
-    pub intra: PairMean,
-    /// Pairs of facts of different relations.
-    pub inter: PairMean,
-}
-
-/// Every statistic at once.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Summary {
-    /// The number of facts.
-    pub facts: usize,
-    /// The number of relations.
-    pub relations: usize,
-    /// Neurons per fact.
-    pub neurons_per_fact: CountStats,
-    /// Layer distribution.
-    pub layers: LayerDistribution,
-    /// Exact intra/inter sharing.
-    pub sharing: SharingStats,
-}
 
 /// All statistics of `facts` (exact sharing).
 pub fn summarize(facts: &[FactNeurons]) -> Summary {

@@ -2,7 +2,7 @@
 //! prompts, and snapshots of every value slot to compare weights bit for bit.
 #![allow(dead_code)]
 
-use kn_edit::{FactNeurons, NeuronSet};
+use kn_edit::{EncodedFact, NeuronSet};
 use kn_model::tch::Tensor;
 use kn_model::{load_model, AnswerPolicy, EncodedPrompt, KnowledgeModel};
 use std::path::{Path, PathBuf};
@@ -47,8 +47,8 @@ pub fn fact(
     texts: &[&str],
     answer: &str,
     neurons: &[(usize, usize)],
-) -> FactNeurons {
-    FactNeurons {
+) -> EncodedFact {
+    EncodedFact {
         id: id.into(),
         relation: relation.into(),
         prompts: texts.iter().map(|t| prompt(model, t, answer)).collect(),
@@ -82,7 +82,7 @@ pub const LANGUAGE_PROMPTS: &[&str] =
     &["The official language of Spain is", "In Spain people speak"];
 
 /// Three synthetic tiny-llama facts over two relations.
-pub fn llama_facts(model: &dyn KnowledgeModel) -> Vec<FactNeurons> {
+pub fn llama_facts(model: &dyn KnowledgeModel) -> Vec<EncodedFact> {
     vec![
         fact(
             model,
