@@ -21,7 +21,7 @@
 
 use kn_data::{Dataset, Fact, FactId, Pararel};
 use kn_edit::{
-    apply_patch, evaluate_update, EvaluationConfig, EncodedFact, NeuronFrequencies, Patch,
+    apply_patch, evaluate_update, EncodedFact, EvaluationConfig, NeuronFrequencies, Patch,
     UpdateConfig, UpdateMetrics,
 };
 use kn_model::{load_model, tch::Device, AnswerPolicy, EncodedPrompt, KnowledgeModel};

@@ -23,8 +23,8 @@
 
 use kn_data::{Fact, Pararel};
 use kn_edit::{
-    add_activation_baselines, answer_quality, suppress_amplify_experiment, ExperimentConfig,
-    EncodedFact,
+    add_activation_baselines, answer_quality, suppress_amplify_experiment, EncodedFact,
+    ExperimentConfig,
 };
 use kn_model::{load_model, tch::Device};
 use kn_report::chart::{ChartMeasure, SuppressionChart};

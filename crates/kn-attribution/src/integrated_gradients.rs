@@ -15,13 +15,13 @@
 //! `reference.rs` ([`crate::integrated_gradients_reference`]) computes the same equation one
 //! point at a time through autograd; the tests hold this path to it.
 
-pub use kn_schema::ScoredNeuron;
 use crate::error::{AttributionError, Result};
 use crate::head::target_values;
 use crate::passes::{attribute_clean_passes, Workers};
 use crate::rules::IntegrationRule;
 use kn_model::tch::{Device, Kind, Tensor};
 use kn_model::{guard, probability_and_rank, CleanPass, EncodedPrompt, KnowledgeModel};
+pub use kn_schema::ScoredNeuron;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 

@@ -97,11 +97,7 @@ fn list(title: &str, sentences: &[TriggerSentence], out: &mut String) {
 
 /// The text printed on stdout.
 fn text(report: &TriggerReport) -> String {
-    let neurons: Vec<String> = report
-        .neurons
-        .iter()
-        .map(|(l, n)| format!("L{l}.{n}"))
-        .collect();
+    let neurons: Vec<String> = report.neurons.iter().map(|n| n.to_string()).collect();
     let signed = if report.signs.is_empty() {
         String::new()
     } else {

@@ -20,6 +20,7 @@ use crate::neurons::NeuronSet;
 use crate::scoring::check_prompts;
 use kn_attribution::{activation_scores, AttributionError};
 use kn_model::{EncodedPrompt, KnowledgeModel};
+use kn_schema::Neuron;
 
 /// Maps an attribution error onto this crate's errors.
 fn attribution_error(error: AttributionError) -> EditError {
@@ -96,12 +97,12 @@ pub fn activation_baseline(
 /// The `count` entries of the row-major `[layers.len(), width]` matrix with the highest
 /// values, ties by `(layer, neuron)`, NaN last.
 fn top_by_value(layers: &[usize], width: usize, values: &[f64], count: usize) -> NeuronSet {
-    let mut ranked: Vec<((usize, usize), f64)> = values
+    let mut ranked: Vec<(Neuron, f64)> = values
         .iter()
         .enumerate()
         .filter_map(|(i, &v)| {
             let layer = *layers.get(i / width.max(1))?;
-            Some(((layer, i % width.max(1)), v))
+            Some((Neuron::new(layer, i % width.max(1)), v))
         })
         .collect();
     ranked.sort_by(|a, b| {
@@ -111,7 +112,7 @@ fn top_by_value(layers: &[usize], width: usize, values: &[f64], count: usize) ->
             .then(a.1.is_nan().cmp(&b.1.is_nan()))
             .then(a.0.cmp(&b.0))
     });
-    NeuronSet::new(ranked.into_iter().take(count).map(|(pair, _)| pair))
+    NeuronSet::new(ranked.into_iter().take(count).map(|(neuron, _)| neuron))
 }
 
 /// Sets [`EncodedFact::activation_baseline`] of every fact to its [`activation_baseline`]

@@ -78,8 +78,8 @@ pub use erase::{
 };
 pub use error::{EditError, Result};
 pub use experiment::{
-    suppress_amplify_experiment, ChangeSummary, ConditionTable, ExperimentConfig, ExperimentReport,
-    EncodedFact, FactReport, GroupReport, OpEffects,
+    suppress_amplify_experiment, ChangeSummary, ConditionTable, EncodedFact, ExperimentConfig,
+    ExperimentReport, FactReport, GroupReport, OpEffects,
 };
 pub use intervene::{
     intervene, InterventionConfig, PromptEffect, AMPLIFY, DEFAULT_BATCH_SIZE, SUPPRESS,

@@ -13,50 +13,38 @@ use kn_schema::Neuron;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// A set of FFN neurons, `(layer, neuron)`, sorted and without duplicates.
+/// A set of FFN neurons ([`Neuron`]: layer, index), sorted and without duplicates.
 ///
 /// Serialized as a JSON array of `[layer, neuron]` pairs; deserializing sorts and deduplicates.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(from = "Vec<(usize, usize)>", into = "Vec<(usize, usize)>")]
+#[serde(from = "Vec<Neuron>", into = "Vec<Neuron>")]
 pub struct NeuronSet {
-    neurons: Vec<(usize, usize)>,
+    neurons: Vec<Neuron>,
 }
 
-impl From<Vec<(usize, usize)>> for NeuronSet {
-    fn from(neurons: Vec<(usize, usize)>) -> Self {
-        Self::new(neurons)
-    }
-}
-
-impl From<NeuronSet> for Vec<(usize, usize)> {
+impl From<NeuronSet> for Vec<Neuron> {
     fn from(set: NeuronSet) -> Self {
         set.neurons
     }
 }
 
-impl From<NeuronSet> for Vec<Neuron> {
-    fn from(set: NeuronSet) -> Self {
-        set.neurons.into_iter().map(Neuron::from).collect()
-    }
-}
-
 impl From<Vec<Neuron>> for NeuronSet {
     fn from(neurons: Vec<Neuron>) -> Self {
-        Self::new(neurons.into_iter().map(<(usize, usize)>::from))
+        Self::new(neurons)
     }
 }
 
-impl FromIterator<(usize, usize)> for NeuronSet {
-    fn from_iter<I: IntoIterator<Item = (usize, usize)>>(iter: I) -> Self {
+impl<N: Into<Neuron>> FromIterator<N> for NeuronSet {
+    fn from_iter<I: IntoIterator<Item = N>>(iter: I) -> Self {
         Self::new(iter)
     }
 }
 
 impl NeuronSet {
-    /// The set of the given `(layer, neuron)` pairs, sorted, duplicates dropped. Not checked
-    /// against any model: see [`NeuronSet::validate`] and [`NeuronSet::for_model`].
-    pub fn new(neurons: impl IntoIterator<Item = (usize, usize)>) -> Self {
-        let set: BTreeSet<(usize, usize)> = neurons.into_iter().collect();
+    /// The set of the given neurons (or `(layer, neuron)` pairs), sorted, duplicates dropped.
+    /// Not checked against any model: see [`NeuronSet::validate`] and [`NeuronSet::for_model`].
+    pub fn new(neurons: impl IntoIterator<Item = impl Into<Neuron>>) -> Self {
+        let set: BTreeSet<Neuron> = neurons.into_iter().map(Into::into).collect();
         Self {
             neurons: set.into_iter().collect(),
         }
@@ -64,7 +52,7 @@ impl NeuronSet {
 
     /// [`NeuronSet::new`] followed by [`NeuronSet::validate`] against `info`.
     pub fn for_model(
-        neurons: impl IntoIterator<Item = (usize, usize)>,
+        neurons: impl IntoIterator<Item = impl Into<Neuron>>,
         info: &ModelInfo,
     ) -> Result<Self> {
         let set = Self::new(neurons);
@@ -74,7 +62,8 @@ impl NeuronSet {
 
     /// Checks every pair against the model: layer below `num_layers`, neuron below `ffn_width`.
     pub fn validate(&self, info: &ModelInfo) -> Result<()> {
-        for &(layer, neuron) in &self.neurons {
+        for &Neuron { layer, index } in &self.neurons {
+            let neuron = index;
             if layer >= info.num_layers {
                 return Err(EditError::LayerOutOfRange {
                     layer,
@@ -102,13 +91,13 @@ impl NeuronSet {
         Ok(())
     }
 
-    /// The pairs, sorted by `(layer, neuron)`.
-    pub fn as_slice(&self) -> &[(usize, usize)] {
+    /// The neurons, sorted by layer, then index.
+    pub fn as_slice(&self) -> &[Neuron] {
         &self.neurons
     }
 
-    /// Iterates over the pairs in order.
-    pub fn iter(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+    /// Iterates over the neurons in order.
+    pub fn iter(&self) -> impl Iterator<Item = Neuron> + '_ {
         self.neurons.iter().copied()
     }
 
@@ -124,14 +113,16 @@ impl NeuronSet {
 
     /// Whether the set holds `(layer, neuron)`.
     pub fn contains(&self, layer: usize, neuron: usize) -> bool {
-        self.neurons.binary_search(&(layer, neuron)).is_ok()
+        self.neurons
+            .binary_search(&Neuron::new(layer, neuron))
+            .is_ok()
     }
 
     /// The neurons grouped by layer, layers ascending, neurons ascending within a layer.
     pub fn by_layer(&self) -> BTreeMap<usize, Vec<usize>> {
         let mut map: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-        for &(layer, neuron) in &self.neurons {
-            map.entry(layer).or_default().push(neuron);
+        for neuron in &self.neurons {
+            map.entry(neuron.layer).or_default().push(neuron.index);
         }
         map
     }
@@ -145,7 +136,11 @@ impl NeuronSet {
     pub fn edits(&self, op: ActivationOp) -> Vec<ActivationEdit> {
         self.neurons
             .iter()
-            .map(|&(layer, neuron)| ActivationEdit { layer, neuron, op })
+            .map(|n| ActivationEdit {
+                layer: n.layer,
+                neuron: n.index,
+                op,
+            })
             .collect()
     }
 
@@ -154,7 +149,7 @@ impl NeuronSet {
         NeuronSet {
             neurons: self
                 .iter()
-                .filter(|&(l, n)| !other.contains(l, n))
+                .filter(|n| !other.contains(n.layer, n.index))
                 .collect(),
         }
     }
@@ -194,7 +189,7 @@ impl NeuronSet {
 #[serde(try_from = "FrequencyRepr", into = "FrequencyRepr")]
 pub struct NeuronFrequencies {
     facts: usize,
-    counts: BTreeMap<(usize, usize), usize>,
+    counts: BTreeMap<Neuron, usize>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -207,7 +202,11 @@ impl From<NeuronFrequencies> for FrequencyRepr {
     fn from(f: NeuronFrequencies) -> Self {
         FrequencyRepr {
             facts: f.facts,
-            counts: f.counts.into_iter().map(|((l, n), c)| (l, n, c)).collect(),
+            counts: f
+                .counts
+                .into_iter()
+                .map(|(n, c)| (n.layer, n.index, c))
+                .collect(),
         }
     }
 }
@@ -217,7 +216,9 @@ impl TryFrom<FrequencyRepr> for NeuronFrequencies {
     fn try_from(repr: FrequencyRepr) -> Result<Self> {
         NeuronFrequencies::from_counts(
             repr.facts,
-            repr.counts.into_iter().map(|(l, n, c)| ((l, n), c)),
+            repr.counts
+                .into_iter()
+                .map(|(l, n, c)| (Neuron::new(l, n), c)),
         )
     }
 }
@@ -226,11 +227,11 @@ impl NeuronFrequencies {
     /// Counts over the knowledge-neuron sets of a relation's facts (one set per fact).
     pub fn from_sets<'a>(sets: impl IntoIterator<Item = &'a NeuronSet>) -> Self {
         let mut facts = 0;
-        let mut counts: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+        let mut counts: BTreeMap<Neuron, usize> = BTreeMap::new();
         for set in sets {
             facts += 1;
-            for pair in set.iter() {
-                *counts.entry(pair).or_default() += 1;
+            for neuron in set.iter() {
+                *counts.entry(neuron).or_default() += 1;
             }
         }
         Self { facts, counts }
@@ -240,17 +241,17 @@ impl NeuronFrequencies {
     /// twice has its counts added; a count above `facts` is an error.
     pub fn from_counts(
         facts: usize,
-        counts: impl IntoIterator<Item = ((usize, usize), usize)>,
+        counts: impl IntoIterator<Item = (Neuron, usize)>,
     ) -> Result<Self> {
-        let mut map: BTreeMap<(usize, usize), usize> = BTreeMap::new();
-        for (pair, count) in counts {
-            let entry = map.entry(pair).or_default();
+        let mut map: BTreeMap<Neuron, usize> = BTreeMap::new();
+        for (neuron, count) in counts {
+            let entry = map.entry(neuron).or_default();
             *entry = entry.saturating_add(count);
             if *entry > facts {
                 return Err(EditError::InvalidParameter {
                     name: "counts",
                     reason: format!(
-                        "neuron {pair:?} is counted {} times but there are only {facts} facts",
+                        "neuron {neuron} is counted {} times but there are only {facts} facts",
                         *entry
                     ),
                 });
@@ -267,7 +268,10 @@ impl NeuronFrequencies {
 
     /// How many facts hold `(layer, neuron)`.
     pub fn count(&self, layer: usize, neuron: usize) -> usize {
-        self.counts.get(&(layer, neuron)).copied().unwrap_or(0)
+        self.counts
+            .get(&Neuron::new(layer, neuron))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The fraction of facts that hold `(layer, neuron)` (0 when no facts were counted).
@@ -279,9 +283,8 @@ impl NeuronFrequencies {
     }
 
     /// Every counted neuron with its count, most frequent first (ties by `(layer, neuron)`).
-    pub fn ranked(&self) -> Vec<((usize, usize), usize)> {
-        let mut ranked: Vec<((usize, usize), usize)> =
-            self.counts.iter().map(|(&p, &c)| (p, c)).collect();
+    pub fn ranked(&self) -> Vec<(Neuron, usize)> {
+        let mut ranked: Vec<(Neuron, usize)> = self.counts.iter().map(|(&p, &c)| (p, c)).collect();
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         ranked
     }
@@ -297,7 +300,7 @@ impl NeuronFrequencies {
     pub fn split_shared(&self, set: &NeuronSet, threshold: f64) -> (NeuronSet, NeuronSet) {
         let (shared, kept): (Vec<_>, Vec<_>) = set
             .iter()
-            .partition(|&(l, n)| self.frequency(l, n) > threshold);
+            .partition(|n| self.frequency(n.layer, n.index) > threshold);
         (NeuronSet::new(kept), NeuronSet::new(shared))
     }
 }
@@ -377,7 +380,7 @@ mod tests {
         assert_eq!(random.len(), 3);
         assert_eq!(random.by_layer()[&0].len(), 2);
         assert_eq!(random.by_layer()[&3].len(), 1);
-        assert!(random.iter().all(|(l, n)| !set.contains(l, n)));
+        assert!(random.iter().all(|n| !set.contains(n.layer, n.index)));
         assert_eq!(random, set.random_like(&info, 5, "f").unwrap());
         // A layer too full to avoid its own neurons draws from all of them.
         let full = NeuronSet::new((0..8).map(|n| (1, n)));
@@ -404,7 +407,7 @@ mod tests {
         let json = serde_json::to_string(&freq).unwrap();
         let back: NeuronFrequencies = serde_json::from_str(&json).unwrap();
         assert_eq!(back, freq);
-        assert!(NeuronFrequencies::from_counts(1, [((0, 0), 2)]).is_err());
+        assert!(NeuronFrequencies::from_counts(1, [(Neuron::new(0, 0), 2)]).is_err());
         assert!(
             serde_json::from_str::<NeuronFrequencies>(r#"{"facts":1,"counts":[[0,0,3]]}"#).is_err()
         );

@@ -27,7 +27,7 @@
 use crate::error::{torch, EditError, Result};
 use kn_model::tch::{Device, Kind, Tensor};
 use kn_model::{KnowledgeModel, ModelInfo};
-use kn_schema::ModelDifference;
+use kn_schema::{ModelDifference, Neuron};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -61,8 +61,9 @@ pub fn check_model(expected: &ModelInfo, info: &ModelInfo) -> Result<()> {
 pub struct Patch {
     /// The model it applies to.
     pub model: ModelInfo,
-    /// The edited neurons, `(layer, neuron)`, each once; row `i` of the values is neuron `i`.
-    pub neurons: Vec<(usize, usize)>,
+    /// The edited neurons, each once (`[layer, neuron]` pairs in the header); row `i` of the
+    /// values is neuron `i`.
+    pub neurons: Vec<Neuron>,
     /// Value slots before the edit, row-major `[neurons.len(), hidden_size]`.
     pub old_values: Vec<f32>,
     /// Value slots after the edit, row-major `[neurons.len(), hidden_size]`.
@@ -76,7 +77,7 @@ struct PatchHeader {
     format: String,
     version: u32,
     model: ModelInfo,
-    neurons: Vec<(usize, usize)>,
+    neurons: Vec<Neuron>,
     #[serde(default)]
     description: String,
 }
@@ -96,7 +97,11 @@ impl Patch {
     /// arrays of `neurons.len() * hidden_size` entries.
     pub fn check_shape(&self) -> Result<()> {
         let mut seen = BTreeSet::new();
-        for &(layer, neuron) in &self.neurons {
+        for &Neuron {
+            layer,
+            index: neuron,
+        } in &self.neurons
+        {
             if layer >= self.model.num_layers || neuron >= self.model.ffn_width {
                 return Err(format_error(format!(
                     "neuron ({layer}, {neuron}) is outside the patch's model"
@@ -289,7 +294,7 @@ impl EditHandle {
     }
 
     /// The edited neurons, in the order of the value rows.
-    pub fn neurons(&self) -> &[(usize, usize)] {
+    pub fn neurons(&self) -> &[Neuron] {
         &self.patch.neurons
     }
 
@@ -311,9 +316,16 @@ fn layer_rows(values: &[f32], rows: &[usize], hidden: usize) -> Vec<f32> {
 }
 
 /// Groups the rows of `neurons` by layer: layer -> (neuron indices, row indices).
-fn group_by_layer(neurons: &[(usize, usize)]) -> BTreeMap<usize, (Vec<usize>, Vec<usize>)> {
+fn group_by_layer(neurons: &[Neuron]) -> BTreeMap<usize, (Vec<usize>, Vec<usize>)> {
     let mut groups: BTreeMap<usize, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
-    for (row, &(layer, neuron)) in neurons.iter().enumerate() {
+    for (
+        row,
+        &Neuron {
+            layer,
+            index: neuron,
+        },
+    ) in neurons.iter().enumerate()
+    {
         let entry = groups.entry(layer).or_default();
         entry.0.push(neuron);
         entry.1.push(row);
@@ -322,10 +334,7 @@ fn group_by_layer(neurons: &[(usize, usize)]) -> BTreeMap<usize, (Vec<usize>, Ve
 }
 
 /// Reads the value slots of `neurons` as row-major float32 `[n, hidden]`.
-pub(crate) fn read_rows(
-    model: &dyn KnowledgeModel,
-    neurons: &[(usize, usize)],
-) -> Result<Vec<f32>> {
+pub(crate) fn read_rows(model: &dyn KnowledgeModel, neurons: &[Neuron]) -> Result<Vec<f32>> {
     let hidden = model.info().hidden_size;
     let mut out = vec![0f32; neurons.len() * hidden];
     for (layer, (layer_neurons, rows)) in group_by_layer(neurons) {
@@ -363,7 +372,7 @@ pub(crate) fn read_rows(
 /// layers already written get `previous` back (best effort) and the error is returned.
 fn write_rows(
     model: &mut dyn KnowledgeModel,
-    neurons: &[(usize, usize)],
+    neurons: &[Neuron],
     values: &[f32],
     previous: &[f32],
 ) -> Result<()> {
@@ -391,14 +400,18 @@ fn write_rows(
 }
 
 /// Checks neurons (inside the model, each once), value count and finiteness.
-fn check_edit(info: &ModelInfo, neurons: &[(usize, usize)], values: &[f32]) -> Result<()> {
+fn check_edit(info: &ModelInfo, neurons: &[Neuron], values: &[f32]) -> Result<()> {
     if neurons.is_empty() {
         return Err(EditError::EmptyNeuronSet {
             context: "a weight edit".into(),
         });
     }
     let mut seen = BTreeSet::new();
-    for &(layer, neuron) in neurons {
+    for &Neuron {
+        layer,
+        index: neuron,
+    } in neurons
+    {
         if layer >= info.num_layers {
             return Err(EditError::LayerOutOfRange {
                 layer,
@@ -430,7 +443,14 @@ fn check_edit(info: &ModelInfo, neurons: &[(usize, usize)], values: &[f32]) -> R
             ),
         });
     }
-    for (row, &(layer, neuron)) in neurons.iter().enumerate() {
+    for (
+        row,
+        &Neuron {
+            layer,
+            index: neuron,
+        },
+    ) in neurons.iter().enumerate()
+    {
         if values
             .get(row * hidden..(row + 1) * hidden)
             .is_some_and(|r| r.iter().any(|v| !v.is_finite()))
@@ -448,7 +468,7 @@ fn check_edit(info: &ModelInfo, neurons: &[(usize, usize)], values: &[f32]) -> R
 /// value count, finite values. `description` is stored in the patch.
 pub fn edit_value_slots(
     model: &mut dyn KnowledgeModel,
-    neurons: &[(usize, usize)],
+    neurons: &[Neuron],
     values: &[f32],
     description: &str,
 ) -> Result<EditHandle> {
@@ -479,34 +499,12 @@ pub fn apply_patch(model: &mut dyn KnowledgeModel, patch: &Patch) -> Result<Edit
 /// Whether the value slots of `patch`'s neurons now hold its `old_values` bit for bit (the
 /// edit was undone).
 pub fn verify_restored(model: &dyn KnowledgeModel, patch: &Patch) -> Result<bool> {
-    let hidden = model.info().hidden_size;
-    let mut by_layer: BTreeMap<usize, Vec<(usize, usize)>> = BTreeMap::new();
-    for (row, &(layer, neuron)) in patch.neurons.iter().enumerate() {
-        by_layer.entry(layer).or_default().push((neuron, row));
-    }
-    for (layer, entries) in by_layer {
-        let neurons: Vec<usize> = entries.iter().map(|(n, _)| *n).collect();
-        let slots = model.value_slots(layer, &neurons)?;
-        let values: Vec<f32> = kn_model::guard(|| {
-            Ok(Vec::<f32>::try_from(
-                slots
-                    .to_device(Device::Cpu)
-                    .to_kind(Kind::Float)
-                    .contiguous()
-                    .flatten(0, -1),
-            )?)
-        })?;
-        for (i, &(_, row)) in entries.iter().enumerate() {
-            let now = values.get(i * hidden..(i + 1) * hidden);
-            let old = patch.old_values.get(row * hidden..(row + 1) * hidden);
-            match (now, old) {
-                (Some(now), Some(old))
-                    if now.iter().zip(old).all(|(a, b)| a.to_bits() == b.to_bits()) => {}
-                _ => return Ok(false),
-            }
-        }
-    }
-    Ok(true)
+    let now = read_rows(model, &patch.neurons)?;
+    Ok(now.len() == patch.old_values.len()
+        && now
+            .iter()
+            .zip(&patch.old_values)
+            .all(|(a, b)| a.to_bits() == b.to_bits()))
 }
 
 #[cfg(test)]
@@ -531,7 +529,7 @@ mod tests {
     fn patch() -> Patch {
         Patch {
             model: identity(),
-            neurons: vec![(0, 1), (2, 7)],
+            neurons: vec![Neuron::new(0, 1), Neuron::new(2, 7)],
             old_values: vec![1.0, -2.0, 0.1, f32::MIN_POSITIVE],
             new_values: vec![0.0, -0.0, 3.5e-40, 1e30],
             description: "test".into(),
@@ -565,13 +563,13 @@ mod tests {
             Err(EditError::PatchFormat { .. })
         ));
         let mut bad = patch();
-        bad.neurons.push((0, 1));
+        bad.neurons.push(Neuron::new(0, 1));
         assert!(matches!(bad.to_bytes(), Err(EditError::PatchFormat { .. })));
         let mut bad = patch();
         bad.new_values.pop();
         assert!(bad.check_shape().is_err());
         let mut bad = patch();
-        bad.neurons[1] = (3, 0);
+        bad.neurons[1] = Neuron::new(3, 0);
         assert!(bad.check_shape().is_err());
         // A safetensors file without the header.
         let data = f32_bytes(&[1.0, 2.0]);
@@ -623,25 +621,25 @@ mod tests {
             Err(EditError::EmptyNeuronSet { .. })
         ));
         assert!(matches!(
-            check_edit(&info, &[(3, 0)], &[0.0, 0.0]),
+            check_edit(&info, &[Neuron::new(3, 0)], &[0.0, 0.0]),
             Err(EditError::LayerOutOfRange { .. })
         ));
         assert!(matches!(
-            check_edit(&info, &[(0, 8)], &[0.0, 0.0]),
+            check_edit(&info, &[Neuron::new(0, 8)], &[0.0, 0.0]),
             Err(EditError::NeuronOutOfRange { .. })
         ));
-        assert!(check_edit(&info, &[(0, 1), (0, 1)], &[0.0; 4]).is_err());
-        assert!(check_edit(&info, &[(0, 1)], &[0.0; 3]).is_err());
+        assert!(check_edit(&info, &[Neuron::new(0, 1), Neuron::new(0, 1)], &[0.0; 4]).is_err());
+        assert!(check_edit(&info, &[Neuron::new(0, 1)], &[0.0; 3]).is_err());
         assert!(matches!(
-            check_edit(&info, &[(0, 1)], &[0.0, f32::NAN]),
+            check_edit(&info, &[Neuron::new(0, 1)], &[0.0, f32::NAN]),
             Err(EditError::NonFiniteValues { .. })
         ));
-        assert!(check_edit(&info, &[(0, 1)], &[0.0, 1.0]).is_ok());
+        assert!(check_edit(&info, &[Neuron::new(0, 1)], &[0.0, 1.0]).is_ok());
     }
 
     #[test]
     fn grouping_keeps_rows() {
-        let groups = group_by_layer(&[(2, 5), (0, 1), (2, 3)]);
+        let groups = group_by_layer(&[Neuron::new(2, 5), Neuron::new(0, 1), Neuron::new(2, 3)]);
         assert_eq!(groups[&2], (vec![5, 3], vec![0, 2]));
         assert_eq!(
             layer_rows(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 0], 2),

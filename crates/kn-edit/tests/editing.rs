@@ -11,11 +11,17 @@ use kn_edit::{
     EvaluationConfig, NeuronFrequencies, NeuronSet, Patch, UpdateConfig,
 };
 use kn_model::tch::{Kind, Tensor};
+use kn_schema::Neuron;
+
+/// Two neurons of the tiny models.
+fn two_neurons() -> [Neuron; 2] {
+    [Neuron::new(0, 1), Neuron::new(1, 2)]
+}
 
 /// Counts for a relation of 20 facts: the neurons of `facts` once per fact that holds them,
 /// each of `shared` by all 20. ((1, 17) is in two of the llama facts: 2/20 = 0.1, which is not
 /// above the default threshold, so it is kept.)
-fn frequencies(facts: &[kn_edit::EncodedFact], shared: &[(usize, usize)]) -> NeuronFrequencies {
+fn frequencies(facts: &[kn_edit::EncodedFact], shared: &[Neuron]) -> NeuronFrequencies {
     let once = facts
         .iter()
         .flat_map(|f| f.neurons.iter())
@@ -43,7 +49,7 @@ fn update_follows_the_formula_and_restores_bit_for_bit() {
         let before: Vec<Tensor> = fact
             .neurons
             .iter()
-            .map(|(l, n)| model.value_slots(l, &[n]).unwrap())
+            .map(|n| model.value_slots(n.layer, &[n.index]).unwrap())
             .collect();
         let outcome = update_fact(model.as_mut(), fact, "Italy", &freq, &config).unwrap();
         assert_eq!(outcome.old_token, fact.prompts[0].targets[0].1);
@@ -61,7 +67,7 @@ fn update_follows_the_formula_and_restores_bit_for_bit() {
             .output_embedding(outcome.new_token)
             .unwrap()
             .to_kind(Kind::Double);
-        for ((l, n), v) in fact.neurons.iter().zip(&before) {
+        for (Neuron { layer: l, index: n }, v) in fact.neurons.iter().zip(&before) {
             let v = v.get(0).to_kind(Kind::Double);
             let expected = if scale_by_norm {
                 let nv = v.norm().double_value(&[]);
@@ -110,7 +116,7 @@ fn shared_neurons_are_left_out() {
     let facts = llama_facts(model.as_ref());
     let fact = &facts[0];
     // (1, 17) is held by every fact of the relation: left out at the default 0.1.
-    let freq = frequencies(&facts, &[(1, 17)]);
+    let freq = frequencies(&facts, &[Neuron::new(1, 17)]);
     let outcome = update_fact(
         model.as_mut(),
         fact,
@@ -213,10 +219,9 @@ fn refused_edits_leave_the_weights_untouched() {
     let err = edit_value_slots(model.as_mut(), &[], &[], "x").unwrap_err();
     assert!(matches!(err, EditError::EmptyNeuronSet { .. }), "{err}");
     // Bad values and bad tokens.
-    let err =
-        edit_value_slots(model.as_mut(), &[(0, 1), (1, 2)], &[f32::NAN; 128], "x").unwrap_err();
+    let err = edit_value_slots(model.as_mut(), &two_neurons(), &[f32::NAN; 128], "x").unwrap_err();
     assert!(matches!(err, EditError::NonFiniteValues { .. }), "{err}");
-    let err = edit_value_slots(model.as_mut(), &[(0, 1), (1, 2)], &[0.0; 127], "x").unwrap_err();
+    let err = edit_value_slots(model.as_mut(), &two_neurons(), &[0.0; 127], "x").unwrap_err();
     assert!(matches!(err, EditError::InvalidParameter { .. }), "{err}");
     let err = update_tokens(model.as_mut(), &facts[0].neurons, 1, 600, &freq, &config).unwrap_err();
     assert!(
@@ -375,7 +380,7 @@ fn erasure_writes_the_unknown_token_embedding_and_restores() {
     assert_eq!(outcome.neurons.as_slice(), &[(0, 1), (2, 3)]);
     assert_eq!(outcome.token, Some(unk));
     let e = bert.output_embedding(unk).unwrap();
-    for (l, n) in outcome.neurons.iter() {
+    for Neuron { layer: l, index: n } in outcome.neurons.iter() {
         assert!(bert.value_slots(l, &[n]).unwrap().get(0).equal(&e));
     }
     outcome.handle.restore(bert.as_mut()).unwrap();
@@ -406,7 +411,7 @@ fn erasure_writes_the_unknown_token_embedding_and_restores() {
     )
     .unwrap();
     assert_eq!(zero.neurons.len(), 3);
-    for (l, n) in zero.neurons.iter() {
+    for Neuron { layer: l, index: n } in zero.neurons.iter() {
         let slot = llama.value_slots(l, &[n]).unwrap();
         assert_eq!(rows(&slot)[0], vec![0.0f32; 64]);
     }

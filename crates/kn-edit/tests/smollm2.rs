@@ -6,9 +6,8 @@ mod common;
 
 use common::*;
 use kn_edit::{
-    erasure_token, intervene, suppress_amplify_experiment, update_fact, ErasureValue,
-    ExperimentConfig, EncodedFact, InterventionConfig, NeuronFrequencies, NeuronSet, UpdateConfig,
-    SUPPRESS,
+    erasure_token, intervene, suppress_amplify_experiment, update_fact, EncodedFact, ErasureValue,
+    ExperimentConfig, InterventionConfig, NeuronFrequencies, NeuronSet, UpdateConfig, SUPPRESS,
 };
 use kn_model::tch::Device;
 use kn_model::{load_model, ActivationOp, KnowledgeModel};

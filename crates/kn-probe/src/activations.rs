@@ -41,6 +41,7 @@ pub use kn_schema::report::activations::{
     ActivationConfig, ActivationReport, ActivationsFile, AlignedGroup, FactActivation, FactSkips,
     GroupReport, RelationMeans, SentenceCounts, SignAligned,
 };
+use kn_schema::Neuron;
 pub use kn_schema::DEFAULT_BATCH_SIZE;
 
 /// A probe sentence (or, with no kind, one of the fact's own prompts) ready for the model.
@@ -102,7 +103,7 @@ struct Plan {
     input: usize,
     neurons: Vec<usize>,
     random: Vec<usize>,
-    random_neurons: Vec<(usize, usize)>,
+    random_neurons: Vec<Neuron>,
     sums: Triple<Sums>,
     reference: Sums,
 }
@@ -159,8 +160,8 @@ pub(crate) fn encode_all<'a>(
 }
 
 /// Flat indices `layer * width + neuron`.
-fn flat(neurons: &[(usize, usize)], width: usize) -> Vec<usize> {
-    neurons.iter().map(|&(l, n)| l * width + n).collect()
+fn flat(neurons: &[Neuron], width: usize) -> Vec<usize> {
+    neurons.iter().map(|n| n.layer * width + n.index).collect()
 }
 
 /// Runs `prompts` through the model in batches sorted by length and calls `each(i, row)` with

@@ -1,6 +1,7 @@
 //! The BINGREL bags of the relations under study, checked against the facts they describe, and
 //! the facts with their knowledge neurons.
 
+use kn_schema::Neuron;
 use std::path::Path;
 
 use kn_data::seed::derive_seed;
@@ -12,13 +13,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ProbeError, Result};
 
-/// A fact and its knowledge neurons, `(layer, neuron)`.
+/// A fact and its knowledge neurons.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KnowledgeFact {
     /// The fact (id, subject = head, object = tail).
     pub fact: Fact,
-    /// Its knowledge neurons, `(layer, neuron)`.
-    pub neurons: Vec<(usize, usize)>,
+    /// Its knowledge neurons.
+    pub neurons: Vec<Neuron>,
     /// The prompts its neurons were found with (e.g. its PARAREL prompts, in the model's
     /// prompt style, without the answer); they give each neuron its sign for the
     /// [`crate::SignAligned`] values. May be empty.
@@ -29,7 +30,11 @@ pub struct KnowledgeFact {
 impl KnowledgeFact {
     /// Checks that every neuron exists in a model with `info`.
     pub fn validate(&self, info: &ModelInfo) -> Result<()> {
-        for &(layer, neuron) in &self.neurons {
+        for &Neuron {
+            layer,
+            index: neuron,
+        } in &self.neurons
+        {
             if layer >= info.num_layers {
                 return Err(ProbeError::LayerOutOfRange {
                     fact: self.fact.id.to_string(),
@@ -53,14 +58,15 @@ impl KnowledgeFact {
     /// of the same layer drawn uniformly (seeded by `seed` and the fact id, platform-independent)
     /// among those that are neither knowledge neurons of the fact nor already drawn (when the
     /// layer has no such neuron left, any other neuron of the layer).
-    pub fn random_neurons(&self, ffn_width: usize, seed: u64) -> Vec<(usize, usize)> {
-        let mut drawn: Vec<(usize, usize)> = Vec::with_capacity(self.neurons.len());
+    pub fn random_neurons(&self, ffn_width: usize, seed: u64) -> Vec<Neuron> {
+        let mut drawn: Vec<Neuron> = Vec::with_capacity(self.neurons.len());
         if ffn_width == 0 {
             return drawn;
         }
-        for (k, &(layer, _)) in self.neurons.iter().enumerate() {
-            let taken = |n: usize, drawn: &[(usize, usize)]| {
-                self.neurons.contains(&(layer, n)) || drawn.contains(&(layer, n))
+        for (k, &Neuron { layer, .. }) in self.neurons.iter().enumerate() {
+            let taken = |n: usize, drawn: &[Neuron]| {
+                let neuron = Neuron::new(layer, n);
+                self.neurons.contains(&neuron) || drawn.contains(&neuron)
             };
             let free = (0..ffn_width).filter(|&n| !taken(n, &drawn)).count();
             let key = |attempt: usize| format!("random-neurons:{}:{k}:{attempt}", self.fact.id);
@@ -80,7 +86,7 @@ impl KnowledgeFact {
                     })
                     .unwrap_or_else(|| pick(0))
             };
-            drawn.push((layer, neuron));
+            drawn.push(Neuron::new(layer, neuron));
         }
         drawn
     }
@@ -157,6 +163,7 @@ mod tests {
     use kn_model::ModelKind;
 
     fn fact(neurons: Vec<(usize, usize)>) -> KnowledgeFact {
+        let neurons = neurons.into_iter().map(Neuron::from).collect();
         KnowledgeFact {
             fact: Fact {
                 id: FactId::new("P36", 0),
@@ -201,17 +208,17 @@ mod tests {
         let f = fact(vec![(0, 1), (0, 2), (2, 5)]);
         let r = f.random_neurons(8, 3);
         assert_eq!(r.len(), 3);
-        assert_eq!(r.iter().map(|n| n.0).collect::<Vec<_>>(), vec![0, 0, 2]);
+        assert_eq!(r.iter().map(|n| n.layer).collect::<Vec<_>>(), vec![0, 0, 2]);
         assert!(r.iter().all(|n| !f.neurons.contains(n)));
         assert_ne!(r[0], r[1]);
         assert_eq!(r, f.random_neurons(8, 3), "seeded");
         // A layer nearly full of knowledge neurons: the only free neuron is found.
         let full = fact((0..7).map(|n| (1, n)).collect());
-        assert!(full.random_neurons(8, 0).contains(&(1, 7)));
+        assert!(full.random_neurons(8, 0).contains(&Neuron::new(1, 7)));
         // No free neuron at all: still one of the layer's.
         let all = fact((0..2).map(|n| (1, n)).collect());
         let r = all.random_neurons(2, 0);
-        assert!(r.iter().all(|&(l, n)| l == 1 && n < 2));
+        assert!(r.iter().all(|n| n.layer == 1 && n.index < 2));
         assert!(fact(vec![(0, 0)]).random_neurons(0, 0).is_empty());
     }
 

@@ -20,14 +20,14 @@
 //! ```no_run
 //! use kn_data::{Pararel, FactId};
 //! use kn_model::{load_model, tch::Device};
-//! use kn_probe::{activation_experiment, ActivationConfig, Corpus, KnowledgeFact};
+//! use kn_probe::{activation_experiment, ActivationConfig, Corpus, KnowledgeFact, Neuron};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let model = load_model("default", Device::Cpu)?;
 //! let dataset = Pararel::load_bundled()?;
 //! let corpus = Corpus::load(std::path::Path::new("/data/bingrel"), &dataset, &["P36".to_string()])?;
 //! let fact = dataset.fact(&FactId::new("P36", 0)).ok_or("no such fact")?.clone();
-//! let facts = vec![KnowledgeFact { fact, neurons: vec![(20, 311), (22, 1023)], prompts: vec![] }];
+//! let facts = vec![KnowledgeFact { fact, neurons: vec![Neuron::new(20, 311), Neuron::new(22, 1023)], prompts: vec![] }];
 //! let report = activation_experiment(model.as_ref(), &facts, &corpus, &ActivationConfig::default(), &mut |_, _| {})?;
 //! println!("T1 {:?} T2 {:?} T3 {:?}", report.overall.knowledge.t1.mean, report.overall.knowledge.t2.mean,
 //!          report.overall.knowledge.t3.mean);
@@ -50,6 +50,7 @@ pub use activations::{
     SentenceCounts, SignAligned, DEFAULT_BATCH_SIZE,
 };
 pub use corpus::{Corpus, KnowledgeFact};
+pub use kn_schema::Neuron;
 pub use error::{ProbeError, Result};
 pub use stats::{Paired, SentenceKind, Summary, Triple};
 pub use triggers::{trigger_sentences, TriggerConfig, TriggerReport, TriggerSentence};

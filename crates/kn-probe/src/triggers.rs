@@ -79,7 +79,7 @@ pub struct TriggerReport {
     /// Object (tail).
     pub object: String,
     /// Its knowledge neurons.
-    pub neurons: Vec<(usize, usize)>,
+    pub neurons: Vec<kn_schema::Neuron>,
     /// With [`TriggerConfig::aligned`]: each neuron's sign (+1 or -1, from its mean activation on
     /// the fact's prompts), in the order of `neurons`; empty otherwise.
     pub signs: Vec<f64>,
@@ -208,7 +208,7 @@ pub fn trigger_sentences(
     let indices: Vec<usize> = fact
         .neurons
         .iter()
-        .map(|&(l, n)| l * info.ffn_width + n)
+        .map(|n| n.layer * info.ffn_width + n.index)
         .collect();
     let references: Vec<EncodedPrompt> = if config.aligned {
         let mut ignored = SentenceCounts::default();

@@ -2,6 +2,7 @@
 //! committed BINGREL excerpt: counts add up, skips are counted, batched results equal one
 //! prompt at a time, results are seeded, triggers are ranked and read at the right position.
 
+use kn_schema::Neuron;
 use std::path::{Path, PathBuf};
 
 use kn_data::{Bingrel, FactId, Pararel, PromptStyle};
@@ -52,7 +53,7 @@ fn facts_with(neurons: &[(usize, usize)], style: &PromptStyle) -> Vec<KnowledgeF
             };
             out.push(KnowledgeFact {
                 fact,
-                neurons,
+                neurons: neurons.into_iter().map(Neuron::from).collect(),
                 prompts,
             });
         }
@@ -186,7 +187,7 @@ fn llama_activations_add_up_and_match_single_passes() {
         let mean: f64 = fact
             .neurons
             .iter()
-            .map(|&(l, n)| acts.double_value(&[0, l as i64, n as i64]))
+            .map(|&Neuron { layer: l, index: n }| acts.double_value(&[0, l as i64, n as i64]))
             .sum::<f64>()
             / fact.neurons.len() as f64;
         values.push(mean);
@@ -209,7 +210,7 @@ fn llama_activations_add_up_and_match_single_passes() {
                 .unwrap()
                 .activations
                 .unwrap();
-            for (sum, &(l, n)) in sums.iter_mut().zip(&fact.neurons) {
+            for (sum, &Neuron { layer: l, index: n }) in sums.iter_mut().zip(&fact.neurons) {
                 *sum += acts.double_value(&[0, l as i64, n as i64]) / texts.len() as f64;
             }
         }
@@ -364,7 +365,7 @@ fn aligned_triggers_sign_each_neuron_by_its_prompts() {
             .unwrap()
             .activations
             .unwrap();
-        for (m, &(l, n)) in means.iter_mut().zip(&fact.neurons) {
+        for (m, &Neuron { layer: l, index: n }) in means.iter_mut().zip(&fact.neurons) {
             *m += acts.double_value(&[0, l as i64, n as i64]);
         }
     }
@@ -386,7 +387,9 @@ fn aligned_triggers_sign_each_neuron_by_its_prompts() {
             .neurons
             .iter()
             .zip(&expected)
-            .map(|(&(l, n), s)| s * acts.double_value(&[0, l as i64, n as i64]))
+            .map(|(&Neuron { layer: l, index: n }, s)| {
+                s * acts.double_value(&[0, l as i64, n as i64])
+            })
             .sum();
         assert!((score - t.score).abs() < 1e-4, "{score} vs {}", t.score);
     }

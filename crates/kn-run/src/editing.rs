@@ -15,8 +15,8 @@ use crate::run_dir::{cap_prompts, mean, relation_frequencies, seeded_order, RunD
 use crate::Message;
 use kn_data::Pararel;
 use kn_edit::{
-    evaluate_update, fact_answer_token, new_answer_token, verify_restored, EvaluationConfig,
-    EncodedFact, UpdateConfig, UpdateMetrics,
+    evaluate_update, fact_answer_token, new_answer_token, verify_restored, EncodedFact,
+    EvaluationConfig, UpdateConfig, UpdateMetrics,
 };
 use kn_model::{EncodedPrompt, KnowledgeModel};
 pub use kn_schema::report::edit::{

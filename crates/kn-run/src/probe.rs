@@ -92,7 +92,11 @@ impl ProbeData {
         }
         Ok(KnowledgeFact {
             fact: fact.clone(),
-            neurons: record.neurons.iter().map(|n| (n.layer, n.neuron)).collect(),
+            neurons: record
+                .neurons
+                .iter()
+                .map(kn_schema::ScoredNeuron::id)
+                .collect(),
             prompts: record.prompts.iter().map(|p| p.text.clone()).collect(),
         })
     }

@@ -33,6 +33,12 @@ impl From<Neuron> for (usize, usize) {
     }
 }
 
+impl PartialEq<(usize, usize)> for Neuron {
+    fn eq(&self, &(layer, index): &(usize, usize)) -> bool {
+        self.layer == layer && self.index == index
+    }
+}
+
 impl std::fmt::Display for Neuron {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "L{}.{}", self.layer, self.index)

@@ -2,6 +2,7 @@
 //! paper's Figure 5) and where its inputs came from. See kn-probe's docs for the experiment.
 
 use crate::model::ModelInfo;
+use crate::neuron::Neuron;
 use crate::report::stats::{Paired, SentenceKind, Summary, Triple};
 use crate::report::RunSummary;
 use crate::DEFAULT_BATCH_SIZE;
@@ -157,10 +158,10 @@ pub struct FactActivation {
     pub subject: String,
     /// Object (tail).
     pub object: String,
-    /// Its knowledge neurons, `(layer, neuron)`.
-    pub neurons: Vec<(usize, usize)>,
+    /// Its knowledge neurons.
+    pub neurons: Vec<Neuron>,
     /// The random control neurons (empty without the control).
-    pub random_neurons: Vec<(usize, usize)>,
+    pub random_neurons: Vec<Neuron>,
     /// Mean activation of the knowledge neurons (over neurons and sentences), per kind.
     pub knowledge: Triple<f64>,
     /// The same for the random neurons.
