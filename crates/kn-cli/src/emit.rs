@@ -1,5 +1,5 @@
 //! How a subcommand delivers its result: pretty JSON to a file (atomically), one JSON line on
-//! stdout with `--json`, or a human table; and the percentages of those tables.
+//! stdout with `--json`, or a human table (kn-report's `terminal` tables).
 
 use crate::exit::CliError;
 use serde::Serialize;
@@ -31,26 +31,6 @@ pub fn emit<T: Serialize>(
 
 /// Writes `value` as pretty JSON to `path` (atomically).
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), CliError> {
-    let text =
-        serde_json::to_string_pretty(value).map_err(|e| CliError::Internal(e.to_string()))?;
-    kn_attribution::write_atomically(path, text.as_bytes())
+    kn_schema::write_json_atomically(path, value)
         .map_err(|e| CliError::Internal(format!("cannot write {}: {e}", path.display())))
-}
-
-/// A percentage for tables: `+12.34%`, or `-` when absent.
-pub fn pct(value: Option<f64>) -> String {
-    value
-        .map(|v| format!("{v:+.2}%"))
-        .unwrap_or_else(|| "-".into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentages() {
-        assert_eq!(pct(Some(-29.034)), "-29.03%");
-        assert_eq!(pct(None), "-");
-    }
 }

@@ -7,7 +7,7 @@ use crate::emit::emit;
 use crate::exit::CliError;
 use crate::options::ModelOptions;
 use kn_edit::{ErasureValue, EvaluationConfig};
-use kn_run::erasure::{erase_relation, EraseOutput, QualityChange};
+use kn_run::erasure::erase_relation;
 use kn_run::RunDir;
 use std::path::PathBuf;
 
@@ -109,72 +109,10 @@ pub fn run(args: EraseArgs) -> Result<(), CliError> {
         &eval,
         &report,
     )?;
-    emit(&output, args.json, args.out.as_deref(), || table(&output))
+    emit(&output, args.json, args.out.as_deref(), || {
+        kn_report::terminal::erasure_table(&output)
+    })
 }
-
-fn rows(name: &str, q: &QualityChange) -> String {
-    let num = |v: f64| {
-        if v.abs() >= 1e5 {
-            format!("{v:.3e}")
-        } else {
-            format!("{v:.3}")
-        }
-    };
-    let opt = |v: Option<f64>| v.map(num).unwrap_or_else(|| "-".into());
-    format!(
-        "  {name:<18} {:>7} {:>9.3} {:>9.3} {:>11} {:>11} {:>10} | {:>9} {:>11} {:>10}\n",
-        q.prompts,
-        q.accuracy_before,
-        q.accuracy_after,
-        num(q.perplexity_before),
-        num(q.perplexity_after),
-        crate::emit::pct(q.perplexity_change_pct),
-        opt(q.random_accuracy),
-        opt(q.random_perplexity),
-        crate::emit::pct(q.random_perplexity_change_pct)
-    )
-}
-
-fn table(output: &EraseOutput) -> String {
-    let e = &output.evaluation;
-    let mut out = format!(
-        "erased {}: {} neurons (of {} counted over {} facts) set to {}\n",
-        e.relation,
-        e.neurons.len(),
-        output.neurons_counted,
-        output.relation_facts,
-        e.token_text
-            .as_ref()
-            .map(|t| format!("the embedding of {t:?}"))
-            .unwrap_or_else(|| "zeros".into())
-    );
-    out.push_str(&format!(
-        "  {:<18} {:>7} {:>9} {:>9} {:>11} {:>11} {:>10} | {:>9} {:>11} {:>10}\n",
-        "prompts",
-        "n",
-        "acc bef.",
-        "acc aft.",
-        "ppl bef.",
-        "ppl aft.",
-        "ppl chg.",
-        "rnd acc",
-        "rnd ppl",
-        "rnd chg."
-    ));
-    out.push_str(&rows(
-        &format!("{} (erased)", e.relation),
-        &output.summary.erased_relation,
-    ));
-    if let Some(other) = &output.summary.other_relations {
-        out.push_str(&rows("other relations", other));
-    }
-    out.push_str(&format!(
-        "  weights restored: {}\n",
-        if output.weights_restored { "yes" } else { "NO" }
-    ));
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

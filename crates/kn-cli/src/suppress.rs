@@ -4,10 +4,10 @@
 //! The experiment is `kn_run::suppression`'s; this file holds the options, the checks, the
 //! table and the chart.
 
-use crate::emit::{pct, to_json, write_json};
+use crate::emit::{to_json, write_json};
 use crate::exit::CliError;
 use crate::options::ModelOptions;
-use kn_edit::{ChangeSummary, ExperimentConfig, ExperimentReport, GroupReport};
+use kn_edit::ExperimentConfig;
 use kn_report::chart::{ChartMeasure, SuppressionChart};
 use kn_run::suppression::suppress_amplify;
 use kn_run::RunDir;
@@ -103,58 +103,10 @@ pub fn run(args: SuppressArgs) -> Result<(), CliError> {
     if args.json {
         println!("{}", to_json(&output)?);
     } else {
-        print!("{}", table(&output.report));
+        print!(
+            "{}",
+            crate::text::printable_lines(&kn_report::terminal::suppression_table(&output.report))
+        );
     }
     Ok(())
-}
-
-/// A table cell: the paper's ratio of means / the mean of per-prompt relative changes.
-fn cell(summary: &ChangeSummary) -> String {
-    if summary.prompts == 0 {
-        return "-".into();
-    }
-    format!(
-        "{} / {}",
-        pct(summary.change_pct),
-        pct(summary.mean_relative_change_pct)
-    )
-}
-
-fn group_rows(name: &str, group: &GroupReport, out: &mut String) {
-    let c = &group.conditions;
-    out.push_str(&format!(
-        "{name}: {} facts ({} without neurons), {} prompts\n",
-        group.facts, group.facts_without_neurons, group.prompts
-    ));
-    for (op, pick) in [("suppress", 0usize), ("amplify", 1)] {
-        let get = |effects: &kn_edit::OpEffects| {
-            if pick == 0 {
-                effects.suppress.clone()
-            } else {
-                effects.amplify.clone()
-            }
-        };
-        out.push_str(&format!(
-            "  {op:<9} {:>22} {:>22} {:>22} {:>22}\n",
-            cell(&get(&c.own)),
-            cell(&get(&c.random)),
-            cell(&get(&c.other_relations)),
-            cell(&get(&c.activation_baseline))
-        ));
-    }
-}
-
-/// The per-relation table printed without --json.
-fn table(report: &ExperimentReport) -> String {
-    let mut out = String::new();
-    out.push_str("Change of the correct answer's probability; each cell: ratio of means (the paper's) / mean of per-prompt changes\n");
-    out.push_str(&format!(
-        "  {:<9} {:>22} {:>22} {:>22} {:>22}\n",
-        "", "knowledge neurons", "random neurons", "other relations", "activation baseline"
-    ));
-    for (relation, group) in &report.relations {
-        group_rows(relation, group, &mut out);
-    }
-    group_rows("all", &report.overall, &mut out);
-    out
 }

@@ -50,7 +50,7 @@ pub use activations::{
     SentenceCounts, SignAligned, DEFAULT_BATCH_SIZE,
 };
 pub use corpus::{Corpus, KnowledgeFact};
-pub use kn_schema::Neuron;
 pub use error::{ProbeError, Result};
+pub use kn_schema::Neuron;
 pub use stats::{Paired, SentenceKind, Summary, Triple};
 pub use triggers::{trigger_sentences, TriggerConfig, TriggerReport, TriggerSentence};

@@ -62,6 +62,7 @@ mod headline;
 mod heatmap;
 mod input;
 mod sections;
+pub mod terminal;
 
 pub use error::ReportError;
 pub use headline::{ErasureHeadline, Headline, TripleMeans};

@@ -144,11 +144,10 @@ impl OutputDir {
     /// Writes DIR/selection.json: the ids of the facts this run (or shard) selected, in order,
     /// so that `kn merge` and readers can tell a finished run from an unfinished one.
     pub fn write_selection(&self, facts: &[String]) -> Result<(), RunError> {
-        let path = self.dir.join(SELECTION_FILE);
-        let text = serde_json::to_string_pretty(&serde_json::json!({ "facts": facts }))
-            .map_err(|e| RunError::Internal(e.to_string()))?;
-        write_atomically(&path, text.as_bytes())
-            .map_err(|e| RunError::Internal(format!("cannot write {}: {e}", path.display())))
+        write_json(
+            &self.dir.join(SELECTION_FILE),
+            &serde_json::json!({ "facts": facts }),
+        )
     }
 
     /// The fact ids of DIR/selection.json (`None` for runs written before it existed).
@@ -271,8 +270,6 @@ pub fn write_summaries(
 
 /// Writes `value` as pretty JSON to `path`, atomically.
 fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), RunError> {
-    let text =
-        serde_json::to_string_pretty(value).map_err(|e| RunError::Internal(e.to_string()))?;
-    write_atomically(path, text.as_bytes())
+    kn_schema::write_json_atomically(path, value)
         .map_err(|e| RunError::Internal(format!("{}: {e}", path.display())))
 }

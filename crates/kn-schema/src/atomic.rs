@@ -12,6 +12,14 @@
 use std::io::Write;
 use std::path::Path;
 
+/// Writes `value` as pretty JSON to `path` atomically (see [`write_atomically`]); a value
+/// that cannot be serialized is an `InvalidData` error.
+pub fn write_json_atomically<T: serde::Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    write_atomically(path, text.as_bytes())
+}
+
 /// Writes `bytes` to `path` atomically (see the module docs). The target's directory must
 /// exist.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

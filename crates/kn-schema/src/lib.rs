@@ -24,7 +24,7 @@ pub mod npy;
 pub mod report;
 pub mod run;
 
-pub use atomic::write_atomically;
+pub use atomic::{write_atomically, write_json_atomically};
 pub use complete::from_json_complete;
 pub use error::{Result, SchemaError};
 pub use files::{read_capped, read_capped_text, CONFIG_FILE_LIMIT};

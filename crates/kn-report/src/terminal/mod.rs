@@ -1,0 +1,31 @@
+//! The tables `kn` prints on the terminal for each experiment (without `--json`), from the
+//! same report types the files hold. Plain text; the CLI escapes control characters before
+//! printing.
+
+mod activations;
+mod edit;
+mod erase;
+mod suppression;
+
+pub use activations::activation_table;
+pub use edit::{fact_edit_table, sample_edit_table};
+pub use erase::erasure_table;
+pub use suppression::suppression_table;
+
+/// A percentage for tables: `+12.34%`, or `-` when absent.
+pub fn pct(value: Option<f64>) -> String {
+    value
+        .map(|v| format!("{v:+.2}%"))
+        .unwrap_or_else(|| "-".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages() {
+        assert_eq!(pct(Some(-29.034)), "-29.03%");
+        assert_eq!(pct(None), "-");
+    }
+}
