@@ -60,25 +60,12 @@ impl NeuronSet {
         Ok(set)
     }
 
-    /// Checks every pair against the model: layer below `num_layers`, neuron below `ffn_width`.
+    /// Checks every neuron against the model: layer below `num_layers`, index below
+    /// `ffn_width`.
     pub fn validate(&self, info: &ModelInfo) -> Result<()> {
-        for &Neuron { layer, index } in &self.neurons {
-            let neuron = index;
-            if layer >= info.num_layers {
-                return Err(EditError::LayerOutOfRange {
-                    layer,
-                    layers: info.num_layers,
-                });
-            }
-            if neuron >= info.ffn_width {
-                return Err(EditError::NeuronOutOfRange {
-                    layer,
-                    neuron,
-                    width: info.ffn_width,
-                });
-            }
-        }
-        Ok(())
+        self.neurons
+            .iter()
+            .try_for_each(|neuron| check_in_model(neuron, info))
     }
 
     /// [`EditError::EmptyNeuronSet`] naming `context` when the set is empty.
@@ -180,6 +167,25 @@ impl NeuronSet {
         }
         Ok(NeuronSet::new(out))
     }
+}
+
+/// Refuses a neuron outside the model: [`EditError::LayerOutOfRange`] or
+/// [`EditError::NeuronOutOfRange`].
+pub(crate) fn check_in_model(neuron: &Neuron, info: &ModelInfo) -> Result<()> {
+    if neuron.layer >= info.num_layers {
+        return Err(EditError::LayerOutOfRange {
+            layer: neuron.layer,
+            layers: info.num_layers,
+        });
+    }
+    if neuron.index >= info.ffn_width {
+        return Err(EditError::NeuronOutOfRange {
+            layer: neuron.layer,
+            neuron: neuron.index,
+            width: info.ffn_width,
+        });
+    }
+    Ok(())
 }
 
 /// How many facts of one relation list each neuron among their knowledge neurons.

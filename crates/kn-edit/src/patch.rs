@@ -318,14 +318,8 @@ fn layer_rows(values: &[f32], rows: &[usize], hidden: usize) -> Vec<f32> {
 /// Groups the rows of `neurons` by layer: layer -> (neuron indices, row indices).
 fn group_by_layer(neurons: &[Neuron]) -> BTreeMap<usize, (Vec<usize>, Vec<usize>)> {
     let mut groups: BTreeMap<usize, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
-    for (
-        row,
-        &Neuron {
-            layer,
-            index: neuron,
-        },
-    ) in neurons.iter().enumerate()
-    {
+    for (row, &Neuron { layer, index }) in neurons.iter().enumerate() {
+        let neuron = index;
         let entry = groups.entry(layer).or_default();
         entry.0.push(neuron);
         entry.1.push(row);
@@ -407,28 +401,12 @@ fn check_edit(info: &ModelInfo, neurons: &[Neuron], values: &[f32]) -> Result<()
         });
     }
     let mut seen = BTreeSet::new();
-    for &Neuron {
-        layer,
-        index: neuron,
-    } in neurons
-    {
-        if layer >= info.num_layers {
-            return Err(EditError::LayerOutOfRange {
-                layer,
-                layers: info.num_layers,
-            });
-        }
-        if neuron >= info.ffn_width {
-            return Err(EditError::NeuronOutOfRange {
-                layer,
-                neuron,
-                width: info.ffn_width,
-            });
-        }
-        if !seen.insert((layer, neuron)) {
+    for neuron in neurons {
+        crate::neurons::check_in_model(neuron, info)?;
+        if !seen.insert(*neuron) {
             return Err(EditError::InvalidParameter {
                 name: "neurons",
-                reason: format!("({layer}, {neuron}) is listed twice"),
+                reason: format!("({}, {}) is listed twice", neuron.layer, neuron.index),
             });
         }
     }
@@ -443,14 +421,8 @@ fn check_edit(info: &ModelInfo, neurons: &[Neuron], values: &[f32]) -> Result<()
             ),
         });
     }
-    for (
-        row,
-        &Neuron {
-            layer,
-            index: neuron,
-        },
-    ) in neurons.iter().enumerate()
-    {
+    for (row, &Neuron { layer, index }) in neurons.iter().enumerate() {
+        let neuron = index;
         if values
             .get(row * hidden..(row + 1) * hidden)
             .is_some_and(|r| r.iter().any(|v| !v.is_finite()))

@@ -42,9 +42,9 @@
 //! # }
 //! ```
 //!
-//! Modules: [`chart`] (the suppression/amplification bar chart, also re-exported by kn-edit),
-//! [`npy`] (the `.npy` reader and writer), [`atomic`] (atomic writes); the rest is private: `input`
-//! (read-side JSON layouts), `analysis` (statistics of neurons.jsonl, computed by kn-select),
+//! Modules: [`chart`] (the suppression/amplification bar chart), [`terminal`] (the tables the
+//! commands print), [`npy`] (the `.npy` reader and writer), [`atomic`] (atomic writes); the
+//! rest is private: `input` (the run directory read as kn-schema's types), `analysis` (statistics of neurons.jsonl, computed by kn-select),
 //! `figures` and `heatmap` (drawing), `sections` (the report's content), `doc` (HTML and
 //! Markdown).
 #![warn(missing_docs)]
