@@ -1,4 +1,4 @@
-//! erase-<relation>.json: what `kn erase --json` measured (kn-edit's relation erasure, the
+//! `erase-<relation>.json`: what `kn erase --json` measured (kn-edit's relation erasure, the
 //! paper's section 5.2). See kn-run's erasure docs for the neurons and the controls.
 
 use crate::neuron::Neuron;
