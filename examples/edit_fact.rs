@@ -21,8 +21,8 @@
 
 use kn_data::{Dataset, Fact, FactId, Pararel};
 use kn_edit::{
-    apply_patch, evaluate_update, EncodedFact, EvaluationConfig, NeuronFrequencies, Patch,
-    UpdateConfig, UpdateMetrics,
+    apply_patch, evaluate_update, CheckPrompts, EncodedFact, EvaluationConfig, NeuronFrequencies,
+    Patch, UpdateConfig, UpdateMetrics,
 };
 use kn_model::{load_model, tch::Device, AnswerPolicy, EncodedPrompt, KnowledgeModel};
 use std::error::Error;
@@ -135,6 +135,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         &other,
         &config,
         &eval,
+        &CheckPrompts::default(),
     )?;
     println!(
         "edited {} neurons: {:?} -> {:?}",

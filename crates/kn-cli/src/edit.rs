@@ -72,6 +72,11 @@ pub struct EditArgs {
     /// (seeded choice; 0: all of the run's).
     #[arg(long, default_value_t = 200)]
     max_control_prompts: usize,
+    /// Share of each fact's run prompts held out of localization for the generality check (its
+    /// neurons are then re-refined from the other prompts; 0: the paper's rule, every prompt
+    /// locates, and generality uses the PARAREL prompts the run did not use).
+    #[arg(long, default_value_t = 0.0)]
+    holdout: f64,
     /// With --fact: save the edit as a kn-edit patch file (to re-apply it later).
     #[arg(long, requires = "fact")]
     patch_out: Option<PathBuf>,
@@ -103,6 +108,12 @@ pub fn run(args: EditArgs) -> Result<(), CliError> {
     }
     if args.batch_size == 0 {
         return Err(CliError::BadInput("--batch-size must be at least 1".into()));
+    }
+    if !(0.0..1.0).contains(&args.holdout) {
+        return Err(CliError::BadInput(format!(
+            "--holdout must be in [0, 1), got {}",
+            args.holdout
+        )));
     }
     if args.facts == Some(0) {
         return Err(CliError::BadInput("--facts must be at least 1".into()));
@@ -144,6 +155,8 @@ pub fn run(args: EditArgs) -> Result<(), CliError> {
             seed: args.seed,
         },
         max_control_prompts: args.max_control_prompts,
+        dataset: kn_run::editing::load_dataset(&run),
+        holdout: args.holdout,
     };
     if let (Some(record), Some(answer)) = (&single, &args.new_answer) {
         let edit = edit_fact(

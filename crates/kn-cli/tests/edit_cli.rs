@@ -254,6 +254,17 @@ fn edit_reports_the_metrics_saves_the_patch_and_restores_the_weights() {
             "perplexity_change_pct lacks {key}"
         );
     }
+    // The edit checks: reliability is the located prompts' success; P36 is not symmetric.
+    let checks = &value["checks"];
+    assert_eq!(checks["reliability"], value["after"]["success_rate"]);
+    for key in ["same_relation", "other_relations"] {
+        let locality = checks["locality"][key].as_f64().unwrap();
+        assert!(
+            (0.0..=1.0).contains(&locality),
+            "locality {key}: {locality}"
+        );
+    }
+    assert!(checks["symmetry"].is_null() && checks["symmetry_prompts"] == 0);
     assert!(!value["neurons"].as_array().unwrap().is_empty());
     assert!(value["shared_threshold_used"].as_f64().unwrap() >= 0.1);
     assert_eq!(value["config"]["lambda_add"], 8.0);
@@ -295,6 +306,35 @@ fn edit_reports_the_metrics_saves_the_patch_and_restores_the_weights() {
         before,
         "predictions changed after kn edit --facts"
     );
+
+    // Half of each fact's prompts held out: located on the rest, generality measured on them.
+    let value = json(&kn(&[
+        "edit",
+        "--model",
+        &fixture("tiny-llama"),
+        "--neurons",
+        &neurons_file(),
+        "--facts",
+        "2",
+        "--holdout",
+        "0.5",
+        "--json",
+    ]));
+    let facts = value["facts"].as_array().unwrap();
+    assert!(!facts.is_empty(), "{value}");
+    for fact in facts {
+        let run_prompts = records()
+            .iter()
+            .find(|r| r["fact"] == fact["fact"])
+            .map(|r| r["prompts"].as_array().unwrap().len())
+            .unwrap();
+        let located = fact["after"]["prompts"].as_u64().unwrap() as usize;
+        assert_eq!(located, run_prompts - run_prompts / 2, "{fact}");
+        let checks = &fact["checks"];
+        assert!(checks["generality_prompts"].as_u64().unwrap() as usize >= run_prompts / 2);
+        assert!(checks["generality"].is_f64(), "{checks}");
+    }
+    assert!(value["aggregate"]["checks"]["reliability"].is_f64());
 }
 
 #[test]
@@ -383,6 +423,20 @@ fn bad_input_exits_with_code_2() {
     let lonely = lonely.display().to_string();
     let other_model = fixture("tiny-llama.gguf");
     let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "edit",
+                "--model",
+                &model,
+                "--neurons",
+                &neurons,
+                "--facts",
+                "1",
+                "--holdout",
+                "1",
+            ],
+            "--holdout must be in [0, 1)",
+        ),
         (
             vec![
                 "edit",

@@ -92,6 +92,7 @@ pub use patch::{
 pub use scoring::{answer_quality, AnswerQuality};
 pub use seed::derive_seed;
 pub use update::{
-    evaluate_update, fact_answer_token, new_answer_token, update_fact, update_tokens,
-    EvaluationConfig, UpdateConfig, UpdateEvaluation, UpdateMetrics, UpdateOutcome,
+    evaluate_update, fact_answer_token, new_answer_token, update_fact, update_tokens, CheckPrompts,
+    EditChecks, EvaluationConfig, Locality, UpdateConfig, UpdateEvaluation, UpdateMetrics,
+    UpdateOutcome,
 };

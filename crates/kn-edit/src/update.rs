@@ -45,7 +45,9 @@ use crate::scoring::{
 };
 use kn_model::tch::{Device, Kind};
 use kn_model::{AnswerPolicy, EncodedPrompt, KnowledgeModel, ModelError};
-pub use kn_schema::report::edit::{UpdateConfig, UpdateEvaluation, UpdateMetrics};
+pub use kn_schema::report::edit::{
+    EditChecks, Locality, UpdateConfig, UpdateEvaluation, UpdateMetrics,
+};
 use serde::{Deserialize, Serialize};
 
 /// Refuses non-finite lambdas and a negative shared threshold.
@@ -299,6 +301,102 @@ fn quality(
     answer_quality(model, prompts, batch_size).map(Some)
 }
 
+/// Prompts that test an update beyond those that located its neurons ([`EditChecks`]).
+#[derive(Debug, Clone, Default)]
+pub struct CheckPrompts {
+    /// Paraphrases of the fact held out from localization, encoded with the **new** answer.
+    pub held_out: Vec<EncodedPrompt>,
+    /// Symmetric relations only: the reversed fact's prompts (the new answer as subject),
+    /// encoded with the fact's subject as answer; `None` for other relations.
+    pub reversed: Option<Vec<EncodedPrompt>>,
+}
+
+/// The top-1 token of every prompt (answers are not needed).
+fn top_tokens(
+    model: &dyn KnowledgeModel,
+    prompts: &[EncodedPrompt],
+    batch_size: usize,
+) -> Result<Vec<i64>> {
+    Ok(score_all(model, prompts, &[], &[], batch_size)?
+        .into_iter()
+        .map(|s| s.top)
+        .collect())
+}
+
+/// Share of positions where `before` and `after` hold the same token (`None` for none).
+fn agreement(before: &[i64], after: &[i64]) -> Option<f64> {
+    (!before.is_empty() && before.len() == after.len()).then(|| {
+        before.iter().zip(after).filter(|(a, b)| a == b).count() as f64 / before.len() as f64
+    })
+}
+
+/// The top-1 accuracy of `prompts`' answers (`None` without prompts).
+fn accuracy(
+    model: &dyn KnowledgeModel,
+    prompts: &[EncodedPrompt],
+    batch_size: usize,
+) -> Result<Option<f64>> {
+    Ok(quality(model, prompts, batch_size)?.map(|q| q.accuracy))
+}
+
+/// What the checks read before an edit: the control prompts' top-1 tokens and the reversed
+/// fact's accuracy.
+struct ChecksBefore {
+    same_relation: Vec<i64>,
+    other_relations: Vec<i64>,
+    symmetry: Option<f64>,
+}
+
+fn checks_before(
+    model: &dyn KnowledgeModel,
+    same_relation: &[EncodedPrompt],
+    other_relations: &[EncodedPrompt],
+    prompts: &CheckPrompts,
+    batch_size: usize,
+) -> Result<ChecksBefore> {
+    Ok(ChecksBefore {
+        same_relation: top_tokens(model, same_relation, batch_size)?,
+        other_relations: top_tokens(model, other_relations, batch_size)?,
+        symmetry: match &prompts.reversed {
+            Some(reversed) => accuracy(model, reversed, batch_size)?,
+            None => None,
+        },
+    })
+}
+
+/// The checks of the edit now applied, against what was read before it.
+fn checks_after(
+    model: &dyn KnowledgeModel,
+    same_relation: &[EncodedPrompt],
+    other_relations: &[EncodedPrompt],
+    prompts: &CheckPrompts,
+    before: &ChecksBefore,
+    after: &UpdateMetrics,
+    batch_size: usize,
+) -> Result<EditChecks> {
+    Ok(EditChecks {
+        reliability: (after.prompts > 0).then_some(after.success_rate),
+        generality: accuracy(model, &prompts.held_out, batch_size)?,
+        generality_prompts: prompts.held_out.len(),
+        locality: Locality {
+            same_relation: agreement(
+                &before.same_relation,
+                &top_tokens(model, same_relation, batch_size)?,
+            ),
+            other_relations: agreement(
+                &before.other_relations,
+                &top_tokens(model, other_relations, batch_size)?,
+            ),
+        },
+        symmetry: match &prompts.reversed {
+            Some(reversed) => accuracy(model, reversed, batch_size)?,
+            None => None,
+        },
+        symmetry_before: before.symmetry,
+        symmetry_prompts: prompts.reversed.as_ref().map_or(0, Vec::len),
+    })
+}
+
 fn update_metrics(
     model: &dyn KnowledgeModel,
     fact: &EncodedFact,
@@ -338,7 +436,9 @@ fn update_metrics(
 /// `other_relations` are prompts (with answers) of other facts for the perplexity checks;
 /// either may be empty. With `eval.random_control`, the same edit is first applied to as many
 /// random neurons in the same layers (seed key `update-random/<relation>/<id>`), measured and
-/// undone. If a measurement after an edit fails, the edit is undone before the error returns.
+/// undone. The edit checks ([`EditChecks`]) use the same control prompts for locality and
+/// `checks` for generality and symmetry. If a measurement after an edit fails, the edit is
+/// undone before the error returns.
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate_update(
     model: &mut dyn KnowledgeModel,
@@ -349,6 +449,7 @@ pub fn evaluate_update(
     other_relations: &[EncodedPrompt],
     config: &UpdateConfig,
     eval: &EvaluationConfig,
+    checks: &CheckPrompts,
 ) -> Result<(UpdateEvaluation, UpdateOutcome)> {
     check_batch_size(eval.batch_size)?;
     check_config(config)?;
@@ -379,6 +480,18 @@ pub fn evaluate_update(
         new_token,
         same_relation,
         other_relations,
+        eval.batch_size,
+    )?;
+    for prompts in std::iter::once(&checks.held_out).chain(&checks.reversed) {
+        if !prompts.is_empty() {
+            check_prompts(prompts, "edit checks")?;
+        }
+    }
+    let checks_before = checks_before(
+        model,
+        same_relation,
+        other_relations,
+        checks,
         eval.batch_size,
     )?;
     let (random_neurons, random_control) = if eval.random_control {
@@ -416,15 +529,28 @@ pub fn evaluate_update(
         frequencies,
         config,
     )?;
-    let after = match update_metrics(
+    let measured = update_metrics(
         model,
         fact,
         new_token,
         same_relation,
         other_relations,
         eval.batch_size,
-    ) {
-        Ok(after) => after,
+    )
+    .and_then(|after| {
+        let checks = checks_after(
+            model,
+            same_relation,
+            other_relations,
+            checks,
+            &checks_before,
+            &after,
+            eval.batch_size,
+        )?;
+        Ok((after, checks))
+    });
+    let (after, checks) = match measured {
+        Ok(measured) => measured,
         Err(error) => {
             outcome.handle.restore(model)?;
             return Err(error);
@@ -444,6 +570,7 @@ pub fn evaluate_update(
         after,
         random_neurons: random_neurons.map(Into::into),
         random_control,
+        checks,
     };
     Ok((evaluation, outcome))
 }

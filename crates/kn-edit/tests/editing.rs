@@ -7,10 +7,11 @@ mod common;
 use common::*;
 use kn_edit::{
     apply_patch, edit_value_slots, erase_neurons, erase_relation, erasure_token, evaluate_erasure,
-    evaluate_update, update_fact, update_tokens, EditError, EraseConfig, ErasureValue,
-    EvaluationConfig, NeuronFrequencies, NeuronSet, Patch, UpdateConfig,
+    evaluate_update, update_fact, update_tokens, CheckPrompts, EditError, EraseConfig,
+    ErasureValue, EvaluationConfig, NeuronFrequencies, NeuronSet, Patch, UpdateConfig,
 };
 use kn_model::tch::{Kind, Tensor};
+use kn_model::{AnswerPolicy, EncodedPrompt, KnowledgeModel};
 use kn_schema::Neuron;
 
 /// Two neurons of the tiny models.
@@ -448,6 +449,38 @@ fn update_evaluation_reports_the_papers_metrics() {
         shared_threshold: 1.0,
         ..UpdateConfig::default()
     };
+    // The checks: the located prompts again as "held-out" paraphrases with the new answer
+    // (generality must then equal reliability), and two reversed prompts answered "Paris".
+    let encode = |texts: &[&str], answer: &str| -> Vec<EncodedPrompt> {
+        texts
+            .iter()
+            .map(|t| {
+                model
+                    .encode(t, Some(answer), AnswerPolicy::FirstToken)
+                    .unwrap()
+            })
+            .collect()
+    };
+    let located_texts: Vec<&str> = fact.prompts.iter().map(|p| p.text.as_str()).collect();
+    let checks = CheckPrompts {
+        held_out: encode(&located_texts, "Italy"),
+        reversed: Some(encode(&["Italy borders", "Italy is next to"], "Paris")),
+    };
+    // Locality's oracle: each control prompt's top-1 token by a plain forward pass.
+    let top1 = |model: &dyn KnowledgeModel, prompts: &[EncodedPrompt]| -> Vec<i64> {
+        prompts
+            .iter()
+            .map(|p| {
+                let logits = model
+                    .forward(std::slice::from_ref(p), &[], false)
+                    .unwrap()
+                    .logits;
+                logits.argmax(-1, false).int64_value(&[0])
+            })
+            .collect()
+    };
+    let same_before = top1(model.as_ref(), &same_relation);
+    let other_before = top1(model.as_ref(), &other);
     let (evaluation, outcome) = evaluate_update(
         model.as_mut(),
         &fact,
@@ -457,8 +490,26 @@ fn update_evaluation_reports_the_papers_metrics() {
         &other,
         &config,
         &EvaluationConfig::default(),
+        &checks,
     )
     .unwrap();
+    let kept = |before: &[i64], after: &[i64]| {
+        before.iter().zip(after).filter(|(a, b)| a == b).count() as f64 / before.len() as f64
+    };
+    let c = &evaluation.checks;
+    assert_eq!(c.reliability, Some(evaluation.after.success_rate));
+    assert_eq!(c.generality, c.reliability);
+    assert_eq!(c.generality_prompts, 3);
+    assert_eq!(
+        c.locality.same_relation,
+        Some(kept(&same_before, &top1(model.as_ref(), &same_relation)))
+    );
+    assert_eq!(
+        c.locality.other_relations,
+        Some(kept(&other_before, &top1(model.as_ref(), &other)))
+    );
+    assert_eq!(c.symmetry_prompts, 2);
+    assert!(c.symmetry.is_some() && c.symmetry_before.is_some());
     assert_eq!(evaluation.before.prompts, 3);
     assert_eq!(evaluation.after.success_rate, 1.0, "{evaluation:?}");
     assert_eq!(evaluation.after.change_rate, 1.0);

@@ -15,7 +15,7 @@ pub(crate) use kn_schema::report::discovery::{
     RelationSummary, StatsFile as Stats, Summary as StatsSummary,
 };
 pub(crate) use kn_schema::report::edit::{
-    FactEdit, MeanMetrics, PerplexityChange, SampleOutput, SingleOutput, Skipped,
+    EditChecks, FactEdit, MeanMetrics, PerplexityChange, SampleOutput, SingleOutput, Skipped,
 };
 pub(crate) use kn_schema::report::erase::{EraseOutput as Erase, ErasureValue};
 pub(crate) use kn_schema::report::stats::{Summary as MeanSe, Triple};
@@ -53,6 +53,8 @@ pub(crate) struct Edit {
     pub after: MeanMetrics,
     pub random_control: Option<MeanMetrics>,
     pub perplexity_change_pct: PerplexityChange,
+    /// Reliability, generality, locality and symmetry (means over facts for `--facts N`).
+    pub checks: EditChecks,
     pub per_fact: Vec<FactEdit>,
     pub skipped: Vec<Skipped>,
 }
@@ -68,6 +70,7 @@ impl Edit {
             after: file.aggregate.after,
             random_control: file.aggregate.random_control,
             perplexity_change_pct: file.aggregate.perplexity_change_pct,
+            checks: file.aggregate.checks,
             per_fact: file.facts,
             skipped: file.skipped,
         }
@@ -87,6 +90,7 @@ impl Edit {
                 .as_ref()
                 .map(|m| MeanMetrics::of(std::iter::once(m))),
             perplexity_change_pct: file.edit.perplexity_change_pct.clone(),
+            checks: evaluation.checks.clone(),
             per_fact: vec![file.edit],
             skipped: Vec::new(),
         }

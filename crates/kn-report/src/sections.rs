@@ -694,6 +694,26 @@ impl Builder {
             signed_pct(p.random_same_relation),
             signed_pct(p.random_other_relations)
         ));
+        let c = &e.checks;
+        let symmetry = match c.symmetry {
+            Some(after) => format!(
+                "{} after the edit ({} before, {} reversed prompts)",
+                rate(Some(after)),
+                rate(c.symmetry_before),
+                c.symmetry_prompts
+            ),
+            None => "not measured (no fact of a symmetric relation, P47 or P530)".into(),
+        };
+        self.para(format!(
+            "Edit checks (means over facts): reliability (the new answer top-1 on the prompts that located the \
+             neurons) {}; generality (on {} held-out paraphrases) {}; locality (other facts' prompts keeping their \
+             top-1 token) {} same relation, {} other relations; symmetry (Niu et al.: the reversed fact holds) {symmetry}.",
+            rate(c.reliability),
+            c.generality_prompts,
+            rate(c.generality),
+            rate(c.locality.same_relation),
+            rate(c.locality.other_relations),
+        ));
         if !e.per_fact.is_empty() {
             const SHOWN: usize = 40;
             let rows = e

@@ -4,6 +4,14 @@
 //! seeded sample ([`edit_sample`]: each fact's new answer drawn from the objects of other facts
 //! of its relation that are one token for the model), aggregated over facts.
 //!
+//! Beyond the paper's metrics, every update reports the checks editing papers use
+//! (`kn_edit::EditChecks`): reliability (the new answer on the localization prompts),
+//! generality (on paraphrases held out from localization: the fact's PARAREL prompts the run
+//! did not use, and with `holdout` > 0 a seeded share of its run prompts, whose neurons are
+//! then re-refined from the other prompts' coarse selections with the run's p), locality (other
+//! facts' prompts keep their top-1 token) and, for the symmetric relations P47 and P530,
+//! symmetry (Niu et al., ICLR 2024: after X -> Y', does (Y', r, X) hold?).
+//!
 //! Shared neurons: neurons held by more than `shared_threshold` (0.1) of the relation's facts
 //! are left out, as in the paper's code. That fraction counts the fact itself, so with fewer
 //! than 1/threshold facts of the relation in the run every neuron would be "shared"; the
@@ -15,15 +23,16 @@ use crate::run_dir::{cap_prompts, mean, relation_frequencies, seeded_order, RunD
 use crate::Message;
 use kn_data::Pararel;
 use kn_edit::{
-    evaluate_update, fact_answer_token, new_answer_token, verify_restored, EncodedFact,
-    EvaluationConfig, UpdateConfig, UpdateMetrics,
+    evaluate_update, fact_answer_token, new_answer_token, verify_restored, CheckPrompts,
+    EditChecks, EncodedFact, EvaluationConfig, UpdateConfig, UpdateMetrics,
 };
-use kn_model::{EncodedPrompt, KnowledgeModel};
+use kn_model::{AnswerPolicy, EncodedPrompt, KnowledgeModel, ModelError};
 pub use kn_schema::report::edit::{
     Aggregate, ControlPrompts, FactEdit, MeanMetrics, PerplexityChange, SampleOutput, SingleOutput,
     Skipped,
 };
 use kn_schema::FactRecord;
+use kn_select::{refine_fact, RefineConfig};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Instant;
@@ -42,6 +51,117 @@ pub struct Context<'a> {
     pub eval: EvaluationConfig,
     /// Prompts kept per perplexity control (0: all).
     pub max_control_prompts: usize,
+    /// PARAREL as the run read it (held-out paraphrases, reversed facts, new answers); `None`
+    /// when it cannot be loaded.
+    pub dataset: Option<kn_data::Dataset>,
+    /// Share of a fact's run prompts held out of localization for the generality check, in
+    /// [0, 1) (0: every run prompt locates, the paper's rule).
+    pub holdout: f64,
+}
+
+/// The relations whose facts hold both ways, for the symmetry check: P47 "shares border with"
+/// and P530 "diplomatic relation".
+pub const SYMMETRIC_RELATIONS: [&str; 2] = ["P47", "P530"];
+
+/// PARAREL as `run` read it (its data directory), else the bundled copy; `None` when neither
+/// loads.
+pub fn load_dataset(run: &RunDir) -> Option<kn_data::Dataset> {
+    kn_data::load_facts(Path::new(&run.config.data))
+        .or_else(|_| Pararel::load_bundled())
+        .ok()
+}
+
+/// Prompts encoded with `answer`, leaving out those the model cannot encode (too long, an
+/// answer it cannot score); a failure inside libtorch is an error.
+fn encode_with(
+    model: &dyn KnowledgeModel,
+    texts: impl IntoIterator<Item = String>,
+    answer: &str,
+) -> Result<Vec<EncodedPrompt>, RunError> {
+    let mut out = Vec::new();
+    for text in texts {
+        match model.encode(&text, Some(answer), AnswerPolicy::FirstToken) {
+            Ok(prompt) => out.push(prompt),
+            Err(error @ (ModelError::Torch(_) | ModelError::OutOfMemory(_))) => {
+                return Err(error.into())
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The fact to edit with its localization prompts, and the check prompts: with `holdout` > 0
+/// a seeded share of the run prompts is held out and the neurons are re-refined from the
+/// others' coarse selections (the run's p).
+fn split_for_checks(
+    model: &dyn KnowledgeModel,
+    context: &Context<'_>,
+    record: &FactRecord,
+    fact: &EncodedFact,
+    new_answer: &str,
+) -> Result<(EncodedFact, CheckPrompts), RunError> {
+    let n = record.prompts.len().min(fact.prompts.len());
+    let held = if context.holdout > 0.0 && n >= 2 {
+        ((context.holdout * n as f64).floor() as usize).clamp(1, n - 1)
+    } else {
+        0
+    };
+    let order = seeded_order(
+        (0..n).collect(),
+        context.eval.seed,
+        &format!("holdout/{}", record.fact),
+        |i: &usize| i.to_string(),
+    );
+    let held_out: BTreeSet<usize> = order.into_iter().take(held).collect();
+    let mut located = fact.clone();
+    let mut held_texts: Vec<String> = Vec::new();
+    if held > 0 {
+        let kept: Vec<usize> = (0..n).filter(|i| !held_out.contains(i)).collect();
+        let coarse: Vec<Vec<kn_schema::Neuron>> = kept
+            .iter()
+            .map(|&i| record.prompts[i].coarse.clone())
+            .collect();
+        let refine = RefineConfig {
+            share: context.run.config.share,
+            min_prompts: 1,
+            ..RefineConfig::default()
+        };
+        let refined = refine_fact(&record.fact, &record.relation, &coarse, &refine)
+            .map_err(|e| RunError::BadInput(format!("fact {}: {e}", record.fact)))?;
+        located.prompts = kept.iter().map(|&i| fact.prompts[i].clone()).collect();
+        located.neurons = refined.neurons.into();
+        held_texts.extend(held_out.iter().map(|&i| record.prompts[i].text.clone()));
+    }
+    let style = crate::discovery::prompt_style(model);
+    let used: BTreeSet<&str> = record.prompts.iter().map(|p| p.text.as_str()).collect();
+    let fact_of = |subject: &str, object: &str| kn_data::Fact {
+        id: kn_data::FactId::new(record.relation.clone(), 0),
+        subject: subject.to_string(),
+        object: object.to_string(),
+    };
+    let mut reversed = None;
+    if let Some(dataset) = &context.dataset {
+        held_texts.extend(
+            dataset
+                .prompts(&fact_of(&record.subject, &record.object), &style)
+                .into_iter()
+                .map(|p| p.text)
+                .filter(|text| !used.contains(text.as_str())),
+        );
+        if SYMMETRIC_RELATIONS.contains(&record.relation.as_str()) {
+            let texts = dataset
+                .prompts(&fact_of(new_answer, &record.subject), &style)
+                .into_iter()
+                .map(|p| p.text);
+            reversed = Some(encode_with(model, texts, &record.subject)?);
+        }
+    }
+    let checks = CheckPrompts {
+        held_out: encode_with(model, held_texts, new_answer)?,
+        reversed,
+    };
+    Ok((located, checks))
 }
 
 /// Prompts of the run's facts other than `fact`: of its relation, and of the other relations.
@@ -115,15 +235,25 @@ pub fn edit_fact(
         ..context.config
     };
     let (same, other) = control_prompts(context, fact);
+    let (located, checks) = split_for_checks(model, context, record, fact, new_answer)?;
+    if located.neurons.is_empty() {
+        return Err(RunError::BadInput(format!(
+            "fact {} has no knowledge neurons when located on {} of its prompts (--holdout {})",
+            record.fact,
+            located.prompts.len(),
+            context.holdout
+        )));
+    }
     let (evaluation, outcome) = evaluate_update(
         model,
-        fact,
+        &located,
         new_answer,
         &frequencies,
         &same,
         &other,
         &config,
         &context.eval,
+        &checks,
     )?;
     outcome.handle.restore(model)?;
     let weights_restored = verify_restored(model, outcome.handle.patch())?;
@@ -214,9 +344,7 @@ pub fn edit_sample(
     started: Instant,
 ) -> Result<SampleOutput, RunError> {
     let run = context.run;
-    let dataset = kn_data::load_facts(Path::new(&run.config.data))
-        .or_else(|_| Pararel::load_bundled())
-        .ok();
+    let dataset = context.dataset.as_ref();
     if dataset.is_none() {
         (context.report)(Message::Warning(
             "PARAREL could not be loaded; new answers are drawn from the run's own facts".into(),
@@ -242,7 +370,7 @@ pub fn edit_sample(
         let Some(fact) = context.encoded.get(&record.fact) else {
             continue;
         };
-        let candidates = answer_candidates(run, dataset.as_ref(), record, seed);
+        let candidates = answer_candidates(run, dataset, record, seed);
         let Some(answer) = draw_new_answer(model, fact, &candidates) else {
             skipped.push(Skipped {
                 fact: record.fact.clone(),
@@ -311,6 +439,7 @@ pub fn edit_sample(
                     .map(|e| e.perplexity_change_pct.random_other_relations),
             ),
         },
+        checks: EditChecks::mean(evaluations().map(|e| &e.checks)),
     };
     Ok(SampleOutput {
         run: run.describe(),

@@ -13,8 +13,16 @@ use serde_json::Value;
 
 /// Fields files of earlier versions may lack: `kn_version` (reports), `dtype` (models and
 /// runs, f32 before it was recorded), `method` (runs, ig before it was recorded),
-/// `max_positions` and `source` (models in patches written before patches recorded them).
-pub const ADDED_FIELDS: &[&str] = &["kn_version", "dtype", "method", "max_positions", "source"];
+/// `max_positions` and `source` (models in patches written before patches recorded them),
+/// `checks` (edit reports before the edit checks).
+pub const ADDED_FIELDS: &[&str] = &[
+    "kn_version",
+    "dtype",
+    "method",
+    "max_positions",
+    "source",
+    "checks",
+];
 
 /// `text` parsed as `T`; an error (serde_json's, naming the field's path) when the JSON does
 /// not parse as `T` or lacks a field `T` writes.

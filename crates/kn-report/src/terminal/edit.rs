@@ -2,7 +2,7 @@
 
 use super::pct;
 use kn_schema::report::edit::{
-    FactEdit, MeanMetrics, PerplexityChange, SampleOutput, UpdateMetrics,
+    EditChecks, FactEdit, MeanMetrics, PerplexityChange, SampleOutput, UpdateMetrics,
 };
 
 /// The table line of an update's perplexity changes.
@@ -13,6 +13,26 @@ fn perplexity_row(change: &PerplexityChange) -> String {
         pct(change.other_relations),
         pct(change.random_same_relation),
         pct(change.random_other_relations)
+    )
+}
+
+/// The table line of an update's checks (reliability, generality, locality, symmetry).
+pub(crate) fn checks_row(checks: &EditChecks) -> String {
+    let symmetry = match checks.symmetry {
+        Some(after) => format!(
+            "{} (before {})",
+            num(Some(after)),
+            num(checks.symmetry_before)
+        ),
+        None => "n/a (not a symmetric relation)".into(),
+    };
+    format!(
+        "  checks: reliability {}, generality {} ({} held-out prompts), locality {} same relation / {} other relations, symmetry {symmetry}\n",
+        num(checks.reliability),
+        num(checks.generality),
+        checks.generality_prompts,
+        num(checks.locality.same_relation),
+        num(checks.locality.other_relations),
     )
 }
 
@@ -78,6 +98,7 @@ pub fn fact_edit_table(edit: &FactEdit) -> String {
         e.random_control.as_ref().map(one).as_ref(),
     ));
     out.push_str(&perplexity_row(&edit.perplexity_change_pct));
+    out.push_str(&checks_row(&e.checks));
     out.push_str(&format!(
         "  weights restored: {}{}\n",
         if edit.weights_restored { "yes" } else { "NO" },
@@ -101,5 +122,6 @@ pub fn sample_edit_table(output: &SampleOutput) -> String {
     );
     out.push_str(&metric_rows(&a.before, &a.after, a.random_control.as_ref()));
     out.push_str(&perplexity_row(&a.perplexity_change_pct));
+    out.push_str(&checks_row(&a.checks));
     out
 }

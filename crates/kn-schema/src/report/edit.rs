@@ -97,6 +97,60 @@ pub struct UpdateEvaluation {
     pub random_neurons: Option<Vec<Neuron>>,
     /// After the same edit on the random neurons instead (undone since).
     pub random_control: Option<UpdateMetrics>,
+    /// The editing papers' checks of the update (absent in files of earlier versions).
+    #[serde(default)]
+    pub checks: EditChecks,
+}
+
+/// How an update carries over and what it leaves alone: the metrics editing papers report
+/// (reliability, generality, locality) and Niu et al.'s (ICLR 2024) symmetry test.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EditChecks {
+    /// Share of the localization prompts (those the edited neurons were found with) whose
+    /// top-1 token is the new answer after the edit (`after.success_rate`).
+    pub reliability: Option<f64>,
+    /// The same on paraphrases held out from localization; `None` without any.
+    pub generality: Option<f64>,
+    /// Held-out paraphrases measured.
+    pub generality_prompts: usize,
+    /// Share of other facts' prompts whose top-1 token the edit leaves unchanged.
+    pub locality: Locality,
+    /// Symmetric relations only (P47 "shares border with", P530 "diplomatic relation"): share
+    /// of the reversed fact's prompts (the new answer as subject) whose top-1 token is the
+    /// fact's subject after the edit; `None` for other relations.
+    pub symmetry: Option<f64>,
+    /// The same before the edit.
+    pub symmetry_before: Option<f64>,
+    /// Reversed prompts measured.
+    pub symmetry_prompts: usize,
+}
+
+/// Share of control prompts whose top-1 token is the same after an edit as before it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Locality {
+    /// Other facts of the edited fact's relation (`None` without such prompts).
+    pub same_relation: Option<f64>,
+    /// Facts of other relations.
+    pub other_relations: Option<f64>,
+}
+
+impl EditChecks {
+    /// The means over `checks` (each over the facts that have it), with summed counts.
+    pub fn mean<'a>(checks: impl Iterator<Item = &'a EditChecks> + Clone) -> Self {
+        let m = |f: fn(&EditChecks) -> Option<f64>| mean(checks.clone().map(f));
+        Self {
+            reliability: m(|c| c.reliability),
+            generality: m(|c| c.generality),
+            generality_prompts: checks.clone().map(|c| c.generality_prompts).sum(),
+            locality: Locality {
+                same_relation: m(|c| c.locality.same_relation),
+                other_relations: m(|c| c.locality.other_relations),
+            },
+            symmetry: m(|c| c.symmetry),
+            symmetry_before: m(|c| c.symmetry_before),
+            symmetry_prompts: checks.map(|c| c.symmetry_prompts).sum(),
+        }
+    }
 }
 
 /// Relative perplexity changes (%) of one update.
@@ -233,6 +287,9 @@ pub struct Aggregate {
     pub random_control: Option<MeanMetrics>,
     /// Means over facts of the per-fact relative perplexity changes.
     pub perplexity_change_pct: PerplexityChange,
+    /// Means over facts of their edit checks (absent in files of earlier versions).
+    #[serde(default)]
+    pub checks: EditChecks,
 }
 
 /// A fact of the sample that could not be updated.
