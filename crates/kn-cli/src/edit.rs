@@ -90,21 +90,16 @@ pub struct EditArgs {
 
 /// Runs `kn edit`.
 pub fn run(args: EditArgs) -> Result<(), CliError> {
-    for (name, value) in [
-        ("--lambda-remove", args.lambda_remove),
-        ("--lambda-add", args.lambda_add),
-        ("--shared-threshold", args.shared_threshold),
-    ] {
-        if !value.is_finite() || (name == "--shared-threshold" && value < 0.0) {
-            return Err(CliError::BadInput(format!(
-                "{name} must be a finite number{}",
-                if name == "--shared-threshold" {
-                    " >= 0"
-                } else {
-                    ""
-                }
-            )));
-        }
+    let finite = |name: &str, value: f64, at_least_zero: bool| {
+        let ok = value.is_finite() && (!at_least_zero || value >= 0.0);
+        let bound = if at_least_zero { " >= 0" } else { "" };
+        (!ok).then(|| CliError::BadInput(format!("{name} must be a finite number{bound}")))
+    };
+    if let Some(error) = finite("--lambda-remove", args.lambda_remove, false)
+        .or_else(|| finite("--lambda-add", args.lambda_add, false))
+        .or_else(|| finite("--shared-threshold", args.shared_threshold, true))
+    {
+        return Err(error);
     }
     if args.batch_size == 0 {
         return Err(CliError::BadInput("--batch-size must be at least 1".into()));
