@@ -283,7 +283,7 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
         &report,
     )?;
     let records = out.records()?;
-    let stats = write_summaries(&out, &records, &config, &refine)?;
+    let stats = write_summaries(&out, &records, &config)?;
     progress(format!(
         "done: {} facts in {}",
         records.len(),

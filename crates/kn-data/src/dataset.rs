@@ -153,13 +153,8 @@ impl Dataset {
             templates
                 .iter()
                 .filter_map(|t| {
-                    let text = match style {
-                        PromptStyle::Masked { mask_token } => {
-                            Some(t.masked(&fact.subject, mask_token))
-                        }
-                        PromptStyle::Causal => t.causal(&fact.subject),
-                    };
-                    text.map(|text| make(t.index, text))
+                    t.prompt(&fact.subject, style)
+                        .map(|text| make(t.index, text))
                 })
                 .collect()
         };

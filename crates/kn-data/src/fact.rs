@@ -224,6 +224,14 @@ impl Template {
         }
     }
 
+    /// The prompt of `subject` in `style` ([`Template::masked`] or [`Template::causal`]).
+    pub fn prompt(&self, subject: &str, style: &PromptStyle) -> Option<String> {
+        match style {
+            PromptStyle::Masked { mask_token } => Some(self.masked(subject, mask_token)),
+            PromptStyle::Causal => self.causal(subject),
+        }
+    }
+
     /// The causal-LM prompt: the text before `[Y]` with `[X]` -> `subject` and trailing
     /// whitespace stripped; `None` if `[Y]` is not last or nothing precedes it.
     pub fn causal(&self, subject: &str) -> Option<String> {

@@ -188,12 +188,23 @@ pub fn answer_quality(
     prompts: &[EncodedPrompt],
     batch_size: usize,
 ) -> Result<AnswerQuality> {
+    quality_and_tops(model, prompts, batch_size).map(|(quality, _)| quality)
+}
+
+/// [`answer_quality`] and, from the same pass, each prompt's top-1 token.
+pub(crate) fn quality_and_tops(
+    model: &dyn KnowledgeModel,
+    prompts: &[EncodedPrompt],
+    batch_size: usize,
+) -> Result<(AnswerQuality, Vec<i64>)> {
     check_prompts(prompts, "measuring accuracy and perplexity")?;
     let scores = score_all(model, prompts, &[], &[], batch_size)?;
+    let tops = scores.iter().map(|s| s.top).collect();
     let answers: Vec<TokenScore> = scores.into_iter().map(|s| s.answer).collect();
-    quality_of(&answers).ok_or_else(|| EditError::NoPrompts {
+    let quality = quality_of(&answers).ok_or_else(|| EditError::NoPrompts {
         context: "measuring perplexity".into(),
-    })
+    })?;
+    Ok((quality, tops))
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ use crate::intervene::DEFAULT_BATCH_SIZE;
 use crate::neurons::{NeuronFrequencies, NeuronSet};
 use crate::patch::{edit_value_slots, read_rows, EditHandle};
 use crate::scoring::{
-    answer_quality, answer_token, check_prompts, check_token, score_all, AnswerQuality,
+    answer_token, check_prompts, check_token, quality_and_tops, score_all, AnswerQuality,
 };
 use kn_model::tch::{Device, Kind};
 use kn_model::{AnswerPolicy, EncodedPrompt, KnowledgeModel, ModelError};
@@ -290,15 +290,18 @@ impl Default for EvaluationConfig {
     }
 }
 
+/// The quality of `prompts`' answers and their top-1 tokens, from one pass (`None` and no
+/// tokens without prompts).
 fn quality(
     model: &dyn KnowledgeModel,
     prompts: &[EncodedPrompt],
     batch_size: usize,
-) -> Result<Option<AnswerQuality>> {
+) -> Result<(Option<AnswerQuality>, Vec<i64>)> {
     if prompts.is_empty() {
-        return Ok(None);
+        return Ok((None, Vec::new()));
     }
-    answer_quality(model, prompts, batch_size).map(Some)
+    let (quality, tops) = quality_and_tops(model, prompts, batch_size)?;
+    Ok((Some(quality), tops))
 }
 
 /// Prompts that test an update beyond those that located its neurons ([`EditChecks`]).
@@ -311,18 +314,6 @@ pub struct CheckPrompts {
     pub reversed: Option<Vec<EncodedPrompt>>,
 }
 
-/// The top-1 token of every prompt (answers are not needed).
-fn top_tokens(
-    model: &dyn KnowledgeModel,
-    prompts: &[EncodedPrompt],
-    batch_size: usize,
-) -> Result<Vec<i64>> {
-    Ok(score_all(model, prompts, &[], &[], batch_size)?
-        .into_iter()
-        .map(|s| s.top)
-        .collect())
-}
-
 /// Share of positions where `before` and `after` hold the same token (`None` for none).
 fn agreement(before: &[i64], after: &[i64]) -> Option<f64> {
     (!before.is_empty() && before.len() == after.len()).then(|| {
@@ -330,69 +321,43 @@ fn agreement(before: &[i64], after: &[i64]) -> Option<f64> {
     })
 }
 
-/// The top-1 accuracy of `prompts`' answers (`None` without prompts).
+/// The top-1 accuracy of `prompts`' answers (`None` without prompts or without `prompts`).
 fn accuracy(
     model: &dyn KnowledgeModel,
-    prompts: &[EncodedPrompt],
+    prompts: Option<&[EncodedPrompt]>,
     batch_size: usize,
 ) -> Result<Option<f64>> {
-    Ok(quality(model, prompts, batch_size)?.map(|q| q.accuracy))
+    let (quality, _) = quality(model, prompts.unwrap_or_default(), batch_size)?;
+    Ok(quality.map(|q| q.accuracy))
 }
 
-/// What the checks read before an edit: the control prompts' top-1 tokens and the reversed
-/// fact's accuracy.
-struct ChecksBefore {
-    same_relation: Vec<i64>,
-    other_relations: Vec<i64>,
-    symmetry: Option<f64>,
+/// One moment of an update's evaluation: the fact's metrics and, from the same passes, the
+/// control prompts' top-1 tokens (for locality).
+struct Moment {
+    metrics: UpdateMetrics,
+    same_relation_tops: Vec<i64>,
+    other_relations_tops: Vec<i64>,
 }
 
-fn checks_before(
+/// The checks of the edit now applied (`after`), against the moment before it.
+fn edit_checks(
     model: &dyn KnowledgeModel,
-    same_relation: &[EncodedPrompt],
-    other_relations: &[EncodedPrompt],
     prompts: &CheckPrompts,
-    batch_size: usize,
-) -> Result<ChecksBefore> {
-    Ok(ChecksBefore {
-        same_relation: top_tokens(model, same_relation, batch_size)?,
-        other_relations: top_tokens(model, other_relations, batch_size)?,
-        symmetry: match &prompts.reversed {
-            Some(reversed) => accuracy(model, reversed, batch_size)?,
-            None => None,
-        },
-    })
-}
-
-/// The checks of the edit now applied, against what was read before it.
-fn checks_after(
-    model: &dyn KnowledgeModel,
-    same_relation: &[EncodedPrompt],
-    other_relations: &[EncodedPrompt],
-    prompts: &CheckPrompts,
-    before: &ChecksBefore,
-    after: &UpdateMetrics,
+    before: &Moment,
+    after: &Moment,
+    symmetry_before: Option<f64>,
     batch_size: usize,
 ) -> Result<EditChecks> {
     Ok(EditChecks {
-        reliability: (after.prompts > 0).then_some(after.success_rate),
-        generality: accuracy(model, &prompts.held_out, batch_size)?,
+        reliability: (after.metrics.prompts > 0).then_some(after.metrics.success_rate),
+        generality: accuracy(model, Some(&prompts.held_out), batch_size)?,
         generality_prompts: prompts.held_out.len(),
         locality: Locality {
-            same_relation: agreement(
-                &before.same_relation,
-                &top_tokens(model, same_relation, batch_size)?,
-            ),
-            other_relations: agreement(
-                &before.other_relations,
-                &top_tokens(model, other_relations, batch_size)?,
-            ),
+            same_relation: agreement(&before.same_relation_tops, &after.same_relation_tops),
+            other_relations: agreement(&before.other_relations_tops, &after.other_relations_tops),
         },
-        symmetry: match &prompts.reversed {
-            Some(reversed) => accuracy(model, reversed, batch_size)?,
-            None => None,
-        },
-        symmetry_before: before.symmetry,
+        symmetry: accuracy(model, prompts.reversed.as_deref(), batch_size)?,
+        symmetry_before,
         symmetry_prompts: prompts.reversed.as_ref().map_or(0, Vec::len),
     })
 }
@@ -404,10 +369,12 @@ fn update_metrics(
     same_relation: &[EncodedPrompt],
     other_relations: &[EncodedPrompt],
     batch_size: usize,
-) -> Result<UpdateMetrics> {
+) -> Result<Moment> {
     let scores = score_all(model, &fact.prompts, &[], &[new_token], batch_size)?;
     let n = scores.len().max(1) as f64;
     let new = |s: &crate::scoring::PromptScores| s.extra.first().copied();
+    let (same_quality, same_relation_tops) = quality(model, same_relation, batch_size)?;
+    let (other_quality, other_relations_tops) = quality(model, other_relations, batch_size)?;
     let mut metrics = UpdateMetrics {
         prompts: scores.len(),
         success_rate: 0.0,
@@ -416,8 +383,8 @@ fn update_metrics(
         mrr: 0.0,
         mean_old_prob: 0.0,
         mean_new_prob: 0.0,
-        same_relation: quality(model, same_relation, batch_size)?,
-        other_relations: quality(model, other_relations, batch_size)?,
+        same_relation: same_quality,
+        other_relations: other_quality,
     };
     for s in &scores {
         let Some(t_new) = new(s) else { continue };
@@ -428,7 +395,11 @@ fn update_metrics(
         metrics.mean_old_prob += s.answer.prob / n;
         metrics.mean_new_prob += t_new.prob / n;
     }
-    Ok(metrics)
+    Ok(Moment {
+        metrics,
+        same_relation_tops,
+        other_relations_tops,
+    })
 }
 
 /// Measures, updates `fact` to `new_answer`, measures again, and returns the evaluation with
@@ -458,6 +429,11 @@ pub fn evaluate_update(
             check_prompts(prompts, "perplexity")?;
         }
     }
+    for prompts in std::iter::once(&checks.held_out).chain(&checks.reversed) {
+        if !prompts.is_empty() {
+            check_prompts(prompts, "edit checks")?;
+        }
+    }
     let (old_token, new_token) = fact_tokens(model, fact, new_answer)?;
     fact.neurons.require_non_empty("a fact update")?;
     fact.neurons.validate(model.info())?;
@@ -482,18 +458,7 @@ pub fn evaluate_update(
         other_relations,
         eval.batch_size,
     )?;
-    for prompts in std::iter::once(&checks.held_out).chain(&checks.reversed) {
-        if !prompts.is_empty() {
-            check_prompts(prompts, "edit checks")?;
-        }
-    }
-    let checks_before = checks_before(
-        model,
-        same_relation,
-        other_relations,
-        checks,
-        eval.batch_size,
-    )?;
+    let symmetry_before = accuracy(model, checks.reversed.as_deref(), eval.batch_size)?;
     let (random_neurons, random_control) = if eval.random_control {
         let random = kept.random_like(
             model.info(),
@@ -517,7 +482,7 @@ pub fn evaluate_update(
             eval.batch_size,
         );
         outcome.handle.restore(model)?;
-        (Some(random), Some(measured?))
+        (Some(random), Some(measured?.metrics))
     } else {
         (None, None)
     };
@@ -538,16 +503,15 @@ pub fn evaluate_update(
         eval.batch_size,
     )
     .and_then(|after| {
-        let checks = checks_after(
+        let checks = edit_checks(
             model,
-            same_relation,
-            other_relations,
             checks,
-            &checks_before,
+            &before,
             &after,
+            symmetry_before,
             eval.batch_size,
         )?;
-        Ok((after, checks))
+        Ok((after.metrics, checks))
     });
     let (after, checks) = match measured {
         Ok(measured) => measured,
@@ -566,7 +530,7 @@ pub fn evaluate_update(
         config: *config,
         neurons: outcome.neurons.clone().into(),
         excluded: outcome.excluded.clone().into(),
-        before,
+        before: before.metrics,
         after,
         random_neurons: random_neurons.map(Into::into),
         random_control,

@@ -19,6 +19,7 @@
 //! the result says which threshold was used.
 
 use crate::error::RunError;
+use crate::output_dir::refine_config;
 use crate::run_dir::{cap_prompts, mean, relation_frequencies, seeded_order, RunDir};
 use crate::Message;
 use kn_data::Pararel;
@@ -107,25 +108,25 @@ fn split_for_checks(
     } else {
         0
     };
-    let order = seeded_order(
-        (0..n).collect(),
-        context.eval.seed,
-        &format!("holdout/{}", record.fact),
-        |i: &usize| i.to_string(),
-    );
-    let held_out: BTreeSet<usize> = order.into_iter().take(held).collect();
     let mut located = fact.clone();
     let mut held_texts: Vec<String> = Vec::new();
     if held > 0 {
+        let order = seeded_order(
+            (0..n).collect(),
+            context.eval.seed,
+            &format!("holdout/{}", record.fact),
+            |i: &usize| i.to_string(),
+        );
+        let held_out: BTreeSet<usize> = order.into_iter().take(held).collect();
         let kept: Vec<usize> = (0..n).filter(|i| !held_out.contains(i)).collect();
         let coarse: Vec<Vec<kn_schema::Neuron>> = kept
             .iter()
             .map(|&i| record.prompts[i].coarse.clone())
             .collect();
+        // The run's refinement, but any number of located prompts is enough.
         let refine = RefineConfig {
-            share: context.run.config.share,
             min_prompts: 1,
-            ..RefineConfig::default()
+            ..refine_config(&context.run.config)
         };
         let refined = refine_fact(&record.fact, &record.relation, &coarse, &refine)
             .map_err(|e| RunError::BadInput(format!("fact {}: {e}", record.fact)))?;
@@ -135,25 +136,28 @@ fn split_for_checks(
     }
     let style = crate::discovery::prompt_style(model);
     let used: BTreeSet<&str> = record.prompts.iter().map(|p| p.text.as_str()).collect();
-    let fact_of = |subject: &str, object: &str| kn_data::Fact {
-        id: kn_data::FactId::new(record.relation.clone(), 0),
-        subject: subject.to_string(),
-        object: object.to_string(),
-    };
     let mut reversed = None;
     if let Some(dataset) = &context.dataset {
-        held_texts.extend(
-            dataset
-                .prompts(&fact_of(&record.subject, &record.object), &style)
-                .into_iter()
-                .map(|p| p.text)
-                .filter(|text| !used.contains(text.as_str())),
-        );
+        // The fact as the data has it (its own prompts, if the data gives some).
+        let known = record
+            .fact
+            .parse::<kn_data::FactId>()
+            .ok()
+            .and_then(|id| dataset.fact(&id));
+        if let Some(known) = known {
+            held_texts.extend(
+                dataset
+                    .prompts(known, &style)
+                    .into_iter()
+                    .map(|p| p.text)
+                    .filter(|text| !used.contains(text.as_str())),
+            );
+        }
         if SYMMETRIC_RELATIONS.contains(&record.relation.as_str()) {
             let texts = dataset
-                .prompts(&fact_of(new_answer, &record.subject), &style)
-                .into_iter()
-                .map(|p| p.text);
+                .templates(&record.relation)
+                .iter()
+                .filter_map(|t| t.prompt(new_answer, &style));
             reversed = Some(encode_with(model, texts, &record.subject)?);
         }
     }

@@ -45,7 +45,7 @@ pub enum Message {
     /// Something the caller should know: a setting raised, an item skipped.
     Warning(String),
 }
-pub use output_dir::{read_selection, write_summaries, OutputDir, SELECTION_FILE};
+pub use output_dir::{read_selection, refine_config, write_summaries, OutputDir, SELECTION_FILE};
 pub use outputs::{check_output_file, lock_run_of, prepare_run_dir};
 pub use run_dir::{
     cap_prompts, change_pct, encode_fact, encode_facts, mean, record_neurons, relation_frequencies,

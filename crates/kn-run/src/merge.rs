@@ -11,7 +11,6 @@ use crate::error::RunError;
 use crate::output_dir::{write_summaries, OutputDir};
 use crate::Message;
 use kn_schema::{FactRecord, RunConfig};
-use kn_select::RefineConfig;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -154,12 +153,7 @@ pub fn merge_shards(
     if !selected.is_empty() {
         out.write_selection(&merged.iter().map(|r| r.fact.clone()).collect::<Vec<_>>())?;
     }
-    let refine = RefineConfig {
-        share: unsharded.share,
-        min_prompts: unsharded.min_prompts,
-        ..RefineConfig::default()
-    };
-    let stats = write_summaries(&out, &merged, &unsharded, &refine)?;
+    let stats = write_summaries(&out, &merged, &unsharded)?;
     let scores = copy_scores(shard_dirs, out_dir)?;
     Ok(MergeSummary {
         facts: merged.len(),

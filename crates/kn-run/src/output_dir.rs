@@ -224,12 +224,21 @@ fn describe_difference(old: &RunConfig, new: &RunConfig) -> String {
     )
 }
 
-/// Writes relations.json and stats.json from all finished records; returns the statistics.
+/// The refinement a run's configuration asks for (its p and minimum of prompts).
+pub fn refine_config(config: &RunConfig) -> RefineConfig {
+    RefineConfig {
+        share: config.share,
+        min_prompts: config.min_prompts,
+        ..RefineConfig::default()
+    }
+}
+
+/// Writes relations.json and stats.json from all finished records (refined as `config` says);
+/// returns the statistics.
 pub fn write_summaries(
     out: &OutputDir,
     records: &[FactRecord],
     config: &RunConfig,
-    refine: &RefineConfig,
 ) -> Result<StatsFile, RunError> {
     let counts: Vec<FactCounts> = records
         .iter()
@@ -239,7 +248,7 @@ pub fn write_summaries(
         })
         .collect();
     let adaptive = config.adaptive.then(AdaptiveShare::paper_code);
-    let refined = refine_all(&counts, refine, adaptive.as_ref())
+    let refined = refine_all(&counts, &refine_config(config), adaptive.as_ref())
         .map_err(|e| RunError::Internal(e.to_string()))?;
     let mut relations = BTreeMap::new();
     let mut all_facts: Vec<FactNeurons> = Vec::new();

@@ -134,13 +134,7 @@ fn facts_are_selected_discovered_and_written_resumably() {
             assert_eq!(mean.dim(), (3, model.info().ffn_width));
             out.append(&record).unwrap();
         }
-        write_summaries(
-            &out,
-            &out.records().unwrap(),
-            &config,
-            &RefineConfig::default(),
-        )
-        .unwrap();
+        write_summaries(&out, &out.records().unwrap(), &config).unwrap();
         // A second writer of the same directory is refused while this one holds it.
         let busy = OutputDir::open(&run, &config, "test")
             .err()
