@@ -17,7 +17,7 @@
 
 use kn_data::{Dataset, Fact, Pararel};
 use kn_edit::{
-    answer_quality, evaluate_erasure, AnswerQuality, EraseConfig, EvaluationConfig,
+    answer_quality, evaluate_erasure, AnswerQuality, EraseConfig, ErasurePrompts, EvaluationConfig,
     NeuronFrequencies,
 };
 use kn_model::{load_model, tch::Device, EncodedPrompt, KnowledgeModel};
@@ -143,8 +143,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         model.as_mut(),
         &relation,
         &frequencies,
-        &relation_prompts,
-        &other_prompts,
+        &ErasurePrompts {
+            relation: relation_prompts,
+            held_out: Vec::new(),
+            other_relations: other_prompts,
+        },
         &config,
         &eval,
     )?;

@@ -6,7 +6,7 @@
 use crate::emit::emit;
 use crate::exit::CliError;
 use crate::options::ModelOptions;
-use kn_edit::{ErasureValue, EvaluationConfig};
+use kn_edit::{EraseConfig, ErasureValue, EvaluationConfig};
 use kn_run::erasure::erase_relation;
 use kn_run::RunDir;
 use std::path::PathBuf;
@@ -30,6 +30,10 @@ pub struct EraseArgs {
     /// `zero`, `id:N` (token id N) or a token as written in the vocabulary.
     #[arg(long, default_value = "unk")]
     value: String,
+    /// Prompts of the relation held out from localization (its facts and paraphrases the run
+    /// did not use) on which generality is measured, a seeded choice (0: all).
+    #[arg(long, default_value_t = kn_run::erasure::DEFAULT_MAX_HELD_OUT)]
+    max_held_out: usize,
     /// Run the random-neuron control.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     random_control: bool,
@@ -104,8 +108,11 @@ pub fn run(args: EraseArgs) -> Result<(), CliError> {
         model.as_mut(),
         &run,
         &relation,
-        args.top,
-        value,
+        &EraseConfig {
+            top_n: args.top,
+            value,
+        },
+        args.max_held_out,
         &eval,
         &report,
     )?;

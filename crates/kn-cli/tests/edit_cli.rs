@@ -23,40 +23,44 @@ fn json(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout).expect("one JSON object on stdout")
 }
 
-/// The shared discover run (made once per test binary, in the target's temporary folder).
+/// A discover run of `relations` (facts per relation as given) made in the target's temporary
+/// folder under `name`.
+fn discover_run(name: &str, relations: &str, facts: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    let model = fixture("tiny-llama");
+    let out = dir.display().to_string();
+    let output = kn(&[
+        "discover",
+        "--model",
+        &model,
+        "--relations",
+        relations,
+        "--facts-per-relation",
+        facts,
+        "--correct-rank",
+        "0",
+        "--steps",
+        "4",
+        "--share",
+        "0.3",
+        "--threshold",
+        "0.1",
+        "--out",
+        &out,
+    ]);
+    assert!(
+        output.status.success(),
+        "kn discover failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    dir
+}
+
+/// The shared discover run (made once per test binary).
 fn run_dir() -> &'static Path {
     static RUN: OnceLock<PathBuf> = OnceLock::new();
-    RUN.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("edit_cli-run");
-        let _ = std::fs::remove_dir_all(&dir);
-        let model = fixture("tiny-llama");
-        let out = dir.display().to_string();
-        let output = kn(&[
-            "discover",
-            "--model",
-            &model,
-            "--relations",
-            "P36,P1376",
-            "--facts-per-relation",
-            "2",
-            "--correct-rank",
-            "0",
-            "--steps",
-            "4",
-            "--share",
-            "0.3",
-            "--threshold",
-            "0.1",
-            "--out",
-            &out,
-        ]);
-        assert!(
-            output.status.success(),
-            "kn discover failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        dir
-    })
+    RUN.get_or_init(|| discover_run("edit_cli-run", "P36,P1376", "2"))
 }
 
 fn neurons_file() -> String {
@@ -64,7 +68,11 @@ fn neurons_file() -> String {
 }
 
 fn records() -> Vec<Value> {
-    let text = std::fs::read_to_string(run_dir().join("neurons.jsonl")).unwrap();
+    records_of(run_dir())
+}
+
+fn records_of(run: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(run.join("neurons.jsonl")).unwrap();
     text.lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
@@ -387,6 +395,21 @@ fn erase_reports_both_groups_and_restores_the_weights() {
             );
         }
     }
+    // The erasure checks: forgetting shares over the prompts answered before, locality on the
+    // other relation; the held-out prompts are P36's facts and paraphrases the run did not use.
+    let checks = &value["checks"];
+    let located = value["before"]["erased_relation"]["prompts"]
+        .as_u64()
+        .unwrap();
+    let answered = checks["reliability_prompts"].as_u64().unwrap();
+    assert!(answered <= located, "{checks}");
+    assert_eq!(checks["reliability"].is_null(), answered == 0, "{checks}");
+    assert_eq!(checks["held_out_prompts"], 200, "{checks}");
+    assert!(checks["generality_prompts"].as_u64().unwrap() <= 200);
+    assert!(checks["locality"]["same_relation"].is_null());
+    let locality = checks["locality"]["other_relations"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&locality), "{checks}");
+    assert!(value["random_checks"]["locality"]["other_relations"].is_f64());
     let zero = json(&kn(&[
         "erase",
         "--model",
@@ -399,9 +422,97 @@ fn erase_reports_both_groups_and_restores_the_weights() {
         "zero",
         "--random-control",
         "false",
+        "--max-held-out",
+        "7",
         "--json",
     ]));
     assert!(zero["token"].is_null() && zero["random_control"].is_null());
+    assert!(zero["random_checks"].is_null());
+    assert_eq!(zero["checks"]["held_out_prompts"], 7);
+}
+
+/// The top-1 token of `prompt` as text (`kn predict`).
+fn top1_text(prompt: &str) -> String {
+    let value = json(&kn(&[
+        "predict",
+        "--model",
+        &fixture("tiny-llama"),
+        "--prompt",
+        prompt,
+        "--json",
+    ]));
+    value["top"][0]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no top-1 token: {value}"))
+        .to_string()
+}
+
+/// The first token of `answer` after `prompt`, as text (`kn attribute`'s answer tokens).
+fn first_answer_token(prompt: &str, answer: &str) -> String {
+    let value = json(&kn(&[
+        "attribute",
+        "--model",
+        &fixture("tiny-llama"),
+        "--prompt",
+        prompt,
+        "--answer",
+        answer,
+        "--steps",
+        "1",
+        "--json",
+    ]));
+    value["answer_tokens"][0].as_str().unwrap().to_string()
+}
+
+#[test]
+fn symmetry_is_measured_on_the_reversed_fact_of_a_symmetric_relation() {
+    // P47 "shares border with": after X -> Y', the reversed fact is "Y' shares border with X".
+    let run = discover_run("edit_cli-symmetric", "P47", "3");
+    let neurons = run.join("neurons.jsonl").display().to_string();
+    let value = json(&kn(&[
+        "edit",
+        "--model",
+        &fixture("tiny-llama"),
+        "--neurons",
+        &neurons,
+        "--facts",
+        "3",
+        "--json",
+    ]));
+    let facts = value["facts"].as_array().unwrap();
+    assert!(!facts.is_empty(), "no P47 fact edited: {value}");
+    let records = records_of(&run);
+    for edit in facts {
+        let id = edit["fact"].as_str().unwrap();
+        let record = records.iter().find(|r| r["fact"] == id).unwrap();
+        let subject = edit["subject"].as_str().unwrap();
+        let new_answer = edit["new_answer"].as_str().unwrap();
+        // The reversed prompts are the relation's templates with the new answer as subject:
+        // the fact's own prompts with the subject swapped.
+        let reversed: Vec<String> = record["prompts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["text"].as_str().unwrap().replacen(subject, new_answer, 1))
+            .collect();
+        let checks = &edit["checks"];
+        assert_eq!(
+            checks["symmetry_prompts"].as_u64().unwrap() as usize,
+            reversed.len(),
+            "{id}: {checks}"
+        );
+        // Before the edit: the share of reversed prompts whose top-1 token is the subject's.
+        let holds = reversed
+            .iter()
+            .filter(|p| top1_text(p) == first_answer_token(p, subject))
+            .count() as f64
+            / reversed.len() as f64;
+        let before = checks["symmetry_before"].as_f64().unwrap();
+        assert!((before - holds).abs() < 1e-12, "{id}: {before} vs {holds}");
+        let after = checks["symmetry"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&after), "{id}: {checks}");
+    }
+    assert!(value["aggregate"]["checks"]["symmetry"].is_f64(), "{value}");
 }
 
 #[test]

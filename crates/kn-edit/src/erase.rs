@@ -19,16 +19,21 @@
 //! [`evaluate_erasure`] measures accuracy (answer top-1) and perplexity of the first answer
 //! token on the erased relation's prompts and on other relations' prompts, before and after,
 //! plus a random-neuron control (as many random neurons in the same layers, seeded, erased the
-//! same way, measured and undone).
+//! same way, measured and undone), and the editing papers' checks as they apply to an erasure
+//! ([`ErasureChecks`]: forgetting on the localization prompts and on held-out prompts of the
+//! relation, locality on the other relations), read from the same passes.
 
 use crate::error::{check_batch_size, torch, EditError, Result};
 use crate::neurons::{NeuronFrequencies, NeuronSet};
 use crate::patch::{edit_value_slots, EditHandle};
-use crate::scoring::{answer_quality, check_prompts, check_token};
+use crate::scoring::{agreement, check_prompts, check_token, forgetting, quality_and_tops};
 use crate::update::EvaluationConfig;
 use kn_model::tch::{Device, Kind};
 use kn_model::{EncodedPrompt, KnowledgeModel, ModelError, ModelKind};
-pub use kn_schema::report::erase::{EraseConfig, ErasureEvaluation, ErasureMetrics, ErasureValue};
+use kn_schema::report::edit::{AnswerQuality, Locality};
+pub use kn_schema::report::erase::{
+    EraseConfig, ErasureChecks, ErasureEvaluation, ErasureMetrics, ErasureValue,
+};
 
 /// Unknown-token names tried for masked models, in order.
 pub const MASKED_UNKNOWN_TOKENS: &[&str] = &["[UNK]", "<unk>"];
@@ -142,40 +147,106 @@ pub fn erase_relation(
     )
 }
 
-fn erasure_metrics(
+/// The prompts an erasure is measured on, each with its own answer.
+#[derive(Debug, Clone, Default)]
+pub struct ErasurePrompts {
+    /// The erased relation's prompts that located its neurons; must not be empty.
+    pub relation: Vec<EncodedPrompt>,
+    /// Prompts of the relation held out from localization (generality); may be empty.
+    pub held_out: Vec<EncodedPrompt>,
+    /// Other relations' prompts (locality, perplexity); may be empty.
+    pub other_relations: Vec<EncodedPrompt>,
+}
+
+/// One moment of an erasure's evaluation: the paper's metrics and, from the same passes, every
+/// prompt's top-1 token.
+struct Moment {
+    metrics: ErasureMetrics,
+    relation_tops: Vec<i64>,
+    held_out_tops: Vec<i64>,
+    other_tops: Vec<i64>,
+}
+
+/// The quality of `prompts` and their top-1 tokens (`None` and no tokens without prompts).
+fn measure(
     model: &dyn KnowledgeModel,
-    relation_prompts: &[EncodedPrompt],
-    other: &[EncodedPrompt],
+    prompts: &[EncodedPrompt],
     batch: usize,
-) -> Result<ErasureMetrics> {
-    Ok(ErasureMetrics {
-        erased_relation: answer_quality(model, relation_prompts, batch)?,
-        other_relations: if other.is_empty() {
-            None
-        } else {
-            Some(answer_quality(model, other, batch)?)
+) -> Result<(Option<AnswerQuality>, Vec<i64>)> {
+    if prompts.is_empty() {
+        return Ok((None, Vec::new()));
+    }
+    let (quality, tops) = quality_and_tops(model, prompts, batch)?;
+    Ok((Some(quality), tops))
+}
+
+fn erasure_moment(
+    model: &dyn KnowledgeModel,
+    prompts: &ErasurePrompts,
+    batch: usize,
+) -> Result<Moment> {
+    let (relation, relation_tops) = quality_and_tops(model, &prompts.relation, batch)?;
+    let (_, held_out_tops) = measure(model, &prompts.held_out, batch)?;
+    let (other, other_tops) = measure(model, &prompts.other_relations, batch)?;
+    Ok(Moment {
+        metrics: ErasureMetrics {
+            erased_relation: relation,
+            other_relations: other,
+        },
+        relation_tops,
+        held_out_tops,
+        other_tops,
+    })
+}
+
+/// The checks of the erasure applied at `after`, against the moment before it.
+fn erasure_checks(
+    prompts: &ErasurePrompts,
+    before: &Moment,
+    after: &Moment,
+) -> Result<ErasureChecks> {
+    let (reliability, reliability_prompts) = forgetting(
+        &prompts.relation,
+        &before.relation_tops,
+        &after.relation_tops,
+    )?;
+    let (generality, generality_prompts) = forgetting(
+        &prompts.held_out,
+        &before.held_out_tops,
+        &after.held_out_tops,
+    )?;
+    Ok(ErasureChecks {
+        reliability,
+        reliability_prompts,
+        generality,
+        generality_prompts,
+        held_out_prompts: prompts.held_out.len(),
+        locality: Locality {
+            same_relation: None,
+            other_relations: agreement(&before.other_tops, &after.other_tops),
         },
     })
 }
 
 /// Measures, erases `relation` (see [`erase_relation`]), measures again and returns the
-/// evaluation with the erasure **still applied** (undo it with the outcome's handle).
-/// `relation_prompts` must not be empty; `other_prompts` may be. With `eval.random_control`,
-/// as many random neurons in the same layers (seed key `erase-random/<relation>`) are erased
-/// first, measured and restored. A failed measurement after an edit undoes it.
+/// evaluation with the erasure **still applied** (undo it with the outcome's handle), with the
+/// checks of [`ErasureChecks`]. With `eval.random_control`, as many random neurons in the
+/// same layers (seed key `erase-random/<relation>`) are erased first, measured and restored.
+/// A failed measurement after an edit undoes it.
 pub fn evaluate_erasure(
     model: &mut dyn KnowledgeModel,
     relation: &str,
     frequencies: &NeuronFrequencies,
-    relation_prompts: &[EncodedPrompt],
-    other_prompts: &[EncodedPrompt],
+    prompts: &ErasurePrompts,
     config: &EraseConfig,
     eval: &EvaluationConfig,
 ) -> Result<(ErasureEvaluation, EraseOutcome)> {
     check_batch_size(eval.batch_size)?;
-    check_prompts(relation_prompts, "measuring an erasure")?;
-    if !other_prompts.is_empty() {
-        check_prompts(other_prompts, "measuring an erasure")?;
+    check_prompts(&prompts.relation, "measuring an erasure")?;
+    for group in [&prompts.held_out, &prompts.other_relations] {
+        if !group.is_empty() {
+            check_prompts(group, "measuring an erasure")?;
+        }
     }
     if config.top_n == 0 {
         return Err(EditError::InvalidParameter {
@@ -187,8 +258,8 @@ pub fn evaluate_erasure(
     neurons.require_non_empty("an erasure")?;
     neurons.validate(model.info())?;
     let token = erasure_token(model, &config.value)?;
-    let before = erasure_metrics(model, relation_prompts, other_prompts, eval.batch_size)?;
-    let (random_neurons, random_control) = if eval.random_control {
+    let before = erasure_moment(model, prompts, eval.batch_size)?;
+    let (random_neurons, random_control, random_checks) = if eval.random_control {
         let random =
             neurons.random_like(model.info(), eval.seed, &format!("erase-random/{relation}"))?;
         let outcome = erase_neurons(
@@ -197,15 +268,21 @@ pub fn evaluate_erasure(
             &config.value,
             &format!("random control for relation {relation}"),
         )?;
-        let measured = erasure_metrics(model, relation_prompts, other_prompts, eval.batch_size);
+        let measured = erasure_moment(model, prompts, eval.batch_size);
         outcome.handle.restore(model)?;
-        (Some(random), Some(measured?))
+        let measured = measured?;
+        let checks = erasure_checks(prompts, &before, &measured)?;
+        (Some(random), Some(measured.metrics), Some(checks))
     } else {
-        (None, None)
+        (None, None, None)
     };
     let outcome = erase_relation(model, relation, frequencies, config)?;
-    let after = match erasure_metrics(model, relation_prompts, other_prompts, eval.batch_size) {
-        Ok(after) => after,
+    let measured = erasure_moment(model, prompts, eval.batch_size).and_then(|after| {
+        let checks = erasure_checks(prompts, &before, &after)?;
+        Ok((after.metrics, checks))
+    });
+    let (after, checks) = match measured {
+        Ok(measured) => measured,
         Err(error) => {
             outcome.handle.restore(model)?;
             return Err(error);
@@ -217,10 +294,12 @@ pub fn evaluate_erasure(
         neurons: neurons.into(),
         token,
         token_text: token.map(|t| model.token_text(t)),
-        before,
+        before: before.metrics,
         after,
         random_neurons: random_neurons.map(Into::into),
         random_control,
+        checks,
+        random_checks,
     };
     Ok((evaluation, outcome))
 }

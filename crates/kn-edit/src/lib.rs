@@ -74,7 +74,8 @@ mod update;
 pub use baseline::{activation_baseline, add_activation_baselines, mean_activations};
 pub use erase::{
     erase_neurons, erase_relation, erasure_token, evaluate_erasure, EraseConfig, EraseOutcome,
-    ErasureEvaluation, ErasureMetrics, ErasureValue, CAUSAL_UNKNOWN_TOKENS, MASKED_UNKNOWN_TOKENS,
+    ErasureChecks, ErasureEvaluation, ErasureMetrics, ErasurePrompts, ErasureValue,
+    CAUSAL_UNKNOWN_TOKENS, MASKED_UNKNOWN_TOKENS,
 };
 pub use error::{EditError, Result};
 pub use experiment::{

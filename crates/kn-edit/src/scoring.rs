@@ -207,6 +207,35 @@ pub(crate) fn quality_and_tops(
     Ok((quality, tops))
 }
 
+/// Share of positions where `before` and `after` hold the same token (`None` for none).
+pub(crate) fn agreement(before: &[i64], after: &[i64]) -> Option<f64> {
+    (!before.is_empty() && before.len() == after.len()).then(|| {
+        before.iter().zip(after).filter(|(a, b)| a == b).count() as f64 / before.len() as f64
+    })
+}
+
+/// Among `prompts` whose answer was the top-1 token `before`, the share whose answer is not
+/// top-1 `after`, and how many were answered before (`None` and 0 when none was).
+pub(crate) fn forgetting(
+    prompts: &[EncodedPrompt],
+    before: &[i64],
+    after: &[i64],
+) -> Result<(Option<f64>, usize)> {
+    let mut answered = 0;
+    let mut forgotten = 0;
+    for ((prompt, before), after) in prompts.iter().zip(before).zip(after) {
+        let answer = answer_token(prompt)?;
+        if *before == answer {
+            answered += 1;
+            forgotten += usize::from(*after != answer);
+        }
+    }
+    Ok((
+        (answered > 0).then(|| forgotten as f64 / answered as f64),
+        answered,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,7 +41,7 @@ use crate::intervene::DEFAULT_BATCH_SIZE;
 use crate::neurons::{NeuronFrequencies, NeuronSet};
 use crate::patch::{edit_value_slots, read_rows, EditHandle};
 use crate::scoring::{
-    answer_token, check_prompts, check_token, quality_and_tops, score_all, AnswerQuality,
+    agreement, answer_token, check_prompts, check_token, quality_and_tops, score_all, AnswerQuality,
 };
 use kn_model::tch::{Device, Kind};
 use kn_model::{AnswerPolicy, EncodedPrompt, KnowledgeModel, ModelError};
@@ -312,13 +312,6 @@ pub struct CheckPrompts {
     /// Symmetric relations only: the reversed fact's prompts (the new answer as subject),
     /// encoded with the fact's subject as answer; `None` for other relations.
     pub reversed: Option<Vec<EncodedPrompt>>,
-}
-
-/// Share of positions where `before` and `after` hold the same token (`None` for none).
-fn agreement(before: &[i64], after: &[i64]) -> Option<f64> {
-    (!before.is_empty() && before.len() == after.len()).then(|| {
-        before.iter().zip(after).filter(|(a, b)| a == b).count() as f64 / before.len() as f64
-    })
 }
 
 /// The top-1 accuracy of `prompts`' answers (`None` without prompts or without `prompts`).

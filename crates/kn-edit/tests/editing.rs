@@ -8,7 +8,8 @@ use common::*;
 use kn_edit::{
     apply_patch, edit_value_slots, erase_neurons, erase_relation, erasure_token, evaluate_erasure,
     evaluate_update, update_fact, update_tokens, CheckPrompts, EditError, EraseConfig,
-    ErasureValue, EvaluationConfig, NeuronFrequencies, NeuronSet, Patch, UpdateConfig,
+    ErasurePrompts, ErasureValue, EvaluationConfig, NeuronFrequencies, NeuronSet, Patch,
+    UpdateConfig,
 };
 use kn_model::tch::{Kind, Tensor};
 use kn_model::{AnswerPolicy, EncodedPrompt, KnowledgeModel};
@@ -434,6 +435,38 @@ fn erasure_writes_the_unknown_token_embedding_and_restores() {
     assert!(same(&snapshot(llama.as_ref()), &original));
 }
 
+/// The checks' oracle: each prompt's top-1 token by a plain forward pass, one prompt at a time.
+fn top1(model: &dyn KnowledgeModel, prompts: &[EncodedPrompt]) -> Vec<i64> {
+    prompts
+        .iter()
+        .map(|p| {
+            let logits = model
+                .forward(std::slice::from_ref(p), &[], false)
+                .unwrap()
+                .logits;
+            logits.argmax(-1, false).int64_value(&[0])
+        })
+        .collect()
+}
+
+/// Share of positions holding the same token.
+fn kept(before: &[i64], after: &[i64]) -> f64 {
+    before.iter().zip(after).filter(|(a, b)| a == b).count() as f64 / before.len() as f64
+}
+
+/// `prompts` with the model's present top-1 token as their answer.
+fn answered_as_now(model: &dyn KnowledgeModel, prompts: &[EncodedPrompt]) -> Vec<EncodedPrompt> {
+    prompts
+        .iter()
+        .zip(top1(model, prompts))
+        .map(|(p, top)| EncodedPrompt {
+            answer_ids: vec![top],
+            targets: vec![(p.answer_position, top)],
+            ..p.clone()
+        })
+        .collect()
+}
+
 #[test]
 fn update_evaluation_reports_the_papers_metrics() {
     let mut model = tiny_llama();
@@ -466,21 +499,9 @@ fn update_evaluation_reports_the_papers_metrics() {
         held_out: encode(&located_texts, "Italy"),
         reversed: Some(encode(&["Italy borders", "Italy is next to"], "Paris")),
     };
-    // Locality's oracle: each control prompt's top-1 token by a plain forward pass.
-    let top1 = |model: &dyn KnowledgeModel, prompts: &[EncodedPrompt]| -> Vec<i64> {
-        prompts
-            .iter()
-            .map(|p| {
-                let logits = model
-                    .forward(std::slice::from_ref(p), &[], false)
-                    .unwrap()
-                    .logits;
-                logits.argmax(-1, false).int64_value(&[0])
-            })
-            .collect()
-    };
     let same_before = top1(model.as_ref(), &same_relation);
     let other_before = top1(model.as_ref(), &other);
+    let reversed_before = top1(model.as_ref(), checks.reversed.as_ref().unwrap());
     let (evaluation, outcome) = evaluate_update(
         model.as_mut(),
         &fact,
@@ -493,9 +514,6 @@ fn update_evaluation_reports_the_papers_metrics() {
         &checks,
     )
     .unwrap();
-    let kept = |before: &[i64], after: &[i64]| {
-        before.iter().zip(after).filter(|(a, b)| a == b).count() as f64 / before.len() as f64
-    };
     let c = &evaluation.checks;
     assert_eq!(c.reliability, Some(evaluation.after.success_rate));
     assert_eq!(c.generality, c.reliability);
@@ -509,7 +527,14 @@ fn update_evaluation_reports_the_papers_metrics() {
         Some(kept(&other_before, &top1(model.as_ref(), &other)))
     );
     assert_eq!(c.symmetry_prompts, 2);
-    assert!(c.symmetry.is_some() && c.symmetry_before.is_some());
+    // Symmetry: the share of reversed prompts whose top-1 token is their answer, edit applied.
+    let reversed = checks.reversed.as_ref().unwrap();
+    let answers: Vec<i64> = reversed.iter().map(|p| p.answer_ids[0]).collect();
+    assert_eq!(
+        c.symmetry,
+        Some(kept(&answers, &top1(model.as_ref(), reversed)))
+    );
+    assert_eq!(c.symmetry_before, Some(kept(&answers, &reversed_before)));
     assert_eq!(evaluation.before.prompts, 3);
     assert_eq!(evaluation.after.success_rate, 1.0, "{evaluation:?}");
     assert_eq!(evaluation.after.change_rate, 1.0);
@@ -561,21 +586,53 @@ fn erasure_evaluation_measures_both_sides_and_the_control() {
         .flat_map(|f| f.prompts.clone())
         .collect();
     let other: Vec<_> = facts[2].prompts.clone();
+    // The checks' prompts answered as the model answers them now, so that every one counts
+    // for forgetting; the held-out ones are another fact's.
+    let prompts = ErasurePrompts {
+        relation: answered_as_now(model.as_ref(), &relation_prompts),
+        held_out: answered_as_now(model.as_ref(), &facts[1].prompts),
+        other_relations: other.clone(),
+    };
+    let other_before = top1(model.as_ref(), &other);
     let (evaluation, outcome) = evaluate_erasure(
         model.as_mut(),
         "capital",
         &freq,
-        &relation_prompts,
-        &other,
-        &EraseConfig::default(),
+        &prompts,
+        &EraseConfig {
+            top_n: 4,
+            value: ErasureValue::Token(7),
+        },
         &EvaluationConfig {
             seed: 3,
             ..EvaluationConfig::default()
         },
     )
     .unwrap();
+    // The checks against the oracle, with the erasure applied.
+    let forgotten = |prompts: &[EncodedPrompt]| {
+        let after = top1(model.as_ref(), prompts);
+        let changed = prompts
+            .iter()
+            .zip(&after)
+            .filter(|(p, a)| p.answer_ids[0] != **a);
+        changed.count() as f64 / prompts.len() as f64
+    };
+    let c = &evaluation.checks;
+    assert_eq!(c.reliability_prompts, 5);
+    assert_eq!(c.reliability, Some(forgotten(&prompts.relation)));
+    assert_eq!(c.generality_prompts, prompts.held_out.len());
+    assert_eq!(c.held_out_prompts, prompts.held_out.len());
+    assert_eq!(c.generality, Some(forgotten(&prompts.held_out)));
+    assert_eq!(c.locality.same_relation, None);
+    assert_eq!(
+        c.locality.other_relations,
+        Some(kept(&other_before, &top1(model.as_ref(), &other)))
+    );
+    assert!(c.reliability.unwrap() > 0.0, "{c:?}");
+    assert!(evaluation.random_checks.is_some());
     assert_eq!(evaluation.neurons.len(), 4);
-    assert_eq!(evaluation.token, Some(0));
+    assert_eq!(evaluation.token, Some(7));
     assert_eq!(evaluation.before.erased_relation.prompts, 5);
     assert_eq!(evaluation.after.other_relations.unwrap().prompts, 2);
     assert_ne!(
@@ -603,8 +660,10 @@ fn erasure_evaluation_measures_both_sides_and_the_control() {
         model.as_mut(),
         "capital",
         &freq,
-        &[],
-        &other,
+        &ErasurePrompts {
+            relation: Vec::new(),
+            ..prompts
+        },
         &EraseConfig::default(),
         &EvaluationConfig::default(),
     )

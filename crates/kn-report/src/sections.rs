@@ -865,6 +865,43 @@ impl Builder {
             ],
             rows,
         );
+        self.para(
+            "Erasure checks (the editing papers' metrics as they apply to an erasure): forgetting, the share of \
+             prompts answered (top-1) before the erasure whose answer is no longer top-1 after it, on the prompts \
+             that located the neurons (reliability) and on prompts of the relation held out from localization \
+             (generality: its facts and paraphrases the run did not use); locality, the share of other relations' \
+             prompts keeping their top-1 token; each for the erasure and for the random control.",
+        );
+        let mut rows = Vec::new();
+        for (file, erase) in &run.erasures {
+            let e = &erase.evaluation;
+            let conditions = [
+                ("erased", Some(&e.checks)),
+                ("random", e.random_checks.as_ref()),
+            ];
+            for (condition, c) in conditions {
+                let Some(c) = c else { continue };
+                rows.push(cells([
+                    file.clone(),
+                    e.relation.clone(),
+                    condition.into(),
+                    format!("{} ({})", rate(c.reliability), c.reliability_prompts),
+                    format!("{} ({})", rate(c.generality), c.generality_prompts),
+                    rate(c.locality.other_relations),
+                ]));
+            }
+        }
+        self.table(
+            &[
+                "file",
+                "relation",
+                "neurons",
+                "forgetting, located (answered)",
+                "forgetting, held out (answered)",
+                "locality, other relations",
+            ],
+            rows,
+        );
         let mut categories = Vec::new();
         let mut values: [Vec<Option<f64>>; 3] = Default::default();
         for (file, erase) in &run.erasures {

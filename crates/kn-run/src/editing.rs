@@ -72,9 +72,25 @@ pub fn load_dataset(run: &RunDir) -> Option<kn_data::Dataset> {
         .ok()
 }
 
+/// The prompts of `fact` (as `dataset` has it: its own prompts, else its relation's templates)
+/// whose text is not in `used`: paraphrases held out from a localization that used `used`.
+pub fn unused_prompts(
+    dataset: &kn_data::Dataset,
+    fact: &kn_data::Fact,
+    used: &BTreeSet<&str>,
+    style: &kn_data::PromptStyle,
+) -> Vec<String> {
+    dataset
+        .prompts(fact, style)
+        .into_iter()
+        .map(|p| p.text)
+        .filter(|text| !used.contains(text.as_str()))
+        .collect()
+}
+
 /// Prompts encoded with `answer`, leaving out those the model cannot encode (too long, an
 /// answer it cannot score); a failure inside libtorch is an error.
-fn encode_with(
+pub(crate) fn encode_with(
     model: &dyn KnowledgeModel,
     texts: impl IntoIterator<Item = String>,
     answer: &str,
@@ -145,13 +161,7 @@ fn split_for_checks(
             .ok()
             .and_then(|id| dataset.fact(&id));
         if let Some(known) = known {
-            held_texts.extend(
-                dataset
-                    .prompts(known, &style)
-                    .into_iter()
-                    .map(|p| p.text)
-                    .filter(|text| !used.contains(text.as_str())),
-            );
+            held_texts.extend(unused_prompts(dataset, known, &used, &style));
         }
         if SYMMETRIC_RELATIONS.contains(&record.relation.as_str()) {
             let texts = dataset

@@ -14,7 +14,8 @@ use serde_json::Value;
 /// Fields files of earlier versions may lack: `kn_version` (reports), `dtype` (models and
 /// runs, f32 before it was recorded), `method` (runs, ig before it was recorded),
 /// `max_positions` and `source` (models in patches written before patches recorded them),
-/// `checks` (edit reports before the edit checks).
+/// `checks` (edit and erase reports before the edit checks), `random_checks` (erase reports
+/// before them).
 pub const ADDED_FIELDS: &[&str] = &[
     "kn_version",
     "dtype",
@@ -22,6 +23,7 @@ pub const ADDED_FIELDS: &[&str] = &[
     "max_positions",
     "source",
     "checks",
+    "random_checks",
 ];
 
 /// `text` parsed as `T`; an error (serde_json's, naming the field's path) when the JSON does

@@ -2,7 +2,7 @@
 
 use super::edit::num;
 use super::pct;
-use kn_schema::report::erase::{EraseOutput, QualityChange};
+use kn_schema::report::erase::{EraseOutput, ErasureChecks, QualityChange};
 
 fn rows(name: &str, q: &QualityChange) -> String {
     let opt = num;
@@ -18,6 +18,20 @@ fn rows(name: &str, q: &QualityChange) -> String {
         opt(q.random_accuracy),
         opt(q.random_perplexity),
         pct(q.random_perplexity_change_pct)
+    )
+}
+
+/// The table line of an erasure's checks (forgetting on located and held-out prompts,
+/// locality on the other relations).
+fn checks_row(name: &str, c: &ErasureChecks) -> String {
+    format!(
+        "  {name}: forgetting {} of {} located prompts answered before, {} of {} held-out prompts answered before (of {}); locality (other relations) {}\n",
+        num(c.reliability),
+        c.reliability_prompts,
+        num(c.generality),
+        c.generality_prompts,
+        c.held_out_prompts,
+        num(c.locality.other_relations),
     )
 }
 
@@ -54,6 +68,10 @@ pub fn erasure_table(output: &EraseOutput) -> String {
     ));
     if let Some(other) = &output.summary.other_relations {
         out.push_str(&rows("other relations", other));
+    }
+    out.push_str(&checks_row("checks", &e.checks));
+    if let Some(random) = &e.random_checks {
+        out.push_str(&checks_row("random control", random));
     }
     out.push_str(&format!(
         "  weights restored: {}\n",

@@ -2,7 +2,7 @@
 //! paper's section 5.2). See kn-run's erasure docs for the neurons and the controls.
 
 use crate::neuron::Neuron;
-use crate::report::edit::AnswerQuality;
+use crate::report::edit::{AnswerQuality, Locality};
 use crate::report::{change_pct, RunSummary};
 use serde::{Deserialize, Serialize};
 
@@ -70,6 +70,38 @@ pub struct ErasureEvaluation {
     pub random_neurons: Option<Vec<Neuron>>,
     /// After erasing the random neurons instead (undone since).
     pub random_control: Option<ErasureMetrics>,
+    /// The editing papers' checks of the erasure (absent in files of earlier versions).
+    #[serde(default)]
+    pub checks: ErasureChecks,
+    /// The same checks of the random control's erasure (absent in files of earlier versions
+    /// and without the control).
+    #[serde(default)]
+    pub random_checks: Option<ErasureChecks>,
+}
+
+/// The editing papers' checks (see kn-edit's `EditChecks`) as they apply to erasing a
+/// relation. The erasure's goal is that the relation's answers are no longer produced, so
+/// reliability and generality are *forgetting* shares: among the prompts whose answer was the
+/// top-1 token before the erasure, the share whose answer is no longer top-1 after it.
+/// Symmetry does not apply (no fact is given a new answer), so it is not reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ErasureChecks {
+    /// Forgetting on the erased relation's prompts that located its neurons (the run's
+    /// prompts of its facts); `None` when none was answered before.
+    pub reliability: Option<f64>,
+    /// Those prompts answered (top-1) before the erasure: the share's denominator.
+    pub reliability_prompts: usize,
+    /// Forgetting on prompts of the relation held out from localization (its facts the run
+    /// did not use, and the run facts' paraphrases it did not use); `None` without any
+    /// answered before.
+    pub generality: Option<f64>,
+    /// Held-out prompts answered before the erasure: the share's denominator.
+    pub generality_prompts: usize,
+    /// Held-out prompts measured (answered before or not).
+    pub held_out_prompts: usize,
+    /// Share of other relations' prompts whose top-1 token the erasure leaves unchanged
+    /// (`same_relation` is `None`: the relation is what is erased).
+    pub locality: Locality,
 }
 
 /// Before/after of one group of prompts, with relative changes.
