@@ -98,9 +98,7 @@ impl Inputs {
 
 /// Runs `kn activations`.
 pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
-    if args.batch_size == 0 {
-        return Err(CliError::BadInput("--batch-size must be at least 1".into()));
-    }
+    crate::options::at_least_one(args.batch_size, "--batch-size")?;
     let run = RunDir::load(&args.sources.neurons)?;
     let relations = run.select_relations(args.relations.as_deref())?;
     let _lock = kn_run::prepare_run_dir(&args.out, "kn activations", kn_schema::Access::Shared)?;

@@ -155,9 +155,7 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
     refine
         .validate()
         .map_err(|e| CliError::BadInput(e.to_string()))?;
-    if args.steps == 0 {
-        return Err(CliError::BadInput("--steps must be at least 1".into()));
-    }
+    crate::options::at_least_one(args.steps, "--steps")?;
     if args.method == Method::Atp {
         return Err(CliError::BadInput(
             "kn discover --method atp: discovery has no counterfactual prompts yet; use ig, \

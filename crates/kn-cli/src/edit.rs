@@ -101,9 +101,7 @@ pub fn run(args: EditArgs) -> Result<(), CliError> {
     {
         return Err(error);
     }
-    if args.batch_size == 0 {
-        return Err(CliError::BadInput("--batch-size must be at least 1".into()));
-    }
+    crate::options::at_least_one(args.batch_size, "--batch-size")?;
     if !(0.0..1.0).contains(&args.holdout) {
         return Err(CliError::BadInput(format!(
             "--holdout must be in [0, 1), got {}",

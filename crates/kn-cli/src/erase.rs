@@ -77,12 +77,8 @@ pub fn parse_value(spec: &str) -> Result<ErasureValue, CliError> {
 /// Runs `kn erase`.
 pub fn run(args: EraseArgs) -> Result<(), CliError> {
     let value = parse_value(&args.value)?;
-    if args.top == 0 {
-        return Err(CliError::BadInput("--top must be at least 1".into()));
-    }
-    if args.batch_size == 0 {
-        return Err(CliError::BadInput("--batch-size must be at least 1".into()));
-    }
+    crate::options::at_least_one(args.top, "--top")?;
+    crate::options::at_least_one(args.batch_size, "--batch-size")?;
     let run = RunDir::load(&args.neurons)?;
     let relation = run
         .select_relations(Some(&args.relation))?

@@ -124,6 +124,14 @@ pub fn parse_layers(spec: &str, num_layers: usize) -> Result<Vec<usize>, CliErro
     Ok(layers)
 }
 
+/// Refuses 0 for an option that counts something (`--batch-size`, `--steps`, `--top`).
+pub fn at_least_one(value: usize, option: &str) -> Result<(), CliError> {
+    match value {
+        0 => Err(CliError::BadInput(format!("{option} must be at least 1"))),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,9 +49,7 @@ pub fn predict(
     prompt: &str,
     top_k: usize,
 ) -> Result<PredictOutput, CliError> {
-    if top_k == 0 {
-        return Err(CliError::BadInput("--top must be at least 1".into()));
-    }
+    crate::options::at_least_one(top_k, "--top")?;
     let encoded = model.encode(prompt, None, AnswerPolicy::FirstToken)?;
     let output = model.forward(std::slice::from_ref(&encoded), &[], false)?;
     let (probs, ids) = kn_model::guard(|| {

@@ -53,9 +53,7 @@ pub struct SuppressArgs {
 
 /// Runs `kn suppress`.
 pub fn run(args: SuppressArgs) -> Result<(), CliError> {
-    if args.batch_size == 0 {
-        return Err(CliError::BadInput("--batch-size must be at least 1".into()));
-    }
+    crate::options::at_least_one(args.batch_size, "--batch-size")?;
     let run = RunDir::load(&args.neurons)?;
     let relations = run.select_relations(args.relations.as_deref())?;
     let out = args

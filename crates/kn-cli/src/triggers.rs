@@ -40,9 +40,7 @@ pub struct TriggersArgs {
 
 /// Runs `kn triggers`.
 pub fn run(args: TriggersArgs) -> Result<(), CliError> {
-    if args.batch_size == 0 {
-        return Err(CliError::BadInput("--batch-size must be at least 1".into()));
-    }
+    crate::options::at_least_one(args.batch_size, "--batch-size")?;
     let run = RunDir::load(&args.sources.neurons)?;
     let record = run.find(&args.fact)?.clone();
     if record.neurons.is_empty() {
