@@ -18,8 +18,8 @@ use crate::exit::CliError;
 use crate::options::ModelOptions;
 use kn_edit::{EvaluationConfig, UpdateConfig};
 use kn_run::editing::{edit_fact, edit_sample, Context, SingleOutput};
-use kn_run::{encode_fact, RunDir};
-use std::collections::BTreeMap;
+use kn_run::sweep::edit_sweep;
+use kn_run::RunDir;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -77,6 +77,11 @@ pub struct EditArgs {
     /// locates, and generality uses the PARAREL prompts the run did not use).
     #[arg(long, default_value_t = 0.0)]
     holdout: f64,
+    /// With --facts: repeat the sample for each of these λ2 values (comma-separated), unscaled
+    /// and norm-scaled, with the shared-neuron exclusion and without; report success against
+    /// damage and the given update split by layer (e.g. DIR/edit-sweep.json for `kn report`).
+    #[arg(long, requires = "facts", value_delimiter = ',')]
+    sweep: Vec<f64>,
     /// With --fact: save the edit as a kn-edit patch file (to re-apply it later).
     #[arg(long, requires = "fact")]
     patch_out: Option<PathBuf>,
@@ -98,6 +103,7 @@ pub fn run(args: EditArgs) -> Result<(), CliError> {
     if let Some(error) = finite("--lambda-remove", args.lambda_remove, false)
         .or_else(|| finite("--lambda-add", args.lambda_add, false))
         .or_else(|| finite("--shared-threshold", args.shared_threshold, true))
+        .or_else(|| args.sweep.iter().find_map(|&l| finite("--sweep", l, false)))
     {
         return Err(error);
     }
@@ -108,34 +114,26 @@ pub fn run(args: EditArgs) -> Result<(), CliError> {
             args.holdout
         )));
     }
-    if args.facts == Some(0) {
-        return Err(CliError::BadInput("--facts must be at least 1".into()));
-    }
+    crate::options::at_least_one(args.facts.unwrap_or(1), "--facts")?;
     let run = RunDir::load(&args.neurons)?;
     let single = match &args.fact {
         Some(id) => Some(run.find(id)?.clone()),
         None => None,
     };
     let relations = run.select_relations(args.relations.as_deref())?;
-    let mut locks = Vec::new();
-    for (path, option) in [(&args.out, "--out"), (&args.patch_out, "--patch-out")] {
-        if let Some(path) = path {
-            kn_run::check_output_file(path, option)?;
-            locks.extend(kn_run::lock_run_of(path, "kn edit")?);
-        }
-    }
+    let outputs = [
+        (args.out.as_deref(), "--out"),
+        (args.patch_out.as_deref(), "--patch-out"),
+    ];
+    let _locks = kn_run::prepare_outputs(&outputs, "kn edit")?;
     let mut model = args.model.load()?;
     run.check_model(model.info())?;
     let started = Instant::now();
-    let mut encoded = BTreeMap::new();
-    for record in &run.records {
-        encoded.insert(record.fact.clone(), encode_fact(model.as_ref(), record)?);
-    }
     let report = crate::log::report("edit");
     let context = Context {
         report: &report,
         run: &run,
-        encoded,
+        encoded: kn_run::encode_run(model.as_ref(), &run)?,
         config: UpdateConfig {
             lambda_remove: args.lambda_remove,
             lambda_add: args.lambda_add,
@@ -169,14 +167,20 @@ pub fn run(args: EditArgs) -> Result<(), CliError> {
         });
     }
     let requested = args.facts.unwrap_or(1);
-    let output = edit_sample(
-        model.as_mut(),
-        &context,
-        &relations,
-        requested,
-        args.seed,
-        started,
-    )?;
+    if !args.sweep.is_empty() {
+        let output = edit_sweep(
+            model.as_mut(),
+            context,
+            &relations,
+            requested,
+            &args.sweep,
+            started,
+        )?;
+        return emit(&output, args.json, args.out.as_deref(), || {
+            kn_report::terminal::sweep_table(&output)
+        });
+    }
+    let output = edit_sample(model.as_mut(), &context, &relations, requested, started)?;
     emit(&output, args.json, args.out.as_deref(), || {
         kn_report::terminal::sample_edit_table(&output)
     })

@@ -85,13 +85,7 @@ pub fn run(args: EraseArgs) -> Result<(), CliError> {
         .into_iter()
         .next()
         .ok_or_else(|| CliError::BadInput("--relation is empty".into()))?;
-    let _lock = match &args.out {
-        Some(out) => {
-            kn_run::check_output_file(out, "--out")?;
-            kn_run::lock_run_of(out, "kn erase")?
-        }
-        None => None,
-    };
+    let _lock = kn_run::prepare_outputs(&[(args.out.as_deref(), "--out")], "kn erase")?;
     let mut model = args.model.load()?;
     run.check_model(model.info())?;
     let eval = EvaluationConfig {

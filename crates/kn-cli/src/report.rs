@@ -11,7 +11,7 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
     /// The run directory (a `kn discover` output: config.json and neurons.jsonl; suppression.json,
-    /// activations.json, edit.json and erase-*.json are used when present).
+    /// activations.json, edit.json, edit-sweep.json and erase-*.json are used when present).
     dir: PathBuf,
     /// What to write: html, markdown or both.
     #[arg(long, default_value = "both")]

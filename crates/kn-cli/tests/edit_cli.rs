@@ -431,6 +431,117 @@ fn erase_reports_both_groups_and_restores_the_weights() {
     assert_eq!(zero["checks"]["held_out_prompts"], 7);
 }
 
+/// `kn edit --facts 2` on the shared run with `extra` options, as JSON.
+fn edit_sample(extra: &[&str]) -> Value {
+    let model = fixture("tiny-llama");
+    let neurons = neurons_file();
+    let mut args = vec![
+        "edit",
+        "--model",
+        &model,
+        "--neurons",
+        &neurons,
+        "--facts",
+        "2",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    json(&kn(&args))
+}
+
+#[test]
+fn sweep_repeats_the_sample_under_each_setting_and_splits_the_damage_by_layer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    for file in ["config.json", "neurons.jsonl"] {
+        std::fs::copy(run_dir().join(file), run.join(file)).unwrap();
+    }
+    let out = run.join("edit-sweep.json");
+    let sweep = edit_sample(&["--sweep", "1,8", "--out", out.to_str().unwrap()]);
+    let points = sweep["points"].as_array().unwrap();
+    // λ2 fastest, then norm scaling, then the exclusion (0.1 as given, then none).
+    let settings: Vec<(f64, bool, f64)> = points
+        .iter()
+        .map(|p| {
+            let c = &p["config"];
+            (
+                c["lambda_add"].as_f64().unwrap(),
+                c["scale_by_norm"].as_bool().unwrap(),
+                c["shared_threshold"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        settings,
+        vec![
+            (1.0, false, 0.1),
+            (8.0, false, 0.1),
+            (1.0, true, 0.1),
+            (8.0, true, 0.1),
+            (1.0, false, 1.0),
+            (8.0, false, 1.0),
+            (1.0, true, 1.0),
+            (8.0, true, 1.0),
+        ]
+    );
+    // A point is the plain sample under its setting: the same facts, the same numbers.
+    let plain = edit_sample(&[]);
+    assert_eq!(points[1]["aggregate"], plain["aggregate"]);
+    let norm = edit_sample(&["--lambda-add", "1", "--scale-by-norm"]);
+    assert_eq!(points[2]["aggregate"], norm["aggregate"]);
+    // The damage by layer: every edited neuron of the given update in exactly one layer, and
+    // the cross-relation ones are knowledge neurons of another relation's fact.
+    let records = records();
+    let mut expected: std::collections::BTreeMap<u64, (u64, u64, u64)> = Default::default();
+    for fact in plain["facts"].as_array().unwrap() {
+        let relation = fact["relation"].as_str().unwrap();
+        let mut layers = std::collections::BTreeSet::new();
+        for neuron in fact["neurons"].as_array().unwrap() {
+            let (layer, index) = (neuron[0].as_u64().unwrap(), neuron[1].as_u64().unwrap());
+            let cross = records.iter().any(|r| {
+                r["relation"] != relation
+                    && r["neurons"].as_array().unwrap().iter().any(|n| {
+                        n["layer"].as_u64() == Some(layer) && n["neuron"].as_u64() == Some(index)
+                    })
+            });
+            let entry = expected.entry(layer).or_default();
+            entry.1 += 1;
+            entry.2 += u64::from(cross);
+            layers.insert(layer);
+        }
+        for layer in layers {
+            expected.get_mut(&layer).unwrap().0 += 1;
+        }
+    }
+    let by_layer: std::collections::BTreeMap<u64, (u64, u64, u64)> = sweep["damage_by_layer"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let n = |key: &str| l[key].as_u64().unwrap();
+            (
+                n("layer"),
+                (n("facts"), n("neurons"), n("cross_relation_neurons")),
+            )
+        })
+        .collect();
+    assert_eq!(by_layer, expected);
+    // The file is the JSON printed, and the report draws the curve from it.
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(written["points"], sweep["points"]);
+    let report = kn(&["report", run.to_str().unwrap(), "--format", "markdown"]);
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let markdown = std::fs::read_to_string(run.join("report/report.md")).unwrap();
+    assert!(markdown.contains("Update sweep (kn edit --sweep)"));
+    assert!(markdown.contains("figures/sweep.svg"));
+    assert!(run.join("report/figures/sweep.svg").is_file());
+}
+
 /// The top-1 token of `prompt` as text (`kn predict`).
 fn top1_text(prompt: &str) -> String {
     let value = json(&kn(&[
@@ -547,6 +658,20 @@ fn bad_input_exits_with_code_2() {
                 "1",
             ],
             "--holdout must be in [0, 1)",
+        ),
+        (
+            vec![
+                "edit",
+                "--model",
+                &model,
+                "--neurons",
+                &neurons,
+                "--facts",
+                "1",
+                "--sweep",
+                "1,NaN",
+            ],
+            "--sweep must be a finite number",
         ),
         (
             vec![

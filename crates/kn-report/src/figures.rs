@@ -479,3 +479,79 @@ mod tests {
         assert!(svg.matches("<polyline").count() >= 1);
     }
 }
+
+/// One line of a [`curve_svg`] figure: labelled points joined in their order.
+pub(crate) struct Curve {
+    pub name: String,
+    pub color: RGBColor,
+    /// `(x, y, label)`; the label is written beside the point.
+    pub points: Vec<(f64, f64, String)>,
+}
+
+/// Curves of points on linear axes from 0 to 100 (shares in %), with a legend under the title:
+/// e.g. the success of fact updates against the damage they do.
+pub(crate) fn curve_svg(
+    figure: &'static str,
+    title: &str,
+    (x_caption, y_caption): (&str, &str),
+    curves: &[Curve],
+) -> Result<String, ReportError> {
+    let size = (640u32, 520u32);
+    svg_document(figure, size, |root| {
+        let (head, body) = root.split_vertically(34 + 18 * curves.len() as u32);
+        head.draw(&Text::new(
+            title.to_string(),
+            (size.0 as i32 / 2, 8),
+            TextStyle::from(("sans-serif", 15).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
+        ))
+        .map_err(drawing)?;
+        for (i, curve) in curves.iter().enumerate() {
+            let y = 36 + 18 * i as i32;
+            head.draw(&Rectangle::new(
+                [(80, y - 5), (94, y + 5)],
+                curve.color.filled(),
+            ))
+            .map_err(drawing)?;
+            head.draw(&Text::new(
+                curve.name.clone(),
+                (100, y),
+                TextStyle::from(("sans-serif", 12).into_font())
+                    .pos(Pos::new(HPos::Left, VPos::Center)),
+            ))
+            .map_err(drawing)?;
+        }
+        let mut chart = ChartBuilder::on(&body)
+            .margin(12)
+            .margin_right(24)
+            .x_label_area_size(40)
+            .y_label_area_size(52)
+            .build_cartesian_2d(0f64..100f64, 0f64..100f64)
+            .map_err(drawing)?;
+        chart
+            .configure_mesh()
+            .x_max_light_lines(1)
+            .y_max_light_lines(1)
+            .x_desc(x_caption)
+            .y_desc(y_caption)
+            .label_style(("sans-serif", 10).into_font())
+            .axis_desc_style(("sans-serif", 11).into_font())
+            .draw()
+            .map_err(drawing)?;
+        for curve in curves {
+            let xy: Vec<(f64, f64)> = curve.points.iter().map(|(x, y, _)| (*x, *y)).collect();
+            chart
+                .draw_series(LineSeries::new(xy.clone(), curve.color.stroke_width(2)))
+                .map_err(drawing)?;
+            chart
+                .draw_series(xy.iter().map(|&p| Circle::new(p, 4, curve.color.filled())))
+                .map_err(drawing)?;
+            chart
+                .draw_series(curve.points.iter().map(|(x, y, label)| {
+                    EmptyElement::at((*x, *y))
+                        + Text::new(label.clone(), (6, -12), ("sans-serif", 10).into_font())
+                }))
+                .map_err(drawing)?;
+        }
+        Ok(())
+    })
+}

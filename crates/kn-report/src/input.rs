@@ -5,7 +5,8 @@
 //!
 //! Writers: `kn discover` (config.json, neurons.jsonl, stats.json, relations.json), `kn
 //! suppress` (suppression.json), `kn activations` (activations.json), `kn edit --json`
-//! (edit.json, either layout) and `kn erase --json` (erase-*.json).
+//! (edit.json, either layout), `kn edit --sweep` (edit-sweep.json) and `kn erase --json`
+//! (erase-*.json).
 
 use crate::error::ReportError;
 pub(crate) use kn_schema::report::activations::{
@@ -23,6 +24,7 @@ pub(crate) use kn_schema::report::suppression::SuppressionFile as Suppression;
 pub(crate) use kn_schema::report::suppression::{
     ChangeSummary as Change, GroupReport as SuppressionGroup, OpEffects as Effects,
 };
+pub(crate) use kn_schema::report::sweep::SweepOutput;
 pub(crate) use kn_schema::{FactRecord, Neuron, RunConfig};
 #[cfg(test)]
 pub(crate) use kn_schema::{PromptRecord, ScoredNeuron};
@@ -123,6 +125,8 @@ pub(crate) struct RunData {
     pub suppression: Option<Suppression>,
     pub activations: Option<Activations>,
     pub edit: Option<Edit>,
+    /// edit-sweep.json (`kn edit --facts N --sweep ...`).
+    pub sweep: Option<SweepOutput>,
     /// `(file name, report)` of each erase-*.json, by file name.
     pub erasures: Vec<(String, Erase)>,
 }
@@ -163,6 +167,7 @@ impl RunData {
             suppression: read_json(&dir.join("suppression.json"), "kn suppress report")?,
             activations: read_json(&dir.join("activations.json"), "kn activations report")?,
             edit,
+            sweep: read_json(&dir.join("edit-sweep.json"), "kn edit --sweep report")?,
             erasures,
         })
     }

@@ -7,7 +7,9 @@ use crate::analysis::{fact_neurons, Analysis, LayerHistogram};
 use crate::chart::{ChartMeasure, SuppressionChart};
 use crate::doc::{Block, Document, Figure, Table};
 use crate::error::ReportError;
-use crate::figures::{bar_figure_svg, format_value, layers_svg, BarPanel, BarSeries};
+use crate::figures::{
+    bar_figure_svg, curve_svg, format_value, layers_svg, BarPanel, BarSeries, Curve,
+};
 use crate::headline::{layer_list, rate, signed_pct, value, Headline};
 use crate::heatmap::Heatmap;
 use crate::input::{
@@ -617,7 +619,172 @@ impl Builder {
     fn editing(&mut self, run: &RunData) -> Result<(), ReportError> {
         self.section("editing", "Updating facts and erasing relations");
         self.edit(run)?;
+        self.sweep(run)?;
         self.erase(run)
+    }
+
+    fn sweep(&mut self, run: &RunData) -> Result<(), ReportError> {
+        let Some(sweep) = &run.sweep else {
+            self.not_run(
+                "sweep",
+                "Update sweep not run: kn edit --neurons DIR --facts N --sweep 1,2,4,8 --out DIR/edit-sweep.json writes edit-sweep.json.",
+            );
+            return Ok(());
+        };
+        let facts = sweep
+            .points
+            .first()
+            .map_or(0, |p| p.aggregate.facts + p.skipped);
+        self.para(format!(
+            "Update sweep (kn edit --sweep): the same {facts} facts updated to the same new answers under each \
+             setting of the update rule (λ1 {}): λ2 in {}, unscaled (the paper's rule) and scaled to each value \
+             slot's norm (the paper's released code), with neurons shared by more than the threshold of the \
+             relation's facts left out and without. Success: the new answer top-1 on the located prompts; damage: \
+             the share of other relations' prompts whose top-1 token changed; means over facts, with the medians \
+             of the perplexity changes of other facts' answers.",
+            format_value(sweep.given.lambda_remove),
+            sweep.lambdas.iter().map(|l| format_value(*l)).collect::<Vec<_>>().join(", "),
+        ));
+        let rows = sweep
+            .points
+            .iter()
+            .map(|p| {
+                cells([
+                    format_value(p.config.lambda_add),
+                    if p.config.scale_by_norm {
+                        "norm".into()
+                    } else {
+                        "none".into()
+                    },
+                    format_value(p.config.shared_threshold),
+                    p.aggregate.facts.to_string(),
+                    rate(p.success()),
+                    rate(p.aggregate.checks.generality),
+                    rate(p.damage()),
+                    rate(p.aggregate.checks.locality.same_relation.map(|k| 1.0 - k)),
+                    signed_pct(p.median_perplexity_change_pct.other_relations),
+                ])
+            })
+            .collect();
+        self.table(
+            &[
+                "λ2",
+                "scaling",
+                "shared threshold",
+                "facts",
+                "success",
+                "generality",
+                "damage, other relations",
+                "damage, same relation",
+                "perplexity change, other relations (median)",
+            ],
+            rows,
+        );
+        let families = [
+            (
+                false,
+                true,
+                "unscaled, shared neurons left out",
+                RGBColor(31, 82, 160),
+            ),
+            (
+                true,
+                true,
+                "norm-scaled, shared neurons left out",
+                RGBColor(214, 96, 40),
+            ),
+            (
+                false,
+                false,
+                "unscaled, no exclusion",
+                RGBColor(120, 160, 220),
+            ),
+            (
+                true,
+                false,
+                "norm-scaled, no exclusion",
+                RGBColor(240, 170, 120),
+            ),
+        ];
+        let curves: Vec<Curve> = families
+            .iter()
+            .filter_map(|&(scaled, excluded, name, color)| {
+                let points: Vec<(f64, f64, String)> = sweep
+                    .points
+                    .iter()
+                    .filter(|p| {
+                        p.config.scale_by_norm == scaled
+                            && (p.config.shared_threshold < 1.0) == excluded
+                    })
+                    .filter_map(|p| {
+                        let (x, y) = (p.damage()?, p.success()?);
+                        Some((
+                            100.0 * x,
+                            100.0 * y,
+                            format!("λ2 {}", format_value(p.config.lambda_add)),
+                        ))
+                    })
+                    .collect();
+                (!points.is_empty()).then(|| Curve {
+                    name: name.into(),
+                    color,
+                    points,
+                })
+            })
+            .collect();
+        if !curves.is_empty() {
+            let svg = curve_svg(
+                "sweep",
+                "Fact updates: success against damage",
+                (
+                    "damage: other relations' prompts whose top-1 changed (%)",
+                    "success: new answer top-1 on the located prompts (%)",
+                ),
+                &curves,
+            )?;
+            self.figure(
+                "sweep.svg",
+                "Success of the updates against the damage they do, one point per λ2, one line per variant of the \
+                 rule; up and to the left is better."
+                    .into(),
+                svg,
+            );
+        }
+        self.para(format!(
+            "Where the damage comes from: the given update (λ2 {}, {}) of each fact repeated on its edited neurons of \
+             one layer at a time; cross-relation neurons are also knowledge neurons of another relation's fact in \
+             the run.",
+            format_value(sweep.given.lambda_add),
+            if sweep.given.scale_by_norm { "norm-scaled" } else { "unscaled" },
+        ));
+        let rows = sweep
+            .damage_by_layer
+            .iter()
+            .map(|l| {
+                cells([
+                    l.layer.to_string(),
+                    l.facts.to_string(),
+                    l.neurons.to_string(),
+                    l.cross_relation_neurons.to_string(),
+                    rate(l.success),
+                    rate(l.locality.other_relations.map(|k| 1.0 - k)),
+                    signed_pct(l.median_perplexity_change_pct.other_relations),
+                ])
+            })
+            .collect();
+        self.table(
+            &[
+                "layer",
+                "facts",
+                "neurons",
+                "cross-relation neurons",
+                "success",
+                "damage, other relations",
+                "perplexity change, other relations (median)",
+            ],
+            rows,
+        );
+        Ok(())
     }
 
     fn edit(&mut self, run: &RunData) -> Result<(), ReportError> {

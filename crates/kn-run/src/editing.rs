@@ -20,12 +20,12 @@
 
 use crate::error::RunError;
 use crate::output_dir::refine_config;
-use crate::run_dir::{cap_prompts, mean, relation_frequencies, seeded_order, RunDir};
+use crate::run_dir::{cap_prompts, relation_frequencies, seeded_order, RunDir};
 use crate::Message;
 use kn_data::Pararel;
 use kn_edit::{
     evaluate_update, fact_answer_token, new_answer_token, verify_restored, CheckPrompts,
-    EditChecks, EncodedFact, EvaluationConfig, UpdateConfig, UpdateMetrics,
+    EncodedFact, EvaluationConfig, UpdateConfig,
 };
 use kn_model::{AnswerPolicy, EncodedPrompt, KnowledgeModel, ModelError};
 pub use kn_schema::report::edit::{
@@ -224,6 +224,18 @@ pub fn edit_fact(
         .encoded
         .get(&record.fact)
         .ok_or_else(|| RunError::Internal(format!("fact {} was not encoded", record.fact)))?;
+    edit_encoded(model, context, record, fact, new_answer, patch_out)
+}
+
+/// [`edit_fact`] with the fact as given (its neurons possibly a subset of the run's).
+pub(crate) fn edit_encoded(
+    model: &mut dyn KnowledgeModel,
+    context: &Context<'_>,
+    record: &FactRecord,
+    fact: &EncodedFact,
+    new_answer: &str,
+    patch_out: Option<&Path>,
+) -> Result<FactEdit, RunError> {
     if fact.neurons.is_empty() {
         return Err(RunError::BadInput(format!(
             "fact {} has no knowledge neurons in the run: nothing to edit",
@@ -348,16 +360,16 @@ pub fn draw_new_answer(
         .cloned()
 }
 
-/// `--facts N`: the seeded sample, one update at a time, aggregated.
+/// `--facts N`: the sample seeded by the context's seed, one update at a time, aggregated.
 pub fn edit_sample(
     model: &mut dyn KnowledgeModel,
     context: &Context<'_>,
     relations: &[String],
     requested: usize,
-    seed: u64,
     started: Instant,
 ) -> Result<SampleOutput, RunError> {
     let run = context.run;
+    let seed = context.eval.seed;
     let dataset = context.dataset.as_ref();
     if dataset.is_none() {
         (context.report)(Message::Warning(
@@ -425,36 +437,7 @@ pub fn edit_sample(
             edits.len()
         )));
     }
-    let evaluations = || edits.iter().map(|e| &e.evaluation);
-    let randoms: Vec<&UpdateMetrics> = evaluations()
-        .filter_map(|e| e.random_control.as_ref())
-        .collect();
-    let aggregate = Aggregate {
-        facts: edits.len(),
-        prompts: evaluations().map(|e| e.after.prompts).sum(),
-        before: MeanMetrics::of(evaluations().map(|e| &e.before)),
-        after: MeanMetrics::of(evaluations().map(|e| &e.after)),
-        random_control: (!randoms.is_empty()).then(|| MeanMetrics::of(randoms.iter().copied())),
-        perplexity_change_pct: PerplexityChange {
-            same_relation: mean(edits.iter().map(|e| e.perplexity_change_pct.same_relation)),
-            other_relations: mean(
-                edits
-                    .iter()
-                    .map(|e| e.perplexity_change_pct.other_relations),
-            ),
-            random_same_relation: mean(
-                edits
-                    .iter()
-                    .map(|e| e.perplexity_change_pct.random_same_relation),
-            ),
-            random_other_relations: mean(
-                edits
-                    .iter()
-                    .map(|e| e.perplexity_change_pct.random_other_relations),
-            ),
-        },
-        checks: EditChecks::mean(evaluations().map(|e| &e.checks)),
-    };
+    let aggregate = Aggregate::of(&edits);
     Ok(SampleOutput {
         run: run.describe(),
         requested,

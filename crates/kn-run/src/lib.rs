@@ -30,6 +30,7 @@ pub mod outputs;
 pub mod probe;
 pub mod run_dir;
 pub mod suppression;
+pub mod sweep;
 
 pub use discovery::{
     answer_ranks, discover_fact, discover_facts, parse_shard, prompt_style, select_facts,
@@ -46,8 +47,8 @@ pub enum Message {
     Warning(String),
 }
 pub use output_dir::{read_selection, refine_config, write_summaries, OutputDir, SELECTION_FILE};
-pub use outputs::{check_output_file, lock_run_of, prepare_run_dir};
+pub use outputs::{check_output_file, lock_run_of, prepare_outputs, prepare_run_dir};
 pub use run_dir::{
-    cap_prompts, change_pct, encode_fact, encode_facts, mean, record_neurons, relation_frequencies,
-    seeded_order, RunDir, RunSummary,
+    cap_prompts, change_pct, encode_fact, encode_facts, encode_run, mean, record_neurons,
+    relation_frequencies, seeded_order, RunDir, RunSummary,
 };

@@ -59,6 +59,22 @@ pub fn lock_run_of(path: &Path, command: &str) -> Result<Option<RunLock>, RunErr
     Ok(None)
 }
 
+/// [`check_output_file`] and [`lock_run_of`] for each output file given (`(path, option)`
+/// pairs); the locks taken.
+pub fn prepare_outputs(
+    outputs: &[(Option<&Path>, &str)],
+    command: &str,
+) -> Result<Vec<RunLock>, RunError> {
+    let mut locks = Vec::new();
+    for (path, option) in outputs {
+        if let Some(path) = path {
+            check_output_file(path, option)?;
+            locks.extend(lock_run_of(path, command)?);
+        }
+    }
+    Ok(locks)
+}
+
 fn lock(dir: &Path, command: &str, access: Access) -> Result<RunLock, RunError> {
     RunLock::acquire(dir, command, access).map_err(|e| match e {
         SchemaError::Busy { .. } => RunError::BadInput(e.to_string()),

@@ -255,6 +255,17 @@ pub fn encode_facts(
     records.iter().map(|r| encode_fact(model, r)).collect()
 }
 
+/// Every record of `run` encoded ([`encode_fact`]), by fact id.
+pub fn encode_run(
+    model: &dyn KnowledgeModel,
+    run: &RunDir,
+) -> Result<std::collections::BTreeMap<String, EncodedFact>, RunError> {
+    run.records
+        .iter()
+        .map(|r| Ok((r.fact.clone(), encode_fact(model, r)?)))
+        .collect()
+}
+
 /// Relation-level neuron counts over the knowledge neurons of `relation`'s records.
 pub fn relation_frequencies(records: &[FactRecord], relation: &str) -> NeuronFrequencies {
     let sets: Vec<NeuronSet> = records

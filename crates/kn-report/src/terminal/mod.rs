@@ -6,11 +6,13 @@ mod activations;
 mod edit;
 mod erase;
 mod suppression;
+mod sweep;
 
 pub use activations::activation_table;
 pub use edit::{fact_edit_table, sample_edit_table};
 pub use erase::erasure_table;
 pub use suppression::suppression_table;
+pub use sweep::sweep_table;
 
 /// A percentage for tables: `+12.34%`, or `-` when absent.
 pub fn pct(value: Option<f64>) -> String {

@@ -167,6 +167,21 @@ pub struct PerplexityChange {
 }
 
 impl PerplexityChange {
+    /// Each change summarized over `changes` by `summary` (e.g. `mean` or `median`).
+    pub fn over<'a>(
+        changes: impl Iterator<Item = &'a PerplexityChange> + Clone,
+        summary: fn(Vec<Option<f64>>) -> Option<f64>,
+    ) -> Self {
+        let of =
+            |f: fn(&PerplexityChange) -> Option<f64>| summary(changes.clone().map(f).collect());
+        Self {
+            same_relation: of(|c| c.same_relation),
+            other_relations: of(|c| c.other_relations),
+            random_same_relation: of(|c| c.random_same_relation),
+            random_other_relations: of(|c| c.random_other_relations),
+        }
+    }
+
     /// The changes of one update's evaluation.
     pub fn of(evaluation: &UpdateEvaluation) -> Self {
         let ppl = |m: &UpdateMetrics, same: bool| {
@@ -290,6 +305,28 @@ pub struct Aggregate {
     /// Means over facts of their edit checks (absent in files of earlier versions).
     #[serde(default)]
     pub checks: EditChecks,
+}
+
+impl Aggregate {
+    /// The means over `edits`.
+    pub fn of(edits: &[FactEdit]) -> Self {
+        let evaluations = || edits.iter().map(|e| &e.evaluation);
+        let randoms: Vec<&UpdateMetrics> = evaluations()
+            .filter_map(|e| e.random_control.as_ref())
+            .collect();
+        Self {
+            facts: edits.len(),
+            prompts: evaluations().map(|e| e.after.prompts).sum(),
+            before: MeanMetrics::of(evaluations().map(|e| &e.before)),
+            after: MeanMetrics::of(evaluations().map(|e| &e.after)),
+            random_control: (!randoms.is_empty()).then(|| MeanMetrics::of(randoms.iter().copied())),
+            perplexity_change_pct: PerplexityChange::over(
+                edits.iter().map(|e| &e.perplexity_change_pct),
+                mean,
+            ),
+            checks: EditChecks::mean(evaluations().map(|e| &e.checks)),
+        }
+    }
 }
 
 /// A fact of the sample that could not be updated.
