@@ -75,6 +75,7 @@ pub fn knowledge_neurons(
         rule: &CoarseRule::Relative { ratio: 0.2 },
         refine: &RefineConfig::default(),
         save_scores: 0,
+        counterfactuals: None,
     };
     let (record, _) = kn_run::discover_fact(model, fact, &texts, &steps)?;
     Ok(record.neurons.iter().map(|n| (n.layer, n.neuron)).collect())

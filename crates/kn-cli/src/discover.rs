@@ -20,12 +20,12 @@ use crate::options::{parse_layers, ModelOptions};
 use kn_attribution::{AttributionConfig, IntegrationRule, Method, Target};
 use kn_data::{Fact, Pararel};
 use kn_run::{
-    discover_facts, parse_shard, prompt_style, select_facts, write_summaries, FactSelection,
-    FactSteps, OutputDir,
+    counterfactual_prompts, discover_facts, parse_shard, prompt_style, select_facts,
+    write_summaries, FactSelection, FactSteps, OutputDir,
 };
 use kn_schema::{ModelRecord, RunConfig};
 use kn_select::{CoarseRule, RefineConfig};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 /// Arguments of `kn discover`.
@@ -50,8 +50,8 @@ pub struct DiscoverArgs {
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// The attribution method of the coarse step: ig (integrated gradients, the paper's),
-    /// activation, grad-x-act or logprob-increase (docs/methods.md; atp needs counterfactual
-    /// prompts, not available for discovery yet).
+    /// activation, grad-x-act, logprob-increase or atp (counterfactual: the same template with
+    /// the subject of another fact of the relation; docs/methods.md).
     #[arg(long, default_value = "ig")]
     pub method: Method,
     /// Integration steps m.
@@ -156,13 +156,6 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
         .validate()
         .map_err(|e| CliError::BadInput(e.to_string()))?;
     crate::options::at_least_one(args.steps, "--steps")?;
-    if args.method == Method::Atp {
-        return Err(CliError::BadInput(
-            "kn discover --method atp: discovery has no counterfactual prompts yet; use ig, \
-             activation, grad-x-act or logprob-increase"
-                .into(),
-        ));
-    }
 
     let out = OutputDir::prepare(&args.out, "kn discover")?;
     let model = args.model.load()?;
@@ -252,6 +245,11 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
         todo.len()
     ));
 
+    let mut counterfactuals = BTreeMap::new();
+    for (fact, prompts) in todo.iter().filter(|_| args.method == Method::Atp) {
+        let texts = counterfactual_prompts(&dataset, fact, prompts, &style, args.seed)?;
+        counterfactuals.insert(fact.id.to_string(), texts);
+    }
     let attribution = AttributionConfig {
         steps: args.steps,
         rule: IntegrationRule::Left,
@@ -276,6 +274,7 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
             rule: &rule,
             refine: &refine,
             save_scores: args.save_scores,
+            counterfactuals: Some(&counterfactuals),
         },
         &crate::interrupt::requested,
         &report,

@@ -277,8 +277,7 @@ fn bad_input_is_refused_with_code_2() {
 }
 
 /// `--method` chooses the coarse step's scores: recorded in config.json, the same facts as
-/// with integrated gradients but other coarse neurons, a resume with another method refused,
-/// and atp (which needs counterfactual prompts) refused up front.
+/// with integrated gradients but other coarse neurons, a resume with another method refused.
 #[test]
 fn the_coarse_step_takes_any_method() {
     let dir = tempfile::tempdir().unwrap();
@@ -308,7 +307,112 @@ fn the_coarse_step_takes_any_method() {
         assert_eq!(resumed.status.code(), Some(2), "{method}");
         assert!(String::from_utf8_lossy(&resumed.stderr).contains("method"));
     }
-    let atp = discover(&dir.path().join("atp"), &["--method", "atp"]);
-    assert_eq!(atp.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&atp.stderr).contains("counterfactual"));
+}
+
+/// `--method atp`: each prompt's counterfactual is the same template with the subject of
+/// another fact of the relation (one counterpart per fact, the same in a shard), and the coarse
+/// neurons are those of `kn attribute --method atp` on that pair.
+#[test]
+fn atp_discovery_patches_in_another_fact_of_the_relation() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("atp");
+    ok(&discover(&run, &["--method", "atp"]));
+    let ig = dir.path().join("ig");
+    ok(&discover(&ig, &[]));
+    assert_eq!(facts(&run), facts(&ig));
+    let lines = |run: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(run.join("neurons.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let records = lines(&run);
+    for record in &records {
+        let subject = record["subject"].as_str().unwrap();
+        let mut counterparts = BTreeSet::new();
+        for prompt in record["prompts"].as_array().unwrap() {
+            let text = prompt["text"].as_str().unwrap();
+            let other = prompt["counterfactual"].as_str().unwrap();
+            // The same template around another subject.
+            let at = text.find(subject).unwrap();
+            let (before, after) = (&text[..at], &text[at + subject.len()..]);
+            assert!(
+                other.starts_with(before) && other.ends_with(after),
+                "{text} / {other}"
+            );
+            let swapped = &other[before.len()..other.len() - after.len()];
+            assert_ne!(swapped, subject);
+            counterparts.insert(swapped.to_string());
+        }
+        assert_eq!(
+            counterparts.len(),
+            1,
+            "one counterpart per fact: {counterparts:?}"
+        );
+    }
+    // The coarse neurons of a prompt are kn attribute's atp scores above 0.2 x their maximum.
+    let record = &records[0];
+    let prompt = &record["prompts"][0];
+    let matrix = dir.path().join("scores.json");
+    let attribute = kn(&[
+        "attribute",
+        "--model",
+        &common::fixture("tiny-llama"),
+        "--method",
+        "atp",
+        "--prompt",
+        prompt["text"].as_str().unwrap(),
+        "--answer",
+        record["object"].as_str().unwrap(),
+        "--counterfactual",
+        prompt["counterfactual"].as_str().unwrap(),
+        "--out",
+        matrix.to_str().unwrap(),
+    ]);
+    common::ok(&attribute, "kn attribute");
+    let scores: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&matrix).unwrap()).unwrap();
+    let layers: Vec<u64> = scores["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_u64().unwrap())
+        .collect();
+    let rows: Vec<Vec<f64>> = scores["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect()
+        })
+        .collect();
+    let max = rows.iter().flatten().fold(f64::MIN, |m, &v| m.max(v));
+    let mut expected: Vec<(u64, u64)> = Vec::new();
+    for (layer, row) in layers.iter().zip(&rows) {
+        for (i, &v) in row.iter().enumerate() {
+            if v > 0.2 * max {
+                expected.push((*layer, i as u64));
+            }
+        }
+    }
+    let coarse: Vec<(u64, u64)> = prompt["coarse"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n[0].as_u64().unwrap(), n[1].as_u64().unwrap()))
+        .collect();
+    assert!(!coarse.is_empty());
+    assert_eq!(coarse, expected);
+    // A shard scores its facts against the same counterparts as the whole run.
+    let shard = dir.path().join("shard");
+    ok(&discover(&shard, &["--method", "atp", "--shard", "1/2"]));
+    for line in lines(&shard) {
+        let whole = records.iter().find(|r| r["fact"] == line["fact"]).unwrap();
+        assert_eq!(line["prompts"], whole["prompts"], "{}", line["fact"]);
+    }
 }

@@ -121,6 +121,7 @@ mod tests {
                     prob: 0.5,
                     rank: 1,
                     coarse: Vec::new(),
+                    counterfactual: None,
                 };
                 2
             ],

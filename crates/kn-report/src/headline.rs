@@ -180,11 +180,13 @@ impl Headline {
     }
 }
 
-/// `+12.3%` or `-`.
+/// `+12.3%`, `+5.31e33%` from 100000 on, or `-`.
 pub(crate) fn signed_pct(v: Option<f64>) -> String {
-    v.filter(|v| v.is_finite())
-        .map(|v| format!("{v:+.1}%"))
-        .unwrap_or_else(|| "-".into())
+    match v.filter(|v| v.is_finite()) {
+        Some(v) if v.abs() >= 1e5 => format!("{v:+.2e}%"),
+        Some(v) => format!("{v:+.1}%"),
+        None => "-".into(),
+    }
 }
 
 /// A fraction as `12.3%`, or `-`.

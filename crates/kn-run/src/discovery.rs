@@ -10,6 +10,7 @@ use kn_data::{Dataset, Fact, PromptStyle};
 use kn_model::{AnswerPolicy, KnowledgeModel, ModelKind};
 use kn_schema::{FactRecord, PromptRecord, ScoredNeuron};
 use kn_select::{coarse_select, CoarseRule, FactCounts, Neuron, RefineConfig, ScoreMatrix};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// How PARAREL's templates are filled for `model`: with `[MASK]` for a masked model, cut
@@ -79,6 +80,65 @@ impl Default for FactSelection {
     }
 }
 
+/// `facts` in the order a run seeded with `seed` considers them.
+fn seeded_facts(facts: &[Fact], seed: u64) -> Vec<&Fact> {
+    let mut order: Vec<&Fact> = facts.iter().collect();
+    order.sort_by_key(|f| kn_data::seed::derive_seed(seed, &f.id.to_string()));
+    order
+}
+
+/// Attribution patching's counterfactual prompts for discovery (`--method atp`): each of
+/// `prompts` (texts of `fact` in `style`) made from the same template with the subject of the
+/// fact's counterpart, the next fact of its relation in the order a run seeded with `seed`
+/// considers them (cyclically) whose subject and object both differ from the fact's. The
+/// counterpart depends on the dataset and the seed only, so a shard gets the counterfactuals
+/// of the whole run.
+pub fn counterfactual_prompts(
+    dataset: &Dataset,
+    fact: &Fact,
+    prompts: &[String],
+    style: &PromptStyle,
+    seed: u64,
+) -> Result<Vec<String>, RunError> {
+    let facts = dataset
+        .facts_of(fact.relation())
+        .map_err(|e| RunError::BadInput(e.to_string()))?;
+    let order = seeded_facts(facts, seed);
+    let at = order.iter().position(|f| f.id == fact.id).unwrap_or(0);
+    let counterpart = order
+        .iter()
+        .cycle()
+        .skip(at + 1)
+        .take(order.len())
+        .find(|f| f.subject != fact.subject && f.object != fact.object)
+        .ok_or_else(|| {
+            RunError::BadInput(format!(
+                "--method atp: fact {} has no counterpart in {} (a fact with another subject and \
+                 another object) for its counterfactual prompts",
+                fact.id,
+                fact.relation()
+            ))
+        })?;
+    let own = dataset.prompts(fact, style);
+    let theirs = dataset.prompts(counterpart, style);
+    prompts
+        .iter()
+        .map(|text| {
+            own.iter()
+                .find(|p| p.text == *text)
+                .and_then(|p| theirs.iter().find(|q| q.template == p.template))
+                .map(|q| q.text.clone())
+                .ok_or_else(|| {
+                    RunError::BadInput(format!(
+                        "--method atp: no counterfactual of {text:?} (fact {}) from the same \
+                         template with {}'s subject {:?}",
+                        fact.id, counterpart.id, counterpart.subject
+                    ))
+                })
+        })
+        .collect()
+}
+
 /// The facts to run with their prompt texts: per relation, the eligible facts in a seeded
 /// order, keeping the first `facts_per_relation` the model answers correctly; then the shard.
 /// `progress` hears one line per relation.
@@ -97,8 +157,7 @@ pub fn select_facts<'a>(
         let facts = dataset
             .facts_of(relation)
             .map_err(|e| RunError::BadInput(e.to_string()))?;
-        let mut order: Vec<&Fact> = facts.iter().collect();
-        order.sort_by_key(|f| kn_data::seed::derive_seed(args.seed, &f.id.to_string()));
+        let order = seeded_facts(facts, args.seed);
         let mut kept = 0;
         let mut checked = 0;
         for fact in order {
@@ -226,18 +285,43 @@ pub fn discover_fact(
         // All prompts of the fact in one batch: their passes keep every worker busy.
         Method::Ig => integrated_gradients_batch(model, &encoded, steps.attribution)?,
         Method::Atp => {
-            return Err(RunError::BadInput(
-                "discovery with atp needs a counterfactual prompt per prompt, which is not \
-                 implemented yet: use ig, activation, grad-x-act or logprob-increase"
-                    .into(),
-            ))
+            let texts = steps
+                .counterfactuals
+                .and_then(|c| c.get(&fact.id.to_string()))
+                .filter(|texts| texts.len() == prompts.len())
+                .ok_or_else(|| {
+                    RunError::BadInput(format!(
+                        "--method atp: fact {} has no counterfactual prompts (counterfactual_prompts)",
+                        fact.id
+                    ))
+                })?;
+            encoded
+                .iter()
+                .zip(texts)
+                .map(|(prompt, text)| {
+                    let other = model.encode(text, Some(&fact.object), AnswerPolicy::FirstToken)?;
+                    Ok(attribute_with(
+                        model,
+                        prompt,
+                        Method::Atp,
+                        steps.attribution,
+                        Some(&other),
+                    )?)
+                })
+                .collect::<Result<_, RunError>>()?
         }
         method => encoded
             .iter()
             .map(|prompt| attribute_with(model, prompt, method, steps.attribution, None))
             .collect::<Result<_, _>>()?,
     };
-    for (text, result) in prompts.iter().zip(results) {
+    let counterfactuals = match steps.method {
+        Method::Atp => steps
+            .counterfactuals
+            .and_then(|c| c.get(&fact.id.to_string())),
+        _ => None,
+    };
+    for (i, (text, result)) in prompts.iter().zip(results).enumerate() {
         let matrix = ScoreMatrix::new(
             result.layers.clone(),
             width,
@@ -249,11 +333,13 @@ pub fn discover_fact(
             Some(sum) => *sum += &result.scores,
             None => score_sum = Some(result.scores),
         }
+        let counterfactual = counterfactuals.and_then(|texts| texts.get(i).cloned());
         records.push(PromptRecord {
             text: text.clone(),
             prob: result.clean_prob,
             rank: result.clean_rank,
             coarse,
+            counterfactual,
         });
         matrices.push(matrix);
     }
@@ -300,6 +386,9 @@ pub struct FactSteps<'a> {
     pub refine: &'a RefineConfig,
     /// Facts per relation whose mean scores are saved.
     pub save_scores: usize,
+    /// `Method::Atp` only: each fact's counterfactual prompts (by fact id, in the order of its
+    /// prompts; [`counterfactual_prompts`]).
+    pub counterfactuals: Option<&'a BTreeMap<String, Vec<String>>>,
 }
 
 /// Runs [`discover_fact`] on each of `facts` in order and appends its line to `out` (saving

@@ -33,8 +33,8 @@ pub mod suppression;
 pub mod sweep;
 
 pub use discovery::{
-    answer_ranks, discover_fact, discover_facts, parse_shard, prompt_style, select_facts,
-    FactSelection, FactSteps,
+    answer_ranks, counterfactual_prompts, discover_fact, discover_facts, parse_shard, prompt_style,
+    select_facts, FactSelection, FactSteps,
 };
 pub use error::RunError;
 

@@ -127,6 +127,7 @@ fn facts_are_selected_discovered_and_written_resumably() {
                 rule: &rule,
                 refine: &RefineConfig::default(),
                 save_scores: 0,
+                counterfactuals: None,
             };
             let (record, mean) = discover_fact(model.as_ref(), fact, prompts, &steps).unwrap();
             assert_eq!(record.prompts.len(), prompts.len());
@@ -165,6 +166,7 @@ fn facts_are_selected_discovered_and_written_resumably() {
         rule: &rule,
         refine: &RefineConfig::default(),
         save_scores: 1,
+        counterfactuals: None,
     };
     let asked = std::cell::Cell::new(0);
     let stop_second = || {

@@ -92,6 +92,10 @@ pub struct PromptRecord {
     pub rank: usize,
     /// Neurons the coarse selection chose for this prompt.
     pub coarse: Vec<Neuron>,
+    /// `--method atp` only: the counterfactual prompt the scores compare with (absent for
+    /// the other methods).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counterfactual: Option<String>,
 }
 
 /// A neuron with its score: a refined neuron of neurons.jsonl (its mean attribution over the

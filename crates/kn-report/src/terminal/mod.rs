@@ -14,11 +14,13 @@ pub use erase::erasure_table;
 pub use suppression::suppression_table;
 pub use sweep::sweep_table;
 
-/// A percentage for tables: `+12.34%`, or `-` when absent.
+/// A percentage for tables: `+12.34%`, `+5.31e33%` from 100000 on, or `-` when absent.
 pub fn pct(value: Option<f64>) -> String {
-    value
-        .map(|v| format!("{v:+.2}%"))
-        .unwrap_or_else(|| "-".into())
+    match value {
+        Some(v) if v.abs() >= 1e5 => format!("{v:+.2e}%"),
+        Some(v) => format!("{v:+.2}%"),
+        None => "-".into(),
+    }
 }
 
 #[cfg(test)]
@@ -29,5 +31,6 @@ mod tests {
     fn percentages() {
         assert_eq!(pct(Some(-29.034)), "-29.03%");
         assert_eq!(pct(None), "-");
+        assert_eq!(pct(Some(5.31e33)), "+5.31e33%");
     }
 }
