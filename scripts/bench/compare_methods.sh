@@ -7,18 +7,19 @@
 # each fact's refined neurons with integrated gradients' (Jaccard), and the suppression effect
 # on the facts' own prompts against the random control.
 #
-# Usage: bash scripts/bench/compare_methods.sh [--model default] [--relations P36,P176]
-#        [--facts-per-relation 3] [--max-prompts 4] [--methods ig,activation,grad-x-act,logprob-increase]
+# Usage: bash scripts/bench/compare_methods.sh [--model default] [--relations P36,P176,P178]
+#        [--facts-per-relation 4] [--max-prompts 4]
+#        [--methods ig,activation,grad-x-act,atp,logprob-increase]
 #        [--out docs/bench/methods-<model>.json]
 # Needs target/release/kn (cargo build --release -p kn-cli).
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 KN="${KN:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/kn}"
 MODEL=default
-RELATIONS=P36,P176
-FACTS=3
+RELATIONS=P36,P176,P178
+FACTS=4
 MAX_PROMPTS=4
-METHODS=ig,activation,grad-x-act,logprob-increase
+METHODS=ig,activation,grad-x-act,atp,logprob-increase
 OUT=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -45,9 +46,10 @@ for method in "${methods[@]}"; do
   "$KN" -q suppress --model "$MODEL" --neurons "$WORK/$method" --activation-baseline false \
     --out "$WORK/$method/suppression.json" --json >/dev/null
 done
-python3 - "$WORK" "$OUT" "$MODEL" "$METHODS" <<'PY'
+python3 - "$WORK" "$OUT" "$MODEL" "$METHODS" "$RELATIONS" "$FACTS" "$MAX_PROMPTS" <<'PY'
 import datetime, json, os, platform, sys
 work, out, model, methods = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(",")
+relations, facts_per_relation, max_prompts = sys.argv[5].split(","), int(sys.argv[6]), int(sys.argv[7])
 
 def records(method):
     with open(os.path.join(work, method, "neurons.jsonl")) as f:
@@ -89,6 +91,9 @@ report = {
     "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
     "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
     "model": model,
+    "relations": relations,
+    "facts_per_relation": facts_per_relation,
+    "max_prompts": max_prompts,
     "rows": rows,
 }
 os.makedirs(os.path.dirname(out), exist_ok=True)

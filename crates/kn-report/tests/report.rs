@@ -7,12 +7,13 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-const FIGURES: [&str; 6] = [
+const FIGURES: [&str; 7] = [
     "layers.svg",
     "heatmap.svg",
     "suppression.svg",
     "activations.svg",
     "edit.svg",
+    "sweep.svg",
     "erase.svg",
 ];
 
@@ -270,6 +271,32 @@ fn the_full_report_is_written_self_contained_and_headline_numbers_match_the_inpu
         h.edit_success_rate_random,
         agg["random_control"]["success_rate"].as_f64().unwrap()
     ));
+    // The update sweep: a row per setting (its damage and success), the layer table.
+    let sweep = json(&run.join("edit-sweep.json"));
+    let pct = |v: f64| format!("{:.1}%", 100.0 * v);
+    for point in sweep["points"].as_array().unwrap() {
+        let c = &point["config"];
+        let row = format!(
+            "| {} | {} | {} | {} | {} |",
+            c["lambda_add"].as_f64().unwrap(),
+            if c["scale_by_norm"] == true { "norm" } else { "none" },
+            c["shared_threshold"].as_f64().unwrap(),
+            point["aggregate"]["facts"],
+            pct(point["aggregate"]["after"]["success_rate"].as_f64().unwrap()),
+        );
+        assert!(md.contains(&row), "no sweep row {row}");
+        let kept = point["aggregate"]["checks"]["locality"]["other_relations"]
+            .as_f64()
+            .unwrap();
+        assert!(md.contains(&pct(1.0 - kept)));
+    }
+    for layer in sweep["damage_by_layer"].as_array().unwrap() {
+        let row = format!(
+            "| {} | {} | {} | {} |",
+            layer["layer"], layer["facts"], layer["neurons"], layer["cross_relation_neurons"]
+        );
+        assert!(md.contains(&row), "no layer row {row}");
+    }
     // Erasure.
     let r = json(&run.join("erase-P36.json"));
     assert_eq!(h.erasures.len(), 1);
@@ -348,6 +375,7 @@ fn missing_inputs_are_listed_and_noted_not_errors() {
         "suppression.json",
         "activations.json",
         "edit.json",
+        "edit-sweep.json",
         "erase-P36.json",
     ] {
         std::fs::remove_file(run.join(file)).unwrap();
@@ -367,6 +395,7 @@ fn missing_inputs_are_listed_and_noted_not_errors() {
             "suppression",
             "activations",
             "edit",
+            "sweep",
             "erase"
         ]
     );
