@@ -26,11 +26,13 @@
 use crate::error::{check_batch_size, torch, EditError, Result};
 use crate::neurons::{NeuronFrequencies, NeuronSet};
 use crate::patch::{edit_value_slots, EditHandle};
-use crate::scoring::{agreement, check_prompts, check_token, forgetting, quality_and_tops};
+use crate::scoring::{
+    agreement, check_prompts, check_token, forgetting, quality_and_tops, quality_if_any,
+};
 use crate::update::EvaluationConfig;
 use kn_model::tch::{Device, Kind};
 use kn_model::{EncodedPrompt, KnowledgeModel, ModelError, ModelKind};
-use kn_schema::report::edit::{AnswerQuality, Locality};
+use kn_schema::report::edit::Locality;
 pub use kn_schema::report::erase::{
     EraseConfig, ErasureChecks, ErasureEvaluation, ErasureMetrics, ErasureValue,
 };
@@ -167,27 +169,14 @@ struct Moment {
     other_tops: Vec<i64>,
 }
 
-/// The quality of `prompts` and their top-1 tokens (`None` and no tokens without prompts).
-fn measure(
-    model: &dyn KnowledgeModel,
-    prompts: &[EncodedPrompt],
-    batch: usize,
-) -> Result<(Option<AnswerQuality>, Vec<i64>)> {
-    if prompts.is_empty() {
-        return Ok((None, Vec::new()));
-    }
-    let (quality, tops) = quality_and_tops(model, prompts, batch)?;
-    Ok((Some(quality), tops))
-}
-
 fn erasure_moment(
     model: &dyn KnowledgeModel,
     prompts: &ErasurePrompts,
     batch: usize,
 ) -> Result<Moment> {
     let (relation, relation_tops) = quality_and_tops(model, &prompts.relation, batch)?;
-    let (_, held_out_tops) = measure(model, &prompts.held_out, batch)?;
-    let (other, other_tops) = measure(model, &prompts.other_relations, batch)?;
+    let (_, held_out_tops) = quality_if_any(model, &prompts.held_out, batch)?;
+    let (other, other_tops) = quality_if_any(model, &prompts.other_relations, batch)?;
     Ok(Moment {
         metrics: ErasureMetrics {
             erased_relation: relation,

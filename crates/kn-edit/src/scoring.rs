@@ -207,6 +207,19 @@ pub(crate) fn quality_and_tops(
     Ok((quality, tops))
 }
 
+/// [`quality_and_tops`] of `prompts`, `None` and no tokens without prompts.
+pub(crate) fn quality_if_any(
+    model: &dyn KnowledgeModel,
+    prompts: &[EncodedPrompt],
+    batch_size: usize,
+) -> Result<(Option<AnswerQuality>, Vec<i64>)> {
+    if prompts.is_empty() {
+        return Ok((None, Vec::new()));
+    }
+    let (quality, tops) = quality_and_tops(model, prompts, batch_size)?;
+    Ok((Some(quality), tops))
+}
+
 /// Share of positions where `before` and `after` hold the same token (`None` for none).
 pub(crate) fn agreement(before: &[i64], after: &[i64]) -> Option<f64> {
     (!before.is_empty() && before.len() == after.len()).then(|| {

@@ -41,7 +41,7 @@ use crate::intervene::DEFAULT_BATCH_SIZE;
 use crate::neurons::{NeuronFrequencies, NeuronSet};
 use crate::patch::{edit_value_slots, read_rows, EditHandle};
 use crate::scoring::{
-    agreement, answer_token, check_prompts, check_token, quality_and_tops, score_all, AnswerQuality,
+    agreement, answer_token, check_prompts, check_token, quality_if_any, score_all,
 };
 use kn_model::tch::{Device, Kind};
 use kn_model::{AnswerPolicy, EncodedPrompt, KnowledgeModel, ModelError};
@@ -290,20 +290,6 @@ impl Default for EvaluationConfig {
     }
 }
 
-/// The quality of `prompts`' answers and their top-1 tokens, from one pass (`None` and no
-/// tokens without prompts).
-fn quality(
-    model: &dyn KnowledgeModel,
-    prompts: &[EncodedPrompt],
-    batch_size: usize,
-) -> Result<(Option<AnswerQuality>, Vec<i64>)> {
-    if prompts.is_empty() {
-        return Ok((None, Vec::new()));
-    }
-    let (quality, tops) = quality_and_tops(model, prompts, batch_size)?;
-    Ok((Some(quality), tops))
-}
-
 /// Prompts that test an update beyond those that located its neurons ([`EditChecks`]).
 #[derive(Debug, Clone, Default)]
 pub struct CheckPrompts {
@@ -320,7 +306,7 @@ fn accuracy(
     prompts: Option<&[EncodedPrompt]>,
     batch_size: usize,
 ) -> Result<Option<f64>> {
-    let (quality, _) = quality(model, prompts.unwrap_or_default(), batch_size)?;
+    let (quality, _) = quality_if_any(model, prompts.unwrap_or_default(), batch_size)?;
     Ok(quality.map(|q| q.accuracy))
 }
 
@@ -366,8 +352,8 @@ fn update_metrics(
     let scores = score_all(model, &fact.prompts, &[], &[new_token], batch_size)?;
     let n = scores.len().max(1) as f64;
     let new = |s: &crate::scoring::PromptScores| s.extra.first().copied();
-    let (same_quality, same_relation_tops) = quality(model, same_relation, batch_size)?;
-    let (other_quality, other_relations_tops) = quality(model, other_relations, batch_size)?;
+    let (same_quality, same_relation_tops) = quality_if_any(model, same_relation, batch_size)?;
+    let (other_quality, other_relations_tops) = quality_if_any(model, other_relations, batch_size)?;
     let mut metrics = UpdateMetrics {
         prompts: scores.len(),
         success_rate: 0.0,

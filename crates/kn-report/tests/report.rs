@@ -279,10 +279,16 @@ fn the_full_report_is_written_self_contained_and_headline_numbers_match_the_inpu
         let row = format!(
             "| {} | {} | {} | {} | {} |",
             c["lambda_add"].as_f64().unwrap(),
-            if c["scale_by_norm"] == true { "norm" } else { "none" },
+            if c["scale_by_norm"] == true {
+                "norm"
+            } else {
+                "none"
+            },
             c["shared_threshold"].as_f64().unwrap(),
             point["aggregate"]["facts"],
-            pct(point["aggregate"]["after"]["success_rate"].as_f64().unwrap()),
+            pct(point["aggregate"]["after"]["success_rate"]
+                .as_f64()
+                .unwrap()),
         );
         assert!(md.contains(&row), "no sweep row {row}");
         let kept = point["aggregate"]["checks"]["locality"]["other_relations"]
