@@ -351,7 +351,9 @@ fn atp_discovery_patches_in_another_fact_of_the_relation() {
             "one counterpart per fact: {counterparts:?}"
         );
     }
-    // The coarse neurons of a prompt are kn attribute's atp scores above 0.2 x their maximum.
+    // The coarse neurons of a prompt are kn attribute's atp scores, negated (the drop of the
+    // answer's log-probability when the counterfactual is patched in), above 0.2 x their
+    // maximum.
     let record = &records[0];
     let prompt = &record["prompts"][0];
     let matrix = dir.path().join("scores.json");
@@ -387,7 +389,7 @@ fn atp_discovery_patches_in_another_fact_of_the_relation() {
             row.as_array()
                 .unwrap()
                 .iter()
-                .map(|v| v.as_f64().unwrap())
+                .map(|v| -v.as_f64().unwrap())
                 .collect()
         })
         .collect();

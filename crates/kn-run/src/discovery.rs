@@ -295,18 +295,24 @@ pub fn discover_fact(
                         fact.id
                     ))
                 })?;
+            // The knowledge neurons are those whose clean activation supports the answer
+            // against the other subject's: the coarse step ranks the estimated drop of the
+            // answer's log-probability when the counterfactual activation is patched in, the
+            // negated atp score.
             encoded
                 .iter()
                 .zip(texts)
                 .map(|(prompt, text)| {
                     let other = model.encode(text, Some(&fact.object), AnswerPolicy::FirstToken)?;
-                    Ok(attribute_with(
+                    let mut result = attribute_with(
                         model,
                         prompt,
                         Method::Atp,
                         steps.attribution,
                         Some(&other),
-                    )?)
+                    )?;
+                    result.scores.mapv_inplace(|score| -score);
+                    Ok(result)
                 })
                 .collect::<Result<_, RunError>>()?
         }
