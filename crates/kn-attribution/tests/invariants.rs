@@ -99,8 +99,11 @@ proptest! {
             let a = integrated_gradients(fixture.model.as_ref(), prompt, &alone).unwrap();
             prop_assert!(max_abs_difference(&a.scores, &b.scores) <= 1e-5 * a.max_abs().max(1e-6), "{:?}", prompt.text);
             prop_assert!((a.clean_prob - b.clean_prob).abs() < 1e-7);
+            // The target with a layer zeroed can be a small probability (1e-4): its relative
+            // error is the absolute error of its log, which float32 logits of size ~10 summed in
+            // another blocking move by up to ~1e-5 (seen: 1.05e-5); hence 1e-4 relative.
             for (x, y) in a.completeness.iter().zip(&b.completeness) {
-                prop_assert!((x.target_at_zero - y.target_at_zero).abs() <= 1e-5 * x.target_at_zero.abs().max(1e-6));
+                prop_assert!((x.target_at_zero - y.target_at_zero).abs() <= 1e-4 * x.target_at_zero.abs().max(1e-6), "{} vs {}", x.target_at_zero, y.target_at_zero);
             }
         }
     }
