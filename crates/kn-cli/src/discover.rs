@@ -246,9 +246,11 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
     ));
 
     let mut counterfactuals = BTreeMap::new();
-    for (fact, prompts) in todo.iter().filter(|_| args.method == Method::Atp) {
-        let texts = counterfactual_prompts(&dataset, fact, prompts, &style, args.seed)?;
-        counterfactuals.insert(fact.id.to_string(), texts);
+    if args.method == Method::Atp {
+        for (fact, prompts) in &todo {
+            let texts = counterfactual_prompts(&dataset, fact, prompts, &style, args.seed)?;
+            counterfactuals.insert(fact.id.to_string(), texts);
+        }
     }
     let attribution = AttributionConfig {
         steps: args.steps,

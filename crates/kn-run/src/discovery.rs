@@ -281,13 +281,16 @@ pub fn discover_fact(
         .iter()
         .map(|text| model.encode(text, Some(&fact.object), AnswerPolicy::FirstToken))
         .collect::<Result<Vec<_>, _>>()?;
+    // atp only: the fact's counterfactual prompts, one per prompt.
+    let counterfactuals = steps
+        .counterfactuals
+        .filter(|_| steps.method == Method::Atp)
+        .and_then(|c| c.get(&fact.id.to_string()));
     let results: Vec<Attribution> = match steps.method {
         // All prompts of the fact in one batch: their passes keep every worker busy.
         Method::Ig => integrated_gradients_batch(model, &encoded, steps.attribution)?,
         Method::Atp => {
-            let texts = steps
-                .counterfactuals
-                .and_then(|c| c.get(&fact.id.to_string()))
+            let texts = counterfactuals
                 .filter(|texts| texts.len() == prompts.len())
                 .ok_or_else(|| {
                     RunError::BadInput(format!(
@@ -320,12 +323,6 @@ pub fn discover_fact(
             .iter()
             .map(|prompt| attribute_with(model, prompt, method, steps.attribution, None))
             .collect::<Result<_, _>>()?,
-    };
-    let counterfactuals = match steps.method {
-        Method::Atp => steps
-            .counterfactuals
-            .and_then(|c| c.get(&fact.id.to_string())),
-        _ => None,
     };
     for (i, (text, result)) in prompts.iter().zip(results).enumerate() {
         let matrix = ScoreMatrix::new(

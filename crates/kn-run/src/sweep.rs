@@ -104,7 +104,7 @@ fn damage_by_layer(
         else {
             continue;
         };
-        let Some(fact) = context.encoded.get(&record.fact).cloned() else {
+        let Some(fact) = context.encoded.get(&record.fact) else {
             continue;
         };
         let mut layers: BTreeMap<usize, Vec<Neuron>> = BTreeMap::new();
