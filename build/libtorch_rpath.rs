@@ -10,8 +10,15 @@
 //! linked with `--no-as-needed`: no symbol of it is called directly (CUDA kernels register
 //! themselves when it loads), so the linker's default `--as-needed` would drop it and
 //! `--device cuda` would find no CUDA backend.
+//!
+//! The Python extension (`kn-python`) gets `$ORIGIN/../torch/lib` first: installed in
+//! `site-packages/knowledge_neurons/`, it then resolves libtorch to the torch package beside
+//! it (the one Python has loaded already), never to a second copy.
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
+    if std::env::var("CARGO_PKG_NAME").as_deref() == Ok("kn-python") {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN/../torch/lib");
+    }
     if let Ok(libtorch) = std::env::var("LIBTORCH") {
         let lib = std::path::Path::new(&libtorch).join("lib");
         println!("cargo:rerun-if-changed={}", lib.display());

@@ -7,12 +7,12 @@
 
 use crate::exit::CliError;
 use crate::options::{parse_layers, ModelOptions};
-use kn_attribution::{
-    attribute_with, integrated_gradients, integrated_gradients_batch, save_scores, Attribution,
-    AttributionConfig, IntegrationRule, LayerCompleteness, Method, ScoredNeuron, Target,
+use kn_attribution::{save_scores, AttributionConfig, IntegrationRule, Method, Target};
+use kn_run::attribute::{
+    attribute_prompts, counterfactuals_for, encode_prompts, per_prompt, AttributeOutput,
+    AttributeSettings,
 };
-use kn_model::AnswerPolicy;
-use serde::Serialize;
+use kn_run::options::parse_policy;
 use std::path::PathBuf;
 
 /// Arguments of `kn attribute`.
@@ -88,52 +88,6 @@ pub struct AttributeArgs {
     json: bool,
 }
 
-/// The JSON object `kn attribute --json` prints (one line per prompt).
-#[derive(Debug, Serialize)]
-struct AttributeOutput {
-    prompt: String,
-    answer: String,
-    method: Method,
-    /// With --method atp: the counterfactual prompt.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    counterfactual: Option<String>,
-    answer_tokens: Vec<String>,
-    prob: f64,
-    /// Attribution time: this prompt's own (one prompt, or `--separately`), or for a batch
-    /// of several prompts the batch's time per prompt.
-    seconds: f64,
-    /// For a batch of several prompts: how many, and the whole batch's time.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    batch: Option<BatchTiming>,
-    steps: usize,
-    rule: &'static str,
-    target: Target,
-    layers: Vec<usize>,
-    top: Vec<ScoredNeuron>,
-    completeness: Vec<LayerCompleteness>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    out: Option<String>,
-}
-
-/// The timing of a batch of prompts.
-#[derive(Debug, Clone, Serialize)]
-struct BatchTiming {
-    prompts: usize,
-    seconds: f64,
-}
-
-/// Parses an answer policy name.
-pub fn parse_policy(name: &str) -> Result<AnswerPolicy, CliError> {
-    match name {
-        "first-token" => Ok(AnswerPolicy::FirstToken),
-        "single-token" => Ok(AnswerPolicy::SingleToken),
-        "whole-answer" => Ok(AnswerPolicy::WholeAnswer),
-        other => Err(CliError::BadInput(format!(
-            "unknown answer policy {other:?}: use first-token, single-token or whole-answer"
-        ))),
-    }
-}
-
 /// Runs `kn attribute`.
 pub fn run(args: AttributeArgs) -> Result<(), CliError> {
     crate::options::check_thread_count("--concurrent-passes", args.concurrent_passes)?;
@@ -153,38 +107,9 @@ pub fn run(args: AttributeArgs) -> Result<(), CliError> {
         }
         kn_run::check_output_file(out, "--out")?;
     }
-    let answers: Vec<&String> = match args.answer.len() {
-        1 => args.prompt.iter().map(|_| &args.answer[0]).collect(),
-        n if n == args.prompt.len() => args.answer.iter().collect(),
-        n => {
-            return Err(CliError::BadInput(format!(
-                "{n} --answer values for {} --prompt values: give one answer for all prompts or one per prompt",
-                args.prompt.len()
-            )))
-        }
-    };
-    let counterfactuals: Vec<&String> = match (args.method, args.counterfactual.len()) {
-        (Method::Atp, 0) => {
-            return Err(CliError::BadInput(
-                "--method atp needs --counterfactual (the same template with another subject)"
-                    .into(),
-            ))
-        }
-        (Method::Atp, 1) => args.prompt.iter().map(|_| &args.counterfactual[0]).collect(),
-        (Method::Atp, n) if n == args.prompt.len() => args.counterfactual.iter().collect(),
-        (Method::Atp, n) => {
-            return Err(CliError::BadInput(format!(
-                "{n} --counterfactual values for {} --prompt values: give one for all prompts or one per prompt",
-                args.prompt.len()
-            )))
-        }
-        (_, 0) => Vec::new(),
-        (_, _) => {
-            return Err(CliError::BadInput(
-                "--counterfactual is for --method atp".into(),
-            ))
-        }
-    };
+    let answers = per_prompt(&args.answer, args.prompt.len(), "--answer", "one answer")?;
+    let counterfactuals =
+        counterfactuals_for(args.method, &args.counterfactual, args.prompt.len())?;
     if args.out.is_some() && args.prompt.len() > 1 {
         return Err(CliError::BadInput(
             "--out writes one prompt's matrix: give a single --prompt".into(),
@@ -192,102 +117,48 @@ pub fn run(args: AttributeArgs) -> Result<(), CliError> {
     }
     let model = args.model.load()?;
     let layers = parse_layers(&args.layers, model.info().num_layers)?;
-    let prompts = args
-        .prompt
-        .iter()
-        .zip(&answers)
-        .map(|(prompt, answer)| model.encode(prompt, Some(answer), policy))
-        .collect::<Result<Vec<_>, _>>()?;
-    let config = AttributionConfig {
-        steps: args.steps,
-        rule,
-        target,
-        layers: Some(layers),
-        batch_size: args.batch_size,
-        concurrent_passes: args.concurrent_passes,
-        memory_budget,
+    let prompts = encode_prompts(model.as_ref(), &args.prompt, &answers, policy)?;
+    let settings = AttributeSettings {
+        method: args.method,
+        config: AttributionConfig {
+            steps: args.steps,
+            rule,
+            target,
+            layers: Some(layers),
+            batch_size: args.batch_size,
+            concurrent_passes: args.concurrent_passes,
+            memory_budget,
+        },
+        top: args.top,
+        separately: args.separately,
     };
-    let emit = |index: usize,
-                attribution: &Attribution,
-                seconds: f64,
-                batch: Option<BatchTiming>|
-     -> Result<(), CliError> {
-        let out = match &args.out {
-            Some(path) => {
+    let counterfactual_texts: Vec<String> = counterfactuals.iter().map(|c| c.to_string()).collect();
+    attribute_prompts(
+        model.as_ref(),
+        &prompts,
+        &counterfactual_texts,
+        &settings,
+        &|| false,
+        &mut |index, attribution, seconds, batch| {
+            let mut output = AttributeOutput::new(
+                model.as_ref(),
+                &settings,
+                &args.prompt[index],
+                answers[index],
+                counterfactuals.get(index).map(|c| c.as_str()),
+                &prompts[index],
+                attribution,
+                seconds,
+                batch,
+            );
+            if let Some(path) = &args.out {
                 save_scores(path, &attribution.layers, &attribution.scores)
                     .map_err(|e| CliError::Internal(e.to_string()))?;
-                Some(path.display().to_string())
+                output.out = Some(path.display().to_string());
             }
-            None => None,
-        };
-        let output = AttributeOutput {
-            prompt: args.prompt[index].clone(),
-            answer: answers[index].clone(),
-            method: args.method,
-            counterfactual: counterfactuals.get(index).map(|c| c.to_string()),
-            answer_tokens: prompts[index]
-                .answer_ids
-                .iter()
-                .map(|&id| model.token_text(id))
-                .collect(),
-            prob: attribution.clean_prob,
-            seconds,
-            batch,
-            steps: args.steps,
-            rule: rule.name(),
-            target: match args.method {
-                Method::Atp | Method::LogprobIncrease => Target::LogProbability,
-                _ => target,
-            },
-            layers: attribution.layers.clone(),
-            top: attribution.top(args.top),
-            completeness: attribution.completeness.clone(),
-            out,
-        };
-        print_output(&output, args.json)
-    };
-    if args.method != Method::Ig {
-        for (index, prompt) in prompts.iter().enumerate() {
-            let started = std::time::Instant::now();
-            let counterfactual = match counterfactuals.get(index) {
-                Some(text) => Some(model.encode(text, None, AnswerPolicy::FirstToken)?),
-                None => None,
-            };
-            let attribution = attribute_with(
-                model.as_ref(),
-                prompt,
-                args.method,
-                &config,
-                counterfactual.as_ref(),
-            )?;
-            emit(index, &attribution, started.elapsed().as_secs_f64(), None)?;
-        }
-        return Ok(());
-    }
-    if args.separately {
-        for (index, prompt) in prompts.iter().enumerate() {
-            let started = std::time::Instant::now();
-            let attribution = integrated_gradients(model.as_ref(), prompt, &config)?;
-            emit(index, &attribution, started.elapsed().as_secs_f64(), None)?;
-        }
-        return Ok(());
-    }
-    let started = std::time::Instant::now();
-    let attributions = integrated_gradients_batch(model.as_ref(), &prompts, &config)?;
-    let batch_seconds = started.elapsed().as_secs_f64();
-    let batch = (prompts.len() > 1).then_some(BatchTiming {
-        prompts: prompts.len(),
-        seconds: batch_seconds,
-    });
-    for (index, attribution) in attributions.iter().enumerate() {
-        emit(
-            index,
-            attribution,
-            batch_seconds / prompts.len() as f64,
-            batch.clone(),
-        )?;
-    }
-    Ok(())
+            print_output(&output, args.json)
+        },
+    )
 }
 
 /// Prints one prompt's result: a JSON line, or a short table.

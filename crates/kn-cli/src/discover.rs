@@ -16,16 +16,9 @@
 //! so a finished run can be told from an unfinished one.
 
 use crate::exit::CliError;
-use crate::options::{parse_layers, ModelOptions};
-use kn_attribution::{AttributionConfig, IntegrationRule, Method, Target};
-use kn_data::{Fact, Pararel};
-use kn_run::{
-    counterfactual_prompts, discover_facts, parse_shard, prompt_style, select_facts,
-    write_summaries, FactSelection, FactSteps, OutputDir,
-};
-use kn_schema::{ModelRecord, RunConfig};
-use kn_select::{CoarseRule, RefineConfig};
-use std::collections::{BTreeMap, BTreeSet};
+use crate::options::ModelOptions;
+use kn_attribution::Method;
+use kn_run::discover_request::DiscoverRequest;
 use std::path::PathBuf;
 
 /// Arguments of `kn discover`.
@@ -117,65 +110,15 @@ pub struct DiscoverArgs {
 
 /// Runs `kn discover`.
 pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
-    let shard = args.shard.as_deref().map(parse_shard).transpose()?;
-    crate::options::check_thread_count("--concurrent-passes", args.concurrent_passes)?;
-    let memory_budget = crate::options::memory_budget_bytes(args.memory_budget)?;
-    let data_dir = args.data.clone().unwrap_or_else(Pararel::bundled_dir);
-    let dataset = kn_data::load_facts(&data_dir).map_err(|e| CliError::BadInput(e.to_string()))?;
-    let relations = if args.relations.trim() == "all" {
-        dataset.relation_ids()
-    } else {
-        args.relations
-            .split(',')
-            .map(|r| r.trim().to_string())
-            .filter(|r| !r.is_empty())
-            .collect()
-    };
-    if relations.is_empty() {
-        return Err(CliError::BadInput(format!(
-            "--relations {:?} names no relation (e.g. P36,P19 or all)",
-            crate::text::shorten(&args.relations)
-        )));
-    }
-    for relation in &relations {
-        dataset
-            .relation(relation)
-            .map_err(|e| CliError::BadInput(e.to_string()))?;
-    }
-    CoarseRule::Relative {
-        ratio: args.threshold,
-    }
-    .validate()
-    .map_err(|e| CliError::BadInput(e.to_string()))?;
-    let refine = RefineConfig {
-        share: args.share,
-        min_prompts: args.min_prompts,
-        ..RefineConfig::default()
-    };
-    refine
-        .validate()
-        .map_err(|e| CliError::BadInput(e.to_string()))?;
-    crate::options::at_least_one(args.steps, "--steps")?;
-
-    let out = OutputDir::prepare(&args.out, "kn discover")?;
-    let model = args.model.load()?;
-    let info = model.info().clone();
-    let layers = parse_layers(&args.layers, info.num_layers)?;
-    let config = RunConfig {
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        model: ModelRecord {
-            source: info.source.clone(),
-            architecture: info.architecture.clone(),
-            fingerprint: info.fingerprint.clone(),
-            dtype: info.dtype.name().into(),
-        },
-        relations: relations.clone(),
+    let prepared = DiscoverRequest {
+        relations: args.relations,
         facts_per_relation: args.facts_per_relation,
         seed: args.seed,
-        data: data_dir.display().to_string(),
-        method: args.method.name().into(),
+        out: args.out,
+        data: args.data,
+        method: args.method,
         steps: args.steps,
-        layers: layers.clone(),
+        layers: args.layers,
         threshold: args.threshold,
         share: args.share,
         adaptive: args.adaptive,
@@ -184,110 +127,17 @@ pub fn run(args: DiscoverArgs) -> Result<(), CliError> {
         correct_rank: args.correct_rank,
         correct_prompts: args.correct_prompts,
         single_token: args.single_token,
-        shard,
-    };
-    out.claim(&config)?;
-    let finished = out.read_neurons()?;
-    if finished.torn_tail {
-        crate::log::warn(
-            "discover",
-            format!(
-                "{}: the last line was cut short by an interrupted write; removed it (that fact is attributed again)",
-                out.neurons_path().display()
-            ),
-        );
-    }
-
-    let style = prompt_style(model.as_ref());
-    let selection = FactSelection {
-        seed: args.seed,
-        facts_per_relation: args.facts_per_relation,
-        max_prompts: args.max_prompts,
-        min_prompts: args.min_prompts,
-        single_token: args.single_token,
-        correct_rank: args.correct_rank,
-        correct_prompts: args.correct_prompts,
-        shard,
-    };
-    let progress = |message: String| crate::log::progress("discover", message);
-    progress(format!(
-        "selecting facts of {} relation(s)",
-        relations.len()
-    ));
-    let facts = select_facts(
-        model.as_ref(),
-        &dataset,
-        &relations,
-        &style,
-        &selection,
-        &progress,
-    )?;
-    let selected: Vec<String> = facts.iter().map(|(f, _)| f.id.to_string()).collect();
-    // A resumed run holds only facts of this selection, each once (parse_neurons refused
-    // duplicates): anything else is a corrupt or foreign file, never counted.
-    kn_schema::check_facts_known(
-        &finished,
-        &selected.iter().cloned().collect(),
-        "the facts this configuration selects",
-        &out.neurons_path(),
-    )
-    .map_err(|e| CliError::BadInput(format!("{e}; refusing to resume this run")))?;
-    out.write_selection(&selected)?;
-    let done: BTreeSet<&str> = finished.records.iter().map(|r| r.fact.as_str()).collect();
-    let todo: Vec<&(&Fact, Vec<String>)> = facts
-        .iter()
-        .filter(|(f, _)| !done.contains(f.id.to_string().as_str()))
-        .collect();
-    progress(format!(
-        "{} facts selected, {} already done, {} to attribute",
-        facts.len(),
-        facts.len() - todo.len(),
-        todo.len()
-    ));
-
-    let mut counterfactuals = BTreeMap::new();
-    if args.method == Method::Atp {
-        for (fact, prompts) in &todo {
-            let texts = counterfactual_prompts(&dataset, fact, prompts, &style, args.seed)?;
-            counterfactuals.insert(fact.id.to_string(), texts);
-        }
-    }
-    let attribution = AttributionConfig {
-        steps: args.steps,
-        rule: IntegrationRule::Left,
-        target: Target::Probability,
-        layers: Some(layers.clone()),
+        shard: args.shard,
         batch_size: args.batch_size,
         concurrent_passes: args.concurrent_passes,
-        memory_budget,
-    };
-    let rule = CoarseRule::Relative {
-        ratio: args.threshold,
-    };
+        memory_budget: args.memory_budget,
+        save_scores: args.save_scores,
+    }
+    .prepare()?;
+    let model = args.model.load()?;
     crate::interrupt::install();
     let report = crate::log::report("discover");
-    discover_facts(
-        model.as_ref(),
-        &out,
-        &todo,
-        &FactSteps {
-            method: args.method,
-            attribution: &attribution,
-            rule: &rule,
-            refine: &refine,
-            save_scores: args.save_scores,
-            counterfactuals: Some(&counterfactuals),
-        },
-        &crate::interrupt::requested,
-        &report,
-    )?;
-    let records = out.records()?;
-    let stats = write_summaries(&out, &records, &config)?;
-    progress(format!(
-        "done: {} facts in {}",
-        records.len(),
-        out.dir().display()
-    ));
+    let stats = prepared.run(model.as_ref(), &crate::interrupt::requested, &report)?;
     if args.json {
         println!(
             "{}",

@@ -95,17 +95,13 @@ pub struct EditArgs {
 
 /// Runs `kn edit`.
 pub fn run(args: EditArgs) -> Result<(), CliError> {
-    let finite = |name: &str, value: f64, at_least_zero: bool| {
-        let ok = value.is_finite() && (!at_least_zero || value >= 0.0);
-        let bound = if at_least_zero { " >= 0" } else { "" };
-        (!ok).then(|| CliError::BadInput(format!("{name} must be a finite number{bound}")))
-    };
-    if let Some(error) = finite("--lambda-remove", args.lambda_remove, false)
-        .or_else(|| finite("--lambda-add", args.lambda_add, false))
-        .or_else(|| finite("--shared-threshold", args.shared_threshold, true))
-        .or_else(|| args.sweep.iter().find_map(|&l| finite("--sweep", l, false)))
-    {
-        return Err(error);
+    kn_run::options::check_update_numbers(
+        args.lambda_remove,
+        args.lambda_add,
+        args.shared_threshold,
+    )?;
+    for &lambda in &args.sweep {
+        kn_run::options::check_finite("--sweep", lambda, false)?;
     }
     crate::options::at_least_one(args.batch_size, "--batch-size")?;
     if !(0.0..1.0).contains(&args.holdout) {

@@ -6,8 +6,9 @@
 use crate::emit::emit;
 use crate::exit::CliError;
 use crate::options::ModelOptions;
-use kn_edit::{EraseConfig, ErasureValue, EvaluationConfig};
+use kn_edit::{EraseConfig, EvaluationConfig};
 use kn_run::erasure::erase_relation;
+use kn_run::options::parse_erasure_value;
 use kn_run::RunDir;
 use std::path::PathBuf;
 
@@ -52,31 +53,9 @@ pub struct EraseArgs {
     out: Option<std::path::PathBuf>,
 }
 
-/// Parses `--value`.
-pub fn parse_value(spec: &str) -> Result<ErasureValue, CliError> {
-    let spec = spec.trim();
-    match spec {
-        "" => Err(CliError::BadInput(
-            "--value is empty: use unk, zero, id:N or a token".into(),
-        )),
-        "unk" => Ok(ErasureValue::UnknownToken),
-        "zero" | "zeros" => Ok(ErasureValue::Zero),
-        _ => match spec.strip_prefix("id:") {
-            Some(id) => id
-                .trim()
-                .parse::<i64>()
-                .map(ErasureValue::Token)
-                .map_err(|_| {
-                    CliError::BadInput(format!("--value {spec:?}: {id:?} is not a token id"))
-                }),
-            None => Ok(ErasureValue::TokenText(spec.to_string())),
-        },
-    }
-}
-
 /// Runs `kn erase`.
 pub fn run(args: EraseArgs) -> Result<(), CliError> {
-    let value = parse_value(&args.value)?;
+    let value = parse_erasure_value(&args.value)?;
     crate::options::at_least_one(args.top, "--top")?;
     crate::options::at_least_one(args.batch_size, "--batch-size")?;
     let run = RunDir::load(&args.neurons)?;
@@ -109,21 +88,4 @@ pub fn run(args: EraseArgs) -> Result<(), CliError> {
     emit(&output, args.json, args.out.as_deref(), || {
         kn_report::terminal::erasure_table(&output)
     })
-}
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn values_parse() {
-        assert_eq!(parse_value("unk").unwrap(), ErasureValue::UnknownToken);
-        assert_eq!(parse_value("zero").unwrap(), ErasureValue::Zero);
-        assert_eq!(parse_value("id:5").unwrap(), ErasureValue::Token(5));
-        assert_eq!(
-            parse_value("<|im_end|>").unwrap(),
-            ErasureValue::TokenText("<|im_end|>".into())
-        );
-        assert!(parse_value("id:x").is_err());
-        assert!(parse_value(" ").is_err());
-    }
 }

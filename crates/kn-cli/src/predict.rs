@@ -2,8 +2,7 @@
 
 use crate::exit::CliError;
 use crate::options::ModelOptions;
-use kn_model::{AnswerPolicy, KnowledgeModel};
-use serde::Serialize;
+use kn_run::predict::predict;
 
 /// Arguments of `kn predict`.
 #[derive(Debug, clap::Args)]
@@ -19,72 +18,6 @@ pub struct PredictArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
-}
-
-/// One prediction.
-#[derive(Debug, Serialize)]
-pub struct Prediction {
-    /// The token as text.
-    pub token: String,
-    /// Its id.
-    pub id: i64,
-    /// Its probability.
-    pub prob: f64,
-}
-
-/// The JSON object `kn predict --json` prints.
-#[derive(Debug, Serialize)]
-pub struct PredictOutput {
-    /// The prompt as given.
-    pub prompt: String,
-    /// The prompt's tokens as text.
-    pub tokens: Vec<String>,
-    /// The top-k predictions, most probable first.
-    pub top: Vec<Prediction>,
-}
-
-/// Computes the top-k predictions for `prompt`.
-pub fn predict(
-    model: &dyn KnowledgeModel,
-    prompt: &str,
-    top_k: usize,
-) -> Result<PredictOutput, CliError> {
-    crate::options::at_least_one(top_k, "--top")?;
-    let encoded = model.encode(prompt, None, AnswerPolicy::FirstToken)?;
-    let output = model.forward(std::slice::from_ref(&encoded), &[], false)?;
-    let (probs, ids) = kn_model::guard(|| {
-        let probs = output.logits.get(0).softmax(-1, kn_model::tch::Kind::Float);
-        let k = top_k.min(model.info().vocab_size) as i64;
-        let (values, indices) = probs.topk(k, -1, true, true);
-        let values: Vec<f32> = Vec::try_from(values.to_device(kn_model::tch::Device::Cpu))?;
-        let indices: Vec<i64> = Vec::try_from(indices.to_device(kn_model::tch::Device::Cpu))?;
-        Ok((values, indices))
-    })?;
-    if let Some(bad) = probs.iter().find(|p| !p.is_finite()) {
-        return Err(CliError::BadInput(format!(
-            "the model's output for {:?} is not finite ({bad}): its weights or settings overflow",
-            crate::text::shorten(prompt)
-        )));
-    }
-    let top = probs
-        .iter()
-        .zip(&ids)
-        .map(|(&prob, &id)| Prediction {
-            token: model.token_text(id),
-            id,
-            prob: f64::from(prob),
-        })
-        .collect();
-    let tokens = encoded
-        .token_ids
-        .iter()
-        .map(|&id| model.token_text(id))
-        .collect();
-    Ok(PredictOutput {
-        prompt: prompt.to_string(),
-        tokens,
-        top,
-    })
 }
 
 /// Runs `kn predict`.

@@ -3,8 +3,9 @@
 //! are written escaped (`\u{1b}`), and long quoted input is shortened, so that a bad 200 KB
 //! TOML line or prompt yields a readable message rather than the input itself.
 
-/// The most characters of one line of a message, and of quoted input in it.
-pub const MAX_QUOTED_CHARS: usize = 200;
+pub use kn_run::text::shorten;
+#[cfg(test)]
+use kn_run::text::MAX_QUOTED_CHARS;
 
 /// `text` with every control character escaped (newlines and tabs too): for one field of a
 /// table or a progress line.
@@ -25,16 +26,6 @@ pub fn printable_message(text: &str) -> String {
         .map(shorten)
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// `text` cut to [`MAX_QUOTED_CHARS`] characters, saying how many more there were.
-pub fn shorten(text: &str) -> String {
-    let count = text.chars().count();
-    if count <= MAX_QUOTED_CHARS {
-        return text.to_string();
-    }
-    let kept: String = text.chars().take(MAX_QUOTED_CHARS).collect();
-    format!("{kept}... ({} more characters)", count - MAX_QUOTED_CHARS)
 }
 
 fn escape(text: &str, keep_newlines: bool) -> String {

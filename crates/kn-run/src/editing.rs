@@ -24,8 +24,8 @@ use crate::run_dir::{cap_prompts, relation_frequencies, seeded_order, RunDir};
 use crate::Message;
 use kn_data::Pararel;
 use kn_edit::{
-    evaluate_update, fact_answer_token, new_answer_token, verify_restored, CheckPrompts,
-    EncodedFact, EvaluationConfig, UpdateConfig,
+    evaluate_update, fact_answer_token, new_answer_token, update_fact, verify_restored,
+    CheckPrompts, EncodedFact, EvaluationConfig, NeuronFrequencies, UpdateConfig, UpdateOutcome,
 };
 use kn_model::{AnswerPolicy, EncodedPrompt, KnowledgeModel, ModelError};
 pub use kn_schema::report::edit::{
@@ -242,24 +242,10 @@ pub(crate) fn edit_encoded(
             record.fact
         )));
     }
-    let frequencies = relation_frequencies(&context.run.records, &record.relation);
+    let (config, frequencies) =
+        relation_update_config(context.run, record, &context.config, context.report);
+    let threshold = config.shared_threshold;
     let relation_facts = frequencies.facts();
-    let floor = if relation_facts > 0 {
-        1.0 / relation_facts as f64
-    } else {
-        0.0
-    };
-    let threshold = context.config.shared_threshold.max(floor);
-    if threshold > context.config.shared_threshold {
-        (context.report)(Message::Warning(format!(
-            "{}: the run has {relation_facts} facts of {}, so --shared-threshold {} is raised to {threshold:.3} (a neuron of this fact alone is not shared)",
-            record.fact, record.relation, context.config.shared_threshold
-        )));
-    }
-    let config = UpdateConfig {
-        shared_threshold: threshold,
-        ..context.config
-    };
     let (same, other) = control_prompts(context, fact);
     let (located, checks) = split_for_checks(model, context, record, fact, new_answer)?;
     if located.neurons.is_empty() {
@@ -315,6 +301,66 @@ pub(crate) fn edit_encoded(
         weights_restored,
         patch,
     })
+}
+
+/// The update settings for `record` in `run` and its relation's neuron frequencies: the shared
+/// threshold of `config`, raised to 1/facts when the run has fewer than 1/threshold facts of
+/// the relation (a neuron of this fact alone is never shared; `report` hears the warning).
+pub fn relation_update_config(
+    run: &RunDir,
+    record: &FactRecord,
+    config: &UpdateConfig,
+    report: &dyn Fn(Message),
+) -> (UpdateConfig, NeuronFrequencies) {
+    let frequencies = relation_frequencies(&run.records, &record.relation);
+    let relation_facts = frequencies.facts();
+    let floor = if relation_facts > 0 {
+        1.0 / relation_facts as f64
+    } else {
+        0.0
+    };
+    let threshold = config.shared_threshold.max(floor);
+    if threshold > config.shared_threshold {
+        report(Message::Warning(format!(
+            "{}: the run has {relation_facts} facts of {}, so --shared-threshold {} is raised to {threshold:.3} (a neuron of this fact alone is not shared)",
+            record.fact, record.relation, config.shared_threshold
+        )));
+    }
+    let config = UpdateConfig {
+        shared_threshold: threshold,
+        ..*config
+    };
+    (config, frequencies)
+}
+
+/// Updates fact `fact_id` of `run` to `new_answer` in `model` and leaves it updated: the
+/// returned outcome's handle restores the weights (`kn_edit::EditHandle::restore`). The same
+/// neurons and rule as [`edit_fact`] (shared neurons left out), without the measurements.
+pub fn apply_update(
+    model: &mut dyn KnowledgeModel,
+    run: &RunDir,
+    fact_id: &str,
+    new_answer: &str,
+    config: &UpdateConfig,
+    report: &dyn Fn(Message),
+) -> Result<UpdateOutcome, RunError> {
+    run.check_model(model.info())?;
+    let record = run.find(fact_id)?;
+    let fact = crate::run_dir::encode_fact(model, record)?;
+    if fact.neurons.is_empty() {
+        return Err(RunError::BadInput(format!(
+            "fact {} has no knowledge neurons in the run: nothing to edit",
+            record.fact
+        )));
+    }
+    let (config, frequencies) = relation_update_config(run, record, config, report);
+    Ok(update_fact(
+        model,
+        &fact,
+        new_answer,
+        &frequencies,
+        &config,
+    )?)
 }
 
 /// Candidate new answers of a fact: the objects of its relation's other PARAREL facts (the

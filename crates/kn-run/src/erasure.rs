@@ -21,7 +21,10 @@ use crate::editing::{encode_with, load_dataset, unused_prompts};
 use crate::error::RunError;
 use crate::run_dir::{encode_facts, relation_frequencies, seeded_order, RunDir};
 use crate::Message;
-use kn_edit::{evaluate_erasure, verify_restored, EraseConfig, ErasurePrompts, EvaluationConfig};
+use kn_edit::{
+    evaluate_erasure, verify_restored, EraseConfig, EraseOutcome, ErasurePrompts, EvaluationConfig,
+    NeuronFrequencies,
+};
 use kn_model::{EncodedPrompt, KnowledgeModel};
 pub use kn_schema::report::erase::{EraseOutput, QualityChange, Summary};
 use std::collections::{BTreeMap, BTreeSet};
@@ -82,6 +85,41 @@ fn held_out_prompts(
     Ok(prompts)
 }
 
+/// The neuron frequencies of `relation`'s facts in `run`; an error when none has neurons.
+fn erasable_frequencies(run: &RunDir, relation: &str) -> Result<NeuronFrequencies, RunError> {
+    let frequencies = relation_frequencies(&run.records, relation);
+    if frequencies.ranked().is_empty() {
+        return Err(RunError::BadInput(format!(
+            "no fact of {relation} has knowledge neurons in the run: nothing to erase"
+        )));
+    }
+    Ok(frequencies)
+}
+
+/// Erases `relation` of `run` in `model` as `config` says and leaves it erased: the returned
+/// outcome's handle restores the weights (`kn_edit::EditHandle::restore`). The same neurons as
+/// [`erase_relation`], without the measurements.
+pub fn apply_erasure(
+    model: &mut dyn KnowledgeModel,
+    run: &RunDir,
+    relation: &str,
+    config: &EraseConfig,
+) -> Result<EraseOutcome, RunError> {
+    run.check_model(model.info())?;
+    let relation = run
+        .select_relations(Some(relation))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| RunError::BadInput("--relation is empty".into()))?;
+    let frequencies = erasable_frequencies(run, &relation)?;
+    Ok(kn_edit::erase_relation(
+        model,
+        &relation,
+        &frequencies,
+        config,
+    )?)
+}
+
 /// Erases `relation` of `run` in `model` as `config` says (its `top_n` most frequent
 /// knowledge neurons set to its value), measures as the module docs say (generality on at most
 /// `max_held_out` held-out prompts, 0: all), restores the weights (checked bit for bit) and
@@ -97,12 +135,7 @@ pub fn erase_relation(
 ) -> Result<EraseOutput, RunError> {
     let top = config.top_n;
     let started = Instant::now();
-    let frequencies = relation_frequencies(&run.records, &relation);
-    if frequencies.ranked().is_empty() {
-        return Err(RunError::BadInput(format!(
-            "no fact of {relation} has knowledge neurons in the run: nothing to erase"
-        )));
-    }
+    let frequencies = erasable_frequencies(run, relation)?;
     let erased_counts: Vec<(kn_schema::Neuron, usize)> = frequencies
         .ranked()
         .into_iter()

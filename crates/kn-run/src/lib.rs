@@ -20,17 +20,22 @@
 //! failed inside, or the run was stopped. Progress goes to a callback; nothing here prints.
 #![warn(missing_docs)]
 
+pub mod attribute;
+pub mod discover_request;
 pub mod discovery;
 pub mod editing;
 pub mod erasure;
 pub mod error;
 pub mod merge;
+pub mod options;
 pub mod output_dir;
 pub mod outputs;
+pub mod predict;
 pub mod probe;
 pub mod run_dir;
 pub mod suppression;
 pub mod sweep;
+pub mod text;
 
 pub use discovery::{
     answer_ranks, counterfactual_prompts, discover_fact, discover_facts, parse_shard, prompt_style,
