@@ -45,7 +45,8 @@ class _ProgressBar:
             done, total = int(step.group(1)), int(step.group(2))
             if self.bar is None or self.bar.total != total:
                 self.close()
-                self.bar = self.tqdm(total=total, desc=self.what)
+                # Started at the step before this one, so that the rate counts its time.
+                self.bar = self.tqdm(total=total, desc=self.what, initial=done - 1)
             self.bar.n = done
             self.bar.set_postfix_str(step.group(3)[:60], refresh=False)
             self.bar.refresh()

@@ -33,6 +33,7 @@ use kn_run::{Message, RunDir, RunError};
 use numpy::PyArray2;
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::IntoPyDict;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -65,53 +66,87 @@ fn to_json<T: Serialize>(value: &T) -> PyResult<String> {
     serde_json::to_string(value).map_err(|e| InternalError::new_err(e.to_string()))
 }
 
-/// What a long call tells Python as it goes: each message is handed to `callback(kind,
-/// text)` (`kind` is `"progress"` or `"warning"`); without a callback, warnings go to
-/// Python's `warnings.warn` and progress is dropped.
-struct Reporter {
+/// A call's exchange with Python while it runs: its messages go to `callback(kind, text)`
+/// (`kind` is `"progress"` or `"warning"`; without a callback, warnings go to Python's
+/// `warnings.warn` and progress is dropped), and between units of work it asks whether Ctrl-C
+/// was pressed. An exception raised meanwhile (Ctrl-C, or by the callback) stops the work
+/// where it can stop and is raised when the call returns.
+struct Session {
     callback: Option<Py<PyAny>>,
+    raised: Mutex<Option<PyErr>>,
 }
 
-impl Reporter {
+impl Session {
+    fn new(callback: Option<Py<PyAny>>) -> Self {
+        Session {
+            callback,
+            raised: Mutex::new(None),
+        }
+    }
+
+    fn keep(&self, error: PyErr) {
+        let mut raised = self.raised.lock().unwrap_or_else(|e| e.into_inner());
+        raised.get_or_insert(error);
+    }
+
     fn report(&self, message: Message) {
         let (kind, text) = match message {
             Message::Progress(text) => ("progress", text),
             Message::Warning(text) => ("warning", text),
         };
-        Python::attach(|py| {
-            let result = match &self.callback {
-                Some(callback) => callback.call1(py, (kind, text)).map(|_| ()),
-                None if kind == "warning" => py
-                    .import("warnings")
-                    .and_then(|w| w.call_method1("warn", (text,)))
-                    .map(|_| ()),
-                None => Ok(()),
-            };
-            if let Err(error) = result {
-                error.print(py);
-            }
+        let result = Python::attach(|py| match &self.callback {
+            Some(callback) => callback.call1(py, (kind, text)).map(|_| ()),
+            // stacklevel 2: the line of the user's code that called the package's method.
+            None if kind == "warning" => py
+                .import("warnings")
+                .and_then(|w| {
+                    let options = [("stacklevel", 2)].into_py_dict(py)?;
+                    w.call_method("warn", (text,), Some(&options))
+                })
+                .map(|_| ()),
+            None => Ok(()),
         });
-    }
-}
-
-/// Asks Python whether Ctrl-C was pressed (between units of work); the first
-/// `KeyboardInterrupt` is kept so that the call can end the way Python expects.
-struct StopCheck {
-    pressed: Mutex<bool>,
-}
-
-impl StopCheck {
-    fn new() -> Self {
-        StopCheck {
-            pressed: Mutex::new(false),
+        if let Err(error) = result {
+            self.keep(error);
         }
     }
 
-    fn requested(&self) -> bool {
-        let interrupted = Python::attach(|py| py.check_signals().is_err());
-        let mut pressed = self.pressed.lock().unwrap_or_else(|e| e.into_inner());
-        *pressed |= interrupted;
-        *pressed
+    /// Whether the work should stop: an exception is pending, or Ctrl-C was pressed.
+    fn stop_requested(&self) -> bool {
+        if self
+            .raised
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+        {
+            return true;
+        }
+        match Python::attach(|py| py.check_signals()) {
+            Ok(()) => false,
+            Err(error) => {
+                self.keep(error);
+                true
+            }
+        }
+    }
+
+    /// The call's result, or the exception that stopped it: a Ctrl-C keeps the run's own
+    /// message (what was finished, how to resume), an exception of the callback is raised as
+    /// it is.
+    fn finish<T>(&self, result: PyResult<T>) -> PyResult<T> {
+        let raised = self.raised.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(raised) = raised else {
+            return result;
+        };
+        Python::attach(|py| match result {
+            Err(stopped)
+                if stopped.is_instance_of::<PyKeyboardInterrupt>(py)
+                    && raised.is_instance_of::<PyKeyboardInterrupt>(py) =>
+            {
+                Err(stopped)
+            }
+            _ => Err(raised),
+        })
     }
 }
 
@@ -201,12 +236,13 @@ impl NativeModel {
         let dtype: kn_model::Dtype = dtype
             .parse()
             .map_err(|e: String| BadInputError::new_err(format!("--dtype {dtype:?}: {e}")))?;
-        let reporter = Reporter { callback };
-        let model = py
-            .detach(|| {
-                kn_run::predict::load_model(&spec, device, dtype, threads, &|m| reporter.report(m))
+        let session = Session::new(callback);
+        let model = session.finish(
+            py.detach(|| {
+                kn_run::predict::load_model(&spec, device, dtype, threads, &|m| session.report(m))
             })
-            .map_err(to_py)?;
+            .map_err(to_py),
+        )?;
         Ok(NativeModel {
             inner: Mutex::new(model),
         })
@@ -264,8 +300,8 @@ impl NativeModel {
                 .into_iter()
                 .cloned()
                 .collect();
-        let stop = StopCheck::new();
-        let results = with_model(py, self, |model| {
+        let session = Session::new(None);
+        let results = session.finish(with_model(py, self, |model| {
             let layers = parse_layers(layers, model.info().num_layers)?;
             let encoded = encode_prompts(model, &prompts, &answers, policy)?;
             let settings = AttributeSettings {
@@ -288,7 +324,7 @@ impl NativeModel {
                 &encoded,
                 &counterfactuals,
                 &settings,
-                &|| stop.requested(),
+                &|| session.stop_requested(),
                 &mut |index, attribution, seconds, batch| {
                     let output = AttributeOutput::new(
                         model,
@@ -308,7 +344,7 @@ impl NativeModel {
                 },
             )?;
             Ok(results)
-        })?;
+        }))?;
         Ok(results
             .into_iter()
             .map(|(json, scores)| (json, PyArray2::from_owned_array(py, scores)))
@@ -375,8 +411,8 @@ impl NativeModel {
         out: Option<PathBuf>,
         callback: Option<Py<PyAny>>,
     ) -> PyResult<String> {
-        let reporter = Reporter { callback };
-        let output = with_model(py, self, |model| {
+        let session = Session::new(callback);
+        let output = session.finish(with_model(py, self, |model| {
             at_least_one(batch_size, "--batch-size")?;
             let run = RunDir::load(&run)?;
             let relations = run.select_relations(relations.as_deref())?;
@@ -398,12 +434,12 @@ impl NativeModel {
                 &config,
                 activation_baseline,
                 false,
-                &|m| reporter.report(m),
+                &|m| session.report(m),
             )?;
             kn_schema::write_json_atomically(&out, &output)
                 .map_err(|e| RunError::Internal(format!("cannot write {}: {e}", out.display())))?;
             Ok(output)
-        })?;
+        }))?;
         to_json(&output)
     }
 
@@ -432,9 +468,9 @@ impl NativeModel {
         holdout: f64,
         callback: Option<Py<PyAny>>,
     ) -> PyResult<String> {
-        let reporter = Reporter { callback };
+        let session = Session::new(callback);
         let config = update_config(lambda_remove, lambda_add, scale_by_norm, shared_threshold)?;
-        with_model(py, self, |model| {
+        session.finish(with_model(py, self, |model| {
             at_least_one(batch_size, "--batch-size")?;
             if !(0.0..1.0).contains(&holdout) {
                 return Err(RunError::BadInput(format!(
@@ -444,7 +480,7 @@ impl NativeModel {
             let run = RunDir::load(&run)?;
             run.check_model(model.info())?;
             let started = Instant::now();
-            let report = |m| reporter.report(m);
+            let report = |m| session.report(m);
             let context = Context {
                 report: &report,
                 run: &run,
@@ -482,7 +518,7 @@ impl NativeModel {
                 }
             };
             json.map_err(|e| RunError::Internal(e.to_string()))
-        })
+        }))
     }
 
     /// `kn erase --json` on a run directory; the weights are restored (checked bit for bit)
@@ -503,9 +539,9 @@ impl NativeModel {
         batch_size: usize,
         callback: Option<Py<PyAny>>,
     ) -> PyResult<String> {
-        let reporter = Reporter { callback };
+        let session = Session::new(callback);
         let config = erase_config(top, value)?;
-        let output = with_model(py, self, |model| {
+        let output = session.finish(with_model(py, self, |model| {
             at_least_one(batch_size, "--batch-size")?;
             let run = RunDir::load(&run)?;
             run.check_model(model.info())?;
@@ -525,9 +561,9 @@ impl NativeModel {
                     random_control,
                     seed,
                 },
-                &|m| reporter.report(m),
+                &|m| session.report(m),
             )
-        })?;
+        }))?;
         to_json(&output)
     }
 
@@ -547,14 +583,14 @@ impl NativeModel {
         shared_threshold: f64,
         callback: Option<Py<PyAny>>,
     ) -> PyResult<NativeEdit> {
-        let reporter = Reporter { callback };
+        let session = Session::new(callback);
         let config = update_config(lambda_remove, lambda_add, scale_by_norm, shared_threshold)?;
-        let outcome = with_model(py, self, |model| {
+        let outcome = session.finish(with_model(py, self, |model| {
             let run = RunDir::load(&run)?;
             kn_run::editing::apply_update(model, &run, &fact, &new_answer, &config, &|m| {
-                reporter.report(m)
+                session.report(m)
             })
-        })?;
+        }))?;
         Ok(NativeEdit {
             handle: outcome.handle,
             restored: Mutex::new(false),
@@ -676,8 +712,7 @@ fn discover(
     callback: Option<Py<PyAny>>,
 ) -> PyResult<String> {
     let method: Method = method.parse().map_err(BadInputError::new_err)?;
-    let reporter = Reporter { callback };
-    let stop = StopCheck::new();
+    let session = Session::new(callback);
     let prepared = py
         .detach(|| {
             DiscoverRequest {
@@ -706,9 +741,9 @@ fn discover(
             .prepare()
         })
         .map_err(to_py)?;
-    let stats = with_model(py, model, |model| {
-        prepared.run(model, &|| stop.requested(), &|m| reporter.report(m))
-    })?;
+    let stats = session.finish(with_model(py, model, |model| {
+        prepared.run(model, &|| session.stop_requested(), &|m| session.report(m))
+    }))?;
     to_json(&stats)
 }
 
