@@ -19,7 +19,7 @@ pub fn printable_lines(text: &str) -> String {
 }
 
 /// A message for the terminal: control characters escaped except newlines, and each line cut
-/// to [`MAX_QUOTED_CHARS`] characters with a note of how much was left out.
+/// to [`kn_run::text::MAX_QUOTED_CHARS`] characters with a note of how much was left out.
 pub fn printable_message(text: &str) -> String {
     escape(text, true)
         .split('\n')
