@@ -77,9 +77,14 @@ def _callback(progress: Progress, what: str):
     raise TypeError("progress must be True, False or a callable f(kind, text)")
 
 
-def _finish(callback) -> None:
-    if isinstance(callback, _ProgressBar):
-        callback.close()
+def _with_progress(progress: Progress, what: str, call: Callable, *args):
+    """``call(*args, callback)`` with ``progress``'s callback, its bar closed afterwards."""
+    callback = _callback(progress, what)
+    try:
+        return call(*args, callback)
+    finally:
+        if isinstance(callback, _ProgressBar):
+            callback.close()
 
 
 def _layers(layers: Union[None, str, int, Iterable[int]]) -> str:
@@ -415,23 +420,21 @@ class Model:
         """The paper's suppression/amplification experiment on a run's facts with its controls
         (``kn suppress --json``); also written to ``out`` (default: the run's
         suppression.json)."""
-        callback = _callback(progress, "suppress")
-        try:
-            return json.loads(
-                self._native.suppress(
-                    _run_path(run),
-                    _relations(relations),
-                    seed,
-                    batch_size,
-                    other_relation_facts,
-                    random_control,
-                    activation_baseline,
-                    None if out is None else _path(out),
-                    callback,
-                )
+        return json.loads(
+            _with_progress(
+                progress,
+                "suppress",
+                self._native.suppress,
+                _run_path(run),
+                _relations(relations),
+                seed,
+                batch_size,
+                other_relation_facts,
+                random_control,
+                activation_baseline,
+                None if out is None else _path(out),
             )
-        finally:
-            _finish(callback)
+        )
 
     def edit(
         self,
@@ -448,8 +451,10 @@ class Model:
         """Updates ``fact`` of ``run`` (e.g. ``"P36:12"``) to ``new_answer`` through its
         knowledge neurons' value slots (the paper's rule, ``kn edit``'s options) and returns
         the edit in force; use it as a context manager to restore the weights on exit."""
-        callback = _callback(progress, "edit")
-        native = self._native.apply_update(
+        native = _with_progress(
+            progress,
+            "edit",
+            self._native.apply_update,
             _run_path(run),
             fact,
             new_answer,
@@ -457,7 +462,6 @@ class Model:
             lambda_add,
             scale_by_norm,
             shared_threshold,
-            callback,
         )
         return Edit(self, native)
 
@@ -501,29 +505,27 @@ class Model:
         """``kn edit --json``: one fact (``fact``, ``new_answer``) or a seeded sample of
         ``facts`` facts updated, measured with the paper's metrics and the editing checks, and
         restored (checked bit for bit) before it returns."""
-        callback = _callback(progress, "edit")
-        try:
-            return json.loads(
-                self._native.evaluate_edit(
-                    _run_path(run),
-                    fact,
-                    new_answer,
-                    facts,
-                    _relations(relations),
-                    seed,
-                    lambda_remove,
-                    lambda_add,
-                    scale_by_norm,
-                    shared_threshold,
-                    random_control,
-                    batch_size,
-                    max_control_prompts,
-                    holdout,
-                    callback,
-                )
+        return json.loads(
+            _with_progress(
+                progress,
+                "edit",
+                self._native.evaluate_edit,
+                _run_path(run),
+                fact,
+                new_answer,
+                facts,
+                _relations(relations),
+                seed,
+                lambda_remove,
+                lambda_add,
+                scale_by_norm,
+                shared_threshold,
+                random_control,
+                batch_size,
+                max_control_prompts,
+                holdout,
             )
-        finally:
-            _finish(callback)
+        )
 
     def evaluate_erasure(
         self,
@@ -540,23 +542,21 @@ class Model:
     ) -> dict:
         """``kn erase --json``: ``relation`` erased, measured (accuracy, perplexity, the
         checks) and restored (checked bit for bit) before it returns."""
-        callback = _callback(progress, "erase")
-        try:
-            return json.loads(
-                self._native.evaluate_erasure(
-                    _run_path(run),
-                    relation,
-                    top,
-                    value,
-                    max_held_out,
-                    random_control,
-                    seed,
-                    batch_size,
-                    callback,
-                )
+        return json.loads(
+            _with_progress(
+                progress,
+                "erase",
+                self._native.evaluate_erasure,
+                _run_path(run),
+                relation,
+                top,
+                value,
+                max_held_out,
+                random_control,
+                seed,
+                batch_size,
             )
-        finally:
-            _finish(callback)
+        )
 
 
 def _relations(relations: Union[None, str, Sequence[str]]) -> str | None:
@@ -584,8 +584,9 @@ def load_model(
     ``threads``: libtorch threads (0: its default)."""
     spec = _path(spec)
     dtype_name = _dtype_name(dtype)
-    callback = _callback(progress, "load")
-    native = _native.NativeModel.load(spec, str(device), dtype_name, threads, callback)
+    native = _with_progress(
+        progress, "load", _native.NativeModel.load, spec, str(device), dtype_name, threads
+    )
     return Model(native, spec)
 
 
@@ -633,35 +634,33 @@ def discover(
     neurons above ``threshold`` x the prompt's maximum, then those kept by more than ``share``
     of its prompts. Resumable: the same call on the same directory continues (Ctrl-C keeps
     every finished fact). Returns the run."""
-    callback = _callback(progress, "discover")
-    try:
-        _native.discover(
-            model._native,
-            _relations(relations),
-            _path(out),
-            facts_per_relation,
-            seed,
-            None if data is None else _path(data),
-            method,
-            steps,
-            _layers(layers),
-            threshold,
-            share,
-            adaptive,
-            min_prompts,
-            max_prompts,
-            correct_rank,
-            correct_prompts,
-            single_token,
-            shard,
-            batch_size,
-            concurrent_passes,
-            memory_budget,
-            save_scores,
-            callback,
-        )
-    finally:
-        _finish(callback)
+    _with_progress(
+        progress,
+        "discover",
+        _native.discover,
+        model._native,
+        _relations(relations),
+        _path(out),
+        facts_per_relation,
+        seed,
+        None if data is None else _path(data),
+        method,
+        steps,
+        _layers(layers),
+        threshold,
+        share,
+        adaptive,
+        min_prompts,
+        max_prompts,
+        correct_rank,
+        correct_prompts,
+        single_token,
+        shard,
+        batch_size,
+        concurrent_passes,
+        memory_budget,
+        save_scores,
+    )
     return Run(out)
 
 
