@@ -15,10 +15,11 @@ cargo test --workspace --release "$@"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --release
 # The Python package: `pip install .` into its test environment (torch==2.11.0, whose libtorch
 # it links), then its pytest suite, which checks every function against the `kn` binary the
-# tests above built (target/release/kn) on the tiny models and the default model.
+# tests above built (target/release/kn, or under CARGO_TARGET_DIR) on the tiny models and the default model.
 pyenv_python=$(bash "$REPO_ROOT/scripts/setup-python-package.sh")
 "$pyenv_python" -m pip install --quiet --disable-pip-version-check "$REPO_ROOT"
-(cd "$REPO_ROOT/python/tests" && "$pyenv_python" -m pytest -q -p no:cacheprovider)
+(cd "$REPO_ROOT/python/tests" &&
+  KN_BIN="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/kn" "$pyenv_python" -m pytest -q -p no:cacheprovider)
 # The Slurm / Kubernetes manifests only use options `kn` has.
 bash "$REPO_ROOT/scripts/check-scaling-manifests.sh"
 # The documented Slurm job array run for real: a one-node Slurm on this machine (installed from

@@ -3,8 +3,8 @@ the committed tiny models, the default model, and a discovery run made once by e
 
 The CLI is the reference here: every function of the package must print what the ``kn``
 subcommand of the same name prints with ``--json`` (the Rust tests check the CLI against
-transformers). ``KN_BIN`` names the binary (default: target/release/kn, which
-``scripts/test.sh`` builds).
+transformers). ``KN_BIN`` names the binary (default: target/release/kn under
+``CARGO_TARGET_DIR`` when set, which ``scripts/test.sh`` builds).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "fixtures"
 TINY_LLAMA = str(FIXTURES / "tiny-llama")
 TINY_BERT = str(FIXTURES / "tiny-bert")
-KN_BIN = os.environ.get("KN_BIN", str(REPO / "target" / "release" / "kn"))
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+KN_BIN = os.environ.get("KN_BIN", str(TARGET / "release" / "kn"))
 
 # The tiny discovery several tests start from: both relations, 2 facts each, loose thresholds
 # so that facts have neurons (the tiny model knows nothing).
