@@ -116,14 +116,16 @@ class Attribution:
 
     ``scores`` is the ``[len(layers), ffn]`` float32 numpy array (row ``r`` is layer
     ``layers[r]``) whose buffer the Rust core allocated; ``tensor()`` is the same memory as a
-    torch tensor. ``prob`` is the answer's probability on the clean pass; ``completeness``
+    torch tensor. ``activations`` holds the neurons' clean activations at the answer position,
+    in the same shape. ``prob`` is the answer's probability on the clean pass; ``completeness``
     holds, per layer, the sum of the scores against the change of the target from zeroed to
     clean activations, and ``convergence_delta`` (Captum's name) the gaps between them.
     """
 
-    def __init__(self, output: dict, scores: np.ndarray):
+    def __init__(self, output: dict, scores: np.ndarray, activations: np.ndarray):
         self.output = output
         self.scores = scores
+        self.activations = activations
 
     @property
     def prompt(self) -> str:
@@ -337,10 +339,12 @@ class Model:
         concurrent_passes: int = 0,
         memory_budget: float = 0.0,
         separately: bool = False,
+        progress: Progress = None,
     ) -> list[Attribution]:
         """``attribute`` for several prompts (e.g. a fact's paraphrases) in one call: one
         answer for all or one per prompt. Integrated gradients attributes them as one batch
-        (``separately=True``: one after another); the result is the same either way."""
+        (``separately=True``: one after another, each result reported to ``progress`` as it is
+        ready, and Ctrl-C stops between prompts); the scores are the same either way."""
         if isinstance(prompts, str):
             raise TypeError("prompts must be a list of strings (use attribute for one prompt)")
         steps = _alias(steps, n_steps, "steps", "n_steps")
@@ -348,7 +352,10 @@ class Model:
         answers = [answers] if isinstance(answers, str) else list(answers)
         if isinstance(counterfactuals, str):
             counterfactuals = [counterfactuals]
-        results = self._native.attribute(
+        results = _with_progress(
+            progress,
+            "attribute",
+            self._native.attribute,
             list(prompts),
             answers,
             list(counterfactuals or []),
@@ -364,7 +371,7 @@ class Model:
             answer_policy,
             bool(separately),
         )
-        return [Attribution(json.loads(text), scores) for text, scores in results]
+        return [Attribution(json.loads(text), scores, acts) for text, scores, acts in results]
 
     def intervene(
         self,

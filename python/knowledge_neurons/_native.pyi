@@ -59,7 +59,8 @@ class NativeModel:
         memory_budget: float,
         answer_policy: str,
         separately: bool,
-    ) -> list[tuple[str, npt.NDArray[np.float32]]]: ...
+        callback: Callback,
+    ) -> list[tuple[str, npt.NDArray[np.float32], npt.NDArray[np.float32]]]: ...
     def intervene(
         self,
         prompts: list[str],

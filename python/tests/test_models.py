@@ -91,6 +91,21 @@ def test_attribute_batch_is_the_cli_batch(tiny_llama):
         assert np.abs(a.scores - b.scores).max() <= 1e-5 * max(1e-12, float(np.abs(a.scores).max()))
 
 
+def test_activations_and_progress_of_a_batch(tiny_llama):
+    prompts = [PROMPT, "Paris is the capital of"]
+    messages = []
+    batch = tiny_llama.attribute_batch(prompts, ["Paris", "France"], steps=3, separately=True,
+                                       progress=lambda kind, text: messages.append(text))
+    assert [m.split(" ", 1)[0] for m in messages] == ["[1/2]", "[2/2]"]
+    for a in batch:
+        activation = tiny_llama.attribute(a.prompt, a.answer, method="activation")
+        assert a.activations.shape == a.scores.shape
+        # The clean pass of integrated gradients and the activation method's forward pass run
+        # different kernels: equal within float32 rounding.
+        scale = float(np.abs(activation.scores).max())
+        assert np.abs(a.activations - activation.scores).max() <= 1e-5 * scale
+
+
 def test_captum_names_and_torch_view(tiny_llama):
     a = tiny_llama.attribute(PROMPT, "Paris", n_steps=4, internal_batch_size=7, layers=1)
     b = tiny_llama.attribute(PROMPT, "Paris", steps=4, batch_size=3, layers=[1])

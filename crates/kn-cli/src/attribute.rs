@@ -147,7 +147,7 @@ pub fn run(args: AttributeArgs) -> Result<(), CliError> {
                 answers[index],
                 counterfactuals.get(index).map(|c| c.as_str()),
                 &prompts[index],
-                attribution,
+                &attribution,
                 seconds,
                 batch,
             );

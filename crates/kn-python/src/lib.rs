@@ -203,6 +203,9 @@ impl NativeEdit {
     }
 }
 
+/// One prompt's attribution for Python: its JSON, its scores and its clean activations.
+type AttributionArrays<'py> = (String, Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<f32>>);
+
 /// Runs `work` on the model without the GIL.
 fn with_model<T: Send>(
     py: Python<'_>,
@@ -264,9 +267,10 @@ impl NativeModel {
     }
 
     /// `kn attribute --json` for several prompts (one JSON object each), with each prompt's
-    /// score matrix `[layers, ffn]` (float32).
+    /// score matrix and clean activations, `[layers, ffn]` float32 arrays that own the Rust
+    /// buffers. `callback` hears `[k/n]` as each prompt's result is ready.
     #[pyo3(signature = (prompts, answers, counterfactuals, method, steps, rule, target, layers,
-        top, batch_size, concurrent_passes, memory_budget, answer_policy, separately))]
+        top, batch_size, concurrent_passes, memory_budget, answer_policy, separately, callback))]
     #[allow(clippy::too_many_arguments)]
     fn attribute<'py>(
         &self,
@@ -285,7 +289,8 @@ impl NativeModel {
         memory_budget: f64,
         answer_policy: &str,
         separately: bool,
-    ) -> PyResult<Vec<(String, Bound<'py, PyArray2<f32>>)>> {
+        callback: Option<Py<PyAny>>,
+    ) -> PyResult<Vec<AttributionArrays<'py>>> {
         let method: Method = method.parse().map_err(BadInputError::new_err)?;
         check_thread_count("--concurrent-passes", concurrent_passes).map_err(to_py)?;
         let memory_budget = memory_budget_bytes(memory_budget).map_err(to_py)?;
@@ -300,7 +305,7 @@ impl NativeModel {
                 .into_iter()
                 .cloned()
                 .collect();
-        let session = Session::new(None);
+        let session = Session::new(callback);
         let results = session.finish(with_model(py, self, |model| {
             let layers = parse_layers(layers, model.info().num_layers)?;
             let encoded = encode_prompts(model, &prompts, &answers, policy)?;
@@ -333,13 +338,19 @@ impl NativeModel {
                         answers[index],
                         counterfactuals.get(index).map(String::as_str),
                         &encoded[index],
-                        attribution,
+                        &attribution,
                         seconds,
                         batch,
                     );
                     let json = serde_json::to_string(&output)
                         .map_err(|e| RunError::Internal(e.to_string()))?;
-                    results.push((json, attribution.scores.clone()));
+                    session.report(Message::Progress(format!(
+                        "[{}/{}] {}",
+                        index + 1,
+                        prompts.len(),
+                        kn_run::text::shorten(&prompts[index])
+                    )));
+                    results.push((json, attribution.scores, attribution.activations));
                     Ok(())
                 },
             )?;
@@ -347,7 +358,13 @@ impl NativeModel {
         }))?;
         Ok(results
             .into_iter()
-            .map(|(json, scores)| (json, PyArray2::from_owned_array(py, scores)))
+            .map(|(json, scores, activations)| {
+                (
+                    json,
+                    PyArray2::from_owned_array(py, scores),
+                    PyArray2::from_owned_array(py, activations),
+                )
+            })
             .collect())
     }
 

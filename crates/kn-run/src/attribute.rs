@@ -127,8 +127,8 @@ pub fn encode_prompts(
         .collect()
 }
 
-/// Attributes `prompts` (encoded with their answers) by `settings`, handing each result to
-/// `each` with its index, its time and, for a batch of several prompts, the batch's timing:
+/// Attributes `prompts` (encoded with their answers) by `settings`, handing each result (owned)
+/// to `each` with its index, its time and, for a batch of several prompts, the batch's timing:
 /// integrated gradients as one batch (or one prompt after another with `separately`), the
 /// other methods one prompt at a time (atp towards `counterfactuals[i]`, the same length as
 /// `prompts`). `stop` is asked between prompts processed one at a time.
@@ -138,7 +138,7 @@ pub fn attribute_prompts(
     counterfactuals: &[String],
     settings: &AttributeSettings,
     stop: &dyn Fn() -> bool,
-    each: &mut dyn FnMut(usize, &Attribution, f64, Option<BatchTiming>) -> Result<(), RunError>,
+    each: &mut dyn FnMut(usize, Attribution, f64, Option<BatchTiming>) -> Result<(), RunError>,
 ) -> Result<(), RunError> {
     let check_stop = |index: usize| match stop() {
         true => Err(RunError::Interrupted(format!(
@@ -165,7 +165,7 @@ pub fn attribute_prompts(
                     counterfactual.as_ref(),
                 )?,
             };
-            each(index, &attribution, started.elapsed().as_secs_f64(), None)?;
+            each(index, attribution, started.elapsed().as_secs_f64(), None)?;
         }
         return Ok(());
     }
@@ -176,7 +176,7 @@ pub fn attribute_prompts(
         prompts: prompts.len(),
         seconds: batch_seconds,
     });
-    for (index, attribution) in attributions.iter().enumerate() {
+    for (index, attribution) in attributions.into_iter().enumerate() {
         each(
             index,
             attribution,
