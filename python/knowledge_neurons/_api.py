@@ -507,11 +507,14 @@ class Model:
         batch_size: int = 16,
         max_control_prompts: int = 200,
         holdout: float = 0.0,
+        sweep: Sequence[float] | None = None,
         progress: Progress = None,
     ) -> dict:
         """``kn edit --json``: one fact (``fact``, ``new_answer``) or a seeded sample of
         ``facts`` facts updated, measured with the paper's metrics and the editing checks, and
-        restored (checked bit for bit) before it returns."""
+        restored (checked bit for bit) before it returns. With ``facts`` and ``sweep`` (λ2
+        values): the sample under each setting of the update rule, success against damage
+        (``kn edit --sweep``)."""
         return json.loads(
             _with_progress(
                 progress,
@@ -531,6 +534,7 @@ class Model:
                 batch_size,
                 max_control_prompts,
                 holdout,
+                [float(x) for x in sweep or []],
             )
         )
 

@@ -99,6 +99,7 @@ class NativeModel:
         batch_size: int,
         max_control_prompts: int,
         holdout: float,
+        sweep: list[float],
         callback: Callback,
     ) -> str: ...
     def evaluate_erasure(

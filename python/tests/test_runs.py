@@ -63,6 +63,12 @@ def test_evaluate_edit_is_the_cli_s(tiny_llama, cli_run):
     cli_sample = kn_json("edit", "--model", TINY_LLAMA, "--neurons", str(cli_run), "--facts", "2",
                          "--seed", "3", "--json")
     assert_close(without_timing(sample), without_timing(cli_sample))
+    sweep = tiny_llama.evaluate_edit(run, facts=2, seed=3, sweep=[1, 8])
+    cli_sweep = kn_json("edit", "--model", TINY_LLAMA, "--neurons", str(cli_run), "--facts", "2",
+                        "--seed", "3", "--sweep", "1,8", "--json")
+    assert_close(without_timing(sweep), without_timing(cli_sweep))
+    with pytest.raises(kn.BadInputError, match="--sweep needs --facts"):
+        tiny_llama.evaluate_edit(run, fact, new_answer, sweep=[1])
 
 
 def test_evaluate_erasure_is_the_cli_s(tiny_llama, cli_run):

@@ -104,12 +104,7 @@ pub fn run(args: EditArgs) -> Result<(), CliError> {
         kn_run::options::check_finite("--sweep", lambda, false)?;
     }
     crate::options::at_least_one(args.batch_size, "--batch-size")?;
-    if !(0.0..1.0).contains(&args.holdout) {
-        return Err(CliError::BadInput(format!(
-            "--holdout must be in [0, 1), got {}",
-            args.holdout
-        )));
-    }
+    kn_run::options::check_holdout(args.holdout)?;
     crate::options::at_least_one(args.facts.unwrap_or(1), "--facts")?;
     let run = RunDir::load(&args.neurons)?;
     let single = match &args.fact {

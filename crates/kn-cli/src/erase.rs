@@ -59,11 +59,7 @@ pub fn run(args: EraseArgs) -> Result<(), CliError> {
     crate::options::at_least_one(args.top, "--top")?;
     crate::options::at_least_one(args.batch_size, "--batch-size")?;
     let run = RunDir::load(&args.neurons)?;
-    let relation = run
-        .select_relations(Some(&args.relation))?
-        .into_iter()
-        .next()
-        .ok_or_else(|| CliError::BadInput("--relation is empty".into()))?;
+    let relation = run.select_relation(&args.relation)?;
     let _lock = kn_run::prepare_outputs(&[(args.out.as_deref(), "--out")], "kn erase")?;
     let mut model = args.model.load()?;
     run.check_model(model.info())?;

@@ -29,6 +29,7 @@ use kn_run::options::{
     at_least_one, check_thread_count, memory_budget_bytes, parse_erasure_value, parse_layers,
     parse_policy,
 };
+use kn_run::sweep::edit_sweep;
 use kn_run::{Message, RunDir, RunError};
 use numpy::PyArray2;
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyValueError};
@@ -461,10 +462,11 @@ impl NativeModel {
     }
 
     /// `kn edit --json` on a run directory: one fact (`fact`, `new_answer`) or a seeded sample
-    /// of `facts` facts; the weights are restored (checked bit for bit) before it returns.
+    /// of `facts` facts (with `sweep`, under each setting of the update rule: `kn edit
+    /// --sweep`); the weights are restored (checked bit for bit) before it returns.
     #[pyo3(signature = (run, fact, new_answer, facts, relations, seed, lambda_remove, lambda_add,
         scale_by_norm, shared_threshold, random_control, batch_size, max_control_prompts,
-        holdout, callback))]
+        holdout, sweep, callback))]
     #[allow(clippy::too_many_arguments)]
     fn evaluate_edit(
         &self,
@@ -483,17 +485,22 @@ impl NativeModel {
         batch_size: usize,
         max_control_prompts: usize,
         holdout: f64,
+        sweep: Vec<f64>,
         callback: Option<Py<PyAny>>,
     ) -> PyResult<String> {
         let session = Session::new(callback);
         let config = update_config(lambda_remove, lambda_add, scale_by_norm, shared_threshold)?;
+        for &lambda in &sweep {
+            kn_run::options::check_finite("--sweep", lambda, false).map_err(to_py)?;
+        }
+        if !sweep.is_empty() && facts.is_none() {
+            return Err(BadInputError::new_err(
+                "--sweep needs --facts: a sample of facts to repeat under each setting",
+            ));
+        }
         session.finish(with_model(py, self, |model| {
             at_least_one(batch_size, "--batch-size")?;
-            if !(0.0..1.0).contains(&holdout) {
-                return Err(RunError::BadInput(format!(
-                    "--holdout must be in [0, 1), got {holdout}"
-                )));
-            }
+            kn_run::options::check_holdout(holdout)?;
             let run = RunDir::load(&run)?;
             run.check_model(model.info())?;
             let started = Instant::now();
@@ -525,8 +532,14 @@ impl NativeModel {
                 (None, None, Some(count)) => {
                     at_least_one(count, "--facts")?;
                     let relations = run.select_relations(relations.as_deref())?;
-                    let output = edit_sample(model, &context, &relations, count, started)?;
-                    serde_json::to_string(&output)
+                    match sweep.is_empty() {
+                        true => serde_json::to_string(&edit_sample(
+                            model, &context, &relations, count, started,
+                        )?),
+                        false => serde_json::to_string(&edit_sweep(
+                            model, context, &relations, count, &sweep, started,
+                        )?),
+                    }
                 }
                 _ => {
                     return Err(RunError::BadInput(
@@ -562,11 +575,7 @@ impl NativeModel {
             at_least_one(batch_size, "--batch-size")?;
             let run = RunDir::load(&run)?;
             run.check_model(model.info())?;
-            let relation = run
-                .select_relations(Some(&relation))?
-                .into_iter()
-                .next()
-                .ok_or_else(|| RunError::BadInput("--relation is empty".into()))?;
+            let relation = run.select_relation(&relation)?;
             kn_run::erasure::erase_relation(
                 model,
                 &run,

@@ -106,11 +106,7 @@ pub fn apply_erasure(
     config: &EraseConfig,
 ) -> Result<EraseOutcome, RunError> {
     run.check_model(model.info())?;
-    let relation = run
-        .select_relations(Some(relation))?
-        .into_iter()
-        .next()
-        .ok_or_else(|| RunError::BadInput("--relation is empty".into()))?;
+    let relation = run.select_relation(relation)?;
     let frequencies = erasable_frequencies(run, &relation)?;
     Ok(kn_edit::erase_relation(
         model,

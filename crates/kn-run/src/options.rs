@@ -135,6 +135,16 @@ pub fn check_update_numbers(
     check_finite("--shared-threshold", shared_threshold, true)
 }
 
+/// Refuses a held-out share outside [0, 1) (`kn edit --holdout`).
+pub fn check_holdout(holdout: f64) -> Result<(), RunError> {
+    match (0.0..1.0).contains(&holdout) {
+        true => Ok(()),
+        false => Err(RunError::BadInput(format!(
+            "--holdout must be in [0, 1), got {holdout}"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

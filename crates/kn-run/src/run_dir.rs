@@ -133,6 +133,15 @@ impl RunDir {
         Ok(chosen)
     }
 
+    /// The one relation `spec` names (as `kn erase --relation` takes it: the first of a list;
+    /// empty or `all` is the run's first relation; one without facts is bad input).
+    pub fn select_relation(&self, spec: &str) -> Result<String, RunError> {
+        self.select_relations(Some(spec))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| RunError::BadInput("--relation is empty".into()))
+    }
+
     /// The record of fact `id` (bad input if the run has none).
     pub fn find(&self, id: &str) -> Result<&FactRecord, RunError> {
         self.records
