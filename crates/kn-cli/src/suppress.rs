@@ -4,13 +4,12 @@
 //! The experiment is `kn_run::suppression`'s; this file holds the options, the checks, the
 //! table and the chart.
 
-use crate::emit::{to_json, write_json};
+use crate::emit::to_json;
 use crate::exit::CliError;
 use crate::options::ModelOptions;
 use kn_edit::ExperimentConfig;
 use kn_report::chart::{ChartMeasure, SuppressionChart};
-use kn_run::suppression::suppress_amplify;
-use kn_run::RunDir;
+use kn_run::suppression::prepare_suppression;
 use std::path::PathBuf;
 
 /// Arguments of `kn suppress`.
@@ -54,19 +53,15 @@ pub struct SuppressArgs {
 /// Runs `kn suppress`.
 pub fn run(args: SuppressArgs) -> Result<(), CliError> {
     crate::options::at_least_one(args.batch_size, "--batch-size")?;
-    let run = RunDir::load(&args.neurons)?;
-    let relations = run.select_relations(args.relations.as_deref())?;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| run.dir.join("suppression.json"));
-    kn_run::check_output_file(&out, "--out")?;
     if let Some(chart) = &args.chart {
         kn_run::check_output_file(chart, "--chart")?;
     }
-    let _lock = kn_run::lock_run_of(&out, "kn suppress")?;
+    let prepared = prepare_suppression(
+        &args.neurons,
+        args.relations.as_deref(),
+        args.out.as_deref(),
+    )?;
     let model = args.model.load()?;
-    run.check_model(model.info())?;
     let log = |message: String| crate::log::progress("suppress", message);
     let config = ExperimentConfig {
         batch_size: args.batch_size,
@@ -77,17 +72,13 @@ pub fn run(args: SuppressArgs) -> Result<(), CliError> {
     };
     let verbose = crate::log::enabled(crate::log::Verbosity::Verbose);
     let report = crate::log::report("suppress");
-    let output = suppress_amplify(
+    let output = prepared.run(
         model.as_ref(),
-        &run,
-        &relations,
         &config,
         args.activation_baseline,
         verbose,
         &report,
     )?;
-    write_json(&out, &output)?;
-    log(format!("report written to {}", out.display()));
     if let Some(path) = &args.chart {
         let title = format!(
             "Suppressing and amplifying knowledge neurons ({})",

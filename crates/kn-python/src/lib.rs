@@ -432,12 +432,11 @@ impl NativeModel {
         let session = Session::new(callback);
         let output = session.finish(with_model(py, self, |model| {
             at_least_one(batch_size, "--batch-size")?;
-            let run = RunDir::load(&run)?;
-            let relations = run.select_relations(relations.as_deref())?;
-            let out = out.unwrap_or_else(|| run.dir.join("suppression.json"));
-            kn_run::check_output_file(&out, "--out")?;
-            let _lock = kn_run::lock_run_of(&out, "kn suppress")?;
-            run.check_model(model.info())?;
+            let prepared = kn_run::suppression::prepare_suppression(
+                &run,
+                relations.as_deref(),
+                out.as_deref(),
+            )?;
             let config = kn_edit::ExperimentConfig {
                 batch_size,
                 other_relation_facts,
@@ -445,17 +444,9 @@ impl NativeModel {
                 seed,
                 ..kn_edit::ExperimentConfig::default()
             };
-            let output = kn_run::suppression::suppress_amplify(
-                model,
-                &run,
-                &relations,
-                &config,
-                activation_baseline,
-                false,
-                &|m| session.report(m),
-            )?;
-            kn_schema::write_json_atomically(&out, &output)
-                .map_err(|e| RunError::Internal(format!("cannot write {}: {e}", out.display())))?;
+            let output = prepared.run(model, &config, activation_baseline, false, &|m| {
+                session.report(m)
+            })?;
             Ok(output)
         }))?;
         to_json(&output)

@@ -13,6 +13,7 @@ use crate::run_dir::{encode_facts, RunDir};
 use crate::Message;
 use kn_edit::{add_activation_baselines, suppress_amplify_experiment, ExperimentConfig};
 use kn_model::KnowledgeModel;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 pub use kn_schema::report::suppression::SuppressionFile;
@@ -62,4 +63,69 @@ pub fn suppress_amplify(
         report: experiment,
     };
     Ok(output)
+}
+
+/// A suppression experiment made ready on a run before any model is loaded: the run read, its
+/// relations chosen, the report's path checked and the run's lock held (shared) until it is
+/// dropped.
+pub struct PreparedSuppression {
+    /// The run.
+    pub run: RunDir,
+    /// The relations whose facts are measured.
+    pub relations: Vec<String>,
+    /// Where the report is written.
+    pub out: PathBuf,
+    _lock: Option<kn_schema::RunLock>,
+}
+
+/// Reads the run of `neurons` (its neurons.jsonl or directory), chooses `relations` (None: all),
+/// checks the report's path `out` (None: the run's suppression.json) and locks the run for
+/// `kn suppress`.
+pub fn prepare_suppression(
+    neurons: &Path,
+    relations: Option<&str>,
+    out: Option<&Path>,
+) -> Result<PreparedSuppression, RunError> {
+    let run = RunDir::load(neurons)?;
+    let relations = run.select_relations(relations)?;
+    let out = out.map_or_else(|| run.dir.join("suppression.json"), Path::to_path_buf);
+    crate::check_output_file(&out, "--out")?;
+    let lock = crate::lock_run_of(&out, "kn suppress")?;
+    Ok(PreparedSuppression {
+        run,
+        relations,
+        out,
+        _lock: lock,
+    })
+}
+
+impl PreparedSuppression {
+    /// Runs [`suppress_amplify`] on `model` (checked against the run's model) and writes the
+    /// report to [`PreparedSuppression::out`].
+    pub fn run(
+        &self,
+        model: &dyn KnowledgeModel,
+        config: &ExperimentConfig,
+        activation_baseline: bool,
+        every_fact: bool,
+        report: &dyn Fn(Message),
+    ) -> Result<SuppressionFile, RunError> {
+        self.run.check_model(model.info())?;
+        let output = suppress_amplify(
+            model,
+            &self.run,
+            &self.relations,
+            config,
+            activation_baseline,
+            every_fact,
+            report,
+        )?;
+        kn_schema::write_json_atomically(&self.out, &output)
+            .map_err(|e| RunError::Internal(format!("cannot write {}: {e}", self.out.display())))?;
+        report(Message::Progress(format!(
+            "report written to {}",
+            self.out.display()
+        )));
+        Ok(output)
+    }
 }
