@@ -570,6 +570,13 @@ class Model:
         )
 
 
+def _read_json_if_present(path: str):
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def _relations(relations: Union[None, str, Sequence[str]]) -> str | None:
     if relations is None or isinstance(relations, str):
         return relations
@@ -677,8 +684,9 @@ def discover(
 
 class Run:
     """A discovery's run directory read back: ``config`` (config.json), ``stats``
-    (stats.json), ``records`` (neurons.jsonl, one dictionary per fact) and the neurons of each
-    fact and relation."""
+    (stats.json), ``relations`` (relations.json: per relation, its neurons with the share of
+    its facts holding each), ``records`` (neurons.jsonl, one dictionary per fact) and the
+    neurons of each fact and relation."""
 
     def __init__(self, dir: PathLike):
         self.dir = _path(dir)
@@ -686,11 +694,10 @@ class Run:
             self.config: dict = json.load(f)
         with open(os.path.join(self.dir, "neurons.jsonl"), encoding="utf-8") as f:
             self.records: list[dict] = [json.loads(line) for line in f if line.strip()]
-        stats = os.path.join(self.dir, "stats.json")
-        self.stats: dict | None = None
-        if os.path.exists(stats):
-            with open(stats, encoding="utf-8") as f:
-                self.stats = json.load(f)
+        self.stats: dict | None = _read_json_if_present(os.path.join(self.dir, "stats.json"))
+        self.relations: dict | None = _read_json_if_present(
+            os.path.join(self.dir, "relations.json")
+        )
 
     @property
     def facts(self) -> list[str]:
@@ -711,6 +718,16 @@ class Run:
     def prompts(self, fact: str) -> list[str]:
         """The prompts of ``fact`` that located its neurons."""
         return [p["text"] for p in self.record(fact)["prompts"]]
+
+    def relation_neurons(self, relation: str) -> list[tuple[Neuron, float]]:
+        """The neurons of ``relation``'s facts with the share of its facts that hold each, most
+        shared first (relations.json)."""
+        if self.relations is None or relation not in self.relations:
+            raise KeyError(f"relation {relation} is not in {self.dir}/relations.json")
+        return [
+            (Neuron(*entry["neuron"]), float(entry["frequency"]))
+            for entry in self.relations[relation]["neurons"]
+        ]
 
     def mean_scores(self, fact: str) -> np.ndarray | None:
         """The fact's mean attribution matrix ``[layers, ffn]`` when the run saved it

@@ -27,6 +27,11 @@ def test_discover_is_the_cli_s(python_run, cli_run):
     fact = python_run.facts[0]
     assert python_run.neurons(fact) == [kn.Neuron(n["layer"], n["neuron"]) for n in python[0]["neurons"]]
     assert python_run.mean_scores(fact).shape[1] == kn.load_model(TINY_LLAMA).ffn_width
+    relations = json.load(open(cli_run / "relations.json"))
+    assert python_run.relations == relations
+    shared = python_run.relation_neurons("P36")
+    assert [(n.layer, n.index) for n, _ in shared] == [tuple(e["neuron"]) for e in relations["P36"]["neurons"]]
+    assert all(0 < share <= 1 for _, share in shared)
 
 
 def test_discover_resumes_and_reports_progress(tiny_llama, python_run, tmp_path):
