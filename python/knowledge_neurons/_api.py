@@ -18,6 +18,7 @@ from typing import Any, Union
 import numpy as np
 
 from . import _native
+from ._native import InternalError
 from ._neurons import Neuron, ScoredNeuron, as_pairs
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -243,8 +244,6 @@ class Edit:
         state = "restored" if self.restored else "in force"
         return f"Edit({self.description!r}, {len(self._native.neurons)} neurons, {state})"
 
-
-InternalError = _native.InternalError
 
 
 class Model:

@@ -7,7 +7,7 @@
 
 use crate::exit::CliError;
 use crate::options::{parse_layers, ModelOptions};
-use kn_attribution::{save_scores, AttributionConfig, IntegrationRule, Method, Target};
+use kn_attribution::{save_scores, Method};
 use kn_run::attribute::{
     attribute_prompts, counterfactuals_for, encode_prompts, per_prompt, AttributeOutput,
     AttributeSettings,
@@ -90,10 +90,17 @@ pub struct AttributeArgs {
 
 /// Runs `kn attribute`.
 pub fn run(args: AttributeArgs) -> Result<(), CliError> {
-    crate::options::check_thread_count("--concurrent-passes", args.concurrent_passes)?;
-    let memory_budget = crate::options::memory_budget_bytes(args.memory_budget)?;
-    let rule = IntegrationRule::parse(&args.rule)?;
-    let target = Target::parse(&args.target)?;
+    let mut settings = AttributeSettings::parse(
+        args.method,
+        args.steps,
+        &args.rule,
+        &args.target,
+        args.top,
+        args.batch_size,
+        args.concurrent_passes,
+        args.memory_budget,
+        args.separately,
+    )?;
     let policy = parse_policy(&args.answer_policy)?;
     if let Some(out) = &args.out {
         if !matches!(
@@ -116,27 +123,12 @@ pub fn run(args: AttributeArgs) -> Result<(), CliError> {
         ));
     }
     let model = args.model.load()?;
-    let layers = parse_layers(&args.layers, model.info().num_layers)?;
+    settings.config.layers = Some(parse_layers(&args.layers, model.info().num_layers)?);
     let prompts = encode_prompts(model.as_ref(), &args.prompt, &answers, policy)?;
-    let settings = AttributeSettings {
-        method: args.method,
-        config: AttributionConfig {
-            steps: args.steps,
-            rule,
-            target,
-            layers: Some(layers),
-            batch_size: args.batch_size,
-            concurrent_passes: args.concurrent_passes,
-            memory_budget,
-        },
-        top: args.top,
-        separately: args.separately,
-    };
-    let counterfactual_texts: Vec<String> = counterfactuals.iter().map(|c| c.to_string()).collect();
     attribute_prompts(
         model.as_ref(),
         &prompts,
-        &counterfactual_texts,
+        &counterfactuals,
         &settings,
         &|| false,
         &mut |index, attribution, seconds, batch| {

@@ -57,4 +57,4 @@ impl ModelOptions {
     }
 }
 
-pub use kn_run::options::{at_least_one, check_thread_count, memory_budget_bytes, parse_layers};
+pub use kn_run::options::{at_least_one, parse_layers};

@@ -16,7 +16,7 @@
 //! first in its rpath, and the Python layer imports torch before it), so one libtorch serves
 //! torch and this toolkit in the process.
 
-use kn_attribution::{AttributionConfig, IntegrationRule, Method, Target};
+use kn_attribution::Method;
 use kn_edit::{EditHandle, EraseConfig, EvaluationConfig, InterventionConfig, UpdateConfig};
 use kn_model::{ActivationOp, KnowledgeModel};
 use kn_run::attribute::{
@@ -25,10 +25,7 @@ use kn_run::attribute::{
 };
 use kn_run::discover_request::DiscoverRequest;
 use kn_run::editing::{edit_fact, edit_sample, Context};
-use kn_run::options::{
-    at_least_one, check_thread_count, memory_budget_bytes, parse_erasure_value, parse_layers,
-    parse_policy,
-};
+use kn_run::options::{at_least_one, parse_erasure_value, parse_layers, parse_policy};
 use kn_run::sweep::edit_sweep;
 use kn_run::{Message, RunDir, RunError};
 use numpy::PyArray2;
@@ -166,6 +163,21 @@ struct NativeEdit {
     excluded: Vec<(usize, usize)>,
 }
 
+impl NativeEdit {
+    /// An edit in force, not yet restored; `excluded` as the update left them out.
+    fn new(handle: EditHandle, excluded: &kn_edit::NeuronSet) -> Self {
+        NativeEdit {
+            handle,
+            restored: Mutex::new(false),
+            excluded: excluded
+                .as_slice()
+                .iter()
+                .map(|n| (n.layer, n.index))
+                .collect(),
+        }
+    }
+}
+
 #[pymethods]
 impl NativeEdit {
     /// The edited neurons, `(layer, index)`, in the order of the patch's rows.
@@ -293,37 +305,27 @@ impl NativeModel {
         callback: Option<Py<PyAny>>,
     ) -> PyResult<Vec<AttributionArrays<'py>>> {
         let method: Method = method.parse().map_err(BadInputError::new_err)?;
-        check_thread_count("--concurrent-passes", concurrent_passes).map_err(to_py)?;
-        let memory_budget = memory_budget_bytes(memory_budget).map_err(to_py)?;
-        let rule = IntegrationRule::parse(rule).map_err(|e| to_py(e.into()))?;
-        let target = Target::parse(target).map_err(|e| to_py(e.into()))?;
+        let mut settings = AttributeSettings::parse(
+            method,
+            steps,
+            rule,
+            target,
+            top,
+            batch_size,
+            concurrent_passes,
+            memory_budget,
+            separately,
+        )
+        .map_err(to_py)?;
         let policy = parse_policy(answer_policy).map_err(to_py)?;
         let answers =
             per_prompt(&answers, prompts.len(), "--answer", "one answer").map_err(to_py)?;
-        let counterfactuals: Vec<String> =
-            counterfactuals_for(method, &counterfactuals, prompts.len())
-                .map_err(to_py)?
-                .into_iter()
-                .cloned()
-                .collect();
+        let counterfactuals =
+            counterfactuals_for(method, &counterfactuals, prompts.len()).map_err(to_py)?;
         let session = Session::new(callback);
         let results = session.finish(with_model(py, self, |model| {
-            let layers = parse_layers(layers, model.info().num_layers)?;
+            settings.config.layers = Some(parse_layers(layers, model.info().num_layers)?);
             let encoded = encode_prompts(model, &prompts, &answers, policy)?;
-            let settings = AttributeSettings {
-                method,
-                config: AttributionConfig {
-                    steps,
-                    rule,
-                    target,
-                    layers: Some(layers),
-                    batch_size,
-                    concurrent_passes,
-                    memory_budget,
-                },
-                top,
-                separately,
-            };
             let mut results = Vec::with_capacity(prompts.len());
             attribute_prompts(
                 model,
@@ -337,7 +339,7 @@ impl NativeModel {
                         &settings,
                         &prompts[index],
                         answers[index],
-                        counterfactuals.get(index).map(String::as_str),
+                        counterfactuals.get(index).map(|c| c.as_str()),
                         &encoded[index],
                         &attribution,
                         seconds,
@@ -608,16 +610,7 @@ impl NativeModel {
                 session.report(m)
             })
         }))?;
-        Ok(NativeEdit {
-            handle: outcome.handle,
-            restored: Mutex::new(false),
-            excluded: outcome
-                .excluded
-                .as_slice()
-                .iter()
-                .map(|n| (n.layer, n.index))
-                .collect(),
-        })
+        Ok(NativeEdit::new(outcome.handle, &outcome.excluded))
     }
 
     /// Erases a relation of a run in the weights and leaves it so: the returned edit restores
@@ -635,11 +628,10 @@ impl NativeModel {
             let run = RunDir::load(&run)?;
             kn_run::erasure::apply_erasure(model, &run, &relation, &config)
         })?;
-        Ok(NativeEdit {
-            handle: outcome.handle,
-            restored: Mutex::new(false),
-            excluded: Vec::new(),
-        })
+        Ok(NativeEdit::new(
+            outcome.handle,
+            &kn_edit::NeuronSet::default(),
+        ))
     }
 
     /// Applies a kn-edit patch file (`kn edit --patch-out`, `Edit.save`) made for this model.
@@ -648,11 +640,7 @@ impl NativeModel {
             let patch = kn_edit::Patch::load(&path)?;
             Ok(kn_edit::apply_patch(model, &patch)?)
         })?;
-        Ok(NativeEdit {
-            handle,
-            restored: Mutex::new(false),
-            excluded: Vec::new(),
-        })
+        Ok(NativeEdit::new(handle, &kn_edit::NeuronSet::default()))
     }
 
     /// Writes `edit`'s old value slots back and checks them bit for bit; returns whether they

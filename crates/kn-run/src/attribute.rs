@@ -6,7 +6,7 @@
 use crate::RunError;
 use kn_attribution::{
     attribute_with, integrated_gradients, integrated_gradients_batch, Attribution,
-    AttributionConfig, LayerCompleteness, Method, ScoredNeuron, Target,
+    AttributionConfig, IntegrationRule, LayerCompleteness, Method, ScoredNeuron, Target,
 };
 use kn_model::{AnswerPolicy, EncodedPrompt, KnowledgeModel};
 use serde::Serialize;
@@ -74,6 +74,41 @@ pub struct AttributeSettings {
     pub separately: bool,
 }
 
+impl AttributeSettings {
+    /// Settings from the options as `kn attribute` takes them (`rule` and `target` by name,
+    /// `memory_budget` in GiB), checked before any model is loaded; the layers are the model's
+    /// (`config.layers` is `None` until the caller sets them).
+    #[allow(clippy::too_many_arguments)]
+    pub fn parse(
+        method: Method,
+        steps: usize,
+        rule: &str,
+        target: &str,
+        top: usize,
+        batch_size: usize,
+        concurrent_passes: usize,
+        memory_budget: f64,
+        separately: bool,
+    ) -> Result<Self, RunError> {
+        crate::options::check_thread_count("--concurrent-passes", concurrent_passes)?;
+        let memory_budget = crate::options::memory_budget_bytes(memory_budget)?;
+        Ok(AttributeSettings {
+            method,
+            config: AttributionConfig {
+                steps,
+                rule: IntegrationRule::parse(rule)?,
+                target: Target::parse(target)?,
+                layers: None,
+                batch_size,
+                concurrent_passes,
+                memory_budget,
+            },
+            top,
+            separately,
+        })
+    }
+}
+
 /// `values` given once for all `prompts` or once per prompt, as one value per prompt;
 /// `option` and `what` name them in the error (`--answer`, "one answer").
 pub fn per_prompt<'a>(
@@ -130,26 +165,24 @@ pub fn encode_prompts(
 /// Attributes `prompts` (encoded with their answers) by `settings`, handing each result (owned)
 /// to `each` with its index, its time and, for a batch of several prompts, the batch's timing:
 /// integrated gradients as one batch (or one prompt after another with `separately`), the
-/// other methods one prompt at a time (atp towards `counterfactuals[i]`, the same length as
-/// `prompts`). `stop` is asked between prompts processed one at a time.
+/// other methods one prompt at a time (atp towards `counterfactuals[i]`, as
+/// [`counterfactuals_for`] gives them). `stop` is asked between prompts processed one at a time.
 pub fn attribute_prompts(
     model: &dyn KnowledgeModel,
     prompts: &[EncodedPrompt],
-    counterfactuals: &[String],
+    counterfactuals: &[&String],
     settings: &AttributeSettings,
     stop: &dyn Fn() -> bool,
     each: &mut dyn FnMut(usize, Attribution, f64, Option<BatchTiming>) -> Result<(), RunError>,
 ) -> Result<(), RunError> {
-    let check_stop = |index: usize| match stop() {
-        true => Err(RunError::Interrupted(format!(
-            "interrupted after {index} of {} prompts",
-            prompts.len()
-        ))),
-        false => Ok(()),
-    };
     if settings.method != Method::Ig || settings.separately {
         for (index, prompt) in prompts.iter().enumerate() {
-            check_stop(index)?;
+            if stop() {
+                return Err(RunError::Interrupted(format!(
+                    "interrupted after {index} of {} prompts",
+                    prompts.len()
+                )));
+            }
             let started = Instant::now();
             let counterfactual = match counterfactuals.get(index) {
                 Some(text) => Some(model.encode(text, None, AnswerPolicy::FirstToken)?),

@@ -113,14 +113,13 @@ pub fn parse_erasure_value(spec: &str) -> Result<ErasureValue, RunError> {
 /// Refuses a number that is not finite (or, with `at_least_zero`, negative); `name` names
 /// the option.
 pub fn check_finite(name: &str, value: f64, at_least_zero: bool) -> Result<(), RunError> {
-    let ok = value.is_finite() && (!at_least_zero || value >= 0.0);
-    let bound = if at_least_zero { " >= 0" } else { "" };
-    match ok {
-        true => Ok(()),
-        false => Err(RunError::BadInput(format!(
-            "{name} must be a finite number{bound}"
-        ))),
+    if value.is_finite() && (!at_least_zero || value >= 0.0) {
+        return Ok(());
     }
+    let bound = if at_least_zero { " >= 0" } else { "" };
+    Err(RunError::BadInput(format!(
+        "{name} must be a finite number{bound}"
+    )))
 }
 
 /// The update rule's numbers as `kn edit` takes them: λ1 and λ2 finite, the shared threshold
@@ -137,12 +136,12 @@ pub fn check_update_numbers(
 
 /// Refuses a held-out share outside [0, 1) (`kn edit --holdout`).
 pub fn check_holdout(holdout: f64) -> Result<(), RunError> {
-    match (0.0..1.0).contains(&holdout) {
-        true => Ok(()),
-        false => Err(RunError::BadInput(format!(
-            "--holdout must be in [0, 1), got {holdout}"
-        ))),
+    if (0.0..1.0).contains(&holdout) {
+        return Ok(());
     }
+    Err(RunError::BadInput(format!(
+        "--holdout must be in [0, 1), got {holdout}"
+    )))
 }
 
 #[cfg(test)]
