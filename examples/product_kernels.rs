@@ -3,7 +3,7 @@
 //! what `kn_kernels::matmul` used before), timed alternately in one run, one thread.
 //!
 //! ```sh
-//! cargo run --release --example product_kernels -- [--reps 5]
+//! cargo run --release --example product_kernels -- [--reps 5] [--shape smollm2|llama-1b]
 //! ```
 //!
 //! Each line multiplies `m` rows by 30 different weight matrices (a pass's layers: each weight
@@ -77,17 +77,41 @@ fn main() {
         "{:<28} {:>5} {:>10} {:>10} {:>7}",
         "product [k -> n]", "rows", "kn_model", "gemm", "ratio"
     );
-    for &(k, n, what) in &[
-        (576i64, 3072i64, "gate+up"),
-        (1536, 576, "down"),
-        (576, 960, "q+k+v"),
-        (576, 576, "o"),
-    ] {
-        let weights: Vec<Tensor> = (0..LAYERS).map(|_| Tensor::randn([n, k], float)).collect();
-        for &m in &[20i64, 40, 100, 160, 300] {
+    let shape = args
+        .iter()
+        .position(|a| a == "--shape")
+        .and_then(|i| args.get(i + 1))
+        .map_or("smollm2", String::as_str);
+    let (products, hidden, vocabulary): (&[(i64, i64, &str)], i64, i64) = match shape {
+        "llama-1b" => (
+            &[
+                (2048, 16384, "gate+up"),
+                (8192, 2048, "down"),
+                (2048, 3072, "q+k+v"),
+                (2048, 2048, "o"),
+            ],
+            2048,
+            128_256,
+        ),
+        _ => (
+            &[
+                (576, 3072, "gate+up"),
+                (1536, 576, "down"),
+                (576, 960, "q+k+v"),
+                (576, 576, "o"),
+            ],
+            576,
+            49_152,
+        ),
+    };
+    for &(k, n, what) in products {
+        // At most about 1 GB of weights per line, at least two matrices.
+        let count = (LAYERS as i64).min((1i64 << 28) / (n * k)).max(2) as usize;
+        let weights: Vec<Tensor> = (0..count).map(|_| Tensor::randn([n, k], float)).collect();
+        for &m in &[10i64, 20, 40, 100, 160, 300] {
             let x = Tensor::randn([m, k], float);
             let g = Tensor::randn([m, n], float);
-            let flop = 2.0 * (m * n * k) as f64 * LAYERS as f64;
+            let flop = 2.0 * (m * n * k) as f64 * count as f64;
             let mut rates = [0.0; 4];
             for _ in 0..2 {
                 let ours = best_of(reps, || {
@@ -125,13 +149,13 @@ fn main() {
             row(format!("{what} g W  [{n} -> {k}]"), rates[2], rates[3]);
         }
     }
-    let vocabulary = 49_152i64;
     let block = 2048i64;
-    let embedding = Tensor::randn([vocabulary, 576], float);
+    let vocabulary = vocabulary / block * block;
+    let embedding = Tensor::randn([vocabulary, hidden], float);
     for &lines in &[100i64, 300, 600] {
-        let features = Tensor::randn([lines, 576], float);
+        let features = Tensor::randn([lines, hidden], float);
         let probabilities = Tensor::randn([lines, block], float);
-        let flop = 2.0 * (lines * vocabulary * 576) as f64;
+        let flop = 2.0 * (lines * vocabulary * hidden) as f64;
         let blocks = || (0..vocabulary / block).map(|b| embedding.narrow(0, b * block, block));
         let mut rates = [0.0; 4];
         for _ in 0..2 {
@@ -156,8 +180,16 @@ fn main() {
             }
         }
         for (label, ours, theirs) in [
-            ("head f Wᵀ [576 -> 49152]", rates[0], rates[1]),
-            ("head p W  [49152 -> 576]", rates[2], rates[3]),
+            (
+                format!("head f Wᵀ [{hidden} -> {vocabulary}]"),
+                rates[0],
+                rates[1],
+            ),
+            (
+                format!("head p W  [{vocabulary} -> {hidden}]"),
+                rates[2],
+                rates[3],
+            ),
         ] {
             println!(
                 "{label:<28} {lines:>5} {ours:>10.0} {theirs:>10.0} {:>7.2}",

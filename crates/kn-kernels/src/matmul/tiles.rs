@@ -22,8 +22,10 @@ use std::arch::x86_64::*;
 const TILE_ROWS: usize = 8;
 /// Output columns per tile (two AVX-512 registers).
 const TILE_COLUMNS: usize = 32;
-/// Most rows of `b` in a block of [`rows_times_matrix`] (96 KB of 32 columns).
-const INNER_BLOCK: usize = 768;
+/// Most rows of `b` in a block of [`rows_times_matrix`] (96 KB of [`GROUP_COLUMNS`] columns).
+const INNER_BLOCK: usize = 192;
+/// Columns of `b` per block of [`rows_times_matrix`] (whole 32-column panels).
+const GROUP_COLUMNS: usize = 128;
 
 /// Whether this CPU runs the kernels (AVX-512F).
 pub(super) fn available() -> bool {
@@ -110,12 +112,18 @@ pub(super) unsafe fn rows_times_matrix(
     b: Rows,
     (m, n, inner): (usize, usize, usize),
 ) {
-    // Blocks of `b`: 32 columns by at most INNER_BLOCK rows, which stay in the cache while
-    // every tile of rows reads them; a block after the first of its columns adds to `out`.
+    // Blocks of `b`: GROUP_COLUMNS columns by at most INNER_BLOCK rows, copied into
+    // contiguous `[length, 32]` panels (one per 32 columns) that stay in the cache while every
+    // tile of rows reads them; a block after the first of its columns adds to `out`. Read in
+    // place, a block's rows lie a whole row of `b` apart (8 or 32 KB at the power-of-two
+    // widths of the 1B-parameter models), so that they fall into a few cache sets and evict
+    // each other between the tiles: `g W` ran at 60 against 160 GFLOP/s for `x Wᵀ` there
+    // (`examples/product_kernels.rs --shape llama-1b`, 2026-12-05). Copying GROUP_COLUMNS
+    // columns of each row at once reads whole runs of cache lines of a page.
     let chunks = inner.div_ceil(INNER_BLOCK).max(1);
     let chunk = inner.div_ceil(chunks);
     let blocks: Vec<(usize, usize, usize)> = (0..n)
-        .step_by(TILE_COLUMNS)
+        .step_by(GROUP_COLUMNS)
         .flat_map(|first| {
             (0..inner)
                 .step_by(chunk.max(1))
@@ -123,36 +131,78 @@ pub(super) unsafe fn rows_times_matrix(
         })
         .collect();
     let tiles = m.div_ceil(TILE_ROWS);
-    for (index, &(first, begin, length)) in blocks.iter().enumerate() {
-        let columns = TILE_COLUMNS.min(n - first);
-        let (mask_low, mask_high) = column_masks(columns);
-        // The next block is fetched into the cache while this one computes, a row of it per
-        // step spread over the tiles (tile i fetches rows i, i + tiles, ...).
+    let panels_per_group = GROUP_COLUMNS / TILE_COLUMNS;
+    let mut panels = vec![0.0f32; panels_per_group * chunk * TILE_COLUMNS];
+    for (index, &(group_first, begin, length)) in blocks.iter().enumerate() {
+        let group_columns = GROUP_COLUMNS.min(n - group_first);
+        let panel_count = group_columns.div_ceil(TILE_COLUMNS);
+        pack_matrix_block(
+            &mut panels,
+            b,
+            (group_first, group_columns),
+            (begin, length),
+        );
+        // The next block is fetched into the cache while this one computes, spread over the
+        // steps of its first panel's tiles (tile i fetches rows i, i + tiles, ...).
         let (next_first, next_begin, next_length) =
             blocks.get(index + 1).copied().unwrap_or((0, 0, 0));
-        let next_columns = TILE_COLUMNS.min(n.saturating_sub(next_first));
-        for (index, row) in (0..m).step_by(TILE_ROWS).enumerate() {
-            let rows = TILE_ROWS.min(m - row);
-            let mut tile = Tile::new(a, row, rows, begin);
-            let mut weights = b.start.add(begin * b.row_stride + first);
-            for t in 0..length {
-                if t < next_length && t % tiles == index {
-                    let start = b.start.add((next_begin + t) * b.row_stride + next_first);
-                    _mm_prefetch::<_MM_HINT_T1>(start as *const i8);
-                    _mm_prefetch::<_MM_HINT_T1>(start.add(next_columns - 1) as *const i8);
-                    if next_columns > 16 {
-                        _mm_prefetch::<_MM_HINT_T1>(start.add(16) as *const i8);
+        let next_lines = GROUP_COLUMNS.min(n.saturating_sub(next_first)).div_ceil(16);
+        for panel_index in 0..panel_count {
+            let first = group_first + panel_index * TILE_COLUMNS;
+            let columns = TILE_COLUMNS.min(n - first);
+            let panel = panels.as_ptr().add(panel_index * length * TILE_COLUMNS);
+            for (tile_index, row) in (0..m).step_by(TILE_ROWS).enumerate() {
+                let rows = TILE_ROWS.min(m - row);
+                let mut tile = Tile::new(a, row, rows, begin);
+                let mut weights = panel;
+                for t in 0..length {
+                    if panel_index == 0 && t < next_length && t % tiles == tile_index {
+                        let start = b.start.add((next_begin + t) * b.row_stride + next_first);
+                        for line in 0..next_lines {
+                            _mm_prefetch::<_MM_HINT_T1>(start.add(line * 16) as *const i8);
+                        }
                     }
+                    tile.step(
+                        t,
+                        _mm512_loadu_ps(weights),
+                        _mm512_loadu_ps(weights.add(16)),
+                    );
+                    weights = weights.add(TILE_COLUMNS);
                 }
-                let w_low = _mm512_maskz_loadu_ps(mask_low, weights);
-                let w_high = _mm512_maskz_loadu_ps(mask_high, weights.add(16));
-                tile.step(t, w_low, w_high);
-                weights = weights.add(b.row_stride);
+                let adding = accumulate || begin > 0;
+                let tile_out = out.add(row * out_stride + first);
+                tile.store(tile_out, out_stride, adding, rows, columns);
             }
-            let adding = accumulate || begin > 0;
-            let tile_out = out.add(row * out_stride + first);
-            tile.store(tile_out, out_stride, adding, rows, columns);
         }
+    }
+}
+
+/// Copies rows `begin..begin + length` of columns `first..first + columns` of `b` into
+/// `panels` as consecutive `[length, 32]` panels, one per 32 columns, zero past the last
+/// column.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_matrix_block(
+    panels: &mut [f32],
+    b: Rows,
+    (first, columns): (usize, usize),
+    (begin, length): (usize, usize),
+) {
+    let panel_count = columns.div_ceil(TILE_COLUMNS);
+    let mut source = b.start.add(begin * b.row_stride + first);
+    for t in 0..length {
+        for panel_index in 0..panel_count {
+            let offset = panel_index * TILE_COLUMNS;
+            let (mask_low, mask_high) = column_masks(columns - offset);
+            let target = panels
+                .as_mut_ptr()
+                .add((panel_index * length + t) * TILE_COLUMNS);
+            let low = _mm512_maskz_loadu_ps(mask_low, source.add(offset));
+            let high = _mm512_maskz_loadu_ps(mask_high, source.add(offset + 16));
+            _mm512_storeu_ps(target, low);
+            _mm512_storeu_ps(target.add(16), high);
+        }
+        source = source.add(b.row_stride);
     }
 }
 
