@@ -27,6 +27,10 @@ MODELS = {
     "smollm2": dict(kind="causal", d=576, f=1536, layers=30, heads=9, kv_heads=3, head_dim=64, vocab=49152),
     # bert-base-cased: hidden 768, 12 layers, 12 heads of 64, FFN 3072, vocab 28996 (+ the MLM transform).
     "bert-base": dict(kind="masked", d=768, f=3072, layers=12, heads=12, kv_heads=12, head_dim=64, vocab=28996),
+    # The Llama-3.2-1B shape (examples/make_llama_shaped.rs): hidden 2048, 16 layers, 32 heads / 8 KV heads of
+    # 64, SwiGLU FFN 8192, vocab 128256 (tied head).
+    "llama-3.2-1b-shaped": dict(kind="causal", d=2048, f=8192, layers=16, heads=32, kv_heads=8, head_dim=64,
+                                vocab=128256),
 }
 
 

@@ -9,8 +9,9 @@
 //!   transposed into a `[k, 32]` buffer with 8 x 8 register transposes, then every 8 input rows
 //!   are multiplied by it: 16 accumulators of 16 floats, the input broadcast a float at a time,
 //!   nothing of the input packed.
-//! - [`rows_times_matrix`] (`g W`, a linear layer's backward pass): 32 columns of the
-//!   row-major `W` at a time, read in place; every 8 input rows are broadcast against them.
+//! - [`rows_times_matrix`] (`g W`, a linear layer's backward pass): blocks of the row-major
+//!   `W` (128 columns by at most 192 rows) copied into contiguous 32-column panels, then every
+//!   8 input rows are broadcast against each panel.
 //!
 //! Every output element is one sequential fused multiply-add chain over the inner dimension,
 //! so it does not depend on the product's row count or on the row's place in a tile.
