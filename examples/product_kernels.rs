@@ -16,6 +16,8 @@
 use kn_model::tch::{self, Device, Kind, Tensor};
 use std::time::Instant;
 
+mod common;
+
 const LAYERS: usize = 30;
 
 /// The float32 multiply-add peak of one core, GFLOP/s: 16 independent AVX-512 fused
@@ -58,14 +60,32 @@ fn best_of(reps: usize, mut run: impl FnMut()) -> f64 {
         .fold(f64::MAX, f64::min)
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let reps = args
-        .iter()
-        .position(|a| a == "--reps")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+/// The products of one layer of a Llama-like model with these widths, as `(k, n, name)` of
+/// `x Wᵀ` (`W` `[n, k]`): the fused gate and up projections, down, the fused q, k, v and o.
+fn layer_products(
+    hidden: i64,
+    ffn: i64,
+    query: i64,
+    key_value: i64,
+) -> [(i64, i64, &'static str); 4] {
+    [
+        (hidden, 2 * ffn, "gate+up"),
+        (ffn, hidden, "down"),
+        (hidden, query + 2 * key_value, "q+k+v"),
+        (query, hidden, "o"),
+    ]
+}
+
+fn main() -> Result<(), String> {
+    let reps: usize = common::option("reps", "5").parse().unwrap_or(5);
+    // The widths of the model whose products are timed: hidden, FFN, queries, keys (and
+    // values), vocabulary.
+    let (hidden, ffn, query, key_value, vocabulary) =
+        match common::option("shape", "smollm2").as_str() {
+            "smollm2" => (576, 1536, 576, 192, 49_152),
+            "llama-1b" => (2048, 8192, 2048, 512, 128_256),
+            other => return Err(format!("--shape {other}: expected smollm2 or llama-1b")),
+        };
     tch::set_num_threads(1);
     let _no_grad = tch::no_grad_guard();
     let float = (Kind::Float, Device::Cpu);
@@ -77,34 +97,7 @@ fn main() {
         "{:<28} {:>5} {:>10} {:>10} {:>7}",
         "product [k -> n]", "rows", "kn_model", "gemm", "ratio"
     );
-    let shape = args
-        .iter()
-        .position(|a| a == "--shape")
-        .and_then(|i| args.get(i + 1))
-        .map_or("smollm2", String::as_str);
-    let (products, hidden, vocabulary): (&[(i64, i64, &str)], i64, i64) = match shape {
-        "llama-1b" => (
-            &[
-                (2048, 16384, "gate+up"),
-                (8192, 2048, "down"),
-                (2048, 3072, "q+k+v"),
-                (2048, 2048, "o"),
-            ],
-            2048,
-            128_256,
-        ),
-        _ => (
-            &[
-                (576, 3072, "gate+up"),
-                (1536, 576, "down"),
-                (576, 960, "q+k+v"),
-                (576, 576, "o"),
-            ],
-            576,
-            49_152,
-        ),
-    };
-    for &(k, n, what) in products {
+    for (k, n, what) in layer_products(hidden, ffn, query, key_value) {
         // At most about 1 GB of weights per line, at least two matrices.
         let count = (LAYERS as i64).min((1i64 << 28) / (n * k)).max(2) as usize;
         let weights: Vec<Tensor> = (0..count).map(|_| Tensor::randn([n, k], float)).collect();
@@ -197,4 +190,5 @@ fn main() {
             );
         }
     }
+    Ok(())
 }

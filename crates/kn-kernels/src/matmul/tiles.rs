@@ -178,9 +178,9 @@ pub(super) unsafe fn rows_times_matrix(
     }
 }
 
-/// Copies rows `begin..begin + length` of columns `first..first + columns` of `b` into
-/// `panels` as consecutive `[length, 32]` panels, one per 32 columns, zero past the last
-/// column.
+/// Copies rows `begin..begin + length` of columns `first..first + columns` (at most
+/// [`GROUP_COLUMNS`]) of `b` into `panels` as consecutive `[length, 32]` panels, one per 32
+/// columns, zero past the last column.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn pack_matrix_block(
@@ -190,11 +190,14 @@ unsafe fn pack_matrix_block(
     (begin, length): (usize, usize),
 ) {
     let panel_count = columns.div_ceil(TILE_COLUMNS);
+    let mut masks = [(0, 0); GROUP_COLUMNS / TILE_COLUMNS];
+    for (panel_index, mask) in masks.iter_mut().enumerate().take(panel_count) {
+        *mask = column_masks(columns - panel_index * TILE_COLUMNS);
+    }
     let mut source = b.start.add(begin * b.row_stride + first);
     for t in 0..length {
-        for panel_index in 0..panel_count {
+        for (panel_index, &(mask_low, mask_high)) in masks[..panel_count].iter().enumerate() {
             let offset = panel_index * TILE_COLUMNS;
-            let (mask_low, mask_high) = column_masks(columns - offset);
             let target = panels
                 .as_mut_ptr()
                 .add((panel_index * length + t) * TILE_COLUMNS);
