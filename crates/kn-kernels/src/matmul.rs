@@ -6,10 +6,11 @@
 //! - up to [`FEW_ROWS`] rows (a clean pass multiplies a prompt's few tokens by every weight
 //!   matrix, which is a matter of reading the weights once), each weight row is streamed once
 //!   against all the input rows (`few_rows_product`);
-//! - on CPUs with AVX-512, products whose left operand has contiguous rows go to the kernels of
-//!   `tiles`, which read the weights as they lie (`x Wᵀ` transposes 32 weight rows at a time
-//!   into a small panel; `g W` reads 32 columns of the row-major `W` in place) and fetch the
-//!   next panel into the cache while the current one computes;
+//! - on CPUs with AVX-512, products whose left operand has contiguous rows go to the blocked
+//!   kernels of `tiles`: the input rows packed into tiles of 8, the weights copied block by
+//!   block into 32-column panels that stay in the first-level cache (`x Wᵀ` transposes weight
+//!   rows into them, `g W` copies rows of the row-major `W`), the next block fetched into the
+//!   cache while the current one computes;
 //! - everything else goes to the `gemm` crate.
 //!
 //! All of them accumulate in float32; results differ from libtorch's by float rounding only.

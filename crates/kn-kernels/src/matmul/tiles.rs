@@ -1,31 +1,43 @@
 //! AVX-512 products for the shapes of attribution's passes: a few dozen to a few hundred rows
 //! against a weight matrix, on one thread.
 //!
-//! A general product packs both operands for every product, which with few rows is not
-//! amortised. The two kernels here use the fact that one operand's rows are contiguous and pack
-//! nothing of the input:
+//! Both kernels are one blocked product ([`blocked_product`]), in the manner of BLIS:
 //!
-//! - [`rows_times_weight_rows`] (`x Wᵀ`, a linear layer): each panel of 32 weight rows is
-//!   transposed into a `[k, 32]` buffer with 8 x 8 register transposes, then every 8 input rows
-//!   are multiplied by it: 16 accumulators of 16 floats, the input broadcast a float at a time,
-//!   nothing of the input packed.
-//! - [`rows_times_matrix`] (`g W`, a linear layer's backward pass): blocks of the row-major
-//!   `W` (128 columns by at most 192 rows) copied into contiguous 32-column panels, then every
-//!   8 input rows are broadcast against each panel.
+//! - the input rows are packed once per product into tiles of [`TILE_ROWS`] rows, element `t`
+//!   of a tile's rows side by side (`[t, TILE_ROWS]`), so that a tile's step reads one run of
+//!   floats through one pointer (read in place, the rows' pointers did not fit in the
+//!   registers and were reloaded from the stack at every step);
+//! - the other operand is read in blocks of [`GROUP_COLUMNS`] output columns by at most
+//!   [`INNER_BLOCK`] inner elements, copied into contiguous `[length, 32]` panels that stay in
+//!   the first-level cache while every tile of rows reads them: from a linear layer's weight
+//!   rows for `x Wᵀ` ([`rows_times_weight_rows`], 8 x 8 register transposes), from a row-major
+//!   matrix for `g W` ([`rows_times_matrix`]). Read in place, a block's rows lie a whole row
+//!   apart (8 or 32 KB at the power-of-two widths of the 1B-parameter models), fall into a few
+//!   cache sets and evict each other;
+//! - a tile is [`TILE_ROWS`] rows by 32 columns of accumulators; the next block is fetched into
+//!   the cache while this one computes.
 //!
-//! Every output element is one sequential fused multiply-add chain over the inner dimension,
-//! so it does not depend on the product's row count or on the row's place in a tile.
+//! Every output element is the sum, in order, of one sequential fused multiply-add chain per
+//! block of at most [`INNER_BLOCK`] inner elements, so it does not depend on the product's row
+//! count or on the row's place in a tile. Summing block by block matters: a chain over a whole
+//! vocabulary (the output head's `p W`, accumulated over its blocks) rounds ten times worse,
+//! and the head's gradient `w_answer - Σ p_j w_j` cancels; the golden attributions see it.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
+use std::cell::RefCell;
 
 /// Input rows per tile.
 const TILE_ROWS: usize = 8;
 /// Output columns per tile (two AVX-512 registers).
 const TILE_COLUMNS: usize = 32;
-/// Most rows of `b` in a block of [`rows_times_matrix`] (96 KB of [`GROUP_COLUMNS`] columns).
+/// Most inner elements in a block (a panel of 24 KB, in the first-level cache).
 const INNER_BLOCK: usize = 192;
-/// Columns of `b` per block of [`rows_times_matrix`] (whole 32-column panels).
+/// About the most inner elements of the input rows packed at once (a span of whole blocks):
+/// a product with a longer inner dimension packs them span by span, so that the packed rows
+/// take at most `m` x 16 KB.
+const PACKED_INNER: usize = 4096;
+/// Output columns per block (whole 32-column panels).
 const GROUP_COLUMNS: usize = 128;
 
 /// Whether this CPU runs the kernels (AVX-512F).
@@ -47,6 +59,21 @@ pub(super) struct Rows {
     pub row_stride: usize,
 }
 
+/// The right operand of a blocked product, as it lies in memory.
+#[derive(Clone, Copy)]
+enum RightOperand {
+    /// `Wᵀ` of a `[n, k]` weight `W` with contiguous rows: output column `j` is row `j` of `W`.
+    WeightRows(Rows),
+    /// A row-major `[inner, n]` matrix.
+    Matrix(Rows),
+}
+
+thread_local! {
+    /// The packed input tiles and the panels of one product, kept between products so that
+    /// a pass does not allocate (and fault in) megabytes per product.
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
 /// `out[i][j] (+)= Σ_t a[i][t] · w[j][t]` for `i < m`, `j < n`, `t < k`: `a` is `[m, k]`, `w`
 /// is `[n, k]` (a linear layer's weight), `out` is `[m, n]` with rows `out_stride` apart.
 ///
@@ -54,47 +81,22 @@ pub(super) struct Rows {
 /// [`available`] must be true; `a`, `w` must point to matrices of those shapes, and `out` to
 /// one that nothing else reads or writes during the call and that does not overlap them.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
 pub(super) unsafe fn rows_times_weight_rows(
     out: *mut f32,
     out_stride: usize,
     accumulate: bool,
     a: Rows,
     w: Rows,
-    (m, n, k): (usize, usize, usize),
+    shape: (usize, usize, usize),
 ) {
-    let mut panel = vec![0.0f32; k * TILE_COLUMNS];
-    for first in (0..n).step_by(TILE_COLUMNS) {
-        let columns = TILE_COLUMNS.min(n - first);
-        pack_weight_rows(&mut panel, w, first, columns, k);
-        // The next panel's weight rows are fetched into the cache while this one's tiles
-        // compute, spread over them (tile i fetches rows i, i + tiles, ...), so that packing
-        // the next panel does not wait for memory.
-        let next = first + TILE_COLUMNS;
-        let upcoming = TILE_COLUMNS.min(n.saturating_sub(next));
-        let tiles = m.div_ceil(TILE_ROWS);
-        for (index, row) in (0..m).step_by(TILE_ROWS).enumerate() {
-            let rows = TILE_ROWS.min(m - row);
-            let mut tile = Tile::new(a, row, rows, 0);
-            let mut weights = panel.as_ptr();
-            for t in 0..k {
-                if t % 16 == 0 {
-                    for c in (index..upcoming).step_by(tiles) {
-                        let line = w.start.add((next + c) * w.row_stride + t);
-                        _mm_prefetch::<_MM_HINT_T1>(line as *const i8);
-                    }
-                }
-                tile.step(
-                    t,
-                    _mm512_loadu_ps(weights),
-                    _mm512_loadu_ps(weights.add(16)),
-                );
-                weights = weights.add(TILE_COLUMNS);
-            }
-            let tile_out = out.add(row * out_stride + first);
-            tile.store(tile_out, out_stride, accumulate, rows, columns);
-        }
-    }
+    blocked_product(
+        out,
+        out_stride,
+        accumulate,
+        a,
+        RightOperand::WeightRows(w),
+        shape,
+    );
 }
 
 /// `out[i][j] (+)= Σ_t a[i][t] · b[t][j]` for `i < m`, `j < n`, `t < inner`: `a` is
@@ -104,109 +106,306 @@ pub(super) unsafe fn rows_times_weight_rows(
 /// # Safety
 /// As [`rows_times_weight_rows`].
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
 pub(super) unsafe fn rows_times_matrix(
     out: *mut f32,
     out_stride: usize,
     accumulate: bool,
     a: Rows,
     b: Rows,
+    shape: (usize, usize, usize),
+) {
+    blocked_product(
+        out,
+        out_stride,
+        accumulate,
+        a,
+        RightOperand::Matrix(b),
+        shape,
+    );
+}
+
+/// `out (+)= a · B` for `a` `[m, inner]` and `B` `[inner, n]` given by `right`: for every span
+/// of at most [`PACKED_INNER`] inner elements, the input rows packed into tiles, then for every
+/// block of [`GROUP_COLUMNS`] columns and [`INNER_BLOCK`] inner elements of `B` in the span
+/// (column groups outer, so that a group's output rows stay in the cache across its blocks),
+/// the block packed into panels and every tile run against every panel.
+///
+/// # Safety
+/// As [`rows_times_weight_rows`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2")]
+unsafe fn blocked_product(
+    out: *mut f32,
+    out_stride: usize,
+    accumulate: bool,
+    a: Rows,
+    right: RightOperand,
     (m, n, inner): (usize, usize, usize),
 ) {
-    // Blocks of `b`: GROUP_COLUMNS columns by at most INNER_BLOCK rows, copied into
-    // contiguous `[length, 32]` panels (one per 32 columns) that stay in the cache while every
-    // tile of rows reads them; a block after the first of its columns adds to `out`. Read in
-    // place, a block's rows lie a whole row of `b` apart (8 or 32 KB at the power-of-two
-    // widths of the 1B-parameter models), so that they fall into a few cache sets and evict
-    // each other between the tiles: `g W` ran at 60 against 160 GFLOP/s for `x Wᵀ` there
-    // (`examples/product_kernels.rs --shape llama-1b`, 2026-12-05). Copying GROUP_COLUMNS
-    // columns of each row at once reads whole runs of cache lines of a page.
-    let chunks = inner.div_ceil(INNER_BLOCK).max(1);
-    let chunk = inner.div_ceil(chunks);
-    let blocks: Vec<(usize, usize, usize)> = (0..n)
-        .step_by(GROUP_COLUMNS)
-        .flat_map(|first| {
-            (0..inner)
-                .step_by(chunk.max(1))
-                .map(move |begin| (first, begin, chunk.min(inner - begin)))
+    if m == 0 || n == 0 || inner == 0 {
+        return;
+    }
+    let tiles = m.div_ceil(TILE_ROWS);
+    let chunk = inner.div_ceil(inner.div_ceil(INNER_BLOCK));
+    let span = chunk * (PACKED_INNER / chunk).max(1);
+    let blocks: Vec<Block> = (0..inner)
+        .step_by(span)
+        .flat_map(|span_begin| {
+            let span = (span_begin, span.min(inner - span_begin));
+            (0..n).step_by(GROUP_COLUMNS).flat_map(move |first| {
+                (span.0..span.0 + span.1)
+                    .step_by(chunk)
+                    .map(move |begin| Block {
+                        first,
+                        columns: GROUP_COLUMNS.min(n - first),
+                        begin,
+                        length: chunk.min(span.0 + span.1 - begin),
+                        span,
+                    })
+            })
         })
         .collect();
-    let tiles = m.div_ceil(TILE_ROWS);
-    let panels_per_group = GROUP_COLUMNS / TILE_COLUMNS;
-    let mut panels = vec![0.0f32; panels_per_group * chunk * TILE_COLUMNS];
-    for (index, &(group_first, begin, length)) in blocks.iter().enumerate() {
-        let group_columns = GROUP_COLUMNS.min(n - group_first);
-        let panel_count = group_columns.div_ceil(TILE_COLUMNS);
-        pack_matrix_block(
-            &mut panels,
-            b,
-            (group_first, group_columns),
-            (begin, length),
-        );
-        // The next block is fetched into the cache while this one computes, spread over the
-        // steps of its first panel's tiles (tile i fetches rows i, i + tiles, ...).
-        let (next_first, next_begin, next_length) =
-            blocks.get(index + 1).copied().unwrap_or((0, 0, 0));
-        let next_lines = GROUP_COLUMNS.min(n.saturating_sub(next_first)).div_ceil(16);
-        for panel_index in 0..panel_count {
-            let first = group_first + panel_index * TILE_COLUMNS;
-            let columns = TILE_COLUMNS.min(n - first);
-            let panel = panels.as_ptr().add(panel_index * length * TILE_COLUMNS);
-            for (tile_index, row) in (0..m).step_by(TILE_ROWS).enumerate() {
-                let rows = TILE_ROWS.min(m - row);
-                let mut tile = Tile::new(a, row, rows, begin);
-                let mut weights = panel;
-                for t in 0..length {
-                    if panel_index == 0 && t < next_length && t % tiles == tile_index {
-                        let start = b.start.add((next_begin + t) * b.row_stride + next_first);
-                        for line in 0..next_lines {
-                            _mm_prefetch::<_MM_HINT_T1>(start.add(line * 16) as *const i8);
-                        }
-                    }
-                    tile.step(
-                        t,
-                        _mm512_loadu_ps(weights),
-                        _mm512_loadu_ps(weights.add(16)),
-                    );
-                    weights = weights.add(TILE_COLUMNS);
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let (packed_rows, panels) = &mut *scratch;
+        packed_rows.resize(tiles * span.min(inner) * TILE_ROWS, 0.0);
+        panels.resize(GROUP_COLUMNS * chunk, 0.0);
+        for (index, block) in blocks.iter().enumerate() {
+            let (span_begin, span_length) = block.span;
+            if block.first == 0 && block.begin == span_begin {
+                for tile in 0..tiles {
+                    let row = tile * TILE_ROWS;
+                    let tile_rows = (row, TILE_ROWS.min(m - row));
+                    let packed = &mut packed_rows[tile * span_length * TILE_ROWS..]
+                        [..span_length * TILE_ROWS];
+                    pack_transposed(packed, TILE_ROWS, a, tile_rows, block.span);
                 }
-                let adding = accumulate || begin > 0;
-                let tile_out = out.add(row * out_stride + first);
-                tile.store(tile_out, out_stride, adding, rows, columns);
             }
+            right.pack(panels, block);
+            // The next block's lines are fetched into the cache while this one computes,
+            // spread over the block's tile runs.
+            let upcoming = blocks.get(index + 1).map(|next| right.lines(next));
+            let panel_count = block.columns.div_ceil(TILE_COLUMNS);
+            let runs = panel_count * tiles;
+            let per_run = upcoming.map_or(0, |lines| lines.count().div_ceil(runs));
+            for panel_index in 0..panel_count {
+                let first = block.first + panel_index * TILE_COLUMNS;
+                let columns = TILE_COLUMNS.min(n - first);
+                let panel = panels
+                    .as_ptr()
+                    .add(panel_index * block.length * TILE_COLUMNS);
+                for tile in 0..tiles {
+                    let run = panel_index * tiles + tile;
+                    let row = tile * TILE_ROWS;
+                    let offset = tile * span_length + block.begin - span_begin;
+                    run_tile(
+                        packed_rows.as_ptr().add(offset * TILE_ROWS),
+                        panel,
+                        block.length,
+                        (out.add(row * out_stride + first), out_stride),
+                        accumulate || block.begin > 0,
+                        (TILE_ROWS.min(m - row), columns),
+                        upcoming.map(|lines| (lines, run * per_run, per_run)),
+                    );
+                }
+            }
+        }
+    });
+}
+
+/// A block of the right operand: output columns `first..first + columns` (at most
+/// [`GROUP_COLUMNS`]) by inner elements `begin..begin + length`, within the span of inner
+/// elements `span` (begin, length) whose input rows are packed at once.
+#[derive(Clone, Copy)]
+struct Block {
+    first: usize,
+    columns: usize,
+    begin: usize,
+    length: usize,
+    span: (usize, usize),
+}
+
+/// The cache lines of a block as it lies in memory: `lines_per_row` lines of 16 floats from
+/// each of `rows` rows, the first at `start`.
+#[derive(Clone, Copy)]
+struct BlockLines {
+    start: *const f32,
+    row_stride: usize,
+    rows: usize,
+    lines_per_row: usize,
+}
+
+impl BlockLines {
+    /// No lines.
+    const NONE: BlockLines = BlockLines {
+        start: std::ptr::null(),
+        row_stride: 0,
+        rows: 0,
+        lines_per_row: 0,
+    };
+
+    fn count(&self) -> usize {
+        self.rows * self.lines_per_row
+    }
+
+    /// A cursor over lines `first..first + count` (those that exist).
+    fn cursor(&self, first: usize, count: usize) -> LineCursor {
+        let remaining = count.min(self.count().saturating_sub(first));
+        if remaining == 0 {
+            return LineCursor {
+                remaining: 0,
+                row_start: self.start,
+                column: 0,
+                lines: *self,
+            };
+        }
+        let (row, column) = (first / self.lines_per_row, first % self.lines_per_row);
+        LineCursor {
+            remaining,
+            row_start: self.start.wrapping_add(row * self.row_stride),
+            column,
+            lines: *self,
         }
     }
 }
 
-/// Copies rows `begin..begin + length` of columns `first..first + columns` (at most
-/// [`GROUP_COLUMNS`]) of `b` into `panels` as consecutive `[length, 32]` panels, one per 32
-/// columns, zero past the last column.
+/// Walks lines of a block in order, fetching each into the second-level cache.
+struct LineCursor {
+    remaining: usize,
+    row_start: *const f32,
+    column: usize,
+    lines: BlockLines,
+}
+
+impl LineCursor {
+    /// Fetches the next `count` lines (as many as are left).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn fetch(&mut self, count: usize) {
+        for _ in 0..count.min(self.remaining) {
+            let address = self.row_start.wrapping_add(self.column * 16);
+            _mm_prefetch::<_MM_HINT_T1>(address as *const i8);
+            self.column += 1;
+            if self.column == self.lines.lines_per_row {
+                self.column = 0;
+                self.row_start = self.row_start.wrapping_add(self.lines.row_stride);
+            }
+        }
+        self.remaining -= count.min(self.remaining);
+    }
+}
+
+impl RightOperand {
+    /// Copies `block` into `panels` as consecutive `[length, 32]` panels, one per 32 columns,
+    /// zero past the last column.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2")]
+    unsafe fn pack(&self, panels: &mut [f32], block: &Block) {
+        let panel_count = block.columns.div_ceil(TILE_COLUMNS);
+        for panel_index in 0..panel_count {
+            let offset = panel_index * TILE_COLUMNS;
+            let columns = TILE_COLUMNS.min(block.columns - offset);
+            let panel = &mut panels[panel_index * block.length * TILE_COLUMNS..]
+                [..block.length * TILE_COLUMNS];
+            match *self {
+                RightOperand::WeightRows(w) => pack_transposed(
+                    panel,
+                    TILE_COLUMNS,
+                    w,
+                    (block.first + offset, columns),
+                    (block.begin, block.length),
+                ),
+                RightOperand::Matrix(b) => {
+                    let (mask_low, mask_high) = column_masks(columns);
+                    let mut source = b
+                        .start
+                        .add(block.begin * b.row_stride + block.first + offset);
+                    for t in 0..block.length {
+                        let target = panel.as_mut_ptr().add(t * TILE_COLUMNS);
+                        _mm512_storeu_ps(target, _mm512_maskz_loadu_ps(mask_low, source));
+                        let high = _mm512_maskz_loadu_ps(mask_high, source.add(16));
+                        _mm512_storeu_ps(target.add(16), high);
+                        source = source.add(b.row_stride);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Where `block` lies in memory, line by line.
+    fn lines(&self, block: &Block) -> BlockLines {
+        match *self {
+            RightOperand::WeightRows(w) => BlockLines {
+                start: w
+                    .start
+                    .wrapping_add(block.first * w.row_stride + block.begin),
+                row_stride: w.row_stride,
+                rows: block.columns,
+                lines_per_row: block.length.div_ceil(16),
+            },
+            RightOperand::Matrix(b) => BlockLines {
+                start: b
+                    .start
+                    .wrapping_add(block.begin * b.row_stride + block.first),
+                row_stride: b.row_stride,
+                rows: block.length,
+                lines_per_row: block.columns.div_ceil(16),
+            },
+        }
+    }
+}
+
+/// Multiplies one packed tile of input rows (`[length, TILE_ROWS]`) by one panel
+/// (`[length, 32]`) and stores the first `rows` rows and `columns` columns into `out`, or adds
+/// them to what is there when `adding`. `fetch` (lines, first, count): lines of the next block to fetch into the cache,
+/// spread over the steps (a burst of them at once stalls the loads of the steps).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn pack_matrix_block(
-    panels: &mut [f32],
-    b: Rows,
-    (first, columns): (usize, usize),
-    (begin, length): (usize, usize),
+#[inline]
+unsafe fn run_tile(
+    inputs: *const f32,
+    panel: *const f32,
+    length: usize,
+    (out, out_stride): (*mut f32, usize),
+    adding: bool,
+    (rows, columns): (usize, usize),
+    fetch: Option<(BlockLines, usize, usize)>,
 ) {
-    let panel_count = columns.div_ceil(TILE_COLUMNS);
-    let mut masks = [(0, 0); GROUP_COLUMNS / TILE_COLUMNS];
-    for (panel_index, mask) in masks.iter_mut().enumerate().take(panel_count) {
-        *mask = column_masks(columns - panel_index * TILE_COLUMNS);
-    }
-    let mut source = b.start.add(begin * b.row_stride + first);
+    let (mask_low, mask_high) = column_masks(columns);
+    let mut low = [_mm512_setzero_ps(); TILE_ROWS];
+    let mut high = [_mm512_setzero_ps(); TILE_ROWS];
+    let (mut x, mut w) = (inputs, panel);
+    let (lines, first_line, line_count) = fetch.unwrap_or((BlockLines::NONE, 0, 0));
+    let mut cursor = lines.cursor(first_line, line_count);
+    // Lines fetched every FETCH_STEPS steps.
+    const FETCH_STEPS: usize = 4;
+    let per_fetch = cursor
+        .remaining
+        .div_ceil(length.div_ceil(FETCH_STEPS).max(1));
     for t in 0..length {
-        for (panel_index, &(mask_low, mask_high)) in masks[..panel_count].iter().enumerate() {
-            let offset = panel_index * TILE_COLUMNS;
-            let target = panels
-                .as_mut_ptr()
-                .add((panel_index * length + t) * TILE_COLUMNS);
-            let low = _mm512_maskz_loadu_ps(mask_low, source.add(offset));
-            let high = _mm512_maskz_loadu_ps(mask_high, source.add(offset + 16));
-            _mm512_storeu_ps(target, low);
-            _mm512_storeu_ps(target.add(16), high);
+        if t % FETCH_STEPS == 0 {
+            cursor.fetch(per_fetch);
         }
-        source = source.add(b.row_stride);
+        let (w_low, w_high) = (_mm512_loadu_ps(w), _mm512_loadu_ps(w.add(16)));
+        for r in 0..TILE_ROWS {
+            let value = _mm512_set1_ps(*x.add(r));
+            low[r] = _mm512_fmadd_ps(value, w_low, low[r]);
+            high[r] = _mm512_fmadd_ps(value, w_high, high[r]);
+        }
+        x = x.add(TILE_ROWS);
+        w = w.add(TILE_COLUMNS);
+    }
+    for r in 0..rows {
+        let row_out = out.add(r * out_stride);
+        let (mut value_low, mut value_high) = (low[r], high[r]);
+        if adding {
+            value_low = _mm512_add_ps(value_low, _mm512_maskz_loadu_ps(mask_low, row_out));
+            let stored_high = _mm512_maskz_loadu_ps(mask_high, row_out.add(16));
+            value_high = _mm512_add_ps(value_high, stored_high);
+        }
+        _mm512_mask_storeu_ps(row_out, mask_low, value_low);
+        _mm512_mask_storeu_ps(row_out.add(16), mask_high, value_high);
     }
 }
 
@@ -223,91 +422,33 @@ fn column_masks(columns: usize) -> (__mmask16, __mmask16) {
     (bits(columns), bits(columns.saturating_sub(16)))
 }
 
-/// The accumulators of one tile, [`TILE_ROWS`] input rows by [`TILE_COLUMNS`] columns, and
-/// where its input rows are read.
+/// Copies rows `first..first + count` (at most `width`) of `source`, elements
+/// `begin..begin + length` of each, into `destination` transposed: `destination[t * width + c]
+/// = source[first + c][begin + t]`, zero for `count <= c < width`. 8 x 8 register transposes;
+/// `width` a multiple of 8.
 #[cfg(target_arch = "x86_64")]
-struct Tile {
-    inputs: [*const f32; TILE_ROWS],
-    low: [__m512; TILE_ROWS],
-    high: [__m512; TILE_ROWS],
-}
-
-#[cfg(target_arch = "x86_64")]
-impl Tile {
-    /// A tile over the input rows `row..row + rows` of `a` (the last one repeated to fill the
-    /// tile), each read from column `offset` on.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    unsafe fn new(a: Rows, row: usize, rows: usize, offset: usize) -> Self {
-        let mut inputs = [a.start; TILE_ROWS];
-        for (r, input) in inputs.iter_mut().enumerate() {
-            *input = a.start.add((row + r.min(rows - 1)) * a.row_stride + offset);
-        }
-        Tile {
-            inputs,
-            low: [_mm512_setzero_ps(); TILE_ROWS],
-            high: [_mm512_setzero_ps(); TILE_ROWS],
-        }
-    }
-
-    /// Adds every input row's element `t` times the 32 weights `w_low`, `w_high`.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    unsafe fn step(&mut self, t: usize, w_low: __m512, w_high: __m512) {
-        for r in 0..TILE_ROWS {
-            let x = _mm512_set1_ps(*self.inputs[r].add(t));
-            self.low[r] = _mm512_fmadd_ps(x, w_low, self.low[r]);
-            self.high[r] = _mm512_fmadd_ps(x, w_high, self.high[r]);
-        }
-    }
-
-    /// Stores (or adds to `out`) the first `rows` rows and `columns` columns of the tile.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    unsafe fn store(
-        &self,
-        out: *mut f32,
-        out_stride: usize,
-        accumulate: bool,
-        rows: usize,
-        columns: usize,
-    ) {
-        let (mask_low, mask_high) = column_masks(columns);
-        for r in 0..rows {
-            let row_out = out.add(r * out_stride);
-            let (mut value_low, mut value_high) = (self.low[r], self.high[r]);
-            if accumulate {
-                value_low = _mm512_add_ps(value_low, _mm512_maskz_loadu_ps(mask_low, row_out));
-                value_high = _mm512_add_ps(
-                    value_high,
-                    _mm512_maskz_loadu_ps(mask_high, row_out.add(16)),
-                );
-            }
-            _mm512_mask_storeu_ps(row_out, mask_low, value_low);
-            _mm512_mask_storeu_ps(row_out.add(16), mask_high, value_high);
-        }
-    }
-}
-
-/// Copies weight rows `first..first + columns` (each `k` long) into `panel` as `[k, 32]`:
-/// `panel[t * 32 + c] = w[first + c][t]`, zero for `c >= columns`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn pack_weight_rows(panel: &mut [f32], w: Rows, first: usize, columns: usize, k: usize) {
-    let whole = k - k % 8;
+#[target_feature(enable = "avx512f,avx2")]
+unsafe fn pack_transposed(
+    destination: &mut [f32],
+    width: usize,
+    source: Rows,
+    (first, count): (usize, usize),
+    (begin, length): (usize, usize),
+) {
+    debug_assert!(width.is_multiple_of(8) && count <= width && destination.len() >= length * width);
+    let whole = length - length % 8;
     let zeros = [0.0f32; 8];
-    for group in (0..TILE_COLUMNS).step_by(8) {
-        // The group's 8 weight rows (a row of zeros past the last column).
+    for group in (0..width).step_by(8) {
+        // The group's 8 rows (a row of zeros, read at its start only, past the last).
         let mut rows = [zeros.as_ptr(); 8];
-        for (c, row) in rows.iter_mut().enumerate() {
-            if group + c < columns {
-                *row = w.start.add((first + group + c) * w.row_stride);
-            }
-        }
-        // A row of zeros is read at its start only.
         let mut steps = [0usize; 8];
-        for (c, step) in steps.iter_mut().enumerate() {
-            *step = usize::from(group + c < columns);
+        for c in 0..8 {
+            if group + c < count {
+                rows[c] = source
+                    .start
+                    .add((first + group + c) * source.row_stride + begin);
+                steps[c] = 1;
+            }
         }
         for t in (0..whole).step_by(8) {
             let mut block = [_mm256_setzero_ps(); 8];
@@ -316,15 +457,13 @@ unsafe fn pack_weight_rows(panel: &mut [f32], w: Rows, first: usize, columns: us
             }
             let transposed = transpose8(block);
             for (i, column) in transposed.iter().enumerate() {
-                _mm256_storeu_ps(
-                    panel.as_mut_ptr().add((t + i) * TILE_COLUMNS + group),
-                    *column,
-                );
+                let target = destination.as_mut_ptr().add((t + i) * width + group);
+                _mm256_storeu_ps(target, *column);
             }
         }
-        for t in whole..k {
+        for t in whole..length {
             for (c, row) in rows.iter().enumerate() {
-                panel[t * TILE_COLUMNS + group + c] = *row.add(t * steps[c]);
+                destination[t * width + group + c] = *row.add(t * steps[c]);
             }
         }
     }
@@ -403,6 +542,11 @@ mod tests {
             (17, 800, 31),
             (8, 1600, 70),
             (30, 64, 32),
+            // Several spans of packed input rows, the last one short.
+            (19, 2 * PACKED_INNER + 300, 40),
+            // Several column groups and inner blocks.
+            (37, 700, 300),
+            (160, 576, 1536),
         ] {
             let (a, w) = (values(m * k, 1), values(n * k, 2));
             let initial = values(m * n, 3);
