@@ -211,15 +211,17 @@ unsafe fn product(out: &Tensor, accumulate: bool, a: &Tensor, b: &Tensor) {
         };
         let out_start = out.data_ptr() as *mut f32;
         let shape = (m as usize, n as usize, k as usize);
-        if b_strides[0] == 1 {
+        let right = if b_strides[0] == 1 {
             // `b` is `Wᵀ` for a `W` with contiguous rows (a linear layer).
-            let (a, w) = (rows(a, a_strides[0]), rows(b, b_strides[1]));
-            tiles::rows_times_weight_rows(out_start, n as usize, accumulate, a, w, shape);
-            return;
-        }
-        if b_strides[1] == 1 {
-            let (a, b) = (rows(a, a_strides[0]), rows(b, b_strides[0]));
-            tiles::rows_times_matrix(out_start, n as usize, accumulate, a, b, shape);
+            Some(tiles::RightOperand::WeightRows(rows(b, b_strides[1])))
+        } else if b_strides[1] == 1 {
+            Some(tiles::RightOperand::Matrix(rows(b, b_strides[0])))
+        } else {
+            None
+        };
+        if let Some(right) = right {
+            let a = rows(a, a_strides[0]);
+            tiles::product(out_start, n as usize, accumulate, a, right, shape);
             return;
         }
     }

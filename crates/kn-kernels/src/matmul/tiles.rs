@@ -1,7 +1,7 @@
 //! AVX-512 products for the shapes of attribution's passes: a few dozen to a few hundred rows
 //! against a weight matrix, on one thread.
 //!
-//! Both kernels are one blocked product ([`blocked_product`]), in the manner of BLIS:
+//! One blocked product ([`product`]) in the manner of BLIS serves both shapes:
 //!
 //! - the input rows are packed once per product into tiles of [`TILE_ROWS`] rows, element `t`
 //!   of a tile's rows side by side (`[t, TILE_ROWS]`), so that a tile's step reads one run of
@@ -10,8 +10,8 @@
 //! - the other operand is read in blocks of [`GROUP_COLUMNS`] output columns by at most
 //!   [`INNER_BLOCK`] inner elements, copied into contiguous `[length, 32]` panels that stay in
 //!   the first-level cache while every tile of rows reads them: from a linear layer's weight
-//!   rows for `x Wᵀ` ([`rows_times_weight_rows`], 8 x 8 register transposes), from a row-major
-//!   matrix for `g W` ([`rows_times_matrix`]). Read in place, a block's rows lie a whole row
+//!   rows for `x Wᵀ` ([`RightOperand::WeightRows`], 8 x 8 register transposes), from a
+//!   row-major matrix for `g W` ([`RightOperand::Matrix`]). Read in place, a block's rows lie a whole row
 //!   apart (8 or 32 KB at the power-of-two widths of the 1B-parameter models), fall into a few
 //!   cache sets and evict each other;
 //! - a tile is [`TILE_ROWS`] rows by 32 columns of accumulators; the next block is fetched into
@@ -59,12 +59,13 @@ pub(super) struct Rows {
     pub row_stride: usize,
 }
 
-/// The right operand of a blocked product, as it lies in memory.
+/// The right operand `B` (`[inner, n]`) of a product, as it lies in memory.
 #[derive(Clone, Copy)]
-enum RightOperand {
-    /// `Wᵀ` of a `[n, k]` weight `W` with contiguous rows: output column `j` is row `j` of `W`.
+pub(super) enum RightOperand {
+    /// `Wᵀ` of a `[n, inner]` weight `W` with contiguous rows (a linear layer's `x Wᵀ`): output
+    /// column `j` is row `j` of `W`.
     WeightRows(Rows),
-    /// A row-major `[inner, n]` matrix.
+    /// A row-major `[inner, n]` matrix (a linear layer's input gradient `g W`).
     Matrix(Rows),
 }
 
@@ -74,67 +75,20 @@ thread_local! {
     static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// `out[i][j] (+)= Σ_t a[i][t] · w[j][t]` for `i < m`, `j < n`, `t < k`: `a` is `[m, k]`, `w`
-/// is `[n, k]` (a linear layer's weight), `out` is `[m, n]` with rows `out_stride` apart.
+/// `out (+)= a · B` for `a` `[m, inner]` and `B` `[inner, n]` given by `right`, `out` `[m, n]`
+/// with rows `out_stride` apart (added to when `accumulate`): for every span of at most
+/// [`PACKED_INNER`] inner elements, the input rows packed into tiles, then for every block of
+/// [`GROUP_COLUMNS`] columns and [`INNER_BLOCK`] inner elements of `B` in the span (column
+/// groups outer, so that a group's output rows stay in the cache across its blocks), the block
+/// packed into panels and every tile run against every panel.
 ///
 /// # Safety
-/// [`available`] must be true; `a`, `w` must point to matrices of those shapes, and `out` to
-/// one that nothing else reads or writes during the call and that does not overlap them.
-#[cfg(target_arch = "x86_64")]
-pub(super) unsafe fn rows_times_weight_rows(
-    out: *mut f32,
-    out_stride: usize,
-    accumulate: bool,
-    a: Rows,
-    w: Rows,
-    shape: (usize, usize, usize),
-) {
-    blocked_product(
-        out,
-        out_stride,
-        accumulate,
-        a,
-        RightOperand::WeightRows(w),
-        shape,
-    );
-}
-
-/// `out[i][j] (+)= Σ_t a[i][t] · b[t][j]` for `i < m`, `j < n`, `t < inner`: `a` is
-/// `[m, inner]`, `b` is `[inner, n]` (row-major), `out` is `[m, n]` with rows `out_stride`
-/// apart.
-///
-/// # Safety
-/// As [`rows_times_weight_rows`].
-#[cfg(target_arch = "x86_64")]
-pub(super) unsafe fn rows_times_matrix(
-    out: *mut f32,
-    out_stride: usize,
-    accumulate: bool,
-    a: Rows,
-    b: Rows,
-    shape: (usize, usize, usize),
-) {
-    blocked_product(
-        out,
-        out_stride,
-        accumulate,
-        a,
-        RightOperand::Matrix(b),
-        shape,
-    );
-}
-
-/// `out (+)= a · B` for `a` `[m, inner]` and `B` `[inner, n]` given by `right`: for every span
-/// of at most [`PACKED_INNER`] inner elements, the input rows packed into tiles, then for every
-/// block of [`GROUP_COLUMNS`] columns and [`INNER_BLOCK`] inner elements of `B` in the span
-/// (column groups outer, so that a group's output rows stay in the cache across its blocks),
-/// the block packed into panels and every tile run against every panel.
-///
-/// # Safety
-/// As [`rows_times_weight_rows`].
+/// [`available`] must be true; `a` and `right` must point to matrices of those shapes, and
+/// `out` to one that nothing else reads or writes during the call and that does not overlap
+/// them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2")]
-unsafe fn blocked_product(
+pub(super) unsafe fn product(
     out: *mut f32,
     out_stride: usize,
     accumulate: bool,
@@ -333,25 +287,24 @@ impl RightOperand {
         }
     }
 
-    /// Where `block` lies in memory, line by line.
+    /// Where `block` lies in memory, line by line: its source's rows and, in each, the run of
+    /// elements (inner elements of weight rows; output columns of a row-major matrix).
     fn lines(&self, block: &Block) -> BlockLines {
-        match *self {
-            RightOperand::WeightRows(w) => BlockLines {
-                start: w
-                    .start
-                    .wrapping_add(block.first * w.row_stride + block.begin),
-                row_stride: w.row_stride,
-                rows: block.columns,
-                lines_per_row: block.length.div_ceil(16),
-            },
-            RightOperand::Matrix(b) => BlockLines {
-                start: b
-                    .start
-                    .wrapping_add(block.begin * b.row_stride + block.first),
-                row_stride: b.row_stride,
-                rows: block.length,
-                lines_per_row: block.columns.div_ceil(16),
-            },
+        let (source, (first_row, rows), (first_element, elements)) = match *self {
+            RightOperand::WeightRows(w) => {
+                (w, (block.first, block.columns), (block.begin, block.length))
+            }
+            RightOperand::Matrix(b) => {
+                (b, (block.begin, block.length), (block.first, block.columns))
+            }
+        };
+        BlockLines {
+            start: source
+                .start
+                .wrapping_add(first_row * source.row_stride + first_element),
+            row_stride: source.row_stride,
+            rows,
+            lines_per_row: elements.div_ceil(16),
         }
     }
 }
@@ -556,7 +509,8 @@ mod tests {
                 // SAFETY: the slices hold the shapes given, and `out` is not aliased.
                 unsafe {
                     let (a, w) = (rows(&a, k), rows(&w, k));
-                    rows_times_weight_rows(out.as_mut_ptr(), n, accumulate, a, w, (m, n, k));
+                    let w = RightOperand::WeightRows(w);
+                    product(out.as_mut_ptr(), n, accumulate, a, w, (m, n, k));
                 }
                 // `g W` with `g` = a (m x k) and `W` = wᵀ stored row-major (k x n).
                 let mut w_t = vec![0.0; k * n];
@@ -568,7 +522,8 @@ mod tests {
                 // SAFETY: as above.
                 unsafe {
                     let (a, b) = (rows(&a, k), rows(&w_t, n));
-                    rows_times_matrix(out_t.as_mut_ptr(), n, accumulate, a, b, (m, n, k));
+                    let b = RightOperand::Matrix(b);
+                    product(out_t.as_mut_ptr(), n, accumulate, a, b, (m, n, k));
                 }
                 for i in 0..m {
                     for j in 0..n {
