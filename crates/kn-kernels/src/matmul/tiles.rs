@@ -159,7 +159,9 @@ pub(super) unsafe fn product(
                         (out.add(row * out_stride + first), out_stride),
                         accumulate || block.begin > 0,
                         (TILE_ROWS.min(m - row), columns),
-                        upcoming.map(|lines| (lines, run * per_run, per_run)),
+                        upcoming.map_or(LineCursor::EMPTY, |lines| {
+                            lines.cursor(run * per_run, per_run)
+                        }),
                     );
                 }
             }
@@ -190,35 +192,20 @@ struct BlockLines {
 }
 
 impl BlockLines {
-    /// No lines.
-    const NONE: BlockLines = BlockLines {
-        start: std::ptr::null(),
-        row_stride: 0,
-        rows: 0,
-        lines_per_row: 0,
-    };
-
     fn count(&self) -> usize {
         self.rows * self.lines_per_row
     }
 
     /// A cursor over lines `first..first + count` (those that exist).
     fn cursor(&self, first: usize, count: usize) -> LineCursor {
-        let remaining = count.min(self.count().saturating_sub(first));
-        if remaining == 0 {
-            return LineCursor {
-                remaining: 0,
-                row_start: self.start,
-                column: 0,
-                lines: *self,
-            };
-        }
-        let (row, column) = (first / self.lines_per_row, first % self.lines_per_row);
         LineCursor {
-            remaining,
-            row_start: self.start.wrapping_add(row * self.row_stride),
-            column,
-            lines: *self,
+            remaining: count.min(self.count().saturating_sub(first)),
+            row_start: self
+                .start
+                .wrapping_add(first / self.lines_per_row * self.row_stride),
+            column: first % self.lines_per_row,
+            row_stride: self.row_stride,
+            lines_per_row: self.lines_per_row,
         }
     }
 }
@@ -228,25 +215,36 @@ struct LineCursor {
     remaining: usize,
     row_start: *const f32,
     column: usize,
-    lines: BlockLines,
+    row_stride: usize,
+    lines_per_row: usize,
 }
 
 impl LineCursor {
+    /// A cursor with no lines to fetch.
+    const EMPTY: LineCursor = LineCursor {
+        remaining: 0,
+        row_start: std::ptr::null(),
+        column: 0,
+        row_stride: 0,
+        lines_per_row: 1,
+    };
+
     /// Fetches the next `count` lines (as many as are left).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn fetch(&mut self, count: usize) {
-        for _ in 0..count.min(self.remaining) {
+        let count = count.min(self.remaining);
+        self.remaining -= count;
+        for _ in 0..count {
             let address = self.row_start.wrapping_add(self.column * 16);
             _mm_prefetch::<_MM_HINT_T1>(address as *const i8);
             self.column += 1;
-            if self.column == self.lines.lines_per_row {
+            if self.column == self.lines_per_row {
                 self.column = 0;
-                self.row_start = self.row_start.wrapping_add(self.lines.row_stride);
+                self.row_start = self.row_start.wrapping_add(self.row_stride);
             }
         }
-        self.remaining -= count.min(self.remaining);
     }
 }
 
@@ -311,8 +309,8 @@ impl RightOperand {
 
 /// Multiplies one packed tile of input rows (`[length, TILE_ROWS]`) by one panel
 /// (`[length, 32]`) and stores the first `rows` rows and `columns` columns into `out`, or adds
-/// them to what is there when `adding`. `fetch` (lines, first, count): lines of the next block to fetch into the cache,
-/// spread over the steps (a burst of them at once stalls the loads of the steps).
+/// them to what is there when `adding`. `fetch`'s lines (of the next block) are fetched into
+/// the cache spread over the steps (a burst of them at once stalls the loads of the steps).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]
@@ -323,22 +321,20 @@ unsafe fn run_tile(
     (out, out_stride): (*mut f32, usize),
     adding: bool,
     (rows, columns): (usize, usize),
-    fetch: Option<(BlockLines, usize, usize)>,
+    mut fetch: LineCursor,
 ) {
     let (mask_low, mask_high) = column_masks(columns);
     let mut low = [_mm512_setzero_ps(); TILE_ROWS];
     let mut high = [_mm512_setzero_ps(); TILE_ROWS];
     let (mut x, mut w) = (inputs, panel);
-    let (lines, first_line, line_count) = fetch.unwrap_or((BlockLines::NONE, 0, 0));
-    let mut cursor = lines.cursor(first_line, line_count);
     // Lines fetched every FETCH_STEPS steps.
     const FETCH_STEPS: usize = 4;
-    let per_fetch = cursor
+    let per_fetch = fetch
         .remaining
         .div_ceil(length.div_ceil(FETCH_STEPS).max(1));
     for t in 0..length {
         if t % FETCH_STEPS == 0 {
-            cursor.fetch(per_fetch);
+            fetch.fetch(per_fetch);
         }
         let (w_low, w_high) = (_mm512_loadu_ps(w), _mm512_loadu_ps(w.add(16)));
         for r in 0..TILE_ROWS {
