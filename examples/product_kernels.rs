@@ -3,8 +3,13 @@
 //! what `kn_kernels::matmul` used before), timed alternately in one run, one thread.
 //!
 //! ```sh
-//! cargo run --release --example product_kernels -- [--reps 5] [--shape smollm2|llama-1b]
+//! cargo run --release --example product_kernels -- [--reps 5] [--shape smollm2|llama-1b] \
+//!     [--weights f32|bf16-valued]
 //! ```
+//!
+//! `--weights bf16-valued` rounds the random weights to bfloat16 numbers (kept as float32), as
+//! the weights of a checkpoint shipped in bfloat16 are: on CPUs with AMX, `kn_kernels::matmul`
+//! then computes on the tile units (`KN_AMX=off` turns that off for a comparison).
 //!
 //! Each line multiplies `m` rows by 30 different weight matrices (a pass's layers: each weight
 //! comes from memory, as in a pass) and reports the best of `reps` runs as GFLOP/s =
@@ -86,6 +91,20 @@ fn main() -> Result<(), String> {
             "llama-1b" => (2048, 8192, 2048, 512, 128_256),
             other => return Err(format!("--shape {other}: expected smollm2 or llama-1b")),
         };
+    let bf16_valued = match common::option("weights", "f32").as_str() {
+        "f32" => false,
+        "bf16-valued" => true,
+        other => return Err(format!("--weights {other}: expected f32 or bf16-valued")),
+    };
+    // Random weights, rounded to bfloat16 numbers with `--weights bf16-valued`.
+    let random_weights = |size: [i64; 2]| {
+        let weights = Tensor::randn(size, (Kind::Float, Device::Cpu));
+        if bf16_valued {
+            weights.to_kind(Kind::BFloat16).to_kind(Kind::Float)
+        } else {
+            weights
+        }
+    };
     tch::set_num_threads(1);
     let _no_grad = tch::no_grad_guard();
     let float = (Kind::Float, Device::Cpu);
@@ -100,7 +119,7 @@ fn main() -> Result<(), String> {
     for (k, n, what) in layer_products(hidden, ffn, query, key_value) {
         // At most about 1 GB of weights per line, at least two matrices.
         let count = (LAYERS as i64).min((1i64 << 28) / (n * k)).max(2) as usize;
-        let weights: Vec<Tensor> = (0..count).map(|_| Tensor::randn([n, k], float)).collect();
+        let weights: Vec<Tensor> = (0..count).map(|_| random_weights([n, k])).collect();
         for &m in &[10i64, 20, 40, 100, 160, 300] {
             let x = Tensor::randn([m, k], float);
             let g = Tensor::randn([m, n], float);
@@ -144,7 +163,7 @@ fn main() -> Result<(), String> {
     }
     let block = 2048i64;
     let vocabulary = vocabulary / block * block;
-    let embedding = Tensor::randn([vocabulary, hidden], float);
+    let embedding = random_weights([vocabulary, hidden]);
     for &lines in &[100i64, 300, 600] {
         let features = Tensor::randn([lines, hidden], float);
         let probabilities = Tensor::randn([lines, block], float);

@@ -35,6 +35,8 @@
 //! product streams the weights with. The arithmetic of every output element is the same
 //! either way, so results are identical to the bit.
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
 mod tiles;
 
 use std::cell::RefCell;
@@ -221,6 +223,10 @@ unsafe fn product(out: &Tensor, accumulate: bool, a: &Tensor, b: &Tensor) {
         };
         if let Some(right) = right {
             let a = rows(a, a_strides[0]);
+            if amx::available() && amx::product(out_start, n as usize, accumulate, a, right, shape)
+            {
+                return;
+            }
             tiles::product(out_start, n as usize, accumulate, a, right, shape);
             return;
         }

@@ -173,18 +173,18 @@ pub(super) unsafe fn product(
 /// [`GROUP_COLUMNS`]) by inner elements `begin..begin + length`, within the span of inner
 /// elements `span` (begin, length) whose input rows are packed at once.
 #[derive(Clone, Copy)]
-struct Block {
-    first: usize,
-    columns: usize,
-    begin: usize,
-    length: usize,
-    span: (usize, usize),
+pub(super) struct Block {
+    pub first: usize,
+    pub columns: usize,
+    pub begin: usize,
+    pub length: usize,
+    pub span: (usize, usize),
 }
 
 /// The cache lines of a block as it lies in memory: `lines_per_row` lines of 16 floats from
 /// each of `rows` rows, the first at `start`.
 #[derive(Clone, Copy)]
-struct BlockLines {
+pub(super) struct BlockLines {
     start: *const f32,
     row_stride: usize,
     rows: usize,
@@ -192,12 +192,12 @@ struct BlockLines {
 }
 
 impl BlockLines {
-    fn count(&self) -> usize {
+    pub(super) fn count(&self) -> usize {
         self.rows * self.lines_per_row
     }
 
     /// A cursor over lines `first..first + count` (those that exist).
-    fn cursor(&self, first: usize, count: usize) -> LineCursor {
+    pub(super) fn cursor(&self, first: usize, count: usize) -> LineCursor {
         LineCursor {
             remaining: count.min(self.count().saturating_sub(first)),
             row_start: self
@@ -211,7 +211,7 @@ impl BlockLines {
 }
 
 /// Walks lines of a block in order, fetching each into the second-level cache.
-struct LineCursor {
+pub(super) struct LineCursor {
     remaining: usize,
     row_start: *const f32,
     column: usize,
@@ -221,7 +221,7 @@ struct LineCursor {
 
 impl LineCursor {
     /// A cursor with no lines to fetch.
-    const EMPTY: LineCursor = LineCursor {
+    pub(super) const EMPTY: LineCursor = LineCursor {
         remaining: 0,
         row_start: std::ptr::null(),
         column: 0,
@@ -233,7 +233,7 @@ impl LineCursor {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn fetch(&mut self, count: usize) {
+    pub(super) unsafe fn fetch(&mut self, count: usize) {
         let count = count.min(self.remaining);
         self.remaining -= count;
         for _ in 0..count {
@@ -287,7 +287,7 @@ impl RightOperand {
 
     /// Where `block` lies in memory, line by line: its source's rows and, in each, the run of
     /// elements (inner elements of weight rows; output columns of a row-major matrix).
-    fn lines(&self, block: &Block) -> BlockLines {
+    pub(super) fn lines(&self, block: &Block) -> BlockLines {
         let (source, (first_row, rows), (first_element, elements)) = match *self {
             RightOperand::WeightRows(w) => {
                 (w, (block.first, block.columns), (block.begin, block.length))
