@@ -108,6 +108,22 @@ pub(crate) fn fill_last_round(mut plans: Vec<Vec<PassPart>>, workers: usize) -> 
     plans
 }
 
+/// The passes as they run on `workers`: a pass left alone in the last round either runs with
+/// the other workers' threads helping its products (when `lone_pass_shares_products`, see
+/// `KnowledgeModel::lone_pass_shares_products_hint`), or is split by rows among the workers
+/// ([`fill_last_round`]).
+pub(crate) fn plan_last_round(
+    plans: Vec<Vec<PassPart>>,
+    workers: usize,
+    lone_pass_shares_products: bool,
+) -> Vec<Vec<PassPart>> {
+    if lone_pass_shares_products {
+        plans
+    } else {
+        fill_last_round(plans, workers)
+    }
+}
+
 /// The `piece`-th of `pieces` near-equal consecutive shares of `range`.
 fn share(range: &Range<usize>, piece: usize, pieces: usize) -> Range<usize> {
     let len = range.len();
@@ -462,14 +478,16 @@ pub(crate) fn attribute_clean_passes(
     } else {
         config.batch_size
     };
-    let plans = fill_last_round(
-        plan_passes(
-            cleans.len(),
-            layers.len(),
-            rows.len(),
-            (rows_in_flight / workers.count()).max(1),
-        ),
+    let plans = plan_passes(
+        cleans.len(),
+        layers.len(),
+        rows.len(),
+        (rows_in_flight / workers.count()).max(1),
+    );
+    let plans = plan_last_round(
+        plans,
         workers.count(),
+        workers.model.lone_pass_shares_products_hint(),
     );
     let shared_cleans = ReadOnly::new(cleans);
     let pass_results = workers
@@ -615,6 +633,13 @@ mod tests {
         );
         // One worker: unchanged.
         assert_eq!(fill_last_round(plan_passes(5, 30, 20, 600), 1).len(), 5);
+        // A model whose lone pass shares its products: the pass stays whole.
+        let whole = plan_last_round(plan_passes(1, 30, 20, 600), 2, true);
+        assert_eq!(whole, plan_passes(1, 30, 20, 600));
+        assert_eq!(
+            plan_last_round(plan_passes(1, 30, 20, 600), 2, false).len(),
+            2
+        );
     }
 
     /// Results come back in index order whatever the workers (with and without a last,

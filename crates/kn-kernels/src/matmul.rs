@@ -122,6 +122,32 @@ pub fn add_matmul(c: &mut Tensor, a: &Tensor, b: &Tensor) {
     unsafe { product(c, true, a, b) };
 }
 
+/// Whether products with `weight` as their right operand run on the AMX tile units here
+/// (`amx`): a CPU and kernel that have them (and `KN_AMX` not `off`), and a float32 CPU `weight`
+/// whose values are bfloat16 numbers, judged from its first 65,536 elements. A hint for how to
+/// schedule work: the products check every block themselves.
+pub fn amx_products(weight: &Tensor) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let takes = weight.device() == Device::Cpu
+            && weight.kind() == Kind::Float
+            && weight.is_contiguous()
+            && weight.numel() > 0;
+        if !(takes && amx::available()) {
+            return false;
+        }
+        let count = weight.numel().min(1 << 16);
+        // SAFETY: `weight` is a contiguous float32 CPU tensor of at least `count` elements.
+        let values = unsafe { std::slice::from_raw_parts(weight.data_ptr() as *const f32, count) };
+        values.iter().all(|value| value.to_bits() & 0xFFFF == 0)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = weight;
+        false
+    }
+}
+
 /// The half-precision kind (bfloat16 or float16) of the first such operand among `tensors`:
 /// the type their product runs in (see the module's docs).
 fn half_kind(tensors: &[&Tensor]) -> Option<Kind> {
@@ -222,12 +248,14 @@ unsafe fn product(out: &Tensor, accumulate: bool, a: &Tensor, b: &Tensor) {
             None
         };
         if let Some(right) = right {
-            let a = rows(a, a_strides[0]);
-            if amx::available() && amx::product(out_start, n as usize, accumulate, a, right, shape)
-            {
-                return;
-            }
-            tiles::product(out_start, n as usize, accumulate, a, right, shape);
+            blocked_product_shared(BlockedProduct {
+                out: out_start,
+                out_stride: n as usize,
+                accumulate,
+                a: rows(a, a_strides[0]),
+                right,
+                shape,
+            });
             return;
         }
     }
@@ -285,36 +313,132 @@ pub fn matmul_by_gemm(a: &Tensor, b: &Tensor) -> Tensor {
     out
 }
 
-/// A few-row product's share for the helper thread: the columns `first..` of `columns`,
-/// computed into a buffer of its own (`[rows, columns - first]`) that the helper sends back.
-struct HelperShare {
-    rows: Vec<(*const f32, usize)>,
-    columns: Vec<(*const f32, usize)>,
-    first: usize,
+/// A product's share for the helper thread.
+enum HelperShare {
+    /// The columns `first..` of a few-row product, computed into a buffer of its own
+    /// (`[rows, columns - first]`) that the helper sends back.
+    FewRows {
+        rows: Vec<(*const f32, usize)>,
+        columns: Vec<(*const f32, usize)>,
+        first: usize,
+    },
+    /// Some output columns of a blocked product ([`blocked_product`]), computed into the
+    /// output in place (the helper sends back an empty buffer when done).
+    #[cfg(target_arch = "x86_64")]
+    Blocked(BlockedProduct),
+}
+
+/// The arguments of one [`blocked_product`].
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct BlockedProduct {
+    out: *mut f32,
+    out_stride: usize,
+    accumulate: bool,
+    a: tiles::Rows,
+    right: tiles::RightOperand,
+    shape: (usize, usize, usize),
 }
 
 // SAFETY: a share is only sent to the helper while the thread that made it blocks until the
-// helper sends back its result (`few_rows_product_shared`), and nothing writes to the rows
-// and columns it points to meanwhile: the helper only reads them while they are alive.
+// helper sends back its result (`few_rows_product_shared`, `blocked_product_shared`), and
+// nothing writes to what it reads meanwhile: the helper only reads it while it is alive. A
+// blocked share's output columns are written by the helper alone.
 unsafe impl Send for HelperShare {}
 
 impl HelperShare {
-    /// Computes the share's columns of the product, `[rows, columns - first]`.
+    /// Computes the share: a few-row share's columns of the product, `[rows, columns -
+    /// first]`; a blocked share's columns in place (an empty buffer back).
     ///
     /// # Safety
     /// The pointers must be valid as when the share was made (see the `Send` impl).
     unsafe fn run(self) -> Vec<f32> {
-        let slices = |parts: &[(*const f32, usize)]| -> Vec<&[f32]> {
-            parts
-                .iter()
-                .map(|&(start, len)| std::slice::from_raw_parts(start, len))
-                .collect()
+        match self {
+            HelperShare::FewRows {
+                rows,
+                columns,
+                first,
+            } => {
+                let slices = |parts: &[(*const f32, usize)]| -> Vec<&[f32]> {
+                    parts
+                        .iter()
+                        .map(|&(start, len)| std::slice::from_raw_parts(start, len))
+                        .collect()
+                };
+                let (rows, columns) = (slices(&rows), slices(&columns));
+                let width = columns.len() - first;
+                let mut out = vec![0.0; rows.len() * width];
+                few_rows_product(&mut out, width, false, &rows, &columns[first..]);
+                out
+            }
+            #[cfg(target_arch = "x86_64")]
+            HelperShare::Blocked(product) => {
+                blocked_product(product);
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// Below this many output columns a blocked product is not split with the helper.
+#[cfg(target_arch = "x86_64")]
+const HELPED_BLOCKED_COLUMNS: usize = 512;
+
+/// `out (+)= a · B` by the blocked kernels: on AMX where it takes the right operand
+/// ([`amx::product`]), else by the AVX-512 tiles.
+///
+/// # Safety
+/// As [`tiles::product`].
+#[cfg(target_arch = "x86_64")]
+unsafe fn blocked_product(p: BlockedProduct) {
+    if amx::available() && amx::product(p.out, p.out_stride, p.accumulate, p.a, p.right, p.shape) {
+        return;
+    }
+    tiles::product(p.out, p.out_stride, p.accumulate, p.a, p.right, p.shape);
+}
+
+/// [`blocked_product`], its output columns split with the thread's helper when it has one
+/// ([`with_product_helper`]) and there are enough of them: each thread reads its half of the
+/// right operand once, for all the rows.
+///
+/// # Safety
+/// As [`tiles::product`].
+#[cfg(target_arch = "x86_64")]
+unsafe fn blocked_product_shared(p: BlockedProduct) {
+    let (m, n, inner) = p.shape;
+    // The helper's columns start at a whole group of 32.
+    let first = (n / 2).next_multiple_of(32);
+    if n < HELPED_BLOCKED_COLUMNS || first >= n {
+        return blocked_product(p);
+    }
+    let theirs = BlockedProduct {
+        out: p.out.add(first),
+        right: p.right.from(first, 0),
+        shape: (m, n - first, inner),
+        ..p
+    };
+    let ours = BlockedProduct {
+        shape: (m, first, inner),
+        ..p
+    };
+    let shared = HELPER.with(|helper| {
+        let helper = helper.borrow();
+        let Some(helper) = helper.as_ref() else {
+            return false;
         };
-        let (rows, columns) = (slices(&self.rows), slices(&self.columns));
-        let width = columns.len() - self.first;
-        let mut out = vec![0.0; rows.len() * width];
-        few_rows_product(&mut out, width, false, &rows, &columns[self.first..]);
-        out
+        if helper.shares.send(HelperShare::Blocked(theirs)).is_err() {
+            return false;
+        }
+        blocked_product(ours);
+        // The helper only stops early if its arithmetic panicked (it cannot); it is then done
+        // with the share, and this thread computes the columns itself.
+        if receive_spinning(&helper.results).is_none() {
+            blocked_product(theirs);
+        }
+        true
+    });
+    if !shared {
+        blocked_product(p);
     }
 }
 
@@ -399,7 +523,7 @@ fn few_rows_product_shared(out: &mut [f32], accumulate: bool, rows: &[&[f32]], c
             let Some(helper) = helper.as_ref() else {
                 return false;
             };
-            let share = HelperShare {
+            let share = HelperShare::FewRows {
                 rows: rows.iter().map(|r| (r.as_ptr(), r.len())).collect(),
                 columns: columns.iter().map(|c| (c.as_ptr(), c.len())).collect(),
                 first,
@@ -711,6 +835,38 @@ mod tests {
         });
     }
 
+    /// Blocked products (more rows than few-row products take) split their output columns with
+    /// a helper thread: the same bits as without it, and libtorch's values, for float32
+    /// weights and for weights of bfloat16 values (on AMX where the CPU has it).
+    #[test]
+    fn helped_blocked_products_are_identical_to_the_bit() {
+        on_one_thread(|| {
+            for bf16_valued in [false, true] {
+                let weight = |shape: &[i64], seed| {
+                    let w = random(shape, seed);
+                    if bf16_valued {
+                        w.to_kind(Kind::BFloat16).to_kind(Kind::Float)
+                    } else {
+                        w
+                    }
+                };
+                for (m, k, n) in [(40, 96, 1000), (17, 300, 600), (70, 40, 2050)] {
+                    let (x, w) = (random(&[m, k], 1), weight(&[n, k], 2));
+                    let b = weight(&[k, n], 3);
+                    let products = || (linear(&x, &w), matmul(&x, &b), has_product_helper());
+                    let plain = products();
+                    let helped = with_product_helper(products);
+                    assert!(!plain.2 && helped.2);
+                    assert!(plain.0.equal(&helped.0) && plain.1.equal(&helped.1));
+                    assert!(close(&helped.0, &x.matmul(&w.tr())));
+                    assert!(close(&helped.1, &x.matmul(&b)));
+                }
+                let w = weight(&[64, 64], 4);
+                assert_eq!(amx_products(&w), bf16_valued && amx::available());
+            }
+        });
+    }
+
     /// A panic in the job stops the helper and continues on the caller; a nested helper
     /// gives back the outer one.
     #[test]
@@ -729,31 +885,37 @@ mod tests {
         });
     }
 
-    /// A helper that stops without answering leaves its columns to the calling thread.
+    /// Runs `job` with a helper that takes one share and stops without answering.
+    fn with_a_helper_that_quits<T>(job: impl FnOnce() -> T) -> T {
+        let (shares_sender, shares) = channel::<HelperShare>();
+        let (results_sender, results) = channel::<Vec<f32>>();
+        let quitter = std::thread::spawn(move || {
+            let _share = shares.recv();
+            drop(results_sender);
+        });
+        HELPER.with(|helper| {
+            *helper.borrow_mut() = Some(Helper {
+                shares: shares_sender,
+                results,
+            })
+        });
+        let result = job();
+        HELPER.with(|helper| helper.borrow_mut().take());
+        quitter.join().unwrap();
+        result
+    }
+
+    /// A helper that stops without answering leaves its columns to the calling thread, in
+    /// few-row and in blocked products.
     #[test]
     fn a_helper_that_stops_leaves_its_columns_to_the_caller() {
         on_one_thread(|| {
-            let (x, w) = (
-                random(&[5, 40], 1),
-                random(&[HELPED_COLUMNS as i64 + 3, 40], 2),
-            );
-            let want = linear(&x, &w);
-            let (shares_sender, shares) = channel::<HelperShare>();
-            let (results_sender, results) = channel::<Vec<f32>>();
-            let quitter = std::thread::spawn(move || {
-                let _share = shares.recv();
-                drop(results_sender);
-            });
-            HELPER.with(|helper| {
-                *helper.borrow_mut() = Some(Helper {
-                    shares: shares_sender,
-                    results,
-                })
-            });
-            let got = linear(&x, &w);
-            HELPER.with(|helper| helper.borrow_mut().take());
-            quitter.join().unwrap();
-            assert!(got.equal(&want));
+            for (m, k, n) in [(5, 40, HELPED_COLUMNS as i64 + 3), (40, 64, 1000)] {
+                let (x, w) = (random(&[m, k], 1), random(&[n, k], 2));
+                let want = linear(&x, &w);
+                let got = with_a_helper_that_quits(|| linear(&x, &w));
+                assert!(got.equal(&want));
+            }
         });
     }
 

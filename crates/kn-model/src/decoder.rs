@@ -1246,6 +1246,13 @@ impl KnowledgeModel for DecoderLm {
         Some(self)
     }
 
+    /// On the CPU, when its products run on AMX (weights of bfloat16 values): there reading
+    /// the weights from memory, not the arithmetic, bounds a pass's products. 1B-shaped
+    /// checkpoint: 2.5 s per prompt against 2.9 s as two half passes.
+    fn lone_pass_shares_products_hint(&self) -> bool {
+        self.device == Device::Cpu && kn_kernels::matmul::amx_products(&self.lm_head)
+    }
+
     /// On the CPU, runs whose answer position is their last token go through the hand-written
     /// pass of `decoder/backward.rs` when it covers the architecture (less memory, no autograd
     /// bookkeeping); everything else (several recomputed positions, CUDA, GPT-2 / GPT-Neo /

@@ -231,6 +231,14 @@ pub trait KnowledgeModel: Send {
         1
     }
 
+    /// Whether a lone attribution pass on this model runs faster as one pass whose large
+    /// products split their output columns with a helper thread (each weight read once, by
+    /// both threads together) than as concurrent passes that split its rows (each reading
+    /// every weight). Provided: false.
+    fn lone_pass_shares_products_hint(&self) -> bool {
+        false
+    }
+
     /// This model as one that several threads may use at the same time, or `None` (provided).
     /// A model returns itself here when its `&self` methods only read its tensors (every write
     /// goes through `&mut self`, as [`KnowledgeModel::set_value_slots`] does), so that

@@ -22,16 +22,20 @@
 //! The blocking: the input rows' pieces are packed once per span of inner elements into
 //! `[16 rows, 32 elements]` tiles; the right operand is packed block by block
 //! ([`GROUP_COLUMNS`] output columns by [`INNER_BLOCK`] inner elements) into the tile unit's
-//! pair-interleaved layout; a kernel run holds a 32 x 32 block of the output in four
-//! accumulator tiles and adds it to the output after each block.
+//! pair-interleaved layout, the next block a slice after every kernel run of the current one (so
+//! that its reads from memory overlap the tile unit's work; prefetch instructions instead stalled
+//! the tile loads), weight rows read along their inner elements and a matrix's rows along its
+//! columns; a kernel run holds a 32 x 32 block of the output in four accumulator tiles over the
+//! block's inner elements and stores it (the span's first block) or adds it to the output.
 //!
 //! `KN_AMX=off` in the environment turns the path off (for comparisons; results then come from
 //! `tiles`).
 
-use super::tiles::{self, Block, LineCursor, RightOperand, Rows};
+use super::tiles::{self, Block, RightOperand, Rows};
 use std::arch::asm;
 use std::arch::x86_64::*;
 use std::cell::RefCell;
+use std::ops::Range;
 use std::sync::OnceLock;
 
 /// Rows of a tile; output columns of an accumulator tile.
@@ -152,21 +156,18 @@ pub(super) unsafe fn product(
         .collect();
     SCRATCH.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
-        let (pieces, block_tiles) = &mut *scratch;
-        block_tiles.resize(
-            GROUP_COLUMNS.div_ceil(TILE) * INNER_BLOCK / STEP * TILE,
-            ZERO_LINE,
-        );
-        if !pack_block(block_tiles, right, &blocks[0]) {
+        let (pieces, packed) = &mut *scratch;
+        // Two packed blocks: the one computing and the next, packed a slice after every kernel
+        // run so that its reads from memory overlap the tile unit's work.
+        let block_lines = GROUP_COLUMNS.div_ceil(TILE) * INNER_BLOCK / STEP * TILE;
+        packed.resize(2 * block_lines, ZERO_LINE);
+        let (mut current, mut next) = packed.split_at_mut(block_lines);
+        if !pack_block(current, right, &blocks[0], 0..tile_count(&blocks[0])) {
             return false;
-        }
-        if !accumulate {
-            for row in 0..m {
-                std::ptr::write_bytes(out.add(row * out_stride), 0, n);
-            }
         }
         let row_tiles = m.div_ceil(2 * TILE) * 2;
         asm!("ldtilecfg [{0}]", in(reg) &CONFIG as *const TileConfig, options(nostack, readonly));
+        let mut exact = true;
         for (index, block) in blocks.iter().enumerate() {
             let (span_begin, span_length) = block.span;
             let span_steps = span_length.div_ceil(STEP);
@@ -174,60 +175,67 @@ pub(super) unsafe fn product(
                 pieces.resize(row_tiles * span_steps * PIECES * TILE, ZERO_LINE);
                 pack_pieces(pieces, a, m, row_tiles, block.span);
             }
-            let exact = index == 0 || pack_block(block_tiles, right, block);
+            // The first block of a span's columns is stored, the rest added.
+            let adding = accumulate || block.begin > 0;
+            let upcoming = blocks.get(index + 1);
+            let upcoming_tiles = upcoming.map_or(0, tile_count);
+            let mut next_exact = true;
             if !exact {
-                float32_block(out, out_stride, a, right, m, block);
-                continue;
-            }
-            let block_steps = block.length.div_ceil(STEP);
-            let first_step = (block.begin - span_begin) / STEP;
-            // The next block's lines are fetched into the cache while this one computes,
-            // spread over the kernel runs and their steps.
-            let upcoming = blocks.get(index + 1).map(|next| right.lines(next));
-            let column_pairs = block.columns.div_ceil(2 * TILE);
-            let runs = column_pairs * row_tiles / 2;
-            let per_run = upcoming.map_or(0, |lines| lines.count().div_ceil(runs));
-            for pair in 0..row_tiles / 2 {
-                for column_pair in 0..column_pairs {
-                    let column_tile = 2 * column_pair;
-                    let b = |tile: usize, step: usize| {
-                        block_tiles
-                            .as_ptr()
-                            .add(((column_tile + tile) * block_steps + step) * TILE)
-                    };
-                    let x = |row_tile: usize, step: usize, piece: usize| {
-                        let index =
-                            ((row_tile * span_steps + first_step + step) * PIECES + piece) * TILE;
-                        pieces.as_ptr().add(index)
-                    };
-                    let run = pair * column_pairs + column_pair;
-                    let fetch = upcoming.map_or(LineCursor::EMPTY, |lines| {
-                        lines.cursor(run * per_run, per_run)
-                    });
-                    run_kernel(
-                        block_steps,
-                        2 * pair,
-                        &x,
-                        &b,
-                        (fetch, per_run.div_ceil(block_steps)),
-                    );
-                    let rows = (2 * pair * TILE, m);
-                    let columns = (block.first + column_tile * TILE, n);
-                    add_accumulators(out, out_stride, rows, columns);
+                // Computed by the float32 kernels; the next block packed at once.
+                float32_block(out, out_stride, adding, a, right, m, block);
+                if let Some(upcoming) = upcoming {
+                    next_exact = pack_block(next, right, upcoming, 0..upcoming_tiles);
+                }
+            } else {
+                let block_steps = block.length.div_ceil(STEP);
+                let first_step = (block.begin - span_begin) / STEP;
+                let column_pairs = block.columns.div_ceil(2 * TILE);
+                let runs = column_pairs * row_tiles / 2;
+                let per_run = upcoming_tiles.div_ceil(runs);
+                for pair in 0..row_tiles / 2 {
+                    for column_pair in 0..column_pairs {
+                        let column_tile = 2 * column_pair;
+                        let b = |tile: usize, step: usize| {
+                            let index = ((column_tile + tile) * block_steps + step) * TILE;
+                            current.as_ptr().add(index)
+                        };
+                        let x = |row_tile: usize, step: usize, piece: usize| {
+                            let step = row_tile * span_steps + first_step + step;
+                            pieces.as_ptr().add((step * PIECES + piece) * TILE)
+                        };
+                        run_kernel(block_steps, 2 * pair, &x, &b);
+                        if let Some(upcoming) = upcoming {
+                            let run = pair * column_pairs + column_pair;
+                            let slice = (run * per_run).min(upcoming_tiles)
+                                ..((run + 1) * per_run).min(upcoming_tiles);
+                            next_exact &= pack_block(next, right, upcoming, slice);
+                        }
+                        let rows = (2 * pair * TILE, m);
+                        let columns = (block.first + column_tile * TILE, n);
+                        store_accumulators(out, out_stride, adding, rows, columns);
+                    }
                 }
             }
+            std::mem::swap(&mut current, &mut next);
+            exact = next_exact;
         }
         asm!("tilerelease", options(nostack, nomem));
         true
     })
 }
 
-/// `out += a · B` over one block of `B` by the float32 kernels (a block whose values are not
-/// all bfloat16 numbers).
+/// The number of tiles of a packed block.
+fn tile_count(block: &Block) -> usize {
+    block.columns.div_ceil(TILE) * block.length.div_ceil(STEP)
+}
+
+/// `out (+)= a · B` over one block of `B` (added to `out` when `adding`) by the float32
+/// kernels (a block whose values are not all bfloat16 numbers).
 #[target_feature(enable = "avx512f,avx2")]
 unsafe fn float32_block(
     out: *mut f32,
     out_stride: usize,
+    adding: bool,
     a: Rows,
     right: RightOperand,
     m: usize,
@@ -237,20 +245,11 @@ unsafe fn float32_block(
         start: a.start.add(block.begin),
         row_stride: a.row_stride,
     };
-    let right = match right {
-        RightOperand::WeightRows(w) => RightOperand::WeightRows(Rows {
-            start: w.start.add(block.first * w.row_stride + block.begin),
-            row_stride: w.row_stride,
-        }),
-        RightOperand::Matrix(b) => RightOperand::Matrix(Rows {
-            start: b.start.add(block.begin * b.row_stride + block.first),
-            row_stride: b.row_stride,
-        }),
-    };
+    let right = right.from(block.first, block.begin);
     tiles::product(
         out.add(block.first),
         out_stride,
-        true,
+        adding,
         a,
         right,
         (m, block.columns, block.length),
@@ -259,8 +258,7 @@ unsafe fn float32_block(
 
 /// One kernel run: the accumulator tiles 0-3 (rows of tiles `row_tile`, `row_tile + 1` by the
 /// two column tiles of `b`) set to the sum over `steps` steps and the three pieces of
-/// `pieces · b`. Tiles 4-5 hold pieces, 6-7 the right operand. `per_step` lines of `fetch`
-/// are fetched into the cache at every step.
+/// `pieces · b`. Tiles 4-5 hold pieces, 6-7 the right operand.
 #[target_feature(enable = "avx512f")]
 #[inline]
 unsafe fn run_kernel(
@@ -268,7 +266,6 @@ unsafe fn run_kernel(
     row_tile: usize,
     pieces: &impl Fn(usize, usize, usize) -> *const Line,
     b: &impl Fn(usize, usize) -> *const Line,
-    (mut fetch, per_step): (LineCursor, usize),
 ) {
     const STRIDE: usize = 64;
     asm!(
@@ -279,7 +276,6 @@ unsafe fn run_kernel(
         options(nostack, nomem)
     );
     for step in 0..steps {
-        fetch.fetch(per_step);
         asm!(
             "tileloadd tmm6, [{b0} + {stride}*1]",
             "tileloadd tmm7, [{b1} + {stride}*1]",
@@ -305,12 +301,14 @@ unsafe fn run_kernel(
     }
 }
 
-/// Adds the accumulator tiles 0-3 (a 32 x 32 block of the output at rows `first_row..`,
-/// columns `first_column..`) to `out`, within its `m` rows and `n` columns.
+/// Stores the accumulator tiles 0-3 (a 32 x 32 block of the output at rows `first_row..`,
+/// columns `first_column..`) into `out`, or adds them to it when `adding`, within its `m` rows
+/// and `n` columns.
 #[target_feature(enable = "avx512f")]
-unsafe fn add_accumulators(
+unsafe fn store_accumulators(
     out: *mut f32,
     out_stride: usize,
+    adding: bool,
     (first_row, m): (usize, usize),
     (first_column, n): (usize, usize),
 ) {
@@ -340,11 +338,11 @@ unsafe fn add_accumulators(
         let mask = column_mask(n - column);
         for r in 0..TILE.min(m.saturating_sub(row0)) {
             let target = out.add((row0 + r) * out_stride + column);
-            let sum = _mm512_add_ps(
-                _mm512_maskz_loadu_ps(mask, target),
-                _mm512_loadu_ps(block[tile * TILE + r].as_ptr()),
-            );
-            _mm512_mask_storeu_ps(target, mask, sum);
+            let mut value = _mm512_loadu_ps(block[tile * TILE + r].as_ptr());
+            if adding {
+                value = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, target), value);
+            }
+            _mm512_mask_storeu_ps(target, mask, value);
         }
     }
 }
@@ -418,84 +416,83 @@ unsafe fn pack_pieces(
     }
 }
 
-/// Packs `block` of the right operand into tiles `[column tile][step]` in the tile unit's
-/// layout (row `q` of a tile: for each of its 16 columns, the inner elements `2q` and `2q + 1`
-/// side by side), zero past the operand's columns and inner elements. Returns whether every
-/// value was a bfloat16 number (else the tiles are not to be used).
+/// Packs the tiles `tiles` (ordinals in the order they are read from memory; a tile lands at
+/// index `column tile * steps + step`) of `block` of the right operand into `packed`, in the tile unit's layout (row `q` of a tile: for each of its 16
+/// columns, the inner elements `2q` and `2q + 1` side by side), zero past the operand's columns
+/// and inner elements. Returns whether every value read was a bfloat16 number (else the tiles
+/// are not to be used).
 #[target_feature(enable = "avx512f,avx512bw,avx2")]
-unsafe fn pack_block(tiles: &mut [Line], right: RightOperand, block: &Block) -> bool {
+unsafe fn pack_block(
+    packed: &mut [Line],
+    right: RightOperand,
+    block: &Block,
+    tiles: Range<usize>,
+) -> bool {
     let steps = block.length.div_ceil(STEP);
-    let column_tiles = block.columns.div_ceil(TILE);
     let low_bits = _mm512_set1_epi32(0xFFFF);
     let mut seen = _mm512_setzero_si512();
-    let out = tiles.as_mut_ptr() as *mut __m512i;
-    match right {
-        RightOperand::Matrix(b) => {
-            let high = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
-            for column_tile in 0..column_tiles {
-                let columns = block.columns - column_tile * TILE;
+    let out = packed.as_mut_ptr() as *mut __m512i;
+    // The odd 16-bit words (top halves of the floats) of two vectors, in order.
+    let odd_words = _mm512_set_epi16(
+        63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33, 31, 29, 27, 25, 23, 21, 19,
+        17, 15, 13, 11, 9, 7, 5, 3, 1,
+    );
+    let high_halves = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
+    let column_tiles = block.columns.div_ceil(TILE);
+    for ordinal in tiles {
+        // Weight rows are read along their inner elements, a matrix's rows along its columns
+        // (one run of memory after another, as the hardware prefetchers follow best).
+        let (column_tile, step) = match right {
+            RightOperand::WeightRows(_) => (ordinal / steps, ordinal % steps),
+            RightOperand::Matrix(_) => (ordinal % column_tiles, ordinal / column_tiles),
+        };
+        let target = out.add((column_tile * steps + step) * TILE);
+        let available = block.length - step * STEP;
+        let columns = block.columns - column_tile * TILE;
+        match right {
+            RightOperand::Matrix(b) => {
                 let mask = column_mask(columns);
-                for step in 0..steps {
-                    for q in 0..TILE {
-                        let inner = step * STEP + 2 * q;
-                        let load = |t: usize| {
-                            if t < block.length {
-                                let row = b.start.add(
-                                    (block.begin + t) * b.row_stride
-                                        + block.first
-                                        + column_tile * TILE,
-                                );
-                                _mm512_castps_si512(_mm512_maskz_loadu_ps(mask, row))
-                            } else {
-                                _mm512_setzero_si512()
-                            }
-                        };
-                        let (even, odd) = (load(inner), load(inner + 1));
-                        seen = _mm512_or_si512(seen, _mm512_or_si512(even, odd));
-                        let pair = _mm512_or_si512(
-                            _mm512_srli_epi32::<16>(even),
-                            _mm512_and_si512(odd, high),
-                        );
-                        _mm512_storeu_si512(out.add((column_tile * steps + step) * TILE + q), pair);
-                    }
+                let source = b.start.add(
+                    (block.begin + step * STEP) * b.row_stride + block.first + column_tile * TILE,
+                );
+                for q in 0..TILE {
+                    let load = |t: usize| {
+                        if t < available {
+                            let row = source.add(t * b.row_stride);
+                            _mm512_castps_si512(_mm512_maskz_loadu_ps(mask, row))
+                        } else {
+                            _mm512_setzero_si512()
+                        }
+                    };
+                    let (even, odd) = (load(2 * q), load(2 * q + 1));
+                    seen = _mm512_or_si512(seen, _mm512_or_si512(even, odd));
+                    let pair = _mm512_or_si512(
+                        _mm512_srli_epi32::<16>(even),
+                        _mm512_and_si512(odd, high_halves),
+                    );
+                    _mm512_storeu_si512(target.add(q), pair);
                 }
             }
-        }
-        RightOperand::WeightRows(w) => {
-            // The odd 16-bit words (top halves of the floats) of two vectors, in order.
-            let odd_words = _mm512_set_epi16(
-                63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33, 31, 29, 27, 25, 23,
-                21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1,
-            );
-            for column_tile in 0..column_tiles {
-                for step in 0..steps {
-                    let available = block.length - step * STEP;
-                    let mut rows = [_mm512_setzero_si512(); TILE];
-                    for (c, row) in rows.iter_mut().enumerate() {
-                        let column = column_tile * TILE + c;
-                        if column >= block.columns {
-                            continue;
-                        }
-                        let source = w
-                            .start
-                            .add((block.first + column) * w.row_stride + block.begin + step * STEP);
-                        let low = _mm512_castps_si512(_mm512_maskz_loadu_ps(
-                            column_mask(available),
-                            source,
-                        ));
-                        let high_mask = column_mask(available.saturating_sub(16));
-                        let high =
-                            _mm512_castps_si512(_mm512_maskz_loadu_ps(high_mask, source.add(16)));
-                        seen = _mm512_or_si512(seen, _mm512_or_si512(low, high));
-                        *row = _mm512_permutex2var_epi16(low, odd_words, high);
-                    }
-                    let transposed = transpose16(rows);
-                    for (q, line) in transposed.iter().enumerate() {
-                        _mm512_storeu_si512(
-                            out.add((column_tile * steps + step) * TILE + q),
-                            *line,
-                        );
-                    }
+            RightOperand::WeightRows(w) => {
+                let (low_mask, high_mask) = (
+                    column_mask(available),
+                    column_mask(available.saturating_sub(16)),
+                );
+                let mut rows = [_mm512_setzero_si512(); TILE];
+                for (c, row) in rows.iter_mut().enumerate().take(columns) {
+                    let source = w.start.add(
+                        (block.first + column_tile * TILE + c) * w.row_stride
+                            + block.begin
+                            + step * STEP,
+                    );
+                    let low = _mm512_castps_si512(_mm512_maskz_loadu_ps(low_mask, source));
+                    let high =
+                        _mm512_castps_si512(_mm512_maskz_loadu_ps(high_mask, source.add(16)));
+                    seen = _mm512_or_si512(seen, _mm512_or_si512(low, high));
+                    *row = _mm512_permutex2var_epi16(low, odd_words, high);
+                }
+                for (q, line) in transpose16(rows).iter().enumerate() {
+                    _mm512_storeu_si512(target.add(q), *line);
                 }
             }
         }

@@ -184,7 +184,7 @@ pub(super) struct Block {
 /// The cache lines of a block as it lies in memory: `lines_per_row` lines of 16 floats from
 /// each of `rows` rows, the first at `start`.
 #[derive(Clone, Copy)]
-pub(super) struct BlockLines {
+struct BlockLines {
     start: *const f32,
     row_stride: usize,
     rows: usize,
@@ -192,12 +192,12 @@ pub(super) struct BlockLines {
 }
 
 impl BlockLines {
-    pub(super) fn count(&self) -> usize {
+    fn count(&self) -> usize {
         self.rows * self.lines_per_row
     }
 
     /// A cursor over lines `first..first + count` (those that exist).
-    pub(super) fn cursor(&self, first: usize, count: usize) -> LineCursor {
+    fn cursor(&self, first: usize, count: usize) -> LineCursor {
         LineCursor {
             remaining: count.min(self.count().saturating_sub(first)),
             row_start: self
@@ -211,7 +211,7 @@ impl BlockLines {
 }
 
 /// Walks lines of a block in order, fetching each into the second-level cache.
-pub(super) struct LineCursor {
+struct LineCursor {
     remaining: usize,
     row_start: *const f32,
     column: usize,
@@ -221,7 +221,7 @@ pub(super) struct LineCursor {
 
 impl LineCursor {
     /// A cursor with no lines to fetch.
-    pub(super) const EMPTY: LineCursor = LineCursor {
+    const EMPTY: LineCursor = LineCursor {
         remaining: 0,
         row_start: std::ptr::null(),
         column: 0,
@@ -233,7 +233,7 @@ impl LineCursor {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     #[inline]
-    pub(super) unsafe fn fetch(&mut self, count: usize) {
+    unsafe fn fetch(&mut self, count: usize) {
         let count = count.min(self.remaining);
         self.remaining -= count;
         for _ in 0..count {
@@ -249,6 +249,20 @@ impl LineCursor {
 }
 
 impl RightOperand {
+    /// The operand from output column `column` and inner element `inner` on.
+    pub(super) fn from(&self, column: usize, inner: usize) -> RightOperand {
+        match *self {
+            RightOperand::WeightRows(w) => RightOperand::WeightRows(Rows {
+                start: w.start.wrapping_add(column * w.row_stride + inner),
+                row_stride: w.row_stride,
+            }),
+            RightOperand::Matrix(b) => RightOperand::Matrix(Rows {
+                start: b.start.wrapping_add(inner * b.row_stride + column),
+                row_stride: b.row_stride,
+            }),
+        }
+    }
+
     /// Copies `block` into `panels` as consecutive `[length, 32]` panels, one per 32 columns,
     /// zero past the last column.
     #[cfg(target_arch = "x86_64")]
@@ -287,7 +301,7 @@ impl RightOperand {
 
     /// Where `block` lies in memory, line by line: its source's rows and, in each, the run of
     /// elements (inner elements of weight rows; output columns of a row-major matrix).
-    pub(super) fn lines(&self, block: &Block) -> BlockLines {
+    fn lines(&self, block: &Block) -> BlockLines {
         let (source, (first_row, rows), (first_element, elements)) = match *self {
             RightOperand::WeightRows(w) => {
                 (w, (block.first, block.columns), (block.begin, block.length))
