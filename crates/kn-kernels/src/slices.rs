@@ -35,6 +35,9 @@ pub unsafe fn floats(t: &Tensor) -> &[f32] {
 ///
 /// # Safety
 /// As [`floats`], and nothing else may read or write `t` while the slice lives (a fresh tensor).
+// A tensor handle is shared (`&Tensor`) while its storage is written: libtorch's model, which the
+// safety contract above makes sound.
+#[allow(clippy::mut_from_ref)]
 pub unsafe fn floats_mut(t: &Tensor) -> &mut [f32] {
     std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, t.numel())
 }
