@@ -137,23 +137,7 @@ pub(super) unsafe fn product(
         return true;
     }
     let span = INNER_BLOCK * (PACKED_INNER / INNER_BLOCK);
-    let blocks: Vec<Block> = (0..inner)
-        .step_by(span)
-        .flat_map(|span_begin| {
-            let span = (span_begin, span.min(inner - span_begin));
-            (0..n).step_by(GROUP_COLUMNS).flat_map(move |first| {
-                (span.0..span.0 + span.1)
-                    .step_by(INNER_BLOCK)
-                    .map(move |begin| Block {
-                        first,
-                        columns: GROUP_COLUMNS.min(n - first),
-                        begin,
-                        length: INNER_BLOCK.min(span.0 + span.1 - begin),
-                        span,
-                    })
-            })
-        })
-        .collect();
+    let blocks = tiles::plan_blocks((n, inner), GROUP_COLUMNS, span, INNER_BLOCK);
     SCRATCH.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
         let (pieces, packed) = &mut *scratch;
@@ -538,22 +522,12 @@ mod tests {
 
     /// Deterministic test values in [-1, 1), rounded to bfloat16 numbers when `bf16`.
     fn values(count: usize, seed: u64, bf16: bool) -> Vec<f32> {
-        let mut state = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (0..count)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let value = ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0;
-                if bf16 {
-                    f32::from_bits(value.to_bits() & 0xFFFF_0000)
-                } else {
-                    value
-                }
-            })
-            .collect()
+        let values = tiles::test_support::values(count, seed);
+        if !bf16 {
+            return values;
+        }
+        let round = |value: f32| f32::from_bits(value.to_bits() & 0xFFFF_0000);
+        values.into_iter().map(round).collect()
     }
 
     #[test]
@@ -613,6 +587,7 @@ mod tests {
     /// a float32 value (that block by the float32 kernels).
     #[test]
     fn products_match_a_float64_reference() {
+        use tiles::test_support::{assert_matches_float64, rows, transposed};
         if !available() {
             eprintln!("no AMX here: the path is not used");
             return;
@@ -628,68 +603,40 @@ mod tests {
             let a = values(m * k, 1, false);
             let mut w = values(n * k, 2, true);
             if later_float {
-                // Row 300 (second column group), inner element 200 (second block).
+                // Row 300 (second column group), inner element 200 (first block).
                 w[300 * k + 200] = 0.123456789;
             }
-            let mut w_t = vec![0.0; k * n];
-            for j in 0..n {
-                for t in 0..k {
-                    w_t[t * n + j] = w[j * k + t];
-                }
-            }
+            let w_t = transposed(&w, n, k);
             let initial = values(m * n, 3, false);
             for accumulate in [false, true] {
-                for matrix in [false, true] {
+                for (right, label) in [
+                    (RightOperand::WeightRows(rows(&w, k)), "x Wᵀ"),
+                    (RightOperand::Matrix(rows(&w_t, n)), "g W"),
+                ] {
                     let mut out = initial.clone();
-                    let right = if matrix {
-                        RightOperand::Matrix(Rows {
-                            start: w_t.as_ptr(),
-                            row_stride: n,
-                        })
-                    } else {
-                        RightOperand::WeightRows(Rows {
-                            start: w.as_ptr(),
-                            row_stride: k,
-                        })
-                    };
-                    let rows = Rows {
-                        start: a.as_ptr(),
-                        row_stride: k,
-                    };
                     // SAFETY: the vectors hold the shapes given; `out` is not aliased.
-                    let taken =
-                        unsafe { product(out.as_mut_ptr(), n, accumulate, rows, right, (m, n, k)) };
+                    let taken = unsafe {
+                        product(
+                            out.as_mut_ptr(),
+                            n,
+                            accumulate,
+                            rows(&a, k),
+                            right,
+                            (m, n, k),
+                        )
+                    };
                     assert!(taken);
-                    for i in 0..m {
-                        for j in 0..n {
-                            let exact: f64 = (0..k)
-                                .map(|t| a[i * k + t] as f64 * w[j * k + t] as f64)
-                                .sum::<f64>()
-                                + if accumulate {
-                                    initial[i * n + j] as f64
-                                } else {
-                                    0.0
-                                };
-                            let tolerance = 1e-5 * (k as f64).sqrt().max(1.0);
-                            let got = out[i * n + j] as f64;
-                            assert!((got - exact).abs() <= tolerance, "({m}, {k}, {n}) matrix {matrix} at ({i}, {j}): {got} against {exact}");
-                        }
-                    }
+                    let operands = (a.as_slice(), w.as_slice(), initial.as_slice());
+                    assert_matches_float64(&out, operands, accumulate, (m, k, n), label);
                 }
             }
             // Float32 values in the first block: not taken, nothing written.
             let float_w = values(n * k, 4, false);
             let mut out = initial.clone();
-            let right = RightOperand::WeightRows(Rows {
-                start: float_w.as_ptr(),
-                row_stride: k,
-            });
-            let rows = Rows {
-                start: a.as_ptr(),
-                row_stride: k,
-            };
+            let right = RightOperand::WeightRows(rows(&float_w, k));
             // SAFETY: as above.
-            let taken = unsafe { product(out.as_mut_ptr(), n, false, rows, right, (m, n, k)) };
+            let taken =
+                unsafe { product(out.as_mut_ptr(), n, false, rows(&a, k), right, (m, n, k)) };
             assert!(!taken || k == 1 && n == 1 && float_w[0].to_bits() & 0xFFFF == 0);
             assert!(taken || out == initial);
         }

@@ -102,23 +102,7 @@ pub(super) unsafe fn product(
     let tiles = m.div_ceil(TILE_ROWS);
     let chunk = inner.div_ceil(inner.div_ceil(INNER_BLOCK));
     let span = chunk * (PACKED_INNER / chunk).max(1);
-    let blocks: Vec<Block> = (0..inner)
-        .step_by(span)
-        .flat_map(|span_begin| {
-            let span = (span_begin, span.min(inner - span_begin));
-            (0..n).step_by(GROUP_COLUMNS).flat_map(move |first| {
-                (span.0..span.0 + span.1)
-                    .step_by(chunk)
-                    .map(move |begin| Block {
-                        first,
-                        columns: GROUP_COLUMNS.min(n - first),
-                        begin,
-                        length: chunk.min(span.0 + span.1 - begin),
-                        span,
-                    })
-            })
-        })
-        .collect();
+    let blocks = plan_blocks((n, inner), GROUP_COLUMNS, span, chunk);
     SCRATCH.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
         let (packed_rows, panels) = &mut *scratch;
@@ -167,6 +151,35 @@ pub(super) unsafe fn product(
             }
         }
     });
+}
+
+/// The blocks of a product's right operand (`[inner, n]`) in the order they are computed: spans
+/// of `span` inner elements (the input rows packed once per span), in each the groups of
+/// `group_columns` output columns, in each the blocks of at most `chunk` inner elements (`span`
+/// a multiple of `chunk`).
+pub(super) fn plan_blocks(
+    (n, inner): (usize, usize),
+    group_columns: usize,
+    span: usize,
+    chunk: usize,
+) -> Vec<Block> {
+    (0..inner)
+        .step_by(span)
+        .flat_map(|span_begin| {
+            let span = (span_begin, span.min(inner - span_begin));
+            (0..n).step_by(group_columns).flat_map(move |first| {
+                (span.0..span.0 + span.1)
+                    .step_by(chunk)
+                    .map(move |begin| Block {
+                        first,
+                        columns: group_columns.min(n - first),
+                        begin,
+                        length: chunk.min(span.0 + span.1 - begin),
+                        span,
+                    })
+            })
+        })
+        .collect()
 }
 
 /// A block of the right operand: output columns `first..first + columns` (at most
@@ -464,12 +477,13 @@ unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
     ]
 }
 
-#[cfg(all(test, target_arch = "x86_64"))]
-mod tests {
-    use super::*;
+/// What the products' tests share: test values, operands, a float64 reference.
+#[cfg(test)]
+pub(super) mod test_support {
+    use super::Rows;
 
     /// A row-major matrix over `values`.
-    fn rows(values: &[f32], row_stride: usize) -> Rows {
+    pub fn rows(values: &[f32], row_stride: usize) -> Rows {
         Rows {
             start: values.as_ptr(),
             row_stride,
@@ -477,7 +491,7 @@ mod tests {
     }
 
     /// Deterministic test values in [-1, 1).
-    fn values(count: usize, seed: u64) -> Vec<f32> {
+    pub fn values(count: usize, seed: u64) -> Vec<f32> {
         let mut state = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
@@ -490,6 +504,53 @@ mod tests {
             })
             .collect()
     }
+
+    /// The `[k, n]` row-major transpose of `w` (`[n, k]`).
+    pub fn transposed(w: &[f32], n: usize, k: usize) -> Vec<f32> {
+        let mut w_t = vec![0.0; k * n];
+        for j in 0..n {
+            for t in 0..k {
+                w_t[t * n + j] = w[j * k + t];
+            }
+        }
+        w_t
+    }
+
+    /// Asserts that `out` (`[m, n]`) is `a wᵀ` (`a` `[m, k]`, `w` `[n, k]`), plus `initial` when
+    /// `accumulate`, within float32 rounding of a float64 sum.
+    pub fn assert_matches_float64(
+        out: &[f32],
+        (a, w, initial): (&[f32], &[f32], &[f32]),
+        accumulate: bool,
+        (m, k, n): (usize, usize, usize),
+        label: &str,
+    ) {
+        for i in 0..m {
+            for j in 0..n {
+                let start = if accumulate {
+                    initial[i * n + j] as f64
+                } else {
+                    0.0
+                };
+                let exact = start
+                    + (0..k)
+                        .map(|t| a[i * k + t] as f64 * w[j * k + t] as f64)
+                        .sum::<f64>();
+                let got = out[i * n + j] as f64;
+                let tolerance = 1e-5 * (k as f64).sqrt().max(1.0);
+                assert!(
+                    (got - exact).abs() <= tolerance,
+                    "{label} ({m}, {k}, {n}) at ({i}, {j}): {got} against {exact}"
+                );
+            }
+        }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::test_support::*;
+    use super::*;
 
     /// Both kernels against a float64 sum, at shapes with partial tiles (rows, columns),
     /// a partial 8-wide transpose and several blocks of `b`, with and without accumulating.
@@ -512,50 +573,22 @@ mod tests {
             (160, 576, 1536),
         ] {
             let (a, w) = (values(m * k, 1), values(n * k, 2));
+            // `g W` with `g` = a (m x k) and `W` = wᵀ stored row-major (k x n).
+            let w_t = transposed(&w, n, k);
             let initial = values(m * n, 3);
             for accumulate in [false, true] {
                 let mut out = initial.clone();
                 let mut out_t = initial.clone();
                 // SAFETY: the slices hold the shapes given, and `out` is not aliased.
                 unsafe {
-                    let (a, w) = (rows(&a, k), rows(&w, k));
-                    let w = RightOperand::WeightRows(w);
-                    product(out.as_mut_ptr(), n, accumulate, a, w, (m, n, k));
+                    let w = RightOperand::WeightRows(rows(&w, k));
+                    product(out.as_mut_ptr(), n, accumulate, rows(&a, k), w, (m, n, k));
+                    let b = RightOperand::Matrix(rows(&w_t, n));
+                    product(out_t.as_mut_ptr(), n, accumulate, rows(&a, k), b, (m, n, k));
                 }
-                // `g W` with `g` = a (m x k) and `W` = wᵀ stored row-major (k x n).
-                let mut w_t = vec![0.0; k * n];
-                for j in 0..n {
-                    for t in 0..k {
-                        w_t[t * n + j] = w[j * k + t];
-                    }
-                }
-                // SAFETY: as above.
-                unsafe {
-                    let (a, b) = (rows(&a, k), rows(&w_t, n));
-                    let b = RightOperand::Matrix(b);
-                    product(out_t.as_mut_ptr(), n, accumulate, a, b, (m, n, k));
-                }
-                for i in 0..m {
-                    for j in 0..n {
-                        let exact: f64 = (0..k)
-                            .map(|t| a[i * k + t] as f64 * w[j * k + t] as f64)
-                            .sum::<f64>()
-                            + if accumulate {
-                                initial[i * n + j] as f64
-                            } else {
-                                0.0
-                            };
-                        let tolerance = 1e-5 * (k as f64).sqrt().max(1.0);
-                        assert!(
-                            (out[i * n + j] as f64 - exact).abs() <= tolerance,
-                            "x Wᵀ ({m}, {k}, {n}) at ({i}, {j})"
-                        );
-                        assert!(
-                            (out_t[i * n + j] as f64 - exact).abs() <= tolerance,
-                            "g W ({m}, {k}, {n}) at ({i}, {j})"
-                        );
-                    }
-                }
+                let operands = (a.as_slice(), w.as_slice(), initial.as_slice());
+                assert_matches_float64(&out, operands, accumulate, (m, k, n), "x Wᵀ");
+                assert_matches_float64(&out_t, operands, accumulate, (m, k, n), "g W");
             }
         }
     }
