@@ -11,6 +11,10 @@
 //!   block into 32-column panels that stay in the first-level cache (`x Wᵀ` transposes weight
 //!   rows into them, `g W` copies rows of the row-major `W`), the next block fetched into the
 //!   cache while the current one computes;
+//! - on CPUs with AMX, those products whose weights hold bfloat16 values (checkpoints shipped in
+//!   bf16) run on the tile units instead, exact in float32 (`amx`: each input split into three
+//!   bf16 pieces; blocks holding other values stay on the AVX-512 kernels; `KN_AMX=off` turns it
+//!   off);
 //! - everything else goes to the `gemm` crate.
 //!
 //! All of them accumulate in float32; results differ from libtorch's by float rounding only.
@@ -30,10 +34,12 @@
 //! back as float32, as under PyTorch's autocast.
 //!
 //! A thread that has a core to spare (a lone clean pass while the other workers idle) can
-//! lend few-row products a second thread with [`with_product_helper`]: each such product's
-//! weight rows are split between the two threads, which doubles the memory bandwidth the
-//! product streams the weights with. The arithmetic of every output element is the same
-//! either way, so results are identical to the bit.
+//! lend its products a second thread with [`with_product_helper`]: each few-row product's
+//! weight rows, and each blocked product's output columns, are split between the two threads,
+//! which doubles the memory bandwidth the product streams the weights with. The arithmetic of
+//! every output element is the same either way, so results are identical to the bit (except for
+//! weights that mix bfloat16 values with others, where each half of a blocked product decides
+//! on AMX by its own first block: then they differ by float32 rounding).
 
 #[cfg(target_arch = "x86_64")]
 mod amx;
