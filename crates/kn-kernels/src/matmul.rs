@@ -427,24 +427,10 @@ unsafe fn blocked_product_shared(p: BlockedProduct) {
         shape: (m, first, inner),
         ..p
     };
-    let shared = HELPER.with(|helper| {
-        let helper = helper.borrow();
-        let Some(helper) = helper.as_ref() else {
-            return false;
-        };
-        if helper.shares.send(HelperShare::Blocked(theirs)).is_err() {
-            return false;
-        }
-        blocked_product(ours);
-        // The helper only stops early if its arithmetic panicked (it cannot); it is then done
-        // with the share, and this thread computes the columns itself.
-        if receive_spinning(&helper.results).is_none() {
-            blocked_product(theirs);
-        }
-        true
-    });
-    if !shared {
-        blocked_product(p);
+    match with_helper_share(|| HelperShare::Blocked(theirs), || blocked_product(ours)) {
+        None => blocked_product(p),
+        Some(None) => blocked_product(theirs),
+        Some(Some(_)) => {}
     }
 }
 
@@ -523,27 +509,19 @@ pub fn has_product_helper() -> bool {
 fn few_rows_product_shared(out: &mut [f32], accumulate: bool, rows: &[&[f32]], columns: &[&[f32]]) {
     let n = columns.len();
     let first = n / 2;
-    let shared = n >= HELPED_COLUMNS
-        && HELPER.with(|helper| {
-            let helper = helper.borrow();
-            let Some(helper) = helper.as_ref() else {
-                return false;
-            };
-            let share = HelperShare::FewRows {
-                rows: rows.iter().map(|r| (r.as_ptr(), r.len())).collect(),
-                columns: columns.iter().map(|c| (c.as_ptr(), c.len())).collect(),
-                first,
-            };
-            if helper.shares.send(share).is_err() {
-                return false;
-            }
-            few_rows_product(out, n, accumulate, rows, &columns[..first]);
-            // The helper only stops early if its arithmetic panicked (it cannot); it is then
-            // done with the share, and this thread computes the columns itself.
-            let Some(theirs) = receive_spinning(&helper.results) else {
-                few_rows_product(&mut out[first..], n, accumulate, rows, &columns[first..]);
-                return true;
-            };
+    if n < HELPED_COLUMNS {
+        return few_rows_product(out, n, accumulate, rows, columns);
+    }
+    let share = || HelperShare::FewRows {
+        rows: rows.iter().map(|r| (r.as_ptr(), r.len())).collect(),
+        columns: columns.iter().map(|c| (c.as_ptr(), c.len())).collect(),
+        first,
+    };
+    let ours = || few_rows_product(out, n, accumulate, rows, &columns[..first]);
+    match with_helper_share(share, ours) {
+        None => few_rows_product(out, n, accumulate, rows, columns),
+        Some(None) => few_rows_product(&mut out[first..], n, accumulate, rows, &columns[first..]),
+        Some(Some(theirs)) => {
             let width = n - first;
             for (i, values) in theirs.chunks_exact(width).enumerate() {
                 let slots = &mut out[i * n + first..(i + 1) * n];
@@ -551,11 +529,26 @@ fn few_rows_product_shared(out: &mut [f32], accumulate: bool, rows: &[&[f32]], c
                     *slot = if accumulate { *slot + value } else { *value };
                 }
             }
-            true
-        });
-    if !shared {
-        few_rows_product(out, n, accumulate, rows, columns);
+        }
     }
+}
+
+/// Hands the share made by `share` to the thread's helper ([`with_product_helper`]) and runs
+/// `ours` meanwhile. `None` when the thread has no helper (nothing handed over, `ours` not
+/// run); else what the helper sent back, `None` when it stopped without answering. It only
+/// stops early if its arithmetic panicked (it cannot); it is then done with the share, and
+/// the caller computes it itself.
+fn with_helper_share(
+    share: impl FnOnce() -> HelperShare,
+    ours: impl FnOnce(),
+) -> Option<Option<Vec<f32>>> {
+    HELPER.with(|helper| {
+        let helper = helper.borrow();
+        let helper = helper.as_ref()?;
+        helper.shares.send(share()).ok()?;
+        ours();
+        Some(receive_spinning(&helper.results))
+    })
 }
 
 /// `out[i][j] (+)= rows[i] · columns[j]` for few rows, `out` row-major with rows `stride`
